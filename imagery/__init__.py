@@ -1,0 +1,25 @@
+"""satdelta.imagery: open before/after scenes, align them, score and threshold change, vectorise.
+
+Pure computation lives in the modules that take arrays; opening and writing
+rasters lives in :mod:`satdelta.imagery.scene` and :mod:`satdelta.imagery.cog`.
+"""
+
+from satdelta.imagery.errors import (
+    AlignmentError,
+    BandMismatchError,
+    InvalidParameterError,
+    NoOverlapError,
+    OutputError,
+    SatdeltaError,
+    SceneReadError,
+)
+
+__all__ = [
+    "AlignmentError",
+    "BandMismatchError",
+    "InvalidParameterError",
+    "NoOverlapError",
+    "OutputError",
+    "SatdeltaError",
+    "SceneReadError",
+]

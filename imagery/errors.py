@@ -1,0 +1,47 @@
+"""Errors raised by satdelta.
+
+Every error is a :class:`SatdeltaError` and also the builtin it narrows (as
+rasterio does with ``RasterioIOError(RasterioError, OSError)``), so callers
+can catch either.  Messages say what was expected, what came, and what to do;
+front-ends print them as one line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SatdeltaError",
+    "SceneReadError",
+    "NoOverlapError",
+    "AlignmentError",
+    "BandMismatchError",
+    "InvalidParameterError",
+    "OutputError",
+]
+
+
+class SatdeltaError(Exception):
+    """Root of every error satdelta raises on purpose."""
+
+
+class SceneReadError(SatdeltaError, OSError):
+    """A raster could not be opened or read."""
+
+
+class NoOverlapError(SatdeltaError, ValueError):
+    """Before and after scenes do not cover the same ground."""
+
+
+class AlignmentError(SatdeltaError, ValueError):
+    """The residual shift between the scenes is beyond the allowed limit."""
+
+
+class BandMismatchError(SatdeltaError, ValueError):
+    """The scenes' bands cannot be matched to each other."""
+
+
+class InvalidParameterError(SatdeltaError, ValueError):
+    """A method, threshold or other option is out of its allowed range."""
+
+
+class OutputError(SatdeltaError, OSError):
+    """An output file or directory could not be written."""

@@ -1,0 +1,105 @@
+"""Entry point of the ``satdelta`` command line.
+
+One click group; each subcommand lives in its own module and is imported only
+when it runs, so ``satdelta detect`` never pays for napari.  Errors are
+translated here, in one place: a :class:`~satdelta.imagery.errors.SatdeltaError`
+(or a click usage error) becomes one line on stderr and exit status 1; ``-v``
+adds the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from satdelta.imagery.errors import SatdeltaError
+
+# name -> "module:attribute"; each front-end module registers itself here.
+COMMANDS: dict[str, str] = {
+    "detect": "satdelta.plugins.cli.detect:detect",
+    "demo": "satdelta.plugins.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output; with -v errors show a traceback.")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("satdelta.gpkg"),
+    show_default=True,
+    envvar="SATDELTA_STORE",
+    help="Annotation store (GeoPackage file).",
+)
+@click.version_option(package_name="satdelta")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, store: Path) -> None:
+    """satdelta: find what changed between before/after imagery and tie the evidence to a report."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    ctx.obj["store"] = store
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status instead of raising."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
+    try:
+        cli.main(args=args, prog_name="satdelta", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("satdelta: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        # usage errors: keep click's own one-line message
+        click.echo(f"satdelta: error: {exc.format_message()}", err=True)
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
+        return 1 if not isinstance(exc, click.UsageError) else 2
+    except SatdeltaError as exc:
+        if verbose:
+            raise
+        click.echo(f"satdelta: error: {_one_line(exc)}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("satdelta: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug, not bad input: still one line unless -v
+        if verbose:
+            raise
+        click.echo(
+            f"satdelta: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            "(rerun with -v for the traceback and report it)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
