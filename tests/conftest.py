@@ -1,0 +1,94 @@
+"""Shared pytest fixtures for satdelta.
+
+* ``shared_data`` -- the folder of real public imagery (``<repo>/../shared/data``).
+  Tests marked ``realdata`` use :func:`require_shared` / the fixture: when the data is
+  missing they skip, except under ``CI=true`` where they fail.
+* ``write_raster`` -- writes a small raster with a known transform/CRS to ``tmp_path``.
+* ``textured`` -- a deterministic smooth random texture for registration tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT / ".." / "shared" / "data"
+
+
+def require_shared(*parts: str) -> Path:
+    """Return ``SHARED_DATA/<parts>``; skip when missing, fail when ``CI=true``."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        msg = f"shared data not found: {path} (expected ../shared/data beside the clone)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The ``../shared/data`` folder (skips, or fails under CI=true, when missing)."""
+    return require_shared()
+
+
+@pytest.fixture
+def write_raster(tmp_path: Path) -> Callable[..., Path]:
+    """Return a function ``write(name, data, **profile)`` writing a raster under ``tmp_path``.
+
+    ``data`` is ``(band, row, col)`` (or ``(row, col)``); defaults: GTiff, EPSG:32651,
+    10 m pixels with origin (500000, 4000000), no nodata.
+    """
+    import rasterio
+    from affine import Affine
+
+    def write(name: str, data: np.ndarray, **profile: Any) -> Path:
+        arr = np.asarray(data)
+        if arr.ndim == 2:
+            arr = arr[np.newaxis]
+        prof: dict[str, Any] = {
+            "driver": "GTiff",
+            "crs": "EPSG:32651",
+            "transform": Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0),
+        }
+        prof.update(profile)
+        descriptions = prof.pop("descriptions", None)
+        tags = prof.pop("tags", None)
+        prof.update(count=arr.shape[0], height=arr.shape[1], width=arr.shape[2], dtype=arr.dtype)
+        if prof.get("crs") is None:
+            prof.pop("crs", None)
+            prof.pop("transform", None)
+        path = tmp_path / name
+        with rasterio.open(path, "w", **prof) as dst:
+            dst.write(arr)
+            if descriptions:
+                for i, d in enumerate(descriptions, start=1):
+                    dst.set_band_description(i, d)
+            if tags:
+                dst.update_tags(**tags)
+        return path
+
+    return write
+
+
+def make_texture(shape: tuple[int, int], *, seed: int = 0, sigma: float = 2.0) -> np.ndarray:
+    """A smooth random texture in [0, 1], float64, deterministic for a seed."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    tex = ndimage.gaussian_filter(rng.random(shape), sigma)
+    tex -= tex.min()
+    tex /= tex.max()
+    return tex
+
+
+@pytest.fixture
+def textured() -> Callable[..., np.ndarray]:
+    """Return :func:`make_texture`."""
+    return make_texture
