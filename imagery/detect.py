@@ -1,0 +1,371 @@
+"""Change detection on two co-registered arrays: normalise, score, threshold, clean up.
+
+:func:`detect_change` is the whole-array convenience. It is built from a
+*fit* step (:func:`fit_detector`: global statistics only - normalisation,
+score scales, threshold) and an *apply* step (:meth:`ChangeDetector.apply`,
+per window with a halo of :attr:`ChangeDetector.halo_px` pixels), so a block
+runner can fit on a sample and apply per window.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
+from satdelta.imagery.morphology import area_to_pixels, clean_mask, cleanup_halo_px
+from satdelta.imagery.radiometry import (
+    NORMALISE_METHODS,
+    HistogramMatching,
+    LinearNormalisation,
+    NormaliseMethod,
+    fit_irmad,
+    fit_normalisation,
+)
+from satdelta.imagery.scores import SCORE_METHODS, ScoreMethod, ScoreModel, fit_score
+from satdelta.imagery.threshold import (
+    THRESHOLD_METHODS,
+    ThresholdFit,
+    ThresholdMethod,
+    fit_threshold,
+)
+
+__all__ = [
+    "NORMALISE_METHODS",
+    "SCORE_METHODS",
+    "THRESHOLD_METHODS",
+    "ChangeDetector",
+    "ChangeMaps",
+    "detect_change",
+    "fit_detector",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChangeMaps:
+    """Result of change detection on one grid.
+
+    Attributes
+    ----------
+    score : (M, N) float32 ndarray
+        Change score, larger = more change; NaN where not valid.
+    changed : (M, N) bool ndarray
+        True = changed; always False where not valid.
+    valid : (M, N) bool ndarray
+        True = both dates have data.
+    threshold : float
+        Score value above which a pixel was called changed (before clean-up).
+    method, threshold_method : str
+        Concrete methods used (never ``"auto"``).
+    parameters : dict
+        Every parameter actually used, JSON-serialisable.
+    """
+
+    score: NDArray[np.float32]
+    changed: NDArray[np.bool_]
+    valid: NDArray[np.bool_]
+    threshold: float
+    method: str
+    threshold_method: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shp = self.valid.shape
+        if self.valid.ndim != 2 or self.score.shape != shp or self.changed.shape != shp:
+            raise InvalidParameterError(
+                f"score, changed and valid must be (row, col) arrays of one shape, got "
+                f"{self.score.shape}, {self.changed.shape}, {self.valid.shape}."
+            )
+        if self.valid.dtype != np.bool_ or self.changed.dtype != np.bool_:
+            raise InvalidParameterError("changed and valid must be bool arrays.")
+        if self.score.dtype != np.float32:
+            raise InvalidParameterError(f"score must be float32, got {self.score.dtype}.")
+        if np.any(self.changed & ~self.valid):
+            raise InvalidParameterError("changed must be False wherever valid is False.")
+        if not math.isfinite(self.threshold):
+            raise InvalidParameterError(f"threshold must be finite, got {self.threshold!r}.")
+
+    @property
+    def changed_fraction(self) -> float:
+        """Fraction of valid pixels called changed."""
+        n = int(self.valid.sum())
+        return float(self.changed.sum()) / n if n else 0.0
+
+
+@dataclass(frozen=True)
+class ChangeDetector:
+    """Fitted global state of a change detector; :meth:`apply` works per window.
+
+    Attributes
+    ----------
+    normalisation : LinearNormalisation or HistogramMatching or None
+    score : ScoreModel
+    threshold : ThresholdFit
+    cleanup_radius_px, min_pixels : int
+        Morphological clean-up radius and minimum region size in pixels.
+    parameters : dict
+        JSON-serialisable record of everything used.
+    """
+
+    normalisation: LinearNormalisation | HistogramMatching | None
+    score: ScoreModel
+    threshold: ThresholdFit
+    cleanup_radius_px: int
+    min_pixels: int
+    parameters: dict[str, Any]
+
+    @property
+    def halo_px(self) -> int:
+        """Context a window needs on each side for :meth:`apply` to match the whole-array result."""
+        return self.score.halo_px + cleanup_halo_px(self.cleanup_radius_px)
+
+    def score_window(
+        self, before: NDArray, after: NDArray, valid: NDArray[np.bool_]
+    ) -> NDArray[np.float32]:
+        """Normalise and score one window; NaN where not valid."""
+        a = after if self.normalisation is None else self.normalisation.apply(after)
+        s = self.score.apply(before, a)
+        return np.where(valid & np.isfinite(s), s, np.float32(np.nan)).astype(np.float32)
+
+    def apply(
+        self, before: NDArray, after: NDArray, valid: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Score, threshold and clean one window (include :attr:`halo_px` of context).
+
+        Returns
+        -------
+        score : (M, N) float32 ndarray
+            NaN where not valid.
+        changed : (M, N) bool ndarray
+            True = changed, False where not valid.
+        """
+        s = self.score_window(before, after, valid)
+        ok = valid & np.isfinite(s)
+        with np.errstate(invalid="ignore"):
+            raw = ok & (s > self.threshold.threshold)
+        changed = clean_mask(
+            raw, valid=ok, radius_px=self.cleanup_radius_px, min_pixels=self.min_pixels
+        )
+        return s, changed
+
+
+def _as_pair(before: ArrayLike, after: ArrayLike) -> tuple[NDArray, NDArray]:
+    b = np.asarray(before)
+    a = np.asarray(after)
+    if b.ndim == 2:
+        b = b[None]
+    if a.ndim == 2:
+        a = a[None]
+    if b.ndim != 3 or a.ndim != 3:
+        raise BandMismatchError(
+            f"before and after must be (band, row, col) arrays, got shapes {b.shape} and {a.shape}."
+        )
+    if b.shape != a.shape:
+        raise BandMismatchError(
+            f"before and after must share one (band, row, col) shape, got {b.shape} and "
+            f"{a.shape}; coregister the scenes (satdelta.imagery.align.coregister) first."
+        )
+    if not (np.issubdtype(b.dtype, np.number) and np.issubdtype(a.dtype, np.number)):
+        raise InvalidParameterError(
+            f"before and after must be numeric arrays, got {b.dtype} and {a.dtype}."
+        )
+    return b.astype(np.float32, copy=False), a.astype(np.float32, copy=False)
+
+
+def _resolve_valid(b: NDArray, a: NDArray, valid: ArrayLike | None) -> NDArray[np.bool_]:
+    finite = np.isfinite(b).all(axis=0) & np.isfinite(a).all(axis=0)
+    if valid is None:
+        return finite
+    v = np.asarray(valid)
+    if v.shape != b.shape[1:]:
+        raise InvalidParameterError(
+            f"valid must be a (row, col) bool mask of shape {b.shape[1:]}, got {v.shape}."
+        )
+    if v.dtype != np.bool_:
+        raise InvalidParameterError(
+            f"valid must be a bool mask (True = pixel has data), got dtype {v.dtype}."
+        )
+    return v & finite
+
+
+def fit_detector(
+    before: ArrayLike,
+    after: ArrayLike,
+    *,
+    valid: ArrayLike | None = None,
+    pixel_size_m: float | None = None,
+    band_names: Sequence[str] | None = None,
+    method: ScoreMethod = "auto",
+    threshold: ThresholdMethod = "auto",
+    threshold_value: float | None = None,
+    normalise: NormaliseMethod = "auto",
+    min_area_m2: float | None = None,
+) -> ChangeDetector:
+    """Fit the global statistics of a change detector (see :func:`detect_change`)."""
+    b, a = _as_pair(before, after)
+    ok = _resolve_valid(b, a, valid)
+    for name, val, choices in (
+        ("method", method, SCORE_METHODS),
+        ("threshold", threshold, THRESHOLD_METHODS),
+        ("normalise", normalise, NORMALISE_METHODS),
+    ):
+        if val not in choices:
+            raise InvalidParameterError(f"{name} must be one of {choices}, got {val!r}.")
+    if pixel_size_m is not None and not (
+        isinstance(pixel_size_m, int | float) and math.isfinite(pixel_size_m) and pixel_size_m > 0
+    ):
+        raise InvalidParameterError(
+            f"pixel_size_m must be a positive number of metres or None, got {pixel_size_m!r}."
+        )
+    if band_names is not None and len(band_names) != b.shape[0]:
+        raise BandMismatchError(
+            f"band_names has {len(band_names)} names for {b.shape[0]} bands: "
+            f"{tuple(band_names)}; give one name per band or none."
+        )
+    if min_area_m2 is not None:
+        min_pixels = area_to_pixels(float(min_area_m2), pixel_size_m)
+    else:
+        min_pixels = 0
+    n_valid = int(ok.sum())
+    if n_valid < 2:
+        raise InvalidParameterError(
+            f"change detection needs at least 2 valid pixels, got {n_valid}; check the "
+            "no-data masks and that the scenes overlap."
+        )
+
+    score_method = "cva" if method == "auto" else method
+    norm_method = normalise
+    if normalise == "auto":
+        norm_method = "irmad" if b.shape[0] >= 3 else "histogram"
+    irmad = None
+    if norm_method == "irmad" or score_method == "irmad":
+        irmad = fit_irmad(b, a, valid=ok)
+    norm = fit_normalisation(b, a, method=norm_method, valid=ok, irmad=irmad)
+    a_n = a if norm is None else norm.apply(a)
+    score_model: ScoreModel = fit_score(
+        b,
+        a_n,
+        method=score_method,
+        valid=ok,
+        band_names=band_names,
+        irmad=irmad if norm_method == "none" else None,
+    )
+    s = score_model.apply(b, a_n)
+    sample = s[ok & np.isfinite(s)]
+    thr = fit_threshold(sample, method=threshold, value=threshold_value)
+    params: dict[str, Any] = {
+        "method": score_model.method,
+        "score": score_model.parameters,
+        "normalise": norm_method,
+        "normalisation": None if norm is None else norm.to_dict(),
+        "threshold_method": thr.method,
+        "threshold": thr.threshold,
+        "threshold_fit": thr.parameters,
+        "threshold_value": threshold_value,
+        "pixel_size_m": pixel_size_m,
+        "band_names": list(band_names) if band_names is not None else None,
+        "min_area_m2": None if min_area_m2 is None else float(min_area_m2),
+        "min_pixels": min_pixels,
+        "cleanup_radius_px": 0,
+    }
+    return ChangeDetector(norm, score_model, thr, 0, min_pixels, params)
+
+
+def detect_change(
+    before: ArrayLike,
+    after: ArrayLike,
+    *,
+    valid: ArrayLike | None = None,
+    pixel_size_m: float | None = None,
+    band_names: Sequence[str] | None = None,
+    method: ScoreMethod = "auto",
+    threshold: ThresholdMethod = "auto",
+    threshold_value: float | None = None,
+    normalise: NormaliseMethod = "auto",
+    min_area_m2: float | None = None,
+) -> ChangeMaps:
+    """Find changed pixels between two co-registered images.
+
+    Parameters
+    ----------
+    before, after : (B, M, N) array_like
+        The two dates on one grid (a 2-D array is read as one band).
+    valid : (M, N) bool array_like, optional
+        True = pixel has data in both dates. Non-finite pixels are always
+        invalid. Invalid pixels never count as changed.
+    pixel_size_m : float, optional
+        Ground size of a pixel in metres; ``None`` = unknown (areas are then
+        read as pixel counts).
+    band_names : sequence of str, optional
+        One name per band (needed by ``"ndvi"``/``"ndwi"``).
+    method : {"auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi"}
+        Change score (:mod:`satdelta.imagery.scores`).
+    threshold : {"auto", "mixture", "otsu", "kmeans", "value", "percentile"}
+        Threshold method (:mod:`satdelta.imagery.threshold`).
+    threshold_value : float, optional
+        The value for ``"value"``; the percentile for ``"percentile"``.
+    normalise : {"auto", "none", "histogram", "irmad"}
+        Radiometric normalisation of after onto before
+        (:mod:`satdelta.imagery.radiometry`).
+    min_area_m2 : float, optional
+        Changed regions smaller than this (square metres) are dropped.
+
+    Returns
+    -------
+    ChangeMaps
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown method or an out-of-range option.
+    BandMismatchError
+        Arrays of different shapes, or index scores without the needed bands.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> before = rng.normal(100, 5, size=(3, 40, 40)).astype("float32")
+    >>> after = before + rng.normal(0, 1, size=before.shape).astype("float32")
+    >>> after[:, 10:20, 10:20] += 40
+    >>> maps = detect_change(before, after)
+    >>> bool(maps.changed[10:20, 10:20].all()), int(maps.changed.sum())
+    (True, 100)
+    """
+    b, a = _as_pair(before, after)
+    ok = _resolve_valid(b, a, valid)
+    det = fit_detector(
+        b,
+        a,
+        valid=ok,
+        pixel_size_m=pixel_size_m,
+        band_names=band_names,
+        method=method,
+        threshold=threshold,
+        threshold_value=threshold_value,
+        normalise=normalise,
+        min_area_m2=min_area_m2,
+    )
+    score, changed = det.apply(b, a, ok)
+    log.info(
+        "change detection: %s + %s threshold %.4g, %.2f %% of valid pixels changed",
+        det.score.method,
+        det.threshold.method,
+        det.threshold.threshold,
+        100.0 * changed.sum() / max(int(ok.sum()), 1),
+    )
+    return ChangeMaps(
+        score=score,
+        changed=changed,
+        valid=ok,
+        threshold=det.threshold.threshold,
+        method=det.score.method,
+        threshold_method=det.threshold.method,
+        parameters=det.parameters,
+    )

@@ -1,0 +1,122 @@
+"""Clean-up of a binary change mask: morphology and a minimum area in square metres.
+
+All operations are local with a known halo (:func:`cleanup_halo_px`), so a
+block runner can apply them per window. The minimum-area filter is exact
+only for objects that fit inside a window plus halo; the block runner should
+use a halo at least as large as the largest object it must judge.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from satdelta.imagery.errors import InvalidParameterError
+from scipy import ndimage
+
+__all__ = ["area_to_pixels", "cleanup_halo_px", "clean_mask", "remove_small"]
+
+log = logging.getLogger(__name__)
+
+
+def area_to_pixels(min_area_m2: float, pixel_size_m: float | None) -> int:
+    """Number of pixels an area in m² covers (rounded up; 0 for area 0).
+
+    With ``pixel_size_m=None`` (not georeferenced) the area is read as pixels.
+
+    Examples
+    --------
+    >>> area_to_pixels(1800.0, 30.0)
+    2
+    >>> area_to_pixels(5, None)
+    5
+    """
+    if not math.isfinite(min_area_m2) or min_area_m2 < 0:
+        raise InvalidParameterError(
+            f"min_area_m2 must be a finite number >= 0 (square metres), got {min_area_m2!r}."
+        )
+    if pixel_size_m is None:
+        return int(math.ceil(min_area_m2))
+    if not (math.isfinite(pixel_size_m) and pixel_size_m > 0):
+        raise InvalidParameterError(
+            f"pixel_size_m must be a positive number of metres, got {pixel_size_m!r}."
+        )
+    return int(math.ceil(min_area_m2 / pixel_size_m**2 - 1e-9))
+
+
+def remove_small(mask: NDArray[np.bool_], min_pixels: int) -> NDArray[np.bool_]:
+    """Drop 8-connected True regions smaller than ``min_pixels``.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5), bool); m[0, 0] = True; m[2:5, 2:5] = True
+    >>> remove_small(m, 2).sum()
+    np.int64(9)
+    """
+    if min_pixels <= 1:
+        return mask.copy()
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return mask.copy()
+    sizes = np.bincount(lab.ravel())
+    keep = sizes >= min_pixels
+    keep[0] = False
+    return keep[lab]
+
+
+def cleanup_halo_px(radius_px: int) -> int:
+    """Halo (pixels per side) a window needs for :func:`clean_mask` with this radius."""
+    return 2 * max(int(radius_px), 0)
+
+
+def clean_mask(
+    changed: NDArray[np.bool_],
+    *,
+    valid: NDArray[np.bool_] | None = None,
+    radius_px: int = 0,
+    min_pixels: int = 0,
+) -> NDArray[np.bool_]:
+    """Morphological opening then closing with a disk, then a minimum region size.
+
+    Parameters
+    ----------
+    changed : (M, N) bool ndarray
+        True = changed.
+    valid : (M, N) bool ndarray, optional
+        True = pixel has data; the result is always False where not valid.
+    radius_px : int, optional
+        Disk radius of the opening/closing (0 = none).
+    min_pixels : int, optional
+        Regions with fewer pixels are dropped.
+
+    Returns
+    -------
+    (M, N) bool ndarray
+        True = changed.
+
+    Examples
+    --------
+    >>> m = np.zeros((7, 7), bool); m[1:6, 1:6] = True; m[0, 6] = True
+    >>> int(clean_mask(m, radius_px=1).sum())  # the lone corner pixel is gone
+    25
+    """
+    if radius_px < 0 or min_pixels < 0:
+        raise InvalidParameterError(
+            f"radius_px and min_pixels must be >= 0, got {radius_px} and {min_pixels}."
+        )
+    out = np.asarray(changed, dtype=bool)
+    if valid is not None:
+        out = out & valid
+    if radius_px > 0:
+        r = int(radius_px)
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        disk = (yy**2 + xx**2) <= r * r + r  # slightly rounder than the exact disk
+        out = ndimage.binary_opening(out, structure=disk)
+        out = ndimage.binary_closing(out, structure=disk)
+    if min_pixels > 1:
+        out = remove_small(out, min_pixels)
+    if valid is not None:
+        out &= valid
+    return out

@@ -1,0 +1,376 @@
+"""Split a change score into changed / unchanged: fit a threshold on score samples.
+
+Fitting works on a 1-D sample of finite scores (the whole image or a random
+sample of it), so a block runner can fit once and apply ``score > threshold``
+per window.
+
+Methods
+-------
+``"mixture"``
+    Two-class mixture fitted by EM, decision where the posteriors are equal
+    (Bruzzone & Prieto 2000, "Automatic analysis of the difference image for
+    unsupervised change detection", IEEE TGRS 38(3)). The score is modelled
+    on a log scale (change magnitudes are non-negative and right-skewed, so
+    the log makes each class close to Gaussian); the two-Gaussian model is
+    initialised from the Otsu split.
+``"otsu"``
+    Otsu (1979), maximal between-class variance (``skimage.filters.threshold_otsu``).
+``"kmeans"``
+    Two-cluster k-means (Lloyd) on the scores; the threshold is the mid-point
+    between the two centres.
+``"value"``
+    A fixed value given by the caller.
+``"percentile"``
+    The given percentile (0-100) of the scores.
+``"auto"``
+    ``"mixture"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from satdelta.imagery.errors import InvalidParameterError
+from scipy.special import gammaln
+
+__all__ = [
+    "THRESHOLD_METHODS",
+    "ThresholdFit",
+    "ThresholdMethod",
+    "fit_threshold",
+    "kmeans_threshold",
+    "mixture_threshold",
+    "otsu_threshold",
+]
+
+log = logging.getLogger(__name__)
+
+ThresholdMethod = Literal["auto", "mixture", "otsu", "kmeans", "value", "percentile"]
+THRESHOLD_METHODS: tuple[str, ...] = ("auto", "mixture", "otsu", "kmeans", "value", "percentile")
+
+#: Percentile used by ``method="percentile"`` when the caller gives none.
+DEFAULT_PERCENTILE = 95.0
+
+
+@dataclass(frozen=True)
+class ThresholdFit:
+    """A fitted threshold: pixels with ``score > threshold`` are changed.
+
+    Attributes
+    ----------
+    threshold : float
+        Decision value on the score scale.
+    method : str
+        Concrete method used (never ``"auto"``).
+    parameters : dict
+        JSON-serialisable details of the fit (e.g. mixture means and weights).
+    """
+
+    threshold: float
+    method: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.threshold):
+            raise InvalidParameterError(
+                f"threshold must be a finite number, got {self.threshold!r}; "
+                "check that the score has finite values."
+            )
+        if self.method not in THRESHOLD_METHODS or self.method == "auto":
+            raise InvalidParameterError(
+                f"threshold method must be one of {THRESHOLD_METHODS[1:]}, got {self.method!r}."
+            )
+
+
+def _finite_sample(values: ArrayLike) -> NDArray[np.float64]:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        raise InvalidParameterError(
+            f"a threshold needs at least 2 finite score values, got {v.size}; "
+            "check the valid mask (no-data everywhere?)."
+        )
+    return v
+
+
+def otsu_threshold(values: ArrayLike, *, nbins: int = 256) -> float:
+    """Otsu's (1979) threshold of the finite values: maximal between-class variance.
+
+    Computed on a ``nbins`` histogram; the threshold is the upper edge of the
+    last bin of the lower class, so every value in the lower class is
+    ``<= threshold``.
+
+    Parameters
+    ----------
+    values : array_like
+        Score samples; non-finite values are ignored.
+    nbins : int, optional
+        Histogram bins.
+
+    Returns
+    -------
+    float
+        The threshold; values strictly above it form the upper class.
+
+    Examples
+    --------
+    >>> t = otsu_threshold([0.0, 0.1, 0.2, 5.0, 5.1, 5.2])
+    >>> 0.2 <= t < 5.0
+    True
+    """
+    v = _finite_sample(values)
+    lo, hi = float(v.min()), float(v.max())
+    if lo == hi:
+        return lo
+    counts, edges = np.histogram(v, bins=nbins, range=(lo, hi))
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(counts)[:-1].astype(np.float64)
+    w1 = v.size - w0
+    s0 = np.cumsum(counts * centres)[:-1]
+    total = float((counts * centres).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m0 = s0 / w0
+        m1 = (total - s0) / w1
+        between = w0 * w1 * (m0 - m1) ** 2
+    between[~np.isfinite(between)] = -1.0
+    k = int(np.argmax(between))
+    return float(edges[k + 1])
+
+
+def kmeans_threshold(values: ArrayLike, *, max_iter: int = 100) -> tuple[float, dict[str, Any]]:
+    """Two-cluster 1-D k-means (Lloyd's algorithm); threshold between the centres.
+
+    Parameters
+    ----------
+    values : array_like
+        Score samples; non-finite values are ignored.
+    max_iter : int, optional
+        Iteration limit.
+
+    Returns
+    -------
+    threshold : float
+        Mid-point of the two cluster centres.
+    parameters : dict
+        ``{"centres": [low, high], "iterations": n}``.
+
+    Examples
+    --------
+    >>> t, p = kmeans_threshold([0.0, 0.1, 0.2, 5.0, 5.1, 5.2])
+    >>> round(t, 3)
+    2.6
+    """
+    v = _finite_sample(values)
+    lo, hi = float(v.min()), float(v.max())
+    if lo == hi:
+        return lo, {"centres": [lo, hi], "iterations": 0}
+    c0, c1 = lo, hi
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (count used after the loop)
+        t = 0.5 * (c0 + c1)
+        low, high = v[v <= t], v[v > t]
+        n0 = float(low.mean()) if low.size else c0
+        n1 = float(high.mean()) if high.size else c1
+        if abs(n0 - c0) <= 1e-9 * (hi - lo) and abs(n1 - c1) <= 1e-9 * (hi - lo):
+            c0, c1 = n0, n1
+            break
+        c0, c1 = n0, n1
+    return 0.5 * (c0 + c1), {"centres": [c0, c1], "iterations": it}
+
+
+def _log_pdf(x: NDArray[np.float64], family: str, p0: float, p1: float) -> NDArray[np.float64]:
+    """Log density; ``(p0, p1)`` = (mean, std) for gaussian, (shape, scale) for gamma."""
+    if family == "gaussian":
+        return -np.log(p1) - 0.5 * np.log(2 * np.pi) - 0.5 * ((x - p0) / p1) ** 2
+    return (p0 - 1.0) * np.log(x) - x / p1 - gammaln(p0) - p0 * np.log(p1)
+
+
+def _params_from_moments(family: str, mean: float, var: float) -> tuple[float, float]:
+    var = max(var, 1e-12 * max(mean * mean, 1e-300))
+    if family == "gaussian":
+        return mean, math.sqrt(var)
+    return mean * mean / var, var / mean
+
+
+def mixture_threshold(
+    values: ArrayLike,
+    *,
+    family: Literal["gamma", "gaussian"] = "gamma",
+    max_iter: int = 300,
+    tol: float = 1e-8,
+    max_samples: int = 200_000,
+) -> tuple[float, dict[str, Any]]:
+    """Bayes threshold of a two-class mixture fitted to the scores by EM.
+
+    Follows Bruzzone & Prieto (2000): the unchanged and changed classes are
+    modelled as two parametric densities whose parameters are estimated by
+    EM, starting from a split of the histogram (here Otsu's), and the
+    threshold is the minimum-error (Bayes) decision boundary, where
+    ``P(u) p(x|u) = P(c) p(x|c)``, searched between the two class means.
+    ``family="gamma"`` (default) suits non-negative, right-skewed change
+    magnitudes; the M-step uses weighted moments (method of moments).
+    ``family="gaussian"`` is the original Gaussian model.
+
+    Parameters
+    ----------
+    values : array_like
+        Score samples; non-finite values are ignored (and, for the gamma
+        family, values <= 0 are raised to a tiny positive floor).
+    family : {"gamma", "gaussian"}
+        Class density.
+    max_iter, tol : optional
+        EM iteration limit and tolerance on the mean log-likelihood.
+    max_samples : int, optional
+        EM runs on an evenly strided subsample of at most this many values.
+
+    Returns
+    -------
+    threshold : float
+    parameters : dict
+        Family, class means, standard deviations and weights, EM iterations,
+        and ``"fallback": "otsu"`` when the mixture was degenerate.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.gamma(2.0, 0.5, 9000), rng.gamma(30.0, 0.3, 1000)])
+    >>> t, p = mixture_threshold(x)
+    >>> 3.0 < t < 6.0, [round(w, 1) for w in p["weights"]]
+    (True, [0.9, 0.1])
+    """
+    if family not in ("gamma", "gaussian"):
+        raise InvalidParameterError(f"family must be 'gamma' or 'gaussian', got {family!r}.")
+    x = np.sort(_finite_sample(values))
+    if x.size > max_samples:
+        x = x[:: int(math.ceil(x.size / max_samples))]
+    t0 = otsu_threshold(x)
+    if x[0] == x[-1]:
+        return float(x[0]), {"family": family, "fallback": "constant"}
+    if family == "gamma":
+        floor = max(float(x[x > 0].min()) if np.any(x > 0) else 1e-12, 1e-12) * 0.5
+        x = np.maximum(x, floor)
+    r1 = (x > t0).astype(np.float64)
+    if r1.sum() < 1 or r1.sum() > x.size - 1:
+        return t0, {"family": family, "fallback": "otsu"}
+    prev = -np.inf
+    it = 0
+    w = m = sd = np.zeros(2)
+    for it in range(1, max_iter + 1):  # noqa: B007 (count used after the loop)
+        # M-step from responsibilities
+        resp = (1.0 - r1, r1)
+        w = np.array([resp[0].sum(), resp[1].sum()]) / x.size
+        if w.min() * x.size < 2:
+            break
+        m = np.array([(r * x).sum() / r.sum() for r in resp])
+        var = np.array([(r * (x - mk) ** 2).sum() / r.sum() for r, mk in zip(resp, m, strict=True)])
+        sd = np.sqrt(var)
+        par = [_params_from_moments(family, float(m[k]), float(var[k])) for k in range(2)]
+        # E-step
+        lp = np.stack([np.log(w[k]) + _log_pdf(x, family, *par[k]) for k in range(2)])
+        mx = lp.max(axis=0)
+        ll_pix = mx + np.log(np.exp(lp[0] - mx) + np.exp(lp[1] - mx))
+        r1 = np.exp(lp[1] - ll_pix)
+        ll = float(ll_pix.mean())
+        if abs(ll - prev) < tol:
+            break
+        prev = ll
+    params: dict[str, Any] = {
+        "family": family,
+        "means": [float(v) for v in m],
+        "stds": [float(v) for v in sd],
+        "weights": [float(v) for v in w],
+        "iterations": it,
+    }
+    if w.min() * x.size < 2 or not m[0] < m[1]:
+        params["fallback"] = "otsu"
+        return t0, params
+    par = [_params_from_moments(family, float(m[k]), float(sd[k] ** 2)) for k in range(2)]
+    # Bayes boundary: first point between the means where the changed class wins
+    grid = np.linspace(m[0], m[1], 2049)
+    diff = (np.log(w[1]) + _log_pdf(grid, family, *par[1])) - (
+        np.log(w[0]) + _log_pdf(grid, family, *par[0])
+    )
+    wins = np.flatnonzero(diff > 0)
+    if wins.size == 0 or wins[0] == 0:
+        params["fallback"] = "otsu"
+        return t0, params
+    i = int(wins[0])
+    # linear interpolation of the zero crossing
+    g0, g1, d0, d1 = grid[i - 1], grid[i], diff[i - 1], diff[i]
+    t = g0 + (g1 - g0) * (-d0) / (d1 - d0) if d1 != d0 else g1
+    return float(t), params
+
+
+def fit_threshold(
+    values: ArrayLike,
+    *,
+    method: ThresholdMethod = "auto",
+    value: float | None = None,
+) -> ThresholdFit:
+    """Fit a change threshold on score samples.
+
+    Parameters
+    ----------
+    values : array_like
+        Score samples (any shape; non-finite values are ignored).
+    method : {"auto", "mixture", "otsu", "kmeans", "value", "percentile"}
+        See the module docstring. ``"auto"`` is ``"mixture"``.
+    value : float, optional
+        The threshold for ``"value"`` (required), or the percentile in
+        (0, 100) for ``"percentile"`` (default 95).
+
+    Returns
+    -------
+    ThresholdFit
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown method, missing or out-of-range ``value``, or fewer than two
+        finite scores.
+
+    Examples
+    --------
+    >>> fit_threshold([0.0, 1.0, 2.0, 3.0, 4.0], method="value", value=2.5).threshold
+    2.5
+    >>> fit_threshold(np.arange(101.0), method="percentile", value=90).threshold
+    90.0
+    """
+    if method not in THRESHOLD_METHODS:
+        raise InvalidParameterError(
+            f"threshold method must be one of {THRESHOLD_METHODS}, got {method!r}."
+        )
+    concrete = "mixture" if method == "auto" else method
+    if concrete == "value":
+        if value is None or not math.isfinite(float(value)):
+            raise InvalidParameterError(
+                f'threshold method "value" needs a finite threshold value, got {value!r}; '
+                "pass threshold_value (CLI: --threshold-value)."
+            )
+        return ThresholdFit(float(value), "value", {"value": float(value)})
+    if concrete == "percentile":
+        q = DEFAULT_PERCENTILE if value is None else float(value)
+        if not (0.0 < q < 100.0):
+            raise InvalidParameterError(
+                f'threshold method "percentile" needs a percentile between 0 and 100 '
+                f"(exclusive), got {value!r}."
+            )
+        v = _finite_sample(values)
+        return ThresholdFit(float(np.percentile(v, q)), "percentile", {"percentile": q})
+    if value is not None:
+        raise InvalidParameterError(
+            f"threshold_value={value!r} is only used with threshold method 'value' or "
+            f"'percentile', not {method!r}; drop it or change the method."
+        )
+    if concrete == "otsu":
+        return ThresholdFit(otsu_threshold(values), "otsu", {})
+    if concrete == "kmeans":
+        t, p = kmeans_threshold(values)
+        return ThresholdFit(t, "kmeans", p)
+    t, p = mixture_threshold(values)
+    return ThresholdFit(t, "mixture", p)
