@@ -4,6 +4,7 @@ Pure computation lives in the modules that take arrays; opening and writing
 rasters lives in :mod:`satdelta.imagery.scene` and :mod:`satdelta.imagery.cog`.
 """
 
+from satdelta.imagery.detect import ChangeMaps, detect_change
 from satdelta.imagery.errors import (
     AlignmentError,
     BandMismatchError,
@@ -17,9 +18,11 @@ from satdelta.imagery.errors import (
 __all__ = [
     "AlignmentError",
     "BandMismatchError",
+    "ChangeMaps",
     "InvalidParameterError",
     "NoOverlapError",
     "OutputError",
     "SatdeltaError",
     "SceneReadError",
+    "detect_change",
 ]
