@@ -1,3 +1,68 @@
-"""satdelta.annotations: reports, claims and the analyst's evidence polygons, stored so nothing is lost."""
+"""satdelta.annotations: reports, claims and the analyst's evidence polygons, stored so nothing is lost.
 
-__all__: list[str] = []
+The store is one OGC GeoPackage file (see :mod:`satdelta.annotations.store`
+for the full API and its durability guarantees)::
+
+    from satdelta.annotations import Store
+    with Store.open("project.gpkg") as store:
+        report = store.add_report(title="...")
+        claim = store.add_claim(report_id=report.id, text="...")
+        store.add_annotation(polygon, crs=scene.crs, claim_id=claim.id, label="aircraft")
+        store.export("evidence.geojson")
+"""
+
+from satdelta.annotations.errors import (
+    AnnotationValueError,
+    ExportError,
+    GeoJSONImportError,
+    GeometryError,
+    NotAStoreError,
+    NotFoundError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreVersionError,
+)
+from satdelta.annotations.geojson import geometry_to_geojson, to_feature_collection
+from satdelta.annotations.geometry import CleanGeometry, clean_polygon
+from satdelta.annotations.model import (
+    DEFAULT_LABELS,
+    ORIGINS,
+    STATUSES,
+    VERDICTS,
+    Annotation,
+    Change,
+    Claim,
+    Report,
+    Revision,
+)
+from satdelta.annotations.schema import SCHEMA_VERSION
+from satdelta.annotations.store import Store
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "ORIGINS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "VERDICTS",
+    "Annotation",
+    "AnnotationValueError",
+    "Change",
+    "Claim",
+    "CleanGeometry",
+    "ExportError",
+    "GeoJSONImportError",
+    "GeometryError",
+    "NotAStoreError",
+    "NotFoundError",
+    "Report",
+    "Revision",
+    "Store",
+    "StoreBusyError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreVersionError",
+    "clean_polygon",
+    "geometry_to_geojson",
+    "to_feature_collection",
+]

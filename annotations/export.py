@@ -1,0 +1,138 @@
+"""Write exported FeatureCollections to GeoJSON, a GeoPackage layer or CSV with WKT.
+
+Each writer writes to a temporary file beside the target and moves it into
+place (``os.replace``), so a failed export never leaves half a file.  CSV is
+UTF-8 with a byte-order mark so that spreadsheet programs read any script
+correctly; nested values (provenance, repairs) are JSON text; the geometry is
+the ``wkt`` column (WGS84 lon/lat, 7 decimals).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from satdelta.annotations.errors import ExportError
+from satdelta.annotations.geojson import PROPERTY_NAMES
+from satdelta.annotations.gpkg import (
+    create_core_tables,
+    encode_geometry,
+    register_features,
+    touch_contents,
+)
+from shapely.geometry import MultiPolygon, shape
+
+__all__ = ["export_collection", "write_geojson", "write_gpkg", "write_csv"]
+
+_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".csv": "csv"}
+
+_GPKG_TYPES = {
+    "report_id": "INTEGER",
+    "claim_id": "INTEGER",
+    "confidence": "DOUBLE",
+    "revision": "INTEGER",
+    "area_m2": "DOUBLE",
+    "repaired": "BOOLEAN",
+    "created": "DATETIME",
+    "updated": "DATETIME",
+}
+
+
+def export_collection(
+    fc: dict[str, Any], path: Path, *, format: Literal["auto", "geojson", "gpkg", "csv"] = "auto"
+) -> int:
+    """Write ``fc`` to ``path`` in ``format`` (``auto``: from the suffix); return the feature count."""
+    fmt = _SUFFIXES.get(path.suffix.lower()) if format == "auto" else format
+    if fmt not in ("geojson", "gpkg", "csv"):
+        raise ExportError(
+            f"cannot tell the export format of {path.name}: expected a .geojson, .gpkg or .csv "
+            "file name (or format=...)"
+        )
+    writer: Callable[[dict[str, Any], Path], None] = {
+        "geojson": write_geojson,
+        "gpkg": write_gpkg,
+        "csv": write_csv,
+    }[fmt]
+    _atomic(path, lambda tmp: writer(fc, tmp))
+    return len(fc["features"])
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    if not path.parent.exists():
+        raise ExportError(
+            f"cannot write {path}: folder {path.parent} does not exist; create it first"
+        )
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        if path.suffix.lower() == ".gpkg":
+            tmp.unlink()  # sqlite must create it
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}; check the folder") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_geojson(fc: dict[str, Any], path: Path) -> None:
+    """RFC 7946 text, UTF-8 (non-ASCII kept as is)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(fc, fh, ensure_ascii=False, allow_nan=False)
+        fh.write("\n")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def write_csv(fc: dict[str, Any], path: Path) -> None:
+    """One row per feature: ``wkt`` then every property."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["wkt", *PROPERTY_NAMES])
+        for feat in fc["features"]:
+            wkt = shape(feat["geometry"]).wkt
+            out.writerow([wkt, *(_cell(feat["properties"].get(k)) for k in PROPERTY_NAMES)])
+
+
+def write_gpkg(fc: dict[str, Any], path: Path) -> None:
+    """A new GeoPackage with one MULTIPOLYGON layer ``annotations`` (EPSG:4326)."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        create_core_tables(conn)
+        cols = ", ".join(f'"{k}" {_GPKG_TYPES.get(k, "TEXT")}' for k in PROPERTY_NAMES)
+        conn.execute(
+            f"CREATE TABLE annotations (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom MULTIPOLYGON, {cols})"
+        )
+        register_features(conn, "annotations", description="satdelta annotations export")
+        placeholders = ", ".join("?" * (len(PROPERTY_NAMES) + 1))
+        names = ", ".join(f'"{k}"' for k in PROPERTY_NAMES)
+        for feat in fc["features"]:
+            geom = shape(feat["geometry"])
+            multi = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+            conn.execute(
+                f"INSERT INTO annotations (geom, {names}) VALUES ({placeholders})",
+                (
+                    encode_geometry(multi),
+                    *(_cell(feat["properties"].get(k)) for k in PROPERTY_NAMES),
+                ),
+            )
+        bbox = fc.get("bbox")
+        touch_contents(conn, "annotations", (bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

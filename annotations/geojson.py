@@ -1,0 +1,320 @@
+"""RFC 7946 GeoJSON export and import of annotations.
+
+Export (:func:`to_feature_collection`): WGS84 lon/lat, exterior rings
+counter-clockwise and holes clockwise (RFC 7946 §3.1.6), no ``crs`` member,
+coordinates rounded to 7 decimals (about 1 cm), and every annotation property
+with its report (id, title, url, outlet) and claim (id, text).  A top-level
+foreign member ``"satdelta": {"kind": "annotations", ...}`` marks the file so
+that importing it again restores every field (export → import → export gives
+the same geometry and properties).
+
+Import (:func:`plan_import`) recognises three kinds of input:
+
+* ``satdelta detect``'s ``changes.geojson`` (``"satdelta": {"kind":
+  "change-candidates", "run": {...}}``): polygons become ``candidate``
+  annotations of origin ``detected``, with the run (scenes, sha256, dates,
+  method, threshold, parameters) as provenance plus the detector's
+  ``id``/``area_m2``/``score`` under ``provenance["detection"]``;
+* a satdelta annotation export: every field is kept;
+* any other RFC 7946 FeatureCollection, Feature or (Multi)Polygon geometry:
+  origin ``imported``, status ``candidate``, the feature's properties kept
+  under ``provenance["import"]``.  A legacy (2008) ``crs`` member is honoured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from satdelta.annotations.errors import GeoJSONImportError, SatdeltaError
+from satdelta.annotations.geometry import clean_polygon
+from satdelta.annotations.gpkg import gpkg_now
+from satdelta.annotations.model import STATUSES, VERDICTS, Annotation, Claim, Report
+from shapely.geometry import MultiPolygon, Polygon
+
+__all__ = [
+    "PRECISION",
+    "PROPERTY_NAMES",
+    "to_feature_collection",
+    "geometry_to_geojson",
+    "plan_import",
+]
+
+#: Decimal places of exported coordinates (1e-7 degree is about 1 cm).
+PRECISION = 7
+
+#: Properties of every exported feature, in order.
+PROPERTY_NAMES: tuple[str, ...] = (
+    "id",
+    "report_id",
+    "report_title",
+    "report_url",
+    "report_outlet",
+    "claim_id",
+    "claim_text",
+    "label",
+    "verdict",
+    "confidence",
+    "status",
+    "origin",
+    "notes",
+    "analyst",
+    "created",
+    "updated",
+    "revision",
+    "area_m2",
+    "source_crs",
+    "repaired",
+    "repairs",
+    "provenance",
+)
+
+
+def geometry_to_geojson(
+    geometry: Polygon | MultiPolygon, *, precision: int = PRECISION
+) -> dict[str, Any]:
+    """RFC 7946 geometry mapping: counter-clockwise exteriors, coordinates rounded.
+
+    Examples
+    --------
+    >>> from shapely.geometry import Polygon
+    >>> geometry_to_geojson(Polygon([(0, 0), (0, 1), (1, 1), (1, 0)]))["coordinates"][0][:3]
+    [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+    """
+    geom = shapely.orient_polygons(geometry, exterior_cw=False)
+
+    def ring(r: Any) -> list[list[float]]:
+        xy = np.round(np.asarray(r.coords)[:, :2], precision)
+        return [[float(x), float(y)] for x, y in xy]
+
+    def poly(p: Polygon) -> list[list[list[float]]]:
+        return [ring(p.exterior), *(ring(i) for i in p.interiors)]
+
+    if isinstance(geom, MultiPolygon):
+        return {"type": "MultiPolygon", "coordinates": [poly(p) for p in geom.geoms]}
+    return {"type": "Polygon", "coordinates": poly(geom)}
+
+
+def feature(ann: Annotation, report: Report | None, claim: Claim | None) -> dict[str, Any]:
+    """One annotation as an RFC 7946 Feature with every property."""
+    props = {
+        "id": ann.id,
+        "report_id": ann.report_id,
+        "report_title": report.title if report else None,
+        "report_url": report.url if report else None,
+        "report_outlet": report.outlet if report else None,
+        "claim_id": ann.claim_id,
+        "claim_text": claim.text if claim else None,
+        "label": ann.label,
+        "verdict": ann.verdict,
+        "confidence": ann.confidence,
+        "status": ann.status,
+        "origin": ann.origin,
+        "notes": ann.notes,
+        "analyst": ann.analyst,
+        "created": ann.created,
+        "updated": ann.updated,
+        "revision": ann.revision,
+        "area_m2": round(ann.area_m2, 3),
+        "source_crs": ann.source_crs,
+        "repaired": ann.repaired,
+        "repairs": list(ann.repairs),
+        "provenance": ann.provenance,
+    }
+    return {
+        "type": "Feature",
+        "id": ann.id,
+        "geometry": geometry_to_geojson(ann.geometry),
+        "properties": props,
+    }
+
+
+def to_feature_collection(
+    annotations: list[Annotation],
+    reports: Mapping[int, Report],
+    claims: Mapping[int, Claim],
+    *,
+    filters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Annotations as an RFC 7946 FeatureCollection with a ``bbox`` and a ``satdelta`` member."""
+    features = [feature(a, reports.get(a.report_id), claims.get(a.claim_id)) for a in annotations]
+    fc: dict[str, Any] = {"type": "FeatureCollection"}
+    if annotations:
+        bounds = shapely.total_bounds([a.geometry for a in annotations])
+        fc["bbox"] = [round(float(v), PRECISION) for v in bounds]
+    from satdelta.annotations.schema import SCHEMA_VERSION
+
+    fc["satdelta"] = {
+        "kind": "annotations",
+        "schema_version": SCHEMA_VERSION,
+        "exported": gpkg_now(),
+        "filters": {k: v for k, v in (filters or {}).items() if v is not None},
+    }
+    fc["features"] = features
+    return fc
+
+
+def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    if isinstance(source, Mapping):
+        return dict(source), "<mapping>"
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise GeoJSONImportError(f"no file {path} to import; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GeoJSONImportError(
+            f"cannot read {path} ({exc}); expected a UTF-8 GeoJSON file"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GeoJSONImportError(
+            f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); expected GeoJSON"
+        ) from None
+    if not isinstance(data, dict):
+        raise GeoJSONImportError(
+            f"{path}: expected a GeoJSON object, got a JSON {type(data).__name__}"
+        )
+    return data, path.name
+
+
+def plan_import(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    claim_id: int,
+    label: str | None,
+    labels: tuple[str, ...],
+) -> tuple[list[dict[str, Any]], str]:
+    """Turn a GeoJSON input into items for :meth:`Store.add_annotations`.
+
+    Every geometry is validated here so that a bad feature stops the import
+    before anything is written.  Returns ``(items, source name)``.
+    """
+    data, name = _load(source)
+    gtype = data.get("type")
+    if gtype == "FeatureCollection":
+        feats = data.get("features")
+        if not isinstance(feats, list):
+            raise GeoJSONImportError(f"{name}: FeatureCollection without a features list")
+    elif gtype == "Feature":
+        feats = [data]
+    elif gtype in ("Polygon", "MultiPolygon"):
+        feats = [{"type": "Feature", "geometry": data, "properties": {}}]
+    else:
+        raise GeoJSONImportError(
+            f"{name}: expected a GeoJSON FeatureCollection, Feature or (Multi)Polygon, got type {gtype!r}"
+        )
+    if not feats:
+        raise GeoJSONImportError(f"{name} has no features; nothing to import")
+    meta = data.get("satdelta") if isinstance(data.get("satdelta"), Mapping) else {}
+    kind = meta.get("kind")
+    crs = _legacy_crs(data.get("crs"))
+    if label is not None and label not in labels:
+        raise GeoJSONImportError(f"label: expected one of {', '.join(labels)}, got {label!r}")
+    items = []
+    for i, feat in enumerate(feats):
+        where = f"{name}: feature {i}" + (
+            f" (id {feat.get('id')})"
+            if isinstance(feat, Mapping) and feat.get("id") is not None
+            else ""
+        )
+        if not isinstance(feat, Mapping) or feat.get("type") != "Feature":
+            raise GeoJSONImportError(f"{where}: expected a GeoJSON Feature; nothing was imported")
+        geom = feat.get("geometry")
+        if not geom:
+            raise GeoJSONImportError(f"{where} has no geometry; nothing was imported")
+        try:
+            cleaned = clean_polygon(geom, crs=crs)
+        except SatdeltaError as exc:
+            raise GeoJSONImportError(f"{where}: {exc}; nothing was imported") from None
+        props = feat.get("properties") or {}
+        if kind == "change-candidates":
+            item = _from_detection(props, meta.get("run") or {})
+        elif kind == "annotations":
+            item = _from_export(props, feat)
+        else:
+            item = _from_foreign(props, feat, name, labels)
+        item["geometry"] = cleaned.geometry
+        item["source_crs"] = item.get("source_crs") or cleaned.source_crs
+        item["repairs"] = tuple(item.get("repairs") or ()) + cleaned.repairs
+        item["claim_id"] = claim_id
+        if label is not None:
+            item["label"] = label
+        if item["label"] not in labels:
+            raise GeoJSONImportError(
+                f"{where}: label {item['label']!r} is not in the store's schema ({', '.join(labels)}); "
+                "add it or pass --label; nothing was imported"
+            )
+        items.append(item)
+    return items, name
+
+
+def _legacy_crs(crs: Any) -> str | None:
+    if not isinstance(crs, Mapping):
+        return None
+    name = (crs.get("properties") or {}).get("name")
+    if not name or "CRS84" in str(name) or str(name).endswith(":4326"):
+        return None
+    return str(name)
+
+
+def _from_detection(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    detection = {k: props.get(k) for k in ("id", "area_m2", "score") if k in props}
+    return {
+        "label": "other",
+        "origin": "detected",
+        "status": "candidate",
+        "verdict": "inconclusive",
+        "provenance": {**dict(run), "detection": detection},
+    }
+
+
+def _from_export(props: Mapping[str, Any], feat: Mapping[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        k: props.get(k)
+        for k in (
+            "label",
+            "verdict",
+            "confidence",
+            "status",
+            "origin",
+            "notes",
+            "analyst",
+            "created",
+            "updated",
+            "source_crs",
+            "provenance",
+        )
+        if props.get(k) is not None
+    }
+    item["repairs"] = tuple(props.get("repairs") or ())
+    item["id"] = props.get("id") or feat.get("id")
+    item.setdefault("label", "other")
+    return item
+
+
+def _from_foreign(
+    props: Mapping[str, Any], feat: Mapping[str, Any], name: str, labels: tuple[str, ...]
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "label": props.get("label") if props.get("label") in labels else "other",
+        "origin": "imported",
+        "status": props.get("status") if props.get("status") in STATUSES else "candidate",
+        "verdict": props.get("verdict") if props.get("verdict") in VERDICTS else "inconclusive",
+        "provenance": {
+            "import": {
+                "file": name,
+                "feature_id": feat.get("id"),
+                "properties": json.loads(json.dumps(props, default=str)),
+            }
+        },
+    }
+    if isinstance(props.get("notes"), str):
+        item["notes"] = props["notes"]
+    return item

@@ -1,0 +1,306 @@
+"""Validation and repair of annotation polygons.
+
+An annotation is a Polygon or MultiPolygon (holes allowed) stored in WGS84
+lon/lat.  :func:`clean_polygon` takes what a front-end or a file hands over
+(a shapely geometry, a GeoJSON geometry mapping or a WKT string, optionally in
+another CRS) and either returns a valid polygon with a record of every repair
+it made, or raises :class:`~satdelta.annotations.errors.GeometryError` saying
+why the input cannot be used.  Nothing is dropped silently:
+
+==========================  ============================================
+input problem               outcome
+==========================  ============================================
+NaN / infinite coordinate   refused
+ring with < 3 distinct pts  refused
+not a (Multi)Polygon        refused
+empty, or zero area         refused
+unclosed ring (GeoJSON)     closed, flagged as repaired
+self-intersection, bad      repaired with ``shapely.make_valid``
+hole, other invalidity      (method ``"structure"``), flagged; refused
+                            if nothing with area is left
+clockwise exterior ring     re-oriented; flagged when the input was GeoJSON
+(GeoJSON, RFC 7946 §3.1.6)  (the only input kind that fixes a winding order)
+3-D coordinates             Z dropped, flagged
+outside lon/lat range       refused (the caller forgot ``crs=``)
+==========================  ============================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS, Geod, Transformer
+from satdelta.annotations.errors import GeometryError
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry.base import BaseGeometry
+
+__all__ = ["CleanGeometry", "clean_polygon", "crs_label", "geodesic_area_m2"]
+
+_GEOD = Geod(ellps="WGS84")
+_WGS84 = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True)
+class CleanGeometry:
+    """A valid WGS84 (Multi)Polygon and what was done to obtain it.
+
+    Attributes
+    ----------
+    geometry : shapely.Polygon or shapely.MultiPolygon
+        Valid, non-empty, lon/lat in EPSG:4326, exterior rings counter-clockwise.
+    repaired : bool
+        True when the input had to be changed to become valid.
+    repairs : tuple of str
+        One human-readable sentence per repair (empty when ``repaired`` is False).
+    source_crs : str
+        CRS the input was given in (``"EPSG:4326"`` when none was given).
+    """
+
+    geometry: Polygon | MultiPolygon
+    repaired: bool
+    repairs: tuple[str, ...]
+    source_crs: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.geometry, Polygon | MultiPolygon):
+            raise GeometryError(
+                f"CleanGeometry needs a Polygon or MultiPolygon, got {self.geometry.geom_type}"
+            )
+        if self.repaired != bool(self.repairs):
+            raise GeometryError(
+                "CleanGeometry.repaired must be True exactly when repairs are listed"
+            )
+
+
+def crs_label(crs: Any) -> str:
+    """Return ``"EPSG:n"`` for a CRS with an EPSG code, else its WKT.
+
+    Parameters
+    ----------
+    crs : str, int, pyproj.CRS or rasterio.crs.CRS
+        Anything :meth:`pyproj.CRS.from_user_input` accepts.
+
+    Examples
+    --------
+    >>> crs_label(32651)
+    'EPSG:32651'
+    """
+    parsed = _parse_crs(crs)
+    epsg = parsed.to_epsg()
+    return f"EPSG:{epsg}" if epsg is not None else parsed.to_wkt()
+
+
+def geodesic_area_m2(geometry: BaseGeometry) -> float:
+    """Area in m² of a lon/lat polygon on the WGS84 ellipsoid.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> round(geodesic_area_m2(box(0, 0, 0.001, 0.001)))
+    12309
+    """
+    area, _ = _GEOD.geometry_area_perimeter(geometry)
+    return abs(float(area))
+
+
+def clean_polygon(obj: Any, *, crs: Any = None) -> CleanGeometry:
+    """Validate an annotation polygon, repairing what can be repaired.
+
+    Parameters
+    ----------
+    obj : shapely geometry, GeoJSON mapping or WKT str
+        A Polygon or MultiPolygon (a GeoJSON Feature is accepted for its geometry).
+    crs : optional
+        CRS of ``obj`` (anything pyproj accepts, e.g. ``"EPSG:32651"`` or a
+        rasterio CRS).  None means WGS84 lon/lat.
+
+    Returns
+    -------
+    CleanGeometry
+
+    Raises
+    ------
+    GeometryError
+        When the input cannot be made into a valid polygon; the message says why.
+
+    Examples
+    --------
+    >>> bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    >>> c = clean_polygon(bowtie)
+    >>> c.repaired, c.geometry.geom_type
+    (True, 'MultiPolygon')
+    """
+    repairs: list[str] = []
+    from_geojson = False
+    if isinstance(obj, Mapping):
+        from_geojson = True
+        geom = _from_geojson(obj, repairs)
+    elif isinstance(obj, str):
+        try:
+            geom = shapely.from_wkt(obj)
+        except shapely.errors.ShapelyError as exc:
+            raise GeometryError(
+                f"expected a WKT Polygon or MultiPolygon, got text that does not parse "
+                f"({exc}); check the WKT"
+            ) from None
+    elif isinstance(obj, BaseGeometry):
+        geom = obj
+    else:
+        raise GeometryError(
+            f"expected a shapely geometry, a GeoJSON geometry mapping or WKT, got "
+            f"{type(obj).__name__}; convert the polygon to one of those"
+        )
+    if not isinstance(geom, Polygon | MultiPolygon):
+        raise GeometryError(
+            f"expected a Polygon or MultiPolygon, got {geom.geom_type}; annotations are areas, "
+            "draw a polygon around the evidence"
+        )
+    if geom.is_empty:
+        raise GeometryError("expected a polygon with coordinates, got an empty geometry")
+    if not from_geojson:
+        _check_shapely_rings(geom)
+    if shapely.has_z(geom):
+        geom = shapely.force_2d(geom)
+        repairs.append("3-D coordinates: Z values dropped")
+
+    source = "EPSG:4326"
+    if crs is not None:
+        parsed = _parse_crs(crs)
+        source = crs_label(parsed)
+        if not parsed.equals(_WGS84, ignore_axis_order=True):
+            transformer = Transformer.from_crs(parsed, _WGS84, always_xy=True)
+            geom = shapely.transform(
+                geom, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+            )
+            if not np.isfinite(shapely.get_coordinates(geom)).all():
+                raise GeometryError(
+                    f"the polygon could not be reprojected from {source} to WGS84 (points fall "
+                    "outside the CRS's area of use); check that crs matches the coordinates"
+                )
+    xy = shapely.get_coordinates(geom)
+    if (np.abs(xy[:, 0]) > 180).any() or (np.abs(xy[:, 1]) > 90).any():
+        raise GeometryError(
+            f"expected WGS84 lon/lat coordinates, got x in [{xy[:, 0].min():.6g}, "
+            f"{xy[:, 0].max():.6g}], y in [{xy[:, 1].min():.6g}, {xy[:, 1].max():.6g}]; "
+            "pass the polygon's CRS (crs=...) so it can be reprojected"
+        )
+
+    if not shapely.is_valid(geom):
+        reason = shapely.is_valid_reason(geom)
+        fixed = shapely.make_valid(geom, method="structure", keep_collapsed=False)
+        fixed = _polygonal_part(fixed)
+        if fixed is None or fixed.is_empty or fixed.area == 0:
+            raise GeometryError(
+                f"invalid polygon ({reason}) has no area left after repair; redraw it"
+            )
+        repairs.append(f"invalid polygon ({reason}) repaired with make_valid")
+        geom = fixed
+    if geom.area == 0:
+        raise GeometryError("expected a polygon with an area, got one whose area is zero")
+
+    if from_geojson and _has_wrong_winding(geom):
+        repairs.append(
+            "rings had the wrong winding (RFC 7946: exterior counter-clockwise); re-oriented"
+        )
+    geom = shapely.orient_polygons(geom, exterior_cw=False)
+    return CleanGeometry(
+        geometry=geom, repaired=bool(repairs), repairs=tuple(repairs), source_crs=source
+    )
+
+
+def _parse_crs(crs: Any) -> CRS:
+    try:
+        return CRS.from_user_input(crs)
+    except Exception as exc:  # pyproj raises CRSError, rasterio CRS may raise others
+        raise GeometryError(
+            f"expected a CRS (e.g. 'EPSG:32651'), got {crs!r} ({exc}); give an EPSG code or WKT"
+        ) from None
+
+
+def _from_geojson(obj: Mapping[str, Any], repairs: list[str]) -> BaseGeometry:
+    if obj.get("type") == "Feature":
+        obj = obj.get("geometry") or {}
+    gtype = obj.get("type")
+    if gtype not in ("Polygon", "MultiPolygon"):
+        raise GeometryError(
+            f"expected a GeoJSON Polygon or MultiPolygon, got type {gtype!r}; annotations are areas"
+        )
+    coords = obj.get("coordinates")
+    polys = [coords] if gtype == "Polygon" else coords
+    if not isinstance(polys, list | tuple) or not polys:
+        raise GeometryError(f"expected coordinates for the {gtype}, got {json.dumps(coords)[:80]}")
+    fixed_polys = []
+    for p, rings in enumerate(polys):
+        if not isinstance(rings, list | tuple) or not rings:
+            raise GeometryError(f"polygon {p} has no rings; expected a list of linear rings")
+        fixed_rings = []
+        for r, ring in enumerate(rings):
+            where = f"ring {r} of polygon {p}"
+            try:
+                arr = np.asarray(ring, dtype=float)
+            except (TypeError, ValueError):
+                raise GeometryError(
+                    f"{where} is not a list of [x, y] positions of numbers; fix the coordinates"
+                ) from None
+            if arr.ndim != 2 or arr.shape[1] < 2:
+                raise GeometryError(
+                    f"{where} is not a list of [x, y] positions (shape {arr.shape}); fix the coordinates"
+                )
+            _check_ring_array(arr, where)
+            if not np.array_equal(arr[0, :2], arr[-1, :2]):
+                arr = np.vstack([arr, arr[:1]])
+                repairs.append(f"{where} was not closed; closed it")
+            fixed_rings.append(arr.tolist())
+        fixed_polys.append(fixed_rings)
+    geo = {
+        "type": "MultiPolygon" if gtype == "MultiPolygon" else "Polygon",
+        "coordinates": fixed_polys if gtype == "MultiPolygon" else fixed_polys[0],
+    }
+    return shape(geo)
+
+
+def _check_ring_array(arr: np.ndarray, where: str) -> None:
+    if not np.isfinite(arr).all():
+        raise GeometryError(
+            f"{where} has NaN or infinite coordinates; every position needs finite x and y"
+        )
+    distinct = len({(float(x), float(y)) for x, y in arr[:, :2]})
+    if distinct < 3:
+        raise GeometryError(
+            f"{where} has too few points ({distinct} distinct); a polygon ring needs at "
+            "least 3 distinct points"
+        )
+
+
+def _check_shapely_rings(geom: Polygon | MultiPolygon) -> None:
+    polys = geom.geoms if isinstance(geom, MultiPolygon) else [geom]
+    for p, poly in enumerate(polys):
+        for r, ring in enumerate([poly.exterior, *poly.interiors]):
+            _check_ring_array(np.asarray(ring.coords), f"ring {r} of polygon {p}")
+
+
+def _polygonal_part(geom: BaseGeometry) -> Polygon | MultiPolygon | None:
+    if isinstance(geom, Polygon | MultiPolygon):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if isinstance(g, Polygon | MultiPolygon)]
+    if not parts:
+        return None
+    polys: list[Polygon] = []
+    for g in parts:
+        polys.extend(g.geoms if isinstance(g, MultiPolygon) else [g])
+    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
+
+
+def _has_wrong_winding(geom: Polygon | MultiPolygon) -> bool:
+    polys = geom.geoms if isinstance(geom, MultiPolygon) else [geom]
+    for poly in polys:
+        if not shapely.is_ccw(poly.exterior):
+            return True
+        if any(shapely.is_ccw(ring) for ring in poly.interiors):
+            return True
+    return False

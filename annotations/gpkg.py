@@ -1,0 +1,206 @@
+"""Minimal OGC GeoPackage 1.2 writing and reading on the standard library's sqlite3.
+
+What is here is what the annotation store and the GeoPackage export need: the
+three core tables (``gpkg_spatial_ref_sys``, ``gpkg_contents``,
+``gpkg_geometry_columns``) with the spec's DDL (OGC 12-128r18, Annex C), the
+file header (``application_id`` 'GPKG', ``user_version`` 10200), registration
+of feature and attribute tables, and the GeoPackage binary geometry encoding
+(GP magic, version 0, flags, srs_id, XY envelope, then ISO WKB; spec §2.1.3).
+No R-tree index is created: the spec's index triggers call ``ST_*`` functions
+that plain sqlite3 lacks, and annotation layers are small.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Sequence
+
+import shapely
+from pyproj import CRS
+from pyproj.enums import WktVersion
+from shapely.geometry.base import BaseGeometry
+
+__all__ = [
+    "APPLICATION_ID",
+    "USER_VERSION",
+    "create_core_tables",
+    "encode_geometry",
+    "decode_geometry",
+    "register_attributes",
+    "register_features",
+    "gpkg_now",
+    "touch_contents",
+]
+
+APPLICATION_ID = 0x47504B47  # 'GPKG'
+USER_VERSION = 10200  # GeoPackage 1.2.0
+
+_CORE_DDL = """
+CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
+  srs_name TEXT NOT NULL,
+  srs_id INTEGER NOT NULL PRIMARY KEY,
+  organization TEXT NOT NULL,
+  organization_coordsys_id INTEGER NOT NULL,
+  definition  TEXT NOT NULL,
+  description TEXT
+);
+CREATE TABLE IF NOT EXISTS gpkg_contents (
+  table_name TEXT NOT NULL PRIMARY KEY,
+  data_type TEXT NOT NULL,
+  identifier TEXT UNIQUE,
+  description TEXT DEFAULT '',
+  last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  min_x DOUBLE,
+  min_y DOUBLE,
+  max_x DOUBLE,
+  max_y DOUBLE,
+  srs_id INTEGER,
+  CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id)
+);
+CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (
+  table_name TEXT NOT NULL,
+  column_name TEXT NOT NULL,
+  geometry_type_name TEXT NOT NULL,
+  srs_id INTEGER NOT NULL,
+  z TINYINT NOT NULL,
+  m TINYINT NOT NULL,
+  CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+  CONSTRAINT uk_gc_table_name UNIQUE (table_name),
+  CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+  CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id)
+);
+"""
+
+
+def gpkg_now() -> str:
+    """Current UTC time in the GeoPackage DATETIME form ``YYYY-MM-DDTHH:MM:SS.fffZ``."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def create_core_tables(conn: sqlite3.Connection) -> None:
+    """Create the GeoPackage core tables and header fields (inside the caller's transaction)."""
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {USER_VERSION}")
+    for stmt in _CORE_DDL.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    wkt = CRS.from_epsg(4326).to_wkt(WktVersion.WKT1_GDAL)
+    conn.executemany(
+        "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                "Undefined cartesian SRS",
+                -1,
+                "NONE",
+                -1,
+                "undefined",
+                "undefined cartesian coordinate reference system",
+            ),
+            (
+                "Undefined geographic SRS",
+                0,
+                "NONE",
+                0,
+                "undefined",
+                "undefined geographic coordinate reference system",
+            ),
+            (
+                "WGS 84 geodetic",
+                4326,
+                "EPSG",
+                4326,
+                wkt,
+                "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid",
+            ),
+        ],
+    )
+
+
+def register_features(
+    conn: sqlite3.Connection,
+    table: str,
+    *,
+    geometry_column: str = "geom",
+    geometry_type: str = "MULTIPOLYGON",
+    identifier: str | None = None,
+    description: str = "",
+    srs_id: int = 4326,
+) -> None:
+    """Register an existing feature table in gpkg_contents and gpkg_geometry_columns."""
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description, "
+        "last_change, srs_id) VALUES (?, 'features', ?, ?, ?, ?)",
+        (table, identifier or table, description, gpkg_now(), srs_id),
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_geometry_columns VALUES (?, ?, ?, ?, 0, 0)",
+        (table, geometry_column, geometry_type, srs_id),
+    )
+
+
+def register_attributes(
+    conn: sqlite3.Connection, table: str, *, identifier: str | None = None, description: str = ""
+) -> None:
+    """Register an existing attribute (non-spatial) table in gpkg_contents."""
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description, "
+        "last_change) VALUES (?, 'attributes', ?, ?, ?)",
+        (table, identifier or table, description, gpkg_now()),
+    )
+
+
+def touch_contents(
+    conn: sqlite3.Connection, table: str, bounds: Sequence[float | None] | None = None
+) -> None:
+    """Update a table's ``last_change`` (and its bounds when given) in gpkg_contents."""
+    if bounds is None:
+        conn.execute(
+            "UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (gpkg_now(), table)
+        )
+    else:
+        conn.execute(
+            "UPDATE gpkg_contents SET last_change = ?, min_x = ?, min_y = ?, max_x = ?, max_y = ? "
+            "WHERE table_name = ?",
+            (gpkg_now(), *bounds, table),
+        )
+
+
+_HEADER = struct.Struct("<2sBBi4d")  # magic, version, flags, srs_id, minx maxx miny maxy
+
+
+def encode_geometry(geometry: BaseGeometry, srs_id: int = 4326) -> bytes:
+    """Encode a 2-D geometry as a GeoPackage binary blob (little-endian, XY envelope).
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> blob = encode_geometry(box(0, 0, 1, 2))
+    >>> blob[:2], blob[2], blob[3]
+    (b'GP', 0, 3)
+    >>> decode_geometry(blob).bounds
+    (0.0, 0.0, 1.0, 2.0)
+    """
+    if geometry.is_empty:
+        # flags: little-endian (bit 0), no envelope, empty bit (bit 4)
+        return struct.pack("<2sBBi", b"GP", 0, 0b00010001, srs_id) + shapely.to_wkb(
+            geometry, byte_order=1, flavor="iso"
+        )
+    minx, miny, maxx, maxy = geometry.bounds
+    flags = 0b00000011  # envelope code 1 (minx, maxx, miny, maxy), little-endian
+    header = _HEADER.pack(b"GP", 0, flags, srs_id, minx, maxx, miny, maxy)
+    return header + shapely.to_wkb(geometry, byte_order=1, output_dimension=2, flavor="iso")
+
+
+def decode_geometry(blob: bytes) -> BaseGeometry:
+    """Decode a GeoPackage binary blob into a shapely geometry."""
+    if len(blob) < 8 or blob[:2] != b"GP":
+        raise ValueError("not a GeoPackage geometry blob (no 'GP' magic)")
+    flags = blob[3]
+    envelope = (flags >> 1) & 0b111
+    n = {0: 0, 1: 4, 2: 6, 3: 6, 4: 8}.get(envelope)
+    if n is None:
+        raise ValueError(f"invalid GeoPackage envelope code {envelope}")
+    return shapely.from_wkb(blob[8 + 8 * n :])

@@ -1,0 +1,330 @@
+"""Plain data objects of the annotation store: reports, claims, annotations, revisions.
+
+All are frozen dataclasses that validate on construction.  Geometries are
+shapely Polygon/MultiPolygon in WGS84 lon/lat; times are UTC strings in the
+GeoPackage DATETIME form ``YYYY-MM-DDTHH:MM:SS.fffZ``; dates are
+:class:`datetime.date`.  ``to_dict`` gives a JSON-serialisable mapping with
+full coordinate precision (used for revision snapshots and ``--json`` output).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any, Literal, get_args
+
+from satdelta.annotations.errors import AnnotationValueError
+from shapely.geometry import MultiPolygon, Polygon, mapping, shape
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "VERDICTS",
+    "STATUSES",
+    "ORIGINS",
+    "Verdict",
+    "Status",
+    "Origin",
+    "Report",
+    "Claim",
+    "Annotation",
+    "Revision",
+    "Change",
+    "parse_date",
+]
+
+Verdict = Literal["supports", "contradicts", "inconclusive"]
+Status = Literal["candidate", "accepted", "rejected"]
+Origin = Literal["detected", "drawn", "imported"]
+
+#: Labels a new store starts with; the schema is editable (:meth:`Store.add_label`).
+DEFAULT_LABELS: tuple[str, ...] = (
+    "aircraft",
+    "vehicles",
+    "personnel formation",
+    "structure",
+    "ground marking",
+    "water",
+    "vegetation",
+    "other",
+)
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+STATUSES: tuple[str, ...] = get_args(Status)
+ORIGINS: tuple[str, ...] = get_args(Origin)
+
+
+def parse_date(value: Any, what: str) -> date | None:
+    """Return a :class:`date` from a date or ``YYYY-MM-DD`` string (None passes through)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise AnnotationValueError(
+            f"{what}: expected a date as YYYY-MM-DD, got {value!r}"
+        ) from None
+
+
+def _choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise AnnotationValueError(f"{what}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Report:
+    """A news report whose claims the analyst checks."""
+
+    id: int
+    title: str
+    outlet: str | None = None
+    url: str | None = None
+    published: date | None = None
+    language: str | None = None
+    notes: str | None = None
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.title, str) or not self.title.strip():
+            raise AnnotationValueError(f"report title: expected non-empty text, got {self.title!r}")
+        object.__setattr__(self, "published", parse_date(self.published, "report published"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "outlet": self.outlet,
+            "url": self.url,
+            "published": self.published.isoformat() if self.published else None,
+            "language": self.language,
+            "notes": self.notes,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of a report, in the analyst's words, with where and when it applies.
+
+    ``point`` is (lon, lat) and ``bbox`` is (west, south, east, north), both WGS84.
+    """
+
+    id: int
+    report_id: int
+    text: str
+    place: str | None = None
+    point: tuple[float, float] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    time_start: date | None = None
+    time_end: date | None = None
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise AnnotationValueError(f"claim text: expected non-empty text, got {self.text!r}")
+        if self.point is not None:
+            lon, lat = (float(v) for v in self.point)
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                raise AnnotationValueError(
+                    f"claim point: expected lon in [-180, 180] and lat in [-90, 90], got {self.point}"
+                )
+            object.__setattr__(self, "point", (lon, lat))
+        if self.bbox is not None:
+            if len(self.bbox) != 4:
+                raise AnnotationValueError(f"claim bbox: expected W,S,E,N, got {self.bbox}")
+            w, s, e, n = (float(v) for v in self.bbox)
+            if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+                raise AnnotationValueError(
+                    "claim bbox: expected west < east within [-180, 180] and south < north "
+                    f"within [-90, 90] (WGS84 degrees), got {self.bbox}"
+                )
+            object.__setattr__(self, "bbox", (w, s, e, n))
+        start = parse_date(self.time_start, "claim time_start")
+        end = parse_date(self.time_end, "claim time_end")
+        if start and end and end < start:
+            raise AnnotationValueError(
+                f"claim time window: expected start <= end, got {start} .. {end}"
+            )
+        object.__setattr__(self, "time_start", start)
+        object.__setattr__(self, "time_end", end)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "report_id": self.report_id,
+            "text": self.text,
+            "place": self.place,
+            "point": list(self.point) if self.point else None,
+            "bbox": list(self.bbox) if self.bbox else None,
+            "time_start": self.time_start.isoformat() if self.time_start else None,
+            "time_end": self.time_end.isoformat() if self.time_end else None,
+            "created": self.created,
+        }
+
+
+def _single(geometry: Polygon | MultiPolygon) -> Polygon | MultiPolygon:
+    if isinstance(geometry, MultiPolygon) and len(geometry.geoms) == 1:
+        return geometry.geoms[0]
+    return geometry
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One evidence polygon tied to a claim, in its current (or a past) state.
+
+    Attributes
+    ----------
+    id : str
+        UUID.
+    geometry : shapely.Polygon or shapely.MultiPolygon
+        WGS84 lon/lat; a one-part MultiPolygon is normalised to a Polygon.
+    confidence : float or None
+        In [0, 1]; None = not assessed.
+    repairs : tuple of str
+        What :func:`~satdelta.annotations.geometry.clean_polygon` changed; empty
+        when the geometry was valid as given.
+    provenance : dict
+        JSON-serialisable; for detected polygons ``{"before": {"source",
+        "scene_id", "sha256", "acquired"}, "after": {...}, "method",
+        "threshold_method", "threshold", "parameters", "created", ...}``.
+    """
+
+    id: str
+    geometry: Polygon | MultiPolygon
+    claim_id: int
+    report_id: int
+    label: str
+    verdict: Verdict = "inconclusive"
+    confidence: float | None = None
+    status: Status = "candidate"
+    origin: Origin = "drawn"
+    notes: str | None = None
+    analyst: str | None = None
+    created: str = ""
+    updated: str = ""
+    revision: int = 0
+    area_m2: float = 0.0
+    source_crs: str = "EPSG:4326"
+    repairs: tuple[str, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.geometry, Polygon | MultiPolygon) or self.geometry.is_empty:
+            raise AnnotationValueError(
+                f"annotation geometry: expected a non-empty Polygon or MultiPolygon, got "
+                f"{getattr(self.geometry, 'geom_type', type(self.geometry).__name__)}"
+            )
+        object.__setattr__(self, "geometry", _single(self.geometry))
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise AnnotationValueError(f"label: expected non-empty text, got {self.label!r}")
+        _choice(self.verdict, VERDICTS, "verdict")
+        _choice(self.status, STATUSES, "status")
+        _choice(self.origin, ORIGINS, "origin")
+        if self.confidence is not None:
+            try:
+                conf = float(self.confidence)
+            except (TypeError, ValueError):
+                conf = math.nan
+            if not 0.0 <= conf <= 1.0:
+                raise AnnotationValueError(
+                    f"confidence: expected a number from 0 to 1, got {self.confidence!r}"
+                )
+            object.__setattr__(self, "confidence", conf)
+        object.__setattr__(self, "repairs", tuple(self.repairs))
+        try:
+            json.dumps(self.provenance, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise AnnotationValueError(
+                f"provenance: expected JSON-serialisable values, got {exc}"
+            ) from None
+
+    @property
+    def repaired(self) -> bool:
+        """True when the geometry was repaired on the way in."""
+        return bool(self.repairs)
+
+    @property
+    def deleted(self) -> bool:
+        return False
+
+    def replace(self, **changes: Any) -> Annotation:
+        """Return a copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable mapping, geometry as a GeoJSON mapping at full precision."""
+        geo = mapping(self.geometry)
+        return {
+            "id": self.id,
+            "geometry": json.loads(json.dumps(geo)),
+            "claim_id": self.claim_id,
+            "report_id": self.report_id,
+            "label": self.label,
+            "verdict": self.verdict,
+            "confidence": self.confidence,
+            "status": self.status,
+            "origin": self.origin,
+            "notes": self.notes,
+            "analyst": self.analyst,
+            "created": self.created,
+            "updated": self.updated,
+            "revision": self.revision,
+            "area_m2": self.area_m2,
+            "source_crs": self.source_crs,
+            "repairs": list(self.repairs),
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Annotation:
+        """Inverse of :meth:`to_dict` (missing optional keys take their defaults)."""
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "geometry"}
+        known["repairs"] = tuple(known.get("repairs") or ())
+        known["provenance"] = dict(known.get("provenance") or {})
+        return cls(geometry=shape(data["geometry"]), **known)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One stored state of an annotation; ``deleted`` marks a tombstone."""
+
+    annotation_id: str
+    revision: int
+    action: str
+    deleted: bool
+    created: str
+    analyst: str | None
+    change_id: int | None
+    snapshot: dict[str, Any]
+
+    @property
+    def annotation(self) -> Annotation:
+        """The annotation as it was in this revision (for a tombstone: just before deletion)."""
+        return Annotation.from_dict(self.snapshot)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "annotation_id": self.annotation_id,
+            "revision": self.revision,
+            "action": self.action,
+            "deleted": self.deleted,
+            "created": self.created,
+            "analyst": self.analyst,
+            "change_id": self.change_id,
+            "snapshot": self.snapshot,
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    """One user action (add, update, delete, restore, import, undo) that wrote revisions."""
+
+    id: int
+    action: str
+    description: str
+    created: str
+    analyst: str | None
+    undoes: int | None
+    annotation_ids: tuple[str, ...] = ()

@@ -1,0 +1,1245 @@
+"""The annotation store: one GeoPackage file that loses nothing.
+
+Public API (what the napari plugin, the batch job and the CLI call)::
+
+    from satdelta.annotations import Store
+
+    with Store.open("project.gpkg", analyst="jane") as store:   # created if missing
+        report = store.add_report(title="Putin may visit Pyongyang", outlet="NK News",
+                                  url="https://...", published="2024-06-14")
+        claim = store.add_claim(report_id=report.id, text="Civil aircraft cleared from Sunan",
+                                place="Sunan airport", bbox=(125.65, 39.19, 125.69, 39.23))
+        ann = store.add_annotation(polygon_utm, crs="EPSG:32651", claim_id=claim.id,
+                                   label="aircraft", verdict="supports", confidence=0.8)
+        store.update_annotation(ann.id, status="accepted")
+        store.delete_annotation(ann.id)           # a tombstone revision
+        store.history(ann.id)                     # [Revision(1, add), (2, update), (3, delete)]
+        store.restore(ann.id, 2)                  # brings revision 2 back as revision 4
+        store.undo()                              # reverses the restore (revision 5)
+        store.import_geojson("out/changes.geojson", report_id=report.id, claim_id=claim.id)
+        store.list_annotations(claim_id=claim.id, status="candidate")
+        store.export("evidence.geojson", report_id=report.id)   # or .gpkg / .csv
+
+Storage
+-------
+An OGC GeoPackage 1.2 (see :mod:`satdelta.annotations.gpkg`): the feature table
+``annotations`` (MULTIPOLYGON, EPSG:4326, the current state of every
+annotation that is not deleted; ``source_crs`` records the CRS it was drawn
+in) and attribute tables ``reports``, ``claims``, ``labels``, ``changes`` and
+``annotation_revisions`` (every state of every annotation as a JSON snapshot,
+including tombstones).  ``update``, ``delete``, ``restore`` and ``undo`` all
+*append* revisions; nothing is ever overwritten in the history.
+
+Durability and concurrency
+--------------------------
+* Journal mode WAL, so readers never block the writer and a killed process
+  leaves the last committed transaction intact (SQLite rolls back the
+  uncommitted tail of the WAL on the next open).
+* ``synchronous=FULL``: each commit is fsync'ed before the call returns, so a
+  commit also survives power loss, not just a killed process (``NORMAL`` in WAL
+  mode only protects against process death).  The cost is one fsync per
+  commit, negligible for an analyst's edits; bulk writes
+  (:meth:`Store.add_annotations`, imports) are one transaction.
+* Every write is ``BEGIN IMMEDIATE`` (the write lock is taken up front, so no
+  transaction fails half-way with SQLITE_BUSY) with SQLite's busy timeout plus
+  our own retry with exponential back-off and jitter up to ``timeout`` seconds;
+  only then does :class:`StoreBusyError` reach the caller.
+* Opening an existing file first inspects it read-only (SQLite header,
+  ``PRAGMA quick_check``, GeoPackage application_id, ``satdelta_meta``): a file
+  that is not a satdelta store, is corrupt, or comes from a newer schema is
+  refused and left byte-for-byte untouched.  An older schema is migrated in one
+  transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import sqlite3
+import struct
+import threading
+import time
+import urllib.parse
+import uuid as uuidlib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from satdelta.annotations.errors import (
+    AnnotationValueError,
+    NotAStoreError,
+    NotFoundError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreVersionError,
+)
+from satdelta.annotations.geometry import clean_polygon, geodesic_area_m2
+from satdelta.annotations.gpkg import (
+    APPLICATION_ID,
+    decode_geometry,
+    encode_geometry,
+    gpkg_now,
+    touch_contents,
+)
+from satdelta.annotations.model import (
+    Annotation,
+    Change,
+    Claim,
+    Report,
+    Revision,
+    parse_date,
+)
+from satdelta.annotations.schema import APP_NAME, SCHEMA_VERSION, create_schema, migrate
+
+__all__ = ["Store"]
+
+log = logging.getLogger(__name__)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_UPDATABLE = (
+    "label",
+    "verdict",
+    "confidence",
+    "status",
+    "notes",
+    "analyst",
+    "claim_id",
+    "provenance",
+    "origin",
+)
+_ANN_COLUMNS = (
+    "uuid, geom, report_id, claim_id, label, verdict, confidence, status, origin, notes, analyst,"
+    " created, updated, revision, area_m2, source_crs, repaired, repair_notes, provenance"
+)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+class Store:
+    """A satdelta annotation store (GeoPackage file).  Use :meth:`Store.open`."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, analyst: str | None, timeout: float
+    ):
+        self._conn = conn
+        self.path = path
+        self.analyst = analyst
+        self.timeout = timeout
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        analyst: str | None = None,
+        timeout: float = 60.0,
+    ) -> Store:
+        """Open a store, creating it when missing (and ``create`` is True).
+
+        Parameters
+        ----------
+        path : path-like
+            The GeoPackage file (``.gpkg``).
+        create : bool
+            Create a new store when ``path`` does not exist.
+        analyst : str, optional
+            Name written in the ``analyst`` field of new revisions (default: $USER).
+        timeout : float
+            Seconds to keep retrying when other processes hold the write lock.
+
+        Raises
+        ------
+        NotAStoreError
+            The file exists but is not a satdelta store (it is not modified).
+        StoreCorruptError
+            The file is damaged (it is not modified).
+        StoreVersionError
+            The file comes from a newer satdelta.
+        StoreError
+            The file cannot be created or opened.
+        """
+        path = Path(path)
+        analyst = analyst if analyst is not None else os.environ.get("USER") or None
+        exists = path.exists() and path.stat().st_size > 0 if path.exists() else False
+        if path.is_dir():
+            raise NotAStoreError(
+                f"expected a GeoPackage file for the store, got a directory {path}; give a file name"
+            )
+        if not exists:
+            if not create:
+                raise StoreError(
+                    f"no store at {path}; create one by writing to it (e.g. `report add`)"
+                )
+            if not path.parent.exists():
+                raise StoreError(
+                    f"cannot create the store {path}: folder {path.parent} does not exist; create it first"
+                )
+        else:
+            _inspect_existing(path)
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=min(timeout, 5.0), isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the store {path}: {exc}; check the path and permissions"
+            ) from None
+        store = cls(conn, path, analyst=analyst, timeout=timeout)
+        try:
+            store._setup()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _setup(self) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        conn.execute("PRAGMA synchronous = FULL")
+        version = self._schema_version()
+        if version == SCHEMA_VERSION:
+            return
+        with self._write() as c:
+            version = self._schema_version()  # another process may have done it meanwhile
+            if version is None:
+                if c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise NotAStoreError(
+                        f"{self.path} is an SQLite database but not a satdelta store; choose "
+                        "another file name"
+                    )
+                create_schema(c)
+                log.info("created store %s", self.path)
+            elif version < SCHEMA_VERSION:
+                migrate(c, version)
+
+    def _schema_version(self) -> int | None:
+        try:
+            row = self._conn.execute(
+                "SELECT value FROM satdelta_meta WHERE key = 'schema_version'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return int(row[0]) if row else None
+
+    @property
+    def schema_version(self) -> int:
+        """Schema version of the open store (always current after :meth:`open`)."""
+        return self._schema_version() or 0
+
+    def close(self) -> None:
+        """Close the connection (committed data is already on disk)."""
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ------------------------------------------------------------ transactions
+    def _retry(self, fn: Any) -> Any:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise StoreError(f"store {self.path}: {exc}") from None
+                if time.monotonic() > deadline:
+                    raise StoreBusyError(
+                        f"store {self.path} stayed locked by another process for more than "
+                        f"{self.timeout:g} s; close the other program or retry later"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store.open")
+        with self._lock:
+            self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            try:
+                self._retry(lambda: self._conn.execute("COMMIT"))
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store.open")
+        with self._lock:
+            return self._retry(lambda: self._conn.execute(sql, tuple(params)).fetchall())
+
+    # ------------------------------------------------------------------ reports
+    def add_report(
+        self,
+        *,
+        title: str,
+        outlet: str | None = None,
+        url: str | None = None,
+        published: date | str | None = None,
+        language: str | None = None,
+        notes: str | None = None,
+    ) -> Report:
+        """Add a news report and return it (with its new integer id)."""
+        now = gpkg_now()
+        report = Report(0, title, outlet, url, published, language, notes, now)  # validates
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO reports (title, outlet, url, published, language, notes, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, outlet, url, _iso(report.published), language, notes, now),
+            )
+            touch_contents(c, "reports")
+        return Report(cur.lastrowid, title, outlet, url, report.published, language, notes, now)
+
+    def get_report(self, report_id: int) -> Report:
+        """Return one report; :class:`NotFoundError` if there is none with that id."""
+        rows = self._read(
+            "SELECT id, title, outlet, url, published, language, notes, created FROM reports "
+            "WHERE id = ?",
+            (int(report_id),),
+        )
+        if not rows:
+            raise NotFoundError(
+                f"no report with id {report_id} in {self.path}; `satdelta report list` shows the ids"
+            )
+        return Report(*rows[0])
+
+    def list_reports(self) -> list[Report]:
+        """All reports, by id."""
+        rows = self._read(
+            "SELECT id, title, outlet, url, published, language, notes, created FROM reports "
+            "ORDER BY id"
+        )
+        return [Report(*r) for r in rows]
+
+    # ------------------------------------------------------------------- claims
+    def add_claim(
+        self,
+        *,
+        report_id: int,
+        text: str,
+        place: str | None = None,
+        point: tuple[float, float] | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        time_start: date | str | None = None,
+        time_end: date | str | None = None,
+    ) -> Claim:
+        """Add a claim to a report; ``point`` = (lon, lat), ``bbox`` = (W, S, E, N) in WGS84."""
+        self.get_report(report_id)
+        now = gpkg_now()
+        claim = Claim(0, int(report_id), text, place, point, bbox, time_start, time_end, now)
+        p = claim.point or (None, None)
+        b = claim.bbox or (None, None, None, None)
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO claims (report_id, text, place, lon, lat, west, south, east, north, "
+                "time_start, time_end, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    claim.report_id,
+                    text,
+                    place,
+                    *p,
+                    *b,
+                    _iso(claim.time_start),
+                    _iso(claim.time_end),
+                    now,
+                ),
+            )
+            touch_contents(c, "claims")
+        return Claim(
+            cur.lastrowid,
+            claim.report_id,
+            text,
+            place,
+            claim.point,
+            claim.bbox,
+            claim.time_start,
+            claim.time_end,
+            now,
+        )
+
+    _CLAIM_SQL = (
+        "SELECT id, report_id, text, place, lon, lat, west, south, east, north, time_start, "
+        "time_end, created FROM claims"
+    )
+
+    @staticmethod
+    def _claim(row: tuple[Any, ...]) -> Claim:
+        cid, rid, text, place, lon, lat, w, s, e, n, t0, t1, created = row
+        point = (lon, lat) if lon is not None and lat is not None else None
+        bbox = (w, s, e, n) if w is not None else None
+        return Claim(cid, rid, text, place, point, bbox, t0, t1, created)
+
+    def get_claim(self, claim_id: int) -> Claim:
+        """Return one claim; :class:`NotFoundError` if there is none with that id."""
+        rows = self._read(self._CLAIM_SQL + " WHERE id = ?", (int(claim_id),))
+        if not rows:
+            raise NotFoundError(
+                f"no claim with id {claim_id} in {self.path}; `satdelta claim list` shows the ids"
+            )
+        return self._claim(rows[0])
+
+    def list_claims(self, report_id: int | None = None) -> list[Claim]:
+        """Claims, optionally of one report, by id."""
+        if report_id is None:
+            rows = self._read(self._CLAIM_SQL + " ORDER BY id")
+        else:
+            rows = self._read(
+                self._CLAIM_SQL + " WHERE report_id = ? ORDER BY id", (int(report_id),)
+            )
+        return [self._claim(r) for r in rows]
+
+    def load_report(self, data: Mapping[str, Any]) -> tuple[Report, list[Claim]]:
+        """Add a report and its claims from ``{"report": {...}, "claims": [{...}, ...]}``.
+
+        Claim entries take ``text``, ``place``, ``point`` ([lon, lat]) or
+        ``location`` ({"lon", "lat"} or {"bbox"}), ``bbox`` ([W, S, E, N]) and
+        ``time_start``/``time_end`` (or ``time_window`` [start, end]).  The whole
+        file is added in one transaction.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("report"), Mapping):
+            raise AnnotationValueError(
+                'expected a report file {"report": {...}, "claims": [...]}, got '
+                f"{type(data).__name__} with keys {sorted(data)[:5] if isinstance(data, Mapping) else '-'}"
+            )
+        r = data["report"]
+        claims_in = data.get("claims") or []
+        now = gpkg_now()
+        report = Report(
+            0,
+            r.get("title", ""),
+            r.get("outlet"),
+            r.get("url"),
+            r.get("published"),
+            r.get("language"),
+            r.get("notes"),
+            now,
+        )
+        parsed: list[Claim] = []
+        for i, cl in enumerate(claims_in):
+            if not isinstance(cl, Mapping):
+                raise AnnotationValueError(f"claim {i}: expected an object, got {cl!r}")
+            loc = cl.get("location") or {}
+            point = cl.get("point") or (
+                (loc["lon"], loc["lat"]) if "lon" in loc and "lat" in loc else None
+            )
+            bbox = cl.get("bbox") or loc.get("bbox")
+            window = cl.get("time_window") or [None, None]
+            try:
+                parsed.append(
+                    Claim(
+                        0,
+                        0,
+                        cl.get("text", ""),
+                        cl.get("place"),
+                        point,
+                        bbox,
+                        cl.get("time_start", window[0]),
+                        cl.get("time_end", window[1]),
+                        now,
+                    )
+                )
+            except AnnotationValueError as exc:
+                raise AnnotationValueError(f"claim {i}: {exc}") from None
+        with self._write() as c:
+            rid = c.execute(
+                "INSERT INTO reports (title, outlet, url, published, language, notes, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    report.title,
+                    report.outlet,
+                    report.url,
+                    _iso(report.published),
+                    report.language,
+                    report.notes,
+                    now,
+                ),
+            ).lastrowid
+            out = []
+            for cl in parsed:
+                p = cl.point or (None, None)
+                b = cl.bbox or (None, None, None, None)
+                cid = c.execute(
+                    "INSERT INTO claims (report_id, text, place, lon, lat, west, south, east, "
+                    "north, time_start, time_end, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (rid, cl.text, cl.place, *p, *b, _iso(cl.time_start), _iso(cl.time_end), now),
+                ).lastrowid
+                out.append(
+                    Claim(
+                        cid,
+                        rid,
+                        cl.text,
+                        cl.place,
+                        cl.point,
+                        cl.bbox,
+                        cl.time_start,
+                        cl.time_end,
+                        now,
+                    )
+                )
+            touch_contents(c, "reports")
+            touch_contents(c, "claims")
+        return Report(
+            rid,
+            report.title,
+            report.outlet,
+            report.url,
+            report.published,
+            report.language,
+            report.notes,
+            now,
+        ), out
+
+    # ------------------------------------------------------------------- labels
+    def labels(self, *, include_inactive: bool = False) -> tuple[str, ...]:
+        """Label names of the store's (editable) schema."""
+        sql = "SELECT name FROM labels" + ("" if include_inactive else " WHERE active = 1")
+        return tuple(r[0] for r in self._read(sql + " ORDER BY id"))
+
+    def add_label(self, name: str, *, description: str = "") -> None:
+        """Add a label to the schema (or re-activate it)."""
+        if not isinstance(name, str) or not name.strip():
+            raise AnnotationValueError(f"label: expected non-empty text, got {name!r}")
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO labels (name, description, active) VALUES (?, ?, 1) "
+                "ON CONFLICT(name) DO UPDATE SET active = 1",
+                (name.strip(), description),
+            )
+
+    def retire_label(self, name: str) -> None:
+        """Stop offering a label for new annotations (existing ones keep it)."""
+        with self._write() as c:
+            if c.execute("UPDATE labels SET active = 0 WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFoundError(f"no label {name!r}; labels are {', '.join(self.labels())}")
+
+    def _check_label(self, c: sqlite3.Connection, label: str) -> None:
+        row = c.execute("SELECT active FROM labels WHERE name = ?", (label,)).fetchone()
+        if not row or not row[0]:
+            names = [
+                r[0] for r in c.execute("SELECT name FROM labels WHERE active = 1 ORDER BY id")
+            ]
+            raise AnnotationValueError(
+                f"label: expected one of {', '.join(names)}, got {label!r}; add it to the "
+                "schema first (Store.add_label)"
+            )
+
+    # -------------------------------------------------------------- annotations
+    def add_annotation(
+        self,
+        geometry: Any,
+        *,
+        claim_id: int,
+        label: str,
+        crs: Any = None,
+        verdict: str = "inconclusive",
+        confidence: float | None = None,
+        status: str = "candidate",
+        origin: str = "drawn",
+        notes: str | None = None,
+        analyst: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        id: str | None = None,
+    ) -> Annotation:
+        """Add one annotation polygon and return it.
+
+        Parameters
+        ----------
+        geometry : shapely geometry, GeoJSON mapping or WKT
+            Polygon or MultiPolygon (holes allowed).  Invalid ones are repaired
+            and flagged (``Annotation.repairs``) or refused with
+            :class:`GeometryError`; see :func:`clean_polygon`.
+        claim_id : int
+            The claim this polygon is evidence for (or against).
+        label : str
+            One of :meth:`labels`.
+        crs : optional
+            CRS of ``geometry`` (e.g. the scene's); None = WGS84 lon/lat.
+        verdict, confidence, status, origin, notes, analyst, provenance
+            See :class:`Annotation`.
+        id : str, optional
+            UUID to use (imports keep the file's id when it is free).
+        """
+        return self.add_annotations(
+            [
+                dict(
+                    geometry=geometry,
+                    claim_id=claim_id,
+                    label=label,
+                    crs=crs,
+                    verdict=verdict,
+                    confidence=confidence,
+                    status=status,
+                    origin=origin,
+                    notes=notes,
+                    analyst=analyst,
+                    provenance=provenance,
+                    id=id,
+                )
+            ],
+            action="add",
+        )[0]
+
+    def add_annotations(
+        self, items: Iterable[Mapping[str, Any]], *, action: str = "add", description: str = ""
+    ) -> list[Annotation]:
+        """Add many annotations in ONE transaction (all or none), as one undoable change.
+
+        Each item holds the keyword arguments of :meth:`add_annotation` plus
+        ``geometry``.  Optional ``created``/``updated`` keep times from a file.
+        """
+        now = gpkg_now()
+        prepared: list[Annotation] = []
+        claims: dict[int, Claim] = {}
+        for i, item in enumerate(items):
+            item = dict(item)
+            cleaned = clean_polygon(item.pop("geometry"), crs=item.pop("crs", None))
+            claim_id = int(item.pop("claim_id"))
+            if claim_id not in claims:
+                claims[claim_id] = self.get_claim(claim_id)
+            repairs = tuple(item.pop("repairs", ()) or ()) + cleaned.repairs
+            ann_id = item.pop("id", None) or str(uuidlib.uuid4())
+            _check_uuid(ann_id)
+            analyst = item.pop("analyst", None) or self.analyst
+            provenance = dict(item.pop("provenance", None) or {})
+            created = item.pop("created", None) or now
+            updated = item.pop("updated", None) or created
+            source_crs = item.pop("source_crs", None) or cleaned.source_crs
+            try:
+                ann = Annotation(
+                    id=ann_id,
+                    geometry=cleaned.geometry,
+                    claim_id=claim_id,
+                    report_id=claims[claim_id].report_id,
+                    analyst=analyst,
+                    created=created,
+                    updated=updated,
+                    revision=1,
+                    area_m2=geodesic_area_m2(cleaned.geometry),
+                    source_crs=source_crs,
+                    repairs=repairs,
+                    provenance=provenance,
+                    **item,
+                )
+            except TypeError as exc:
+                raise AnnotationValueError(f"annotation {i}: {exc}") from None
+            prepared.append(ann)
+        if not prepared:
+            return []
+        desc = description or (
+            f"add {prepared[0].label} annotation {prepared[0].id}"
+            if len(prepared) == 1
+            else f"add {len(prepared)} annotations"
+        )
+        with self._write() as c:
+            for label in {a.label for a in prepared}:
+                self._check_label(c, label)
+            change = self._new_change(c, action, desc)
+            for ann in prepared:
+                if c.execute(
+                    "SELECT 1 FROM annotation_revisions WHERE annotation_uuid = ?", (ann.id,)
+                ).fetchone():
+                    raise AnnotationValueError(
+                        f"annotation id {ann.id} is already in the store; leave id unset for a new one"
+                    )
+                self._put(c, ann, insert=True)
+                self._revision(c, ann, change, action, deleted=False)
+            self._touch_annotations(c)
+        return prepared
+
+    def get_annotation(self, annotation_id: str, *, include_deleted: bool = False) -> Annotation:
+        """Current state of an annotation (a unique id prefix of ≥ 4 characters is accepted).
+
+        With ``include_deleted`` a deleted annotation's last state is returned.
+        """
+        full = self._resolve(annotation_id)
+        rows = self._read(f"SELECT {_ANN_COLUMNS} FROM annotations WHERE uuid = ?", (full,))
+        if rows:
+            return _row_to_annotation(rows[0])
+        if include_deleted:
+            return self.history(full)[-1].annotation
+        raise NotFoundError(
+            f"annotation {full} is deleted; `satdelta annotation history {full}` lists its "
+            "revisions and `restore` brings one back"
+        )
+
+    def list_annotations(
+        self,
+        *,
+        report_id: int | None = None,
+        claim_id: int | None = None,
+        status: str | None = None,
+        label: str | None = None,
+    ) -> list[Annotation]:
+        """Current (non-deleted) annotations matching every given filter, oldest first."""
+        where, params = [], []
+        for col, val in (
+            ("report_id", report_id),
+            ("claim_id", claim_id),
+            ("status", status),
+            ("label", label),
+        ):
+            if val is not None:
+                where.append(f"{col} = ?")
+                params.append(val)
+        sql = f"SELECT {_ANN_COLUMNS} FROM annotations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_row_to_annotation(r) for r in self._read(sql + " ORDER BY fid", params)]
+
+    def update_annotation(self, annotation_id: str, **changes: Any) -> Annotation:
+        """Change fields of an annotation (a new revision); returns the new state.
+
+        Allowed: ``label, verdict, confidence, status, notes, analyst, claim_id,
+        provenance, origin`` and ``geometry`` (with optional ``crs``).
+        """
+        unknown = set(changes) - set(_UPDATABLE) - {"geometry", "crs"}
+        if unknown:
+            raise AnnotationValueError(
+                f"cannot update {', '.join(sorted(unknown))}; allowed fields are "
+                f"{', '.join(_UPDATABLE)}, geometry"
+            )
+        full = self._resolve(annotation_id)
+        geom_fields: dict[str, Any] = {}
+        if "geometry" in changes:
+            cleaned = clean_polygon(changes.pop("geometry"), crs=changes.pop("crs", None))
+            geom_fields = dict(
+                geometry=cleaned.geometry,
+                repairs=cleaned.repairs,
+                source_crs=cleaned.source_crs,
+                area_m2=geodesic_area_m2(cleaned.geometry),
+            )
+        changes.pop("crs", None)
+        if "claim_id" in changes:
+            changes["report_id"] = self.get_claim(changes["claim_id"]).report_id
+        with self._write() as c:
+            current = self._current(c, full)
+            new = current.replace(
+                **changes,
+                **geom_fields,
+                updated=gpkg_now(),
+                revision=self._next_revision(c, full),
+                analyst=changes.get("analyst") or self.analyst or current.analyst,
+            )
+            if "label" in changes:
+                self._check_label(c, new.label)
+            what = ", ".join(
+                sorted(
+                    set(changes)
+                    | set(geom_fields) - {"repairs", "source_crs", "area_m2", "report_id"}
+                )
+            )
+            change = self._new_change(c, "update", f"update {what} of {full}")
+            self._put(c, new, insert=False)
+            self._revision(c, new, change, "update", deleted=False)
+            self._touch_annotations(c)
+        return new
+
+    def delete_annotation(self, annotation_id: str) -> Revision:
+        """Delete an annotation: removes it from the layer and writes a tombstone revision."""
+        full = self._resolve(annotation_id)
+        with self._write() as c:
+            current = self._current(c, full)
+            change = self._new_change(c, "delete", f"delete {full}")
+            rev = self._tombstone(c, current, change, "delete")
+            self._touch_annotations(c)
+        return rev
+
+    def history(self, annotation_id: str) -> list[Revision]:
+        """Every revision of an annotation, oldest first (tombstones included)."""
+        full = self._resolve(annotation_id)
+        rows = self._read(
+            "SELECT annotation_uuid, revision, action, deleted, created, analyst, change_id, "
+            "snapshot FROM annotation_revisions WHERE annotation_uuid = ? ORDER BY revision",
+            (full,),
+        )
+        return [
+            Revision(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], json.loads(r[7])) for r in rows
+        ]
+
+    def restore(self, annotation_id: str, revision: int) -> Annotation | None:
+        """Make revision ``revision`` the current state again (as a NEW revision).
+
+        Restoring a tombstone deletes the annotation again; returns the new
+        state, or None when the restored state is "deleted".
+        """
+        full = self._resolve(annotation_id)
+        with self._write() as c:
+            row = c.execute(
+                "SELECT deleted, snapshot FROM annotation_revisions WHERE annotation_uuid = ? "
+                "AND revision = ?",
+                (full, int(revision)),
+            ).fetchone()
+            if row is None:
+                last = c.execute(
+                    "SELECT max(revision) FROM annotation_revisions WHERE annotation_uuid = ?",
+                    (full,),
+                ).fetchone()[0]
+                raise NotFoundError(
+                    f"annotation {full} has no revision {revision}; it has revisions 1..{last}"
+                )
+            change = self._new_change(c, "restore", f"restore {full} to revision {revision}")
+            result = self._apply_state(c, full, bool(row[0]), json.loads(row[1]), change, "restore")
+            self._touch_annotations(c)
+        return result
+
+    def undo(self) -> Change:
+        """Reverse the latest change not yet undone (undo itself is not undone; use restore).
+
+        The reversal writes new revisions, so it can itself be inspected in
+        :meth:`history` and reverted with :meth:`restore`.
+
+        Raises
+        ------
+        NotFoundError
+            When there is nothing left to undo.
+        """
+        with self._write() as c:
+            row = c.execute(
+                "SELECT id, action, description FROM changes AS ch WHERE action != 'undo' AND NOT "
+                "EXISTS (SELECT 1 FROM changes AS u WHERE u.undoes = ch.id) ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"nothing to undo in {self.path}: no annotation change is left")
+            target, action, description = row
+            change = self._new_change(c, "undo", f"undo #{target}: {description}", undoes=target)
+            touched = c.execute(
+                "SELECT annotation_uuid, revision FROM annotation_revisions WHERE change_id = ? "
+                "ORDER BY id DESC",
+                (target,),
+            ).fetchall()
+            ids = []
+            for uid, rev in touched:
+                prev = c.execute(
+                    "SELECT deleted, snapshot FROM annotation_revisions WHERE annotation_uuid = ? "
+                    "AND revision < ? ORDER BY revision DESC LIMIT 1",
+                    (uid, rev),
+                ).fetchone()
+                if prev is None:  # the change created it: undo = delete
+                    current = self._current(c, uid, missing_ok=True)
+                    if current is not None:
+                        self._tombstone(c, current, change, "undo")
+                else:
+                    self._apply_state(c, uid, bool(prev[0]), json.loads(prev[1]), change, "undo")
+                ids.append(uid)
+            self._touch_annotations(c)
+            created = c.execute("SELECT created FROM changes WHERE id = ?", (change,)).fetchone()[0]
+        return Change(
+            change,
+            "undo",
+            f"undo #{target}: {description}",
+            created,
+            self.analyst,
+            target,
+            tuple(ids),
+        )
+
+    def changes(self) -> list[Change]:
+        """The change log, oldest first."""
+        rows = self._read(
+            "SELECT id, action, description, created, analyst, undoes FROM changes ORDER BY id"
+        )
+        return [Change(*r) for r in rows]
+
+    # ------------------------------------------------------- import and export
+    def import_geojson(
+        self,
+        source: str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        report_id: int,
+        claim_id: int,
+        label: str | None = None,
+    ) -> list[Annotation]:
+        """Import a GeoJSON file or mapping whole (one transaction) or not at all.
+
+        Recognised: a ``satdelta detect`` ``changes.geojson`` (candidates with
+        the run's provenance), a satdelta annotation export (fields and ids kept),
+        and any RFC 7946 Polygon/MultiPolygon FeatureCollection, Feature or
+        geometry (origin "imported", the original properties kept in provenance).
+        ``label`` overrides the label of every imported polygon.
+        """
+        from satdelta.annotations.geojson import plan_import
+
+        claim = self.get_claim(claim_id)
+        if claim.report_id != int(report_id):
+            raise AnnotationValueError(
+                f"claim {claim_id} belongs to report {claim.report_id}, not report {report_id}; "
+                "check the ids with `satdelta claim list`"
+            )
+        items, name = plan_import(source, claim_id=claim.id, label=label, labels=self.labels())
+        existing = {
+            r[0] for r in self._read("SELECT DISTINCT annotation_uuid FROM annotation_revisions")
+        }
+        for item in items:
+            if item.get("id") in existing:
+                item["provenance"] = {**item.get("provenance", {}), "imported_from_id": item["id"]}
+                item["id"] = None
+        return self.add_annotations(
+            items, action="import", description=f"import {len(items)} polygons from {name}"
+        )
+
+    def to_feature_collection(self, **filters: Any) -> dict[str, Any]:
+        """The (filtered) annotations as an RFC 7946 FeatureCollection mapping."""
+        from satdelta.annotations.geojson import to_feature_collection
+
+        anns = self.list_annotations(**filters)
+        reports = {r.id: r for r in self.list_reports()}
+        claims = {c.id: c for c in self.list_claims()}
+        return to_feature_collection(anns, reports, claims, filters=filters)
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: Literal["auto", "geojson", "gpkg", "csv"] = "auto",
+        report_id: int | None = None,
+        claim_id: int | None = None,
+        status: str | None = None,
+        label: str | None = None,
+    ) -> int:
+        """Write the (filtered) annotations to GeoJSON, a GeoPackage layer or CSV+WKT.
+
+        ``format="auto"`` picks from the suffix (.geojson/.json, .gpkg, .csv).
+        The file is written beside the target and moved into place, so a failed
+        export never leaves half a file.  Returns the number of features.
+        """
+        from satdelta.annotations.export import export_collection
+
+        target = Path(path)
+        if target.exists() and target.resolve() == self.path.resolve():
+            raise AnnotationValueError(
+                f"export target {target} is the store itself; choose another file name"
+            )
+        fc = self.to_feature_collection(
+            report_id=report_id, claim_id=claim_id, status=status, label=label
+        )
+        return export_collection(fc, target, format=format)
+
+    # ----------------------------------------------------------------- helpers
+    def _resolve(self, annotation_id: str) -> str:
+        text = str(annotation_id).strip().lower()
+        if not re.fullmatch(r"[0-9a-f-]{4,36}", text):
+            raise NotFoundError(
+                f"expected an annotation id (UUID or a unique prefix of at least 4 characters), "
+                f"got {annotation_id!r}"
+            )
+        rows = self._read(
+            "SELECT DISTINCT annotation_uuid FROM annotation_revisions WHERE annotation_uuid "
+            "LIKE ? LIMIT 2",
+            (text + "%",),
+        )
+        if not rows:
+            raise NotFoundError(
+                f"no annotation {annotation_id} in {self.path}; `satdelta annotation list` shows the ids"
+            )
+        if len(rows) > 1:
+            raise NotFoundError(
+                f"annotation id prefix {annotation_id!r} is ambiguous ({rows[0][0]}, {rows[1][0]}, ...); "
+                "give more characters"
+            )
+        return rows[0][0]
+
+    def _current(self, c: sqlite3.Connection, uid: str, *, missing_ok: bool = False) -> Any:
+        row = c.execute(f"SELECT {_ANN_COLUMNS} FROM annotations WHERE uuid = ?", (uid,)).fetchone()
+        if row is None:
+            if missing_ok:
+                return None
+            raise NotFoundError(
+                f"annotation {uid} is deleted; `satdelta annotation history {uid}` lists its "
+                "revisions and `restore` brings one back"
+            )
+        return _row_to_annotation(row)
+
+    def _next_revision(self, c: sqlite3.Connection, uid: str) -> int:
+        return c.execute(
+            "SELECT coalesce(max(revision), 0) + 1 FROM annotation_revisions "
+            "WHERE annotation_uuid = ?",
+            (uid,),
+        ).fetchone()[0]
+
+    def _new_change(
+        self, c: sqlite3.Connection, action: str, description: str, *, undoes: int | None = None
+    ) -> int:
+        return c.execute(
+            "INSERT INTO changes (action, description, created, analyst, undoes) VALUES (?,?,?,?,?)",
+            (action, description, gpkg_now(), self.analyst, undoes),
+        ).lastrowid
+
+    def _put(self, c: sqlite3.Connection, ann: Annotation, *, insert: bool) -> None:
+        values = _annotation_values(ann)
+        if not insert:
+            c.execute("DELETE FROM annotations WHERE uuid = ?", (ann.id,))
+        cols = list(values)
+        c.execute(
+            f"INSERT INTO annotations ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            tuple(values.values()),
+        )
+
+    def _revision(
+        self, c: sqlite3.Connection, ann: Annotation, change: int, action: str, *, deleted: bool
+    ) -> Revision:
+        snap = ann.to_dict()
+        c.execute(
+            "INSERT INTO annotation_revisions (annotation_uuid, revision, action, deleted, created,"
+            " analyst, snapshot, change_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ann.id,
+                ann.revision,
+                action,
+                int(deleted),
+                ann.updated,
+                self.analyst,
+                json.dumps(snap, ensure_ascii=False, allow_nan=False),
+                change,
+            ),
+        )
+        return Revision(
+            ann.id, ann.revision, action, deleted, ann.updated, self.analyst, change, snap
+        )
+
+    def _tombstone(
+        self, c: sqlite3.Connection, current: Annotation, change: int, action: str
+    ) -> Revision:
+        last = current.replace(revision=self._next_revision(c, current.id), updated=gpkg_now())
+        c.execute("DELETE FROM annotations WHERE uuid = ?", (current.id,))
+        return self._revision(c, last, change, action, deleted=True)
+
+    def _apply_state(
+        self,
+        c: sqlite3.Connection,
+        uid: str,
+        deleted: bool,
+        snapshot: dict[str, Any],
+        change: int,
+        action: str,
+    ) -> Annotation | None:
+        current = self._current(c, uid, missing_ok=True)
+        if deleted:
+            if current is not None:
+                self._tombstone(c, current, change, action)
+            return None
+        state = Annotation.from_dict(snapshot).replace(
+            revision=self._next_revision(c, uid), updated=gpkg_now()
+        )
+        self._put(c, state, insert=current is None)
+        self._revision(c, state, change, action, deleted=False)
+        return state
+
+    def _touch_annotations(self, c: sqlite3.Connection) -> None:
+        touch_contents(c, "annotations", self._bounds(c))
+        touch_contents(c, "annotation_revisions")
+
+    @staticmethod
+    def _bounds(c: sqlite3.Connection) -> tuple[float | None, ...]:
+        minx = miny = float("inf")
+        maxx = maxy = float("-inf")
+        for (blob,) in c.execute(
+            "SELECT substr(geom, 9, 32) FROM annotations WHERE geom IS NOT NULL"
+        ):
+            x0, x1, y0, y1 = struct.unpack("<4d", blob)
+            minx, maxx, miny, maxy = min(minx, x0), max(maxx, x1), min(miny, y0), max(maxy, y1)
+        if minx == float("inf"):
+            return (None, None, None, None)
+        return (minx, miny, maxx, maxy)
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _check_uuid(value: str) -> None:
+    try:
+        uuidlib.UUID(str(value))
+    except ValueError:
+        raise AnnotationValueError(f"annotation id: expected a UUID, got {value!r}") from None
+
+
+def _annotation_values(ann: Annotation) -> dict[str, Any]:
+    from shapely.geometry import MultiPolygon
+
+    geom = ann.geometry
+    multi = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+    prov = ann.provenance or {}
+    before = prov.get("before") if isinstance(prov.get("before"), Mapping) else {}
+    after = prov.get("after") if isinstance(prov.get("after"), Mapping) else {}
+    threshold = prov.get("threshold")
+    return {
+        "uuid": ann.id,
+        "geom": encode_geometry(multi),
+        "report_id": ann.report_id,
+        "claim_id": ann.claim_id,
+        "label": ann.label,
+        "verdict": ann.verdict,
+        "confidence": ann.confidence,
+        "status": ann.status,
+        "origin": ann.origin,
+        "notes": ann.notes,
+        "analyst": ann.analyst,
+        "created": ann.created,
+        "updated": ann.updated,
+        "revision": ann.revision,
+        "area_m2": ann.area_m2,
+        "source_crs": ann.source_crs,
+        "repaired": int(ann.repaired),
+        "repair_notes": json.dumps(list(ann.repairs), ensure_ascii=False) if ann.repairs else None,
+        "before_scene_id": _text(before.get("scene_id")),
+        "before_acquired": _date_or_none(before.get("acquired")),
+        "before_source": _text(before.get("source")),
+        "before_sha256": _text(before.get("sha256")),
+        "after_scene_id": _text(after.get("scene_id")),
+        "after_acquired": _date_or_none(after.get("acquired")),
+        "after_source": _text(after.get("source")),
+        "after_sha256": _text(after.get("sha256")),
+        "change_method": _text(prov.get("method")),
+        "change_threshold_method": _text(prov.get("threshold_method")),
+        "change_threshold": float(threshold) if isinstance(threshold, int | float) else None,
+        "change_parameters": (
+            json.dumps(prov["parameters"], ensure_ascii=False)
+            if prov.get("parameters") is not None
+            else None
+        ),
+        "provenance": json.dumps(prov, ensure_ascii=False, allow_nan=False),
+    }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _date_or_none(value: Any) -> str | None:
+    try:
+        d = parse_date(value, "acquired")
+    except AnnotationValueError:
+        return None
+    return d.isoformat() if d else None
+
+
+def _row_to_annotation(row: tuple[Any, ...]) -> Annotation:
+    (
+        uid,
+        geom,
+        report_id,
+        claim_id,
+        label,
+        verdict,
+        confidence,
+        status,
+        origin,
+        notes,
+        analyst,
+        created,
+        updated,
+        revision,
+        area_m2,
+        source_crs,
+        repaired,
+        repair_notes,
+        provenance,
+    ) = row
+    return Annotation(
+        id=uid,
+        geometry=decode_geometry(geom),
+        claim_id=claim_id,
+        report_id=report_id,
+        label=label,
+        verdict=verdict,
+        confidence=confidence,
+        status=status,
+        origin=origin,
+        notes=notes,
+        analyst=analyst,
+        created=created,
+        updated=updated,
+        revision=revision,
+        area_m2=area_m2 or 0.0,
+        source_crs=source_crs or "EPSG:4326",
+        repairs=tuple(json.loads(repair_notes)) if repair_notes else (),
+        provenance=json.loads(provenance) if provenance else {},
+    )
+
+
+def _inspect_existing(path: Path) -> None:
+    """Refuse, without writing anything, a file that is not a healthy satdelta store."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the store {path}: {exc.strerror}; check permissions"
+        ) from None
+    if not head.startswith(_SQLITE_MAGIC):
+        raise NotAStoreError(
+            f"{path} is not a satdelta store: expected a GeoPackage (SQLite) file, got a file "
+            f"starting with {head[:16]!r}; choose another --store file"
+        )
+    if len(head) < 100:
+        raise StoreCorruptError(
+            f"{path} is corrupt: its SQLite header is truncated ({len(head)} bytes); restore it "
+            "from a backup"
+        )
+    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}; check permissions") from None
+    try:
+        try:
+            check = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(
+                f"{path} is corrupt ({exc}); it was not modified: restore it from a backup"
+            ) from None
+        if check != [("ok",)]:
+            first = check[0][0] if check else "no result"
+            raise StoreCorruptError(
+                f"{path} is corrupt (integrity check: {first}); it was not modified: restore it "
+                "from a backup"
+            )
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM satdelta_meta").fetchall())
+        except sqlite3.DatabaseError:
+            meta = {}
+        if app_id != APPLICATION_ID or meta.get("application") != APP_NAME:
+            kind = "a GeoPackage" if app_id == APPLICATION_ID else "an SQLite database"
+            raise NotAStoreError(
+                f"{path} is {kind} but not a satdelta store (no satdelta_meta table); it was not "
+                "modified: choose another --store file"
+            )
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{path} has store schema version {version}, newer than this satdelta knows "
+                f"({SCHEMA_VERSION}); upgrade satdelta to open it"
+            )
+    finally:
+        conn.close()
