@@ -1,0 +1,147 @@
+"""coregister / estimate_shift: known sub-pixel shifts, grid resampling, overlap and band errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.windows import Window
+from satdelta.imagery.align import coregister, estimate_shift, match_bands
+from satdelta.imagery.errors import AlignmentError, BandMismatchError, NoOverlapError
+from satdelta.imagery.scene import open_scene
+from scipy import ndimage
+
+from tests.conftest import make_texture, require_shared
+
+
+def fourier_shifted(img: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    return np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(img), shift)).real
+
+
+@pytest.mark.parametrize("shift", [(0.3, -1.7), (-1.25, 0.6), (2.4, 2.05)])
+def test_known_subpixel_shift_measured_and_corrected(write_raster, shift):
+    tex = make_texture((256, 256), seed=7) * 200 + 20
+    moved = fourier_shifted(tex, shift)
+    before = open_scene(write_raster("before.tif", tex.astype("float32")))
+    after = open_scene(write_raster("after.tif", moved.astype("float32")))
+    pair = coregister(before, after)
+    assert pair.shift_before_px == pytest.approx(shift, abs=0.1)
+    assert max(map(abs, pair.shift_after_px)) < 0.1
+    # the corrected after really matches before (away from the borders)
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    err_before = np.abs(moved[8:-8, 8:-8] - tex[8:-8, 8:-8]).mean()
+    err_after = np.nanmean(np.abs(pair.after[inner] - pair.before[inner]))
+    assert err_after < 0.1 * err_before
+    assert pair.after.dtype == np.float32 and pair.before.shape == (1, 256, 256)
+
+
+def test_estimate_shift_masked_region_ignored():
+    tex = make_texture((200, 200), seed=1)
+    moved = fourier_shifted(tex, (0.8, -0.4))
+    moved[:60, :60] = 50.0  # a big "change" / garbage block, marked invalid
+    valid = np.ones(tex.shape, bool)
+    valid[:60, :60] = False
+    assert estimate_shift(tex, moved, valid=valid) == pytest.approx((0.8, -0.4), abs=0.1)
+
+
+def test_grid_differing_in_origin_and_size_is_resampled(write_raster):
+    # the after grid starts 1.5 pixels east, one pixel north, and is 3 rows taller;
+    # content is a smooth map-space function, so the resampled values are known
+    def field(x, y):
+        return 100 + 30 * np.sin(x / 70.0) + 20 * np.cos(y / 50.0)
+
+    def grid(transform, rows, cols):
+        c, r = np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
+        x, y = transform @ (c, r)
+        return field(x, y).astype("float32")
+
+    tb = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+    ta = Affine(10.0, 0.0, 500015.0, 0.0, -10.0, 4000010.0)
+    before = open_scene(write_raster("b.tif", grid(tb, 60, 80), transform=tb))
+    after = open_scene(write_raster("a.tif", grid(ta, 63, 80), transform=ta))
+    pair = coregister(before, after, correct=False)
+    assert pair.transform == tb and pair.after.shape == (1, 60, 80)
+    inner = (0, slice(3, -3), slice(3, -3))
+    np.testing.assert_allclose(pair.after[inner], pair.before[inner], atol=0.05)
+    assert max(map(abs, pair.shift_before_px)) < 0.05
+    # the first column has no after data -> invalid, not extrapolated
+    assert not pair.valid[:, 0].any() and pair.valid[5, 5]
+
+
+def test_window_and_precomputed_shift(write_raster):
+    tex = make_texture((128, 128), seed=2) * 100
+    moved = fourier_shifted(tex, (0.5, 0.5))
+    before = open_scene(write_raster("b.tif", tex.astype("float32")))
+    after = open_scene(write_raster("a.tif", moved.astype("float32")))
+    full = coregister(before, after)
+    win = Window(32, 16, 48, 40)
+    part = coregister(before, after, window=win, shift_px=full.shift_before_px)
+    assert part.after.shape == (1, 40, 48)
+    assert part.transform == before.transform @ Affine.translation(32, 16)
+    np.testing.assert_allclose(part.after[0], full.after[0, 16:56, 32:80], atol=1e-3)
+
+
+def test_non_overlapping_scenes_raise(write_raster):
+    data = np.ones((1, 20, 20), "uint8")
+    before = open_scene(write_raster("b.tif", data))
+    far = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 4000000.0)
+    after = open_scene(write_raster("a.tif", data, transform=far))
+    with pytest.raises(NoOverlapError, match="do not overlap"):
+        coregister(before, after)
+
+
+def test_shift_beyond_limit_raises(write_raster):
+    tex = make_texture((128, 128), seed=5)
+    before = open_scene(write_raster("b.tif", tex.astype("float32")))
+    after = open_scene(write_raster("a.tif", fourier_shifted(tex, (4.0, 0)).astype("float32")))
+    with pytest.raises(AlignmentError, match="beyond the limit of 2"):
+        coregister(before, after, max_shift_px=2)
+
+
+def test_band_mismatch(write_raster):
+    before = open_scene(write_raster("b.tif", np.ones((4, 8, 8), "int16")))
+    after = open_scene(write_raster("a.tif", np.ones((3, 8, 8), "int16")))
+    with pytest.raises(BandMismatchError, match="--bands"):
+        match_bands(before, after)
+    assert match_bands(before, after, [1, 3]) == ((1, 3), (1, 3))
+    # RGBA vs RGB (uint8 GeoTIFFs get colour interpretation): the colour bands match
+    rgba = open_scene(write_raster("rgba.tif", np.ones((4, 8, 8), "uint8")))
+    rgb = open_scene(write_raster("rgb.tif", np.ones((3, 8, 8), "uint8")))
+    assert rgba.band_names[3] == "alpha"
+    assert match_bands(rgba, rgb) == ((1, 2, 3), (1, 2, 3))
+    named_b = open_scene(
+        write_raster("nb.tif", np.ones((2, 8, 8), "uint8"), descriptions=["red", "nir"])
+    )
+    named_a = open_scene(
+        write_raster("na.tif", np.ones((3, 8, 8), "uint8"), descriptions=["green", "nir", "red"])
+    )
+    assert match_bands(named_b, named_a) == ((1, 2), (3, 2))
+
+
+def test_plain_images_of_different_size_raise(tmp_path, write_raster):
+    a = open_scene(write_raster("a.png", np.ones((3, 8, 8), "uint8"), driver="PNG", crs=None))
+    b = open_scene(write_raster("b.png", np.ones((3, 9, 8), "uint8"), driver="PNG", crs=None))
+    with pytest.raises(NoOverlapError, match="sizes differ"):
+        coregister(a, b)
+
+
+def test_plain_images_shift(write_raster):
+    tex = (make_texture((128, 128), seed=9) * 255).astype("float32")
+    moved = fourier_shifted(tex, (-0.7, 1.1))
+    a = open_scene(write_raster("a.tif", tex, crs=None))
+    b = open_scene(write_raster("b.tif", moved.astype("float32"), crs=None))
+    pair = coregister(a, b)
+    assert pair.crs is None and pair.pixel_size_m is None
+    assert pair.shift_before_px == pytest.approx((-0.7, 1.1), abs=0.1)
+    assert max(map(abs, pair.shift_after_px)) < 0.1
+
+
+@pytest.mark.realdata
+def test_naip_pair_aligned_to_2009_grid():
+    d = require_shared("naip-nd")
+    before = open_scene(d / "m_4709963_se_14_1_20090818.tif")
+    after = open_scene(d / "m_4709963_se_14_1_20200831.tif")
+    pair = coregister(before, after)
+    assert pair.transform == before.transform and pair.shape == (724, 934)
+    assert max(map(abs, pair.shift_after_px)) < 0.5
+    assert pair.valid.mean() > 0.95
