@@ -22,6 +22,12 @@ from satdelta.imagery.errors import SatdeltaError
 COMMANDS: dict[str, str] = {
     "detect": "satdelta.plugins.cli.detect:detect",
     "demo": "satdelta.plugins.cli.demo:demo",
+    "report": "satdelta.plugins.cli.report:report",
+    "claim": "satdelta.plugins.cli.claim:claim",
+    "annotation": "satdelta.plugins.cli.annotation:annotation",
+    "import": "satdelta.plugins.cli.importing:import_cmd",
+    "export": "satdelta.plugins.cli.export:export",
+    "undo": "satdelta.plugins.cli.undo:undo",
 }
 
 

@@ -1,0 +1,188 @@
+"""``satdelta annotation``: list, show, add, set, delete, history and restore evidence polygons.
+
+Also holds the helpers the other store commands share (opening the store
+named by the global ``--store`` option, printing tables and JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from satdelta.annotations import STATUSES, VERDICTS, Store
+
+
+def open_store(ctx: click.Context, *, create: bool = False) -> Store:
+    """Open the store of the global ``--store`` option (created only for write commands)."""
+    path: Path = (ctx.find_root().obj or {}).get("store", Path("satdelta.gpkg"))
+    return Store.open(path, create=create)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def echo_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Plain aligned columns (tab-free so it survives copy/paste); None prints as '-'."""
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def info(message: str) -> None:
+    """A human message on stderr (stdout stays parseable)."""
+    click.echo(message, err=True)
+
+
+filter_options = [
+    click.option("--report", "report_id", type=int, help="Only annotations of this report id."),
+    click.option("--claim", "claim_id", type=int, help="Only annotations of this claim id."),
+    click.option("--status", type=click.Choice(STATUSES), help="Only this status."),
+    click.option("--label", help="Only this label."),
+]
+
+
+def with_filters(fn: Any) -> Any:
+    for opt in reversed(filter_options):
+        fn = opt(fn)
+    return fn
+
+
+@click.group("annotation")
+def annotation() -> None:
+    """Evidence polygons: list, show, add, set, delete, history, restore."""
+
+
+@annotation.command("list")
+@with_filters
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (full precision).")
+@click.pass_context
+def list_cmd(ctx: click.Context, report_id: int | None, claim_id: int | None, status: str | None,
+             label: str | None, as_json: bool) -> None:
+    """List current (not deleted) annotations."""
+    with open_store(ctx) as store:
+        anns = store.list_annotations(report_id=report_id, claim_id=claim_id, status=status,
+                                      label=label)
+    if as_json:
+        echo_json([a.to_dict() for a in anns])
+        return
+    echo_table(
+        ["id", "claim", "label", "status", "verdict", "conf", "origin", "area_m2", "rev", "repaired"],
+        [[a.id, a.claim_id, a.label, a.status, a.verdict, a.confidence, a.origin,
+          f"{a.area_m2:.1f}", a.revision, "yes" if a.repaired else ""] for a in anns],
+    )
+
+
+@annotation.command("show")
+@click.argument("annotation_id")
+@click.pass_context
+def show_cmd(ctx: click.Context, annotation_id: str) -> None:
+    """Print one annotation as JSON (a deleted one shows its last state with "deleted": true)."""
+    with open_store(ctx) as store:
+        history = store.history(annotation_id)
+        last = history[-1]
+        data = last.snapshot if last.deleted else store.get_annotation(annotation_id).to_dict()
+    echo_json({**data, "deleted": last.deleted})
+
+
+@annotation.command("add")
+@click.option("--claim", "claim_id", type=int, required=True, help="Claim id the polygon is evidence for.")
+@click.option("--label", required=True, help="Label from the store's schema.")
+@click.option("--geometry", "geometry", required=True,
+              help="Polygon as WKT or GeoJSON geometry text, or @FILE to read it from a file.")
+@click.option("--crs", help="CRS of the geometry (e.g. EPSG:32651); default WGS84 lon/lat.")
+@click.option("--verdict", type=click.Choice(VERDICTS), default="inconclusive", show_default=True)
+@click.option("--confidence", type=click.FloatRange(0, 1))
+@click.option("--status", type=click.Choice(STATUSES), default="candidate", show_default=True)
+@click.option("--notes")
+@click.pass_context
+def add_cmd(ctx: click.Context, claim_id: int, label: str, geometry: str, crs: str | None,
+            verdict: str, confidence: float | None, status: str, notes: str | None) -> None:
+    """Add a drawn polygon; prints the new annotation id alone on stdout."""
+    text = Path(geometry[1:]).read_text(encoding="utf-8") if geometry.startswith("@") else geometry
+    geom: Any = text
+    if text.lstrip().startswith("{"):
+        try:
+            geom = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"GeoJSON does not parse: {exc}", param_hint="--geometry")
+    with open_store(ctx, create=True) as store:
+        ann = store.add_annotation(geom, claim_id=claim_id, label=label, crs=crs, verdict=verdict,
+                                   confidence=confidence, status=status, notes=notes)
+    if ann.repaired:
+        info("repaired: " + "; ".join(ann.repairs))
+    click.echo(ann.id)
+
+
+@annotation.command("set")
+@click.argument("annotation_id")
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--label")
+@click.option("--verdict", type=click.Choice(VERDICTS))
+@click.option("--confidence", type=click.FloatRange(0, 1))
+@click.option("--notes")
+@click.option("--claim", "claim_id", type=int, help="Move the annotation to another claim.")
+@click.pass_context
+def set_cmd(ctx: click.Context, annotation_id: str, **fields: Any) -> None:
+    """Change fields of an annotation (a new revision); prints the new revision number."""
+    changes = {k: v for k, v in fields.items() if v is not None}
+    if not changes:
+        raise click.UsageError("nothing to set: give at least one of --status --label --verdict "
+                               "--confidence --notes --claim")
+    with open_store(ctx) as store:
+        ann = store.update_annotation(annotation_id, **changes)
+    click.echo(ann.revision)
+
+
+@annotation.command("delete")
+@click.argument("annotation_id")
+@click.pass_context
+def delete_cmd(ctx: click.Context, annotation_id: str) -> None:
+    """Delete an annotation (a tombstone revision: `history` and `restore` still reach it)."""
+    with open_store(ctx) as store:
+        rev = store.delete_annotation(annotation_id)
+    info(f"deleted {rev.annotation_id} (revision {rev.revision}); `satdelta undo` brings it back")
+
+
+@annotation.command("history")
+@click.argument("annotation_id")
+@click.option("--json", "as_json", is_flag=True, help="Print every revision's full snapshot.")
+@click.pass_context
+def history_cmd(ctx: click.Context, annotation_id: str, as_json: bool) -> None:
+    """List every revision of an annotation, oldest first."""
+    with open_store(ctx) as store:
+        revs = store.history(annotation_id)
+    if as_json:
+        echo_json([r.to_dict() for r in revs])
+        return
+    echo_table(
+        ["rev", "action", "time", "analyst", "label", "status", "verdict", "conf", "deleted"],
+        [[r.revision, r.action, r.created, r.analyst, r.snapshot.get("label"),
+          r.snapshot.get("status"), r.snapshot.get("verdict"), r.snapshot.get("confidence"),
+          "yes" if r.deleted else ""] for r in revs],
+    )
+
+
+@annotation.command("restore")
+@click.argument("annotation_id")
+@click.argument("revision", type=int)
+@click.pass_context
+def restore_cmd(ctx: click.Context, annotation_id: str, revision: int) -> None:
+    """Bring back revision REVISION of an annotation (written as a new revision)."""
+    with open_store(ctx) as store:
+        store.restore(annotation_id, revision)
+        new = store.history(annotation_id)[-1]
+    info(f"restored {new.annotation_id} to revision {revision}"
+         + (" (a deleted state)" if new.deleted else ""))
+    click.echo(new.revision)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(annotation())
