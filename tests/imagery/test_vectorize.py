@@ -1,0 +1,131 @@
+"""vectorize / to_feature_collection: holes, ring orientation, areas in m², GeoJSON validity."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import geojson_validator
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.vectorize import to_feature_collection, vectorize
+
+UTM = CRS.from_epsg(32651)
+T10 = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+
+
+def ring_mask() -> np.ndarray:
+    m = np.zeros((12, 12), bool)
+    m[2:10, 2:10] = True
+    m[4:7, 4:8] = False  # a 3 x 4 hole
+    return m
+
+
+def test_ring_keeps_hole_and_rings_are_oriented():
+    m = ring_mask()
+    score = np.where(m, 2.0, 0.0).astype("float32")
+    (p,) = vectorize(m, score, T10, UTM)
+    assert isinstance(p.geometry, shapely.Polygon)
+    assert len(p.geometry.interiors) == 1
+    assert p.geometry.exterior.is_ccw and not p.geometry.interiors[0].is_ccw
+    assert p.geometry_wgs84.exterior.is_ccw and not p.geometry_wgs84.interiors[0].is_ccw
+    assert p.pixel_count == 64 - 12
+    assert p.area_m2 == pytest.approx((64 - 12) * 100.0)
+    # the hole is where the unchanged pixels are, in map coordinates
+    hole = shapely.Polygon(p.geometry.interiors[0])
+    assert hole.bounds == (500040.0, 4000000.0 - 70, 500080.0, 4000000.0 - 40)
+    assert p.score == pytest.approx(2.0)
+    # WGS84 is near 32.5 N (UTM 51N, northing 4000 km), east of the central meridian 123 E
+    lon, lat = p.geometry_wgs84.exterior.coords[0]
+    assert 122.9 < lon < 123.1 and 36.0 < lat < 36.2
+
+
+def test_mean_score_valid_and_min_area():
+    m = np.zeros((10, 10), bool)
+    m[0:2, 0:2] = True  # 4 px = 400 m²
+    m[5:9, 5:9] = True  # 16 px = 1600 m²
+    score = np.zeros((10, 10), "float32")
+    score[5:9, 5:9] = np.arange(16).reshape(4, 4)
+    polys = vectorize(m, score, T10, UTM)
+    assert [p.pixel_count for p in polys] == [4, 16]
+    assert polys[1].score == pytest.approx(7.5)
+    assert [p.area_m2 for p in vectorize(m, score, T10, UTM, min_area_m2=500)] == [1600.0]
+    valid = np.ones((10, 10), bool)
+    valid[5:9, 5:7] = False
+    polys = vectorize(m, score, T10, UTM, valid=valid)
+    assert [p.pixel_count for p in polys] == [4, 8]
+
+
+def test_diagonal_pixels_split_with_4_joined_with_8():
+    m = np.zeros((4, 4), bool)
+    m[0, 0] = m[1, 1] = True
+    s = m.astype("float32")
+    assert len(vectorize(m, s, T10, UTM)) == 2
+    (p,) = vectorize(m, s, T10, UTM, connectivity=8)
+    assert p.geometry.is_valid and p.area_m2 == pytest.approx(200.0)
+
+
+def test_area_in_feet_crs():
+    ft = CRS.from_epsg(2263)  # NAD83 / New York Long Island (ftUS)
+    t = Affine(3.0, 0.0, 1000000.0, 0.0, -3.0, 200000.0)
+    m = np.ones((2, 5), bool)
+    (p,) = vectorize(m, m.astype("float32"), t, ft)
+    assert p.area_m2 == pytest.approx(10 * 9 * (1200 / 3937) ** 2, rel=1e-9)
+
+
+def _ellipsoid_band_area(lat1: float, lat2: float, dlon_deg: float) -> float:
+    """Exact area of a lat/lon cell on WGS84 (authalic-latitude formula)."""
+    a, f = 6378137.0, 1 / 298.257223563
+    e2 = f * (2 - f)
+    e = math.sqrt(e2)
+
+    def q(phi: float) -> float:
+        s = math.sin(phi)
+        return (1 - e2) * (s / (1 - e2 * s * s) - math.log((1 - e * s) / (1 + e * s)) / (2 * e))
+
+    return a * a / 2 * abs(q(math.radians(lat2)) - q(math.radians(lat1))) * math.radians(dlon_deg)
+
+
+def test_area_geographic_is_geodesic():
+    t = Affine(0.01, 0.0, 10.0, 0.0, -0.01, 45.0)  # 0.01 degree pixels
+    m = np.ones((3, 4), bool)
+    (p,) = vectorize(m, m.astype("float32"), t, CRS.from_epsg(4326))
+    expected = _ellipsoid_band_area(44.97, 45.0, 0.04)
+    assert p.area_m2 == pytest.approx(expected, rel=1e-4)
+
+
+def test_no_crs_uses_pixel_size():
+    m = ring_mask()
+    (p,) = vectorize(m, m.astype("float32"), Affine.identity(), None, pixel_size_m=0.5)
+    assert p.geometry_wgs84 is None and p.area_m2 == pytest.approx(52 * 0.25)
+    (q,) = vectorize(m, m.astype("float32"), Affine.identity(), None)
+    assert math.isnan(q.area_m2)
+    with pytest.raises(InvalidParameterError, match="pixel size"):
+        vectorize(m, m.astype("float32"), Affine.identity(), None, min_area_m2=10)
+
+
+def test_feature_collection_is_rfc7946():
+    m = ring_mask()
+    m[0, 11] = True
+    polys = vectorize(m, m.astype("float32"), T10, UTM)
+    fc = json.loads(json.dumps(to_feature_collection(polys, run={"method": "cva"})))
+    assert "crs" not in fc and fc["satdelta"]["kind"] == "change-candidates"
+    assert fc["satdelta"]["run"]["method"] == "cva"
+    assert geojson_validator.validate_structure(fc, check_crs=True) == {}
+    report = geojson_validator.validate_geometries(fc)
+    assert report["invalid"] == {}
+    # holes are kept on purpose; 7 decimals (1 cm) is what the design asks for
+    assert set(report["problematic"]) <= {"holes", "excessive_coordinate_precision"}
+    props = [f["properties"] for f in fc["features"]]
+    assert [p["id"] for p in props] == [1, 2] and {p["origin"] for p in props} == {"detected"}
+    assert [p["area_m2"] for p in props] == pytest.approx([100.0, 5200.0])  # raster order
+    for f in fc["features"]:
+        for ring in f["geometry"]["coordinates"]:
+            for x, y in ring:
+                assert round(x, 7) == x and round(y, 7) == y
+    ext = shapely.geometry.shape(fc["features"][1]["geometry"])
+    assert ext.exterior.is_ccw and len(ext.interiors) == 1
