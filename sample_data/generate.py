@@ -805,9 +805,13 @@ def _render(spec: SiteSpec) -> tuple[np.ndarray, np.ndarray, list[_Object], list
     ground_seq, before_seq, after_seq = np.random.SeedSequence(spec.seed).spawn(3)
     scene = _BUILDERS[spec.name](cx, cy, half, np.random.default_rng(ground_seq))
 
+    # the ground is painted once (its textures draw from the generator) and shared by both dates
+    ground = _Canvas(transform, SCENE_SIZE_PX)
+    scene.ground(ground)
+
     def draw(objects: list[_Object]) -> np.ndarray:
         canvas = _Canvas(transform, SCENE_SIZE_PX)
-        scene.ground(canvas)
+        canvas.data[...] = ground.data
         for obj in objects:
             obj.paint_shadow(canvas)
         for obj in objects:
