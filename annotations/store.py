@@ -1219,7 +1219,8 @@ def _inspect_existing(path: Path) -> None:
                 f"{path} is corrupt ({exc}); it was not modified: restore it from a backup"
             ) from None
         if check != [("ok",)]:
-            first = check[0][0] if check else "no result"
+            lines = [ln.strip() for row in check for ln in str(row[0]).splitlines()]
+            first = "; ".join(ln for ln in lines[:3] if ln) or "no result"
             raise StoreCorruptError(
                 f"{path} is corrupt (integrity check: {first}); it was not modified: restore it "
                 "from a backup"

@@ -1,0 +1,38 @@
+"""Fixtures of the annotation-store tests: a fresh store with one report and one claim."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from satdelta.annotations import Store
+
+VALIDATE_GPKG = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py")
+
+
+def square(x: float, y: float, d: float = 0.001) -> dict:
+    """A counter-clockwise GeoJSON square with its lower-left corner at (x, y)."""
+    return {
+        "type": "Polygon",
+        "coordinates": [[[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]],
+    }
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "project.gpkg"
+
+
+@pytest.fixture
+def store(store_path: Path) -> Iterator[Store]:
+    with Store.open(store_path, analyst="tester") as s:
+        yield s
+
+
+@pytest.fixture
+def claim(store: Store):
+    report = store.add_report(title="Sunan cleared", url="https://example.org/a")
+    return store.add_claim(report_id=report.id, text="Aircraft gone from the apron",
+                           bbox=(125.66, 39.22, 125.68, 39.23))
