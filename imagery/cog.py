@@ -1,0 +1,118 @@
+"""Write rasters as Cloud Optimized GeoTIFFs (tiled, compressed, with overviews).
+
+Uses GDAL's COG driver (GDAL >= 3.1, present in the rasterio wheel), so the layout (IFDs first,
+tiles in overview-then-full-resolution order) is exactly what COG readers expect and what GDAL's
+``validate_cloud_optimized_geotiff.py`` checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from satdelta.imagery.errors import InvalidParameterError, OutputError
+
+__all__ = ["write_cog"]
+
+log = logging.getLogger(__name__)
+
+
+def write_cog(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    *,
+    transform: Affine,
+    crs: CRS | None,
+    nodata: float | None = None,
+    band_names: Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    overview_resampling: Literal["nearest", "average", "mode"] = "nearest",
+    blocksize: int = 512,
+    compress: Literal["deflate", "lzw", "zstd"] = "deflate",
+) -> Path:
+    """Write ``data`` to ``path`` as a COG.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file (overwritten).
+    data : (B, M, N) or (M, N) ndarray
+        Pixels; the file takes the array's dtype.
+    transform : affine.Affine
+        Grid transform.
+    crs : rasterio.crs.CRS or None
+        Grid CRS; None writes a plain (not georeferenced) tiled TIFF with the same layout.
+    nodata : float, optional
+        Nodata value recorded in the file (NaN allowed for float data).
+    band_names : sequence of str, optional
+        Band descriptions.
+    tags : mapping of str to str, optional
+        Dataset metadata.
+    overview_resampling : {"nearest", "average", "mode"}, default "nearest"
+        Use "nearest"/"mode" for categorical masks, "average" for continuous scores.
+    blocksize : int, default 512
+        Tile size in pixels (a multiple of 16).
+    compress : {"deflate", "lzw", "zstd"}, default "deflate"
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OutputError
+        When the file cannot be written.
+    """
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise InvalidParameterError(
+            f"expected a (band, row, col) or (row, col) array; got shape {np.shape(data)}."
+        )
+    if blocksize % 16:
+        raise InvalidParameterError(f"blocksize must be a multiple of 16; got {blocksize}.")
+    if band_names is not None and len(band_names) != arr.shape[0]:
+        raise InvalidParameterError(f"expected {arr.shape[0]} band names, got {len(band_names)}.")
+    out = Path(path)
+    profile = {
+        "driver": "COG",
+        "width": arr.shape[2],
+        "height": arr.shape[1],
+        "count": arr.shape[0],
+        "dtype": arr.dtype.name,
+        "nodata": nodata,
+        "compress": compress,
+        "blocksize": blocksize,
+        "predictor": "YES",
+        "overview_resampling": overview_resampling,
+        "bigtiff": "IF_SAFER",
+    }
+    if crs is not None:
+        profile.update(crs=crs, transform=transform)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(out, "w", **profile) as dst:
+                dst.write(arr)
+                if band_names is not None:
+                    for i, name in enumerate(band_names, start=1):
+                        dst.set_band_description(i, name)
+                if tags:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
+    except (RasterioIOError, OSError) as exc:
+        raise OutputError(
+            f"cannot write {out}: {' '.join(str(exc).split())}. Check that the folder exists, is "
+            "writable and has free space."
+        ) from exc
+    log.debug("wrote COG %s (%s, %d x %d x %d)", out, arr.dtype, *arr.shape)
+    return out
