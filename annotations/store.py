@@ -225,6 +225,10 @@ class Store:
                 log.info("created store %s", self.path)
             elif version < SCHEMA_VERSION:
                 migrate(c, version)
+        # Header fields (application_id, user_version) live on page 1; copy the WAL into
+        # the main file now so that tools reading the raw header (GDAL's validator, `file`)
+        # see a GeoPackage even while this connection stays open.
+        self._retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
 
     def _schema_version(self) -> int | None:
         try:
