@@ -1,0 +1,283 @@
+"""The annotation session behind the Change annotator (no napari, no Qt).
+
+A :class:`Session` ties the viewer's map frame to an open
+:class:`satdelta.annotations.Store` and a current report/claim.  Every method
+that changes something writes to the store at once (one transaction each), so
+closing napari, or napari crashing, loses nothing.  The widget only translates
+between Shapes-layer rows and these calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from satdelta.annotations import Annotation, Claim, Report, Store
+from satdelta.plugins.napari._features import (
+    ANNOTATION_COLUMNS,
+    geometry_to_shapes,
+    shape_to_geometry,
+)
+from satdelta.plugins.napari._frame import MapFrame
+
+__all__ = ["LayerRows", "Session", "annotations_to_rows", "WORKING_REPORT"]
+
+log = logging.getLogger(__name__)
+
+#: Report and claim created when the analyst draws before loading any report.
+WORKING_REPORT = {
+    "report": {"title": "Working notes", "notes": "Created by the napari Change annotator."},
+    "claims": [{"text": "Unassigned evidence"}],
+}
+
+#: Seconds the GUI waits for another program's write lock before telling the analyst.
+GUI_LOCK_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class LayerRows:
+    """Shapes-layer content for a list of annotations.
+
+    Attributes
+    ----------
+    shapes : list of (N, 2) ndarray
+        World vertices, one entry per polygon part.
+    properties : dict of str to list
+        One value per entry for every column of ``ANNOTATION_COLUMNS``.
+    """
+
+    shapes: list[np.ndarray]
+    properties: dict[str, list[Any]]
+
+    def __post_init__(self) -> None:
+        n = len(self.shapes)
+        for key, col in self.properties.items():
+            if len(col) != n:
+                raise ValueError(f"column {key!r} has {len(col)} rows for {n} shapes")
+
+
+def annotations_to_rows(annotations: Sequence[Annotation], frame: MapFrame) -> LayerRows:
+    """Store annotations (WGS84) as Shapes rows in the viewer's frame.
+
+    A MultiPolygon becomes one row per part, all with the same ``annotation_id``.
+    """
+    shapes: list[np.ndarray] = []
+    cols: dict[str, list[Any]] = {k: [] for k in ANNOTATION_COLUMNS}
+    for ann in annotations:
+        geom_map = shapely.transform(ann.geometry, frame.lonlat_to_map)
+        parts = geometry_to_shapes(geom_map, frame)
+        score = ann.provenance.get("score") if isinstance(ann.provenance, Mapping) else None
+        row = {
+            "annotation_id": ann.id,
+            "label": ann.label,
+            "claim_id": str(ann.claim_id),
+            "verdict": ann.verdict,
+            "confidence": float(ann.confidence) if ann.confidence is not None else float("nan"),
+            "status": ann.status,
+            "origin": ann.origin,
+            "notes": ann.notes or "",
+            "area_m2": float(ann.area_m2),
+            "score": float(score) if score is not None else float("nan"),
+        }
+        for part in parts:
+            shapes.append(part)
+            for k in cols:
+                cols[k].append(row[k])
+    return LayerRows(shapes, cols)
+
+
+class Session:
+    """An open store plus the frame and the claim new polygons go to.
+
+    Parameters
+    ----------
+    store : Store
+        Open annotation store.
+    frame : MapFrame
+        The viewer's map frame (must be georeferenced to save polygons).
+    """
+
+    def __init__(self, store: Store, frame: MapFrame | None = None) -> None:
+        self.store = store
+        self.frame = frame
+        self.report_id: int | None = None
+        self.claim_id: int | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], frame: MapFrame | None = None) -> Session:
+        """Open (or create) a store with a short lock timeout suited to a GUI.
+
+        Raises
+        ------
+        satdelta.annotations.StoreError
+            Locked, corrupt, not a store, or not creatable; the message says what to do.
+        """
+        store = Store.open(Path(path), timeout=GUI_LOCK_TIMEOUT)
+        session = cls(store, frame)
+        reports = store.list_reports()
+        if reports:
+            session.select_report(reports[-1].id)
+        return session
+
+    def close(self) -> None:
+        """Close the store (everything is already committed)."""
+        self.store.close()
+
+    # -- reports and claims ---------------------------------------------------
+    def reports(self) -> list[Report]:
+        return self.store.list_reports()
+
+    def claims(self) -> list[Claim]:
+        """Claims of the current report (all claims when none is selected)."""
+        return self.store.list_claims(self.report_id)
+
+    def select_report(self, report_id: int) -> None:
+        self.report_id = int(report_id)
+        claims = self.store.list_claims(self.report_id)
+        if self.claim_id not in {c.id for c in claims}:
+            self.claim_id = claims[0].id if claims else None
+
+    def load_report(self, data: Mapping[str, Any]) -> Report:
+        """Add a report (``{"report", "claims"}``) unless one with its title and URL is stored."""
+        r = data.get("report") or {}
+        for rep in self.store.list_reports():
+            if rep.title == r.get("title") and (rep.url or None) == (r.get("url") or None):
+                self.select_report(rep.id)
+                return rep
+        report, _claims = self.store.load_report(data)
+        self.select_report(report.id)
+        return report
+
+    def claim_for_text(self, text: str) -> int | None:
+        """Id of the current report's claim with exactly this text."""
+        for c in self.claims():
+            if c.text == text:
+                return c.id
+        return None
+
+    def ensure_claim(self) -> int:
+        """The claim new polygons go to, creating "Working notes" when the store has none."""
+        if self.claim_id is None:
+            if self.report_id is None:
+                self.load_report(WORKING_REPORT)
+            else:
+                self.claim_id = self.store.add_claim(
+                    report_id=self.report_id, text="Unassigned evidence"
+                ).id
+        assert self.claim_id is not None
+        return self.claim_id
+
+    # -- annotations ----------------------------------------------------------
+    def annotations(self) -> list[Annotation]:
+        """Current annotations of the current report (all when none is selected)."""
+        return self.store.list_annotations(report_id=self.report_id)
+
+    def rows(self) -> LayerRows:
+        """The current report's annotations as Shapes rows."""
+        return annotations_to_rows(self.annotations(), self._frame())
+
+    def _frame(self) -> MapFrame:
+        if self.frame is None:
+            from satdelta.plugins.napari._frame import FrameError
+
+            raise FrameError(
+                "no georeferenced raster is open, so polygons have no map position; "
+                "open the before/after rasters first."
+            )
+        return self.frame
+
+    def _map_geometry(self, vertices: np.ndarray, shape_type: str) -> Any:
+        geom = shape_to_geometry(vertices, shape_type, self._frame())
+        if geom.geom_type != "Polygon":
+            from satdelta.plugins.napari._features import ExportError
+
+            raise ExportError(
+                f"only polygons can be evidence, got a {shape_type}; "
+                "draw with the polygon, rectangle or ellipse tool."
+            )
+        return geom
+
+    def add_drawn(
+        self, vertices: np.ndarray, shape_type: str = "polygon", **fields: Any
+    ) -> Annotation:
+        """Save a polygon drawn in napari (world vertices) as a new annotation."""
+        geom = self._map_geometry(vertices, shape_type)
+        claim_id = int(fields.pop("claim_id", None) or self.ensure_claim())
+        return self.store.add_annotation(
+            geom,
+            crs=self._frame().crs,
+            claim_id=claim_id,
+            label=fields.pop("label", "other"),
+            status=fields.pop("status", "candidate"),
+            origin=fields.pop("origin", "drawn"),
+            **fields,
+        )
+
+    def update_geometry(
+        self, annotation_id: str, vertices: np.ndarray, shape_type: str
+    ) -> Annotation:
+        """Save an edited outline."""
+        geom = self._map_geometry(vertices, shape_type)
+        return self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
+
+    def update(self, annotation_id: str, **changes: Any) -> Annotation:
+        """Save form fields (label, claim_id, verdict, confidence, status, notes)."""
+        if "claim_id" in changes:
+            changes["claim_id"] = int(changes["claim_id"])
+        return self.store.update_annotation(annotation_id, **changes)
+
+    def set_status(self, annotation_ids: Iterable[str], status: str) -> list[Annotation]:
+        """Accept or reject annotations (one revision each)."""
+        return [
+            self.store.update_annotation(a, status=status) for a in dict.fromkeys(annotation_ids)
+        ]
+
+    def delete(self, annotation_id: str) -> None:
+        """Delete (tombstone) an annotation."""
+        self.store.delete_annotation(annotation_id)
+
+    def undo(self) -> str:
+        """Undo the latest change; returns its description."""
+        return self.store.undo().description
+
+    def add_candidates(
+        self, polygons: Sequence[Any], provenance: Mapping[str, Any]
+    ) -> list[Annotation]:
+        """Save detected change polygons as candidates (one transaction, one undo step)."""
+        claim_id = self.ensure_claim()
+        items = []
+        for p in polygons:
+            if p.geometry_wgs84 is None:
+                continue
+            items.append(
+                {
+                    "geometry": p.geometry_wgs84,
+                    "crs": None,
+                    "claim_id": claim_id,
+                    "label": "other",
+                    "status": "candidate",
+                    "origin": "detected",
+                    "provenance": {
+                        **provenance,
+                        "score": _finite(p.score),
+                        "area_m2": _finite(p.area_m2),
+                    },
+                }
+            )
+        return self.store.add_annotations(
+            items, action="import", description=f"detected {len(items)} candidates"
+        )
+
+    def export(self, path: str | os.PathLike[str]) -> int:
+        """Write the current report's annotations as RFC 7946 GeoJSON; returns the count."""
+        return self.store.export(path, format="geojson", report_id=self.report_id)
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None

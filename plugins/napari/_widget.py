@@ -1,0 +1,894 @@
+"""The "Change annotator" dock widget: run detection, compare, annotate, export.
+
+A thin Qt front-end: the work is done by :mod:`._detection` (library calls in
+steps), :mod:`._session` (store writes), :mod:`._features` (geometry and
+colours), :mod:`._swipe` and :mod:`._status`.  Every error a user can cause
+arrives here as a :class:`~satdelta.imagery.errors.SatdeltaError` and is shown
+with :func:`napari.utils.notifications.show_error`; nothing else is caught.
+
+Keys (napari leaves them free): J accept, K reject, N next candidate, U undo,
+Q flicker (toggle after), H hold to see before, W swipe on/off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+from satdelta.imagery.errors import SatdeltaError
+from satdelta.plugins.napari._features import (
+    ANNOTATION_COLUMNS,
+    STATUS_COLOURS,
+    status_colours,
+)
+from satdelta.plugins.napari._frame import MapFrame, layer_affine
+from satdelta.plugins.napari._reader import frame_of_layers, raster_layer_data
+from satdelta.plugins.napari._session import Session
+from satdelta.plugins.napari._status import install_lonlat_status
+
+if TYPE_CHECKING:
+    import napari
+    from satdelta.plugins.napari._detection import DetectionResult
+
+__all__ = ["ChangeAnnotator"]
+
+log = logging.getLogger(__name__)
+
+EVIDENCE = "evidence"
+SCORE = "change score"
+MASK = "change mask"
+FORM_FIELDS = ("label", "claim_id", "verdict", "confidence", "notes")
+
+
+def _choices(module: str, name: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        mod = __import__(module, fromlist=[name])
+        return tuple(getattr(mod, name))
+    except (ImportError, AttributeError):  # pragma: no cover - library older than the contract
+        return fallback
+
+
+def _notify_error(exc: BaseException) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(" ".join(str(exc).split()))
+
+
+def _notify_info(text: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(text)
+
+
+class ChangeAnnotator(QWidget):
+    """Dock widget for before/after review and report-linked annotation.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        Injected by napari.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer, *, store: str | os.PathLike | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session: Session | None = None
+        self.worker: Any = None
+        self.result: DetectionResult | None = None
+        self.swipe: Any = None
+        self._syncing = False
+        self._hold_state: bool | None = None
+        self._build_ui()
+        install_lonlat_status(self.viewer)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        self.viewer.layers.events.removed.connect(lambda e: self._refresh_layer_choices())
+        self._bind_keys()
+        self._refresh_layer_choices()
+        for layer in list(self.viewer.layers):
+            self._adopt_report(layer)
+        if store is not None:
+            self.open_store(store)
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self) -> None:
+        from satdelta.annotations import DEFAULT_LABELS, VERDICTS
+
+        root = QVBoxLayout(self)
+
+        # -- inputs and detection
+        run_box = QGroupBox("Detect change")
+        form = QFormLayout(run_box)
+        self.before_edit = self._source_row(form, "Before")
+        self.after_edit = self._source_row(form, "After")
+        self.method_box = QComboBox()
+        self.method_box.addItems(
+            _choices("satdelta.imagery.detect", "SCORE_METHODS", ("auto", "cva"))
+        )
+        form.addRow("Method", self.method_box)
+        self.threshold_box = QComboBox()
+        self.threshold_box.addItems(
+            _choices("satdelta.imagery.detect", "THRESHOLD_METHODS", ("auto", "otsu"))
+        )
+        self.threshold_value = QDoubleSpinBox()
+        self.threshold_value.setRange(-1e9, 1e9)
+        self.threshold_value.setDecimals(4)
+        self.threshold_value.setValue(95.0)
+        self.threshold_value.setToolTip("Score for 'value', percentile for 'percentile'")
+        row = QHBoxLayout()
+        row.addWidget(self.threshold_box)
+        row.addWidget(self.threshold_value)
+        form.addRow("Threshold", row)
+        self.min_area = QDoubleSpinBox()
+        self.min_area.setRange(0.0, 1e9)
+        self.min_area.setSuffix(" m²")
+        self.min_area.setValue(0.0)
+        form.addRow("Minimum area", self.min_area)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 5)
+        self.progress.setValue(0)
+        self.progress_label = QLabel("")
+        form.addRow(self.progress)
+        form.addRow(self.progress_label)
+        root.addWidget(run_box)
+
+        # -- comparison aids
+        cmp_box = QGroupBox("Compare")
+        cmp = QFormLayout(cmp_box)
+        self.blend = QSlider(Qt.Orientation.Horizontal)
+        self.blend.setRange(0, 100)
+        self.blend.setValue(100)
+        self.blend.valueChanged.connect(self._on_blend)
+        cmp.addRow("After opacity", self.blend)
+        self.swipe_check = QCheckBox("Swipe (W): before left, after right")
+        self.swipe_check.toggled.connect(self.set_swipe)
+        cmp.addRow(self.swipe_check)
+        cmp.addRow(QLabel("Q: flicker after on/off · H: hold to see before"))
+        root.addWidget(cmp_box)
+
+        # -- store, report, claim
+        store_box = QGroupBox("Evidence store")
+        sform = QFormLayout(store_box)
+        srow = QHBoxLayout()
+        self.store_edit = QLineEdit()
+        self.store_edit.setPlaceholderText("project.gpkg")
+        self.store_edit.returnPressed.connect(lambda: self.open_store(self.store_edit.text()))
+        sbtn = QPushButton("Open…")
+        sbtn.clicked.connect(self._browse_store)
+        srow.addWidget(self.store_edit)
+        srow.addWidget(sbtn)
+        sform.addRow("Store", srow)
+        self.report_box = QComboBox()
+        self.report_box.currentIndexChanged.connect(self._on_report_chosen)
+        sform.addRow("Report", self.report_box)
+        self.claim_box = QComboBox()
+        self.claim_box.currentIndexChanged.connect(self._on_claim_chosen)
+        sform.addRow("Claim", self.claim_box)
+        root.addWidget(store_box)
+
+        # -- selected polygon
+        sel_box = QGroupBox("Selected polygon")
+        pform = QFormLayout(sel_box)
+        self.label_box = QComboBox()
+        self.label_box.addItems(DEFAULT_LABELS)
+        self.form_claim = QComboBox()
+        self.verdict_box = QComboBox()
+        self.verdict_box.addItems(VERDICTS)
+        self.confidence = QDoubleSpinBox()
+        self.confidence.setRange(0.0, 1.0)
+        self.confidence.setSingleStep(0.05)
+        self.confidence.setValue(0.5)
+        self.notes = QLineEdit()
+        self.status_label = QLabel("—")
+        pform.addRow("Status", self.status_label)
+        pform.addRow("Label", self.label_box)
+        pform.addRow("Claim", self.form_claim)
+        pform.addRow("Verdict", self.verdict_box)
+        pform.addRow("Confidence", self.confidence)
+        pform.addRow("Notes", self.notes)
+        self.label_box.activated.connect(lambda _i: self.save_form("label"))
+        self.form_claim.activated.connect(lambda _i: self.save_form("claim_id"))
+        self.verdict_box.activated.connect(lambda _i: self.save_form("verdict"))
+        self.confidence.editingFinished.connect(lambda: self.save_form("confidence"))
+        self.notes.editingFinished.connect(lambda: self.save_form("notes"))
+        arow = QHBoxLayout()
+        for text, slot in (
+            ("Accept (J)", lambda: self.set_status("accepted")),
+            ("Reject (K)", lambda: self.set_status("rejected")),
+            ("Next (N)", self.next_candidate),
+            ("Undo (U)", self.undo),
+        ):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            arow.addWidget(b)
+        pform.addRow(arow)
+        export = QPushButton("Export GeoJSON…")
+        export.clicked.connect(self._browse_export)
+        pform.addRow(export)
+        legend = " ".join(
+            f"<span style='color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})'>■ {k}</span>"
+            for k, (r, g, b, _a) in STATUS_COLOURS.items()
+        )
+        pform.addRow(QLabel(legend))
+        root.addWidget(sel_box)
+        root.addStretch(1)
+        self._set_form_enabled(False)
+
+    def _source_row(self, form: QFormLayout, label: str) -> QComboBox:
+        box = QComboBox()
+        box.setEditable(True)
+        box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        box.lineEdit().setPlaceholderText("layer, file or https:// COG")
+        btn = QPushButton("…")
+        btn.setFixedWidth(28)
+
+        def browse() -> None:
+            path, _ = QFileDialog.getOpenFileName(self, f"{label} raster")
+            if path:
+                box.setEditText(path)
+
+        btn.clicked.connect(browse)
+        row = QHBoxLayout()
+        row.addWidget(box, 1)
+        row.addWidget(btn)
+        form.addRow(label, row)
+        return box
+
+    def _bind_keys(self) -> None:
+        v = self.viewer
+        v.bind_key("j", lambda _v: self.set_status("accepted"), overwrite=True)
+        v.bind_key("k", lambda _v: self.set_status("rejected"), overwrite=True)
+        v.bind_key("n", lambda _v: self.next_candidate(), overwrite=True)
+        v.bind_key("u", lambda _v: self.undo(), overwrite=True)
+        v.bind_key("q", lambda _v: self.flicker(), overwrite=True)
+        v.bind_key("w", lambda _v: self.swipe_check.toggle(), overwrite=True)
+        v.bind_key("h", self._hold_before, overwrite=True)
+
+    # ------------------------------------------------------------ layers
+    def _image_layers(self) -> list[Any]:
+        from napari.layers import Image
+
+        return [ly for ly in self.viewer.layers if isinstance(ly, Image)]
+
+    def _role_layer(self, role: str) -> Any | None:
+        for ly in self._image_layers():
+            if (ly.metadata.get("satdelta") or {}).get("role") == role:
+                return ly
+        return None
+
+    def _refresh_layer_choices(self) -> None:
+        names = [
+            ly.name
+            for ly in self._image_layers()
+            if (ly.metadata.get("satdelta") or {}).get("source")
+        ]
+        for box, role in ((self.before_edit, "before"), (self.after_edit, "after")):
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names)
+            box.setEditText(current)
+            box.blockSignals(False)
+            if not current:
+                layer = self._role_layer(role)
+                if layer is not None:
+                    box.setEditText(layer.name)
+        if not self.before_edit.currentText() and len(names) >= 2:
+            self.before_edit.setEditText(names[0])
+            self.after_edit.setEditText(names[1])
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        self._refresh_layer_choices()
+        self._adopt_report(event.value)
+
+    def _adopt_report(self, layer: Any) -> None:
+        """A sample layer carries the sample report: load it and pick the site's claim."""
+        sd = (getattr(layer, "metadata", None) or {}).get("satdelta") or {}
+        report = sd.get("report")
+        if not report:
+            return
+        self._pending_report = (report, sd.get("site"))
+        if self.session is not None:
+            self._load_pending_report()
+
+    def _load_pending_report(self) -> None:
+        report, site = getattr(self, "_pending_report", (None, None))
+        if report is None or self.session is None:
+            return
+        try:
+            self.session.load_report(report)
+            for claim in report.get("claims", []):
+                if site and claim.get("site") == site:
+                    cid = self.session.claim_for_text(claim.get("text", ""))
+                    if cid is not None:
+                        self.session.claim_id = cid
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return
+        self._pending_report = (None, None)
+        self._refresh_store_choices()
+
+    def frame(self) -> MapFrame | None:
+        """The viewer's map frame (from the first satdelta layer)."""
+        return frame_of_layers(list(self.viewer.layers))
+
+    def _resolve_source(self, text: str, role: str) -> tuple[str, Any]:
+        """(file or URL, layer) for what the analyst typed or picked."""
+        text = text.strip()
+        if not text:
+            raise _InputError(
+                f"no {role} image chosen; pick a layer, browse to a file or paste an https:// URL."
+            )
+        for ly in self._image_layers():
+            if ly.name == text:
+                src = (ly.metadata.get("satdelta") or {}).get("source")
+                if not src:
+                    raise _InputError(
+                        f"layer {text!r} was not opened from a file, so it cannot be aligned; "
+                        "open the raster with File > Open (satdelta reader) or give its path."
+                    )
+                return src, ly
+        for ly in self._image_layers():
+            if (ly.metadata.get("satdelta") or {}).get("source") == text:
+                return text, ly
+        data = raster_layer_data(text, frame=self.frame(), role=role)  # raises SceneReadError
+        data[1]["name"] = f"{role}: {data[1]['name']}"
+        layer = self.viewer.add_layer(_make_layer(data))
+        return text, layer
+
+    # ------------------------------------------------------------ detection
+    def run(self) -> Any:
+        """Start alignment and detection in a worker thread; returns the worker."""
+        from napari.qt.threading import thread_worker
+        from satdelta.plugins.napari._detection import DetectionParams, detection_steps
+
+        if self.worker is not None:
+            _notify_info("a detection run is already going; wait or press Cancel")
+            return None
+        try:
+            before, b_layer = self._resolve_source(self.before_edit.currentText(), "before")
+            after, a_layer = self._resolve_source(self.after_edit.currentText(), "after")
+            self._tag_role(b_layer, "before")
+            self._tag_role(a_layer, "after")
+            tm = self.threshold_box.currentText()
+            params = DetectionParams(
+                method=self.method_box.currentText(),
+                threshold=tm,
+                threshold_value=self.threshold_value.value()
+                if tm in ("value", "percentile")
+                else None,
+                min_area_m2=self.min_area.value(),
+            )
+            self._ensure_session()
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return None
+
+        worker = thread_worker(detection_steps, progress={"total": 5, "desc": "satdelta"})(
+            before, after, params
+        )
+        worker.yielded.connect(self._on_step)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(lambda: self._on_finished("cancelled"))
+        worker.finished.connect(self._worker_done)
+        self.worker = worker
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the running detection at its next step."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.progress_label.setText("cancelling…")
+
+    def _tag_role(self, layer: Any, role: str) -> None:
+        sd = layer.metadata.setdefault("satdelta", {})
+        for other in self._image_layers():
+            osd = other.metadata.get("satdelta") or {}
+            if other is not layer and osd.get("role") == role:
+                osd["role"] = None
+        sd["role"] = role
+
+    def _on_step(self, step: tuple[int, int, str]) -> None:
+        i, total, message = step
+        self.progress.setMaximum(total)
+        self.progress.setValue(i)
+        self.progress_label.setText(message)
+
+    def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, SatdeltaError):
+            _notify_error(exc)
+        else:  # a bug: keep the traceback in the log, tell the analyst plainly
+            log.exception("detection failed", exc_info=exc)
+            _notify_error(
+                RuntimeError(f"detection failed: {type(exc).__name__}: {exc} (see the log)")
+            )
+        self._on_finished("failed")
+
+    def _on_finished(self, text: str) -> None:
+        self.progress_label.setText(text)
+
+    def _worker_done(self) -> None:
+        self.worker = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _on_result(self, result: DetectionResult) -> None:
+        self.result = result
+        try:
+            self.show_result(result)
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return
+        self.progress.setValue(self.progress.maximum())
+        self.progress_label.setText(
+            f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
+            f"({result.maps.method}/{result.maps.threshold_method})"
+        )
+
+    def show_result(self, result: DetectionResult) -> None:
+        """Show score and mask layers and save + show the candidate polygons."""
+        frame = self.frame() or MapFrame.from_transform(result.transform, result.crs)
+        shape = result.maps.score.shape
+        affine = layer_affine(frame, result.transform, result.crs, shape=shape)
+        meta = {
+            "satdelta": {
+                "frame": frame.to_dict(),
+                "crs": result.crs.to_wkt() if result.crs is not None else None,
+                "transform": list(tuple(result.transform)[:6]),
+                "role": "score",
+            }
+        }
+        score = result.maps.score
+        finite = score[np.isfinite(score)]
+        lo, hi = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0.0, 1.0)
+        self._replace_image(
+            SCORE,
+            score,
+            affine=affine,
+            colormap="magma",
+            contrast_limits=[lo, hi if hi > lo else lo + 1.0],
+            visible=False,
+            metadata=meta,
+        )
+        mask_meta = {"satdelta": {**meta["satdelta"], "role": "mask"}}
+        self._replace_image(
+            MASK,
+            result.maps.changed.astype(np.uint8),
+            affine=affine,
+            colormap="red",
+            contrast_limits=[0, 1],
+            blending="additive",
+            opacity=0.6,
+            metadata=mask_meta,
+        )
+        if self.session is not None and self.session.frame is None:
+            self.session.frame = frame
+        if self.session is not None:
+            self.session.add_candidates(result.polygons, result.provenance)
+            self.reload_annotations()
+
+    def _replace_image(self, name: str, data: np.ndarray, **kwargs: Any) -> Any:
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        return self.viewer.add_image(data, name=name, **kwargs)
+
+    # ------------------------------------------------------------ comparison
+    def _on_blend(self, value: int) -> None:
+        layer = self._role_layer("after")
+        if layer is not None:
+            layer.opacity = value / 100.0
+
+    def flicker(self) -> None:
+        """Toggle the after layer, so before and after alternate (key Q)."""
+        layer = self._role_layer("after")
+        if layer is not None:
+            layer.visible = not layer.visible
+
+    def _hold_before(self, _viewer: Any):  # noqa: ANN202 - napari hold-key generator
+        layer = self._role_layer("after")
+        if layer is None:
+            return
+        was = layer.visible
+        layer.visible = False
+        yield
+        layer.visible = was
+
+    def set_swipe(self, on: bool) -> None:
+        """Switch the swipe divider on or off (key W)."""
+        from satdelta.plugins.napari._swipe import Swipe
+
+        after = self._role_layer("after")
+        if after is None:
+            if on:
+                _notify_info("choose an after image (or run detection) before swiping")
+                self.swipe_check.blockSignals(True)
+                self.swipe_check.setChecked(False)
+                self.swipe_check.blockSignals(False)
+            return
+        if self.swipe is not None and self.swipe.after is not after:
+            self.swipe.close()
+            self.swipe = None
+        if on:
+            before = self._role_layer("before")
+            if before is not None:
+                i_b, i_a = self.viewer.layers.index(before), self.viewer.layers.index(after)
+                if i_a < i_b:  # after must be drawn above before
+                    self.viewer.layers.move(i_a, i_b)
+                before.visible = True
+            after.visible = True
+            if self.swipe is None:
+                self.swipe = Swipe(self.viewer, after)
+            self.swipe.enable()
+        elif self.swipe is not None:
+            self.swipe.disable()
+
+    # ------------------------------------------------------------ store
+    def _browse_store(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Evidence store",
+            "",
+            "GeoPackage (*.gpkg)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if path:
+            self.open_store(path)
+
+    def open_store(self, path: str | os.PathLike) -> bool:
+        """Open (or create) a store and show the latest report's annotations."""
+        try:
+            session = Session.open(path, self.frame())
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return False
+        if self.session is not None:
+            self.session.close()
+        self.session = session
+        self.store_edit.setText(str(path))
+        self._load_pending_report()
+        self._refresh_store_choices()
+        self.reload_annotations()
+        return True
+
+    def _ensure_session(self) -> Session:
+        if self.session is None:
+            path = Path.cwd() / "satdelta.gpkg"
+            if not self.open_store(path):
+                raise _InputError(
+                    f"could not open the default store {path}; open a store under Evidence store."
+                )
+            _notify_info(f"saving evidence to {path}")
+        assert self.session is not None
+        if self.session.frame is None:
+            self.session.frame = self.frame()
+        return self.session
+
+    def _refresh_store_choices(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        self._syncing = True
+        try:
+            self.report_box.clear()
+            for r in s.reports():
+                self.report_box.addItem(r.title, r.id)
+            if s.report_id is not None:
+                self.report_box.setCurrentIndex(self.report_box.findData(s.report_id))
+            self.claim_box.clear()
+            self.form_claim.clear()
+            for c in s.claims():
+                text = c.text if len(c.text) < 60 else c.text[:57] + "…"
+                self.claim_box.addItem(text, c.id)
+                self.form_claim.addItem(text, c.id)
+            if s.claim_id is not None:
+                self.claim_box.setCurrentIndex(self.claim_box.findData(s.claim_id))
+            labels = s.store.labels()
+            self.label_box.clear()
+            self.label_box.addItems(labels)
+        finally:
+            self._syncing = False
+
+    def _on_report_chosen(self, index: int) -> None:
+        if self._syncing or self.session is None or index < 0:
+            return
+        self.session.select_report(self.report_box.itemData(index))
+        self._refresh_store_choices()
+        self.reload_annotations()
+
+    def _on_claim_chosen(self, index: int) -> None:
+        if self._syncing or self.session is None or index < 0:
+            return
+        self.session.claim_id = self.claim_box.itemData(index)
+
+    # ------------------------------------------------------------ evidence layer
+    def evidence_layer(self) -> Any:
+        """The Shapes layer with the current report's annotations (created on demand)."""
+        if EVIDENCE in self.viewer.layers:
+            return self.viewer.layers[EVIDENCE]
+        frame = self.frame()
+        layer = self.viewer.add_shapes(
+            name=EVIDENCE,
+            ndim=2,
+            face_color=[0, 0, 0, 0],
+            edge_width=2,
+            features={
+                k: np.array([], dtype=object if isinstance(v, str) else float)
+                for k, v in ANNOTATION_COLUMNS.items()
+            },
+            metadata={
+                "satdelta": {"frame": frame.to_dict() if frame else None, "role": "evidence"}
+            },
+        )
+        layer.feature_defaults = dict(ANNOTATION_COLUMNS)
+        layer.events.data.connect(self._on_shapes_data)
+        layer.selected_data.events.items_changed.connect(self._on_selection)
+        return layer
+
+    def reload_annotations(self) -> None:
+        """Redraw the evidence layer from the store."""
+        if self.session is None or self.frame() is None:
+            return
+        self.session.frame = self.session.frame or self.frame()
+        rows = self.session.rows()
+        layer = self.evidence_layer()
+        self._syncing = True
+        try:
+            layer.selected_data = set()
+            layer.data = []
+            if rows.shapes:
+                layer.add(rows.shapes, shape_type="polygon")
+                layer.features = rows.properties
+            self._recolour(layer)
+        finally:
+            self._syncing = False
+        self._on_selection()
+
+    def _recolour(self, layer: Any) -> None:
+        if len(layer.data):
+            layer.edge_color = status_colours(list(layer.features["status"]))
+
+    def _on_shapes_data(self, event: Any) -> None:
+        if self._syncing or self.session is None:
+            return
+        action = str(getattr(event, "action", ""))
+        layer = event.source
+        if action.endswith("removing"):
+            self._removing = [
+                layer.features["annotation_id"].iloc[i]
+                for i in event.data_indices
+                if 0 <= i < len(layer.features)
+            ]
+            return
+        try:
+            if action.endswith("added"):
+                self._save_new_shapes(layer)
+            elif action.endswith("changed"):
+                for i in event.data_indices:
+                    if 0 <= i < len(layer.data):
+                        self._save_geometry(layer, i)
+            elif action.endswith("removed"):
+                remaining = set(layer.features["annotation_id"])
+                for aid in getattr(self, "_removing", []):
+                    if aid and aid not in remaining:
+                        self.session.delete(aid)
+                self._removing = []
+        except SatdeltaError as exc:
+            _notify_error(exc)
+
+    def _save_new_shapes(self, layer: Any) -> None:
+        """Save shapes that have no annotation id yet (drawn, or not saved before)."""
+        ids = list(layer.features["annotation_id"])
+        seen: set[str] = set()
+        for i, aid in enumerate(ids):
+            # napari copies the selected shape's properties to a new one: a repeated id is new
+            fresh = not aid or aid in seen
+            seen.add(aid)
+            if not fresh:
+                continue
+            for k, v in ANNOTATION_COLUMNS.items():
+                layer.features.loc[i, k] = v
+            ann = self.session.add_drawn(
+                np.asarray(layer.data[i]), layer.shape_type[i], status="accepted"
+            )
+            self._write_row(layer, i, ann)
+        self._recolour(layer)
+
+    def _save_geometry(self, layer: Any, i: int) -> None:
+        aid = layer.features["annotation_id"].iloc[i]
+        if not aid:
+            return
+        ann = self.session.update_geometry(aid, np.asarray(layer.data[i]), layer.shape_type[i])
+        self._write_row(layer, i, ann)
+
+    def _write_row(self, layer: Any, i: int, ann: Any) -> None:
+        feats = layer.features
+        feats.loc[i, "annotation_id"] = ann.id
+        feats.loc[i, "label"] = ann.label
+        feats.loc[i, "claim_id"] = str(ann.claim_id)
+        feats.loc[i, "verdict"] = ann.verdict
+        feats.loc[i, "confidence"] = float("nan") if ann.confidence is None else ann.confidence
+        feats.loc[i, "status"] = ann.status
+        feats.loc[i, "origin"] = ann.origin
+        feats.loc[i, "notes"] = ann.notes or ""
+        feats.loc[i, "area_m2"] = ann.area_m2
+
+    def _selected_rows(self) -> list[int]:
+        if EVIDENCE not in self.viewer.layers:
+            return []
+        return sorted(self.viewer.layers[EVIDENCE].selected_data)
+
+    def _selected_ids(self) -> list[str]:
+        layer = self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None
+        if layer is None:
+            return []
+        ids = [layer.features["annotation_id"].iloc[i] for i in self._selected_rows()]
+        return [a for a in dict.fromkeys(ids) if a]
+
+    def _set_form_enabled(self, on: bool) -> None:
+        for w in (self.label_box, self.form_claim, self.verdict_box, self.confidence, self.notes):
+            w.setEnabled(on)
+
+    def _on_selection(self, event: Any = None) -> None:
+        rows = self._selected_rows()
+        if not rows or self.session is None:
+            self._set_form_enabled(False)
+            self.status_label.setText("—")
+            return
+        feats = self.viewer.layers[EVIDENCE].features
+        i = rows[0]
+        self._syncing = True
+        try:
+            self._set_form_enabled(True)
+            self.label_box.setCurrentText(str(feats["label"].iloc[i]))
+            cid = feats["claim_id"].iloc[i]
+            idx = self.form_claim.findData(int(cid)) if str(cid).isdigit() else -1
+            self.form_claim.setCurrentIndex(idx)
+            self.verdict_box.setCurrentText(str(feats["verdict"].iloc[i]))
+            conf = float(feats["confidence"].iloc[i])
+            self.confidence.setValue(0.5 if math.isnan(conf) else conf)
+            self.notes.setText(str(feats["notes"].iloc[i]))
+            self.status_label.setText(
+                f"{feats['status'].iloc[i]} · {feats['origin'].iloc[i]} · "
+                f"{float(feats['area_m2'].iloc[i]):.1f} m² · {len(rows)} selected"
+            )
+        finally:
+            self._syncing = False
+
+    # ------------------------------------------------------------ edits
+    def save_form(self, field: str) -> None:
+        """Save one form field to every selected annotation (a revision each)."""
+        if self._syncing or self.session is None:
+            return
+        value: Any = {
+            "label": self.label_box.currentText,
+            "claim_id": lambda: self.form_claim.currentData(),
+            "verdict": self.verdict_box.currentText,
+            "confidence": self.confidence.value,
+            "notes": self.notes.text,
+        }[field]()
+        if value is None:
+            return
+        self._apply({field: value})
+
+    def _apply(self, changes: dict[str, Any]) -> None:
+        if self.session is None:
+            _notify_info("open a store first (Evidence store)")
+            return
+        ids = self._selected_ids()
+        if not ids:
+            _notify_info("select a polygon in the evidence layer first")
+            return
+        layer = self.viewer.layers[EVIDENCE]
+        try:
+            for aid in ids:
+                ann = self.session.update(aid, **changes)
+                for i in np.flatnonzero(layer.features["annotation_id"].to_numpy() == aid):
+                    self._write_row(layer, int(i), ann)
+        except SatdeltaError as exc:
+            _notify_error(exc)
+        self._recolour(layer)
+        self._on_selection()
+
+    def set_status(self, status: str) -> None:
+        """Accept or reject the selected polygons (keys J and K)."""
+        self._apply({"status": status})
+
+    def next_candidate(self) -> None:
+        """Select the next unreviewed candidate and centre the view on it (key N)."""
+        if EVIDENCE not in self.viewer.layers:
+            return
+        layer = self.viewer.layers[EVIDENCE]
+        statuses = list(layer.features["status"])
+        rows = self._selected_rows()
+        start = rows[-1] + 1 if rows else 0
+        n = len(statuses)
+        for k in range(n):
+            i = (start + k) % n
+            if statuses[i] == "candidate":
+                layer.selected_data = {i}
+                centre = np.asarray(layer.data[i]).mean(axis=0)
+                self.viewer.scene.camera.center = tuple(centre)
+                return
+        _notify_info("no unreviewed candidates left")
+
+    def undo(self) -> None:
+        """Undo the latest change in the store and redraw (key U)."""
+        if self.session is None:
+            return
+        try:
+            text = self.session.undo()
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return
+        self.reload_annotations()
+        _notify_info(text)
+
+    def _browse_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export GeoJSON", "", "GeoJSON (*.geojson)")
+        if path:
+            self.export_geojson(path)
+
+    def export_geojson(self, path: str | os.PathLike) -> int | None:
+        """Export the current report's annotations as RFC 7946 GeoJSON."""
+        if self.session is None:
+            _notify_info("open a store first (Evidence store)")
+            return None
+        try:
+            n = self.session.export(path)
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return None
+        _notify_info(f"exported {n} polygons to {path}")
+        return n
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        if self.worker is not None:
+            self.worker.quit()
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        super().closeEvent(event)
+
+
+class _InputError(SatdeltaError, ValueError):
+    """The widget's inputs are incomplete."""
+
+
+def _make_layer(data: tuple[Any, dict[str, Any], str]) -> Any:
+    from napari.layers import Layer
+
+    return Layer.create(*data)
