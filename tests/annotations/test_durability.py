@@ -1,0 +1,215 @@
+"""Durability: SIGKILL mid-burst, concurrent writer processes, migration of an old schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from satdelta.annotations import SCHEMA_VERSION, Store
+from satdelta.annotations.gpkg import create_core_tables, encode_geometry, register_features
+
+from .conftest import VALIDATE_GPKG
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from satdelta.annotations import Store
+    path, claim, tag, n, batch = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    go = sys.argv[6] if len(sys.argv) > 6 else None
+    if go:
+        while not __import__("os").path.exists(go):
+            time.sleep(0.005)
+    def sq(i):
+        x, y = (i % 100) * 0.002, (i // 100) * 0.002
+        return {"type": "Polygon", "coordinates": [[[x, y], [x + 0.001, y], [x + 0.001, y + 0.001],
+                                                   [x, y + 0.001], [x, y]]]}
+    with Store.open(path, analyst=tag, timeout=60) as store:
+        i = 0
+        while i < n:
+            if batch > 1 and (i // batch) % 2 == 1:
+                items = [dict(geometry=sq(i + k), claim_id=claim, label="other",
+                              notes=f"{tag} {i + k}") for k in range(batch)]
+                anns = store.add_annotations(items)
+                i += batch
+            else:
+                anns = [store.add_annotation(sq(i), claim_id=claim, label="other", notes=f"{tag} {i}")]
+                i += 1
+            for a in anns:  # printed only after the commit returned
+                print(a.id, flush=True)
+    """
+)
+
+
+def start_writer(store_path: Path, claim_id: int, tag: str, n: int, batch: int,
+                 go: Path | None = None) -> subprocess.Popen:
+    args = [sys.executable, "-c", WRITER, str(store_path), str(claim_id), tag, str(n), str(batch)]
+    if go is not None:
+        args.append(str(go))
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def prepared(store_path: Path) -> int:
+    with Store.open(store_path) as s:
+        rep = s.add_report(title="burst")
+        return s.add_claim(report_id=rep.id, text="burst claim").id
+
+
+def test_sigkill_mid_burst_keeps_every_committed_annotation(store_path: Path, prepared: int) -> None:
+    batch = 25
+    proc = start_writer(store_path, prepared, "killed", 100_000, batch)
+    committed: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while len(committed) < 120 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        committed.append(line.strip())
+    assert len(committed) >= 120, proc.stderr.read() if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGKILL)  # mid-burst: the writer never stops on its own
+    rest, _ = proc.communicate(timeout=30)
+    committed += [ln.strip() for ln in rest.splitlines() if ln.strip()]
+    assert proc.returncode == -signal.SIGKILL
+
+    con = sqlite3.connect(store_path)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+    with Store.open(store_path) as s:
+        stored = {a.id for a in s.list_annotations()}
+        missing = [i for i in committed if i not in stored]
+        assert missing == []
+        # a transaction is whole or absent: at most one committed-but-unprinted step remains
+        extra = len(stored) - len(committed)
+        assert 0 <= extra <= batch
+        assert all(len(s.history(i)) == 1 for i in committed[:5])
+    if VALIDATE_GPKG.exists():
+        res = subprocess.run(["/usr/bin/python3", str(VALIDATE_GPKG), str(store_path)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+
+
+def test_two_concurrent_writers_both_land_everything(store_path: Path, prepared: int,
+                                                     tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    n = 150
+    procs = [start_writer(store_path, prepared, tag, n, 5, go) for tag in ("alpha", "beta")]
+    time.sleep(1.0)  # both import and wait on the start flag
+    go.touch()
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "locked" not in err and "busy" not in err.lower()
+    ids = [ln for out, _ in outs for ln in out.split()]
+    assert len(ids) == 2 * n and len(set(ids)) == 2 * n
+    with Store.open(store_path) as s:
+        anns = s.list_annotations()
+        assert {a.id for a in anns} == set(ids)
+        assert sorted(a.analyst for a in anns).count("alpha") == n
+        # the writes really interleaved (both ran at the same time)
+        order = [a.analyst for a in anns]
+        switches = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
+        assert switches >= 2, "writers ran one after the other; the test did not test concurrency"
+
+
+V1_DDL = [
+    "CREATE TABLE satdelta_meta (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,"
+    " value TEXT)",
+    "CREATE TABLE reports (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, outlet TEXT,"
+    " url TEXT, published DATE, language TEXT, notes TEXT, created DATETIME NOT NULL)",
+    "CREATE TABLE claims (id INTEGER PRIMARY KEY AUTOINCREMENT, report_id INTEGER NOT NULL"
+    " REFERENCES reports(id), text TEXT NOT NULL, place TEXT, location TEXT, time_start DATE,"
+    " time_end DATE, created DATETIME NOT NULL)",
+    "CREATE TABLE annotations (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom MULTIPOLYGON,"
+    " uuid TEXT NOT NULL UNIQUE, report_id INTEGER NOT NULL, claim_id INTEGER NOT NULL"
+    " REFERENCES claims(id), label TEXT NOT NULL, verdict TEXT NOT NULL, confidence DOUBLE,"
+    " status TEXT NOT NULL, origin TEXT NOT NULL, notes TEXT, analyst TEXT,"
+    " created DATETIME NOT NULL, updated DATETIME NOT NULL, revision INTEGER NOT NULL,"
+    " before_scene_id TEXT, before_acquired DATE, before_source TEXT, before_sha256 TEXT,"
+    " after_scene_id TEXT, after_acquired DATE, after_source TEXT, after_sha256 TEXT,"
+    " change_method TEXT, change_threshold_method TEXT, change_threshold DOUBLE,"
+    " change_parameters TEXT, provenance TEXT)",
+    "CREATE TABLE annotation_revisions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " annotation_uuid TEXT NOT NULL, revision INTEGER NOT NULL, action TEXT NOT NULL,"
+    " deleted BOOLEAN NOT NULL, created DATETIME NOT NULL, analyst TEXT, snapshot TEXT NOT NULL,"
+    " UNIQUE (annotation_uuid, revision))",
+]
+
+T0 = "2025-01-02T03:04:05.000Z"
+
+
+def write_v1_store(path: Path) -> tuple[str, str]:
+    """A store as satdelta schema 1 wrote it: no labels/changes tables, location as JSON."""
+    from shapely.geometry import MultiPolygon, box, mapping
+
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("BEGIN")
+    create_core_tables(con)
+    for ddl in V1_DDL:
+        con.execute(ddl)
+    register_features(con, "annotations")
+    for t in ("satdelta_meta", "reports", "claims", "annotation_revisions"):
+        con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change)"
+                    " VALUES (?, 'attributes', ?, ?)", (t, t, T0))
+    con.executemany("INSERT INTO satdelta_meta (key, value) VALUES (?, ?)",
+                    [("application", "satdelta"), ("schema_version", "1")])
+    con.execute("INSERT INTO reports (title, published, created) VALUES ('Old report 옛', "
+                "'2024-06-15', ?)", (T0,))
+    con.execute("INSERT INTO claims (report_id, text, location, created) VALUES (1, 'old claim', ?,"
+                " ?)", (json.dumps({"bbox": [125.6, 39.1, 125.7, 39.3]}), T0))
+    live, gone = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    geom = box(125.65, 39.2, 125.66, 39.21)
+    snap = {"id": live, "geometry": mapping(geom), "claim_id": 1, "report_id": 1,
+            "label": "checkpoint", "verdict": "supports", "confidence": 0.5, "status": "accepted",
+            "origin": "drawn", "notes": "v1", "analyst": "old", "created": T0, "updated": T0,
+            "revision": 1, "provenance": {}}
+    con.execute(
+        "INSERT INTO annotations (geom, uuid, report_id, claim_id, label, verdict, confidence,"
+        " status, origin, notes, analyst, created, updated, revision, provenance)"
+        " VALUES (?, ?, 1, 1, 'checkpoint', 'supports', 0.5, 'accepted', 'drawn', 'v1', 'old', ?,"
+        " ?, 1, '{}')", (encode_geometry(MultiPolygon([geom])), live, T0, T0))
+    for uid, rev, action, deleted in ((live, 1, "add", 0), (gone, 1, "add", 0),
+                                      (gone, 2, "delete", 1)):
+        s = {**snap, "id": uid, "revision": rev}
+        con.execute("INSERT INTO annotation_revisions (annotation_uuid, revision, action, deleted,"
+                    " created, analyst, snapshot) VALUES (?, ?, ?, ?, ?, 'old', ?)",
+                    (uid, rev, action, deleted, T0, json.dumps(s)))
+    con.execute("COMMIT")
+    con.close()
+    return live, gone
+
+
+def test_v1_store_is_migrated(store_path: Path) -> None:
+    live, gone = write_v1_store(store_path)
+    with Store.open(store_path) as s:
+        assert s.schema_version == SCHEMA_VERSION
+        (a,) = s.list_annotations()
+        assert (a.id, a.label, a.notes, a.source_crs) == (live, "checkpoint", "v1", "EPSG:4326")
+        assert a.area_m2 == pytest.approx(1110 * 862, rel=0.01)  # 0.01 deg box at 39.2 N
+        assert "checkpoint" in s.labels() and "aircraft" in s.labels()
+        assert s.get_claim(1).bbox == (125.6, 39.1, 125.7, 39.3)
+        assert [r.action for r in s.history(gone)] == ["add", "delete"]
+        assert s.restore(gone, 1).notes == "v1"  # pre-migration history is restorable
+        s.update_annotation(live, status="rejected")
+        s.undo()
+        assert s.get_annotation(live).status == "accepted"
+    with Store.open(store_path) as s:  # second open: nothing left to migrate
+        assert s.schema_version == SCHEMA_VERSION
+    con = sqlite3.connect(store_path)
+    assert con.execute("SELECT count(*) FROM satdelta_meta WHERE key LIKE 'migrated_from_%'"
+                       ).fetchone() == (1,)
+    con.close()
+    if VALIDATE_GPKG.exists():
+        res = subprocess.run(["/usr/bin/python3", str(VALIDATE_GPKG), "--extra",
+                              "--warning-as-error", str(store_path)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
