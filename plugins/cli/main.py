@@ -22,6 +22,7 @@ from satdelta.imagery.errors import SatdeltaError
 COMMANDS: dict[str, str] = {
     "detect": "satdelta.plugins.cli.detect:detect",
     "demo": "satdelta.plugins.cli.demo:demo",
+    "view": "satdelta.plugins.cli.view:view",
     "report": "satdelta.plugins.cli.report:report",
     "claim": "satdelta.plugins.cli.claim:claim",
     "annotation": "satdelta.plugins.cli.annotation:annotation",

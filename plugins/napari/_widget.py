@@ -115,6 +115,7 @@ class ChangeAnnotator(QWidget):
         from satdelta.annotations import DEFAULT_LABELS, VERDICTS
 
         root = QVBoxLayout(self)
+        self.setMaximumWidth(520)
 
         # -- inputs and detection
         run_box = QGroupBox("Detect change")
@@ -195,12 +196,16 @@ class ChangeAnnotator(QWidget):
         sform.addRow("Claim", self.claim_box)
         root.addWidget(store_box)
 
+        for box in (self.report_box, self.claim_box):
+            _narrow(box)
+
         # -- selected polygon
         sel_box = QGroupBox("Selected polygon")
         pform = QFormLayout(sel_box)
         self.label_box = QComboBox()
         self.label_box.addItems(DEFAULT_LABELS)
         self.form_claim = QComboBox()
+        _narrow(self.form_claim)
         self.verdict_box = QComboBox()
         self.verdict_box.addItems(VERDICTS)
         self.confidence = QDoubleSpinBox()
@@ -245,6 +250,7 @@ class ChangeAnnotator(QWidget):
 
     def _source_row(self, form: QFormLayout, label: str) -> QComboBox:
         box = QComboBox()
+        _narrow(box)
         box.setEditable(True)
         box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         box.lineEdit().setPlaceholderText("layer, file or https:// COG")
@@ -882,6 +888,12 @@ class ChangeAnnotator(QWidget):
             self.session.close()
             self.session = None
         super().closeEvent(event)
+
+
+def _narrow(box: QComboBox) -> None:
+    """Long report titles and paths must not widen the dock."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(18)
 
 
 class _InputError(SatdeltaError, ValueError):

@@ -1,0 +1,366 @@
+"""The Change annotator driven end to end in a real napari window under Xvfb.
+
+Few tests, each doing a lot (a napari viewer costs seconds on two shared cores).
+Screenshots are checked by pixels.  With ``SATDELTA_UPDATE_DOCS=1`` the
+screenshots used in the README are written to ``docs/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from shapely.geometry import shape
+
+from satdelta.annotations import Store
+from satdelta.plugins.napari._frame import MapFrame
+
+pytestmark = pytest.mark.gui
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+UPDATE_DOCS = os.environ.get("SATDELTA_UPDATE_DOCS") == "1"
+
+
+@pytest.fixture
+def notes():
+    """Every napari notification message shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def grab(n) -> None:  # noqa: ANN001
+        seen.append(str(n.message))
+
+    notification_manager.notification_ready.connect(grab)
+    yield seen
+    notification_manager.notification_ready.disconnect(grab)
+
+
+def _viewer(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1300, 850)
+    return viewer
+
+
+def _dock(viewer):
+    _dw, widget = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    return widget
+
+
+def _run(widget, qtbot) -> None:
+    worker = widget.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+
+
+def _world_to_screen(viewer, world: np.ndarray, shot: np.ndarray) -> tuple[int, int]:
+    """Canvas pixel (row, col) of a world point in a canvas-only screenshot."""
+    cam = viewer.scene.camera
+    centre = np.asarray(cam.center)[-2:]
+    h, w = shot.shape[:2]
+    canvas = viewer.window._qt_viewer.canvas.size  # (h, w) in logical pixels
+    ratio = h / canvas[0]
+    rc = (np.asarray(world, float) - centre) * cam.zoom * ratio + np.array([h / 2, w / 2])
+    return int(round(rc[0])), int(round(rc[1]))
+
+
+def _press(viewer, qtbot, key: str) -> None:
+    from qtpy.QtCore import Qt
+
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, getattr(Qt.Key, f"Key_{key.upper()}"))
+
+
+def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
+    make_napari_viewer, qtbot, tmp_path: Path, notes
+) -> None:
+    from geojson_validator import validate_structure
+
+    from satdelta.sample_data import site_paths
+
+    store_path = tmp_path / "evidence.gpkg"
+    viewer = _viewer(make_napari_viewer)
+    viewer.open_sample("satdelta", "sunan-airport")
+    widget = _dock(viewer)
+    assert widget.open_store(store_path)
+    session = widget.session
+    claim = next(c for c in session.claims() if c.id == session.claim_id)
+    assert "Sunan" in (claim.place or "")  # the sample's report was loaded, site claim chosen
+
+    # -- detection in a worker: layers appear, candidates are in the store
+    _run(widget, qtbot)
+    assert "change mask" in viewer.layers and "change score" in viewer.layers
+    evidence = viewer.layers["evidence"]
+    stored = Store.open(store_path).list_annotations(status="candidate")
+    assert len(stored) == len(set(evidence.features["annotation_id"])) > 0
+    truth = shapely.union_all(
+        [
+            shape(f["geometry"])
+            for f in json.loads(site_paths("sunan-airport").truth.read_text())["features"]
+        ]
+    )
+    big = max(stored, key=lambda a: a.area_m2)
+    assert big.geometry.intersection(truth).area > 0.5 * big.geometry.area  # found real change
+
+    # -- the mask is drawn where it is: screenshot pixels at changed / unchanged spots
+    for name in ("sunan-airport before", "sunan-airport after", "evidence"):
+        viewer.layers[name].visible = False
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    mask_layer = viewer.layers["change mask"]
+    changed = np.argwhere(mask_layer.data > 0)
+    unchanged = np.argwhere(mask_layer.data == 0)
+    for rows, expect_red in ((changed, True), (unchanged, False)):
+        pick = rows[np.linspace(0, len(rows) - 1, 40).astype(int)]
+        hits = 0
+        for r, c in pick:
+            # only pixels whose 8 neighbours agree, so rounding cannot cross an edge
+            block = mask_layer.data[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2]
+            if block.min() != block.max():
+                continue
+            sr, sc = _world_to_screen(viewer, mask_layer.data_to_world((r, c)), shot)
+            red, green = int(shot[sr, sc, 0]), int(shot[sr, sc, 1])
+            hits += 1
+            assert (red > 100 and green < 60) == expect_red, (r, c, shot[sr, sc])
+        assert hits >= 5
+    for name in ("sunan-airport before", "sunan-airport after", "evidence"):
+        viewer.layers[name].visible = True
+
+    # -- polygons visible where they are: accept the biggest candidate with key J -> green edge
+    row = int(np.flatnonzero(evidence.features["annotation_id"].to_numpy() == big.id)[0])
+    evidence.selected_data = {row}
+    _press(viewer, qtbot, "j")
+    assert Store.open(store_path).get_annotation(big.id).status == "accepted"
+    evidence.selected_data = set()
+    viewer.layers["change mask"].visible = False
+    verts = np.asarray(evidence.data[row])
+    viewer.scene.camera.center = tuple(verts.mean(axis=0))
+    viewer.scene.camera.zoom = 0.6 * min(
+        viewer.window._qt_viewer.canvas.size / (np.ptp(verts, axis=0) + 1.0)
+    )
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    green = sum(
+        int(shot[_world_to_screen(viewer, v, shot)][1] > 150 > shot[_world_to_screen(viewer, v, shot)][0])
+        for v in verts
+    )
+    assert green >= 0.5 * len(verts)  # the accepted outline is drawn green on its vertices
+    if UPDATE_DOCS:
+        viewer.layers["change mask"].visible = True
+        viewer.reset_view()
+        viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
+
+    # -- draw a polygon, fill its form, undo the last edit
+    frame = widget.frame()
+    drawn_map = np.array([[730380.0, 4345100.0], [730420.0, 4345100.0], [730420.0, 4345070.0]])
+    drawn_world = frame.map_to_world(drawn_map)
+    evidence.add_polygons([drawn_world])
+    new_row = len(evidence.data) - 1
+    new_id = evidence.features["annotation_id"].iloc[new_row]
+    assert new_id and new_id != big.id
+    evidence.selected_data = {new_row}
+    widget.label_box.setCurrentText("aircraft")
+    widget.label_box.activated.emit(widget.label_box.currentIndex())
+    widget.verdict_box.setCurrentText("supports")
+    widget.verdict_box.activated.emit(widget.verdict_box.currentIndex())
+    widget.notes.setText("apron stand 3 empty")
+    widget.notes.editingFinished.emit()
+    widget.confidence.setValue(0.9)
+    widget.confidence.editingFinished.emit()
+    _press(viewer, qtbot, "u")  # undo the confidence edit only
+    ann = Store.open(store_path).get_annotation(new_id)
+    assert (ann.label, ann.verdict, ann.notes, ann.origin) == (
+        "aircraft", "supports", "apron stand 3 empty", "drawn"
+    )  # fmt: skip
+    assert ann.confidence is None  # undone
+    assert any("undo" in n for n in notes)
+
+    # -- close napari; reopen the store in a fresh viewer: status colours, geometry, export
+    viewer.close()
+    viewer2 = _viewer(make_napari_viewer)
+    viewer2.open_sample("satdelta", "sunan-airport")
+    widget2 = _dock(viewer2)
+    assert widget2.open_store(store_path)
+    ev2 = viewer2.layers["evidence"]
+    ids = list(ev2.features["annotation_id"])
+    colours = {
+        s: tuple(np.round(ev2.edge_color[i], 2))
+        for i, s in enumerate(ev2.features["status"])
+    }
+    assert colours["accepted"] == (0.1, 0.9, 0.2, 1.0)
+    assert colours["candidate"] == (1.0, 0.85, 0.0, 1.0)
+    back = np.asarray(ev2.data[ids.index(new_id)], dtype=np.float64)
+    # no drift through the store (which orients rings CCW, so compare vertex sets)
+    np.testing.assert_allclose(_sorted(back), _sorted(drawn_world), atol=1e-3)
+    out = tmp_path / "evidence.geojson"
+    n = widget2.export_geojson(out)
+    fc = json.loads(out.read_text())
+    assert validate_structure(fc, check_crs=True) == {}
+    assert n == len(fc["features"]) == len(set(ids))
+    feat = next(f for f in fc["features"] if f["properties"].get("id") == new_id)
+    assert feat["properties"]["label"] == "aircraft"
+    lon, lat = np.asarray(feat["geometry"]["coordinates"][0])[:-1].T
+    expected = MapFrame(frame.crs, 0.0, 0.0).map_to_lonlat(drawn_map)
+    assert {tuple(p) for p in np.round(np.column_stack([lon, lat]), 6)} == {
+        tuple(p) for p in np.round(expected, 6)
+    }
+
+
+def _sorted(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v[np.lexsort(v.T[::-1])]
+
+
+def _flat(write_raster, name: str, value: int, transform: Affine, shape=(3, 120, 160)):
+    return write_raster(name, np.full(shape, value, np.uint8), transform=transform)
+
+
+def test_swipe_shows_before_left_after_right(
+    make_napari_viewer, qtbot, write_raster, tmp_path: Path
+) -> None:
+    # two grids that differ (origin and pixel size), dark before and bright after
+    b = _flat(write_raster, "b.tif", 30, Affine(10, 0, 500000, 0, -10, 4000000))
+    a = _flat(write_raster, "a.tif", 220, Affine(9.5, 0, 500020, 0, -9.5, 3999985))
+    viewer = _viewer(make_napari_viewer)
+    viewer.open([str(b), str(a)], plugin="satdelta")
+    widget = _dock(viewer)
+    widget.before_edit.setEditText(viewer.layers[0].name)
+    widget.after_edit.setEditText(viewer.layers[1].name)
+    widget._tag_role(viewer.layers[0], "before")
+    widget._tag_role(viewer.layers[1], "after")
+    viewer.reset_view()
+    _press(viewer, qtbot, "w")
+    assert widget.swipe is not None and widget.swipe.enabled
+    for position in (400.0, 1100.0):
+        widget.swipe.set_position(position)
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        row = 600.0  # world metres south of the origin, inside both rasters
+        for col, expect in ((position - 150, 30), (position + 150, 220)):
+            sr, sc = _world_to_screen(viewer, np.array([row, col]), shot)
+            assert abs(int(shot[sr, sc, 0]) - expect) <= 3, (position, col, shot[sr, sc])
+    # dragging the divider moves it (mouse press near it, drag, release)
+    from qtpy.QtCore import QPoint
+
+    canvas = viewer.window._qt_viewer.canvas.native
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    ratio = shot.shape[0] / canvas.height()
+    start = _world_to_screen(viewer, np.array([600.0, 1100.0]), shot)
+    end = _world_to_screen(viewer, np.array([600.0, 700.0]), shot)
+    p0 = QPoint(int(start[1] / ratio), int(start[0] / ratio))
+    p1 = QPoint(int(end[1] / ratio), int(end[0] / ratio))
+    qtbot.mousePress(canvas, __import__("qtpy.QtCore").QtCore.Qt.MouseButton.LeftButton, pos=p0)
+    qtbot.mouseMove(canvas, p1)
+    qtbot.mouseRelease(canvas, __import__("qtpy.QtCore").QtCore.Qt.MouseButton.LeftButton, pos=p1)
+    assert abs(widget.swipe.position - 700.0) < 30.0
+    _press(viewer, qtbot, "w")
+    assert not widget.swipe.enabled
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    sr, sc = _world_to_screen(viewer, np.array([600.0, 300.0]), shot)
+    assert abs(int(shot[sr, sc, 0]) - 220) <= 3  # after whole again
+
+
+def test_bad_input_shows_notifications_and_loses_nothing(
+    make_napari_viewer, qtbot, write_raster, tmp_path: Path, notes
+) -> None:
+    good = _flat(write_raster, "good.tif", 50, Affine(10, 0, 500000, 0, -10, 4000000))
+    far = _flat(write_raster, "far.tif", 60, Affine(10, 0, 900000, 0, -10, 4000000))
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00 not really a tiff")
+    viewer = _viewer(make_napari_viewer)
+    viewer.open(str(good), plugin="satdelta")
+    widget = _dock(viewer)
+    store_path = tmp_path / "s.gpkg"
+    assert widget.open_store(store_path)
+
+    # unreadable file
+    widget.before_edit.setEditText(str(good))
+    widget.after_edit.setEditText(str(broken))
+    assert widget.run() is None
+    assert any("broken.tif" in n and "check the path" in n for n in notes)
+
+    # scenes that do not overlap: the worker fails, the window stays usable
+    widget.after_edit.setEditText(str(far))
+    _run(widget, qtbot)
+    assert any("overlap" in n for n in notes), notes
+    assert widget.run_button.isEnabled()
+
+    # a store locked by another program: the polygon stays in the layer and is saved later
+    evidence = widget.evidence_layer()
+    frame = widget.frame()
+    square = frame.map_to_world([[500100, 3999900], [500300, 3999900], [500300, 3999700]])
+    locker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(store_path)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        evidence.add_polygons([square])
+        assert any("locked" in n for n in notes), notes
+        assert evidence.features["annotation_id"].iloc[-1] == ""  # kept, not saved yet
+    finally:
+        locker.kill()
+        locker.wait()
+    evidence.add_polygons([square + 50.0])  # next edit saves both
+    ids = list(evidence.features["annotation_id"])
+    assert all(ids) and len(set(ids)) == 2
+    assert len(Store.open(store_path).list_annotations()) == 2
+
+    # a corrupt store: refused with advice, file untouched, current store kept
+    bad_store = tmp_path / "corrupt.gpkg"
+    bad_store.write_bytes(b"SQLite format 3\x00" + b"\x13" * 5000)
+    before_bytes = bad_store.read_bytes()
+    assert not widget.open_store(bad_store)
+    assert bad_store.read_bytes() == before_bytes
+    assert widget.session is not None and widget.session.store.path == store_path
+    assert len([n for n in notes if "corrupt" in n.lower() or "damaged" in n.lower()]) >= 1, notes
+
+
+def test_kill_minus_9_loses_nothing(tmp_path: Path, write_raster) -> None:
+    raster = _flat(write_raster, "r.tif", 80, Affine(10, 0, 500000, 0, -10, 4000000))
+    store_path = tmp_path / "crash.gpkg"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, numpy as np, napari
+        viewer = napari.Viewer(show=True)
+        viewer.open({str(raster)!r}, plugin="satdelta")
+        _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+        assert w.open_store({str(store_path)!r})
+        ev = w.evidence_layer()
+        f = w.frame()
+        ev.add_polygons([f.map_to_world([[500100, 3999900], [500300, 3999900], [500300, 3999700]])])
+        ev.selected_data = {{0}}
+        w.notes.setText("seen before the crash")
+        w.notes.editingFinished.emit()
+        print(ev.features["annotation_id"].iloc[0], flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    ann_id = proc.stdout.strip().splitlines()[-1]
+    with Store.open(store_path) as store:
+        ann = store.get_annotation(ann_id)
+        assert ann.notes == "seen before the crash" and ann.origin == "drawn"
+    con = sqlite3.connect(store_path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
