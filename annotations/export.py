@@ -86,7 +86,8 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 def write_geojson(fc: dict[str, Any], path: Path) -> None:
     """RFC 7946 text, UTF-8 (non-ASCII kept as is)."""
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(fc, fh, ensure_ascii=False, allow_nan=False)
+        # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
+        fh.write(json.dumps(fc, ensure_ascii=False, allow_nan=False))
         fh.write("\n")
 
 

@@ -16,7 +16,8 @@ from datetime import date
 from typing import Any, Literal, get_args
 
 from satdelta.annotations.errors import AnnotationValueError
-from shapely.geometry import MultiPolygon, Polygon, mapping, shape
+import numpy as np
+from shapely.geometry import MultiPolygon, Polygon, shape
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -164,6 +165,17 @@ class Claim:
         }
 
 
+def _exact_geojson(geometry: Polygon | MultiPolygon) -> dict[str, Any]:
+    """GeoJSON mapping with lists (not tuples) and every coordinate at full precision."""
+
+    def poly(p: Polygon) -> list[list[list[float]]]:
+        return [np.asarray(r.coords)[:, :2].tolist() for r in (p.exterior, *p.interiors)]
+
+    if isinstance(geometry, MultiPolygon):
+        return {"type": "MultiPolygon", "coordinates": [poly(p) for p in geometry.geoms]}
+    return {"type": "Polygon", "coordinates": poly(geometry)}
+
+
 def _single(geometry: Polygon | MultiPolygon) -> Polygon | MultiPolygon:
     if isinstance(geometry, MultiPolygon) and len(geometry.geoms) == 1:
         return geometry.geoms[0]
@@ -255,10 +267,9 @@ class Annotation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable mapping, geometry as a GeoJSON mapping at full precision."""
-        geo = mapping(self.geometry)
         return {
             "id": self.id,
-            "geometry": json.loads(json.dumps(geo)),
+            "geometry": _exact_geojson(self.geometry),
             "claim_id": self.claim_id,
             "report_id": self.report_id,
             "label": self.label,

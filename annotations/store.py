@@ -136,6 +136,7 @@ class Store:
         self.timeout = timeout
         self._lock = threading.RLock()
         self._closed = False
+        self._pending_bounds: list[tuple[float, float, float, float]] = []
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -283,6 +284,7 @@ class Store:
             raise StoreError(f"store {self.path} is closed; open it again with Store.open")
         with self._lock:
             self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            self._pending_bounds.clear()
             try:
                 yield self._conn
             except BaseException:
@@ -1000,6 +1002,7 @@ class Store:
 
     def _put(self, c: sqlite3.Connection, ann: Annotation, *, insert: bool) -> None:
         values = _annotation_values(ann)
+        self._pending_bounds.append(struct.unpack_from("<4d", values["geom"], 8))
         if not insert:
             c.execute("DELETE FROM annotations WHERE uuid = ?", (ann.id,))
         cols = list(values)
@@ -1059,21 +1062,25 @@ class Store:
         return state
 
     def _touch_annotations(self, c: sqlite3.Connection) -> None:
-        touch_contents(c, "annotations", self._bounds(c))
-        touch_contents(c, "annotation_revisions")
+        """Update last_change and grow the layer's extent in gpkg_contents.
 
-    @staticmethod
-    def _bounds(c: sqlite3.Connection) -> tuple[float | None, ...]:
-        minx = miny = float("inf")
-        maxx = maxy = float("-inf")
-        for (blob,) in c.execute(
-            "SELECT substr(geom, 9, 32) FROM annotations WHERE geom IS NOT NULL"
-        ):
-            x0, x1, y0, y1 = struct.unpack("<4d", blob)
-            minx, maxx, miny, maxy = min(minx, x0), max(maxx, x1), min(miny, y0), max(maxy, y1)
-        if minx == float("inf"):
-            return (None, None, None, None)
-        return (minx, miny, maxx, maxy)
+        The extent only grows (a deletion does not shrink it): recomputing it
+        would read every geometry on every write.  Extents in gpkg_contents are
+        informative, and GDAL/QGIS recompute them on demand.
+        """
+        row = c.execute(
+            "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = 'annotations'"
+        ).fetchone()
+        bounds = list(row) if row and row[0] is not None else None
+        for x0, x1, y0, y1 in self._pending_bounds:
+            if bounds is None:
+                bounds = [x0, y0, x1, y1]
+            else:
+                bounds = [min(bounds[0], x0), min(bounds[1], y0), max(bounds[2], x1),
+                          max(bounds[3], y1)]
+        self._pending_bounds.clear()
+        touch_contents(c, "annotations", bounds)
+        touch_contents(c, "annotation_revisions")
 
 
 def _iso(value: date | None) -> str | None:
