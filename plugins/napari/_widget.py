@@ -399,12 +399,11 @@ class ChangeAnnotator(QWidget):
             _notify_error(exc)
             return None
 
-        worker = thread_worker(detection_steps, progress={"total": 5, "desc": "satdelta"})(
-            before, after, params
+        worker = thread_worker(_guarded_steps, progress={"total": 5, "desc": "satdelta"})(
+            detection_steps, before, after, params
         )
         worker.yielded.connect(self._on_step)
         worker.returned.connect(self._on_result)
-        worker.errored.connect(self._on_error)
         worker.aborted.connect(lambda: self._on_finished("cancelled"))
         worker.finished.connect(self._worker_done)
         self.worker = worker
@@ -434,14 +433,8 @@ class ChangeAnnotator(QWidget):
         self.progress.setValue(i)
         self.progress_label.setText(message)
 
-    def _on_error(self, exc: BaseException) -> None:
-        if isinstance(exc, SatdeltaError):
-            _notify_error(exc)
-        else:  # a bug: keep the traceback in the log, tell the analyst plainly
-            log.exception("detection failed", exc_info=exc)
-            _notify_error(
-                RuntimeError(f"detection failed: {type(exc).__name__}: {exc} (see the log)")
-            )
+    def _on_error(self, exc: SatdeltaError) -> None:
+        _notify_error(exc)
         self._on_finished("failed")
 
     def _on_finished(self, text: str) -> None:
@@ -452,7 +445,10 @@ class ChangeAnnotator(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _on_result(self, result: DetectionResult) -> None:
+    def _on_result(self, result: DetectionResult | _Failed) -> None:
+        if isinstance(result, _Failed):
+            self._on_error(result.error)
+            return
         self.result = result
         try:
             self.show_result(result)
@@ -888,6 +884,25 @@ class ChangeAnnotator(QWidget):
             self.session.close()
             self.session = None
         super().closeEvent(event)
+
+
+def _guarded_steps(steps: Any, *args: Any) -> Any:
+    """Run a step generator; return a SatdeltaError instead of raising it.
+
+    Bad input is then reported once, as our own notification, while a real bug
+    still propagates to napari's error handling with its traceback.
+    """
+    try:
+        return (yield from steps(*args))
+    except SatdeltaError as exc:
+        return _Failed(exc)  # superqt re-raises a *returned* exception: wrap it
+
+
+class _Failed:
+    """A bad-input error returned by the worker, shown once as a notification."""
+
+    def __init__(self, error: SatdeltaError) -> None:
+        self.error = error
 
 
 def _narrow(box: QComboBox) -> None:

@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 import shapely
 from affine import Affine
-from shapely.geometry import shape
-
 from satdelta.annotations import Store
 from satdelta.plugins.napari._frame import MapFrame
+from shapely.geometry import shape
 
 pytestmark = pytest.mark.gui
 
@@ -87,7 +86,6 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     make_napari_viewer, qtbot, tmp_path: Path, notes
 ) -> None:
     from geojson_validator import validate_structure
-
     from satdelta.sample_data import site_paths
 
     store_path = tmp_path / "evidence.gpkg"
@@ -152,7 +150,11 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     )
     shot = viewer.screenshot(canvas_only=True, flash=False)
     green = sum(
-        int(shot[_world_to_screen(viewer, v, shot)][1] > 150 > shot[_world_to_screen(viewer, v, shot)][0])
+        int(
+            shot[_world_to_screen(viewer, v, shot)][1]
+            > 150
+            > shot[_world_to_screen(viewer, v, shot)][0]
+        )
         for v in verts
     )
     assert green >= 0.5 * len(verts)  # the accepted outline is drawn green on its vertices
@@ -195,8 +197,7 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     ev2 = viewer2.layers["evidence"]
     ids = list(ev2.features["annotation_id"])
     colours = {
-        s: tuple(np.round(ev2.edge_color[i], 2))
-        for i, s in enumerate(ev2.features["status"])
+        s: tuple(np.round(ev2.edge_color[i], 2)) for i, s in enumerate(ev2.features["status"])
     }
     assert colours["accepted"] == (0.1, 0.9, 0.2, 1.0)
     assert colours["candidate"] == (1.0, 0.85, 0.0, 1.0)
