@@ -1,4 +1,4 @@
-"""satdelta.annotations: reports, claims and the analyst's evidence polygons, stored so nothing is lost.
+"""satdelta.annotations: reports, claims and the analyst's evidence polygons, losing nothing.
 
 The store is one OGC GeoPackage file (see :mod:`satdelta.annotations.store`
 for the full API and its durability guarantees)::

@@ -47,7 +47,7 @@ _GPKG_TYPES = {
 def export_collection(
     fc: dict[str, Any], path: Path, *, format: Literal["auto", "geojson", "gpkg", "csv"] = "auto"
 ) -> int:
-    """Write ``fc`` to ``path`` in ``format`` (``auto``: from the suffix); return the feature count."""
+    """Write ``fc`` to ``path`` in ``format`` (``auto``: from the suffix); return the count."""
     fmt = _SUFFIXES.get(path.suffix.lower()) if format == "auto" else format
     if fmt not in ("geojson", "gpkg", "csv"):
         raise ExportError(
@@ -117,7 +117,8 @@ def write_gpkg(fc: dict[str, Any], path: Path) -> None:
         create_core_tables(conn)
         cols = ", ".join(f'"{k}" {_GPKG_TYPES.get(k, "TEXT")}' for k in PROPERTY_NAMES)
         conn.execute(
-            f"CREATE TABLE annotations (fid INTEGER PRIMARY KEY AUTOINCREMENT, geom MULTIPOLYGON, {cols})"
+            "CREATE TABLE annotations (fid INTEGER PRIMARY KEY AUTOINCREMENT, "
+            f"geom MULTIPOLYGON, {cols})"
         )
         register_features(conn, "annotations", description="satdelta annotations export")
         placeholders = ", ".join("?" * (len(PROPERTY_NAMES) + 1))

@@ -175,7 +175,8 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise GeoJSONImportError(
-            f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); expected GeoJSON"
+            f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "expected GeoJSON"
         ) from None
     if not isinstance(data, dict):
         raise GeoJSONImportError(
@@ -208,7 +209,8 @@ def plan_import(
         feats = [{"type": "Feature", "geometry": data, "properties": {}}]
     else:
         raise GeoJSONImportError(
-            f"{name}: expected a GeoJSON FeatureCollection, Feature or (Multi)Polygon, got type {gtype!r}"
+            f"{name}: expected a GeoJSON FeatureCollection, Feature or (Multi)Polygon, "
+            f"got type {gtype!r}"
         )
     if not feats:
         raise GeoJSONImportError(f"{name} has no features; nothing to import")
@@ -248,7 +250,8 @@ def plan_import(
             item["label"] = label
         if item["label"] not in labels:
             raise GeoJSONImportError(
-                f"{where}: label {item['label']!r} is not in the store's schema ({', '.join(labels)}); "
+                f"{where}: label {item['label']!r} is not in the store's schema "
+                f"({', '.join(labels)}); "
                 "add it or pass --label; nothing was imported"
             )
         items.append(item)

@@ -249,7 +249,8 @@ def _from_geojson(obj: Mapping[str, Any], repairs: list[str]) -> BaseGeometry:
                 ) from None
             if arr.ndim != 2 or arr.shape[1] < 2:
                 raise GeometryError(
-                    f"{where} is not a list of [x, y] positions (shape {arr.shape}); fix the coordinates"
+                    f"{where} is not a list of [x, y] positions (shape {arr.shape}); "
+                    "fix the coordinates"
                 )
             _check_ring_array(arr, where)
             if not np.array_equal(arr[0, :2], arr[-1, :2]):

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal, get_args
 
-from satdelta.annotations.errors import AnnotationValueError
 import numpy as np
+from satdelta.annotations.errors import AnnotationValueError
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 __all__ = [
@@ -129,7 +129,8 @@ class Claim:
             lon, lat = (float(v) for v in self.point)
             if not (-180 <= lon <= 180 and -90 <= lat <= 90):
                 raise AnnotationValueError(
-                    f"claim point: expected lon in [-180, 180] and lat in [-90, 90], got {self.point}"
+                    "claim point: expected lon in [-180, 180] and lat in [-90, 90], "
+                    f"got {self.point}"
                 )
             object.__setattr__(self, "point", (lon, lat))
         if self.bbox is not None:

@@ -177,7 +177,8 @@ class Store:
         exists = path.exists() and path.stat().st_size > 0 if path.exists() else False
         if path.is_dir():
             raise NotAStoreError(
-                f"expected a GeoPackage file for the store, got a directory {path}; give a file name"
+                f"expected a GeoPackage file for the store, got a directory {path}; "
+                "give a file name"
             )
         if not exists:
             if not create:
@@ -186,7 +187,8 @@ class Store:
                 )
             if not path.parent.exists():
                 raise StoreError(
-                    f"cannot create the store {path}: folder {path.parent} does not exist; create it first"
+                    f"cannot create the store {path}: folder {path.parent} does not exist; "
+                    "create it first"
                 )
         else:
             _inspect_existing(path)
@@ -335,7 +337,8 @@ class Store:
         )
         if not rows:
             raise NotFoundError(
-                f"no report with id {report_id} in {self.path}; `satdelta report list` shows the ids"
+                f"no report with id {report_id} in {self.path}; "
+                "`satdelta report list` shows the ids"
             )
         return Report(*rows[0])
 
@@ -435,7 +438,8 @@ class Store:
         if not isinstance(data, Mapping) or not isinstance(data.get("report"), Mapping):
             raise AnnotationValueError(
                 'expected a report file {"report": {...}, "claims": [...]}, got '
-                f"{type(data).__name__} with keys {sorted(data)[:5] if isinstance(data, Mapping) else '-'}"
+                f"{type(data).__name__}"
+                + (f" with keys {sorted(data)[:5]}" if isinstance(data, Mapping) else "")
             )
         r = data["report"]
         claims_in = data.get("claims") or []
@@ -675,7 +679,8 @@ class Store:
                     "SELECT 1 FROM annotation_revisions WHERE annotation_uuid = ?", (ann.id,)
                 ).fetchone():
                     raise AnnotationValueError(
-                        f"annotation id {ann.id} is already in the store; leave id unset for a new one"
+                        f"annotation id {ann.id} is already in the store; "
+                        "leave id unset for a new one"
                     )
                 self._put(c, ann, insert=True)
                 self._revision(c, ann, change, action, deleted=False)
@@ -832,7 +837,8 @@ class Store:
         with self._write() as c:
             row = c.execute(
                 "SELECT id, action, description FROM changes AS ch WHERE action != 'undo' AND NOT "
-                "EXISTS (SELECT 1 FROM changes AS u WHERE u.undoes = ch.id) ORDER BY id DESC LIMIT 1"
+                "EXISTS (SELECT 1 FROM changes AS u WHERE u.undoes = ch.id) "
+                "ORDER BY id DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"nothing to undo in {self.path}: no annotation change is left")
@@ -965,11 +971,13 @@ class Store:
         )
         if not rows:
             raise NotFoundError(
-                f"no annotation {annotation_id} in {self.path}; `satdelta annotation list` shows the ids"
+                f"no annotation {annotation_id} in {self.path}; "
+                "`satdelta annotation list` shows the ids"
             )
         if len(rows) > 1:
             raise NotFoundError(
-                f"annotation id prefix {annotation_id!r} is ambiguous ({rows[0][0]}, {rows[1][0]}, ...); "
+                f"annotation id prefix {annotation_id!r} is ambiguous "
+                f"({rows[0][0]}, {rows[1][0]}, ...); "
                 "give more characters"
             )
         return rows[0][0]
@@ -996,7 +1004,8 @@ class Store:
         self, c: sqlite3.Connection, action: str, description: str, *, undoes: int | None = None
     ) -> int:
         return c.execute(
-            "INSERT INTO changes (action, description, created, analyst, undoes) VALUES (?,?,?,?,?)",
+            "INSERT INTO changes (action, description, created, analyst, undoes) "
+            "VALUES (?, ?, ?, ?, ?)",
             (action, description, gpkg_now(), self.analyst, undoes),
         ).lastrowid
 
@@ -1076,8 +1085,12 @@ class Store:
             if bounds is None:
                 bounds = [x0, y0, x1, y1]
             else:
-                bounds = [min(bounds[0], x0), min(bounds[1], y0), max(bounds[2], x1),
-                          max(bounds[3], y1)]
+                bounds = [
+                    min(bounds[0], x0),
+                    min(bounds[1], y0),
+                    max(bounds[2], x1),
+                    max(bounds[3], y1),
+                ]
         self._pending_bounds.clear()
         touch_contents(c, "annotations", bounds)
         touch_contents(c, "annotation_revisions")

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-
 from satdelta.annotations import Store
 
 
@@ -44,7 +43,9 @@ def make_polygons(n: int, seed: int = 0) -> list[shapely.Polygon]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=10_000, help="number of annotations")
-    ap.add_argument("--single", type=int, default=200, help="one-at-a-time inserts to time (0: skip)")
+    ap.add_argument(
+        "--single", type=int, default=200, help="one-at-a-time inserts to time (0: skip)"
+    )
     args = ap.parse_args()
     polys = make_polygons(args.n)
     labels = ["aircraft", "vehicles", "structure", "ground marking"]
@@ -54,13 +55,22 @@ def main() -> None:
         with Store.open(tmpd / "bench.gpkg", analyst="bench") as store:
             rep = store.add_report(title="benchmark")
             claim = store.add_claim(report_id=rep.id, text="benchmark claim")
-            items = [dict(geometry=p, claim_id=claim.id, label=labels[i % 4],
-                          confidence=round((i % 100) / 100, 2), notes=f"polygon {i}",
-                          provenance={"method": "cva", "threshold": 0.5})
-                     for i, p in enumerate(polys)]
+            items = [
+                dict(
+                    geometry=p,
+                    claim_id=claim.id,
+                    label=labels[i % 4],
+                    confidence=round((i % 100) / 100, 2),
+                    notes=f"polygon {i}",
+                    provenance={"method": "cva", "threshold": 0.5},
+                )
+                for i, p in enumerate(polys)
+            ]
             t = time.perf_counter()
             store.add_annotations(items)
-            rows.append((f"satdelta insert {args.n} (one transaction)", time.perf_counter() - t, args.n))
+            rows.append(
+                (f"satdelta insert {args.n} (one transaction)", time.perf_counter() - t, args.n)
+            )
             t = time.perf_counter()
             n = store.export(tmpd / "out.geojson")
             rows.append((f"satdelta export {n} to GeoJSON", time.perf_counter() - t, n))
@@ -71,20 +81,34 @@ def main() -> None:
                 t = time.perf_counter()
                 for p in polys[: args.single]:
                     store.add_annotation(p, claim_id=claim.id, label="other")
-                rows.append((f"satdelta insert {args.single} one by one (fsync each)",
-                             time.perf_counter() - t, args.single))
+                rows.append(
+                    (
+                        f"satdelta insert {args.single} one by one (fsync each)",
+                        time.perf_counter() - t,
+                        args.single,
+                    )
+                )
         satdelta_total = rows[0][1] + rows[1][1]
 
         import pyogrio.raw
 
         wkb = np.array(shapely.to_wkb(polys), dtype=object)
-        fields = [np.array([labels[i % 4] for i in range(args.n)], dtype=object),
-                  np.array([(i % 100) / 100 for i in range(args.n)]),
-                  np.array([f"polygon {i}" for i in range(args.n)], dtype=object)]
+        fields = [
+            np.array([labels[i % 4] for i in range(args.n)], dtype=object),
+            np.array([(i % 100) / 100 for i in range(args.n)]),
+            np.array([f"polygon {i}" for i in range(args.n)], dtype=object),
+        ]
         t = time.perf_counter()
-        pyogrio.raw.write(tmpd / "pyogrio.gpkg", wkb, fields, fields=["label", "confidence", "notes"],
-                          layer="annotations", driver="GPKG", crs="EPSG:4326",
-                          geometry_type="Polygon")
+        pyogrio.raw.write(
+            tmpd / "pyogrio.gpkg",
+            wkb,
+            fields,
+            fields=["label", "confidence", "notes"],
+            layer="annotations",
+            driver="GPKG",
+            crs="EPSG:4326",
+            geometry_type="Polygon",
+        )
         pyogrio_t = time.perf_counter() - t
         rows.append((f"pyogrio write {args.n} to GeoPackage", pyogrio_t, args.n))
 
@@ -92,10 +116,14 @@ def main() -> None:
     print(f"{'step'.ljust(width)}  {'seconds':>8}  {'features/s':>10}")
     for name, sec, count in rows:
         print(f"{name.ljust(width)}  {sec:8.3f}  {count / sec:10.0f}")
-    print(f"\nsatdelta insert + GeoJSON export: {satdelta_total:.3f} s; pyogrio GPKG write: "
-          f"{pyogrio_t:.3f} s; ratio satdelta/pyogrio = {satdelta_total / pyogrio_t:.1f}x")
-    print("(satdelta also validates/repairs each polygon, computes its geodesic area and writes a "
-          "revision with a full JSON snapshot; pyogrio writes 3 plain fields)")
+    print(
+        f"\nsatdelta insert + GeoJSON export: {satdelta_total:.3f} s; pyogrio GPKG write: "
+        f"{pyogrio_t:.3f} s; ratio satdelta/pyogrio = {satdelta_total / pyogrio_t:.1f}x"
+    )
+    print(
+        "(satdelta also validates/repairs each polygon, computes its geodesic area and writes a "
+        "revision with a full JSON snapshot; pyogrio writes 3 plain fields)"
+    )
 
 
 if __name__ == "__main__":

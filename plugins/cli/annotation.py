@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from satdelta.annotations import STATUSES, VERDICTS, Store
 
 
@@ -64,19 +63,50 @@ def annotation() -> None:
 @with_filters
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (full precision).")
 @click.pass_context
-def list_cmd(ctx: click.Context, report_id: int | None, claim_id: int | None, status: str | None,
-             label: str | None, as_json: bool) -> None:
+def list_cmd(
+    ctx: click.Context,
+    report_id: int | None,
+    claim_id: int | None,
+    status: str | None,
+    label: str | None,
+    as_json: bool,
+) -> None:
     """List current (not deleted) annotations."""
     with open_store(ctx) as store:
-        anns = store.list_annotations(report_id=report_id, claim_id=claim_id, status=status,
-                                      label=label)
+        anns = store.list_annotations(
+            report_id=report_id, claim_id=claim_id, status=status, label=label
+        )
     if as_json:
         echo_json([a.to_dict() for a in anns])
         return
     echo_table(
-        ["id", "claim", "label", "status", "verdict", "conf", "origin", "area_m2", "rev", "repaired"],
-        [[a.id, a.claim_id, a.label, a.status, a.verdict, a.confidence, a.origin,
-          f"{a.area_m2:.1f}", a.revision, "yes" if a.repaired else ""] for a in anns],
+        [
+            "id",
+            "claim",
+            "label",
+            "status",
+            "verdict",
+            "conf",
+            "origin",
+            "area_m2",
+            "rev",
+            "repaired",
+        ],
+        [
+            [
+                a.id,
+                a.claim_id,
+                a.label,
+                a.status,
+                a.verdict,
+                a.confidence,
+                a.origin,
+                f"{a.area_m2:.1f}",
+                a.revision,
+                "yes" if a.repaired else "",
+            ]
+            for a in anns
+        ],
     )
 
 
@@ -93,18 +123,33 @@ def show_cmd(ctx: click.Context, annotation_id: str) -> None:
 
 
 @annotation.command("add")
-@click.option("--claim", "claim_id", type=int, required=True, help="Claim id the polygon is evidence for.")
+@click.option(
+    "--claim", "claim_id", type=int, required=True, help="Claim id the polygon is evidence for."
+)
 @click.option("--label", required=True, help="Label from the store's schema.")
-@click.option("--geometry", "geometry", required=True,
-              help="Polygon as WKT or GeoJSON geometry text, or @FILE to read it from a file.")
+@click.option(
+    "--geometry",
+    "geometry",
+    required=True,
+    help="Polygon as WKT or GeoJSON geometry text, or @FILE to read it from a file.",
+)
 @click.option("--crs", help="CRS of the geometry (e.g. EPSG:32651); default WGS84 lon/lat.")
 @click.option("--verdict", type=click.Choice(VERDICTS), default="inconclusive", show_default=True)
 @click.option("--confidence", type=click.FloatRange(0, 1))
 @click.option("--status", type=click.Choice(STATUSES), default="candidate", show_default=True)
 @click.option("--notes")
 @click.pass_context
-def add_cmd(ctx: click.Context, claim_id: int, label: str, geometry: str, crs: str | None,
-            verdict: str, confidence: float | None, status: str, notes: str | None) -> None:
+def add_cmd(
+    ctx: click.Context,
+    claim_id: int,
+    label: str,
+    geometry: str,
+    crs: str | None,
+    verdict: str,
+    confidence: float | None,
+    status: str,
+    notes: str | None,
+) -> None:
     """Add a drawn polygon; prints the new annotation id alone on stdout."""
     text = Path(geometry[1:]).read_text(encoding="utf-8") if geometry.startswith("@") else geometry
     geom: Any = text
@@ -112,10 +157,20 @@ def add_cmd(ctx: click.Context, claim_id: int, label: str, geometry: str, crs: s
         try:
             geom = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"GeoJSON does not parse: {exc}", param_hint="--geometry")
+            raise click.BadParameter(
+                f"GeoJSON does not parse: {exc}", param_hint="--geometry"
+            ) from None
     with open_store(ctx, create=True) as store:
-        ann = store.add_annotation(geom, claim_id=claim_id, label=label, crs=crs, verdict=verdict,
-                                   confidence=confidence, status=status, notes=notes)
+        ann = store.add_annotation(
+            geom,
+            claim_id=claim_id,
+            label=label,
+            crs=crs,
+            verdict=verdict,
+            confidence=confidence,
+            status=status,
+            notes=notes,
+        )
     if ann.repaired:
         info("repaired: " + "; ".join(ann.repairs))
     click.echo(ann.id)
@@ -134,8 +189,10 @@ def set_cmd(ctx: click.Context, annotation_id: str, **fields: Any) -> None:
     """Change fields of an annotation (a new revision); prints the new revision number."""
     changes = {k: v for k, v in fields.items() if v is not None}
     if not changes:
-        raise click.UsageError("nothing to set: give at least one of --status --label --verdict "
-                               "--confidence --notes --claim")
+        raise click.UsageError(
+            "nothing to set: give at least one of --status --label --verdict "
+            "--confidence --notes --claim"
+        )
     with open_store(ctx) as store:
         ann = store.update_annotation(annotation_id, **changes)
     click.echo(ann.revision)
@@ -164,9 +221,20 @@ def history_cmd(ctx: click.Context, annotation_id: str, as_json: bool) -> None:
         return
     echo_table(
         ["rev", "action", "time", "analyst", "label", "status", "verdict", "conf", "deleted"],
-        [[r.revision, r.action, r.created, r.analyst, r.snapshot.get("label"),
-          r.snapshot.get("status"), r.snapshot.get("verdict"), r.snapshot.get("confidence"),
-          "yes" if r.deleted else ""] for r in revs],
+        [
+            [
+                r.revision,
+                r.action,
+                r.created,
+                r.analyst,
+                r.snapshot.get("label"),
+                r.snapshot.get("status"),
+                r.snapshot.get("verdict"),
+                r.snapshot.get("confidence"),
+                "yes" if r.deleted else "",
+            ]
+            for r in revs
+        ],
     )
 
 
@@ -179,8 +247,10 @@ def restore_cmd(ctx: click.Context, annotation_id: str, revision: int) -> None:
     with open_store(ctx) as store:
         store.restore(annotation_id, revision)
         new = store.history(annotation_id)[-1]
-    info(f"restored {new.annotation_id} to revision {revision}"
-         + (" (a deleted state)" if new.deleted else ""))
+    info(
+        f"restored {new.annotation_id} to revision {revision}"
+        + (" (a deleted state)" if new.deleted else "")
+    )
     click.echo(new.revision)
 
 

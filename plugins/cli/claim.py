@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-
 from satdelta.plugins.cli.annotation import echo_json, echo_table, open_store
 
 
@@ -33,15 +32,29 @@ def claim() -> None:
 @click.option("--place", help="Place name.")
 @click.option("--point", callback=_floats(2, "LON,LAT"), help="Location LON,LAT (WGS84).")
 @click.option("--bbox", callback=_floats(4, "W,S,E,N"), help="Area W,S,E,N (WGS84 degrees).")
-@click.option("--from", "time_start", type=click.DateTime(["%Y-%m-%d"]), help="Start of the time window.")
+@click.option(
+    "--from", "time_start", type=click.DateTime(["%Y-%m-%d"]), help="Start of the time window."
+)
 @click.option("--to", "time_end", type=click.DateTime(["%Y-%m-%d"]), help="End of the time window.")
 @click.pass_context
-def add_cmd(ctx: click.Context, report_id: int, text: str, place: str | None, point: tuple | None,
-            bbox: tuple | None, time_start: object, time_end: object) -> None:
+def add_cmd(
+    ctx: click.Context,
+    report_id: int,
+    text: str,
+    place: str | None,
+    point: tuple | None,
+    bbox: tuple | None,
+    time_start: object,
+    time_end: object,
+) -> None:
     """Add a claim; prints its new id alone on stdout."""
     with open_store(ctx) as store:
         c = store.add_claim(
-            report_id=report_id, text=text, place=place, point=point, bbox=bbox,
+            report_id=report_id,
+            text=text,
+            place=place,
+            point=point,
+            bbox=bbox,
             time_start=time_start.date() if time_start else None,  # type: ignore[attr-defined]
             time_end=time_end.date() if time_end else None,  # type: ignore[attr-defined]
         )
@@ -61,7 +74,9 @@ def list_cmd(ctx: click.Context, report_id: int | None, as_json: bool) -> None:
     if as_json:
         echo_json([c.to_dict() for c in claims])
         return
-    echo_table(["id", "report", "place", "text"], [[c.id, c.report_id, c.place, c.text] for c in claims])
+    echo_table(
+        ["id", "report", "place", "text"], [[c.id, c.report_id, c.place, c.text] for c in claims]
+    )
 
 
 @claim.command("show")

@@ -5,21 +5,44 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
 from satdelta.plugins.cli.annotation import info, open_store, with_filters
 
 
 @click.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output file: .geojson, .gpkg or .csv.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "geojson", "gpkg", "csv"]),
-              default="auto", show_default=True, help="Output format (auto: from the suffix).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output file: .geojson, .gpkg or .csv.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "geojson", "gpkg", "csv"]),
+    default="auto",
+    show_default=True,
+    help="Output format (auto: from the suffix).",
+)
 @with_filters
 @click.pass_context
-def export(ctx: click.Context, output: Path, fmt: str, report_id: int | None, claim_id: int | None,
-           status: str | None, label: str | None) -> None:
+def export(
+    ctx: click.Context,
+    output: Path,
+    fmt: str,
+    report_id: int | None,
+    claim_id: int | None,
+    status: str | None,
+    label: str | None,
+) -> None:
     """Export the current annotations (filtered) with every property."""
     with open_store(ctx) as store:
-        n = store.export(output, format=fmt, report_id=report_id, claim_id=claim_id,  # type: ignore[arg-type]
-                         status=status, label=label)
+        n = store.export(
+            output,
+            format=fmt,
+            report_id=report_id,
+            claim_id=claim_id,  # type: ignore[arg-type]
+            status=status,
+            label=label,
+        )
     info(f"wrote {n} annotations to {output}")

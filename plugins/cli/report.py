@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import click
-
 from satdelta.annotations import AnnotationValueError
 from satdelta.plugins.cli.annotation import echo_json, echo_table, info, open_store
 
@@ -25,13 +24,21 @@ def report() -> None:
 @click.option("--language", help="Language of the report (e.g. en, ko).")
 @click.option("--notes", help="Free notes.")
 @click.pass_context
-def add_cmd(ctx: click.Context, title: str, outlet: str | None, url: str | None,
-            published: object, language: str | None, notes: str | None) -> None:
+def add_cmd(
+    ctx: click.Context,
+    title: str,
+    outlet: str | None,
+    url: str | None,
+    published: object,
+    language: str | None,
+    notes: str | None,
+) -> None:
     """Add a report; prints its new id alone on stdout."""
     pub: date | None = published.date() if published is not None else None  # type: ignore[attr-defined]
     with open_store(ctx, create=True) as store:
-        rep = store.add_report(title=title, outlet=outlet, url=url, published=pub,
-                               language=language, notes=notes)
+        rep = store.add_report(
+            title=title, outlet=outlet, url=url, published=pub, language=language, notes=notes
+        )
     click.echo(rep.id)
 
 
@@ -46,8 +53,10 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json([r.to_dict() for r in reports])
         return
-    echo_table(["id", "published", "outlet", "claims", "title"],
-               [[r.id, r.published, r.outlet, n_claims[r.id], r.title] for r in reports])
+    echo_table(
+        ["id", "published", "outlet", "claims", "title"],
+        [[r.id, r.published, r.outlet, n_claims[r.id], r.title] for r in reports],
+    )
 
 
 @report.command("show")
@@ -59,8 +68,9 @@ def show_cmd(ctx: click.Context, report_id: int) -> None:
         rep = store.get_report(report_id)
         claims = store.list_claims(report_id)
         counts = {c.id: len(store.list_annotations(claim_id=c.id)) for c in claims}
-    echo_json({**rep.to_dict(),
-               "claims": [{**c.to_dict(), "annotations": counts[c.id]} for c in claims]})
+    echo_json(
+        {**rep.to_dict(), "claims": [{**c.to_dict(), "annotations": counts[c.id]} for c in claims]}
+    )
 
 
 @report.command("load")
@@ -74,8 +84,10 @@ def load_cmd(ctx: click.Context, file: Path) -> None:
     try:
         data = json.loads(file.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnnotationValueError(f"{file} is not a JSON report file ({exc}); expected "
-                                   '{"report": {...}, "claims": [...]}') from None
+        raise AnnotationValueError(
+            f"{file} is not a JSON report file ({exc}); expected "
+            '{"report": {...}, "claims": [...]}'
+        ) from None
     with open_store(ctx, create=True) as store:
         rep, claims = store.load_report(data)
     info(f"loaded report {rep.id} with {len(claims)} claims from {file.name}")

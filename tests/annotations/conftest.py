@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from satdelta.annotations import Store
 
 VALIDATE_GPKG = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py")
@@ -34,5 +33,8 @@ def store(store_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def claim(store: Store):
     report = store.add_report(title="Sunan cleared", url="https://example.org/a")
-    return store.add_claim(report_id=report.id, text="Aircraft gone from the apron",
-                           bbox=(125.66, 39.22, 125.68, 39.23))
+    return store.add_claim(
+        report_id=report.id,
+        text="Aircraft gone from the apron",
+        bbox=(125.66, 39.22, 125.68, 39.23),
+    )

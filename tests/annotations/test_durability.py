@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from satdelta.annotations import SCHEMA_VERSION, Store
 from satdelta.annotations.gpkg import create_core_tables, encode_geometry, register_features
 
@@ -23,7 +22,8 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from satdelta.annotations import Store
-    path, claim, tag, n, batch = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    path, claim, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    n, batch = int(sys.argv[4]), int(sys.argv[5])
     go = sys.argv[6] if len(sys.argv) > 6 else None
     if go:
         while not __import__("os").path.exists(go):
@@ -41,7 +41,8 @@ WRITER = textwrap.dedent(
                 anns = store.add_annotations(items)
                 i += batch
             else:
-                anns = [store.add_annotation(sq(i), claim_id=claim, label="other", notes=f"{tag} {i}")]
+                anns = [store.add_annotation(sq(i), claim_id=claim, label="other",
+                                             notes=f"{tag} {i}")]
                 i += 1
             for a in anns:  # printed only after the commit returned
                 print(a.id, flush=True)
@@ -49,8 +50,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def start_writer(store_path: Path, claim_id: int, tag: str, n: int, batch: int,
-                 go: Path | None = None) -> subprocess.Popen:
+def start_writer(
+    store_path: Path, claim_id: int, tag: str, n: int, batch: int, go: Path | None = None
+) -> subprocess.Popen:
     args = [sys.executable, "-c", WRITER, str(store_path), str(claim_id), tag, str(n), str(batch)]
     if go is not None:
         args.append(str(go))
@@ -64,7 +66,9 @@ def prepared(store_path: Path) -> int:
         return s.add_claim(report_id=rep.id, text="burst claim").id
 
 
-def test_sigkill_mid_burst_keeps_every_committed_annotation(store_path: Path, prepared: int) -> None:
+def test_sigkill_mid_burst_keeps_every_committed_annotation(
+    store_path: Path, prepared: int
+) -> None:
     batch = 25
     proc = start_writer(store_path, prepared, "killed", 100_000, batch)
     committed: list[str] = []
@@ -93,20 +97,25 @@ def test_sigkill_mid_burst_keeps_every_committed_annotation(store_path: Path, pr
         assert 0 <= extra <= batch
         assert all(len(s.history(i)) == 1 for i in committed[:5])
     if VALIDATE_GPKG.exists():
-        res = subprocess.run(["/usr/bin/python3", str(VALIDATE_GPKG), str(store_path)],
-                             capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            ["/usr/bin/python3", str(VALIDATE_GPKG), str(store_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert res.returncode == 0, res.stderr
 
 
-def test_two_concurrent_writers_both_land_everything(store_path: Path, prepared: int,
-                                                     tmp_path: Path) -> None:
+def test_two_concurrent_writers_both_land_everything(
+    store_path: Path, prepared: int, tmp_path: Path
+) -> None:
     go = tmp_path / "go"
     n = 150
     procs = [start_writer(store_path, prepared, tag, n, 5, go) for tag in ("alpha", "beta")]
     time.sleep(1.0)  # both import and wait on the start flag
     go.touch()
     outs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err and "busy" not in err.lower()
     ids = [ln for out, _ in outs for ln in out.split()]
@@ -158,31 +167,60 @@ def write_v1_store(path: Path) -> tuple[str, str]:
         con.execute(ddl)
     register_features(con, "annotations")
     for t in ("satdelta_meta", "reports", "claims", "annotation_revisions"):
-        con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change)"
-                    " VALUES (?, 'attributes', ?, ?)", (t, t, T0))
-    con.executemany("INSERT INTO satdelta_meta (key, value) VALUES (?, ?)",
-                    [("application", "satdelta"), ("schema_version", "1")])
-    con.execute("INSERT INTO reports (title, published, created) VALUES ('Old report 옛', "
-                "'2024-06-15', ?)", (T0,))
-    con.execute("INSERT INTO claims (report_id, text, location, created) VALUES (1, 'old claim', ?,"
-                " ?)", (json.dumps({"bbox": [125.6, 39.1, 125.7, 39.3]}), T0))
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change)"
+            " VALUES (?, 'attributes', ?, ?)",
+            (t, t, T0),
+        )
+    con.executemany(
+        "INSERT INTO satdelta_meta (key, value) VALUES (?, ?)",
+        [("application", "satdelta"), ("schema_version", "1")],
+    )
+    con.execute(
+        "INSERT INTO reports (title, published, created) VALUES ('Old report 옛', '2024-06-15', ?)",
+        (T0,),
+    )
+    con.execute(
+        "INSERT INTO claims (report_id, text, location, created) VALUES (1, 'old claim', ?, ?)",
+        (json.dumps({"bbox": [125.6, 39.1, 125.7, 39.3]}), T0),
+    )
     live, gone = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
     geom = box(125.65, 39.2, 125.66, 39.21)
-    snap = {"id": live, "geometry": mapping(geom), "claim_id": 1, "report_id": 1,
-            "label": "checkpoint", "verdict": "supports", "confidence": 0.5, "status": "accepted",
-            "origin": "drawn", "notes": "v1", "analyst": "old", "created": T0, "updated": T0,
-            "revision": 1, "provenance": {}}
+    snap = {
+        "id": live,
+        "geometry": mapping(geom),
+        "claim_id": 1,
+        "report_id": 1,
+        "label": "checkpoint",
+        "verdict": "supports",
+        "confidence": 0.5,
+        "status": "accepted",
+        "origin": "drawn",
+        "notes": "v1",
+        "analyst": "old",
+        "created": T0,
+        "updated": T0,
+        "revision": 1,
+        "provenance": {},
+    }
     con.execute(
         "INSERT INTO annotations (geom, uuid, report_id, claim_id, label, verdict, confidence,"
         " status, origin, notes, analyst, created, updated, revision, provenance)"
         " VALUES (?, ?, 1, 1, 'checkpoint', 'supports', 0.5, 'accepted', 'drawn', 'v1', 'old', ?,"
-        " ?, 1, '{}')", (encode_geometry(MultiPolygon([geom])), live, T0, T0))
-    for uid, rev, action, deleted in ((live, 1, "add", 0), (gone, 1, "add", 0),
-                                      (gone, 2, "delete", 1)):
+        " ?, 1, '{}')",
+        (encode_geometry(MultiPolygon([geom])), live, T0, T0),
+    )
+    for uid, rev, action, deleted in (
+        (live, 1, "add", 0),
+        (gone, 1, "add", 0),
+        (gone, 2, "delete", 1),
+    ):
         s = {**snap, "id": uid, "revision": rev}
-        con.execute("INSERT INTO annotation_revisions (annotation_uuid, revision, action, deleted,"
-                    " created, analyst, snapshot) VALUES (?, ?, ?, ?, ?, 'old', ?)",
-                    (uid, rev, action, deleted, T0, json.dumps(s)))
+        con.execute(
+            "INSERT INTO annotation_revisions (annotation_uuid, revision, action, deleted,"
+            " created, analyst, snapshot) VALUES (?, ?, ?, ?, ?, 'old', ?)",
+            (uid, rev, action, deleted, T0, json.dumps(s)),
+        )
     con.execute("COMMIT")
     con.close()
     return live, gone
@@ -205,11 +243,21 @@ def test_v1_store_is_migrated(store_path: Path) -> None:
     with Store.open(store_path) as s:  # second open: nothing left to migrate
         assert s.schema_version == SCHEMA_VERSION
     con = sqlite3.connect(store_path)
-    assert con.execute("SELECT count(*) FROM satdelta_meta WHERE key LIKE 'migrated_from_%'"
-                       ).fetchone() == (1,)
+    assert con.execute(
+        "SELECT count(*) FROM satdelta_meta WHERE key LIKE 'migrated_from_%'"
+    ).fetchone() == (1,)
     con.close()
     if VALIDATE_GPKG.exists():
-        res = subprocess.run(["/usr/bin/python3", str(VALIDATE_GPKG), "--extra",
-                              "--warning-as-error", str(store_path)],
-                             capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [
+                "/usr/bin/python3",
+                str(VALIDATE_GPKG),
+                "--extra",
+                "--warning-as-error",
+                str(store_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert res.returncode == 0, res.stdout + res.stderr

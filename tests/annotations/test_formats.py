@@ -10,23 +10,44 @@ from pathlib import Path
 
 import pytest
 import shapely
-from shapely.geometry import shape
-
 from satdelta.annotations import GeoJSONImportError, Store
+from shapely.geometry import shape
 
 from .conftest import VALIDATE_GPKG, square
 
-BOWTIE = {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001], [0, 0]]]}
-HOLED = {"type": "Polygon", "coordinates": [
-    [[125.0, 39.0], [125.01, 39.0], [125.01, 39.01], [125.0, 39.01], [125.0, 39.0]],
-    [[125.002, 39.002], [125.002, 39.004], [125.004, 39.004], [125.004, 39.002], [125.002, 39.002]],
-]}
+BOWTIE = {
+    "type": "Polygon",
+    "coordinates": [[[0, 0], [0.001, 0.001], [0.001, 0], [0, 0.001], [0, 0]]],
+}
+HOLED = {
+    "type": "Polygon",
+    "coordinates": [
+        [[125.0, 39.0], [125.01, 39.0], [125.01, 39.01], [125.0, 39.01], [125.0, 39.0]],
+        [
+            [125.002, 39.002],
+            [125.002, 39.004],
+            [125.004, 39.004],
+            [125.004, 39.002],
+            [125.002, 39.002],
+        ],
+    ],
+}
 DETECT_RUN = {
-    "before": {"source": "/data/sunan_2024-05-20.tif", "scene_id": "sunan_2024-05-20",
-               "sha256": "ab" * 32, "acquired": "2024-05-20"},
-    "after": {"source": "https://example.org/sunan_2024-06-14.tif", "scene_id": "sunan_2024-06-14",
-              "sha256": "cd" * 32, "acquired": "2024-06-14"},
-    "method": "cva", "threshold_method": "otsu", "threshold": 0.4213,
+    "before": {
+        "source": "/data/sunan_2024-05-20.tif",
+        "scene_id": "sunan_2024-05-20",
+        "sha256": "ab" * 32,
+        "acquired": "2024-05-20",
+    },
+    "after": {
+        "source": "https://example.org/sunan_2024-06-14.tif",
+        "scene_id": "sunan_2024-06-14",
+        "sha256": "cd" * 32,
+        "acquired": "2024-06-14",
+    },
+    "method": "cva",
+    "threshold_method": "otsu",
+    "threshold": 0.4213,
     "parameters": {"bands": [1, 2, 3], "normalise": "histogram", "gains": [1.02, 0.98, 1.0]},
     "created": "2026-11-29T20:00:00Z",
 }
@@ -36,13 +57,24 @@ def populate(store: Store) -> tuple[int, int]:
     rep = store.add_report(title="Визит в Пхеньян", outlet="Wire", url="https://example.org/r")
     c1 = store.add_claim(report_id=rep.id, text="Aircraft cleared", place="Sunan")
     c2 = store.add_claim(report_id=rep.id, text="광장 parade blocks")
-    store.add_annotation(square(125.67, 39.224), claim_id=c1.id, label="aircraft",
-                         verdict="supports", confidence=0.9, status="accepted", notes="Ил-62 gone",
-                         provenance=DETECT_RUN)
+    store.add_annotation(
+        square(125.67, 39.224),
+        claim_id=c1.id,
+        label="aircraft",
+        verdict="supports",
+        confidence=0.9,
+        status="accepted",
+        notes="Ил-62 gone",
+        provenance=DETECT_RUN,
+    )
     store.add_annotation(BOWTIE, claim_id=c1.id, label="other")  # repaired -> MultiPolygon
-    store.add_annotation(HOLED, claim_id=c2.id, label="personnel formation", verdict="contradicts",
-                         confidence=0.3)
-    cw = {"type": "Polygon", "coordinates": [[[1, 1], [1, 1.001], [1.001, 1.001], [1.001, 1], [1, 1]]]}
+    store.add_annotation(
+        HOLED, claim_id=c2.id, label="personnel formation", verdict="contradicts", confidence=0.3
+    )
+    cw = {
+        "type": "Polygon",
+        "coordinates": [[[1, 1], [1, 1.001], [1.001, 1.001], [1.001, 1], [1, 1]]],
+    }
     a = store.add_annotation(cw, claim_id=c2.id, label="vehicles")
     store.update_annotation(a.id, status="rejected")
     gone = store.add_annotation(square(2, 2), claim_id=c2.id, label="water")
@@ -53,8 +85,12 @@ def populate(store: Store) -> tuple[int, int]:
 def run_validator(path: Path) -> subprocess.CompletedProcess:
     if not VALIDATE_GPKG.exists():
         pytest.skip("GDAL's validate_gpkg.py (Debian python3-gdal) is not installed")
-    return subprocess.run(["/usr/bin/python3", str(VALIDATE_GPKG), "--extra", "--warning-as-error",
-                           str(path)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["/usr/bin/python3", str(VALIDATE_GPKG), "--extra", "--warning-as-error", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_store_passes_gdal_validator_and_pyogrio(store: Store, store_path: Path) -> None:
@@ -68,11 +104,32 @@ def test_store_passes_gdal_validator_and_pyogrio(store: Store, store_path: Path)
         assert table in layers
     info = pyogrio.read_info(store_path, layer="annotations")
     assert info["crs"] == "EPSG:4326" and info["features"] == 4
-    for field in ("uuid", "claim_id", "label", "verdict", "confidence", "status", "origin", "notes",
-                  "analyst", "created", "updated", "revision", "area_m2", "source_crs", "repaired",
-                  "repair_notes", "before_scene_id", "before_acquired", "before_sha256",
-                  "after_source", "change_method", "change_threshold", "change_parameters",
-                  "provenance"):
+    for field in (
+        "uuid",
+        "claim_id",
+        "label",
+        "verdict",
+        "confidence",
+        "status",
+        "origin",
+        "notes",
+        "analyst",
+        "created",
+        "updated",
+        "revision",
+        "area_m2",
+        "source_crs",
+        "repaired",
+        "repair_notes",
+        "before_scene_id",
+        "before_acquired",
+        "before_sha256",
+        "after_source",
+        "change_method",
+        "change_threshold",
+        "change_parameters",
+        "provenance",
+    ):
         assert field in info["fields"], field
     meta, _, geoms, fields = pyogrio.raw.read(store_path, layer="annotations")
     labels = list(fields[list(meta["fields"]).index("label")])
@@ -107,11 +164,16 @@ def test_geojson_export_is_rfc7946(store: Store, tmp_path: Path) -> None:
     assert p["report_title"] == "Визит в Пхеньян" and p["report_url"] == "https://example.org/r"
     assert p["claim_text"] == "Aircraft cleared" and p["notes"] == "Ил-62 gone"
     assert (p["verdict"], p["confidence"], p["status"], p["origin"]) == (
-        "supports", 0.9, "accepted", "drawn")
+        "supports",
+        0.9,
+        "accepted",
+        "drawn",
+    )
     assert p["provenance"] == DETECT_RUN
     assert by_label["other"]["repaired"] is True
     assert by_label["vehicles"]["repairs"] == [
-        "rings had the wrong winding (RFC 7946: exterior counter-clockwise); re-oriented"]
+        "rings had the wrong winding (RFC 7946: exterior counter-clockwise); re-oriented"
+    ]
     assert set(p) >= {"id", "report_id", "claim_id", "analyst", "created", "updated"}
 
 
@@ -158,20 +220,31 @@ def test_reimport_into_same_store_gets_new_ids(store: Store, tmp_path: Path) -> 
     assert {a.provenance["imported_from_id"] for a in new} == old_ids
 
 
-def test_import_detect_changes_keeps_run_provenance(store: Store, store_path: Path,
-                                                    tmp_path: Path) -> None:
+def test_import_detect_changes_keeps_run_provenance(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
     rep = store.add_report(title="r")
     cl = store.add_claim(report_id=rep.id, text="c")
-    changes = {"type": "FeatureCollection",
-               "satdelta": {"kind": "change-candidates", "run": DETECT_RUN},
-               "features": [{"type": "Feature", "geometry": square(125.67 + i * 0.01, 39.2),
-                             "properties": {"id": i, "area_m2": 950.5 + i, "score": 3.2,
-                                            "origin": "detected"}} for i in range(3)]}
+    changes = {
+        "type": "FeatureCollection",
+        "satdelta": {"kind": "change-candidates", "run": DETECT_RUN},
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": square(125.67 + i * 0.01, 39.2),
+                "properties": {"id": i, "area_m2": 950.5 + i, "score": 3.2, "origin": "detected"},
+            }
+            for i in range(3)
+        ],
+    }
     path = tmp_path / "changes.geojson"
     path.write_text(json.dumps(changes))
     anns = store.import_geojson(path, report_id=rep.id, claim_id=cl.id)
     assert [(a.origin, a.status, a.label) for a in anns] == [("detected", "candidate", "other")] * 3
-    assert anns[1].provenance == {**DETECT_RUN, "detection": {"id": 1, "area_m2": 951.5, "score": 3.2}}
+    assert anns[1].provenance == {
+        **DETECT_RUN,
+        "detection": {"id": 1, "area_m2": 951.5, "score": 3.2},
+    }
     assert store.history(anns[0].id)[0].action == "import"
     pyogrio = pytest.importorskip("pyogrio")
     meta, _, _, fields = pyogrio.raw.read(store_path, layer="annotations")
@@ -182,16 +255,24 @@ def test_import_detect_changes_keeps_run_provenance(store: Store, store_path: Pa
 
 
 def test_import_is_atomic(store: Store, claim, tmp_path: Path) -> None:
-    fc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": square(0, 0), "properties": {}},
-        {"type": "Feature", "id": "bad-one",
-         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
-         "properties": {}},
-    ]}
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": square(0, 0), "properties": {}},
+            {
+                "type": "Feature",
+                "id": "bad-one",
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
+                "properties": {},
+            },
+        ],
+    }
     path = tmp_path / "mixed.geojson"
     path.write_text(json.dumps(fc))
-    with pytest.raises(GeoJSONImportError,
-                       match=r"feature 1 \(id bad-one\): ring 0 of polygon 0 has too few points"):
+    with pytest.raises(
+        GeoJSONImportError,
+        match=r"feature 1 \(id bad-one\): ring 0 of polygon 0 has too few points",
+    ):
         store.import_geojson(path, report_id=claim.report_id, claim_id=claim.id)
     assert store.list_annotations() == []
 
@@ -203,8 +284,11 @@ def test_import_is_atomic(store: Store, claim, tmp_path: Path) -> None:
         ("[1, 2]", "expected a GeoJSON object, got a JSON list"),
         ('{"type": "FeatureCollection", "features": []}', "has no features"),
         ('{"type": "Point", "coordinates": [0, 0]}', "expected a GeoJSON FeatureCollection"),
-        ('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null,'
-         ' "properties": {}}]}', "feature 0 has no geometry"),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null,'
+            ' "properties": {}}]}',
+            "feature 0 has no geometry",
+        ),
     ],
 )
 def test_import_bad_files(store: Store, claim, tmp_path: Path, content: str, message: str) -> None:
@@ -215,13 +299,29 @@ def test_import_bad_files(store: Store, claim, tmp_path: Path, content: str, mes
 
 
 def test_import_foreign_geojson_keeps_properties(store: Store, claim) -> None:
-    fc = {"type": "FeatureCollection",
-          "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32651"}},
-          "features": [{"type": "Feature", "id": 7,
-                        "geometry": {"type": "Polygon", "coordinates": [[
-                            [500000, 4000000], [500100, 4000000], [500100, 4000100],
-                            [500000, 4000100], [500000, 4000000]]]},
-                        "properties": {"label": "structure", "name": "hangar", "n": 3}}]}
+    fc = {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32651"}},
+        "features": [
+            {
+                "type": "Feature",
+                "id": 7,
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [
+                            [500000, 4000000],
+                            [500100, 4000000],
+                            [500100, 4000100],
+                            [500000, 4000100],
+                            [500000, 4000000],
+                        ]
+                    ],
+                },
+                "properties": {"label": "structure", "name": "hangar", "n": 3},
+            }
+        ],
+    }
     (a,) = store.import_geojson(fc, report_id=claim.report_id, claim_id=claim.id)
     assert (a.origin, a.label, a.source_crs) == ("imported", "structure", "EPSG:32651")
     assert a.provenance["import"]["properties"] == {"label": "structure", "name": "hangar", "n": 3}
@@ -231,8 +331,11 @@ def test_import_foreign_geojson_keeps_properties(store: Store, claim) -> None:
 def test_import_claim_must_belong_to_report(store: Store, claim) -> None:
     other = store.add_report(title="other")
     with pytest.raises(Exception, match=f"claim {claim.id} belongs to report {claim.report_id}"):
-        store.import_geojson({"type": "Polygon", "coordinates": square(0, 0)["coordinates"]},
-                             report_id=other.id, claim_id=claim.id)
+        store.import_geojson(
+            {"type": "Polygon", "coordinates": square(0, 0)["coordinates"]},
+            report_id=other.id,
+            claim_id=claim.id,
+        )
 
 
 def test_gpkg_export_passes_validator(store: Store, tmp_path: Path) -> None:
@@ -262,8 +365,9 @@ def test_csv_export_has_wkt_and_every_property(store: Store, tmp_path: Path) -> 
     assert len(shapely.from_wkt(holed["wkt"]).interiors) == 1
 
 
-def test_export_refuses_unknown_suffix_and_self(store: Store, store_path: Path,
-                                               tmp_path: Path) -> None:
+def test_export_refuses_unknown_suffix_and_self(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
     from satdelta.annotations import AnnotationValueError, ExportError
 
     with pytest.raises(ExportError, match="expected a .geojson, .gpkg or .csv"):

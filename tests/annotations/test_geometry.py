@@ -6,10 +6,9 @@ import math
 
 import pytest
 import shapely
-from shapely.geometry import Polygon
-
 from satdelta.annotations import GeometryError, clean_polygon
 from satdelta.annotations.geometry import geodesic_area_m2
+from shapely.geometry import Polygon
 
 from .conftest import square
 
@@ -56,20 +55,30 @@ def test_hole_winding_is_clockwise_after_cleaning() -> None:
 @pytest.mark.parametrize(
     ("geometry", "message"),
     [
-        ({"type": "Polygon", "coordinates": [[[0, 0], [math.nan, 0], [1, 1], [0, 0]]]},
-         "ring 0 of polygon 0 has NaN or infinite coordinates"),
-        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
-         "too few points (2 distinct)"),
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [math.nan, 0], [1, 1], [0, 0]]]},
+            "ring 0 of polygon 0 has NaN or infinite coordinates",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
+            "too few points (2 distinct)",
+        ),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}, "too few points"),
         ({"type": "Point", "coordinates": [0, 0]}, "expected a GeoJSON Polygon or MultiPolygon"),
         ("LINESTRING (0 0, 1 1)", "expected a Polygon or MultiPolygon, got LineString"),
         ("POLYGON ((0 0, 1 0", "does not parse"),
-        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [2, 0], [0, 0]]]},
-         "has no area left after repair"),
-        ("POLYGON ((500000 4000000, 500100 4000000, 500100 4000100, 500000 4000000))",
-         "pass the polygon's CRS"),
-        ({"type": "Polygon", "coordinates": [[["a", 0], [1, 0], [1, 1], [0, 0]]]},
-         "not a list of [x, y] positions of numbers"),
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [2, 0], [0, 0]]]},
+            "has no area left after repair",
+        ),
+        (
+            "POLYGON ((500000 4000000, 500100 4000000, 500100 4000100, 500000 4000000))",
+            "pass the polygon's CRS",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[["a", 0], [1, 0], [1, 1], [0, 0]]]},
+            "not a list of [x, y] positions of numbers",
+        ),
         (42, "expected a shapely geometry"),
     ],
 )
@@ -101,10 +110,13 @@ def test_bad_crs_message() -> None:
 
 
 def test_multipolygon_with_hole_is_kept() -> None:
-    mp = {"type": "MultiPolygon", "coordinates": [
-        [[[0, 0], [3, 0], [3, 3], [0, 3], [0, 0]], [[1, 1], [1, 2], [2, 2], [2, 1], [1, 1]]],
-        [[[5, 5], [6, 5], [6, 6], [5, 6], [5, 5]]],
-    ]}
+    mp = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[0, 0], [3, 0], [3, 3], [0, 3], [0, 0]], [[1, 1], [1, 2], [2, 2], [2, 1], [1, 1]]],
+            [[[5, 5], [6, 5], [6, 6], [5, 6], [5, 5]]],
+        ],
+    }
     c = clean_polygon(mp)
     assert not c.repaired
     assert c.geometry.geom_type == "MultiPolygon" and c.geometry.area == pytest.approx(9.0)

@@ -8,8 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from shapely.geometry import Polygon, shape
-
 from satdelta.annotations import (
     AnnotationValueError,
     GeometryError,
@@ -20,6 +18,7 @@ from satdelta.annotations import (
     StoreVersionError,
 )
 from satdelta.annotations.errors import StoreError
+from shapely.geometry import Polygon, shape
 
 from .conftest import square
 
@@ -29,8 +28,13 @@ def sha(path: Path) -> str:
 
 
 def test_add_update_delete_history(store: Store, claim) -> None:
-    a = store.add_annotation(square(125.67, 39.224), claim_id=claim.id, label="aircraft",
-                             verdict="supports", confidence=0.8)
+    a = store.add_annotation(
+        square(125.67, 39.224),
+        claim_id=claim.id,
+        label="aircraft",
+        verdict="supports",
+        confidence=0.8,
+    )
     assert a.revision == 1 and a.report_id == claim.report_id and a.analyst == "tester"
     assert a.area_m2 == pytest.approx(111.0 * 86.3, rel=0.01)  # 0.001 deg at 39.2 N: 111 m x 86 m
     b = store.update_annotation(a.id, status="accepted", notes="confirmed on 06-14 image")
@@ -41,7 +45,10 @@ def test_add_update_delete_history(store: Store, claim) -> None:
         store.get_annotation(a.id)
     hist = store.history(a.id)
     assert [(r.revision, r.action, r.deleted) for r in hist] == [
-        (1, "add", False), (2, "update", False), (3, "delete", True)]
+        (1, "add", False),
+        (2, "update", False),
+        (3, "delete", True),
+    ]
     assert hist[1].annotation.notes == "confirmed on 06-14 image"
     assert store.get_annotation(a.id, include_deleted=True).status == "accepted"
 
@@ -83,8 +90,12 @@ def test_undo_walks_back_and_is_itself_a_revision(store: Store, claim) -> None:
 
 def test_undo_reverses_a_whole_import(store: Store, claim) -> None:
     keep = store.add_annotation(square(5, 5), claim_id=claim.id, label="other")
-    fc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": square(i, 0), "properties": {"n": i}} for i in range(3)]}
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": square(i, 0), "properties": {"n": i}} for i in range(3)
+        ],
+    }
     store.import_geojson(fc, report_id=claim.report_id, claim_id=claim.id)
     assert len(store.list_annotations()) == 4
     change = store.undo()
@@ -107,7 +118,7 @@ def test_filters(store: Store, claim) -> None:
 def test_unicode_and_sql_text_are_stored_verbatim(store: Store) -> None:
     title = "Путин в Пхеньяне 🇰🇵 — 김일성광장'; DROP TABLE reports; --"
     rep = store.add_report(title=title, notes="\u202eRTL\u202c \x00 nul")
-    cl = store.add_claim(report_id=rep.id, text="« 조선 » \"quoted\" %_ wildcard", place="평양")
+    cl = store.add_claim(report_id=rep.id, text='« 조선 » "quoted" %_ wildcard', place="평양")
     a = store.add_annotation(square(0, 0), claim_id=cl.id, label="other", notes="é\n中文\t🙂")
     assert store.get_report(rep.id).title == title
     assert store.get_report(rep.id).notes == "\u202eRTL\u202c \x00 nul"
@@ -136,8 +147,9 @@ def test_labels_schema_is_editable(store: Store, claim) -> None:
         ("confidence", float("nan"), "confidence: expected a number from 0 to 1"),
     ],
 )
-def test_bad_field_values_are_refused(store: Store, claim, field: str, value: object,
-                                      message: str) -> None:
+def test_bad_field_values_are_refused(
+    store: Store, claim, field: str, value: object, message: str
+) -> None:
     with pytest.raises(AnnotationValueError, match=message.replace("(", r"\(")):
         store.add_annotation(square(0, 0), claim_id=claim.id, label="other", **{field: value})
     assert store.list_annotations() == []
@@ -148,8 +160,11 @@ def test_invalid_polygon_is_repaired_and_flagged_in_store(store: Store, claim) -
     a = store.add_annotation(bowtie, claim_id=claim.id, label="other")
     assert a.repaired and store.get_annotation(a.id).repairs == a.repairs
     with pytest.raises(GeometryError, match="too few points"):
-        store.add_annotation({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
-                             claim_id=claim.id, label="other")
+        store.add_annotation(
+            {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
+            claim_id=claim.id,
+            label="other",
+        )
     assert len(store.list_annotations()) == 1
 
 
@@ -164,22 +179,38 @@ def test_claim_location_and_report_validation(store: Store) -> None:
     rep = store.add_report(title="t", published="2024-06-15")
     with pytest.raises(AnnotationValueError, match="west < east"):
         store.add_claim(report_id=rep.id, text="x", bbox=(10, 0, 5, 1))
-    with pytest.raises(AnnotationValueError, match="expected a date as YYYY-MM-DD, got '15/06/2024'"):
+    with pytest.raises(
+        AnnotationValueError, match="expected a date as YYYY-MM-DD, got '15/06/2024'"
+    ):
         store.add_report(title="t", published="15/06/2024")
     with pytest.raises(NotFoundError, match="no report with id 42"):
         store.add_claim(report_id=42, text="x")
-    c = store.add_claim(report_id=rep.id, text="x", point=(125.7, 39.0),
-                        time_start="2024-05-20", time_end="2024-06-14")
+    c = store.add_claim(
+        report_id=rep.id,
+        text="x",
+        point=(125.7, 39.0),
+        time_start="2024-05-20",
+        time_end="2024-06-14",
+    )
     assert store.get_claim(c.id).point == (125.7, 39.0)
     assert str(store.get_claim(c.id).time_end) == "2024-06-14"
 
 
 def test_load_sample_report_format(store: Store) -> None:
-    data = {"report": {"title": "Sample", "published": "2024-06-15"},
-            "claims": [{"site": "sunan-airport", "text": "apron cleared", "point": [125.67, 39.224],
-                        "bbox": [125.668, 39.222, 125.671, 39.225], "time_start": "2024-05-20",
-                        "time_end": "2024-06-14"},
-                       {"text": "parade blocks", "place": "Kim Il Sung Square"}]}
+    data = {
+        "report": {"title": "Sample", "published": "2024-06-15"},
+        "claims": [
+            {
+                "site": "sunan-airport",
+                "text": "apron cleared",
+                "point": [125.67, 39.224],
+                "bbox": [125.668, 39.222, 125.671, 39.225],
+                "time_start": "2024-05-20",
+                "time_end": "2024-06-14",
+            },
+            {"text": "parade blocks", "place": "Kim Il Sung Square"},
+        ],
+    }
     rep, claims = store.load_report(data)
     assert [c.report_id for c in claims] == [rep.id, rep.id]
     assert store.get_claim(claims[0].id).bbox == (125.668, 39.222, 125.671, 39.225)
@@ -206,8 +237,10 @@ def test_not_a_store_is_refused_untouched(tmp_path: Path) -> None:
     con.execute("INSERT INTO t VALUES (1)")
     con.commit()
     con.close()
-    for path, message in ((text, "expected a GeoPackage (SQLite) file, got a file starting with"),
-                          (plain, "is an SQLite database but not a satdelta store")):
+    for path, message in (
+        (text, "expected a GeoPackage (SQLite) file, got a file starting with"),
+        (plain, "is an SQLite database but not a satdelta store"),
+    ):
         before = sha(path)
         with pytest.raises(NotAStoreError, match=re.escape(message)):
             Store.open(path)
@@ -216,15 +249,23 @@ def test_not_a_store_is_refused_untouched(tmp_path: Path) -> None:
 
 
 def test_foreign_geopackage_is_refused_untouched(tmp_path: Path) -> None:
-    pyogrio = pytest.importorskip("pyogrio")
+    pytest.importorskip("pyogrio")
     import numpy as np
     import shapely
 
     path = tmp_path / "qgis_layer.gpkg"
     from pyogrio.raw import write
 
-    write(path, np.array([shapely.to_wkb(shapely.box(0, 0, 1, 1))], dtype=object), [],
-          fields=[], layer="parcels", driver="GPKG", crs="EPSG:4326", geometry_type="Polygon")
+    write(
+        path,
+        np.array([shapely.to_wkb(shapely.box(0, 0, 1, 1))], dtype=object),
+        [],
+        fields=[],
+        layer="parcels",
+        driver="GPKG",
+        crs="EPSG:4326",
+        geometry_type="Polygon",
+    )
     before = sha(path)
     with pytest.raises(NotAStoreError, match="is a GeoPackage but not a satdelta store"):
         Store.open(path)
@@ -239,7 +280,7 @@ def test_corrupt_store_is_refused_untouched(store_path: Path) -> None:
     data = bytearray(store_path.read_bytes())
     page = 4096
     assert len(data) > 6 * page
-    data[3 * page: 5 * page] = b"\xa5" * (2 * page)  # smash two b-tree pages
+    data[3 * page : 5 * page] = b"\xa5" * (2 * page)  # smash two b-tree pages
     store_path.write_bytes(bytes(data))
     before = sha(store_path)
     with pytest.raises(StoreCorruptError, match="is corrupt .*it was not modified: restore it"):
@@ -278,8 +319,13 @@ def test_reopen_keeps_everything(store_path: Path) -> None:
     with Store.open(store_path) as s:
         rep = s.add_report(title="t")
         cl = s.add_claim(report_id=rep.id, text="c")
-        a = s.add_annotation(square(0, 0), claim_id=cl.id, label="water", confidence=0.25,
-                             provenance={"before": {"scene_id": "b", "acquired": "2024-05-20"}})
+        a = s.add_annotation(
+            square(0, 0),
+            claim_id=cl.id,
+            label="water",
+            confidence=0.25,
+            provenance={"before": {"scene_id": "b", "acquired": "2024-05-20"}},
+        )
     with Store.open(store_path) as s:
         got = s.get_annotation(a.id)
     assert got.to_dict() == a.to_dict()

@@ -18,8 +18,14 @@ SQUARE = "POLYGON ((125.67 39.224, 125.671 39.224, 125.671 39.225, 125.67 39.225
 def run(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "SATDELTA_STORE": ""}
     env.pop("SATDELTA_STORE")
-    res = subprocess.run([sys.executable, "-m", "satdelta.plugins.cli.main", *args], cwd=cwd,
-                         capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "satdelta.plugins.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     if ok:
         assert res.returncode == 0, res.stderr
     return res
@@ -37,13 +43,48 @@ def one_line_error(res: subprocess.CompletedProcess, *fragments: str) -> None:
 
 @pytest.fixture
 def ids(tmp_path: Path) -> dict[str, str]:
-    rid = run(tmp_path, "report", "add", "--title", "Визит 訪問 visit", "--outlet", "Wire",
-              "--url", "https://example.org/r", "--published", "2024-06-15").stdout
+    rid = run(
+        tmp_path,
+        "report",
+        "add",
+        "--title",
+        "Визит 訪問 visit",
+        "--outlet",
+        "Wire",
+        "--url",
+        "https://example.org/r",
+        "--published",
+        "2024-06-15",
+    ).stdout
     assert rid.strip() == "1" and rid.count("\n") == 1  # the id alone on stdout
-    cid = run(tmp_path, "claim", "add", "--report", "1", "--text", "Aircraft cleared",
-              "--place", "Sunan", "--bbox", "125.66,39.22,125.68,39.23").stdout.strip()
-    aid = run(tmp_path, "annotation", "add", "--claim", cid, "--label", "aircraft",
-              "--geometry", SQUARE, "--verdict", "supports", "--confidence", "0.8").stdout.strip()
+    cid = run(
+        tmp_path,
+        "claim",
+        "add",
+        "--report",
+        "1",
+        "--text",
+        "Aircraft cleared",
+        "--place",
+        "Sunan",
+        "--bbox",
+        "125.66,39.22,125.68,39.23",
+    ).stdout.strip()
+    aid = run(
+        tmp_path,
+        "annotation",
+        "add",
+        "--claim",
+        cid,
+        "--label",
+        "aircraft",
+        "--geometry",
+        SQUARE,
+        "--verdict",
+        "supports",
+        "--confidence",
+        "0.8",
+    ).stdout.strip()
     return {"report": "1", "claim": cid, "annotation": aid}
 
 
@@ -68,8 +109,19 @@ def test_store_option_and_env(tmp_path: Path) -> None:
 
 def test_set_delete_history_restore_undo(tmp_path: Path, ids: dict[str, str]) -> None:
     aid = ids["annotation"]
-    assert run(tmp_path, "annotation", "set", aid[:8], "--status", "accepted",
-               "--notes", "seen on 06-14").stdout == "2\n"
+    assert (
+        run(
+            tmp_path,
+            "annotation",
+            "set",
+            aid[:8],
+            "--status",
+            "accepted",
+            "--notes",
+            "seen on 06-14",
+        ).stdout
+        == "2\n"
+    )
     run(tmp_path, "annotation", "delete", aid)
     assert json.loads(run(tmp_path, "annotation", "list", "--json").stdout) == []
     shown = json.loads(run(tmp_path, "annotation", "show", aid).stdout)
@@ -89,9 +141,22 @@ def test_import_export_round_trip_and_formats(tmp_path: Path, ids: dict[str, str
     assert "wrote 1 annotations" in res.stderr
     fc = json.loads(out.read_text(encoding="utf-8"))
     assert fc["features"][0]["properties"]["report_title"] == "Визит 訪問 visit"
-    run(tmp_path, "--store", "b.gpkg", "report", "add", "--title", "Визит 訪問 visit", "--outlet",
-        "Wire", "--url", "https://example.org/r")
-    run(tmp_path, "--store", "b.gpkg", "claim", "add", "--report", "1", "--text", "Aircraft cleared")
+    run(
+        tmp_path,
+        "--store",
+        "b.gpkg",
+        "report",
+        "add",
+        "--title",
+        "Визит 訪問 visit",
+        "--outlet",
+        "Wire",
+        "--url",
+        "https://example.org/r",
+    )
+    run(
+        tmp_path, "--store", "b.gpkg", "claim", "add", "--report", "1", "--text", "Aircraft cleared"
+    )
     new = run(tmp_path, "--store", "b.gpkg", "import", str(out), "--report", "1", "--claim", "1")
     assert new.stdout.split() == [ids["annotation"]]
     out2 = tmp_path / "e2.geojson"
@@ -119,53 +184,126 @@ def test_report_load_sample_format(tmp_path: Path) -> None:
 
 
 def test_errors_are_one_line_exit_1(tmp_path: Path, ids: dict[str, str]) -> None:
-    one_line_error(run(tmp_path, "claim", "add", "--report", "9", "--text", "x", ok=False),
-                   "no report with id 9")
-    one_line_error(run(tmp_path, "annotation", "add", "--claim", ids["claim"], "--label", "tank",
-                       "--geometry", SQUARE, ok=False), "label: expected one of aircraft", "'tank'")
-    one_line_error(run(tmp_path, "annotation", "add", "--claim", ids["claim"], "--label", "other",
-                       "--geometry", "POLYGON ((0 0, 1 1, 0 0))", ok=False), "too few points")
-    one_line_error(run(tmp_path, "annotation", "show", "deadbeef", ok=False), "no annotation deadbeef")
-    one_line_error(run(tmp_path, "annotation", "restore", ids["annotation"], "7", ok=False),
-                   "has no revision 7")
+    one_line_error(
+        run(tmp_path, "claim", "add", "--report", "9", "--text", "x", ok=False),
+        "no report with id 9",
+    )
+    one_line_error(
+        run(
+            tmp_path,
+            "annotation",
+            "add",
+            "--claim",
+            ids["claim"],
+            "--label",
+            "tank",
+            "--geometry",
+            SQUARE,
+            ok=False,
+        ),
+        "label: expected one of aircraft",
+        "'tank'",
+    )
+    one_line_error(
+        run(
+            tmp_path,
+            "annotation",
+            "add",
+            "--claim",
+            ids["claim"],
+            "--label",
+            "other",
+            "--geometry",
+            "POLYGON ((0 0, 1 1, 0 0))",
+            ok=False,
+        ),
+        "too few points",
+    )
+    one_line_error(
+        run(tmp_path, "annotation", "show", "deadbeef", ok=False), "no annotation deadbeef"
+    )
+    one_line_error(
+        run(tmp_path, "annotation", "restore", ids["annotation"], "7", ok=False),
+        "has no revision 7",
+    )
     bad = tmp_path / "bad.geojson"
-    bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": '
-                   '{"type": "Polygon", "coordinates": [[[0, 0], [NaN, 0], [1, 1], [0, 0]]]}, '
-                   '"properties": {}}]}')
-    one_line_error(run(tmp_path, "import", str(bad), "--report", "1", "--claim", ids["claim"],
-                       ok=False), "feature 0", "NaN", "nothing was imported")
-    one_line_error(run(tmp_path, "export", "-o", str(tmp_path / "x.shp"), ok=False),
-                   "expected a .geojson, .gpkg or .csv")
-    one_line_error(run(tmp_path, "--store", "none.gpkg", "annotation", "list", ok=False),
-                   "no store at none.gpkg")
+    bad.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": '
+        '{"type": "Polygon", "coordinates": [[[0, 0], [NaN, 0], [1, 1], [0, 0]]]}, '
+        '"properties": {}}]}'
+    )
+    one_line_error(
+        run(tmp_path, "import", str(bad), "--report", "1", "--claim", ids["claim"], ok=False),
+        "feature 0",
+        "NaN",
+        "nothing was imported",
+    )
+    one_line_error(
+        run(tmp_path, "export", "-o", str(tmp_path / "x.shp"), ok=False),
+        "expected a .geojson, .gpkg or .csv",
+    )
+    one_line_error(
+        run(tmp_path, "--store", "none.gpkg", "annotation", "list", ok=False),
+        "no store at none.gpkg",
+    )
 
 
 def test_not_a_store_is_left_untouched(tmp_path: Path) -> None:
     notes = tmp_path / "notes.gpkg"
     notes.write_bytes("évidence\n".encode() * 50)
     before = hashlib.sha256(notes.read_bytes()).hexdigest()
-    one_line_error(run(tmp_path, "--store", str(notes), "report", "add", "--title", "t", ok=False),
-                   "is not a satdelta store")
+    one_line_error(
+        run(tmp_path, "--store", str(notes), "report", "add", "--title", "t", ok=False),
+        "is not a satdelta store",
+    )
     assert hashlib.sha256(notes.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.gpkg"]
 
 
 def test_import_detect_changes_geojson(tmp_path: Path, ids: dict[str, str]) -> None:
-    run_meta = {"before": {"source": "a.tif", "scene_id": "a", "sha256": "0" * 64,
-                           "acquired": "2024-05-20"},
-                "after": {"source": "b.tif", "scene_id": "b", "sha256": "1" * 64,
-                          "acquired": "2024-06-14"},
-                "method": "irmad", "threshold_method": "mixture", "threshold": 2.5,
-                "parameters": {"min_area_m2": 50}, "created": "2026-11-29T20:00:00Z"}
-    fc = {"type": "FeatureCollection", "satdelta": {"kind": "change-candidates", "run": run_meta},
-          "features": [{"type": "Feature", "properties": {"id": 1, "area_m2": 120.0, "score": 4.1,
-                                                          "origin": "detected"},
-                        "geometry": {"type": "Polygon", "coordinates": [[[125.0, 39.0],
-                                     [125.001, 39.0], [125.001, 39.001], [125.0, 39.0]]]}}]}
+    run_meta = {
+        "before": {
+            "source": "a.tif",
+            "scene_id": "a",
+            "sha256": "0" * 64,
+            "acquired": "2024-05-20",
+        },
+        "after": {"source": "b.tif", "scene_id": "b", "sha256": "1" * 64, "acquired": "2024-06-14"},
+        "method": "irmad",
+        "threshold_method": "mixture",
+        "threshold": 2.5,
+        "parameters": {"min_area_m2": 50},
+        "created": "2026-11-29T20:00:00Z",
+    }
+    fc = {
+        "type": "FeatureCollection",
+        "satdelta": {"kind": "change-candidates", "run": run_meta},
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"id": 1, "area_m2": 120.0, "score": 4.1, "origin": "detected"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[125.0, 39.0], [125.001, 39.0], [125.001, 39.001], [125.0, 39.0]]
+                    ],
+                },
+            }
+        ],
+    }
     path = tmp_path / "changes.geojson"
     path.write_text(json.dumps(fc))
-    res = run(tmp_path, "import", str(path), "--report", "1", "--claim", ids["claim"],
-              "--label", "aircraft")
+    res = run(
+        tmp_path,
+        "import",
+        str(path),
+        "--report",
+        "1",
+        "--claim",
+        ids["claim"],
+        "--label",
+        "aircraft",
+    )
     (new_id,) = res.stdout.split()
     shown = json.loads(run(tmp_path, "annotation", "show", new_id).stdout)
     assert shown["origin"] == "detected" and shown["status"] == "candidate"
