@@ -303,7 +303,7 @@ def test_sample_report_is_marked_and_points_at_the_sites() -> None:
 
 def test_claims_load_into_the_annotation_model() -> None:
     """The JSON fields are the ones the annotation store's Report/Claim take."""
-    from satdelta.annotations.model import Claim, Report
+    from satdelta.annotations import Claim, Report
 
     data = load_report()
     fields = {k: v for k, v in data["report"].items()}
