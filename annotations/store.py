@@ -41,9 +41,12 @@ Durability and concurrency
   commit, negligible for an analyst's edits; bulk writes
   (:meth:`Store.add_annotations`, imports) are one transaction.
 * Every write is ``BEGIN IMMEDIATE`` (the write lock is taken up front, so no
-  transaction fails half-way with SQLITE_BUSY) with SQLite's busy timeout plus
-  our own retry with exponential back-off and jitter up to ``timeout`` seconds;
-  only then does :class:`StoreBusyError` reach the caller.
+  transaction fails half-way with SQLITE_BUSY), retried on SQLITE_BUSY every
+  1-10 ms (growing, with jitter) for up to ``timeout`` seconds; only then does
+  :class:`StoreBusyError` reach the caller.  SQLite's own busy handler is off:
+  its sleeps grow to 100 ms, so a process waiting behind a busy writer kept
+  missing the short gaps between that writer's commits (seen in the
+  two-writer test).
 * Opening an existing file first inspects it read-only (SQLite header,
   ``PRAGMA quick_check``, GeoPackage application_id, ``satdelta_meta``): a file
   that is not a satdelta store, is corrupt, or comes from a newer schema is
@@ -193,8 +196,11 @@ class Store:
         else:
             _inspect_existing(path)
         try:
+            # No SQLite busy handler (timeout=0): its sleeps grow to 100 ms, so a waiting
+            # process keeps missing the short gaps between another writer's commits and
+            # starves.  _retry polls every 1-10 ms with jitter instead.
             conn = sqlite3.connect(
-                str(path), timeout=min(timeout, 5.0), isolation_level=None, check_same_thread=False
+                str(path), timeout=0.0, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise StoreError(
@@ -265,7 +271,7 @@ class Store:
     # ------------------------------------------------------------ transactions
     def _retry(self, fn: Any) -> Any:
         deadline = time.monotonic() + self.timeout
-        delay = 0.005
+        delay = 0.001
         while True:
             try:
                 return fn()
@@ -278,7 +284,7 @@ class Store:
                         f"{self.timeout:g} s; close the other program or retry later"
                     ) from None
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.25)
+                delay = min(delay * 1.5, 0.01)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

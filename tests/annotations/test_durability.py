@@ -25,14 +25,15 @@ WRITER = textwrap.dedent(
     path, claim, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     n, batch = int(sys.argv[4]), int(sys.argv[5])
     go = sys.argv[6] if len(sys.argv) > 6 else None
-    if go:
-        while not __import__("os").path.exists(go):
-            time.sleep(0.005)
     def sq(i):
         x, y = (i % 100) * 0.002, (i // 100) * 0.002
         return {"type": "Polygon", "coordinates": [[[x, y], [x + 0.001, y], [x + 0.001, y + 0.001],
                                                    [x, y + 0.001], [x, y]]]}
     with Store.open(path, analyst=tag, timeout=60) as store:
+        if go:  # say "ready", then wait for the common start signal
+            print("ready", flush=True)
+            while not __import__("os").path.exists(go):
+                time.sleep(0.002)
         i = 0
         while i < n:
             if batch > 1 and (i // batch) % 2 == 1:
@@ -112,7 +113,8 @@ def test_two_concurrent_writers_both_land_everything(
     go = tmp_path / "go"
     n = 150
     procs = [start_writer(store_path, prepared, tag, n, 5, go) for tag in ("alpha", "beta")]
-    time.sleep(1.0)  # both import and wait on the start flag
+    for p in procs:  # both have imported and opened the store before either writes
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
     go.touch()
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
