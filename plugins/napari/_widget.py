@@ -155,7 +155,7 @@ class ChangeAnnotator(QWidget):
         buttons.addWidget(self.cancel_button)
         form.addRow(buttons)
         self.progress = QProgressBar()
-        self.progress.setRange(0, 5)
+        self.progress.setRange(0, 6)
         self.progress.setValue(0)
         self.progress_label = QLabel("")
         form.addRow(self.progress)
@@ -399,8 +399,8 @@ class ChangeAnnotator(QWidget):
             _notify_error(exc)
             return None
 
-        worker = thread_worker(_guarded_steps, progress={"total": 5, "desc": "satdelta"})(
-            detection_steps, before, after, params
+        worker = thread_worker(_guarded_steps, progress={"total": 6, "desc": "satdelta"})(
+            _detect_and_save, detection_steps, self.session, before, after, params
         )
         worker.yielded.connect(self._on_step)
         worker.returned.connect(self._on_result)
@@ -429,7 +429,6 @@ class ChangeAnnotator(QWidget):
 
     def _on_step(self, step: tuple[int, int, str]) -> None:
         i, total, message = step
-        self.progress.setMaximum(total)
         self.progress.setValue(i)
         self.progress_label.setText(message)
 
@@ -499,8 +498,7 @@ class ChangeAnnotator(QWidget):
         )
         if self.session is not None and self.session.frame is None:
             self.session.frame = frame
-        if self.session is not None:
-            self.session.add_candidates(result.polygons, result.provenance)
+        if self.session is not None:  # candidates were saved by the worker
             self.reload_annotations()
 
     def _replace_image(self, name: str, data: np.ndarray, **kwargs: Any) -> Any:
@@ -884,6 +882,14 @@ class ChangeAnnotator(QWidget):
             self.session.close()
             self.session = None
         super().closeEvent(event)
+
+
+def _detect_and_save(steps: Any, session: Session, *args: Any) -> Any:
+    """Detection steps, then the candidates saved to the store, all in the worker thread."""
+    result = yield from steps(*args)
+    yield (5, 6, f"saving {len(result.polygons)} candidates")
+    session.add_candidates(result.polygons, result.provenance)
+    return result
 
 
 def _guarded_steps(steps: Any, *args: Any) -> Any:

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +98,18 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     claim = next(c for c in session.claims() if c.id == session.claim_id)
     assert "Sunan" in (claim.place or "")  # the sample's report was loaded, site claim chosen
 
-    # -- detection in a worker: layers appear, candidates are in the store
+    # -- detection in a worker: the window keeps handling events; layers appear
+    from qtpy.QtCore import QTimer
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    t0 = time.perf_counter()
     _run(widget, qtbot)
+    timer.stop()
+    gaps = np.diff([t0, *ticks])
+    assert len(ticks) > 10 and gaps.max() < 1.0, (len(ticks), gaps.max())  # never froze
     assert "change mask" in viewer.layers and "change score" in viewer.layers
     evidence = viewer.layers["evidence"]
     stored = Store.open(store_path).list_annotations(status="candidate")
@@ -289,6 +300,15 @@ def test_bad_input_shows_notifications_and_loses_nothing(
     widget.after_edit.setEditText(str(broken))
     assert widget.run() is None
     assert any("broken.tif" in n and "check the path" in n for n in notes)
+
+    # cancel: the worker stops at its next step, nothing is shown or saved
+    widget.after_edit.setEditText(str(good))
+    worker = widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.progress_label.text() == "cancelled"
+    assert "change mask" not in viewer.layers
+    assert Store.open(store_path).list_annotations() == []
 
     # scenes that do not overlap: the worker fails, the window stays usable
     widget.after_edit.setEditText(str(far))

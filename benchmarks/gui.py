@@ -1,0 +1,223 @@
+"""Benchmark the napari plugin: Run-to-layers, opening a 10,000² COG, showing 5,000 polygons.
+
+Run under a display (Xvfb on a headless machine)::
+
+    xvfb-run -a .venv/bin/python benchmarks/gui.py            # all three
+    xvfb-run -a .venv/bin/python benchmarks/gui.py --quick    # smaller COG (2,000²)
+
+Inputs are synthetic and generated in a temporary folder: a 2048 x 2048 4-band
+uint8 pair (smooth texture, the after date shifted by (0.4, -0.3) px with gain,
+offset, noise and 40 changed rectangles), a 10,000 x 10,000 3-band tiled
+GeoTIFF with internal overviews (COG layout), and 5,000 small square
+candidates.  Prints one table; times are wall-clock seconds, memory is the
+growth of the process's resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+from scipy import ndimage
+
+CRS = "EPSG:32651"
+ORIGIN = (500000.0, 4000000.0)
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def make_pair(folder: Path, size: int = 2048) -> tuple[Path, Path]:
+    """A before/after 4-band pair with 40 changed rectangles and a sub-pixel shift."""
+    rng = np.random.default_rng(0)
+    tex = ndimage.gaussian_filter(rng.random((4, size, size)), (0, 3, 3))
+    tex = (tex - tex.min()) / np.ptp(tex)
+    before = 40 + 150 * tex
+    after = ndimage.shift(before, (0, 0.4, -0.3), order=1, mode="nearest") * 1.05 + 4
+    for _ in range(40):
+        r, c = rng.integers(0, size - 80, 2)
+        h, w = rng.integers(10, 70, 2)
+        after[:, r : r + h, c : c + w] = rng.uniform(20, 230, (4, 1, 1))
+    after += rng.normal(0, 1.5, after.shape)
+    paths = []
+    for name, arr in (("before_2024-05-01.tif", before), ("after_2024-06-01.tif", after)):
+        p = folder / name
+        with rasterio.open(
+            p, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint8",
+            crs=CRS, transform=Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1]),
+            tiled=True, blockxsize=512, blockysize=512,
+        ) as ds:  # fmt: skip
+            ds.write(np.clip(arr, 0, 255).astype("uint8"))
+        paths.append(p)
+    return paths[0], paths[1]
+
+
+def make_big_cog(folder: Path, size: int) -> Path:
+    """A size x size 3-band tiled GeoTIFF with internal overviews, written in strips."""
+    path = folder / f"big_{size}.tif"
+    yy = np.arange(512, dtype=np.float32)[:, None]
+    with rasterio.open(
+        path, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
+        crs=CRS, transform=Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1]),
+        tiled=True, blockxsize=512, blockysize=512, compress="deflate",
+    ) as ds:  # fmt: skip
+        xx = np.arange(size, dtype=np.float32)[None, :]
+        for r0 in range(0, size, 512):
+            h = min(512, size - r0)
+            y = yy[:h] + r0
+            strip = np.stack(
+                [
+                    (xx * 0.05 + y * 0.03) % 255,
+                    (np.sin(xx / 97.0) * np.cos(y / 53.0) * 120 + 128),
+                    ((xx // 256 + y // 256) % 2) * 180 + 40,
+                ]
+            ).astype("uint8")
+            ds.write(strip, window=Window(0, r0, size, h))
+        factors = [2**k for k in range(1, 8) if size // 2**k >= 256]
+        ds.build_overviews(factors, Resampling.average)
+    return path
+
+
+def _wait(app, cond, timeout: float = 300.0) -> None:  # noqa: ANN001
+    t0 = time.perf_counter()
+    while not cond():
+        app.processEvents()
+        time.sleep(0.002)
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError("benchmark step did not finish")
+
+
+def _drawn(viewer) -> None:  # noqa: ANN001
+    """Process events and force one full redraw of the canvas, so 'shown' means drawn."""
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.instance().processEvents()
+    viewer.window._qt_viewer.canvas._scene_canvas.render()
+
+
+def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    before, after = make_pair(folder)
+    viewer.open([str(before), str(after)], plugin="satdelta")
+    _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    w.open_store(folder / "bench.gpkg")
+    w.before_edit.setEditText(viewer.layers[0].name)
+    w.after_edit.setEditText(viewer.layers[1].name)
+    steps: list[tuple[float, str]] = []
+    t0 = time.perf_counter()
+    worker = w.run()
+    worker.yielded.connect(lambda s: steps.append((time.perf_counter() - t0, s[2])))
+    _wait(app, lambda: w.worker is None and "change mask" in viewer.layers)
+    _drawn(viewer)
+    total = time.perf_counter() - t0
+    n = len(set(viewer.layers["evidence"].features["annotation_id"]))
+    prev = 0.0
+    for t, label in steps[1:]:
+        rows.append((f"  step before '{label}'", t - prev, ""))
+        prev = t
+    rows.append(("  store + layers after detection", total - prev, f"{n} candidates"))
+    rows.append(("Run -> layers shown, 2048x2048x4 pair", total, "target < 1.5 s"))
+    viewer.layers.clear()
+    w.close()
+
+
+def bench_cog(viewer, folder: Path, size: int, rows: list) -> None:  # noqa: ANN001
+    t0 = time.perf_counter()
+    path = make_big_cog(folder, size)
+    gen = time.perf_counter() - t0
+    raw_mb = size * size * 3 / 1e6
+    gc.collect()
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    viewer.open(str(path), plugin="satdelta")
+    viewer.reset_view()
+    _drawn(viewer)
+    opened = time.perf_counter() - t0
+    layer = viewer.layers[-1]
+    rows.append(
+        (
+            f"open {size}x{size}x3 COG, first frame drawn",
+            opened,
+            f"+{_rss_mb() - rss0:.0f} MB RSS vs {raw_mb:.0f} MB raw; "
+            f"{len(layer.data)} levels; generated in {gen:.1f} s",
+        )
+    )
+    viewer.scene.camera.zoom = viewer.scene.camera.zoom * 16  # zoom in: full-res tiles
+    t0 = time.perf_counter()
+    _drawn(viewer)
+    rows.append(("  zoom x16 redraw", time.perf_counter() - t0, f"level {layer.data_level}"))
+    viewer.layers.clear()
+
+
+def bench_polygons(viewer, folder: Path, rows: list, n: int = 5000) -> None:  # noqa: ANN001
+    from satdelta.imagery.vectorize import ChangePolygon
+    from satdelta.plugins.napari._frame import MapFrame
+    from shapely.geometry import box
+
+    small = folder / "small"
+    small.mkdir(exist_ok=True)
+    before, _after = make_pair(small, size=256)
+    viewer.open(str(before), plugin="satdelta")
+    _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    w.open_store(folder / "polys.gpkg")
+    frame = MapFrame(CRS, *ORIGIN)
+    side = int(np.ceil(np.sqrt(n)))
+    polys = []
+    for k in range(n):
+        r, c = divmod(k, side)
+        x0, y0 = ORIGIN[0] + c * 2.0, ORIGIN[1] - r * 2.0
+        g = box(x0, y0 - 1.5, x0 + 1.5, y0)
+        ll = frame.map_to_lonlat(np.asarray(g.exterior.coords))
+        polys.append(ChangePolygon(g, box(*ll.min(0), *ll.max(0)), 2.25, 1.0, 9))
+    t0 = time.perf_counter()
+    w.session.add_candidates(polys, {"method": "benchmark"})
+    stored = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    w.reload_annotations()
+    _drawn(viewer)
+    shown = time.perf_counter() - t0
+    rows.append((f"save {n} candidates to the store", stored, "one transaction"))
+    rows.append((f"show {n} candidate polygons", shown, "store read + Shapes layer + draw"))
+    viewer.layers.clear()
+    w.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a 2,000² COG instead of 10,000²")
+    args = ap.parse_args(argv)
+    import napari
+
+    rows: list[tuple[str, float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="satdelta-bench-") as tmp:
+        folder = Path(tmp)
+        viewer = napari.Viewer(show=True)
+        viewer.window._qt_window.resize(1400, 900)
+        bench_run(viewer, folder, rows)
+        bench_cog(viewer, folder, 2000 if args.quick else 10_000, rows)
+        bench_polygons(viewer, folder, rows)
+        viewer.close()
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  seconds  note")
+    for name, secs, note in rows:
+        print(f"{name.ljust(width)}  {secs:7.3f}  {note}")
+    print(f"(cpus: {os.cpu_count()}, python {sys.version.split()[0]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
