@@ -303,7 +303,7 @@ def test_bad_input_shows_notifications_and_loses_nothing(
 
     # cancel: the worker stops at its next step, nothing is shown or saved
     widget.after_edit.setEditText(str(good))
-    worker = widget.run()
+    assert widget.run() is not None
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.progress_label.text() == "cancelled"
