@@ -92,3 +92,55 @@ def make_texture(shape: tuple[int, int], *, seed: int = 0, sigma: float = 2.0) -
 def textured() -> Callable[..., np.ndarray]:
     """Return :func:`make_texture`."""
     return make_texture
+
+
+def make_pair(
+    folder: Path,
+    *,
+    shift: tuple[float, float] = (0.4, -0.3),
+    shape: tuple[int, int] = (120, 160),
+    bands: int = 3,
+    nodata_cols: int = 6,
+) -> tuple[Path, Path, np.ndarray]:
+    """Write a small georeferenced before/after pair with one known change.
+
+    The after scene is the before texture moved by ``shift`` px (Fourier shift), plus a bright
+    rectangle with an unchanged hole (a ring of change), and its last ``nodata_cols`` columns are
+    nodata (0).  Returns (before path, after path, truth) where truth is a (row, col) bool array,
+    True = changed, on the before grid.
+    """
+    import rasterio
+    from affine import Affine
+    from scipy import ndimage
+
+    rows, cols = shape
+    before = np.stack([make_texture(shape, seed=10 + b) * 120 + 60 for b in range(bands)])
+    after = np.stack(
+        [np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(b), shift)).real for b in before]
+    )
+    truth = np.zeros(shape, bool)
+    truth[30:70, 40:100] = True
+    truth[42:56, 60:78] = False
+    after[:, truth] += 90.0
+    after = np.clip(after, 1, 254)
+    if nodata_cols:
+        after[:, :, cols - nodata_cols :] = 0
+    transform = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+    paths = []
+    for name, arr in (("before_2020-01-05.tif", before), ("after_2021-02-07.tif", after)):
+        path = folder / name
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=cols,
+            height=rows,
+            count=bands,
+            dtype="uint8",
+            crs="EPSG:32651",
+            transform=transform,
+            nodata=0,
+        ) as dst:
+            dst.write(np.round(arr).astype("uint8"))
+        paths.append(path)
+    return paths[0], paths[1], truth
