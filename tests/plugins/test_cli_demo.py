@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from satdelta.sample_data import SITES, load_report, site_paths
+from satdelta.sample_data import SITES, load_report, load_truth, site_paths
 from satdelta.sample_data.evaluate import match_truth, read_polygons
 from shapely import affinity
 from shapely.ops import unary_union
@@ -64,21 +64,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     return run
 
 
-_KNOWN_ALIGN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "imagery.align.estimate_shift (Hann window + plain cross-correlation) locks onto the "
-        "formation blocks on the square and reports dy=7.89 px instead of -0.25; with "
-        "normalization='phase' it measures (-0.28, 0.33). Owner: engine-io."
-    ),
-)
-_SITE_PARAMS = [
-    pytest.param(s, marks=_KNOWN_ALIGN_BUG) if s == "kim-il-sung-square" else s for s in SITES
-]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("site", _SITE_PARAMS)
+@pytest.mark.parametrize("site", SITES)
 def test_demo_writes_outputs_and_matches_truth(demo_run, site: str) -> None:
     import geojson_validator
 
@@ -106,6 +93,12 @@ def test_demo_writes_outputs_and_matches_truth(demo_run, site: str) -> None:
     detected = read_polygons(changes)
     scores = match_truth(detected, read_polygons(site_paths(site).truth))
     assert entry["scores"]["iou"] == pytest.approx(scores.iou, abs=1e-6)
+
+    # the pipeline measured the misregistration the generator put in (same (dy, dx) convention)
+    alignment = json.loads((out / site / "run.json").read_text())["alignment"]
+    declared = load_truth(site)["satdelta"]["generator"]["shift_after_px"]
+    assert alignment["shift_before_px"] == pytest.approx(declared, abs=0.1)
+    assert max(abs(v) for v in alignment["shift_after_px"]) < 0.1
 
     floor = _iou_floor(site)
     assert 0.5 < floor < 0.8
