@@ -263,3 +263,43 @@ def test_v1_store_is_migrated(store_path: Path) -> None:
             timeout=120,
         )
         assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_lock_held_too_long_gives_busy_error(store_path: Path, prepared: int) -> None:
+    from satdelta.annotations import StoreBusyError
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+            import sqlite3, sys, time
+            con = sqlite3.connect(sys.argv[1], isolation_level=None)
+            con.execute("BEGIN IMMEDIATE")
+            print("locked", flush=True)
+            time.sleep(30)
+            """
+            ),
+            str(store_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with Store.open(store_path, timeout=0.5) as s:
+            t0 = time.monotonic()
+            with pytest.raises(
+                StoreBusyError,
+                match="stayed locked by another process for more "
+                "than 0.5 s; close the other program or retry later",
+            ):
+                s.add_report(title="blocked")
+            assert 0.4 < time.monotonic() - t0 < 5
+            assert len(s.list_reports()) == 1  # reads still work while another process writes
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store.open(store_path) as s:  # the lock is gone with the process: writes work again
+        assert s.add_report(title="after").id == 2
