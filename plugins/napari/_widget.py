@@ -143,7 +143,7 @@ class ChangeAnnotator(QWidget):
         self.min_area = QDoubleSpinBox()
         self.min_area.setRange(0.0, 1e9)
         self.min_area.setSuffix(" m²")
-        self.min_area.setValue(0.0)
+        self.min_area.setValue(4.0)  # as `satdelta demo`: drops single-pixel speckle
         form.addRow("Minimum area", self.min_area)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run")

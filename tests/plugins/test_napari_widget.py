@@ -169,10 +169,19 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
         for v in verts
     )
     assert green >= 0.5 * len(verts)  # the accepted outline is drawn green on its vertices
-    if UPDATE_DOCS:
+    if UPDATE_DOCS:  # README pictures: the desk after a run, and swipe on the sample
         viewer.layers["change mask"].visible = True
         viewer.reset_view()
         viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
+        for name in ("change mask", "evidence"):
+            viewer.layers[name].visible = False
+        widget.swipe_check.setChecked(True)
+        extent = np.asarray(viewer.layers["sunan-airport before"].extent.world)
+        widget.swipe.set_position(float(extent[:, -1].mean()))
+        viewer.screenshot(str(DOCS / "napari-swipe.png"), canvas_only=True, flash=False)
+        widget.swipe_check.setChecked(False)
+        for name in ("change mask", "evidence"):
+            viewer.layers[name].visible = True
 
     # -- draw a polygon, fill its form, undo the last edit
     frame = widget.frame()
