@@ -174,3 +174,44 @@ def test_demo_rejects_an_unknown_site(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "nowhere" in proc.stderr and "sunan-airport" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_demo_killed_midway_then_rerun_completes(tmp_path: Path) -> None:
+    """kill -9 after the first site is written: nothing half-written is left that a rerun
+    trips over, and the rerun produces every output and a single copy of the report."""
+    import signal
+    import time
+
+    from satdelta.annotations import Store
+
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "SATDELTA_STORE"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "satdelta.plugins.cli.main", "demo", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / SITES[0] / "changes.geojson").exists():
+            assert proc.poll() is None, "demo ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "demo.json").exists()  # written last, only when every site is done
+
+    again = _satdelta("demo", "-o", str(out))
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((out / "demo.json").read_text())
+    assert [s["site"] for s in summary["sites"]] == list(SITES) and summary["failed"] == []
+    for site in SITES:
+        for name in OUTPUTS:
+            assert (out / site / name).is_file(), (site, name)
+    with Store.open(out / "satdelta.gpkg", create=False) as store:
+        assert len(store.list_reports()) == 1
+        assert len(store.list_annotations()) == sum(s["polygons"] for s in summary["sites"])
