@@ -322,17 +322,21 @@ def check_outdir(outdir: str | os.PathLike[str]) -> Path:
     out = Path(outdir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} is a file; expected a folder. Pick another -o/--outdir.")
-    probe = out
+    probe = out.parent
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
         raise OutputError(f"cannot create {out}: {probe} is a file. Pick another output folder.")
-    if not os.access(probe, os.W_OK | os.X_OK) or (
-        out.exists() and not os.access(out.parent, os.W_OK | os.X_OK)
-    ):
-        raise OutputError(
-            f"cannot write to {probe}: permission denied. Pick an output folder you can write."
-        )
+    # real probes (permissions, read-only or special filesystems, quotas): the temp folder is
+    # made beside OUTDIR, and files are renamed into OUTDIR when it exists
+    for folder in (probe, out) if out.exists() else (probe,):
+        try:
+            Path(tempfile.mkdtemp(prefix=".satdelta-probe-", dir=folder)).rmdir()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write output folder {out}: {exc.strerror or exc} in {folder}. Pick an "
+                "output folder you can write."
+            ) from exc
     return out
 
 
@@ -365,8 +369,8 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     except OSError as exc:
         raise OutputError(
-            f"cannot create a temporary folder in {out.parent}: {exc.strerror}. Pick an output "
-            "folder you can write."
+            f"cannot write output folder {out}: {exc.strerror or exc} in {out.parent}. Pick an "
+            "output folder you can write."
         ) from exc
     try:
         written = _write_all(run, tmp)

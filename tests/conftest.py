@@ -144,3 +144,11 @@ def make_pair(
             dst.write(np.round(arr).astype("uint8"))
         paths.append(path)
     return paths[0], paths[1], truth
+
+
+@pytest.fixture
+def change_pair(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    """:func:`make_pair` written under ``tmp_path/pair``: (before, after, truth)."""
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    return make_pair(folder)
