@@ -120,7 +120,7 @@ def feature(ann: Annotation, report: Report | None, claim: Claim | None) -> dict
         "created": ann.created,
         "updated": ann.updated,
         "revision": ann.revision,
-        "area_m2": round(ann.area_m2, 3),
+        "area_m2": ann.area_m2,
         "source_crs": ann.source_crs,
         "repaired": ann.repaired,
         "repairs": list(ann.repairs),
@@ -293,6 +293,7 @@ def _from_export(props: Mapping[str, Any], feat: Mapping[str, Any]) -> dict[str,
             "updated",
             "source_crs",
             "provenance",
+            "area_m2",
         )
         if props.get(k) is not None
     }

@@ -39,7 +39,13 @@ from satdelta.annotations.errors import GeometryError
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["CleanGeometry", "clean_polygon", "crs_label", "geodesic_area_m2"]
+__all__ = [
+    "CleanGeometry",
+    "clean_polygon",
+    "crs_label",
+    "geodesic_area_m2",
+    "geodesic_area_perimeter_m",
+]
 
 _GEOD = Geod(ellps="WGS84")
 _WGS84 = CRS.from_epsg(4326)
@@ -106,6 +112,12 @@ def geodesic_area_m2(geometry: BaseGeometry) -> float:
     """
     area, _ = _GEOD.geometry_area_perimeter(geometry)
     return abs(float(area))
+
+
+def geodesic_area_perimeter_m(geometry: BaseGeometry) -> tuple[float, float]:
+    """(area in m², perimeter in m) of a lon/lat polygon on the WGS84 ellipsoid."""
+    area, perimeter = _GEOD.geometry_area_perimeter(geometry)
+    return abs(float(area)), float(perimeter)
 
 
 def clean_polygon(obj: Any, *, crs: Any = None) -> CleanGeometry:

@@ -82,7 +82,11 @@ from satdelta.annotations.errors import (
     StoreError,
     StoreVersionError,
 )
-from satdelta.annotations.geometry import clean_polygon, geodesic_area_m2
+from satdelta.annotations.geometry import (
+    clean_polygon,
+    geodesic_area_m2,
+    geodesic_area_perimeter_m,
+)
 from satdelta.annotations.gpkg import (
     APPLICATION_ID,
     decode_geometry,
@@ -650,6 +654,7 @@ class Store:
             created = item.pop("created", None) or now
             updated = item.pop("updated", None) or created
             source_crs = item.pop("source_crs", None) or cleaned.source_crs
+            area_m2 = _area_m2(cleaned.geometry, item.pop("area_m2", None))
             try:
                 ann = Annotation(
                     id=ann_id,
@@ -660,7 +665,7 @@ class Store:
                     created=created,
                     updated=updated,
                     revision=1,
-                    area_m2=geodesic_area_m2(cleaned.geometry),
+                    area_m2=area_m2,
                     source_crs=source_crs,
                     repairs=repairs,
                     provenance=provenance,
@@ -1100,6 +1105,21 @@ class Store:
         self._pending_bounds.clear()
         touch_contents(c, "annotations", bounds)
         touch_contents(c, "annotation_revisions")
+
+
+def _area_m2(geometry: Any, measured: Any) -> float:
+    """Geodesic area; an area measured before a 7-decimal export round trip is kept.
+
+    Rounding lon/lat to 7 decimals moves each vertex by at most ~0.8 cm, so the
+    area can change by at most perimeter x 0.8 cm.  A ``measured`` value (from a
+    satdelta export being imported) within that bound is the same polygon's
+    area measured at full precision, and is kept so that export -> import ->
+    export gives the same properties; anything else is recomputed.
+    """
+    area, perimeter = geodesic_area_perimeter_m(geometry)
+    if isinstance(measured, int | float) and abs(float(measured) - area) <= 0.011 * perimeter:
+        return float(measured)
+    return area
 
 
 def _iso(value: date | None) -> str | None:

@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shapely
 from satdelta.annotations import GeoJSONImportError, Store
-from shapely.geometry import shape
+from shapely.geometry import Polygon, shape
 
 from .conftest import VALIDATE_GPKG, square
 
@@ -189,6 +190,19 @@ def test_export_filters(store: Store, tmp_path: Path) -> None:
 
 def test_round_trip_export_import_export(store: Store, tmp_path: Path) -> None:
     populate(store)
+    # irregular polygons with full-precision coordinates (rounded to 7 decimals on export),
+    # from a few metres to kilometres across, one with a hole
+    rng = np.random.default_rng(7)
+    for size in (5e-5, 2e-3, 3e-2):
+        angles = np.sort(rng.uniform(0, 2 * np.pi, 9))
+        radii = size * rng.uniform(0.5, 1.0, 9)
+        shell = np.column_stack([125.7 + radii * np.cos(angles), 39.0 + radii * np.sin(angles)])
+        hole = np.column_stack(
+            [125.7 + 0.1 * size * np.cos(angles), 39.0 + 0.1 * size * np.sin(angles)]
+        )
+        store.add_annotation(
+            Polygon(shell, [hole]), claim_id=1, label="structure", confidence=float(rng.uniform())
+        )
     first = tmp_path / "first.geojson"
     store.export(first)
     with Store.open(tmp_path / "other.gpkg", analyst="tester") as other:
