@@ -56,7 +56,7 @@ def with_filters(fn: Any) -> Any:
 
 @click.group("annotation")
 def annotation() -> None:
-    """Evidence polygons: list, show, add, set, delete, history, restore."""
+    """Evidence polygons: list, show, add, set, delete, history, restore, labels."""
 
 
 @annotation.command("list")
@@ -108,6 +108,24 @@ def list_cmd(
             for a in anns
         ],
     )
+
+
+@annotation.command("labels")
+@click.option("--add", "add_name", help="Add a label to the schema (or re-activate it).")
+@click.option(
+    "--retire", "retire_name", help="Stop offering a label (existing annotations keep it)."
+)
+@click.pass_context
+def labels_cmd(ctx: click.Context, add_name: str | None, retire_name: str | None) -> None:
+    """Print the label schema, one label per line (after --add/--retire if given)."""
+    with open_store(ctx, create=add_name is not None) as store:
+        if add_name is not None:
+            store.add_label(add_name)
+        if retire_name is not None:
+            store.retire_label(retire_name)
+        names = store.labels()
+    for name in names:
+        click.echo(name)
 
 
 @annotation.command("show")

@@ -309,3 +309,15 @@ def test_import_detect_changes_geojson(tmp_path: Path, ids: dict[str, str]) -> N
     assert shown["origin"] == "detected" and shown["status"] == "candidate"
     assert shown["provenance"]["after"]["sha256"] == "1" * 64
     assert shown["provenance"]["detection"] == {"id": 1, "area_m2": 120.0, "score": 4.1}
+
+
+def test_label_schema_is_editable(tmp_path: Path, ids: dict[str, str]) -> None:
+    labels = run(tmp_path, "annotation", "labels").stdout.splitlines()
+    assert labels[:2] == ["aircraft", "vehicles"] and "personnel formation" in labels
+    assert "tent" in run(tmp_path, "annotation", "labels", "--add", "tent").stdout.splitlines()
+    run(tmp_path, "annotation", "set", ids["annotation"], "--label", "tent")
+    assert "tent" not in run(tmp_path, "annotation", "labels", "--retire", "tent").stdout.split()
+    one_line_error(
+        run(tmp_path, "annotation", "set", ids["annotation"], "--label", "tent", ok=False),
+        "label: expected one of",
+    )
