@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 GDAL_OPTIONS: dict[str, str] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_HTTP_MULTIRANGE": "YES",
     "VSI_CACHE": "TRUE",
 }
 

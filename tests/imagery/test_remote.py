@@ -1,0 +1,83 @@
+"""open_scene over HTTP: a real range-capable server subprocess, a COG, a windowed read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from satdelta.imagery.cog import write_cog
+from satdelta.imagery.errors import SceneReadError
+from satdelta.imagery.scene import open_scene
+
+SERVER = Path(__file__).resolve().parents[1] / "range_server.py"
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Serve tmp_path/www over HTTP; yield (www folder, base URL, log path)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    log = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER), str(www), str(log)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("PORT "), line
+        yield www, f"http://127.0.0.1:{int(line.split()[1])}", log
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def requests(log: Path) -> list[dict]:
+    return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_remote_cog_window_travels_by_range_requests(served):
+    www, base, log = served
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 4000, (2, 2048, 2048)).astype("uint16")  # noise: compresses poorly
+    transform = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0)
+    path = write_cog(
+        www / "site_2021-06-30.tif",
+        data,
+        transform=transform,
+        crs=CRS.from_epsg(32633),
+        nodata=0,
+        blocksize=256,
+        band_names=["red", "nir"],
+    )
+    size = path.stat().st_size
+
+    scene = open_scene(f"{base}/site_2021-06-30.tif")
+    assert scene.source == f"{base}/site_2021-06-30.tif" and scene.sha256 is None
+    assert scene.crs.to_epsg() == 32633 and scene.transform == transform
+    assert (scene.width, scene.height, scene.count) == (2048, 2048, 2)
+    assert scene.band_names == ("red", "nir") and scene.acquired == dt.date(2021, 6, 30)
+
+    win = Window(300, 500, 200, 100)
+    got, valid = scene.read(win, bands=["nir"])
+    np.testing.assert_array_equal(got[0], data[1, 500:600, 300:500].astype("float32"))
+    np.testing.assert_array_equal(valid, data[1, 500:600, 300:500] != 0)
+
+    reqs = requests(log)
+    gets = [r for r in reqs if r["method"] == "GET"]
+    assert gets and all(r["range"] for r in gets), reqs
+    assert any(r["status"] == 206 for r in gets)
+    sent = sum(r["bytes"] for r in reqs)
+    assert sent < size / 10, f"{sent} of {size} bytes travelled"
+
+
+def test_remote_missing_is_a_scene_read_error(served):
+    _, base, _ = served
+    with pytest.raises(SceneReadError, match="cannot read"):
+        open_scene(f"{base}/nope.tif")

@@ -1,0 +1,112 @@
+"""A tiny HTTP file server that answers Range requests with 206 (for remote-read tests).
+
+``python -m http.server`` ignores Range, so GDAL's /vsicurl/ would fetch whole files through it.
+Usage: ``python tests/range_server.py ROOT LOGFILE`` -- serves ROOT on 127.0.0.1 at a free port,
+prints ``PORT <n>`` on stdout once listening, and appends one JSON line per request to LOGFILE:
+``{"method", "path", "range", "status", "bytes"}`` (bytes = body bytes sent).
+Multi-range requests are answered with the whole file (200), which the spec allows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet stderr
+            pass
+
+        def _log(self, status: int, nbytes: int) -> None:
+            rec = {
+                "method": self.command,
+                "path": self.path,
+                "range": self.headers.get("Range"),
+                "status": status,
+                "bytes": nbytes,
+            }
+            with lock, open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rec) + "\n")
+
+        def _target(self) -> Path | None:
+            rel = self.path.split("?", 1)[0].lstrip("/")
+            p = (root / rel).resolve()
+            if root not in p.parents or not p.is_file():
+                return None
+            return p
+
+        def _send(self, body: bool) -> None:
+            path = self._target()
+            if path is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                self._log(404, 0)
+                return
+            size = path.stat().st_size
+            start, end, status = 0, size - 1, 200
+            m = RANGE_RE.match(self.headers.get("Range", "") or "")
+            if m and (m.group(1) or m.group(2)):
+                if m.group(1):
+                    start = int(m.group(1))
+                    end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+                else:  # suffix range: the last n bytes
+                    start = max(size - int(m.group(2)), 0)
+                if start >= size or start > end:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    self._log(416, 0)
+                    return
+                status = 206
+            length = end - start + 1
+            self.send_response(status)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Type", "image/tiff")
+            self.send_header("Content-Length", str(length))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            sent = 0
+            if body:
+                with open(path, "rb") as fh:
+                    fh.seek(start)
+                    data = fh.read(length)
+                self.wfile.write(data)
+                sent = len(data)
+            self._log(status, sent)
+
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+            self._send(body=False)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._send(body=True)
+
+    return Handler
+
+
+def main(argv: list[str]) -> int:
+    root, log_path = Path(argv[1]).resolve(), Path(argv[2]).resolve()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(root, log_path))
+    print(f"PORT {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
