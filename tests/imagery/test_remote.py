@@ -81,3 +81,20 @@ def test_remote_missing_is_a_scene_read_error(served):
     _, base, _ = served
     with pytest.raises(SceneReadError, match="cannot read"):
         open_scene(f"{base}/nope.tif")
+
+
+def test_run_detection_on_two_urls(served):
+    from satdelta.imagery.pipeline import run_detection
+
+    from tests.conftest import make_pair
+
+    www, base, log = served
+    before, after, truth = make_pair(www)
+    run = run_detection(f"{base}/{before.name}", f"{base}/{after.name}")
+    assert run.before.source.startswith("http://") and run.before.sha256 is None
+    assert run.aligned.shift_before_px == pytest.approx((0.4, -0.3), abs=0.1)
+    iou = (run.maps.changed & truth).sum() / (run.maps.changed | truth).sum()
+    assert iou > 0.8
+    prov = run.provenance()
+    assert prov["after"]["source"] == f"{base}/{after.name}" and prov["after"]["sha256"] is None
+    assert all(r["status"] in (200, 206) for r in requests(log))
