@@ -1276,6 +1276,8 @@ def _inspect_existing(path: Path) -> None:
                 "from a backup"
             )
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            return  # an empty database (e.g. another process is creating the store right now)
         try:
             meta = dict(conn.execute("SELECT key, value FROM satdelta_meta").fetchall())
         except sqlite3.DatabaseError:

@@ -303,3 +303,47 @@ def test_lock_held_too_long_gives_busy_error(store_path: Path, prepared: int) ->
         holder.wait()
     with Store.open(store_path) as s:  # the lock is gone with the process: writes work again
         assert s.add_report(title="after").id == 2
+
+
+def test_two_processes_creating_the_same_new_store(tmp_path: Path) -> None:
+    path = tmp_path / "new.gpkg"
+    go = tmp_path / "go"
+    script = textwrap.dedent(
+        """
+        import os, sys, time
+        from satdelta.annotations import Store
+        print("ready", flush=True)
+        while not os.path.exists(sys.argv[2]):
+            time.sleep(0.001)
+        with Store.open(sys.argv[1], timeout=60) as s:
+            print(s.add_report(title=sys.argv[3]).id, flush=True)
+        """
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path), str(go), tag],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("first", "second")
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert sorted(int(out) for out, _ in outs) == [1, 2]
+    with Store.open(path) as s:
+        assert sorted(r.title for r in s.list_reports()) == ["first", "second"]
+
+
+def test_empty_database_file_becomes_a_store(tmp_path: Path) -> None:
+    """What a second process sees while the first is creating the store: header, no tables."""
+    path = tmp_path / "racing.gpkg"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode = WAL")  # writes page 1, creates no table
+    con.close()
+    assert path.stat().st_size > 0
+    with Store.open(path) as s:
+        assert s.schema_version == SCHEMA_VERSION
