@@ -27,6 +27,7 @@ __all__ = [
     "create_core_tables",
     "encode_geometry",
     "decode_geometry",
+    "decode_geometries",
     "register_attributes",
     "register_features",
     "gpkg_now",
@@ -204,3 +205,16 @@ def decode_geometry(blob: bytes) -> BaseGeometry:
     if n is None:
         raise ValueError(f"invalid GeoPackage envelope code {envelope}")
     return shapely.from_wkb(blob[8 + 8 * n :])
+
+
+def decode_geometries(blobs: list[bytes]) -> list[BaseGeometry]:
+    """Decode many GeoPackage blobs at once (one vectorised WKB parse)."""
+    wkbs = []
+    for blob in blobs:
+        if len(blob) < 8 or blob[:2] != b"GP":
+            raise ValueError("not a GeoPackage geometry blob (no 'GP' magic)")
+        n = {0: 0, 1: 4, 2: 6, 3: 6, 4: 8}.get((blob[3] >> 1) & 0b111)
+        if n is None:
+            raise ValueError("invalid GeoPackage envelope code")
+        wkbs.append(blob[8 + 8 * n :])
+    return list(shapely.from_wkb(wkbs)) if wkbs else []

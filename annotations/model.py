@@ -253,6 +253,19 @@ class Annotation:
                 f"provenance: expected JSON-serialisable values, got {exc}"
             ) from None
 
+    @classmethod
+    def _from_store(cls, **fields: Any) -> Annotation:
+        """Rebuild an annotation read back from the store, skipping validation.
+
+        Only for rows the store validated when it wrote them.
+        """
+        obj = object.__new__(cls)
+        geometry = fields["geometry"]
+        fields["geometry"] = _single(geometry)
+        for name in cls.__dataclass_fields__:
+            object.__setattr__(obj, name, fields[name])
+        return obj
+
     @property
     def repaired(self) -> bool:
         """True when the geometry was repaired on the way in."""
