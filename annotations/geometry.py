@@ -174,8 +174,10 @@ def clean_polygon(obj: Any, *, crs: Any = None) -> CleanGeometry:
         )
     if geom.is_empty:
         raise GeometryError("expected a polygon with coordinates, got an empty geometry")
-    if not from_geojson:
-        _check_shapely_rings(geom)
+    if not from_geojson and not (
+        np.isfinite(shapely.get_coordinates(geom)).all() and shapely.is_valid(geom)
+    ):
+        _check_shapely_rings(geom)  # per-ring checks only when something is wrong (slow path)
     if shapely.has_z(geom):
         geom = shapely.force_2d(geom)
         repairs.append("3-D coordinates: Z values dropped")
