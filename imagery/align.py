@@ -322,6 +322,27 @@ def _band_pass(img: np.ndarray, *, smooth: float, highpass: float) -> np.ndarray
     return ndimage.gaussian_filter(out, smooth) if smooth else out
 
 
+def _misfits(
+    ref: np.ndarray, mov: np.ndarray, ok: np.ndarray, shifts: Sequence[tuple[float, float]]
+) -> list[float]:
+    """Tukey misfit of ``mov`` moved back by each shift against ``ref`` (one common scale)."""
+    from scipy import ndimage
+
+    coef = ndimage.spline_filter(mov, order=3)
+    margin = int(math.ceil(max(max(abs(v) for v in s) for s in shifts))) + 6
+    use = ndimage.binary_erosion(ok, iterations=margin)
+    if use.sum() < 256:
+        use = ok
+    res0 = (mov - ref)[use]
+    scale = 1.4826 * float(np.median(np.abs(res0 - np.median(res0)))) + 1e-12
+    out = []
+    for dy, dx in shifts:
+        w_img = ndimage.shift(coef, (-dy, -dx), order=3, prefilter=False, mode="nearest")
+        u = (w_img[use] - ref[use]) / (4.685 * scale)
+        out.append(float(np.where(np.abs(u) < 1, 1 - (1 - u * u) ** 3, 1.0).mean()))
+    return out
+
+
 def _refine_shift(
     ref: np.ndarray,
     mov: np.ndarray,
@@ -393,14 +414,16 @@ def estimate_shift(
     upsample_factor: int = 100,
     sample_size: int | None = 1024,
     refine: bool = True,
+    max_shift_px: float | None = None,
 ) -> tuple[float, float]:
     """Measure the translation of ``moving`` relative to ``reference`` to sub-pixel precision.
 
     Two steps on a Gaussian band-pass of the mean of the standardised bands:
 
-    1. phase correlation with a Hann window and upsampled DFT peak search (Guizar-Sicairos,
-       Thurman & Fienup 2008, via ``skimage.registration.phase_cross_correlation``), which
-       finds the shift anywhere in the sample to about 0.1-0.3 px when part of the scene changed;
+    1. cross-correlation and phase correlation with a Hann window and upsampled DFT peak search
+       (Guizar-Sicairos, Thurman & Fienup 2008, via
+       ``skimage.registration.phase_cross_correlation``); these two peaks and "no shift" are
+       scored by a robust (Tukey) misfit and the best seeds step 2;
     2. robust Lucas-Kanade refinement (Lucas & Kanade 1981; Tukey-weighted Gauss-Newton), which
        ignores changed pixels and converges to about 0.01 px.
 
@@ -418,6 +441,9 @@ def estimate_shift(
         the cost is bounded for any scene size.
     refine : bool, default True
         Run the robust refinement (step 2).
+    max_shift_px : float, optional
+        The largest shift expected.  A correlation peak beyond it is believed only when it fits
+        clearly better (robust misfit below 80 %) than the best candidate within it.
 
     Returns
     -------
@@ -466,19 +492,31 @@ def estimate_shift(
     win = spectral_window("hann", ok.shape)
     ca = np.where(ok, _band_pass(a, smooth=_COARSE_BAND[0], highpass=_COARSE_BAND[1]), 0.0) * win
     cb = np.where(ok, _band_pass(b, smooth=_COARSE_BAND[0], highpass=_COARSE_BAND[1]), 0.0) * win
-    shift, _, _ = phase_cross_correlation(
-        ca, cb, upsample_factor=upsample_factor, normalization=None
-    )
-    # skimage returns the shift that registers moving onto reference: the opposite sign
-    coarse = (float(-shift[0]) + 0.0, float(-shift[1]) + 0.0)
+    ra = _band_pass(a, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
+    rb = _band_pass(b, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
+    # candidates: cross-correlation, phase correlation (each robust to different content) and
+    # no shift; the one with the lowest robust (Tukey) misfit seeds the refinement
+    candidates = [(0.0, 0.0)]
+    for norm in (None, "phase"):
+        shift, _, _ = phase_cross_correlation(
+            ca, cb, upsample_factor=upsample_factor, normalization=norm
+        )
+        # skimage returns the shift that registers moving onto reference: the opposite sign
+        candidates.append((float(-shift[0]) + 0.0, float(-shift[1]) + 0.0))
+    costs = _misfits(ra, rb, ok, candidates)
+    log.debug("shift candidates %s, robust misfits %s", candidates, costs)
+    best = int(np.argmin(costs))
+    if max_shift_px is not None:
+        # a candidate beyond the limit wins only when it fits clearly better (repetitive
+        # structure such as rows of houses or fields gives false peaks far away)
+        inside = [i for i, c in enumerate(candidates) if max(map(abs, c)) <= max_shift_px]
+        best_inside = min(inside, key=lambda i: costs[i])
+        if best not in inside and costs[best] > 0.8 * costs[best_inside]:
+            best = best_inside
+    coarse = candidates[best]
     if not refine:
         return coarse
-    fine, iterations = _refine_shift(
-        _band_pass(a, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1]),
-        _band_pass(b, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1]),
-        ok,
-        coarse,
-    )
+    fine, iterations = _refine_shift(ra, rb, ok, coarse)
     log.debug("shift: phase correlation %s, refined %s in %d iterations", coarse, fine, iterations)
     if max(abs(fine[0] - coarse[0]), abs(fine[1] - coarse[1])) > 2.0:
         log.warning(
@@ -569,6 +607,7 @@ def coregister(
             valid=valid,
             upsample_factor=upsample_factor,
             sample_size=sample_size,
+            max_shift_px=max_shift_px,
         )
     else:
         measured = (float(shift_px[0]), float(shift_px[1]))
@@ -601,6 +640,7 @@ def coregister(
                 valid=valid,
                 upsample_factor=upsample_factor,
                 sample_size=sample_size,
+                max_shift_px=max_shift_px,
             )
     elif shift_px is None:
         residual = measured  # nothing was corrected: the residual is what was measured
