@@ -762,7 +762,10 @@ class Store:
                 area_m2=geodesic_area_m2(cleaned.geometry),
             )
         changes.pop("crs", None)
+        what = ", ".join(sorted(set(changes) | ({"geometry"} if geom_fields else set())))
+        analyst = changes.pop("analyst", None)
         if "claim_id" in changes:
+            changes["claim_id"] = int(changes["claim_id"])
             changes["report_id"] = self.get_claim(changes["claim_id"]).report_id
         with self._write() as c:
             current = self._current(c, full)
@@ -771,16 +774,10 @@ class Store:
                 **geom_fields,
                 updated=gpkg_now(),
                 revision=self._next_revision(c, full),
-                analyst=changes.get("analyst") or self.analyst or current.analyst,
+                analyst=analyst or self.analyst or current.analyst,
             )
             if "label" in changes:
                 self._check_label(c, new.label)
-            what = ", ".join(
-                sorted(
-                    set(changes)
-                    | set(geom_fields) - {"repairs", "source_crs", "area_m2", "report_id"}
-                )
-            )
             change = self._new_change(c, "update", f"update {what} of {full}")
             self._put(c, new, insert=False)
             self._revision(c, new, change, "update", deleted=False)

@@ -329,3 +329,20 @@ def test_reopen_keeps_everything(store_path: Path) -> None:
     with Store.open(store_path) as s:
         got = s.get_annotation(a.id)
     assert got.to_dict() == a.to_dict()
+
+
+def test_update_geometry_claim_and_analyst(store: Store, claim) -> None:
+    a = store.add_annotation(square(0, 0), claim_id=claim.id, label="other")
+    other = store.add_claim(report_id=claim.report_id, text="second claim")
+    utm = Polygon([(500000, 4000000), (500050, 4000000), (500050, 4000050), (500000, 4000050)])
+    b = store.update_annotation(
+        a.id, geometry=utm, crs="EPSG:32651", claim_id=str(other.id), analyst="reviewer"
+    )
+    assert (b.claim_id, b.analyst, b.source_crs) == (other.id, "reviewer", "EPSG:32651")
+    assert b.area_m2 == pytest.approx(2_500, rel=2e-3)
+    assert "analyst, claim_id, geometry" in store.changes()[-1].description
+    with pytest.raises(AnnotationValueError, match="cannot update id; allowed fields are"):
+        store.update_annotation(a.id, id="x")
+    with pytest.raises(AnnotationValueError, match="status: expected one of"):
+        store.update_annotation(a.id, status="final")
+    assert len(store.history(a.id)) == 2  # the refused updates wrote nothing
