@@ -92,6 +92,16 @@ def test_envi(tmp_path):
     np.testing.assert_array_equal(s.read()[0], data.astype("float32"))
 
 
+def test_geographic_pixel_size_in_metres(write_raster):
+    t = Affine(0.0001, 0.0, 10.0, 0.0, -0.0001, 45.0005)  # ~0.0001 degree pixels at 45 N
+    s = open_scene(
+        write_raster("geo.tif", np.ones((1, 10, 10), "uint8"), crs="EPSG:4326", transform=t)
+    )
+    # WGS84 at 45 N: one degree of longitude is 78.85 km, one degree of latitude 111.13 km
+    expected = np.sqrt(7.885 * 11.113)
+    assert s.pixel_size_m == pytest.approx(expected, rel=2e-3)
+
+
 def test_metadata_date_beats_file_name(write_raster):
     path = write_raster(
         "x_20000101.tif",
