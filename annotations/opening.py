@@ -1,0 +1,85 @@
+"""Read-only inspection of an existing file before the store opens it for writing.
+
+A file that is not a satdelta store, is damaged, or comes from a newer schema
+is refused here, through a read-only SQLite connection, so it is never modified.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from pathlib import Path
+
+from satdelta.annotations.errors import (
+    NotAStoreError,
+    StoreCorruptError,
+    StoreError,
+    StoreVersionError,
+)
+from satdelta.annotations.gpkg import APPLICATION_ID
+from satdelta.annotations.schema import APP_NAME, SCHEMA_VERSION
+
+__all__ = ["inspect_existing"]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def inspect_existing(path: Path) -> None:
+    """Refuse, without writing anything, a file that is not a healthy satdelta store."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the store {path}: {exc.strerror}; check permissions"
+        ) from None
+    if not head.startswith(_SQLITE_MAGIC):
+        raise NotAStoreError(
+            f"{path} is not a satdelta store: expected a GeoPackage (SQLite) file, got a file "
+            f"starting with {head[:16]!r}; choose another --store file"
+        )
+    if len(head) < 100:
+        raise StoreCorruptError(
+            f"{path} is corrupt: its SQLite header is truncated ({len(head)} bytes); restore it "
+            "from a backup"
+        )
+    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store {path}: {exc}; check permissions") from None
+    try:
+        try:
+            check = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(
+                f"{path} is corrupt ({exc}); it was not modified: restore it from a backup"
+            ) from None
+        if check != [("ok",)]:
+            lines = [ln.strip() for row in check for ln in str(row[0]).splitlines()]
+            first = "; ".join(ln for ln in lines[:3] if ln) or "no result"
+            raise StoreCorruptError(
+                f"{path} is corrupt (integrity check: {first}); it was not modified: restore it "
+                "from a backup"
+            )
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            return  # an empty database (e.g. another process is creating the store right now)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM satdelta_meta").fetchall())
+        except sqlite3.DatabaseError:
+            meta = {}
+        if app_id != APPLICATION_ID or meta.get("application") != APP_NAME:
+            kind = "a GeoPackage" if app_id == APPLICATION_ID else "an SQLite database"
+            raise NotAStoreError(
+                f"{path} is {kind} but not a satdelta store (no satdelta_meta table); it was not "
+                "modified: choose another --store file"
+            )
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{path} has store schema version {version}, newer than this satdelta knows "
+                f"({SCHEMA_VERSION}); upgrade satdelta to open it"
+            )
+    finally:
+        conn.close()

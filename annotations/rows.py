@@ -1,0 +1,163 @@
+"""Mapping between :class:`Annotation` objects and rows of the ``annotations`` feature table.
+
+The row keeps the current state flat for GIS users (provenance split into
+``before_*``, ``after_*`` and ``change_*`` columns) and lossless for satdelta
+(the whole provenance as JSON text, repairs as a JSON list).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid as uuidlib
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from satdelta.annotations.errors import AnnotationValueError
+from satdelta.annotations.geometry import geodesic_area_perimeter_m
+from satdelta.annotations.gpkg import decode_geometries, decode_geometry, encode_geometry
+from satdelta.annotations.model import Annotation, parse_date
+from shapely.geometry import MultiPolygon
+
+ANN_COLUMNS = (
+    "uuid, geom, report_id, claim_id, label, verdict, confidence, status, origin, notes, analyst,"
+    " created, updated, revision, area_m2, source_crs, repaired, repair_notes, provenance"
+)
+
+
+def area_m2(geometry: Any, measured: Any) -> float:
+    """Geodesic area; an area measured before a 7-decimal export round trip is kept.
+
+    Rounding lon/lat to 7 decimals moves each vertex by at most ~0.8 cm, so the
+    area can change by at most perimeter x 0.8 cm.  A ``measured`` value (from a
+    satdelta export being imported) within that bound is the same polygon's
+    area measured at full precision, and is kept so that export -> import ->
+    export gives the same properties; anything else is recomputed.
+    """
+    area, perimeter = geodesic_area_perimeter_m(geometry)
+    if isinstance(measured, int | float) and abs(float(measured) - area) <= 0.011 * perimeter:
+        return float(measured)
+    return area
+
+
+def iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def check_uuid(value: str) -> None:
+    try:
+        uuidlib.UUID(str(value))
+    except ValueError:
+        raise AnnotationValueError(f"annotation id: expected a UUID, got {value!r}") from None
+
+
+def annotation_values(ann: Annotation) -> dict[str, Any]:
+    geom = ann.geometry
+    multi = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+    prov = ann.provenance or {}
+    before = prov.get("before") if isinstance(prov.get("before"), Mapping) else {}
+    after = prov.get("after") if isinstance(prov.get("after"), Mapping) else {}
+    threshold = prov.get("threshold")
+    return {
+        "uuid": ann.id,
+        "geom": encode_geometry(multi),
+        "report_id": ann.report_id,
+        "claim_id": ann.claim_id,
+        "label": ann.label,
+        "verdict": ann.verdict,
+        "confidence": ann.confidence,
+        "status": ann.status,
+        "origin": ann.origin,
+        "notes": ann.notes,
+        "analyst": ann.analyst,
+        "created": ann.created,
+        "updated": ann.updated,
+        "revision": ann.revision,
+        "area_m2": ann.area_m2,
+        "source_crs": ann.source_crs,
+        "repaired": int(ann.repaired),
+        "repair_notes": json.dumps(list(ann.repairs), ensure_ascii=False) if ann.repairs else None,
+        "before_scene_id": _text(before.get("scene_id")),
+        "before_acquired": _date_or_none(before.get("acquired")),
+        "before_source": _text(before.get("source")),
+        "before_sha256": _text(before.get("sha256")),
+        "after_scene_id": _text(after.get("scene_id")),
+        "after_acquired": _date_or_none(after.get("acquired")),
+        "after_source": _text(after.get("source")),
+        "after_sha256": _text(after.get("sha256")),
+        "change_method": _text(prov.get("method")),
+        "change_threshold_method": _text(prov.get("threshold_method")),
+        "change_threshold": float(threshold) if isinstance(threshold, int | float) else None,
+        "change_parameters": (
+            json.dumps(prov["parameters"], ensure_ascii=False)
+            if prov.get("parameters") is not None
+            else None
+        ),
+        "provenance": json.dumps(prov, ensure_ascii=False, allow_nan=False),
+    }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _date_or_none(value: Any) -> str | None:
+    try:
+        d = parse_date(value, "acquired")
+    except AnnotationValueError:
+        return None
+    return d.isoformat() if d else None
+
+
+def row_to_annotation(row: tuple[Any, ...], geometry: Any = None) -> Annotation:
+    """Build an Annotation from an ``annotations`` row (``geometry`` when decoded already).
+
+    Rows were validated when written, so the dataclass checks are skipped
+    (:meth:`Annotation._from_store`); this makes listing 10,000 annotations ~2x faster.
+    """
+    (
+        uid,
+        geom,
+        report_id,
+        claim_id,
+        label,
+        verdict,
+        confidence,
+        status,
+        origin,
+        notes,
+        analyst,
+        created,
+        updated,
+        revision,
+        area_m2,
+        source_crs,
+        repaired,
+        repair_notes,
+        provenance,
+    ) = row
+    return Annotation._from_store(
+        id=uid,
+        geometry=geometry if geometry is not None else decode_geometry(geom),
+        claim_id=claim_id,
+        report_id=report_id,
+        label=label,
+        verdict=verdict,
+        confidence=confidence,
+        status=status,
+        origin=origin,
+        notes=notes,
+        analyst=analyst,
+        created=created,
+        updated=updated,
+        revision=revision,
+        area_m2=area_m2 or 0.0,
+        source_crs=source_crs or "EPSG:4326",
+        repairs=tuple(json.loads(repair_notes)) if repair_notes else (),
+        provenance=json.loads(provenance) if provenance else {},
+    )
+
+
+def rows_to_annotations(rows: list[tuple[Any, ...]]) -> list[Annotation]:
+    geoms = decode_geometries([r[1] for r in rows])
+    return [row_to_annotation(r, g) for r, g in zip(rows, geoms, strict=True)]
