@@ -22,7 +22,7 @@ def pair(tmp_path):
 
 def test_run_finds_the_ring_of_change(pair):
     before, after, truth = pair
-    run = run_detection(before, after, min_area_m2=500)
+    run = run_detection(before, after, min_area_m2=500, method="cva", threshold="otsu")
     a, m = run.aligned, run.maps
     assert a.shift_before_px == pytest.approx((0.4, -0.3), abs=0.1)
     assert max(map(abs, a.shift_after_px)) < 0.1

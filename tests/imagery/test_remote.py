@@ -90,7 +90,7 @@ def test_run_detection_on_two_urls(served):
 
     www, base, log = served
     before, after, truth = make_pair(www)
-    run = run_detection(f"{base}/{before.name}", f"{base}/{after.name}")
+    run = run_detection(f"{base}/{before.name}", f"{base}/{after.name}", method="cva")
     assert run.before.source.startswith("http://") and run.before.sha256 is None
     assert run.aligned.shift_before_px == pytest.approx((0.4, -0.3), abs=0.1)
     iou = (run.maps.changed & truth).sum() / (run.maps.changed | truth).sum()

@@ -80,7 +80,8 @@ def assert_one_line_error(res: subprocess.CompletedProcess[str], *needles: str) 
 def test_detect_end_to_end(change_pair, tmp_path):
     before, after, truth = change_pair
     out = tmp_path / "out"
-    res = satdelta("detect", before, after, "-o", out)
+    # the score/threshold choice is pinned: "auto" is engine-quality's to tune
+    res = satdelta("detect", before, after, "-o", out, "--method", "cva", "--threshold", "otsu")
     assert res.returncode == 0, res.stderr
     assert res.stdout == "" and res.stderr == ""  # piped: nothing extra
     assert sorted(os.listdir(out)) == ["changes.geojson", "mask.tif", "run.json", "score.tif"]
@@ -114,7 +115,7 @@ def test_detect_end_to_end(change_pair, tmp_path):
     assert set(info["timings_s"]) == {"open", "align", "detect", "vectorize", "write"}
     assert info["detection"]["threshold"] == run["threshold"]
     assert info["versions"]["rasterio"] and info["versions"]["gdal"]
-    assert info["options"]["method"] == "auto"
+    assert info["options"]["method"] == "cva" and info["detection"]["method"] == "cva"
 
 
 def test_detect_options_are_used_and_recorded(change_pair, tmp_path):
@@ -183,7 +184,7 @@ def test_plain_png_pair_skips_geojson_with_one_line_notice(change_pair, tmp_path
             d.write(data)
         pngs.append(dst)
     out = tmp_path / "out"
-    res = satdelta("detect", *pngs, "-o", out, "--pixel-size", "0.5")
+    res = satdelta("detect", *pngs, "-o", out, "--pixel-size", "0.5", "--method", "cva")
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip().splitlines() == [
         "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
