@@ -91,8 +91,11 @@ from satdelta.annotations.model import (
     Annotation,
     Change,
     Claim,
+    Origin,
     Report,
     Revision,
+    Status,
+    Verdict,
 )
 from satdelta.annotations.opening import inspect_existing
 from satdelta.annotations.rows import (
@@ -578,10 +581,10 @@ class Store:
         claim_id: int,
         label: str,
         crs: Any = None,
-        verdict: str = "inconclusive",
+        verdict: Verdict = "inconclusive",
         confidence: float | None = None,
-        status: str = "candidate",
-        origin: str = "drawn",
+        status: Status = "candidate",
+        origin: Origin = "drawn",
         notes: str | None = None,
         analyst: str | None = None,
         provenance: Mapping[str, Any] | None = None,
@@ -716,7 +719,7 @@ class Store:
         *,
         report_id: int | None = None,
         claim_id: int | None = None,
-        status: str | None = None,
+        status: Status | None = None,
         label: str | None = None,
     ) -> list[Annotation]:
         """Current (non-deleted) annotations matching every given filter, oldest first."""
