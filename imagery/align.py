@@ -123,7 +123,8 @@ def match_bands(
     ----------
     before, after : Scene
     bands : sequence of int or str, optional
-        1-based indexes or names, picked from each scene.  When None, both scenes must have
+        1-based indexes or names, picked from each scene.  When None, alpha bands are left
+        out (their information is already in the validity mask); then both scenes must have
         the same number of bands, or share band names (then the shared names are used).
 
     Returns
@@ -137,8 +138,10 @@ def match_bands(
     """
     if bands is not None:
         return before.band_indexes(bands), after.band_indexes(bands)
-    if before.count == after.count:
-        return before.band_indexes(), after.band_indexes()
+    b_data = tuple(i for i, n in enumerate(before.band_names, 1) if n != "alpha")
+    a_data = tuple(i for i, n in enumerate(after.band_names, 1) if n != "alpha")
+    if b_data and len(b_data) == len(a_data):
+        return b_data, a_data
     generic = {f"b{i}" for i in range(1, max(before.count, after.count) + 1)}
     shared = [n for n in before.band_names if n in after.band_names and n not in generic]
     shared = [n for n in shared if n != "alpha"]

@@ -118,6 +118,56 @@ def test_band_mismatch(write_raster):
     assert match_bands(named_b, named_a) == ((1, 2), (3, 2))
 
 
+def test_alpha_band_is_not_compared(write_raster):
+    rgba = np.full((4, 8, 8), 100, "uint8")
+    rgba[3] = 255
+    rgba[3, 0, 0] = 0  # transparent pixel: not valid
+    a = open_scene(write_raster("a.tif", rgba))
+    b = open_scene(write_raster("b.tif", rgba))
+    assert match_bands(a, b) == ((1, 2, 3), (1, 2, 3))
+    _, valid = a.read(bands=[1, 2, 3])
+    assert not valid[0, 0] and valid.sum() == 63
+
+
+def test_georeferenced_with_plain_raises(write_raster):
+    geo = open_scene(write_raster("g.tif", np.ones((1, 8, 8), "uint8")))
+    plain = open_scene(write_raster("p.tif", np.ones((1, 8, 8), "uint8"), crs=None))
+    with pytest.raises(AlignmentError, match="only the before scene is georeferenced"):
+        coregister(geo, plain)
+
+
+def test_after_in_another_crs_is_reprojected(write_raster):
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    tex = (make_texture((160, 160), seed=4, sigma=4) * 200 + 20).astype("float32")
+    tb = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+    before = open_scene(write_raster("b.tif", tex, transform=tb))
+    dst_crs = "EPSG:4326"
+    t4326, w, h = calculate_default_transform(
+        "EPSG:32651", dst_crs, 160, 160, *before.bounds, resolution=0.00005
+    )
+    warped = np.full((1, h, w), np.nan, "float32")
+    reproject(
+        tex[None],
+        warped,
+        src_transform=tb,
+        src_crs="EPSG:32651",
+        dst_transform=t4326,
+        dst_crs=dst_crs,
+        resampling=Resampling.cubic,
+        dst_nodata=np.nan,
+    )
+    after = open_scene(
+        write_raster("a.tif", warped, crs=dst_crs, transform=t4326, nodata=float("nan"))
+    )
+    pair = coregister(before, after)
+    assert pair.crs.to_epsg() == 32651 and pair.transform == tb
+    assert max(map(abs, pair.shift_before_px)) < 0.1
+    inner = (0, slice(10, -10), slice(10, -10))
+    assert pair.valid[10:-10, 10:-10].all()
+    assert np.abs(pair.after[inner] - pair.before[inner]).mean() < 0.02 * tex.std()
+
+
 def test_plain_images_of_different_size_raise(tmp_path, write_raster):
     a = open_scene(write_raster("a.png", np.ones((3, 8, 8), "uint8"), driver="PNG", crs=None))
     b = open_scene(write_raster("b.png", np.ones((3, 9, 8), "uint8"), driver="PNG", crs=None))
