@@ -522,7 +522,7 @@ def estimate_shift(
     fine, iterations = _refine_shift(ra, rb, ok, coarse)
     log.debug("shift: phase correlation %s, refined %s in %d iterations", coarse, fine, iterations)
     if max(abs(fine[0] - coarse[0]), abs(fine[1] - coarse[1])) > 2.0:
-        log.warning(
+        log.info(
             "shift refinement moved %.2f px from the phase-correlation estimate; "
             "keeping the phase-correlation estimate",
             max(abs(fine[0] - coarse[0]), abs(fine[1] - coarse[1])),
