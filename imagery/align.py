@@ -45,6 +45,7 @@ __all__ = [
     "coregister",
     "estimate_shift",
     "match_bands",
+    "measure_shift",
     "resample_to_grid",
     "RESAMPLING_METHODS",
 ]
@@ -529,6 +530,41 @@ def estimate_shift(
         )
         return coarse
     return (round(fine[0], 4) + 0.0, round(fine[1], 4) + 0.0)
+
+
+def measure_shift(
+    before: Scene,
+    after: Scene,
+    *,
+    bands: Sequence[int | str] | None = None,
+    sample_size: int = 1024,
+    max_shift_px: float = 5.0,
+    resampling: ResamplingName = "cubic",
+) -> tuple[float, float]:
+    """Measure the residual shift from the central ``sample_size`` square of the before grid only.
+
+    Reads just that window of each scene, so a block runner can measure once in bounded memory
+    and pass the result to :func:`coregister` (``shift_px=``) for every block.
+
+    Returns
+    -------
+    (dy, dx) : tuple of float
+        As :attr:`AlignedPair.shift_before_px`.
+    """
+    size = int(sample_size)
+    w, h = min(before.width, size), min(before.height, size)
+    win = Window((before.width - w) // 2, (before.height - h) // 2, w, h)
+    pair = coregister(
+        before,
+        after,
+        bands=bands,
+        max_shift_px=max_shift_px,
+        correct=False,
+        window=win,
+        resampling=resampling,
+        sample_size=size,
+    )
+    return pair.shift_before_px
 
 
 def coregister(

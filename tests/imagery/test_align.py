@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from affine import Affine
 from rasterio.windows import Window
-from satdelta.imagery.align import coregister, estimate_shift, match_bands
+from satdelta.imagery.align import coregister, estimate_shift, match_bands, measure_shift
 from satdelta.imagery.errors import AlignmentError, BandMismatchError, NoOverlapError
 from satdelta.imagery.scene import open_scene
 from scipy import ndimage
@@ -79,6 +79,25 @@ def test_window_and_precomputed_shift(write_raster):
     assert part.after.shape == (1, 40, 48)
     assert part.transform == before.transform @ Affine.translation(32, 16)
     np.testing.assert_allclose(part.after[0], full.after[0, 16:56, 32:80], atol=1e-3)
+
+
+def test_measure_shift_from_a_sample_then_align_blocks(write_raster):
+    tex = make_texture((200, 240), seed=12) * 150 + 30
+    moved = fourier_shifted(tex, (-0.6, 0.9))
+    before = open_scene(write_raster("b.tif", tex.astype("float32")))
+    after = open_scene(write_raster("a.tif", moved.astype("float32")))
+    shift = measure_shift(before, after, sample_size=96)  # reads a 96 x 96 window only
+    assert shift == pytest.approx((-0.6, 0.9), abs=0.1)
+    blocks = [
+        coregister(before, after, window=Window(c, r, 120, 100), shift_px=shift)
+        for r in (0, 100)
+        for c in (0, 120)
+    ]
+    mosaic = np.block(
+        [[blocks[0].after[0], blocks[1].after[0]], [blocks[2].after[0], blocks[3].after[0]]]
+    )
+    whole = coregister(before, after, shift_px=shift)
+    np.testing.assert_allclose(mosaic[5:-5, 5:-5], whole.after[0, 5:-5, 5:-5], atol=1e-3)
 
 
 def test_non_overlapping_scenes_raise(write_raster):
