@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 OUTPUT_FILES: tuple[str, ...] = ("mask.tif", "score.tif", "changes.geojson", "run.json")
 
 MASK_NODATA = 255
+#: Side (px) of the central sample the residual shift is measured on, and its precision.
+SHIFT_SAMPLE_PX = 1024
+SHIFT_UPSAMPLE = 100
 
 
 @contextmanager
@@ -182,6 +185,10 @@ class DetectionRun:
                 "shift_before_px": [_f(v) for v in a.shift_before_px],
                 "shift_after_px": [_f(v) for v in a.shift_after_px],
                 "shift_order": "dy, dx (after content relative to before, before-grid pixels)",
+                "estimator": "phase/cross-correlation candidates + robust Lucas-Kanade",
+                "sample_px": SHIFT_SAMPLE_PX,
+                "upsample_factor": SHIFT_UPSAMPLE,
+                "resampling": self.options.get("resampling"),
                 "valid_fraction": round(nvalid / valid.size, 6),
             },
             "detection": {
@@ -255,7 +262,13 @@ def run_detection(
         after = after_source if isinstance(after_source, Scene) else open_scene(after_source)
     with _stage(timings, "align"):
         aligned = coregister(
-            before, after, bands=bands, max_shift_px=max_shift_px, resampling=resampling
+            before,
+            after,
+            bands=bands,
+            max_shift_px=max_shift_px,
+            resampling=resampling,
+            sample_size=SHIFT_SAMPLE_PX,
+            upsample_factor=SHIFT_UPSAMPLE,
         )
     px = aligned.pixel_size_m
     if px is None:
