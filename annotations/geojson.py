@@ -90,7 +90,7 @@ def geometry_to_geojson(
 
     def ring(r: Any) -> list[list[float]]:
         xy = np.round(np.asarray(r.coords)[:, :2], precision)
-        return [[float(x), float(y)] for x, y in xy]
+        return xy.tolist()
 
     def poly(p: Polygon) -> list[list[list[float]]]:
         return [ring(p.exterior), *(ring(i) for i in p.interiors)]
