@@ -22,8 +22,10 @@ from satdelta.annotations.errors import ExportError
 from satdelta.annotations.geojson import PROPERTY_NAMES
 from satdelta.annotations.gpkg import (
     create_core_tables,
+    create_rtree,
     encode_geometry,
     register_features,
+    register_functions,
     touch_contents,
 )
 from shapely.geometry import MultiPolygon, shape
@@ -112,6 +114,7 @@ def write_csv(fc: dict[str, Any], path: Path) -> None:
 def write_gpkg(fc: dict[str, Any], path: Path) -> None:
     """A new GeoPackage with one MULTIPOLYGON layer ``annotations`` (EPSG:4326)."""
     conn = sqlite3.connect(str(path), isolation_level=None)
+    register_functions(conn)
     try:
         conn.execute("BEGIN")
         create_core_tables(conn)
@@ -133,6 +136,7 @@ def write_gpkg(fc: dict[str, Any], path: Path) -> None:
                     *(_cell(feat["properties"].get(k)) for k in PROPERTY_NAMES),
                 ),
             )
+        create_rtree(conn, "annotations")
         bbox = fc.get("bbox")
         touch_contents(conn, "annotations", (bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None)
         conn.execute("COMMIT")

@@ -6,8 +6,11 @@ three core tables (``gpkg_spatial_ref_sys``, ``gpkg_contents``,
 file header (``application_id`` 'GPKG', ``user_version`` 10200), registration
 of feature and attribute tables, and the GeoPackage binary geometry encoding
 (GP magic, version 0, flags, srs_id, XY envelope, then ISO WKB; spec §2.1.3).
-No R-tree index is created: the spec's index triggers call ``ST_*`` functions
-that plain sqlite3 lacks, and annotation layers are small.
+The R-tree spatial index extension (``gpkg_rtree_index``, spec Annex F.3) is
+supported: its standard triggers call ``ST_IsEmpty``/``ST_MinX``/... which plain
+sqlite3 lacks, so :func:`register_functions` provides them (from the blob's
+header envelope) on every connection that writes a feature table.  GDAL and
+QGIS bring their own implementations.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ __all__ = [
     "register_attributes",
     "register_features",
     "gpkg_now",
+    "create_rtree",
+    "register_functions",
     "touch_contents",
 ]
 
@@ -218,3 +223,117 @@ def decode_geometries(blobs: list[bytes]) -> list[BaseGeometry]:
             raise ValueError("invalid GeoPackage envelope code")
         wkbs.append(blob[8 + 8 * n :])
     return list(shapely.from_wkb(wkbs)) if wkbs else []
+
+
+# --------------------------------------------------------------------------- R-tree index
+def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    """(minx, maxx, miny, maxy) of a GeoPackage blob, None for NULL or empty."""
+    if blob is None or len(blob) < 8:
+        return None
+    flags = blob[3]
+    if flags & 0b00010000:  # empty geometry
+        return None
+    if (flags >> 1) & 0b111:
+        order = "<" if flags & 1 else ">"
+        minx, maxx, miny, maxy = struct.unpack_from(order + "4d", blob, 8)
+        return minx, maxx, miny, maxy
+    geom = decode_geometry(blob)
+    if geom.is_empty:
+        return None
+    minx, miny, maxx, maxy = geom.bounds
+    return minx, maxx, miny, maxy
+
+
+def _st(index: int | None):  # noqa: ANN202 - factory of SQL functions
+    def fn(blob: bytes | None) -> float | int | None:
+        env = _envelope(blob)
+        if index is None:  # ST_IsEmpty
+            return None if blob is None else int(env is None)
+        return None if env is None else env[index]
+
+    return fn
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Register ST_IsEmpty, ST_MinX, ST_MaxX, ST_MinY, ST_MaxY (used by the R-tree triggers)."""
+    for name, index in (
+        ("ST_IsEmpty", None),
+        ("ST_MinX", 0),
+        ("ST_MaxX", 1),
+        ("ST_MinY", 2),
+        ("ST_MaxY", 3),
+    ):
+        conn.create_function(name, 1, _st(index), deterministic=True)
+
+
+_EXTENSIONS_DDL = """CREATE TABLE IF NOT EXISTS gpkg_extensions (
+  table_name TEXT,
+  column_name TEXT,
+  extension_name TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name)
+)"""
+
+_RTREE_TRIGGERS = """
+CREATE TRIGGER "rtree_{t}_{c}_insert" AFTER INSERT ON "{t}"
+  WHEN (new."{c}" NOT NULL AND NOT ST_IsEmpty(NEW."{c}"))
+BEGIN
+  INSERT OR REPLACE INTO "rtree_{t}_{c}" VALUES (
+    NEW."{i}", ST_MinX(NEW."{c}"), ST_MaxX(NEW."{c}"), ST_MinY(NEW."{c}"), ST_MaxY(NEW."{c}"));
+END;
+CREATE TRIGGER "rtree_{t}_{c}_update1" AFTER UPDATE OF "{c}" ON "{t}"
+  WHEN OLD."{i}" = NEW."{i}" AND (NEW."{c}" NOTNULL AND NOT ST_IsEmpty(NEW."{c}"))
+BEGIN
+  INSERT OR REPLACE INTO "rtree_{t}_{c}" VALUES (
+    NEW."{i}", ST_MinX(NEW."{c}"), ST_MaxX(NEW."{c}"), ST_MinY(NEW."{c}"), ST_MaxY(NEW."{c}"));
+END;
+CREATE TRIGGER "rtree_{t}_{c}_update2" AFTER UPDATE OF "{c}" ON "{t}"
+  WHEN OLD."{i}" = NEW."{i}" AND (NEW."{c}" ISNULL OR ST_IsEmpty(NEW."{c}"))
+BEGIN
+  DELETE FROM "rtree_{t}_{c}" WHERE id = OLD."{i}";
+END;
+CREATE TRIGGER "rtree_{t}_{c}_update3" AFTER UPDATE ON "{t}"
+  WHEN OLD."{i}" != NEW."{i}" AND (NEW."{c}" NOTNULL AND NOT ST_IsEmpty(NEW."{c}"))
+BEGIN
+  DELETE FROM "rtree_{t}_{c}" WHERE id = OLD."{i}";
+  INSERT OR REPLACE INTO "rtree_{t}_{c}" VALUES (
+    NEW."{i}", ST_MinX(NEW."{c}"), ST_MaxX(NEW."{c}"), ST_MinY(NEW."{c}"), ST_MaxY(NEW."{c}"));
+END;
+CREATE TRIGGER "rtree_{t}_{c}_update4" AFTER UPDATE ON "{t}"
+  WHEN OLD."{i}" != NEW."{i}" AND (NEW."{c}" ISNULL OR ST_IsEmpty(NEW."{c}"))
+BEGIN
+  DELETE FROM "rtree_{t}_{c}" WHERE id IN (OLD."{i}", NEW."{i}");
+END;
+CREATE TRIGGER "rtree_{t}_{c}_delete" AFTER DELETE ON "{t}"
+  WHEN old."{c}" NOT NULL
+BEGIN
+  DELETE FROM "rtree_{t}_{c}" WHERE id = OLD."{i}";
+END
+"""
+
+
+def create_rtree(
+    conn: sqlite3.Connection, table: str, *, geometry_column: str = "geom", id_column: str = "fid"
+) -> None:
+    """Create the R-tree index of a feature table with the spec's triggers, and fill it.
+
+    The caller's connection must have :func:`register_functions` (the fill and
+    the triggers use ``ST_*``).  Table and column names come from code, never
+    from user input.
+    """
+    t, c, i = table, geometry_column, id_column
+    conn.execute(_EXTENSIONS_DDL)
+    conn.execute(f'CREATE VIRTUAL TABLE "rtree_{t}_{c}" USING rtree(id, minx, maxx, miny, maxy)')
+    for stmt in _RTREE_TRIGGERS.format(t=t, c=c, i=i).split("END;"):
+        if stmt.strip():
+            conn.execute(stmt if stmt.rstrip().endswith("END") else stmt + "END;")
+    conn.execute(
+        f'INSERT OR REPLACE INTO "rtree_{t}_{c}" SELECT "{i}", ST_MinX("{c}"), ST_MaxX("{c}"), '
+        f'ST_MinY("{c}"), ST_MaxY("{c}") FROM "{t}" WHERE "{c}" NOT NULL AND NOT ST_IsEmpty("{c}")'
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_extensions VALUES (?, ?, 'gpkg_rtree_index', "
+        "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+        (t, c),
+    )

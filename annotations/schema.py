@@ -6,13 +6,17 @@ Schema history
     ``satdelta_meta``, ``reports``, ``claims`` (location as one JSON text
     column ``location``), ``annotations`` (feature table) and
     ``annotation_revisions`` (no change log: undo was not possible).
-2 (current)
+2
     Adds the editable ``labels`` table, the ``changes`` log (each user action,
     so ``undo`` can reverse a whole import at once) with
     ``annotation_revisions.change_id``, annotation columns ``area_m2``,
     ``source_crs``, ``repaired`` and ``repair_notes``, and claim location as
     numeric ``lon``/``lat``/``west``/``south``/``east``/``north`` columns that
     QGIS can filter on.
+3 (current)
+    Adds the GeoPackage R-tree spatial index of ``annotations.geom``
+    (``rtree_annotations_geom``, extension ``gpkg_rtree_index``) used by the
+    ``bbox`` filter of :meth:`Store.list_annotations` and by GIS clients.
 
 Every table is registered in ``gpkg_contents`` (``annotations`` as
 ``features``, the others as ``attributes``) so GDAL and QGIS list them.
@@ -26,6 +30,7 @@ import sqlite3
 
 from satdelta.annotations.gpkg import (
     create_core_tables,
+    create_rtree,
     decode_geometry,
     gpkg_now,
     register_attributes,
@@ -37,7 +42,7 @@ __all__ = ["SCHEMA_VERSION", "APP_NAME", "create_schema", "migrate"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_NAME = "satdelta"
 
 _PROVENANCE_COLUMNS = """
@@ -105,6 +110,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
     for ddl in _INDEXES:
         conn.execute(ddl)
     _register_all(conn)
+    create_rtree(conn, "annotations")
     now = gpkg_now()
     conn.executemany(
         "INSERT INTO satdelta_meta (key, value) VALUES (?, ?)",
@@ -127,10 +133,14 @@ def _register_all(conn: sqlite3.Connection) -> None:
 def migrate(conn: sqlite3.Connection, from_version: int) -> None:
     """Bring a store from ``from_version`` to :data:`SCHEMA_VERSION` (caller holds the write lock).
 
+    The connection needs :func:`~satdelta.annotations.gpkg.register_functions`.
+
     Migrations only add: columns, tables and values derived from existing data.
     """
     if from_version < 2:
         _migrate_1_to_2(conn)
+    if from_version < 3:
+        create_rtree(conn, "annotations")  # filled from the existing rows
     conn.execute(
         "UPDATE satdelta_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
     )

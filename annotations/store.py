@@ -85,6 +85,7 @@ from satdelta.annotations.geometry import (
 )
 from satdelta.annotations.gpkg import (
     gpkg_now,
+    register_functions,
     touch_contents,
 )
 from satdelta.annotations.model import (
@@ -220,6 +221,7 @@ class Store:
 
     def _setup(self) -> None:
         conn = self._conn
+        register_functions(conn)  # ST_* used by the GeoPackage R-tree triggers
         conn.execute("PRAGMA foreign_keys = ON")
         self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         conn.execute("PRAGMA synchronous = FULL")
@@ -721,8 +723,18 @@ class Store:
         claim_id: int | None = None,
         status: Status | None = None,
         label: str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
     ) -> list[Annotation]:
-        """Current (non-deleted) annotations matching every given filter, oldest first."""
+        """Current (non-deleted) annotations matching every given filter, oldest first.
+
+        Parameters
+        ----------
+        report_id, claim_id, status, label : optional
+            Keep annotations with this value.
+        bbox : (west, south, east, north), optional
+            WGS84 box; keeps annotations whose bounding box intersects it (looked
+            up in the GeoPackage R-tree index, so a map view of a big store is fast).
+        """
         where, params = [], []
         for col, val in (
             ("report_id", report_id),
@@ -733,6 +745,18 @@ class Store:
             if val is not None:
                 where.append(f"{col} = ?")
                 params.append(val)
+        if bbox is not None:
+            west, south, east, north = (float(v) for v in bbox)
+            if not (west <= east and south <= north):
+                raise AnnotationValueError(
+                    f"bbox: expected (west, south, east, north) with west <= east and "
+                    f"south <= north, got {tuple(bbox)}"
+                )
+            where.append(
+                "fid IN (SELECT id FROM rtree_annotations_geom WHERE minx <= ? AND maxx >= ? "
+                "AND miny <= ? AND maxy >= ?)"
+            )
+            params += [east, west, north, south]
         sql = f"SELECT {ANN_COLUMNS} FROM annotations"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -237,6 +237,8 @@ def test_v1_store_is_migrated(store_path: Path) -> None:
         assert a.area_m2 == pytest.approx(1110 * 862, rel=0.01)  # 0.01 deg box at 39.2 N
         assert "checkpoint" in s.labels() and "aircraft" in s.labels()
         assert s.get_claim(1).bbox == (125.6, 39.1, 125.7, 39.3)
+        # the R-tree index (schema 3) was built from the existing rows
+        assert [x.id for x in s.list_annotations(bbox=(125.6, 39.1, 125.7, 39.3))] == [live]
         assert [r.action for r in s.history(gone)] == ["add", "delete"]
         assert s.restore(gone, 1).notes == "v1"  # pre-migration history is restorable
         s.update_annotation(live, status="rejected")

@@ -346,3 +346,27 @@ def test_update_geometry_claim_and_analyst(store: Store, claim) -> None:
     with pytest.raises(AnnotationValueError, match="status: expected one of"):
         store.update_annotation(a.id, status="final")
     assert len(store.history(a.id)) == 2  # the refused updates wrote nothing
+
+
+def test_rtree_index_follows_every_change_and_serves_bbox(
+    store: Store, store_path: Path, claim
+) -> None:
+    a = store.add_annotation(square(125.0, 39.0), claim_id=claim.id, label="other")
+    b = store.add_annotation(square(126.0, 40.0), claim_id=claim.id, label="other")
+    assert [x.id for x in store.list_annotations(bbox=(124.9, 38.9, 125.5, 39.5))] == [a.id]
+    store.update_annotation(b.id, geometry=square(125.2, 39.2))
+    assert {x.id for x in store.list_annotations(bbox=(124.9, 38.9, 125.5, 39.5))} == {a.id, b.id}
+    store.delete_annotation(a.id)
+    store.undo()  # back, as a new row (new fid) that the trigger indexes again
+    store.delete_annotation(b.id)
+    assert [x.id for x in store.list_annotations(bbox=(124.9, 38.9, 125.5, 39.5))] == [a.id]
+    assert store.list_annotations(bbox=(0, 0, 1, 1)) == []
+    with pytest.raises(AnnotationValueError, match="bbox: expected"):
+        store.list_annotations(bbox=(2, 0, 1, 1))
+    con = sqlite3.connect(store_path)
+    index = con.execute("SELECT id, minx, maxx, miny, maxy FROM rtree_annotations_geom").fetchall()
+    fids = con.execute("SELECT fid FROM annotations").fetchall()
+    con.close()
+    assert [r[0] for r in index] == [f[0] for f in fids]  # exactly the live rows
+    fid, minx, maxx, miny, maxy = index[0]
+    assert minx <= 125.0 and maxx >= 125.001 and miny <= 39.0 and maxy >= 39.001
