@@ -27,7 +27,13 @@ from satdelta.imagery.radiometry import (
     fit_irmad,
     fit_normalisation,
 )
-from satdelta.imagery.scores import SCORE_METHODS, ScoreMethod, ScoreModel, fit_score
+from satdelta.imagery.scores import (
+    SCORE_METHODS,
+    ScoreMethod,
+    ScoreModel,
+    fit_score,
+    visible_band_indices,
+)
 from satdelta.imagery.threshold import (
     THRESHOLD_METHODS,
     ThresholdFit,
@@ -131,7 +137,7 @@ class ChangeDetector:
     ) -> NDArray[np.float32]:
         """Normalise and score one window; NaN where not valid."""
         a = after if self.normalisation is None else self.normalisation.apply(after)
-        s = self.score.apply(before, a)
+        s = self.score.apply(before, a, valid)
         return np.where(valid & np.isfinite(s), s, np.float32(np.nan)).astype(np.float32)
 
     def apply(
@@ -195,6 +201,47 @@ def _resolve_valid(b: NDArray, a: NDArray, valid: ArrayLike | None) -> NDArray[n
     return v & finite
 
 
+def resolve_auto(
+    nbands: int,
+    band_names: Sequence[str] | None,
+    method: str,
+    normalise: str,
+) -> tuple[str, str]:
+    """Concrete score and normalisation methods for ``"auto"``, from the kind of bands only.
+
+    * Visible-only imagery (red, green, blue and no NIR; three unnamed bands
+      count as RGB): score ``"builtup"``, normalisation ``"none"``. Without
+      NIR, vegetation and soil changes have no physical signature that
+      separates them from seasonal and illumination differences, so the
+      default looks for change that involves built surfaces (see
+      :mod:`satdelta.imagery.scores`). That score is made of colour ratios
+      (saturation, excess green) plus a difference standardised by its own
+      median and robust spread, so it needs no per-band normalisation; per-band
+      histogram matching would distort the colour ratios.
+    * Anything else: score ``"cva"`` on standardised bands; normalisation
+      ``"irmad"`` (Canty & Nielsen 2008) with 4 or more bands, where the MAD
+      variates are well conditioned, ``"histogram"`` with fewer.
+
+    Examples
+    --------
+    >>> resolve_auto(6, ("B1_blue", "B2_green", "B3_red", "B4_nir", "B5_swir1", "B7_swir2"),
+    ...              "auto", "auto")
+    ('cva', 'irmad')
+    >>> resolve_auto(3, ("red", "green", "blue"), "auto", "auto")
+    ('builtup', 'none')
+    >>> resolve_auto(1, None, "auto", "auto")
+    ('cva', 'histogram')
+    """
+    visible = visible_band_indices(band_names, nbands) is not None
+    score_method = method
+    if method == "auto":
+        score_method = "builtup" if visible else "cva"
+    norm_method = normalise
+    if normalise == "auto":
+        norm_method = "none" if visible else ("irmad" if nbands >= 4 else "histogram")
+    return score_method, norm_method
+
+
 def fit_detector(
     before: ArrayLike,
     after: ArrayLike,
@@ -240,10 +287,7 @@ def fit_detector(
             "no-data masks and that the scenes overlap."
         )
 
-    score_method = "cva" if method == "auto" else method
-    norm_method = normalise
-    if normalise == "auto":
-        norm_method = "irmad" if b.shape[0] >= 3 else "histogram"
+    score_method, norm_method = resolve_auto(b.shape[0], band_names, method, normalise)
     irmad = None
     if norm_method == "irmad" or score_method == "irmad":
         irmad = fit_irmad(b, a, valid=ok)
@@ -255,9 +299,10 @@ def fit_detector(
         method=score_method,
         valid=ok,
         band_names=band_names,
+        pixel_size_m=pixel_size_m,
         irmad=irmad if norm_method == "none" else None,
     )
-    s = score_model.apply(b, a_n)
+    s = score_model.apply(b, a_n, ok)
     sample = s[ok & np.isfinite(s)]
     thr = fit_threshold(sample, method=threshold, value=threshold_value)
     params: dict[str, Any] = {
@@ -274,6 +319,7 @@ def fit_detector(
         "min_area_m2": None if min_area_m2 is None else float(min_area_m2),
         "min_pixels": min_pixels,
         "cleanup_radius_px": 0,
+        "smooth_px": score_model.smooth_px,
     }
     return ChangeDetector(norm, score_model, thr, 0, min_pixels, params)
 
@@ -331,12 +377,14 @@ def detect_change(
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> before = rng.normal(100, 5, size=(3, 40, 40)).astype("float32")
+    >>> before = rng.normal(100, 5, size=(4, 40, 40)).astype("float32")
     >>> after = before + rng.normal(0, 1, size=before.shape).astype("float32")
     >>> after[:, 10:20, 10:20] += 40
-    >>> maps = detect_change(before, after)
+    >>> maps = detect_change(before, after, pixel_size_m=10.0)
     >>> bool(maps.changed[10:20, 10:20].all()), int(maps.changed.sum())
     (True, 100)
+    >>> maps.method, maps.threshold_method, maps.parameters["normalise"]
+    ('cva', 'mixture', 'irmad')
     """
     b, a = _as_pair(before, after)
     ok = _resolve_valid(b, a, valid)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
-from scipy import linalg, stats
+from scipy import linalg, special
 
 __all__ = [
     "NORMALISE_METHODS",
@@ -48,7 +48,7 @@ NormaliseMethod = Literal["auto", "none", "histogram", "irmad"]
 NORMALISE_METHODS: tuple[str, ...] = ("auto", "none", "histogram", "irmad")
 
 #: Maximum number of pixels used to fit global statistics.
-MAX_FIT_PIXELS = 250_000
+MAX_FIT_PIXELS = 50_000
 
 
 def _check_pair(before: NDArray, after: NDArray, valid: NDArray | None) -> NDArray[np.bool_]:
@@ -154,7 +154,7 @@ class IRMADFit:
 
     def no_change_probability(self, before: NDArray, after: NDArray) -> NDArray[np.float64]:
         """``P(chi2_N > observed)``: near 1 for unchanged pixels, near 0 for changed ones."""
-        return stats.chi2.sf(self.chi2(before, after), self.nbands)
+        return special.chdtrc(self.nbands, self.chi2(before, after))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -256,7 +256,7 @@ def fit_irmad(
         sigma = np.sqrt(np.maximum(2.0 * (1.0 - rho), 1e-12))
         mad = a.T @ (x - mean[:nb, None]) - b.T @ (y - mean[nb:, None])
         chi = np.sum((mad / sigma[:, None]) ** 2, axis=0)
-        w = stats.chi2.sf(chi, nb)
+        w = special.chdtrc(nb, chi)
         if w.sum() < 2 * nb + 2:
             w = np.ones_like(w)
             break

@@ -7,12 +7,11 @@ per window.
 Methods
 -------
 ``"mixture"``
-    Two-class mixture fitted by EM, decision where the posteriors are equal
-    (Bruzzone & Prieto 2000, "Automatic analysis of the difference image for
-    unsupervised change detection", IEEE TGRS 38(3)). The score is modelled
-    on a log scale (change magnitudes are non-negative and right-skewed, so
-    the log makes each class close to Gaussian); the two-Gaussian model is
-    initialised from the Otsu split.
+    Two-class mixture fitted by EM, decision where the weighted class
+    densities are equal (Bruzzone & Prieto 2000, "Automatic analysis of the
+    difference image for unsupervised change detection", IEEE TGRS 38(3)).
+    Each class is a gamma density (change magnitudes are non-negative and
+    right-skewed), EM starts from the Otsu split.
 ``"otsu"``
     Otsu (1979), maximal between-class variance (``skimage.filters.threshold_otsu``).
 ``"kmeans"``
@@ -203,7 +202,7 @@ def mixture_threshold(
     family: Literal["gamma", "gaussian"] = "gamma",
     max_iter: int = 300,
     tol: float = 1e-8,
-    max_samples: int = 200_000,
+    max_samples: int = 20_000,
 ) -> tuple[float, dict[str, Any]]:
     """Bayes threshold of a two-class mixture fitted to the scores by EM.
 
