@@ -174,7 +174,7 @@ def builtup_likelihood(red: NDArray, green: NDArray, blue: NDArray) -> NDArray[n
     Examples
     --------
     >>> r = np.array([120.0, 60.0]); g = np.array([118.0, 140.0]); b = np.array([115.0, 50.0])
-    >>> np.round(builtup_likelihood(r, g, b), 2).tolist()  # grey roof, green lawn
+    >>> [round(float(v), 2) for v in builtup_likelihood(r, g, b)]  # grey roof, green lawn
     [0.89, 0.0]
     """
     rgb = np.maximum(np.stack([red, green, blue]).astype(np.float32), 0)
