@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from satdelta.annotations import STATUSES, VERDICTS, Store
+from satdelta.annotations import (
+    STATUSES,
+    VERDICTS,
+    AnnotationValueError,
+    GeometryError,
+    Store,
+)
 
 
 def open_store(ctx: click.Context, *, create: bool = False) -> Store:
@@ -169,14 +175,23 @@ def add_cmd(
     notes: str | None,
 ) -> None:
     """Add a drawn polygon; prints the new annotation id alone on stdout."""
-    text = Path(geometry[1:]).read_text(encoding="utf-8") if geometry.startswith("@") else geometry
+    text = geometry
+    if geometry.startswith("@"):
+        try:
+            text = Path(geometry[1:]).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GeometryError(
+                f"--geometry {geometry}: cannot read the file ({exc}); give @FILE of a UTF-8 "
+                "WKT or GeoJSON polygon"
+            ) from None
     geom: Any = text
     if text.lstrip().startswith("{"):
         try:
             geom = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise click.BadParameter(
-                f"GeoJSON does not parse: {exc}", param_hint="--geometry"
+            raise GeometryError(
+                f"--geometry: expected GeoJSON or WKT, got text that does not parse as JSON "
+                f"({exc}); check the quoting"
             ) from None
     with open_store(ctx, create=True) as store:
         ann = store.add_annotation(
@@ -207,7 +222,7 @@ def set_cmd(ctx: click.Context, annotation_id: str, **fields: Any) -> None:
     """Change fields of an annotation (a new revision); prints the new revision number."""
     changes = {k: v for k, v in fields.items() if v is not None}
     if not changes:
-        raise click.UsageError(
+        raise AnnotationValueError(
             "nothing to set: give at least one of --status --label --verdict "
             "--confidence --notes --claim"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from satdelta.annotations import AnnotationValueError
 from satdelta.plugins.cli.annotation import echo_json, echo_table, open_store
 
 
@@ -15,7 +16,9 @@ def _floats(n: int, name: str):  # noqa: ANN202 - click callback factory
         except ValueError:
             nums = ()
         if len(nums) != n:
-            raise click.BadParameter(f"expected {name}, got {value!r}")
+            raise AnnotationValueError(
+                f"--{param.name}: expected {name} (numbers separated by commas), got {value!r}"
+            )
         return nums
 
     return parse

@@ -243,6 +243,28 @@ def test_errors_are_one_line_exit_1(tmp_path: Path, ids: dict[str, str]) -> None
         "expected a .geojson, .gpkg or .csv",
     )
     one_line_error(
+        run(tmp_path, "claim", "add", "--report", "1", "--text", "t", "--bbox", "1,2,3", ok=False),
+        "--bbox: expected W,S,E,N",
+    )
+    one_line_error(
+        run(tmp_path, "annotation", "set", ids["annotation"], ok=False), "nothing to set"
+    )
+    one_line_error(
+        run(
+            tmp_path,
+            "annotation",
+            "add",
+            "--claim",
+            "1",
+            "--label",
+            "other",
+            "--geometry",
+            "@missing.wkt",
+            ok=False,
+        ),
+        "cannot read the file",
+    )
+    one_line_error(
         run(tmp_path, "--store", "none.gpkg", "annotation", "list", ok=False),
         "no store at none.gpkg",
     )
