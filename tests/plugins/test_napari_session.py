@@ -1,0 +1,68 @@
+"""The annotator's store session (no viewer, no Qt)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from satdelta.plugins.napari._frame import MapFrame
+from satdelta.plugins.napari._session import Session, annotations_to_rows
+
+FRAME = MapFrame("EPSG:32651", 500000.0, 4000000.0)
+
+
+def test_session_saves_each_change_and_round_trips_geometry(tmp_path: Path) -> None:
+    path = tmp_path / "s.gpkg"
+    session = Session.open(path, FRAME)
+    assert session.report_id is None
+    world = FRAME.map_to_world([[500010.5, 3999990.25], [500060, 3999990], [500060, 3999940]])
+    world32 = world.astype(np.float32)  # what a napari Shapes layer holds
+    ann = session.add_drawn(world32, "polygon", status="accepted", label="structure")
+    assert session.report_id is not None  # "Working notes" created for unassigned evidence
+    session.update(ann.id, notes="roof gone", confidence=0.7)
+    session.set_status([ann.id, ann.id], "rejected")  # duplicates collapse: one revision
+    session.close()
+
+    again = Session.open(path, FRAME)  # a new process would see the same
+    (stored,) = again.annotations()
+    assert (stored.status, stored.notes, stored.confidence) == ("rejected", "roof gone", 0.7)
+    assert len(again.store.history(ann.id)) == 3
+    rows = annotations_to_rows([stored], FRAME)
+    got = rows.shapes[0]
+    # same vertex set (the store orients rings), to float32 precision of the input
+    key = lambda v: np.asarray(v, np.float64)[np.lexsort(np.asarray(v).T[::-1])]  # noqa: E731
+    np.testing.assert_allclose(key(got), key(world32), atol=1e-4)
+    assert rows.properties["status"] == ["rejected"] and rows.properties["annotation_id"] == [
+        ann.id
+    ]
+    again.undo()
+    assert again.annotations()[0].status == "accepted"  # the status change was undone
+    out = tmp_path / "e.geojson"
+    assert again.export(out) == 1
+    fc = json.loads(out.read_text())
+    assert fc["type"] == "FeatureCollection" and "crs" not in fc
+    with pytest.raises(Exception, match="only polygons"):
+        again.add_drawn(world32[:2], "path")
+    again.close()
+
+
+def test_sample_report_claim_and_candidates(tmp_path: Path) -> None:
+    from satdelta.imagery.vectorize import ChangePolygon
+    from satdelta.sample_data import load_report
+    from shapely.geometry import box
+
+    session = Session.open(tmp_path / "c.gpkg", FRAME)
+    report = session.load_report(load_report())
+    assert session.load_report(load_report()).id == report.id  # not added twice
+    claim_text = load_report()["claims"][1]["text"]
+    assert session.claim_for_text(claim_text) is not None
+    ll = FRAME.map_to_lonlat(np.array([[500000, 3999990], [500010, 4000000]]))
+    poly = ChangePolygon(
+        box(500000, 3999990, 500010, 4000000), box(*ll[0], *ll[1]), 100.0, 3.5, 400
+    )
+    (cand,) = session.add_candidates([poly], {"method": "cva", "threshold": 1.5})
+    assert (cand.status, cand.origin, cand.provenance["score"]) == ("candidate", "detected", 3.5)
+    assert cand.provenance["method"] == "cva"
+    assert 95 < cand.area_m2 < 105
