@@ -18,6 +18,7 @@ Public API (what the napari plugin, the batch job and the CLI call)::
         store.undo()                              # reverses the restore (revision 5)
         store.import_geojson("out/changes.geojson", report_id=report.id, claim_id=claim.id)
         store.list_annotations(claim_id=claim.id, status="candidate")
+        store.list_annotations(bbox=(125.66, 39.22, 125.68, 39.23))  # R-tree lookup
         store.export("evidence.geojson", report_id=report.id)   # or .gpkg / .csv
 
 Storage
@@ -25,7 +26,8 @@ Storage
 An OGC GeoPackage 1.2 (see :mod:`satdelta.annotations.gpkg`): the feature table
 ``annotations`` (MULTIPOLYGON, EPSG:4326, the current state of every
 annotation that is not deleted; ``source_crs`` records the CRS it was drawn
-in) and attribute tables ``reports``, ``claims``, ``labels``, ``changes`` and
+in; R-tree spatial index ``rtree_annotations_geom``) and attribute tables
+``reports``, ``claims``, ``labels``, ``changes`` and
 ``annotation_revisions`` (every state of every annotation as a JSON snapshot,
 including tombstones).  ``update``, ``delete``, ``restore`` and ``undo`` all
 *append* revisions; nothing is ever overwritten in the history.
