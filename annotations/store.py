@@ -685,20 +685,46 @@ class Store:
             if len(prepared) == 1
             else f"add {len(prepared)} annotations"
         )
+        ids = [a.id for a in prepared]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise AnnotationValueError(
+                f"annotation id {dup} appears twice in one batch; ids must be unique"
+            )
+        # everything that does not need the lock is prepared before taking it
+        rows = [annotation_values(a) for a in prepared]
+        snapshots = [json.dumps(a.to_dict(), ensure_ascii=False, allow_nan=False) for a in prepared]
+        cols = list(rows[0])
         with self._write() as c:
             for label in {a.label for a in prepared}:
                 self._check_label(c, label)
-            change = self._new_change(c, action, desc)
-            for ann in prepared:
-                if c.execute(
-                    "SELECT 1 FROM annotation_revisions WHERE annotation_uuid = ?", (ann.id,)
-                ).fetchone():
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                taken = c.execute(
+                    "SELECT annotation_uuid FROM annotation_revisions WHERE annotation_uuid IN "
+                    f"({', '.join('?' * len(part))}) LIMIT 1",
+                    part,
+                ).fetchone()
+                if taken:
                     raise AnnotationValueError(
-                        f"annotation id {ann.id} is already in the store; "
+                        f"annotation id {taken[0]} is already in the store; "
                         "leave id unset for a new one"
                     )
-                self._put(c, ann, insert=True)
-                self._revision(c, ann, change, action, deleted=False)
+            change = self._new_change(c, action, desc)
+            c.executemany(
+                f"INSERT INTO annotations ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' * len(cols))})",
+                [tuple(r.values()) for r in rows],
+            )
+            c.executemany(
+                "INSERT INTO annotation_revisions (annotation_uuid, revision, action, deleted, "
+                "created, analyst, snapshot, change_id) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+                [
+                    (a.id, a.revision, action, a.updated, self.analyst, snap, change)
+                    for a, snap in zip(prepared, snapshots, strict=True)
+                ],
+            )
+            self._pending_bounds.extend(struct.unpack_from("<4d", r["geom"], 8) for r in rows)
             self._touch_annotations(c)
         return prepared
 

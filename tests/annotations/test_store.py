@@ -370,3 +370,23 @@ def test_rtree_index_follows_every_change_and_serves_bbox(
     assert [r[0] for r in index] == [f[0] for f in fids]  # exactly the live rows
     fid, minx, maxx, miny, maxy = index[0]
     assert minx <= 125.0 and maxx >= 125.001 and miny <= 39.0 and maxy >= 39.001
+
+
+def test_bulk_add_is_all_or_nothing(store: Store, claim) -> None:
+    good = dict(geometry=square(0, 0), claim_id=claim.id, label="other")
+    fixed = "33333333-3333-4333-8333-333333333333"
+    with pytest.raises(AnnotationValueError, match="appears twice in one batch"):
+        store.add_annotations([{**good, "id": fixed}, {**good, "id": fixed}])
+    with pytest.raises(GeometryError, match="too few points"):
+        store.add_annotations(
+            [good, {**good, "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}}]
+        )
+    with pytest.raises(AnnotationValueError, match="expected one of aircraft"):
+        store.add_annotations([good, {**good, "label": "no such label"}])
+    assert store.list_annotations() == [] and store.changes() == []
+    (a,) = store.add_annotations([{**good, "id": fixed}])
+    with pytest.raises(
+        AnnotationValueError, match=f"annotation id {fixed} is already in the store"
+    ):
+        store.add_annotations([good, {**good, "id": fixed}])
+    assert [x.id for x in store.list_annotations()] == [a.id]
