@@ -1,0 +1,160 @@
+"""Tests of satdelta.imagery.scores: each change score, band roles, smoothing, halo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
+from satdelta.imagery.scores import (
+    SCORE_METHODS,
+    ScoreModel,
+    builtup_likelihood,
+    change_score,
+    find_band,
+    fit_score,
+    smooth_score,
+    smoothing_px,
+    visible_band_indices,
+)
+
+
+def noisy_pair(seed=0, nb=3, size=64, sigma=(1.0, 2.0, 4.0)):
+    rng = np.random.default_rng(seed)
+    before = rng.uniform(50, 200, size=(nb, size, size))
+    noise = np.stack([rng.normal(0, s, size=(size, size)) for s in sigma[:nb]])
+    return before, before + noise + 10.0  # +10: a global offset between the dates
+
+
+def test_absdiff_exact():
+    b = np.zeros((2, 1, 3))
+    a = np.array([[[1.0, -2.0, 0.0]], [[3.0, 2.0, 0.0]]])
+    np.testing.assert_allclose(change_score(b, a, method="absdiff"), [[2.0, 2.0, 0.0]])
+
+
+def test_cva_standardises_each_band_by_its_noise_and_removes_the_offset():
+    before, after = noisy_pair()
+    model = fit_score(before, after, method="cva", smoothing_m=0)
+    np.testing.assert_allclose(model.parameters["difference_median"], [10, 10, 10], atol=0.3)
+    np.testing.assert_allclose(model.parameters["difference_scale"], [1, 2, 4], rtol=0.05)
+    s = model.apply(before, after)
+    # unchanged pixels: sum of three squared standard normals -> chi-square(3), mean 3
+    assert np.mean(s**2) == pytest.approx(3.0, rel=0.1)
+    # a +8 change in the quiet band counts as much as +32 in the noisy band
+    a2 = after.copy()
+    a2[0, 0, 0] += 8
+    a2[2, 0, 1] += 32
+    s2 = model.apply(before, a2)
+    assert s2[0, 0] == pytest.approx(s2[0, 1], rel=0.25)
+    assert s2[0, 0] > 6
+
+
+def test_logratio_is_symmetric_in_time():
+    before, after = noisy_pair(seed=1)
+    s1 = change_score(before, after, method="logratio")
+    s2 = change_score(after, before, method="logratio")
+    np.testing.assert_allclose(s1, s2, rtol=1e-3, atol=1e-6)
+
+
+def test_ndvi_and_ndwi_differences():
+    names = ("green", "red", "nir")
+    b = np.array([[[50.0]], [[40.0]], [[160.0]]])  # vegetation
+    a = np.array([[[60.0]], [[100.0]], [[100.0]]])  # bare
+    ndvi = change_score(b, a, method="ndvi", band_names=names)
+    assert ndvi[0, 0] == pytest.approx(abs(0.0 - 120 / 200))
+    ndwi = change_score(b, a, method="ndwi", band_names=names)
+    assert ndwi[0, 0] == pytest.approx(abs((60 - 100) / 160 - (50 - 160) / 210))
+    with pytest.raises(BandMismatchError, match="needs bands named nir and red"):
+        change_score(b, a, method="ndvi", band_names=("b1", "b2", "b3"))
+
+
+def test_band_roles_from_names():
+    names = ("B1_blue", "B2_green", "B3_red", "B4_nir", "B5_swir1", "B7_swir2")
+    assert [find_band(names, r) for r in ("blue", "green", "red", "nir")] == [0, 1, 2, 3]
+    assert find_band(("rededge", "nir"), "red") is None
+    assert visible_band_indices(names, 6) is None
+    assert visible_band_indices(("red", "green", "blue"), 3) == (0, 1, 2)
+    assert visible_band_indices(("b1", "b2", "b3"), 3) == (0, 1, 2)
+    assert visible_band_indices(("b1", "b2", "b3", "b4"), 4) is None
+
+
+def test_builtup_likelihood_orders_surfaces():
+    colours = {
+        "grey roof": (110, 112, 115),
+        "white aircraft": (235, 236, 238),
+        "asphalt": (70, 72, 75),
+        "lawn": (70, 120, 50),
+        "forest": (35, 70, 30),
+        "red soil": (160, 110, 80),
+        "water": (30, 60, 90),
+    }
+    m = {
+        k: float(builtup_likelihood(*(np.array([float(c)]) for c in v))[0])
+        for k, v in colours.items()
+    }
+    for built in ("grey roof", "white aircraft", "asphalt"):
+        assert m[built] > 0.8, m
+    for natural in ("lawn", "forest", "red soil", "water"):
+        assert m[natural] < 0.1, m
+
+
+def test_builtup_score_needs_visible_bands():
+    b = np.ones((4, 8, 8))
+    with pytest.raises(BandMismatchError, match="needs visible red, green and blue"):
+        fit_score(b, b, method="builtup", band_names=("blue", "green", "red", "nir"))
+
+
+def test_irmad_score_ranks_inserted_changes_first():
+    before, after = noisy_pair(seed=2)
+    after[:, :4, :4] = after[:, :4, :4] * np.array([0.5, 1.3, 0.8])[:, None, None] + 20
+    model = fit_score(before, after, method="irmad")
+    s = model.apply(before, after)
+    assert s[:4, :4].min() > np.percentile(s, 99)
+    # IR-MAD's re-weighting shrinks the no-change sigmas, so unchanged pixels sit above the
+    # chi-square(3) median of 2.37 but in the same range
+    assert 2.0 < np.median(s) < 10.0
+    assert model.halo_px == 0 and model.parameters["irmad"]["iterations"] >= 1
+
+
+def test_smoothing_scale_in_metres_and_halo():
+    assert smoothing_px(0.5) == 2.0 and smoothing_px(30.0) == 0.0 and smoothing_px(None) == 1.0
+    before, after = noisy_pair(seed=3)
+    m = fit_score(before, after, method="cva", pixel_size_m=0.25)
+    assert m.smooth_px == 4.0 and m.halo_px == 16
+    assert fit_score(before, after, method="cva", pixel_size_m=10.0).halo_px == 0
+    with pytest.raises(InvalidParameterError, match="smoothing_m must be"):
+        fit_score(before, after, method="cva", smoothing_m=-1.0)
+
+
+def test_smoothing_ignores_invalid_pixels():
+    s = np.ones((20, 20))
+    s[:, :10] = 1000.0  # garbage under no-data
+    valid = np.ones((20, 20), bool)
+    valid[:, :10] = False
+    out = smooth_score(s, 2.0, valid)
+    assert np.isnan(out[:, :10]).all()
+    np.testing.assert_allclose(out[:, 10:], 1.0)
+
+
+def test_nan_outside_valid():
+    before, after = noisy_pair(seed=4)
+    valid = np.ones(before.shape[1:], bool)
+    valid[:5] = False
+    for method in ("cva", "absdiff", "logratio", "irmad"):
+        s = change_score(before, after, method=method, valid=valid)
+        assert np.isnan(s[:5]).all() and np.isfinite(s[5:]).all(), method
+
+
+def test_parameters_are_json_and_methods_listed():
+    before, after = noisy_pair(seed=5)
+    for method in ("cva", "absdiff", "logratio", "irmad", "builtup"):
+        json.dumps(fit_score(before, after, method=method).parameters)
+    assert SCORE_METHODS[0] == "auto" and "builtup" in SCORE_METHODS
+
+
+def test_bad_method():
+    with pytest.raises(InvalidParameterError, match="method must be one of"):
+        fit_score(np.ones((1, 4, 4)), np.ones((1, 4, 4)), method="sobel")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="needs a fitted IR-MAD"):
+        ScoreModel("irmad")
