@@ -223,10 +223,21 @@ class Session:
         )
 
     def update_geometry(
-        self, annotation_id: str, vertices: np.ndarray, shape_type: str
+        self, annotation_id: str, parts: Sequence[tuple[np.ndarray, str]]
     ) -> Annotation:
-        """Save an edited outline."""
-        geom = self._map_geometry(vertices, shape_type)
+        """Save an edited outline: every ``(vertices, shape_type)`` part the annotation has.
+
+        A MultiPolygon is shown as one Shapes row per part, so an edit of one part
+        must save all of them, or the other parts would be lost.
+        """
+        polys = [self._map_geometry(v, kind) for v, kind in parts]
+        geom = polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+        current = self.store.get_annotation(annotation_id)
+        wgs84 = shapely.transform(geom, self._frame().map_to_lonlat)
+        if shapely.equals_exact(
+            shapely.normalize(wgs84), shapely.normalize(current.geometry), tolerance=1e-8
+        ):
+            return current  # napari re-sent an unchanged shape: no new revision
         return self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
 
     def update(self, annotation_id: str, **changes: Any) -> Annotation:

@@ -701,10 +701,12 @@ class ChangeAnnotator(QWidget):
                     if 0 <= i < len(layer.data):
                         self._save_geometry(layer, i)
             elif action.endswith("removed"):
-                remaining = set(layer.features["annotation_id"])
-                for aid in getattr(self, "_removing", []):
+                remaining = list(layer.features["annotation_id"])
+                for aid in dict.fromkeys(getattr(self, "_removing", [])):
                     if aid and aid not in remaining:
                         self.session.delete(aid)
+                    elif aid:  # one part of a multi-part annotation: keep the others
+                        self._save_geometry(layer, remaining.index(aid))
                 self._removing = []
         except SatdeltaError as exc:
             _notify_error(exc)
@@ -731,8 +733,11 @@ class ChangeAnnotator(QWidget):
         aid = layer.features["annotation_id"].iloc[i]
         if not aid:
             return
-        ann = self.session.update_geometry(aid, np.asarray(layer.data[i]), layer.shape_type[i])
-        self._write_row(layer, i, ann)
+        rows = np.flatnonzero(layer.features["annotation_id"].to_numpy() == aid)
+        parts = [(np.asarray(layer.data[r]), layer.shape_type[r]) for r in rows]
+        ann = self.session.update_geometry(aid, parts)
+        for r in rows:
+            self._write_row(layer, int(r), ann)
 
     def _write_row(self, layer: Any, i: int, ann: Any) -> None:
         feats = layer.features

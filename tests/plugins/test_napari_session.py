@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
 from satdelta.plugins.napari._frame import MapFrame
 from satdelta.plugins.napari._session import Session, annotations_to_rows
 
@@ -66,3 +67,24 @@ def test_sample_report_claim_and_candidates(tmp_path: Path) -> None:
     assert (cand.status, cand.origin, cand.provenance["score"]) == ("candidate", "detected", 3.5)
     assert cand.provenance["method"] == "cva"
     assert 95 < cand.area_m2 < 105
+
+
+def test_multipart_annotation_edits_keep_every_part(tmp_path: Path) -> None:
+    from satdelta.imagery.vectorize import ChangePolygon
+    from shapely.geometry import MultiPolygon, box
+
+    session = Session.open(tmp_path / "m.gpkg", FRAME)
+    parts = [box(500000, 3999990, 500010, 4000000), box(500050, 3999990, 500060, 4000000)]
+    geom = MultiPolygon(parts)
+    wgs = shapely.transform(geom, FRAME.map_to_lonlat)
+    (ann,) = session.add_candidates([ChangePolygon(geom, wgs, 200.0, 1.0, 800)], {})
+    rows = annotations_to_rows([ann], FRAME)
+    assert len(rows.shapes) == 2 and len(set(rows.properties["annotation_id"])) == 1
+    same = session.update_geometry(ann.id, [(s.astype(np.float32), "polygon") for s in rows.shapes])
+    assert same.revision == ann.revision  # unchanged outline: no new revision
+    moved = [rows.shapes[0], rows.shapes[1] + np.array([0.0, 5.0])]  # second part 5 m east
+    new = session.update_geometry(ann.id, [(s, "polygon") for s in moved])
+    assert new.geometry.geom_type == "MultiPolygon" and len(new.geometry.geoms) == 2
+    assert new.revision == ann.revision + 1
+    assert 195 < new.area_m2 < 205
+    session.close()

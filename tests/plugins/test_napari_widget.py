@@ -208,6 +208,19 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     assert ann.confidence is None  # undone
     assert any("undo" in n for n in notes)
 
+    # -- edit the drawn outline (grown 1.5x): only that annotation gets a revision
+    revisions = {a.id: a.revision for a in Store.open(store_path).list_annotations()}
+    shapes = [np.asarray(d) for d in evidence.data]
+    row = int(np.flatnonzero(evidence.features["annotation_id"].to_numpy() == new_id)[0])
+    centre = shapes[row].mean(axis=0)
+    shapes[row] = centre + (shapes[row] - centre) * 1.5  # every vertex moves outwards
+    evidence.data = shapes
+    after_edit = {a.id: a for a in Store.open(store_path).list_annotations()}
+    assert after_edit[new_id].revision == revisions[new_id] + 1
+    assert all(after_edit[k].revision == v for k, v in revisions.items() if k != new_id)
+    assert after_edit[new_id].area_m2 == pytest.approx(2.25 * ann.area_m2, rel=1e-3)
+    drawn_world = shapes[row]
+
     # -- close napari; reopen the store in a fresh viewer: status colours, geometry, export
     viewer.close()
     viewer2 = _viewer(make_napari_viewer)
@@ -232,7 +245,7 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     feat = next(f for f in fc["features"] if f["properties"].get("id") == new_id)
     assert feat["properties"]["label"] == "aircraft"
     lon, lat = np.asarray(feat["geometry"]["coordinates"][0])[:-1].T
-    expected = MapFrame(frame.crs, 0.0, 0.0).map_to_lonlat(drawn_map)
+    expected = MapFrame(frame.crs, 0.0, 0.0).map_to_lonlat(frame.world_to_map(drawn_world))
     assert {tuple(p) for p in np.round(np.column_stack([lon, lat]), 6)} == {
         tuple(p) for p in np.round(expected, 6)
     }
