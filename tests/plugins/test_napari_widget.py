@@ -299,6 +299,23 @@ def test_swipe_shows_before_left_after_right(
     assert abs(widget.swipe.position - 700.0) < 30.0
     _press(viewer, qtbot, "w")
     assert not widget.swipe.enabled
+    # flicker (Q toggles after), hold-to-compare (H shows before while held)
+    after_layer = viewer.layers[1]
+    _press(viewer, qtbot, "q")
+    assert not after_layer.visible
+    _press(viewer, qtbot, "q")
+    assert after_layer.visible
+    from qtpy.QtCore import Qt
+
+    canvas.setFocus()
+    qtbot.keyPress(canvas, Qt.Key.Key_H)
+    assert not after_layer.visible
+    qtbot.keyRelease(canvas, Qt.Key.Key_H)
+    assert after_layer.visible
+    # the status bar text carries easting/northing and lat/lon of the cursor
+    status = after_layer.get_status(np.array([600.0, 300.0]), world=True)
+    text = status["coordinates"] if isinstance(status, dict) else status
+    assert "E 500300.0 N 3999400.0" in text and "°N" in text and "°E" in text
     shot = viewer.screenshot(canvas_only=True, flash=False)
     sr, sc = _world_to_screen(viewer, np.array([600.0, 300.0]), shot)
     assert abs(int(shot[sr, sc, 0]) - 220) <= 3  # after whole again
