@@ -71,7 +71,7 @@ def status_colours(statuses: Sequence[str]) -> np.ndarray:
 
     Examples
     --------
-    >>> status_colours(["accepted", "nonsense"])[:, :3].round(2).tolist()
+    >>> status_colours(["accepted", "nonsense"])[:, :3].astype(float).round(2).tolist()
     [[0.1, 0.9, 0.2], [0.0, 0.8, 1.0]]
     """
     default = STATUS_COLOURS["drawn"]

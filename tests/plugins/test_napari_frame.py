@@ -242,3 +242,21 @@ def test_shapes_layer_saves_as_geojson_in_map_coordinates(tmp_path: Path) -> Non
     assert geoms[1].geom_type == "LineString"
     doc = json.loads(Path(out[0]).read_text())
     assert "crs" not in doc
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "satdelta.imagery.pyramid",
+        "satdelta.plugins.napari._frame",
+        "satdelta.plugins.napari._reader",
+        "satdelta.plugins.napari._features",
+        "satdelta.plugins.napari._status",
+    ],
+)
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
