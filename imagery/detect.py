@@ -157,7 +157,11 @@ class ChangeDetector:
         with np.errstate(invalid="ignore"):
             raw = ok & (s > self.threshold.threshold)
         changed = clean_mask(
-            raw, valid=ok, radius_px=self.cleanup_radius_px, min_pixels=self.min_pixels
+            raw,
+            valid=ok,
+            radius_px=self.cleanup_radius_px,
+            min_pixels=self.min_pixels,
+            mode=CLEANUP_MODE,  # type: ignore[arg-type]
         )
         return s, changed
 
@@ -199,6 +203,29 @@ def _resolve_valid(b: NDArray, a: NDArray, valid: ArrayLike | None) -> NDArray[n
             f"valid must be a bool mask (True = pixel has data), got dtype {v.dtype}."
         )
     return v & finite
+
+
+#: Ground scale (metres) of the morphological clean-up: changed regions narrower than about
+#: twice this are removed by an opening (sub-metre slivers at very high resolution are
+#: registration residue on edges, not objects).
+CLEANUP_M = 1.0
+#: "Opening" removes thin structures; "open-close" also fills small gaps afterwards.
+CLEANUP_MODE = "open"
+
+
+def cleanup_radius_px(pixel_size_m: float | None, *, scale_m: float = CLEANUP_M) -> int:
+    """Disk radius (pixels) of the clean-up opening: ``round(scale_m / pixel)``, 0 below 1 px.
+
+    With an unknown pixel size no morphology is applied.
+
+    Examples
+    --------
+    >>> cleanup_radius_px(0.5), cleanup_radius_px(30.0), cleanup_radius_px(None)
+    (2, 0, 0)
+    """
+    if pixel_size_m is None:
+        return 0
+    return int(round(scale_m / pixel_size_m))
 
 
 def resolve_auto(
@@ -305,6 +332,7 @@ def fit_detector(
     s = score_model.apply(b, a_n, ok)
     sample = s[ok & np.isfinite(s)]
     thr = fit_threshold(sample, method=threshold, value=threshold_value)
+    radius = cleanup_radius_px(pixel_size_m)
     params: dict[str, Any] = {
         "method": score_model.method,
         "score": score_model.parameters,
@@ -318,10 +346,10 @@ def fit_detector(
         "band_names": list(band_names) if band_names is not None else None,
         "min_area_m2": None if min_area_m2 is None else float(min_area_m2),
         "min_pixels": min_pixels,
-        "cleanup_radius_px": 0,
+        "cleanup_radius_px": radius,
         "smooth_px": score_model.smooth_px,
     }
-    return ChangeDetector(norm, score_model, thr, 0, min_pixels, params)
+    return ChangeDetector(norm, score_model, thr, radius, min_pixels, params)
 
 
 def detect_change(

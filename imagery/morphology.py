@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,8 +78,13 @@ def clean_mask(
     valid: NDArray[np.bool_] | None = None,
     radius_px: int = 0,
     min_pixels: int = 0,
+    mode: Literal["open", "open-close"] = "open",
 ) -> NDArray[np.bool_]:
-    """Morphological opening then closing with a disk, then a minimum region size.
+    """Morphological opening (then optionally closing) with a disk, then a minimum region size.
+
+    The opening removes changed regions narrower than the disk (slivers along edges that
+    co-registration residue leaves); ``"open-close"`` then also fills gaps narrower than it.
+    The mask is padded by reflection so regions touching the border are not eroded.
 
     Parameters
     ----------
@@ -88,6 +94,8 @@ def clean_mask(
         True = pixel has data; the result is always False where not valid.
     radius_px : int, optional
         Disk radius of the opening/closing (0 = none).
+    mode : {"open", "open-close"}, optional
+        Opening only (default) or opening then closing.
     min_pixels : int, optional
         Regions with fewer pixels are dropped.
 
@@ -102,6 +110,8 @@ def clean_mask(
     >>> int(clean_mask(m, radius_px=1).sum())  # the lone corner pixel is gone
     25
     """
+    if mode not in ("open", "open-close"):
+        raise InvalidParameterError(f"mode must be 'open' or 'open-close', got {mode!r}.")
     if radius_px < 0 or min_pixels < 0:
         raise InvalidParameterError(
             f"radius_px and min_pixels must be >= 0, got {radius_px} and {min_pixels}."
@@ -113,8 +123,12 @@ def clean_mask(
         r = int(radius_px)
         yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
         disk = (yy**2 + xx**2) <= r * r + r  # slightly rounder than the exact disk
-        out = ndimage.binary_opening(out, structure=disk)
-        out = ndimage.binary_closing(out, structure=disk)
+        pad = 2 * r
+        padded = np.pad(out, pad, mode="symmetric" if min(out.shape) < 2 else "reflect")
+        padded = ndimage.binary_opening(padded, structure=disk)
+        if mode == "open-close":
+            padded = ndimage.binary_closing(padded, structure=disk)
+        out = padded[pad:-pad, pad:-pad]
     if min_pixels > 1:
         out = remove_small(out, min_pixels)
     if valid is not None:

@@ -110,7 +110,10 @@ def test_fit_then_apply_per_window_matches_whole_array(pixel_size_m):
     before, after, truth = textured_pair(seed=4)
     valid = np.ones(truth.shape, bool)
     det = fit_detector(before, after, valid=valid, pixel_size_m=pixel_size_m)
-    assert det.halo_px == (0 if pixel_size_m == 30.0 else int(np.ceil(4 * det.score.smooth_px)))
+    expected = 0 if pixel_size_m == 30.0 else int(np.ceil(4 * det.score.smooth_px))
+    expected += 2 * det.cleanup_radius_px  # opening radius: 1 m -> 2 px at 0.5 m, none else
+    assert det.cleanup_radius_px == (2 if pixel_size_m == 0.5 else 0)
+    assert det.halo_px == expected
     whole_s, whole_c = det.apply(before, after, valid)
     h = det.halo_px
     rows = slice(64 - h, 128)
@@ -221,3 +224,19 @@ def test_auto_on_multispectral_is_cva_with_irmad():
     assert maps.method == "cva" and maps.parameters["normalise"] == "irmad"
     gains = maps.parameters["normalisation"]["gains"]
     assert np.allclose(gains, 1 / 0.9, rtol=0.02), gains  # the pair's 0.9 gain is undone
+
+
+def test_cleanup_removes_slivers_but_keeps_objects_at_the_border():
+    from satdelta.imagery.morphology import clean_mask
+
+    m = np.zeros((40, 40), bool)
+    m[10, 5:35] = True  # a one-pixel sliver (edge residue)
+    m[0:12, 28:40] = True  # an object in the corner, touching two borders
+    out = clean_mask(m, radius_px=2)
+    assert not out[10, 5:20].any()
+    # the corner object keeps its border rows and columns (a disk opening only rounds
+    # its one inner corner)
+    assert out[0, 28:40].all() and out[0:12, 39].all()
+    assert out[0:12, 28:40].sum() >= 0.98 * 144
+    with pytest.raises(InvalidParameterError, match="mode must be"):
+        clean_mask(m, radius_px=1, mode="erode")  # type: ignore[arg-type]
