@@ -18,11 +18,19 @@ import numpy as np
 from affine import Affine
 from satdelta.imagery.align import coregister
 from satdelta.imagery.detect import ChangeMaps, detect_change
-from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.errors import InvalidParameterError, SatdeltaError
 from satdelta.imagery.scene import Scene, open_scene
 from satdelta.imagery.vectorize import ChangePolygon, vectorize
 
-__all__ = ["DetectionParams", "DetectionResult", "detection_steps", "run_detection_sync"]
+__all__ = [
+    "DetectionParams",
+    "DetectionResult",
+    "Failed",
+    "detect_and_save",
+    "detection_steps",
+    "guarded_steps",
+    "run_detection_sync",
+]
 
 Step = tuple[int, int, str]
 TOTAL_STEPS = 5
@@ -150,3 +158,30 @@ def run_detection_sync(
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def detect_and_save(steps: Any, session: Any, *args: Any) -> Any:
+    """Detection steps, then the candidates saved to the store, all in the worker thread."""
+    result = yield from steps(*args)
+    yield (5, 6, f"saving {len(result.polygons)} candidates")
+    session.add_candidates(result.polygons, result.provenance)
+    return result
+
+
+def guarded_steps(steps: Any, *args: Any) -> Any:
+    """Run a step generator; return a SatdeltaError instead of raising it.
+
+    Bad input is then reported once, as our own notification, while a real bug
+    still propagates to napari's error handling with its traceback.
+    """
+    try:
+        return (yield from steps(*args))
+    except SatdeltaError as exc:
+        return Failed(exc)  # superqt re-raises a *returned* exception: wrap it
+
+
+class Failed:
+    """A bad-input error returned by the worker, shown once as a notification."""
+
+    def __init__(self, error: SatdeltaError) -> None:
+        self.error = error

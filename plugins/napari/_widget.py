@@ -37,12 +37,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 from satdelta.imagery.errors import SatdeltaError
+from satdelta.plugins.napari._compare import CompareMixin
+from satdelta.plugins.napari._detection import Failed
+from satdelta.plugins.napari._evidence import EVIDENCE, EvidenceMixin
 from satdelta.plugins.napari._features import (
-    ANNOTATION_COLUMNS,
     STATUS_COLOURS,
-    status_colours,
 )
 from satdelta.plugins.napari._frame import MapFrame, layer_affine
+from satdelta.plugins.napari._notify import notify_error as _notify_error
+from satdelta.plugins.napari._notify import notify_info as _notify_info
 from satdelta.plugins.napari._reader import frame_of_layers, raster_layer_data
 from satdelta.plugins.napari._session import Session
 from satdelta.plugins.napari._status import install_lonlat_status
@@ -55,7 +58,6 @@ __all__ = ["ChangeAnnotator"]
 
 log = logging.getLogger(__name__)
 
-EVIDENCE = "evidence"
 SCORE = "change score"
 MASK = "change mask"
 FORM_FIELDS = ("label", "claim_id", "verdict", "confidence", "notes")
@@ -69,19 +71,7 @@ def _choices(module: str, name: str, fallback: tuple[str, ...]) -> tuple[str, ..
         return fallback
 
 
-def _notify_error(exc: BaseException) -> None:
-    from napari.utils.notifications import show_error
-
-    show_error(" ".join(str(exc).split()))
-
-
-def _notify_info(text: str) -> None:
-    from napari.utils.notifications import show_info
-
-    show_info(text)
-
-
-class ChangeAnnotator(QWidget):
+class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
     """Dock widget for before/after review and report-linked annotation.
 
     Parameters
@@ -375,7 +365,12 @@ class ChangeAnnotator(QWidget):
     def run(self) -> Any:
         """Start alignment and detection in a worker thread; returns the worker."""
         from napari.qt.threading import thread_worker
-        from satdelta.plugins.napari._detection import DetectionParams, detection_steps
+        from satdelta.plugins.napari._detection import (
+            DetectionParams,
+            detect_and_save,
+            detection_steps,
+            guarded_steps,
+        )
 
         if self.worker is not None:
             _notify_info("a detection run is already going; wait or press Cancel")
@@ -399,8 +394,8 @@ class ChangeAnnotator(QWidget):
             _notify_error(exc)
             return None
 
-        worker = thread_worker(_guarded_steps, progress={"total": 6, "desc": "satdelta"})(
-            _detect_and_save, detection_steps, self.session, before, after, params
+        worker = thread_worker(guarded_steps, progress={"total": 6, "desc": "satdelta"})(
+            detect_and_save, detection_steps, self.session, before, after, params
         )
         worker.yielded.connect(self._on_step)
         worker.returned.connect(self._on_result)
@@ -444,8 +439,8 @@ class ChangeAnnotator(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _on_result(self, result: DetectionResult | _Failed) -> None:
-        if isinstance(result, _Failed):
+    def _on_result(self, result: DetectionResult | Failed) -> None:
+        if isinstance(result, Failed):
             self._on_error(result.error)
             return
         self.result = result
@@ -505,56 +500,6 @@ class ChangeAnnotator(QWidget):
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         return self.viewer.add_image(data, name=name, **kwargs)
-
-    # ------------------------------------------------------------ comparison
-    def _on_blend(self, value: int) -> None:
-        layer = self._role_layer("after")
-        if layer is not None:
-            layer.opacity = value / 100.0
-
-    def flicker(self) -> None:
-        """Toggle the after layer, so before and after alternate (key Q)."""
-        layer = self._role_layer("after")
-        if layer is not None:
-            layer.visible = not layer.visible
-
-    def _hold_before(self, _viewer: Any):  # noqa: ANN202 - napari hold-key generator
-        layer = self._role_layer("after")
-        if layer is None:
-            return
-        was = layer.visible
-        layer.visible = False
-        yield
-        layer.visible = was
-
-    def set_swipe(self, on: bool) -> None:
-        """Switch the swipe divider on or off (key W)."""
-        from satdelta.plugins.napari._swipe import Swipe
-
-        after = self._role_layer("after")
-        if after is None:
-            if on:
-                _notify_info("choose an after image (or run detection) before swiping")
-                self.swipe_check.blockSignals(True)
-                self.swipe_check.setChecked(False)
-                self.swipe_check.blockSignals(False)
-            return
-        if self.swipe is not None and self.swipe.after is not after:
-            self.swipe.close()
-            self.swipe = None
-        if on:
-            before = self._role_layer("before")
-            if before is not None:
-                i_b, i_a = self.viewer.layers.index(before), self.viewer.layers.index(after)
-                if i_a < i_b:  # after must be drawn above before
-                    self.viewer.layers.move(i_a, i_b)
-                before.visible = True
-            after.visible = True
-            if self.swipe is None:
-                self.swipe = Swipe(self.viewer, after)
-            self.swipe.enable()
-        elif self.swipe is not None:
-            self.swipe.disable()
 
     # ------------------------------------------------------------ store
     def _browse_store(self) -> None:
@@ -634,135 +579,6 @@ class ChangeAnnotator(QWidget):
             return
         self.session.claim_id = self.claim_box.itemData(index)
 
-    # ------------------------------------------------------------ evidence layer
-    def evidence_layer(self) -> Any:
-        """The Shapes layer with the current report's annotations (created on demand)."""
-        if EVIDENCE in self.viewer.layers:
-            return self.viewer.layers[EVIDENCE]
-        frame = self.frame()
-        layer = self.viewer.add_shapes(
-            name=EVIDENCE,
-            ndim=2,
-            face_color=[0, 0, 0, 0],
-            edge_width=2,
-            features={
-                k: np.array([], dtype=object if isinstance(v, str) else float)
-                for k, v in ANNOTATION_COLUMNS.items()
-            },
-            metadata={
-                "satdelta": {"frame": frame.to_dict() if frame else None, "role": "evidence"}
-            },
-        )
-        layer.feature_defaults = dict(ANNOTATION_COLUMNS)
-        layer.events.data.connect(self._on_shapes_data)
-        layer.selected_data.events.items_changed.connect(self._on_selection)
-        return layer
-
-    def reload_annotations(self) -> None:
-        """Redraw the evidence layer from the store."""
-        if self.session is None or self.frame() is None:
-            return
-        self.session.frame = self.session.frame or self.frame()
-        rows = self.session.rows()
-        layer = self.evidence_layer()
-        self._syncing = True
-        try:
-            layer.selected_data = set()
-            layer.data = []
-            if rows.shapes:
-                layer.add(rows.shapes, shape_type="polygon")
-                layer.features = rows.properties
-            self._recolour(layer)
-        finally:
-            self._syncing = False
-        self._on_selection()
-
-    def _recolour(self, layer: Any) -> None:
-        if len(layer.data):
-            layer.edge_color = status_colours(list(layer.features["status"]))
-
-    def _on_shapes_data(self, event: Any) -> None:
-        if self._syncing or self.session is None:
-            return
-        action = str(getattr(event, "action", ""))
-        layer = event.source
-        if action.endswith("removing"):
-            self._removing = [
-                layer.features["annotation_id"].iloc[i]
-                for i in event.data_indices
-                if 0 <= i < len(layer.features)
-            ]
-            return
-        try:
-            if action.endswith("added"):
-                self._save_new_shapes(layer)
-            elif action.endswith("changed"):
-                for i in event.data_indices:
-                    if 0 <= i < len(layer.data):
-                        self._save_geometry(layer, i)
-            elif action.endswith("removed"):
-                remaining = list(layer.features["annotation_id"])
-                for aid in dict.fromkeys(getattr(self, "_removing", [])):
-                    if aid and aid not in remaining:
-                        self.session.delete(aid)
-                    elif aid:  # one part of a multi-part annotation: keep the others
-                        self._save_geometry(layer, remaining.index(aid))
-                self._removing = []
-        except SatdeltaError as exc:
-            _notify_error(exc)
-
-    def _save_new_shapes(self, layer: Any) -> None:
-        """Save shapes that have no annotation id yet (drawn, or not saved before)."""
-        ids = list(layer.features["annotation_id"])
-        seen: set[str] = set()
-        for i, aid in enumerate(ids):
-            # napari copies the selected shape's properties to a new one: a repeated id is new
-            fresh = not aid or aid in seen
-            seen.add(aid)
-            if not fresh:
-                continue
-            for k, v in ANNOTATION_COLUMNS.items():
-                layer.features.loc[i, k] = v
-            ann = self.session.add_drawn(
-                np.asarray(layer.data[i]), layer.shape_type[i], status="accepted"
-            )
-            self._write_row(layer, i, ann)
-        self._recolour(layer)
-
-    def _save_geometry(self, layer: Any, i: int) -> None:
-        aid = layer.features["annotation_id"].iloc[i]
-        if not aid:
-            return
-        rows = np.flatnonzero(layer.features["annotation_id"].to_numpy() == aid)
-        parts = [(np.asarray(layer.data[r]), layer.shape_type[r]) for r in rows]
-        ann = self.session.update_geometry(aid, parts)
-        for r in rows:
-            self._write_row(layer, int(r), ann)
-
-    def _write_row(self, layer: Any, i: int, ann: Any) -> None:
-        feats = layer.features
-        feats.loc[i, "annotation_id"] = ann.id
-        feats.loc[i, "label"] = ann.label
-        feats.loc[i, "claim_id"] = str(ann.claim_id)
-        feats.loc[i, "verdict"] = ann.verdict
-        feats.loc[i, "confidence"] = float("nan") if ann.confidence is None else ann.confidence
-        feats.loc[i, "status"] = ann.status
-        feats.loc[i, "origin"] = ann.origin
-        feats.loc[i, "notes"] = ann.notes or ""
-        feats.loc[i, "area_m2"] = ann.area_m2
-
-    def _selected_rows(self) -> list[int]:
-        if EVIDENCE not in self.viewer.layers:
-            return []
-        return sorted(self.viewer.layers[EVIDENCE].selected_data)
-
-    def _selected_ids(self) -> list[str]:
-        layer = self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None
-        if layer is None:
-            return []
-        ids = [layer.features["annotation_id"].iloc[i] for i in self._selected_rows()]
-        return [a for a in dict.fromkeys(ids) if a]
-
     def _set_form_enabled(self, on: bool) -> None:
         for w in (self.label_box, self.form_claim, self.verdict_box, self.confidence, self.notes):
             w.setEnabled(on)
@@ -793,7 +609,7 @@ class ChangeAnnotator(QWidget):
         finally:
             self._syncing = False
 
-    # ------------------------------------------------------------ edits
+    # ------------------------------------------------------------ form
     def save_form(self, field: str) -> None:
         """Save one form field to every selected annotation (a revision each)."""
         if self._syncing or self.session is None:
@@ -809,76 +625,10 @@ class ChangeAnnotator(QWidget):
             return
         self._apply({field: value})
 
-    def _apply(self, changes: dict[str, Any]) -> None:
-        if self.session is None:
-            _notify_info("open a store first (Evidence store)")
-            return
-        ids = self._selected_ids()
-        if not ids:
-            _notify_info("select a polygon in the evidence layer first")
-            return
-        layer = self.viewer.layers[EVIDENCE]
-        try:
-            for aid in ids:
-                ann = self.session.update(aid, **changes)
-                for i in np.flatnonzero(layer.features["annotation_id"].to_numpy() == aid):
-                    self._write_row(layer, int(i), ann)
-        except SatdeltaError as exc:
-            _notify_error(exc)
-        self._recolour(layer)
-        self._on_selection()
-
-    def set_status(self, status: str) -> None:
-        """Accept or reject the selected polygons (keys J and K)."""
-        self._apply({"status": status})
-
-    def next_candidate(self) -> None:
-        """Select the next unreviewed candidate and centre the view on it (key N)."""
-        if EVIDENCE not in self.viewer.layers:
-            return
-        layer = self.viewer.layers[EVIDENCE]
-        statuses = list(layer.features["status"])
-        rows = self._selected_rows()
-        start = rows[-1] + 1 if rows else 0
-        n = len(statuses)
-        for k in range(n):
-            i = (start + k) % n
-            if statuses[i] == "candidate":
-                layer.selected_data = {i}
-                centre = np.asarray(layer.data[i]).mean(axis=0)
-                self.viewer.scene.camera.center = tuple(centre)
-                return
-        _notify_info("no unreviewed candidates left")
-
-    def undo(self) -> None:
-        """Undo the latest change in the store and redraw (key U)."""
-        if self.session is None:
-            return
-        try:
-            text = self.session.undo()
-        except SatdeltaError as exc:
-            _notify_error(exc)
-            return
-        self.reload_annotations()
-        _notify_info(text)
-
     def _browse_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export GeoJSON", "", "GeoJSON (*.geojson)")
         if path:
             self.export_geojson(path)
-
-    def export_geojson(self, path: str | os.PathLike) -> int | None:
-        """Export the current report's annotations as RFC 7946 GeoJSON."""
-        if self.session is None:
-            _notify_info("open a store first (Evidence store)")
-            return None
-        try:
-            n = self.session.export(path)
-        except SatdeltaError as exc:
-            _notify_error(exc)
-            return None
-        _notify_info(f"exported {n} polygons to {path}")
-        return n
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         if self.worker is not None:
@@ -887,33 +637,6 @@ class ChangeAnnotator(QWidget):
             self.session.close()
             self.session = None
         super().closeEvent(event)
-
-
-def _detect_and_save(steps: Any, session: Session, *args: Any) -> Any:
-    """Detection steps, then the candidates saved to the store, all in the worker thread."""
-    result = yield from steps(*args)
-    yield (5, 6, f"saving {len(result.polygons)} candidates")
-    session.add_candidates(result.polygons, result.provenance)
-    return result
-
-
-def _guarded_steps(steps: Any, *args: Any) -> Any:
-    """Run a step generator; return a SatdeltaError instead of raising it.
-
-    Bad input is then reported once, as our own notification, while a real bug
-    still propagates to napari's error handling with its traceback.
-    """
-    try:
-        return (yield from steps(*args))
-    except SatdeltaError as exc:
-        return _Failed(exc)  # superqt re-raises a *returned* exception: wrap it
-
-
-class _Failed:
-    """A bad-input error returned by the worker, shown once as a notification."""
-
-    def __init__(self, error: SatdeltaError) -> None:
-        self.error = error
 
 
 def _narrow(box: QComboBox) -> None:

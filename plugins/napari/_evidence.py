@@ -1,0 +1,226 @@
+"""The ``evidence`` Shapes layer kept in step with the annotation store.
+
+Part of the Change annotator (:class:`._widget.ChangeAnnotator` mixes this in):
+napari's data events (added, changed, removing/removed) become store writes at
+once; store state (after a run, an undo, opening a store) is drawn back with
+status colours.  Rows hold the store's ``annotation_id``; a MultiPolygon is one
+row per part with the same id.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from satdelta.imagery.errors import SatdeltaError
+from satdelta.plugins.napari._features import ANNOTATION_COLUMNS, status_colours
+from satdelta.plugins.napari._notify import notify_error as _notify_error
+from satdelta.plugins.napari._notify import notify_info as _notify_info
+
+__all__ = ["EVIDENCE", "EvidenceMixin"]
+
+EVIDENCE = "evidence"
+
+
+class EvidenceMixin:
+    """Evidence-layer behaviour of the widget (needs ``viewer``, ``session``, ``frame()``)."""
+
+    viewer: Any
+    session: Any
+    _syncing: bool
+
+    def evidence_layer(self) -> Any:
+        """The Shapes layer with the current report's annotations (created on demand)."""
+        if EVIDENCE in self.viewer.layers:
+            return self.viewer.layers[EVIDENCE]
+        frame = self.frame()
+        layer = self.viewer.add_shapes(
+            name=EVIDENCE,
+            ndim=2,
+            face_color=[0, 0, 0, 0],
+            edge_width=2,
+            features={
+                k: np.array([], dtype=object if isinstance(v, str) else float)
+                for k, v in ANNOTATION_COLUMNS.items()
+            },
+            metadata={
+                "satdelta": {"frame": frame.to_dict() if frame else None, "role": "evidence"}
+            },
+        )
+        layer.feature_defaults = dict(ANNOTATION_COLUMNS)
+        layer.events.data.connect(self._on_shapes_data)
+        layer.selected_data.events.items_changed.connect(self._on_selection)
+        return layer
+
+    def reload_annotations(self) -> None:
+        """Redraw the evidence layer from the store."""
+        if self.session is None or self.frame() is None:
+            return
+        self.session.frame = self.session.frame or self.frame()
+        rows = self.session.rows()
+        layer = self.evidence_layer()
+        self._syncing = True
+        try:
+            layer.selected_data = set()
+            layer.data = []
+            if rows.shapes:
+                layer.add(rows.shapes, shape_type="polygon")
+                layer.features = rows.properties
+            self._recolour(layer)
+        finally:
+            self._syncing = False
+        self._on_selection()
+
+    def _recolour(self, layer: Any) -> None:
+        if len(layer.data):
+            layer.edge_color = status_colours(list(layer.features["status"]))
+
+    def _on_shapes_data(self, event: Any) -> None:
+        if self._syncing or self.session is None:
+            return
+        action = str(getattr(event, "action", ""))
+        layer = event.source
+        if action.endswith("removing"):
+            self._removing = [
+                layer.features["annotation_id"].iloc[i]
+                for i in event.data_indices
+                if 0 <= i < len(layer.features)
+            ]
+            return
+        try:
+            if action.endswith("added"):
+                self._save_new_shapes(layer)
+            elif action.endswith("changed"):
+                for i in event.data_indices:
+                    if 0 <= i < len(layer.data):
+                        self._save_geometry(layer, i)
+            elif action.endswith("removed"):
+                remaining = list(layer.features["annotation_id"])
+                for aid in dict.fromkeys(getattr(self, "_removing", [])):
+                    if aid and aid not in remaining:
+                        self.session.delete(aid)
+                    elif aid:  # one part of a multi-part annotation: keep the others
+                        self._save_geometry(layer, remaining.index(aid))
+                self._removing = []
+        except SatdeltaError as exc:
+            _notify_error(exc)
+
+    def _save_new_shapes(self, layer: Any) -> None:
+        """Save shapes that have no annotation id yet (drawn, or not saved before)."""
+        ids = list(layer.features["annotation_id"])
+        seen: set[str] = set()
+        for i, aid in enumerate(ids):
+            # napari copies the selected shape's properties to a new one: a repeated id is new
+            fresh = not aid or aid in seen
+            seen.add(aid)
+            if not fresh:
+                continue
+            for k, v in ANNOTATION_COLUMNS.items():
+                layer.features.loc[i, k] = v
+            ann = self.session.add_drawn(
+                np.asarray(layer.data[i]), layer.shape_type[i], status="accepted"
+            )
+            self._write_row(layer, i, ann)
+        self._recolour(layer)
+
+    def _save_geometry(self, layer: Any, i: int) -> None:
+        aid = layer.features["annotation_id"].iloc[i]
+        if not aid:
+            return
+        rows = np.flatnonzero(layer.features["annotation_id"].to_numpy() == aid)
+        parts = [(np.asarray(layer.data[r]), layer.shape_type[r]) for r in rows]
+        ann = self.session.update_geometry(aid, parts)
+        for r in rows:
+            self._write_row(layer, int(r), ann)
+
+    def _write_row(self, layer: Any, i: int, ann: Any) -> None:
+        feats = layer.features
+        feats.loc[i, "annotation_id"] = ann.id
+        feats.loc[i, "label"] = ann.label
+        feats.loc[i, "claim_id"] = str(ann.claim_id)
+        feats.loc[i, "verdict"] = ann.verdict
+        feats.loc[i, "confidence"] = float("nan") if ann.confidence is None else ann.confidence
+        feats.loc[i, "status"] = ann.status
+        feats.loc[i, "origin"] = ann.origin
+        feats.loc[i, "notes"] = ann.notes or ""
+        feats.loc[i, "area_m2"] = ann.area_m2
+
+    def _selected_rows(self) -> list[int]:
+        if EVIDENCE not in self.viewer.layers:
+            return []
+        return sorted(self.viewer.layers[EVIDENCE].selected_data)
+
+    def _selected_ids(self) -> list[str]:
+        layer = self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None
+        if layer is None:
+            return []
+        ids = [layer.features["annotation_id"].iloc[i] for i in self._selected_rows()]
+        return [a for a in dict.fromkeys(ids) if a]
+
+    # ------------------------------------------------------------ edits
+    def _apply(self, changes: dict[str, Any]) -> None:
+        if self.session is None:
+            _notify_info("open a store first (Evidence store)")
+            return
+        ids = self._selected_ids()
+        if not ids:
+            _notify_info("select a polygon in the evidence layer first")
+            return
+        layer = self.viewer.layers[EVIDENCE]
+        try:
+            for aid in ids:
+                ann = self.session.update(aid, **changes)
+                for i in np.flatnonzero(layer.features["annotation_id"].to_numpy() == aid):
+                    self._write_row(layer, int(i), ann)
+        except SatdeltaError as exc:
+            _notify_error(exc)
+        self._recolour(layer)
+        self._on_selection()
+
+    def set_status(self, status: str) -> None:
+        """Accept or reject the selected polygons (keys J and K)."""
+        self._apply({"status": status})
+
+    def next_candidate(self) -> None:
+        """Select the next unreviewed candidate and centre the view on it (key N)."""
+        if EVIDENCE not in self.viewer.layers:
+            return
+        layer = self.viewer.layers[EVIDENCE]
+        statuses = list(layer.features["status"])
+        rows = self._selected_rows()
+        start = rows[-1] + 1 if rows else 0
+        n = len(statuses)
+        for k in range(n):
+            i = (start + k) % n
+            if statuses[i] == "candidate":
+                layer.selected_data = {i}
+                centre = np.asarray(layer.data[i]).mean(axis=0)
+                self.viewer.scene.camera.center = tuple(centre)
+                return
+        _notify_info("no unreviewed candidates left")
+
+    def undo(self) -> None:
+        """Undo the latest change in the store and redraw (key U)."""
+        if self.session is None:
+            return
+        try:
+            text = self.session.undo()
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return
+        self.reload_annotations()
+        _notify_info(text)
+
+    def export_geojson(self, path: str | os.PathLike) -> int | None:
+        """Export the current report's annotations as RFC 7946 GeoJSON."""
+        if self.session is None:
+            _notify_info("open a store first (Evidence store)")
+            return None
+        try:
+            n = self.session.export(path)
+        except SatdeltaError as exc:
+            _notify_error(exc)
+            return None
+        _notify_info(f"exported {n} polygons to {path}")
+        return n
