@@ -454,6 +454,12 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
             f"({result.maps.method}/{result.maps.threshold_method})"
         )
+        if result.crs is None and result.polygons:
+            _notify_info(
+                f"{len(result.polygons)} changed regions found, but the images are not "
+                "georeferenced, so they cannot be stored as evidence (the store keeps lon/lat); "
+                "the change mask shows them. Use georeferenced images to annotate."
+            )
 
     def show_result(self, result: DetectionResult) -> None:
         """Show score and mask layers and save + show the candidate polygons."""
