@@ -121,7 +121,9 @@ def test_smoothing_scale_in_metres_and_halo():
     assert smoothing_px(0.5) == 2.0 and smoothing_px(30.0) == 0.0 and smoothing_px(None) == 1.0
     before, after = noisy_pair(seed=3)
     m = fit_score(before, after, method="cva", pixel_size_m=0.25)
-    assert m.smooth_px == 4.0 and m.halo_px == 16
+    # smoothing 4 px, shared-edge gradient at 2 px: 4 * 4 + 4 * 2 + 1
+    assert m.smooth_px == 4.0 and m.parameters["edge_sigma_px"] == 2.0 and m.halo_px == 25
+    assert fit_score(before, after, method="absdiff", pixel_size_m=0.25).halo_px == 16
     assert fit_score(before, after, method="cva", pixel_size_m=10.0).halo_px == 0
     with pytest.raises(InvalidParameterError, match="smoothing_m must be"):
         fit_score(before, after, method="cva", smoothing_m=-1.0)
@@ -158,3 +160,27 @@ def test_bad_method():
         fit_score(np.ones((1, 4, 4)), np.ones((1, 4, 4)), method="sobel")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError, match="needs a fitted IR-MAD"):
         ScoreModel("irmad")
+
+
+def test_edges_present_at_both_dates_are_discounted_new_objects_are_not():
+    """Sub-pixel misregistration of a sharp edge scores low; a new object keeps its score."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    scene = np.zeros((96, 96))
+    scene[:, 48:] = 100.0  # a long sharp edge (runway marking, roof line)
+    scene = ndimage.gaussian_filter(scene, 0.7)
+    before = np.stack([scene, 0.8 * scene]) + rng.normal(0, 1, (2, 96, 96))
+    moved = ndimage.shift(scene, (0, 0.6), order=3)  # 0.6 px misregistration
+    after = np.stack([moved, 0.8 * moved]) + rng.normal(0, 1, (2, 96, 96))
+    after[:, 20:30, 10:20] += 60.0  # a new object on the flat side
+    plain = fit_score(before, after, method="cva", smoothing_m=0).apply(before, after)
+    model = fit_score(before, after, method="cva", pixel_size_m=0.5)
+    assert "edge_median" in model.parameters
+    s = model.apply(before, after)
+    edge_plain = np.median(plain[40:90, 46:50].max(axis=1))
+    obj_plain = np.median(plain[22:28, 12:18])
+    edge = np.median(s[40:90, 46:50].max(axis=1))
+    obj = np.median(s[22:28, 12:18])
+    assert obj / edge > 3 * (obj_plain / edge_plain), (obj, edge, obj_plain, edge_plain)
+    assert edge < 0.5 * obj
