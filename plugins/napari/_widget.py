@@ -394,7 +394,9 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             _notify_error(exc)
             return None
 
-        worker = thread_worker(guarded_steps, progress={"total": 6, "desc": "satdelta"})(
+        # progress goes to the dock's own bar: napari's activity-dock progress
+        # (thread_worker(progress=...)) made the run twice as slow here
+        worker = thread_worker(guarded_steps)(
             detect_and_save, detection_steps, self.session, before, after, params
         )
         worker.yielded.connect(self._on_step)
