@@ -487,7 +487,8 @@ def fit_score(
         raise BandMismatchError(
             "score method 'builtup' needs visible red, green and blue bands (and no NIR: "
             f"use 'ndvi' or 'cva' for multispectral data), got {before.shape[0]} bands named "
-            f"{tuple(band_names) if band_names else None}; name the bands red/green/blue."
+            f"{tuple(band_names) if band_names else None}; pick the visible bands "
+            "(CLI: --bands red,green,blue) or use method 'cva'."
         )
     med, scale = _robust_difference_scale(x, y)
     params = {"difference_median": med, "difference_scale": scale}

@@ -242,3 +242,35 @@ def test_cleanup_removes_slivers_but_keeps_objects_at_the_border():
     assert out[0:12, 28:40].sum() >= 0.98 * 144
     with pytest.raises(InvalidParameterError, match="mode must be"):
         clean_mask(m, radius_px=1, mode="erode")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- CLI, real subprocess
+
+
+@pytest.mark.parametrize(
+    "options, needles",
+    [
+        (["--threshold", "percentile", "--threshold-value", "150"], ["between 0 and 100", "150"]),
+        (["--threshold", "value"], ["needs a finite threshold value"]),
+        (["--threshold", "otsu", "--threshold-value", "2"], ["only used with threshold method"]),
+        (["--method", "ndvi"], ["needs bands named nir and red", "b1"]),
+        (["--method", "builtup"], ["needs visible red, green and blue", "--bands"]),
+    ],
+)
+def test_cli_reports_bad_detection_options_in_one_line(write_raster, tmp_path, options, needles):
+    import subprocess
+    import sys
+
+    before, after, _ = textured_pair(seed=8, shape=(4, 48, 48), n_blobs=2)
+    a = write_raster("before.tif", before.astype("float32"))
+    b = write_raster("after.tif", after.astype("float32"))
+    cmd = [sys.executable, "-m", "satdelta.plugins.cli.main", "detect", str(a), str(b)]
+    res = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "out"), *options], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 1, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("satdelta: error: "), res.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()
