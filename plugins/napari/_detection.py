@@ -165,6 +165,7 @@ def detect_and_save(steps: Any, session: Any, *args: Any) -> Any:
     result = yield from steps(*args)
     yield (5, 6, f"saving {len(result.polygons)} candidates")
     session.add_candidates(result.polygons, result.provenance)
+    yield (6, 6, "showing layers")
     return result
 
 

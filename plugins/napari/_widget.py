@@ -401,7 +401,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         )
         worker.yielded.connect(self._on_step)
         worker.returned.connect(self._on_result)
-        worker.aborted.connect(lambda: self._on_finished("cancelled"))
+        worker.aborted.connect(self._on_cancelled)
         worker.finished.connect(self._worker_done)
         self.worker = worker
         self.run_button.setEnabled(False)
@@ -423,6 +423,10 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             if other is not layer and osd.get("role") == role:
                 osd["role"] = None
         sd["role"] = role
+
+    def _on_cancelled(self) -> None:
+        self._on_finished("cancelled")
+        self.reload_annotations()  # a cancel after the save step still shows what was saved
 
     def _on_step(self, step: tuple[int, int, str]) -> None:
         i, total, message = step
