@@ -40,6 +40,7 @@ from satdelta.imagery.threshold import (
     ThresholdMethod,
     fit_threshold,
 )
+from scipy import special
 
 __all__ = [
     "NORMALISE_METHODS",
@@ -47,8 +48,11 @@ __all__ = [
     "THRESHOLD_METHODS",
     "ChangeDetector",
     "ChangeMaps",
+    "cleanup_radius_px",
     "detect_change",
     "fit_detector",
+    "no_change_quantile",
+    "resolve_auto",
 ]
 
 log = logging.getLogger(__name__)
@@ -228,6 +232,51 @@ def cleanup_radius_px(pixel_size_m: float | None, *, scale_m: float = CLEANUP_M)
     return int(round(scale_m / pixel_size_m))
 
 
+def no_change_quantile(
+    score: ScoreModel,
+    before: NDArray,
+    after: NDArray,
+    valid: NDArray[np.bool_],
+    *,
+    quantile: float = 0.99,
+    seed: int = 0,
+) -> float | None:
+    """Score quantile of a simulated *no-change* pair: a floor for automatic thresholds.
+
+    Otsu, k-means and two-class mixtures always split the scores into two classes, so on a
+    pair where nothing changed they still call a large share of pixels changed. The floor
+    is a parametric bootstrap of the no-change case: the after image is replaced by
+    ``before + noise`` with Gaussian noise of each band's robust spread of
+    ``after - before`` (1.4826 x MAD, which the changed minority does not inflate), the
+    fitted score is applied to that pair, and its ``quantile`` is returned (for the IR-MAD
+    score, whose transform is fitted to the real pair, the chi-square quantile with one
+    degree of freedom per band is used instead). With smoothing
+    on, white noise is attenuated more than real (spatially correlated) differences, so the
+    floor is a lower bound.
+
+    Returns
+    -------
+    float or None
+        None when there are no valid pixels.
+    """
+    if not valid.any():
+        return None
+    nb = before.shape[0]
+    if score.method == "irmad":
+        # its own null distribution: chi-square with one degree of freedom per band
+        return float(special.chdtri(nb, 1.0 - quantile))
+    d = (after - before)[:, valid]
+    med = np.median(d, axis=1)
+    scale = 1.4826 * np.median(np.abs(d - med[:, None]), axis=1)
+    scale = np.where(scale > 0, scale, d.std(axis=1))
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(before.shape).astype(np.float32) * scale.reshape(nb, 1, 1)
+    null_after = (before + med.reshape(nb, 1, 1) + noise).astype(np.float32)
+    s = score.apply(before, null_after, valid)
+    s = s[valid & np.isfinite(s)]
+    return float(np.quantile(s, quantile)) if s.size else None
+
+
 def resolve_auto(
     nbands: int,
     band_names: Sequence[str] | None,
@@ -281,6 +330,7 @@ def fit_detector(
     threshold_value: float | None = None,
     normalise: NormaliseMethod = "auto",
     min_area_m2: float | None = None,
+    null_quantile: float | None = 0.99,
 ) -> ChangeDetector:
     """Fit the global statistics of a change detector (see :func:`detect_change`)."""
     b, a = _as_pair(before, after)
@@ -297,6 +347,10 @@ def fit_detector(
     ):
         raise InvalidParameterError(
             f"pixel_size_m must be a positive number of metres or None, got {pixel_size_m!r}."
+        )
+    if null_quantile is not None and not (0.5 <= float(null_quantile) < 1.0):
+        raise InvalidParameterError(
+            f"null_quantile must be in [0.5, 1) or None, got {null_quantile!r}."
         )
     if band_names is not None and len(band_names) != b.shape[0]:
         raise BandMismatchError(
@@ -332,6 +386,13 @@ def fit_detector(
     s = score_model.apply(b, a_n, ok)
     sample = s[ok & np.isfinite(s)]
     thr = fit_threshold(sample, method=threshold, value=threshold_value)
+    null_q = None
+    if thr.method in ("mixture", "otsu", "kmeans") and null_quantile is not None:
+        null_q = no_change_quantile(score_model, b, a_n, ok, quantile=null_quantile)
+        if null_q is not None and null_q > thr.threshold:
+            thr = ThresholdFit(
+                null_q, thr.method, {**thr.parameters, "fitted_threshold": thr.threshold}
+            )
     radius = cleanup_radius_px(pixel_size_m)
     params: dict[str, Any] = {
         "method": score_model.method,
@@ -342,6 +403,7 @@ def fit_detector(
         "threshold": thr.threshold,
         "threshold_fit": thr.parameters,
         "threshold_value": threshold_value,
+        "no_change_quantile": null_q,
         "pixel_size_m": pixel_size_m,
         "band_names": list(band_names) if band_names is not None else None,
         "min_area_m2": None if min_area_m2 is None else float(min_area_m2),
@@ -364,6 +426,7 @@ def detect_change(
     threshold_value: float | None = None,
     normalise: NormaliseMethod = "auto",
     min_area_m2: float | None = None,
+    null_quantile: float | None = 0.99,
 ) -> ChangeMaps:
     """Find changed pixels between two co-registered images.
 
@@ -390,6 +453,11 @@ def detect_change(
         (:mod:`satdelta.imagery.radiometry`).
     min_area_m2 : float, optional
         Changed regions smaller than this (square metres) are dropped.
+    null_quantile : float or None, default 0.99
+        Floor for the automatic thresholds (``mixture``, ``otsu``, ``kmeans``): the
+        threshold is raised to this quantile of the score of a simulated no-change pair
+        (:func:`no_change_quantile`), so a pair where nothing changed is not split in two.
+        ``None`` turns the floor off (the plain published method).
 
     Returns
     -------
@@ -427,6 +495,7 @@ def detect_change(
         threshold_value=threshold_value,
         normalise=normalise,
         min_area_m2=min_area_m2,
+        null_quantile=null_quantile,
     )
     score, changed = det.apply(b, a, ok)
     log.info(

@@ -274,3 +274,30 @@ def test_cli_reports_bad_detection_options_in_one_line(write_raster, tmp_path, o
     for needle in needles:
         assert needle in lines[0], lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_pair_without_change_is_not_split_in_two(seed):
+    before, after, truth = textured_pair(seed=seed, n_blobs=0)
+    assert not truth.any()
+    plain = detect_change(before, after, pixel_size_m=10.0, null_quantile=None)
+    maps = detect_change(before, after, pixel_size_m=10.0)
+    # a two-class threshold alone always finds two classes ...
+    assert plain.changed_fraction > 0.2
+    # ... the no-change floor keeps it near the 1 % of the simulated null
+    assert maps.changed_fraction < 0.02
+    assert maps.threshold == pytest.approx(maps.parameters["no_change_quantile"])
+    assert maps.parameters["threshold_fit"]["fitted_threshold"] < maps.threshold
+
+
+def test_no_change_floor_does_not_touch_a_clear_change():
+    before, after, truth = textured_pair(seed=9)
+    maps = detect_change(before, after, pixel_size_m=10.0)
+    assert maps.parameters["no_change_quantile"] < maps.threshold
+    assert "fitted_threshold" not in maps.parameters["threshold_fit"]
+
+
+def test_null_quantile_validated():
+    before, after, _ = textured_pair(seed=5, shape=(4, 32, 32), n_blobs=1)
+    with pytest.raises(InvalidParameterError, match="null_quantile must be in"):
+        detect_change(before, after, null_quantile=1.5)
