@@ -369,6 +369,9 @@ def fit_detector(
         )
 
     score_method, norm_method = resolve_auto(b.shape[0], band_names, method, normalise)
+    if normalise == "auto" and norm_method == "irmad" and n_valid < 20 * (4 * b.shape[0] + 2):
+        # too few pixels for stable canonical correlations: fall back to histogram matching
+        norm_method = "histogram"
     irmad = None
     if norm_method == "irmad" or score_method == "irmad":
         irmad = fit_irmad(b, a, valid=ok)

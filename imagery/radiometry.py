@@ -230,7 +230,7 @@ def fit_irmad(
     if x.shape[1] < 4 * nb + 2:
         raise InvalidParameterError(
             f"IR-MAD needs at least {4 * nb + 2} valid pixels for {nb} bands, got {x.shape[1]}; "
-            "use a larger area or another method."
+            "use a larger area, or normalise 'histogram' / method 'cva'."
         )
     z = np.vstack([x, y])
     w = np.ones(x.shape[1])

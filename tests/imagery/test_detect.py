@@ -301,3 +301,11 @@ def test_null_quantile_validated():
     before, after, _ = textured_pair(seed=5, shape=(4, 32, 32), n_blobs=1)
     with pytest.raises(InvalidParameterError, match="null_quantile must be in"):
         detect_change(before, after, null_quantile=1.5)
+
+
+def test_auto_normalisation_falls_back_on_tiny_inputs():
+    rng = np.random.default_rng(3)
+    maps = detect_change(rng.random((4, 5, 5)), rng.random((4, 5, 5)))
+    assert maps.parameters["normalise"] == "histogram"
+    with pytest.raises(InvalidParameterError, match="IR-MAD needs at least 18 valid pixels"):
+        detect_change(rng.random((4, 3, 3)), rng.random((4, 3, 3)), normalise="irmad")
