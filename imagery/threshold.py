@@ -11,7 +11,10 @@ Methods
     densities are equal (Bruzzone & Prieto 2000, "Automatic analysis of the
     difference image for unsupervised change detection", IEEE TGRS 38(3)).
     Each class is a gamma density (change magnitudes are non-negative and
-    right-skewed), EM starts from the Otsu split.
+    right-skewed), EM starts from the Otsu split. :func:`fit_threshold` caps
+    the Bayes threshold at Otsu's: the mixture is there to correct Otsu's
+    under-calling of rare change, and a boundary above Otsu's means EM has
+    locked onto the strongest of several change populations.
 ``"otsu"``
     Otsu (1979), maximal between-class variance (``skimage.filters.threshold_otsu``).
 ``"kmeans"``
@@ -372,4 +375,9 @@ def fit_threshold(
         t, p = kmeans_threshold(values)
         return ThresholdFit(t, "kmeans", p)
     t, p = mixture_threshold(values)
-    return ThresholdFit(t, "mixture", p)
+    # The mixture's job is to correct Otsu's under-calling of rare change, i.e. to lower the
+    # threshold. When its Bayes boundary lies above Otsu's, EM has locked onto the strongest
+    # of several change populations (bright aircraft and grey roofs, say): keep Otsu's split.
+    t_otsu = otsu_threshold(values)
+    p = {**p, "bayes_threshold": t, "otsu_threshold": t_otsu, "capped_at_otsu": t > t_otsu}
+    return ThresholdFit(min(t, t_otsu), "mixture", p)

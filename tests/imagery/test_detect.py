@@ -203,9 +203,7 @@ def test_auto_on_rgb_finds_built_change_not_seasonal_vegetation():
     # the score ranks every built change above the autumn trees and the stable surfaces
     assert np.nanpercentile(maps.score[built], 5) > np.nanpercentile(maps.score[~built], 95)
     p, r, f = prf(maps.changed, built)
-    # the two-class mixture puts the threshold between roofs and the (stronger) aircraft
-    # change here, so recall is partial; precision must stay high
-    assert p > 0.95 and r > 0.5, (p, r)
+    assert p > 0.85 and r > 0.95, (p, r)
     assert not maps.changed[veg].any()
     otsu = detect_change(
         before, after, band_names=("red", "green", "blue"), pixel_size_m=0.5, threshold="otsu"

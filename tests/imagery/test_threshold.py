@@ -129,3 +129,17 @@ def test_too_few_values():
         mixture_threshold([1.0, 2.0], family="beta")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError, match="finite"):
         ThresholdFit(float("inf"), "otsu")
+
+
+def test_mixture_is_capped_at_otsu_when_change_has_two_populations():
+    """Two change populations (weak 6 %, strong 3 %): EM models only the strong one."""
+    rng = np.random.default_rng(5)
+    noise = rng.gamma(2.0, 0.5, 91_000)
+    weak = rng.normal(14.0, 1.0, 6_000)
+    strong = rng.normal(40.0, 1.0, 3_000)
+    x = np.concatenate([noise, weak, strong])
+    fit = fit_threshold(x, method="mixture")
+    p = fit.parameters
+    assert p["capped_at_otsu"] and p["bayes_threshold"] > 30  # EM took only the strong mode
+    assert fit.threshold == p["otsu_threshold"] < p["bayes_threshold"]
+    assert (strong > fit.threshold).all() and (noise < fit.threshold).all()
