@@ -2,9 +2,10 @@
 
 :func:`detect_change` is the whole-array convenience. It is built from a
 *fit* step (:func:`fit_detector`: global statistics only - normalisation,
-score scales, threshold) and an *apply* step (:meth:`ChangeDetector.apply`,
-per window with a halo of :attr:`ChangeDetector.halo_px` pixels), so a block
-runner can fit on a sample and apply per window.
+score scales, threshold and its no-change floor) and an *apply* step
+(:meth:`ChangeDetector.apply`, per window with a halo of
+:attr:`ChangeDetector.halo_px` pixels), so a block runner can fit on a sample
+and apply per window. :func:`resolve_auto` documents what ``"auto"`` picks.
 """
 
 from __future__ import annotations
@@ -342,12 +343,16 @@ def fit_detector(
     ):
         if val not in choices:
             raise InvalidParameterError(f"{name} must be one of {choices}, got {val!r}.")
-    if pixel_size_m is not None and not (
-        isinstance(pixel_size_m, int | float) and math.isfinite(pixel_size_m) and pixel_size_m > 0
-    ):
-        raise InvalidParameterError(
-            f"pixel_size_m must be a positive number of metres or None, got {pixel_size_m!r}."
-        )
+    if pixel_size_m is not None:
+        try:
+            px = float(pixel_size_m)
+        except (TypeError, ValueError):
+            px = math.nan
+        if not (math.isfinite(px) and px > 0):
+            raise InvalidParameterError(
+                f"pixel_size_m must be a positive number of metres or None, got {pixel_size_m!r}."
+            )
+        pixel_size_m = px
     if null_quantile is not None and not (0.5 <= float(null_quantile) < 1.0):
         raise InvalidParameterError(
             f"null_quantile must be in [0.5, 1) or None, got {null_quantile!r}."

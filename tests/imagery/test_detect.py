@@ -217,6 +217,25 @@ def test_auto_on_rgb_finds_built_change_not_seasonal_vegetation():
     assert np.nanmedian(maps.score[veg]) < 0.1 * np.nanmedian(maps.score[built])
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"threshold": "otsu"},
+        {"threshold": "kmeans"},
+        {"threshold": "percentile"},
+        {"method": "irmad"},
+        {"normalise": "histogram"},
+        {"pixel_size_m": np.float32(0.5)},
+    ],
+)
+def test_rgb_parameters_are_json_for_every_choice(kwargs):
+    before, after, _, _ = rgb_scene(seed=1)
+    maps = detect_change(before, after, band_names=("red", "green", "blue"), **kwargs)
+    back = json.loads(json.dumps(maps.parameters))
+    assert back["threshold"] == pytest.approx(maps.threshold)
+
+
 def test_auto_on_multispectral_is_cva_with_irmad():
     before, after, truth = textured_pair(seed=6)
     names = ("blue", "green", "red", "nir")
