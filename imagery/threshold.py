@@ -16,7 +16,8 @@ Methods
     under-calling of rare change, and a boundary above Otsu's means EM has
     locked onto the strongest of several change populations.
 ``"otsu"``
-    Otsu (1979), maximal between-class variance (``skimage.filters.threshold_otsu``).
+    Otsu (1979), maximal between-class variance on a 256-bin histogram; the
+    threshold is the upper edge of the last lower-class bin.
 ``"kmeans"``
     Two-cluster k-means (Lloyd) on the scores; the threshold is the mid-point
     between the two centres.
@@ -26,6 +27,10 @@ Methods
     The given percentile (0-100) of the scores.
 ``"auto"``
     ``"mixture"``.
+
+The automatic methods always find two classes, even where nothing changed;
+:func:`satdelta.imagery.detect.fit_detector` therefore raises their threshold
+to a no-change floor (:func:`satdelta.imagery.detect.no_change_quantile`).
 """
 
 from __future__ import annotations
