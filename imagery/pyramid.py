@@ -26,6 +26,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from satdelta.imagery.errors import InvalidParameterError, SceneReadError
+from satdelta.imagery.scene import gdal_env
 
 __all__ = ["PyramidLevel", "RasterPyramid", "open_pyramid"]
 
@@ -131,10 +132,11 @@ class PyramidLevel:
         ds = self._handles.datasets.get(self.overview)
         if ds is None:
             try:
-                if self.overview is None:
-                    ds = rasterio.open(self.path)
-                else:
-                    ds = rasterio.open(self.path, overview_level=self.overview)
+                with gdal_env(self.path):  # range-request options for /vsicurl/
+                    if self.overview is None:
+                        ds = rasterio.open(self.path)
+                    else:
+                        ds = rasterio.open(self.path, overview_level=self.overview)
             except RasterioIOError as exc:
                 raise SceneReadError(
                     f"could not reopen {self.path} (overview {self.overview}): {exc}; "
@@ -161,7 +163,11 @@ class PyramidLevel:
         if r1 <= r0 or c1 <= c0:
             return np.zeros((len(self.bands), max(r1 - r0, 0), max(c1 - c0, 0)), self.dtype)
         window = Window(c0, r0, c1 - c0, r1 - r0)
-        return self._dataset().read(list(self.bands), window=window)
+        dataset = self._dataset()
+        if self.path.startswith("/vsicurl/"):
+            with gdal_env(self.path):
+                return dataset.read(list(self.bands), window=window)
+        return dataset.read(list(self.bands), window=window)
 
     def __getitem__(self, key) -> np.ndarray:  # noqa: ANN001 - numpy indexing
         key = _expand_key(key, self.ndim)
@@ -320,7 +326,7 @@ def open_pyramid(
     """
     path = _normalise_source(source)
     try:
-        with rasterio.open(path) as ds:
+        with gdal_env(path), rasterio.open(path) as ds:
             count = ds.count
             height, width = ds.height, ds.width
             dtype = np.dtype(ds.dtypes[0])
@@ -343,7 +349,7 @@ def open_pyramid(
     for k, _factor in enumerate(factors):
         # ask GDAL for the true overview size (rounding differs between writers)
         try:
-            with rasterio.open(path, overview_level=k) as ov:
+            with gdal_env(path), rasterio.open(path, overview_level=k) as ov:
                 h, w = ov.height, ov.width
         except RasterioIOError:  # pragma: no cover - listed but unreadable overview
             log.warning("overview %d of %s is listed but cannot be read; skipped", k, path)

@@ -21,6 +21,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
 from satdelta.imagery.errors import SceneReadError
 from satdelta.imagery.pyramid import open_pyramid
+from satdelta.imagery.scene import gdal_env
 from satdelta.plugins.napari._frame import MapFrame, affine_to_list, layer_affine
 
 __all__ = ["get_reader", "raster_layer_data", "display_bands", "frame_of_layers"]
@@ -130,7 +131,7 @@ def raster_layer_data(
     """
     path = _gdal_path(source)
     try:
-        with rasterio.open(path) as ds:
+        with gdal_env(path), rasterio.open(path) as ds:
             transform, crs = ds.transform, ds.crs
             height, width, count = ds.height, ds.width, ds.count
             overviews = ds.overviews(1)
@@ -208,7 +209,7 @@ def _current_frame() -> MapFrame | None:
 
 def _readable(path: str) -> bool:
     try:
-        with rasterio.open(_gdal_path(path)):
+        with gdal_env(_gdal_path(path)), rasterio.open(_gdal_path(path)):
             return True
     except (RasterioIOError, OSError, ValueError):
         return False
