@@ -277,3 +277,16 @@ def test_library_imports_stay_free_of_napari_and_qt() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_npe2_manifest_validates_with_imports() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    npe2 = shutil.which("npe2", path=str(Path(sys.executable).parent))
+    assert npe2, "npe2 is part of the napari extra"
+    out = subprocess.run(
+        [npe2, "validate", "satdelta", "--imports"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and "valid" in out.stdout, out.stdout + out.stderr
