@@ -326,3 +326,18 @@ def test_auto_normalisation_falls_back_on_tiny_inputs():
     assert maps.parameters["normalise"] == "histogram"
     with pytest.raises(InvalidParameterError, match="IR-MAD needs at least 18 valid pixels"):
         detect_change(rng.random((4, 3, 3)), rng.random((4, 3, 3)), normalise="irmad")
+
+
+def test_builtup_per_window_matches_whole_array():
+    before, after, _, _ = rgb_scene(seed=2)
+    valid = np.ones(before.shape[1:], bool)
+    det = fit_detector(
+        before, after, valid=valid, band_names=("red", "green", "blue"), pixel_size_m=0.5
+    )
+    assert det.score.method == "builtup" and det.halo_px > 0
+    whole_s, whole_c = det.apply(before, after, valid)
+    h = det.halo_px
+    cols = slice(40 - h, 100 + h)
+    s, c = det.apply(before[:, :, cols], after[:, :, cols], valid[:, cols])
+    np.testing.assert_allclose(s[:, h:-h], whole_s[:, 40:100], rtol=1e-4, atol=1e-5)
+    assert (c[:, h:-h] == whole_c[:, 40:100]).all()
