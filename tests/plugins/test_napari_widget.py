@@ -152,6 +152,14 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     evidence.selected_data = {row}
     _press(viewer, qtbot, "j")
     assert Store.open(store_path).get_annotation(big.id).status == "accepted"
+    _press(viewer, qtbot, "n")  # next unreviewed candidate: selected and centred
+    (nxt,) = evidence.selected_data
+    assert evidence.features["status"].iloc[nxt] == "candidate"
+    np.testing.assert_allclose(
+        np.asarray(viewer.scene.camera.center)[-2:],
+        np.asarray(evidence.data[nxt]).mean(0),
+        atol=1e-3,
+    )
     evidence.selected_data = set()
     viewer.layers["change mask"].visible = False
     verts = np.asarray(evidence.data[row])
