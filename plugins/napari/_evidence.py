@@ -53,23 +53,69 @@ class EvidenceMixin:
         layer.selected_data.events.items_changed.connect(self._on_selection)
         return layer
 
+    #: Vertices triangulated per event-loop turn when redrawing many polygons; a
+    #: budget of 40,000 keeps each turn around a quarter of a second here.
+    chunk_vertices: int = 40_000
+    _load_generation: int = 0
+
+    @property
+    def loading(self) -> bool:
+        """True while the evidence layer is still being filled (many polygons)."""
+        return bool(getattr(self, "_loading", False))
+
     def reload_annotations(self) -> None:
-        """Redraw the evidence layer from the store."""
+        """Redraw the evidence layer from the store.
+
+        Up to :attr:`chunk_vertices` vertices are drawn at once; more are added a
+        chunk per event-loop turn, so the window keeps responding while thousands
+        of detected outlines are triangulated.  Meanwhile the layer is not editable
+        (nothing drawn could be lost) and :attr:`loading` is True.
+        """
         if self.session is None or self.frame() is None:
             return
         self.session.frame = self.session.frame or self.frame()
         rows = self.session.rows()
         layer = self.evidence_layer()
+        self._load_generation += 1
+        chunks = _chunks(rows.shapes, self.chunk_vertices)
         self._syncing = True
         try:
             layer.selected_data = set()
             layer.data = []
-            if rows.shapes:
-                layer.add(rows.shapes, shape_type="polygon")
-                layer.features = rows.properties
-            self._recolour(layer)
+            if len(chunks) <= 1:
+                if rows.shapes:
+                    layer.add(rows.shapes, shape_type="polygon")
+                    layer.features = rows.properties
+                self._recolour(layer)
+                self._loading = False
         finally:
             self._syncing = False
+        if len(chunks) <= 1:
+            self._on_selection()
+            return
+        self._loading = True
+        layer.editable = False
+        self._add_chunks(layer, rows, chunks, 0, self._load_generation)
+
+    def _add_chunks(self, layer: Any, rows: Any, chunks: list, k: int, generation: int) -> None:
+        from qtpy.QtCore import QTimer
+
+        if generation != self._load_generation or layer not in self.viewer.layers:
+            return  # a newer reload (or the layer's removal) took over
+        self._syncing = True
+        try:
+            lo, hi = chunks[k]
+            layer.add(rows.shapes[lo:hi], shape_type="polygon")
+            if k + 1 == len(chunks):
+                layer.features = rows.properties
+                self._recolour(layer)
+        finally:
+            self._syncing = False
+        if k + 1 < len(chunks):
+            QTimer.singleShot(0, lambda: self._add_chunks(layer, rows, chunks, k + 1, generation))
+            return
+        self._loading = False
+        layer.editable = True
         self._on_selection()
 
     def _recolour(self, layer: Any) -> None:
@@ -77,7 +123,7 @@ class EvidenceMixin:
             layer.edge_color = status_colours(list(layer.features["status"]))
 
     def _on_shapes_data(self, event: Any) -> None:
-        if self._syncing or self.session is None:
+        if self._syncing or self.loading or self.session is None:
             return
         action = str(getattr(event, "action", ""))
         layer = event.source
@@ -224,3 +270,24 @@ class EvidenceMixin:
             return None
         _notify_info(f"exported {n} polygons to {path}")
         return n
+
+
+def _chunks(shapes: list[np.ndarray], max_vertices: int) -> list[tuple[int, int]]:
+    """Split shapes into consecutive ``(start, stop)`` runs of at most ``max_vertices``.
+
+    Examples
+    --------
+    >>> _chunks([np.zeros((4, 2))] * 5, 8)
+    [(0, 2), (2, 4), (4, 5)]
+    """
+    out: list[tuple[int, int]] = []
+    start, count = 0, 0
+    for i, s in enumerate(shapes):
+        n = len(s)
+        if count and count + n > max_vertices:
+            out.append((start, i))
+            start, count = i, 0
+        count += n
+    if start < len(shapes):
+        out.append((start, len(shapes)))
+    return out

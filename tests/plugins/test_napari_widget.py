@@ -234,8 +234,12 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     viewer2 = _viewer(make_napari_viewer)
     viewer2.open_sample("satdelta", "sunan-airport")
     widget2 = _dock(viewer2)
+    widget2.chunk_vertices = 40  # force the chunked redraw used for thousands of outlines
     assert widget2.open_store(store_path)
     ev2 = viewer2.layers["evidence"]
+    assert widget2.loading and not ev2.editable  # filled over several event-loop turns
+    qtbot.waitUntil(lambda: not widget2.loading, timeout=30_000)
+    assert ev2.editable
     ids = list(ev2.features["annotation_id"])
     colours = {
         s: tuple(np.round(ev2.edge_color[i], 2)) for i, s in enumerate(ev2.features["status"])
