@@ -252,6 +252,7 @@ def test_shapes_layer_saves_as_geojson_in_map_coordinates(tmp_path: Path) -> Non
         "satdelta.plugins.napari._reader",
         "satdelta.plugins.napari._features",
         "satdelta.plugins.napari._status",
+        "satdelta.plugins.napari._evidence",
     ],
 )
 def test_docstring_examples_run(module: str) -> None:
