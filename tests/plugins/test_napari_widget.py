@@ -346,7 +346,12 @@ def test_bad_input_shows_notifications_and_loses_nothing(
     store_path = tmp_path / "s.gpkg"
     assert widget.open_store(store_path)
 
-    # unreadable file
+    # unreadable file, through File > Open (napari's Qt error hook shows the reader's
+    # error, which says what to do, as a notification) and through the widget
+    from satdelta.imagery.errors import SceneReadError
+
+    with pytest.raises(SceneReadError, match="check the path or URL"):
+        viewer.open(str(broken), plugin="satdelta")
     widget.before_edit.setEditText(str(good))
     widget.after_edit.setEditText(str(broken))
     assert widget.run() is None
