@@ -2,11 +2,17 @@
 
 Pure computation lives in the modules that take arrays; opening and writing
 rasters lives in :mod:`satdelta.imagery.scene` and :mod:`satdelta.imagery.cog`.
+
+Public names are loaded on first use (PEP 562), so ``from satdelta.imagery.errors import
+SatdeltaError`` (what the annotation store and the CLI's error handling need) does not pull in
+scipy, scikit-image and GDAL.
 """
 
-from satdelta.imagery.align import AlignedPair, coregister
-from satdelta.imagery.cog import write_cog
-from satdelta.imagery.detect import ChangeMaps, detect_change
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from satdelta.imagery.errors import (
     AlignmentError,
     BandMismatchError,
@@ -16,9 +22,23 @@ from satdelta.imagery.errors import (
     SatdeltaError,
     SceneReadError,
 )
-from satdelta.imagery.pipeline import DetectionRun, run_detection, write_outputs
-from satdelta.imagery.scene import Scene, open_scene
-from satdelta.imagery.vectorize import ChangePolygon, to_feature_collection, vectorize
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "AlignedPair": "align",
+    "coregister": "align",
+    "write_cog": "cog",
+    "ChangeMaps": "detect",
+    "detect_change": "detect",
+    "DetectionRun": "pipeline",
+    "run_detection": "pipeline",
+    "write_outputs": "pipeline",
+    "Scene": "scene",
+    "open_scene": "scene",
+    "ChangePolygon": "vectorize",
+    "to_feature_collection": "vectorize",
+    "vectorize": "vectorize",
+}
 
 __all__ = [
     "AlignedPair",
@@ -42,3 +62,25 @@ __all__ = [
     "SceneReadError",
     "detect_change",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
+    from satdelta.imagery.align import AlignedPair, coregister
+    from satdelta.imagery.cog import write_cog
+    from satdelta.imagery.detect import ChangeMaps, detect_change
+    from satdelta.imagery.pipeline import DetectionRun, run_detection, write_outputs
+    from satdelta.imagery.scene import Scene, open_scene
+    from satdelta.imagery.vectorize import ChangePolygon, to_feature_collection, vectorize
