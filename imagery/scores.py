@@ -272,6 +272,20 @@ class ScoreModel:
         ``valid`` (True = has data) keeps invalid pixels out of the smoothing;
         they come back NaN when smoothing is on.
         """
+        return self.apply_scales(before, after, valid)[1]
+
+    def apply_scales(
+        self, before: NDArray, after: NDArray, valid: NDArray[np.bool_] | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """The score at the pixel scale and after the Gaussian smoothing, computed once.
+
+        Returns
+        -------
+        unsmoothed, smoothed : (M, N) float32 ndarray
+            The per-pixel score (with the edge discount, before smoothing; NaN where
+            ``valid`` is False) and the score :meth:`apply` returns. Without smoothing
+            both are the same values.
+        """
         p = self.parameters
         b = before.astype(np.float32, copy=False)
         a = after.astype(np.float32, copy=False)
@@ -297,9 +311,13 @@ class ScoreModel:
         else:  # irmad
             assert self.irmad is not None
             out = self.irmad.chi2(b, a)
-        if self.smooth_px > 0:
-            out = smooth_score(out, self.smooth_px, valid)
-        return np.asarray(out, dtype=np.float32)
+        out = np.asarray(out, dtype=np.float32)
+        if self.smooth_px <= 0:
+            return out, out
+        fine = out if valid is None else np.where(valid, out, np.float32(np.nan))
+        return fine.astype(np.float32), np.asarray(
+            smooth_score(out, self.smooth_px, valid), dtype=np.float32
+        )
 
 
 def _nd(x: NDArray, y: NDArray) -> NDArray[np.float32]:

@@ -341,3 +341,63 @@ def test_builtup_per_window_matches_whole_array():
     s, c = det.apply(before[:, :, cols], after[:, :, cols], valid[:, cols])
     np.testing.assert_allclose(s[:, h:-h], whole_s[:, 40:100], rtol=1e-4, atol=1e-5)
     assert (c[:, h:-h] == whole_c[:, 40:100]).all()
+
+
+# --------------------------------------------------------------------------- delineation
+
+
+def _one_pixel_off_iou(truth: np.ndarray) -> float:
+    """IoU of a mask wrong by one pixel along every boundary: erosion / dilation areas."""
+    return ndimage.binary_erosion(truth).sum() / ndimage.binary_dilation(truth).sum()
+
+
+@pytest.mark.parametrize("seed", [4, 7])
+def test_fine_pixels_outline_follows_the_change_not_the_smoothing(seed):
+    """At 0.5 m the 1 m smoothing decides which regions changed, the pixel score their outline."""
+    from satdelta.imagery.morphology import clean_mask
+
+    before, after, truth = textured_pair(seed=seed)
+    valid = np.ones(truth.shape, bool)
+    det = fit_detector(before, after, valid=valid, pixel_size_m=0.5)
+    assert det.score.smooth_px == 2.0
+    score, changed = det.apply(before, after, valid)
+    # the regions the smoothed score alone gives (the previous result): bloated by the kernel
+    region = clean_mask(score > det.threshold.threshold, radius_px=det.cleanup_radius_px)
+    assert not (changed & ~region).any()  # delineation never grows a region
+    iou = lambda m: (m & truth).sum() / (m | truth).sum()  # noqa: E731
+    assert iou(region) < _one_pixel_off_iou(truth)
+    assert iou(changed) >= _one_pixel_off_iou(truth), (iou(changed), iou(region))
+    p, r, _ = prf(changed, truth)
+    p_region, r_region, _ = prf(region, truth)
+    # the outline loses (almost) nothing of the change and drops most of the kernel's halo
+    assert r > 0.97 and r_region > 0.99, (r, r_region)
+    assert p > 0.8 and p - p_region > 0.15, (p, p_region)
+    assert det.parameters["delineation"] is not None
+
+
+def test_without_smoothing_the_delineation_changes_nothing():
+    from satdelta.imagery.morphology import clean_mask
+
+    before, after, _ = textured_pair(seed=5)
+    valid = np.ones(before.shape[1:], bool)
+    det = fit_detector(before, after, valid=valid, pixel_size_m=30.0, min_area_m2=9 * 900.0)
+    assert det.score.smooth_px == 0 and det.parameters["delineation"] is None
+    score, changed = det.apply(before, after, valid)
+    expected = clean_mask(
+        score > det.threshold.threshold, radius_px=0, min_pixels=det.min_pixels, valid=valid
+    )
+    assert (changed == expected).all() and changed.any()
+
+
+def test_majority_vote_removes_pixel_noise_and_keeps_edges():
+    from satdelta.imagery.morphology import majority3
+
+    m = np.zeros((20, 20), bool)
+    m[5:15, 5:15] = True
+    noisy = m.copy()
+    noisy[8, 8] = noisy[11, 12] = False  # dropouts inside
+    noisy[2, 2] = noisy[17, 3] = True  # stray pixels outside
+    out = majority3(noisy)
+    assert out[8, 8] and out[11, 12] and not out[2, 2] and not out[17, 3]
+    # straight edges stay where they are; only the four corner pixels go
+    assert (out ^ m).sum() == 4 and not out[5, 5] and out[5, 6:14].all()
