@@ -11,7 +11,7 @@ job="${1:-demo}"
 APT_PACKAGES=(
   xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcb-cursor0
   libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-shape0
-  libxcb-image0 libfontconfig1 libdbus-1-3 python3-gdal gdal-bin
+  libxcb-image0 libfontconfig1 libdbus-1-3 python3-gdal gdal-bin python3-venv python3-pip time
 )
 
 missing=()

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from satdelta.imagery.errors import SatdeltaError
 
 # name -> "module:attribute"; each front-end module registers itself here.
@@ -47,7 +46,9 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output; with -v errors show a traceback.")
+@click.option(
+    "-v", "--verbose", count=True, help="More log output; with -v errors show a traceback."
+)
 @click.option(
     "--store",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -79,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("satdelta: aborted", err=True)
         return 1
     except click.ClickException as exc:
-        # usage errors: keep click's own one-line message
-        click.echo(f"satdelta: error: {exc.format_message()}", err=True)
+        # usage errors too: one line, exit 1, with where to find help
+        hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
-        return 1 if not isinstance(exc, click.UsageError) else 2
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"satdelta: error: {_one_line(exc.format_message())}{hint}", err=True)
+        return 1
     except SatdeltaError as exc:
         if verbose:
             raise
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     return " ".join(str(exc).split())
 
 

@@ -1,0 +1,36 @@
+"""The command line's one place of error translation: every failure is one line and exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+SATDELTA = [sys.executable, "-m", "satdelta.plugins.cli.main"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["detect", "only-one.tif"], "Missing argument 'AFTER'"),
+        (["detect", "a.tif", "b.tif", "-o", "out", "--method", "nope"], "'--method'"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+        (["detect", "missing-before.tif", "missing-after.tif", "-o", "out"], "missing-before.tif"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_1(tmp_path, args, expected):
+    proc = subprocess.run(SATDELTA + args, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("satdelta: error: ") and expected in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_and_version_exit_0(tmp_path):
+    for args in (["--help"], ["--version"], ["detect", "--help"]):
+        proc = subprocess.run(SATDELTA + args, cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert proc.stdout.strip()
