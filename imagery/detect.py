@@ -1,5 +1,9 @@
 """Change detection on two co-registered arrays: normalise, score, threshold, clean up, delineate.
 
+Delineation (only where the score is smoothed, i.e. pixels of 2 m or finer): the smoothed
+score and its threshold pick the changed regions, the unsmoothed score draws their outline
+(:meth:`ChangeDetector.apply`).
+
 :func:`detect_change` is the whole-array convenience. It is built from a
 *fit* step (:func:`fit_detector`: global statistics only - normalisation,
 score scales, threshold and its no-change floor) and an *apply* step
@@ -513,6 +517,10 @@ def detect_change(
         (:mod:`satdelta.imagery.radiometry`).
     min_area_m2 : float, optional
         Changed regions smaller than this (square metres) are dropped.
+
+        At 2 m or finer, where the score is smoothed (1 m Gaussian), the smoothed score
+        decides which regions changed and each region's outline follows the unsmoothed
+        score (see :meth:`ChangeDetector.apply`).
     null_quantile : float or None, default 0.99
         Floor for the automatic thresholds (``mixture``, ``otsu``, ``kmeans``): the
         threshold is raised to this quantile of the score of a simulated no-change pair

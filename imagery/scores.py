@@ -45,6 +45,9 @@ Methods
 Every method except ``irmad`` can smooth its map with a Gaussian of
 ``smooth_px`` pixels (:func:`fit_score` sets it from a scale in metres), so
 speckle from sub-object texture does not dominate at very high resolution.
+:meth:`ScoreModel.apply_scales` returns the unsmoothed map as well (same units, edge discount
+included): :mod:`satdelta.imagery.detect` decides which regions changed on the smoothed map
+and draws their outline on the unsmoothed one.
 
 Registration residue. At the resolutions where that smoothing is on (a 1 m
 scale of at least half a pixel), sub-pixel misregistration, relief
