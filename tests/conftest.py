@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -21,14 +21,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT / ".." / "shared" / "data"
 
 
+def missing(msg: str) -> NoReturn:
+    """Skip a test whose input or tool is missing; fail it instead under ``CI=true``."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
 def require_shared(*parts: str) -> Path:
     """Return ``SHARED_DATA/<parts>``; skip when missing, fail when ``CI=true``."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        msg = f"shared data not found: {path} (expected ../shared/data beside the clone)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing(f"shared data not found: {path} (expected ../shared/data beside the clone)")
+    return path
+
+
+def require_file(path: Path, what: str) -> Path:
+    """Return *path* (a tool or file the tests need); skip when missing, fail when ``CI=true``."""
+    if not path.exists():
+        missing(f"{what} not found at {path}; `bash scripts/setup.sh install` installs it")
     return path
 
 

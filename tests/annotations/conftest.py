@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from satdelta.annotations import Store
 
+from tests.conftest import require_file
+
 VALIDATE_GPKG = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py")
+
+
+def gpkg_validator() -> Path:
+    """GDAL's GeoPackage validator (Debian python3-gdal); skip if missing, fail under CI=true."""
+    return require_file(VALIDATE_GPKG, "GDAL's validate_gpkg.py (apt python3-gdal)")
 
 
 def square(x: float, y: float, d: float = 0.001) -> dict:

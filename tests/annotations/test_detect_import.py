@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from satdelta.annotations import Store
 
-from .conftest import VALIDATE_GPKG
+from .conftest import VALIDATE_GPKG, gpkg_validator
 
 
 @pytest.mark.slow
 def test_detect_run_imports_with_provenance_and_exports_valid(tmp_path: Path) -> None:
-    pipeline = pytest.importorskip("satdelta.imagery.pipeline")
+    import satdelta.imagery.pipeline as pipeline
     from satdelta.sample_data import load_report, site_paths
 
     paths = site_paths("sunan-airport")
@@ -41,11 +41,12 @@ def test_detect_run_imports_with_provenance_and_exports_valid(tmp_path: Path) ->
         out = tmp_path / "evidence.geojson"
         assert store.export(out, claim_id=claims[0].id) == n
 
-    gv = pytest.importorskip("geojson_validator")
+    import geojson_validator as gv
+
     fc = json.loads(out.read_text(encoding="utf-8"))
     assert gv.validate_structure(fc) == {}
     assert gv.validate_geometries(fc)["invalid"] == {}
-    if VALIDATE_GPKG.exists():
+    if gpkg_validator().exists():
         res = subprocess.run(
             [
                 "/usr/bin/python3",

@@ -16,7 +16,7 @@ import pytest
 from satdelta.annotations import SCHEMA_VERSION, Store
 from satdelta.annotations.gpkg import create_core_tables, encode_geometry, register_features
 
-from .conftest import VALIDATE_GPKG
+from .conftest import VALIDATE_GPKG, gpkg_validator
 
 WRITER = textwrap.dedent(
     """
@@ -97,7 +97,7 @@ def test_sigkill_mid_burst_keeps_every_committed_annotation(
         extra = len(stored) - len(committed)
         assert 0 <= extra <= batch
         assert all(len(s.history(i)) == 1 for i in committed[:5])
-    if VALIDATE_GPKG.exists():
+    if gpkg_validator().exists():
         res = subprocess.run(
             ["/usr/bin/python3", str(VALIDATE_GPKG), str(store_path)],
             capture_output=True,
@@ -251,7 +251,7 @@ def test_v1_store_is_migrated(store_path: Path) -> None:
         "SELECT count(*) FROM satdelta_meta WHERE key LIKE 'migrated_from_%'"
     ).fetchone() == (1,)
     con.close()
-    if VALIDATE_GPKG.exists():
+    if gpkg_validator().exists():
         res = subprocess.run(
             [
                 "/usr/bin/python3",

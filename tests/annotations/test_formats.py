@@ -14,7 +14,7 @@ import shapely
 from satdelta.annotations import GeoJSONImportError, Store
 from shapely.geometry import Polygon, shape
 
-from .conftest import VALIDATE_GPKG, square
+from .conftest import VALIDATE_GPKG, gpkg_validator, square
 
 BOWTIE = {
     "type": "Polygon",
@@ -84,8 +84,7 @@ def populate(store: Store) -> tuple[int, int]:
 
 
 def run_validator(path: Path) -> subprocess.CompletedProcess:
-    if not VALIDATE_GPKG.exists():
-        pytest.skip("GDAL's validate_gpkg.py (Debian python3-gdal) is not installed")
+    gpkg_validator()
     return subprocess.run(
         ["/usr/bin/python3", str(VALIDATE_GPKG), "--extra", "--warning-as-error", str(path)],
         capture_output=True,
@@ -98,7 +97,8 @@ def test_store_passes_gdal_validator_and_pyogrio(store: Store, store_path: Path)
     populate(store)
     res = run_validator(store_path)
     assert res.returncode == 0, res.stdout + res.stderr
-    pyogrio = pytest.importorskip("pyogrio")
+    import pyogrio
+
     layers = {name: geom for name, geom in pyogrio.list_layers(store_path)}
     assert layers["annotations"] == "MultiPolygon"
     for table in ("reports", "claims", "annotation_revisions", "changes", "labels"):
@@ -147,7 +147,8 @@ def test_geojson_export_is_rfc7946(store: Store, tmp_path: Path) -> None:
     assert store.export(out) == 4
     fc = json.loads(out.read_text(encoding="utf-8"))
     assert "crs" not in fc and fc["type"] == "FeatureCollection"
-    gv = pytest.importorskip("geojson_validator")
+    import geojson_validator as gv
+
     assert gv.validate_structure(fc) == {}
     geo = gv.validate_geometries(fc)
     assert geo["invalid"] == {}, geo
@@ -260,7 +261,8 @@ def test_import_detect_changes_keeps_run_provenance(
         "detection": {"id": 1, "area_m2": 951.5, "score": 3.2},
     }
     assert store.history(anns[0].id)[0].action == "import"
-    pyogrio = pytest.importorskip("pyogrio")
+    import pyogrio
+
     meta, _, _, fields = pyogrio.raw.read(store_path, layer="annotations")
     cols = dict(zip(meta["fields"], fields, strict=True))
     assert list(cols["before_sha256"]) == ["ab" * 32] * 3
@@ -358,7 +360,8 @@ def test_gpkg_export_passes_validator(store: Store, tmp_path: Path) -> None:
     assert store.export(out, status="candidate") == 2
     res = run_validator(out)
     assert res.returncode == 0, res.stdout + res.stderr
-    pyogrio = pytest.importorskip("pyogrio")
+    import pyogrio
+
     info = pyogrio.read_info(out, layer="annotations")
     assert info["features"] == 2 and info["crs"] == "EPSG:4326"
     assert {"id", "claim_text", "report_title", "provenance", "confidence"} <= set(info["fields"])

@@ -249,7 +249,6 @@ def test_not_a_store_is_refused_untouched(tmp_path: Path) -> None:
 
 
 def test_foreign_geopackage_is_refused_untouched(tmp_path: Path) -> None:
-    pytest.importorskip("pyogrio")
     import numpy as np
     import shapely
 

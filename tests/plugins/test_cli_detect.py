@@ -18,6 +18,8 @@ import rasterio.warp
 import shapely
 from shapely.geometry import box, shape
 
+from tests.conftest import require_file
+
 GDAL_COG_VALIDATOR = Path(
     "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_cloud_optimized_geotiff.py"
 )
@@ -40,11 +42,7 @@ def snapshot(folder: Path) -> dict[str, bytes] | None:
 
 
 def cog_validator() -> Path:
-    if not GDAL_COG_VALIDATOR.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"GDAL's COG validator is missing: {GDAL_COG_VALIDATOR} (apt python3-gdal)")
-        pytest.skip("GDAL's COG validator (apt python3-gdal) is not installed")
-    return GDAL_COG_VALIDATOR
+    return require_file(GDAL_COG_VALIDATOR, "GDAL's COG validator (apt python3-gdal)")
 
 
 def assert_valid_cog(path: Path) -> None:

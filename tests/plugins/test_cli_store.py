@@ -173,8 +173,6 @@ def test_import_export_round_trip_and_formats(tmp_path: Path, ids: dict[str, str
 
 def test_report_load_sample_format(tmp_path: Path) -> None:
     sample = REPO / "sample_data" / "report.json"
-    if not sample.exists():
-        pytest.skip("sample_data/report.json not generated yet")
     data = json.loads(sample.read_text(encoding="utf-8"))
     res = run(tmp_path, "report", "load", str(sample))
     lines = res.stdout.split()
