@@ -358,7 +358,8 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
 
     Everything is written into a temporary folder beside ``outdir`` and moved into place at
     the end; a failure leaves ``outdir`` as it was.  Existing files of the same names are
-    replaced, other files in ``outdir`` are kept.
+    replaced, an earlier run's output this run does not write (``changes.geojson`` when the
+    new pair is not georeferenced) is removed, and other files in ``outdir`` are kept.
 
     Parameters
     ----------
@@ -450,4 +451,8 @@ def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:
     else:
         for n in names:  # same filesystem: each rename is atomic
             os.replace(tmp / n, out / n)
+        # an output of an earlier run that this run did not write (e.g. changes.geojson of a
+        # georeferenced pair, now a plain-image pair) would contradict run.json: remove it
+        for n in set(OUTPUT_FILES) - set(names):
+            (out / n).unlink(missing_ok=True)
     return {n: out / n for n in names}

@@ -126,3 +126,18 @@ def test_plain_images_need_no_crs(tmp_path, write_raster):
     assert big.geometry_wgs84 is None and big.area_m2 == pytest.approx(big.pixel_count * 0.25)
     written = write_outputs(run, tmp_path / "plain")
     assert "changes.geojson" not in written and "mask.tif" in written
+
+
+def test_rerun_with_plain_images_removes_the_earlier_geojson(tmp_path, write_raster):
+    """An earlier run's changes.geojson must not outlive a run that could not write one."""
+    before, after, _ = make_pair(tmp_path, nodata_cols=0)
+    out = tmp_path / "out"
+    write_outputs(run_detection(before, after), out)
+    (out / "notes.txt").write_text("mine")
+    assert (out / "changes.geojson").is_file()
+    with rasterio.open(before) as b, rasterio.open(after) as a:
+        pb = write_raster("b.png", b.read(), driver="PNG", crs=None)
+        pa = write_raster("a.png", a.read(), driver="PNG", crs=None)
+    write_outputs(run_detection(pb, pa, pixel_size_m=0.5), out)
+    assert sorted(os.listdir(out)) == ["mask.tif", "notes.txt", "run.json", "score.tif"]
+    assert json.loads((out / "run.json").read_text())["grid"]["crs"] is None
