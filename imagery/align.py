@@ -544,7 +544,7 @@ def estimate_shift(
     upsample_factor : int, default 100
         Precision of the phase-correlation step is 1/upsample_factor px when ``refine`` is
         False; with refinement (whose precision is about 0.01 px) the step searches its peaks
-        to 1/min(upsample_factor, 10) px only, as it just seeds the refinement.
+        to 1/min(upsample_factor, 2) px only, as it just seeds the refinement.
     sample_size : int or None, default 512
         Only the central ``sample_size`` x ``sample_size`` pixels are used (all when None), so
         the cost is bounded for any scene size.
@@ -609,8 +609,8 @@ def estimate_shift(
     ra = _band_pass(a, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
     rb = _band_pass(b, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
     # the peaks only seed the refinement (which converges from within about a pixel), so they
-    # need 1/10 px when it runs
-    factor = min(int(upsample_factor), 10) if refine else int(upsample_factor)
+    # need 1/2 px when it runs
+    factor = min(int(upsample_factor), 2) if refine else int(upsample_factor)
     # candidates: cross-correlation, phase correlation (each robust to different content) and
     # no shift; the one with the lowest robust (Tukey) misfit seeds the refinement
     candidates = [(0.0, 0.0)]
