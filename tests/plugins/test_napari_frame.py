@@ -291,3 +291,22 @@ def test_npe2_manifest_validates_with_imports() -> None:
         [npe2, "validate", "satdelta", "--imports"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and "valid" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(("name", "driver"), [("plain.png", "PNG"), ("scene.dat", "ENVI")])
+def test_manifest_offers_our_reader_for_other_gdal_formats(
+    tmp_path: Path, write_raster, name: str, driver: str
+) -> None:
+    """PNG pairs (no georeferencing) and ENVI files reach our reader through napari's registry."""
+    from npe2 import PluginManager
+
+    arr = (np.arange(3 * 20 * 30) % 251).astype("uint8").reshape(3, 20, 30)
+    kwargs = {"crs": None} if driver == "PNG" else {}
+    path = write_raster(name, arr, driver=driver, **kwargs)
+    pm = PluginManager.instance()
+    pm.discover()
+    readers = [r.plugin_name for r in pm.iter_compatible_readers([str(path)])]
+    assert "satdelta" in readers, readers
+    data, layer_kwargs, kind = raster_layer_data(path)
+    assert kind == "image" and np.asarray(data).shape[:2] == (20, 30)
+    assert "frame" in layer_kwargs["metadata"]["satdelta"]
