@@ -62,12 +62,15 @@ def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
 
 
 def _scene_ref(s: Scene) -> dict[str, Any]:
-    return {
+    ref: dict[str, Any] = {
         "source": s.source,
         "scene_id": s.scene_id,
         "sha256": s.sha256,
         "acquired": s.acquired.isoformat() if s.acquired else None,
     }
+    if s.remote is not None:  # a URL: the server's ETag/Last-Modified/length stand for sha256
+        ref["remote"] = s.remote
+    return ref
 
 
 def _scene_info(s: Scene) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -145,6 +146,10 @@ class Scene:
         The file stem (e.g. ``m_4709963_se_14_1_20090818``).
     gdal_path : str
         The name GDAL opens (``/vsicurl/<url>`` for URLs).
+    remote : dict or None
+        For URLs, what the server says identifies this version of the file, in place of a
+        sha256 (hashing would download it whole): ``etag``, ``last_modified`` and
+        ``content_length`` from a HEAD request (None where the server does not say).
     """
 
     source: str
@@ -160,6 +165,7 @@ class Scene:
     sha256: str | None
     scene_id: str
     gdal_path: str = field(default="", repr=False, compare=False)
+    remote: dict[str, str | int | None] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.count <= 0:
@@ -313,6 +319,23 @@ def _is_url(s: str) -> bool:
     return s.startswith(("http://", "https://"))
 
 
+def _remote_fingerprint(url: str, *, timeout: float = 15.0) -> dict[str, str | int | None] | None:
+    """ETag, Last-Modified and Content-Length of *url* from one HEAD request (None on failure)."""
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+            headers = resp.headers
+    except (OSError, ValueError) as exc:
+        log.info("no HEAD answer from %s (%s): provenance keeps the URL only", url, exc)
+        return None
+    length = headers.get("Content-Length")
+    return {
+        "etag": headers.get("ETag"),
+        "last_modified": headers.get("Last-Modified"),
+        "content_length": int(length) if length and length.isdigit() else None,
+    }
+
+
 def _sha256(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -370,7 +393,8 @@ def open_scene(source: str | os.PathLike[str], *, checksum: bool = True) -> Scen
         ``http(s)://`` URL (read with range requests through ``/vsicurl/``), or a GDAL
         ``/vsi...`` name.
     checksum : bool, default True
-        Compute the sha256 of a local file for provenance (URLs are never hashed).
+        Compute the sha256 of a local file for provenance; for a URL, which is never
+        downloaded whole, record the server's ETag, Last-Modified and Content-Length instead.
 
     Returns
     -------
@@ -440,4 +464,7 @@ def open_scene(source: str | os.PathLike[str], *, checksum: bool = True) -> Scen
     if crs is None:
         log.info("%s is not georeferenced: working on its pixel grid", src_str)
     sha = _sha256(local) if (checksum and local is not None) else None
-    return Scene(source=src_str, sha256=sha, scene_id=stem, gdal_path=gdal_path, **scene)
+    remote = _remote_fingerprint(raw) if (checksum and _is_url(raw)) else None
+    return Scene(
+        source=src_str, sha256=sha, scene_id=stem, gdal_path=gdal_path, remote=remote, **scene
+    )

@@ -75,6 +75,9 @@ def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Type", "image/tiff")
+            stat = path.stat()
+            self.send_header("ETag", f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"')
+            self.send_header("Last-Modified", self.date_time_string(int(stat.st_mtime)))
             self.send_header("Content-Length", str(length))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")

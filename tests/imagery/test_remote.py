@@ -60,6 +60,9 @@ def test_remote_cog_window_travels_by_range_requests(served):
 
     scene = open_scene(f"{base}/site_2021-06-30.tif")
     assert scene.source == f"{base}/site_2021-06-30.tif" and scene.sha256 is None
+    # in place of a sha256 (which would download the file whole): the server's fingerprint
+    assert scene.remote["content_length"] == size
+    assert scene.remote["etag"] and scene.remote["last_modified"]
     assert scene.crs.to_epsg() == 32633 and scene.transform == transform
     assert (scene.width, scene.height, scene.count) == (2048, 2048, 2)
     assert scene.band_names == ("red", "nir") and scene.acquired == dt.date(2021, 6, 30)
@@ -97,4 +100,6 @@ def test_run_detection_on_two_urls(served):
     assert iou > 0.8
     prov = run.provenance()
     assert prov["after"]["source"] == f"{base}/{after.name}" and prov["after"]["sha256"] is None
+    assert prov["after"]["remote"]["content_length"] == after.stat().st_size
+    assert prov["after"]["remote"]["etag"] != prov["before"]["remote"]["etag"]
     assert all(r["status"] in (200, 206) for r in requests(log))
