@@ -36,7 +36,8 @@ def test_view_refuses_missing_and_unreadable_files(tmp_path: Path, write_raster)
         assert len(lines) == 1 and lines[0].startswith("satdelta: error: "), proc.stderr
         assert needle in lines[0]
     proc = _satdelta("view", str(good), cwd=tmp_path)
-    assert proc.returncode == 2 and "give BEFORE and AFTER" in proc.stderr
+    assert proc.returncode == 1 and "give BEFORE and AFTER" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 @pytest.mark.gui
