@@ -326,6 +326,50 @@ def _central_window(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
     return slice(r0, r0 + h), slice(c0, c0 + w)
 
 
+def _sample_window(data: np.ndarray, valid: np.ndarray, size: int) -> tuple[slice, slice]:
+    """Where to measure the shift: a ``size`` square with data and texture, central by default.
+
+    Nine candidate squares (3 x 3 positions: centre, edge middles, corners) are scored by the
+    mean absolute gradient of the band mean on every 4th pixel, counting pixels without data
+    as flat.  The central square is kept unless another scores 25 % higher, so a featureless
+    or empty centre (water, cloud, a nodata hole) does not decide the shift.
+
+    Parameters
+    ----------
+    data : (B, M, N) ndarray
+    valid : (M, N) ndarray of bool
+        True where the pixel has data.
+    size : int
+    """
+    rows, cols = valid.shape
+    h, w = min(rows, size), min(cols, size)
+    centre = ((rows - h) // 2, (cols - w) // 2)
+    if (h, w) == (rows, cols):
+        return slice(0, rows), slice(0, cols)
+    step = 4
+    img = data[:, ::step, ::step].mean(axis=0, dtype="float32")
+    ok = valid[::step, ::step] & np.isfinite(img)
+    grad = np.zeros(img.shape, "float32")
+    gy = np.abs(np.diff(img, axis=0))
+    gy[~(ok[1:] & ok[:-1])] = 0
+    gx = np.abs(np.diff(img, axis=1))
+    gx[~(ok[:, 1:] & ok[:, :-1])] = 0
+    grad[1:] += gy
+    grad[:, 1:] += gx
+
+    def score(r0: int, c0: int) -> float:
+        sub = grad[r0 // step : (r0 + h) // step, c0 // step : (c0 + w) // step]
+        return float(sub.mean()) if sub.size else 0.0
+
+    spots = {(r, c) for r in (0, centre[0], rows - h) for c in (0, centre[1], cols - w)}
+    scores = {spot: score(*spot) for spot in spots}
+    best = max(sorted(scores), key=lambda spot: scores[spot])
+    r0, c0 = centre if scores[best] <= 1.25 * scores[centre] else best
+    if (r0, c0) != centre:
+        log.info("shift sample moved from the centre to rows %d, cols %d (more texture)", r0, c0)
+    return slice(r0, r0 + h), slice(c0, c0 + w)
+
+
 # Gaussian band-pass (smoothing sigma, high-pass sigma) in pixels for the two registration steps
 _COARSE_BAND = (0.0, 4.0)
 _REFINE_BAND = (1.0, 8.0)
@@ -763,9 +807,9 @@ def coregister(
     nan2 = (math.nan, math.nan)
     after_data: np.ndarray | None = None
     if shift_px is None:
-        # measure on the central sample only: resample just that part of the after scene,
-        # so the whole window is resampled once (with the correction) below
-        sl = _central_window(shape, sample_size)
+        # measure on a sample only (see _sample_window): resample just that part of the after
+        # scene, so the whole window is resampled once (with the correction) below
+        sl = _sample_window(before_data, before_valid, sample_size)
         sample_transform = transform * Affine.translation(sl[1].start, sl[0].start)
         sample_after, sample_valid = resample_to_grid(
             after,
@@ -785,7 +829,8 @@ def coregister(
                 sample_size=None,
                 max_shift_px=max_shift_px,
             )
-        else:  # too little data in the centre: the whole window decides (or explains)
+        else:  # too little data in the sample: the whole window decides (or explains)
+            sl = _central_window(shape, sample_size)
             after_data, after_valid = resample((0.0, 0.0))
             if not (before_valid & after_valid).any():
                 raise no_overlap()
@@ -815,13 +860,13 @@ def coregister(
         valid = before_valid & after_valid
         if not valid.any():
             raise no_overlap()
-        if shift_px is None:
+        if shift_px is None:  # measured again on the same sample
             residual = estimate_shift(
-                before_data,
-                after_data,
-                valid=valid,
+                before_data[(slice(None), *sl)],
+                after_data[(slice(None), *sl)],
+                valid=valid[sl],
                 upsample_factor=upsample_factor,
-                sample_size=sample_size,
+                sample_size=None,
                 max_shift_px=max_shift_px,
             )
     else:

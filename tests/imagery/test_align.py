@@ -100,6 +100,56 @@ def test_measure_shift_from_a_sample_then_align_blocks(write_raster):
     np.testing.assert_allclose(mosaic[5:-5, 5:-5], whole.after[0, 5:-5, 5:-5], atol=1e-3)
 
 
+def test_featureless_centre_is_not_the_shift_sample(write_raster):
+    # a 1200 x 1200 scene whose central 600 x 600 is flat (water, say): the central 512 px
+    # sample has nothing to measure, a textured corner has
+    tex = make_texture((1200, 1200), seed=21) * 150 + 40
+    tex[300:900, 300:900] = 90.0
+    moved = fourier_shifted(tex, (0.6, -0.8))
+    moved[300:900, 300:900] = 90.0
+    before = open_scene(write_raster("b.tif", tex.astype("float32")))
+    after = open_scene(write_raster("a.tif", moved.astype("float32")))
+    pair = coregister(before, after, sample_size=512)
+    assert pair.shift_before_px == pytest.approx((0.6, -0.8), abs=0.1)
+    assert max(map(abs, pair.shift_after_px)) < 0.1
+
+
+def test_spline_shift_equals_scipy_shift():
+    from satdelta.imagery.align import _spline_shift
+
+    img = make_texture((64, 80), seed=3).astype("float32")
+    coef = ndimage.spline_filter(img, order=3, output=np.float32)
+    for shift in [(0.3, -1.7), (0.0, 0.5), (-2.6, 3.0), (4.25, -0.99)]:
+        want = ndimage.shift(coef, shift, order=3, prefilter=False, mode="nearest")
+        np.testing.assert_allclose(_spline_shift(coef, shift), want, atol=1e-5)
+
+
+def test_unmasked_warp_matches_masked_warp(write_raster):
+    # a scene without holes takes GDAL's unmasked warp (plus computed coverage); one nodata
+    # pixel sends the same data through the masked warp: away from it, the values agree
+    from satdelta.imagery.align import resample_to_grid
+
+    tex = (make_texture((90, 110), seed=8) * 200 + 20).astype("float32")
+    holed = tex.copy()
+    holed[10, 10] = -9999.0
+    full = open_scene(write_raster("full.tif", tex))
+    hole = open_scene(write_raster("hole.tif", holed, nodata=-9999.0))
+    # target grid: 2.5 px east and 1 px south of the source, so its last column and row are
+    # outside; the hole lands on target row 9, column 7 (column 9 once moved 1.2 px east)
+    grid = dict(
+        transform=full.transform * Affine.translation(2.5, 1.0), crs=full.crs, shape=(90, 110)
+    )
+    away = np.ones((90, 110), bool)
+    away[3:16, 2:14] = False
+    for shift, at in [((0.0, 0.0), (9, 7)), ((0.37, -1.2), (9, 9))]:
+        a, va = resample_to_grid(full, **grid, shift_px=shift)
+        b, vb = resample_to_grid(hole, **grid, shift_px=shift)
+        assert va[at] and not vb[at] and vb[3:16, 2:14].sum() == 13 * 12 - 1
+        np.testing.assert_array_equal(va[away], vb[away])
+        assert not va[:, -1].any() and not va[-1].any() and va[0, 0]
+        np.testing.assert_allclose(a[:, away], b[:, away], equal_nan=True, atol=1e-4)
+
+
 def test_non_overlapping_scenes_raise(write_raster):
     data = np.ones((1, 20, 20), "uint8")
     before = open_scene(write_raster("b.tif", data))
