@@ -281,7 +281,7 @@ def resample_to_grid(
     # outside the source: that coverage is computed here.  Otherwise (holes, another CRS) the
     # masked path renormalises each kernel over the valid source pixels.
     covered = (
-        _covered(~src_transform * transform, shape, (int(win.height), int(win.width)))
+        _covered(~src_transform @ transform, shape, (int(win.height), int(win.width)))
         if complete and (scene.crs == crs or (scene.crs is None and crs is None))
         else None
     )
@@ -814,7 +814,7 @@ def coregister(
         # measure on a sample only (see _sample_window): resample just that part of the after
         # scene, so the whole window is resampled once (with the correction) below
         sl = _sample_window(before_data, before_valid, sample_size)
-        sample_transform = transform * Affine.translation(sl[1].start, sl[0].start)
+        sample_transform = transform @ Affine.translation(sl[1].start, sl[0].start)
         sample_after, sample_valid = resample_to_grid(
             after,
             transform=sample_transform,

@@ -137,7 +137,7 @@ def test_unmasked_warp_matches_masked_warp(write_raster):
     # target grid: 2.5 px east and 1 px south of the source, so its last column and row are
     # outside; the hole lands on target row 9, column 7 (column 9 once moved 1.2 px east)
     grid = dict(
-        transform=full.transform * Affine.translation(2.5, 1.0), crs=full.crs, shape=(90, 110)
+        transform=full.transform @ Affine.translation(2.5, 1.0), crs=full.crs, shape=(90, 110)
     )
     away = np.ones((90, 110), bool)
     away[3:16, 2:14] = False
