@@ -35,8 +35,11 @@ from satdelta.imagery.radiometry import (
     HistogramMatching,
     LinearNormalisation,
     NormaliseMethod,
+    Window,
     fit_irmad,
     fit_normalisation,
+    fit_windows,
+    with_halo,
 )
 from satdelta.imagery.scores import (
     SCORE_METHODS,
@@ -162,13 +165,16 @@ class ChangeDetector:
         return self._score_scales(before, after, valid)[1]
 
     def _score_scales(
-        self, before: NDArray, after: NDArray, valid: NDArray[np.bool_]
+        self,
+        before: NDArray,
+        after: NDArray,
+        valid: NDArray[np.bool_],
+        *,
+        normalised: bool = False,
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        a = after if self.normalisation is None else self.normalisation.apply(after)
-        fine, s = self.score.apply_scales(before, a, valid)
-        nan = np.float32(np.nan)
-        fine = np.where(valid & np.isfinite(fine), fine, nan).astype(np.float32)
-        return fine, np.where(valid & np.isfinite(s), s, nan).astype(np.float32)
+        """Unsmoothed and smoothed score, NaN where not valid (``normalised``: after already is)."""
+        a = after if (normalised or self.normalisation is None) else self.normalisation.apply(after)
+        return _score_both(self.score, before, a, valid)
 
     def apply(
         self, before: NDArray, after: NDArray, valid: NDArray[np.bool_]
@@ -201,10 +207,16 @@ class ChangeDetector:
             True = changed, False where not valid.
         """
         fine, s = self._score_scales(before, after, valid)
+        return s, self._decide(fine, s, valid)
+
+    def _decide(
+        self, fine: NDArray[np.float32], s: NDArray[np.float32], valid: NDArray[np.bool_]
+    ) -> NDArray[np.bool_]:
+        """Steps 1 and 2 of :meth:`apply` on scores already computed (NaN where not valid)."""
         ok = valid & np.isfinite(s)
         t = self.threshold.threshold
         with np.errstate(invalid="ignore"):
-            raw = ok & (s > t)
+            raw = s > t
         changed = clean_mask(
             raw,
             valid=ok,
@@ -213,13 +225,26 @@ class ChangeDetector:
             mode=CLEANUP_MODE,  # type: ignore[arg-type]
         )
         if self.score.smooth_px > 0:
-            region = changed
             with np.errstate(invalid="ignore"):
-                own = majority3(fine > t)
-            changed = region & own
+                changed &= majority3(fine > t)
             if self.min_pixels > 1:
                 changed = remove_small(changed, self.min_pixels)
-        return s, changed & ok
+        changed &= ok
+        return changed
+
+
+def _score_both(
+    score: ScoreModel, before: NDArray, after_n: NDArray, valid: NDArray[np.bool_]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """``score.apply_scales`` with NaN wherever not valid or not finite (fresh arrays)."""
+    fine, s = score.apply_scales(before, after_n, valid)
+    nan = np.float32(np.nan)
+    fine = np.asarray(fine, dtype=np.float32)
+    fine[~(valid & np.isfinite(fine))] = nan
+    if s is not fine:
+        s = np.asarray(s, dtype=np.float32)
+        s[~(valid & np.isfinite(s))] = nan
+    return fine, s
 
 
 def _as_pair(before: ArrayLike, after: ArrayLike) -> tuple[NDArray, NDArray]:
@@ -292,6 +317,7 @@ def no_change_quantile(
     *,
     quantile: float = 0.99,
     seed: int = 0,
+    windows: Sequence[Window] | None = None,
 ) -> float | None:
     """Score quantile of a simulated *no-change* pair: a floor for automatic thresholds.
 
@@ -306,6 +332,11 @@ def no_change_quantile(
     on, white noise is attenuated more than real (spatially correlated) differences, so the
     floor is a lower bound.
 
+    The simulation runs on ``windows`` (default :func:`~satdelta.imagery.radiometry.fit_windows`:
+    the whole array up to about a megapixel, else a fixed set of 256 x 256 patches spread
+    over the scene), each scored with the score's halo of context, so its cost is bounded.
+    The noise spread is measured on the same pixels.
+
     Returns
     -------
     float or None
@@ -317,15 +348,32 @@ def no_change_quantile(
     if score.method == "irmad":
         # its own null distribution: chi-square with one degree of freedom per band
         return float(special.chdtri(nb, 1.0 - quantile))
-    d = (after - before)[:, valid]
+    shape = valid.shape
+    wins = list(fit_windows(shape) if windows is None else windows)
+    band = slice(None)
+    d = np.concatenate(
+        [(after[(band, *w)] - before[(band, *w)])[:, valid[w]] for w in wins], axis=1
+    )
+    if d.shape[1] == 0:
+        return None
     med = np.median(d, axis=1)
     scale = 1.4826 * np.median(np.abs(d - med[:, None]), axis=1)
-    scale = np.where(scale > 0, scale, d.std(axis=1))
+    if not (scale > 0).all():
+        scale = np.where(scale > 0, scale, d.std(axis=1))
+    del d
     rng = np.random.default_rng(seed)
-    noise = rng.standard_normal(before.shape).astype(np.float32) * scale.reshape(nb, 1, 1)
-    null_after = (before + med.reshape(nb, 1, 1) + noise).astype(np.float32)
-    s = score.apply(before, null_after, valid)
-    s = s[valid & np.isfinite(s)]
+    h = score.halo_px
+    parts = []
+    for w in wins:
+        outer, inner = with_halo(w, h, shape)
+        b_w = before[(band, *outer)].astype(np.float32, copy=False)
+        noise = rng.standard_normal(b_w.shape).astype(np.float32)
+        noise *= scale.reshape(nb, 1, 1).astype(np.float32)
+        noise += med.reshape(nb, 1, 1).astype(np.float32)
+        noise += b_w  # the null after image
+        s = score.apply(b_w, noise, valid[outer])[inner]
+        parts.append(s[valid[w] & np.isfinite(s)])
+    s = np.concatenate(parts)
     return float(np.quantile(s, quantile)) if s.size else None
 
 
@@ -370,23 +418,19 @@ def resolve_auto(
     return score_method, norm_method
 
 
-def fit_detector(
-    before: ArrayLike,
-    after: ArrayLike,
+def _check_options(
+    b: NDArray,
+    ok: NDArray[np.bool_],
     *,
-    valid: ArrayLike | None = None,
-    pixel_size_m: float | None = None,
-    band_names: Sequence[str] | None = None,
-    method: ScoreMethod = "auto",
-    threshold: ThresholdMethod = "auto",
-    threshold_value: float | None = None,
-    normalise: NormaliseMethod = "auto",
-    min_area_m2: float | None = None,
-    null_quantile: float | None = 0.99,
-) -> ChangeDetector:
-    """Fit the global statistics of a change detector (see :func:`detect_change`)."""
-    b, a = _as_pair(before, after)
-    ok = _resolve_valid(b, a, valid)
+    pixel_size_m: float | None,
+    band_names: Sequence[str] | None,
+    method: str,
+    threshold: str,
+    normalise: str,
+    min_area_m2: float | None,
+    null_quantile: float | None,
+) -> tuple[float | None, int]:
+    """Validate the options; returns the pixel size (float or None) and the minimum pixels."""
     for name, val, choices in (
         ("method", method, SCORE_METHODS),
         ("threshold", threshold, THRESHOLD_METHODS),
@@ -423,28 +467,84 @@ def fit_detector(
             f"change detection needs at least 2 valid pixels, got {n_valid}; check the "
             "no-data masks and that the scenes overlap."
         )
+    return pixel_size_m, min_pixels
 
+
+def _fit_score(
+    b: NDArray,
+    a: NDArray,
+    ok: NDArray[np.bool_],
+    *,
+    pixel_size_m: float | None,
+    band_names: Sequence[str] | None,
+    method: str,
+    normalise: str,
+) -> tuple[str, LinearNormalisation | HistogramMatching | None, ScoreModel, NDArray]:
+    """Normalisation and score statistics; returns them with the normalised after image."""
     score_method, norm_method = resolve_auto(b.shape[0], band_names, method, normalise)
+    n_valid = int(ok.sum())
     if normalise == "auto" and norm_method == "irmad" and n_valid < 20 * (4 * b.shape[0] + 2):
         # too few pixels for stable canonical correlations: fall back to histogram matching
         norm_method = "histogram"
     irmad = None
     if norm_method == "irmad" or score_method == "irmad":
         irmad = fit_irmad(b, a, valid=ok)
-    norm = fit_normalisation(b, a, method=norm_method, valid=ok, irmad=irmad)
+    norm = fit_normalisation(b, a, method=norm_method, valid=ok, irmad=irmad)  # type: ignore[arg-type]
     a_n = a if norm is None else norm.apply(a)
     score_model: ScoreModel = fit_score(
         b,
         a_n,
-        method=score_method,
+        method=score_method,  # type: ignore[arg-type]
         valid=ok,
         band_names=band_names,
         pixel_size_m=pixel_size_m,
         irmad=irmad if norm_method == "none" else None,
     )
-    s = score_model.apply(b, a_n, ok)
-    sample = s[ok & np.isfinite(s)]
-    thr = fit_threshold(sample, method=threshold, value=threshold_value)
+    return norm_method, norm, score_model, a_n
+
+
+#: Most score values the automatic threshold methods are fitted on (an evenly strided
+#: subsample of the valid pixels in raster order beyond that).
+MAX_THRESHOLD_SAMPLES = 1 << 20
+
+
+def _strided(values: NDArray) -> NDArray:
+    step = -(-values.size // MAX_THRESHOLD_SAMPLES)
+    return values if step <= 1 else values[::step]
+
+
+def _patch_scores(
+    score: ScoreModel, b: NDArray, a_n: NDArray, ok: NDArray[np.bool_]
+) -> NDArray[np.float32]:
+    """Finite smoothed scores of the valid pixels of the fitting patches (:func:`fit_windows`)."""
+    parts = []
+    for w in fit_windows(ok.shape):
+        outer, inner = with_halo(w, score.halo_px, ok.shape)
+        band = slice(None)
+        s = _score_both(score, b[(band, *outer)], a_n[(band, *outer)], ok[outer])[1][inner]
+        parts.append(s[np.isfinite(s)])
+    return np.concatenate(parts)
+
+
+def _assemble(
+    b: NDArray,
+    a_n: NDArray,
+    ok: NDArray[np.bool_],
+    sample: NDArray,
+    *,
+    norm_method: str,
+    norm: LinearNormalisation | HistogramMatching | None,
+    score_model: ScoreModel,
+    pixel_size_m: float | None,
+    band_names: Sequence[str] | None,
+    threshold: str,
+    threshold_value: float | None,
+    min_area_m2: float | None,
+    min_pixels: int,
+    null_quantile: float | None,
+) -> ChangeDetector:
+    """Threshold (with its no-change floor) fitted on ``sample``, and the run record."""
+    thr = fit_threshold(sample, method=threshold, value=threshold_value)  # type: ignore[arg-type]
     null_q = None
     if thr.method in ("mixture", "otsu", "kmeans") and null_quantile is not None:
         null_q = no_change_quantile(score_model, b, a_n, ok, quantile=null_quantile)
@@ -476,6 +576,67 @@ def fit_detector(
         ),
     }
     return ChangeDetector(norm, score_model, thr, radius, min_pixels, params)
+
+
+def fit_detector(
+    before: ArrayLike,
+    after: ArrayLike,
+    *,
+    valid: ArrayLike | None = None,
+    pixel_size_m: float | None = None,
+    band_names: Sequence[str] | None = None,
+    method: ScoreMethod = "auto",
+    threshold: ThresholdMethod = "auto",
+    threshold_value: float | None = None,
+    normalise: NormaliseMethod = "auto",
+    min_area_m2: float | None = None,
+    null_quantile: float | None = 0.99,
+) -> ChangeDetector:
+    """Fit the global statistics of a change detector (see :func:`detect_change`).
+
+    Cost and memory are bounded by the scene size only through per-pixel passes: pixel
+    statistics use a fixed-size random sample
+    (:func:`~satdelta.imagery.radiometry.sample_pixels`), and everything spatial - the
+    score on which the threshold is fitted, the edge strengths of the registration-residue
+    discount, the simulated no-change pair - is computed on a fixed patch set
+    (:func:`~satdelta.imagery.radiometry.fit_windows`: the whole array up to about a
+    megapixel, else sixteen 256 x 256 patches spread over the scene, each with the score's
+    halo of context). :func:`detect_change`, which scores the whole array anyway, fits the
+    threshold on the whole array's score instead.
+    """
+    b, a = _as_pair(before, after)
+    ok = _resolve_valid(b, a, valid)
+    px, min_pixels = _check_options(
+        b,
+        ok,
+        pixel_size_m=pixel_size_m,
+        band_names=band_names,
+        method=method,
+        threshold=threshold,
+        normalise=normalise,
+        min_area_m2=min_area_m2,
+        null_quantile=null_quantile,
+    )
+    norm_method, norm, score_model, a_n = _fit_score(
+        b, a, ok, pixel_size_m=px, band_names=band_names, method=method, normalise=normalise
+    )
+    sample = _strided(_patch_scores(score_model, b, a_n, ok))
+    return _assemble(
+        b,
+        a_n,
+        ok,
+        sample,
+        norm_method=norm_method,
+        norm=norm,
+        score_model=score_model,
+        pixel_size_m=px,
+        band_names=band_names,
+        threshold=threshold,
+        threshold_value=threshold_value,
+        min_area_m2=min_area_m2,
+        min_pixels=min_pixels,
+        null_quantile=null_quantile,
+    )
 
 
 def detect_change(
@@ -552,20 +713,43 @@ def detect_change(
     """
     b, a = _as_pair(before, after)
     ok = _resolve_valid(b, a, valid)
-    det = fit_detector(
+    px, min_pixels = _check_options(
         b,
-        a,
-        valid=ok,
+        ok,
         pixel_size_m=pixel_size_m,
         band_names=band_names,
         method=method,
         threshold=threshold,
-        threshold_value=threshold_value,
         normalise=normalise,
         min_area_m2=min_area_m2,
         null_quantile=null_quantile,
     )
-    score, changed = det.apply(b, a, ok)
+    norm_method, norm, score_model, a_n = _fit_score(
+        b, a, ok, pixel_size_m=px, band_names=band_names, method=method, normalise=normalise
+    )
+    # the whole-array score, computed once: the threshold is fitted on it and then applied
+    fine, score = _score_both(score_model, b, a_n, ok)
+    sample = score[ok]
+    sample = _strided(sample[np.isfinite(sample)])
+    det = _assemble(
+        b,
+        a_n,
+        ok,
+        sample,
+        norm_method=norm_method,
+        norm=norm,
+        score_model=score_model,
+        pixel_size_m=px,
+        band_names=band_names,
+        threshold=threshold,
+        threshold_value=threshold_value,
+        min_area_m2=min_area_m2,
+        min_pixels=min_pixels,
+        null_quantile=null_quantile,
+    )
+    del sample, a_n
+    changed = det._decide(fine, score, ok)
+    del fine
     log.info(
         "change detection: %s + %s threshold %.4g, %.2f %% of valid pixels changed",
         det.score.method,

@@ -38,8 +38,10 @@ __all__ = [
     "fit_irmad",
     "fit_linear_normalisation",
     "fit_normalisation",
+    "fit_windows",
     "orthogonal_regression",
     "sample_pixels",
+    "with_halo",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,12 @@ NORMALISE_METHODS: tuple[str, ...] = ("auto", "none", "histogram", "irmad")
 
 #: Maximum number of pixels used to fit global statistics.
 MAX_FIT_PIXELS = 50_000
+#: Most pixels of the patch set on which spatial statistics are fitted (:func:`fit_windows`).
+MAX_FIT_PATCH_PIXELS = 1 << 20
+#: Side (pixels) of one fitting patch.
+FIT_PATCH_PX = 256
+
+Window = tuple[slice, slice]
 
 
 def _check_pair(before: NDArray, after: NDArray, valid: NDArray | None) -> NDArray[np.bool_]:
@@ -93,6 +101,81 @@ def sample_pixels(
     x = before.reshape(nb, -1)[:, idx].astype(np.float64)
     y = after.reshape(nb, -1)[:, idx].astype(np.float64)
     return x, y
+
+
+def fit_windows(
+    shape: tuple[int, int],
+    *,
+    max_pixels: int = MAX_FIT_PATCH_PIXELS,
+    patch_px: int = FIT_PATCH_PX,
+) -> list[Window]:
+    """A fixed, deterministic set of square patches spread over a grid, for spatial fits.
+
+    Statistics that need whole neighbourhoods (a smoothed score, a simulated no-change
+    pair, edge strengths) cannot be fitted on scattered pixels. They are fitted on
+    ``max_pixels // patch_px**2`` patches of ``patch_px`` x ``patch_px`` pixels, one centred
+    in each cell of a grid laid over the scene (a systematic, stratified sample: Cochran
+    1977, *Sampling Techniques*, ch. 8), so cost and memory stay bounded however large
+    the scene. A scene of at most ``max_pixels`` pixels is one window: the whole array.
+
+    Parameters
+    ----------
+    shape : (rows, cols)
+        Size of the scene.
+    max_pixels : int, optional
+        Scenes up to this size are used whole; larger ones are sampled with this many
+        pixels at most.
+    patch_px : int, optional
+        Side of one patch.
+
+    Returns
+    -------
+    list of (row slice, col slice)
+        Non-overlapping windows, in row-major order.
+
+    Examples
+    --------
+    >>> fit_windows((100, 80))
+    [(slice(0, 100, None), slice(0, 80, None))]
+    >>> w = fit_windows((2048, 2048), max_pixels=4 * 256**2)
+    >>> len(w), [(r.start, c.start) for r, c in w]
+    (4, [(384, 384), (384, 1408), (1408, 384), (1408, 1408)])
+    """
+    rows, cols = int(shape[0]), int(shape[1])
+    if rows * cols <= max_pixels:
+        return [(slice(0, rows), slice(0, cols))]
+    ph, pw = min(patch_px, rows), min(patch_px, cols)
+    k = max(1, max_pixels // (ph * pw))
+    # grid of about k cells with the scene's aspect ratio
+    nr = int(min(k, max(1, round(np.sqrt(k * rows / cols)))))
+    nc = max(1, k // nr)
+    nr, nc = min(nr, max(1, rows // ph)), min(nc, max(1, cols // pw))
+    out: list[Window] = []
+    for i in range(nr):
+        r0 = int(np.clip(round((i + 0.5) * rows / nr - ph / 2), 0, rows - ph))
+        for j in range(nc):
+            c0 = int(np.clip(round((j + 0.5) * cols / nc - pw / 2), 0, cols - pw))
+            out.append((slice(r0, r0 + ph), slice(c0, c0 + pw)))
+    return out
+
+
+def with_halo(window: Window, halo_px: int, shape: tuple[int, int]) -> tuple[Window, Window]:
+    """A window grown by ``halo_px`` on each side (clipped to ``shape``), and the inner part.
+
+    Returns ``(outer, inner)``: ``outer`` indexes the scene, ``inner`` indexes an array cut
+    with ``outer`` and gives back ``window``.
+
+    Examples
+    --------
+    >>> with_halo((slice(10, 20), slice(0, 5)), 3, (30, 30))
+    ((slice(7, 23, None), slice(0, 8, None)), (slice(3, 13, None), slice(0, 5, None)))
+    """
+    outer, inner = [], []
+    for sl, n in zip(window, shape, strict=True):
+        a, b = max(sl.start - halo_px, 0), min(sl.stop + halo_px, n)
+        outer.append(slice(a, b))
+        inner.append(slice(sl.start - a, sl.stop - a))
+    return (outer[0], outer[1]), (inner[0], inner[1])
 
 
 # --------------------------------------------------------------------------- IR-MAD

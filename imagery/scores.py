@@ -75,7 +75,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
-from satdelta.imagery.radiometry import IRMADFit, fit_irmad, sample_pixels
+from satdelta.imagery.radiometry import (
+    IRMADFit,
+    fit_irmad,
+    fit_windows,
+    sample_pixels,
+    with_halo,
+)
 from scipy import ndimage
 
 __all__ = [
@@ -168,15 +174,28 @@ def smooth_score(
         ok &= valid
     if sigma_px <= 0:
         return np.where(ok, score, np.nan)
-    num = ndimage.gaussian_filter(np.where(ok, score, 0.0).astype(np.float64), sigma_px)
-    den = ndimage.gaussian_filter(ok.astype(np.float64), sigma_px)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    return np.where(ok & (den > 1e-6), out, np.nan)
+    # float32 in and out (scipy filters each line in double precision internally)
+    x = np.where(ok, score, np.float32(0)).astype(np.float32, copy=False)
+    out = np.empty(x.shape, np.float32)
+    ndimage.gaussian_filter(x, sigma_px, output=out)
+    if ok.all():
+        # the normalising weights are 1 everywhere (the kernel sums to 1, borders reflect)
+        return out
+    den = np.empty(x.shape, np.float32)
+    ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, output=den)
+    keep = ok & (den > 1e-6)
+    np.divide(out, den, out=out, where=keep)
+    out[~keep] = np.nan
+    return out
 
 
 def _logistic(x: NDArray, width: float) -> NDArray:
-    return 0.5 * (1.0 + np.tanh(x / (2.0 * width)))
+    """``0.5 (1 + tanh(x / 2w))`` = ``1 / (1 + exp(-x / w))``, computed in place in ``x``."""
+    x *= x.dtype.type(0.5 / width)
+    np.tanh(x, out=x)
+    x += 1
+    x *= 0.5
+    return x
 
 
 def builtup_likelihood(red: NDArray, green: NDArray, blue: NDArray) -> NDArray[np.float32]:
@@ -193,17 +212,30 @@ def builtup_likelihood(red: NDArray, green: NDArray, blue: NDArray) -> NDArray[n
     >>> [round(float(v), 2) for v in builtup_likelihood(r, g, b)]  # grey roof, green lawn
     [0.89, 0.0]
     """
-    rgb = np.maximum(np.stack([red, green, blue]).astype(np.float32), 0)
-    mx = rgb.max(axis=0)
-    mn = rgb.min(axis=0)
-    total = rgb.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sat = np.where(mx > 0, (mx - mn) / np.where(mx > 0, mx, 1), 0.0)
-        chrom = rgb / np.where(total > 0, total, 1)
-    exg = 2 * chrom[1] - chrom[0] - chrom[2]
-    achromatic = _logistic(ACHROMATIC_SATURATION - sat, ACHROMATIC_WIDTH)
-    green = _logistic(exg - EXG_GREEN, EXG_WIDTH)
-    return (achromatic * (1.0 - green)).astype(np.float32)
+    r = np.maximum(np.asarray(red, dtype=np.float32), 0)
+    g = np.maximum(np.asarray(green, dtype=np.float32), 0)
+    b = np.maximum(np.asarray(blue, dtype=np.float32), 0)
+    mx = np.maximum(np.maximum(r, g), b)
+    mn = np.minimum(np.minimum(r, g), b)
+    zero = np.float32(0)
+    # saturation (max - min) / max, 0 for black
+    sat = np.subtract(mx, mn, out=mn)
+    np.divide(sat, mx, out=sat, where=mx > 0)
+    sat[mx <= 0] = zero
+    # excess green on chromatic coordinates: 2g - r - b over the sum = (3g - sum) / sum
+    total = r + g
+    total += b
+    exg = g * np.float32(3)
+    exg -= total
+    np.divide(exg, total, out=exg, where=total > 0)
+    exg[total <= 0] = zero
+    # achromatic = logistic(S0 - sat); not green = 1 - logistic(exg - E0) = logistic(E0 - exg)
+    np.subtract(np.float32(ACHROMATIC_SATURATION), sat, out=sat)
+    achromatic = _logistic(sat, ACHROMATIC_WIDTH)
+    np.subtract(np.float32(EXG_GREEN), exg, out=exg)
+    not_green = _logistic(exg, EXG_WIDTH)
+    achromatic *= not_green
+    return achromatic
 
 
 @dataclass(frozen=True)
@@ -262,10 +294,16 @@ class ScoreModel:
 
     def _cva(self, b: NDArray, a: NDArray) -> NDArray:
         p = self.parameters
-        shape = (-1,) + (1,) * (b.ndim - 1)
-        centre = np.asarray(p["difference_median"], np.float32).reshape(shape)
-        scale = np.asarray(p["difference_scale"], np.float32).reshape(shape)
-        return np.sqrt(np.sum(((a - b - centre) / scale) ** 2, axis=0))
+        centre = np.asarray(p["difference_median"], np.float32)
+        inv = np.float32(1) / np.asarray(p["difference_scale"], np.float32)
+        acc = np.zeros(b.shape[1:], np.float32)
+        for i in range(b.shape[0]):  # band by band: no (band, row, col) temporaries
+            d = np.subtract(a[i], b[i], dtype=np.float32)
+            d -= centre[i]
+            d *= inv[i]
+            d *= d
+            acc += d
+        return np.sqrt(acc, out=acc)
 
     def apply(
         self, before: NDArray, after: NDArray, valid: NDArray[np.bool_] | None = None
@@ -295,8 +333,12 @@ class ScoreModel:
         if self.method == "cva":
             out = self._cva(b, a)
             if self.parameters.get("edge_sigma_px"):
-                e = self._shared_edges(b, a) / np.float32(p["edge_median"])
-                out = out / np.sqrt(1.0 + e**2)
+                e = self._shared_edges(b, a)
+                e *= np.float32(1.0 / p["edge_median"])
+                e *= e
+                e += 1
+                np.sqrt(e, out=e)
+                out /= e
         elif self.method == "absdiff":
             out = np.mean(np.abs(a - b), axis=0)
         elif self.method == "logratio":
@@ -309,18 +351,28 @@ class ScoreModel:
             r, g, bl = p["band_index_red"], p["band_index_green"], p["band_index_blue"]
             m_b = builtup_likelihood(b[r], b[g], b[bl])
             m_a = builtup_likelihood(a[r], a[g], a[bl])
-            c = self._cva(b, a) / np.float32(p["cva_median"])
-            out = np.abs(m_a - m_b) + np.minimum(m_a, m_b) * (1.0 - np.exp(-(c**2) / 4.0))
+            c = self._cva(b, a)
+            # 1 - exp(-(c / median)^2 / 4), in place
+            c *= np.float32(0.5 / p["cva_median"])
+            c *= c
+            np.negative(c, out=c)
+            np.expm1(c, out=c)
+            np.negative(c, out=c)
+            lo = np.minimum(m_a, m_b)
+            c *= lo
+            out = np.subtract(m_a, m_b, out=m_a)
+            np.abs(out, out=out)
+            out += c
         else:  # irmad
             assert self.irmad is not None
             out = self.irmad.chi2(b, a)
         out = np.asarray(out, dtype=np.float32)
         if self.smooth_px <= 0:
             return out, out
-        fine = out if valid is None else np.where(valid, out, np.float32(np.nan))
-        return fine.astype(np.float32), np.asarray(
-            smooth_score(out, self.smooth_px, valid), dtype=np.float32
-        )
+        smoothed = np.asarray(smooth_score(out, self.smooth_px, valid), dtype=np.float32)
+        if valid is not None:
+            out[~valid] = np.nan  # a fresh array: safe to mark in place
+        return out, smoothed
 
 
 def _nd(x: NDArray, y: NDArray) -> NDArray[np.float32]:
@@ -492,10 +544,18 @@ def fit_score(
             # registration-residue suppression at the smoothing scale (see module docstring)
             params["edge_sigma_px"] = sigma / 2
             probe = ScoreModel("cva", {**params, "edge_median": 1.0}, smooth_px=sigma)
-            e = probe._shared_edges(
-                np.where(ok, before, 0).astype(np.float32),
-                np.where(ok, after, 0).astype(np.float32),
-            )[ok]
+            # median over a bounded patch set (the whole array when it is small)
+            halo = int(np.ceil(4 * params["edge_sigma_px"])) + 1
+            parts = []
+            for win in fit_windows(ok.shape):
+                outer, inner = with_halo(win, halo, ok.shape)
+                ok_w = ok[outer]
+                e_w = probe._shared_edges(
+                    np.where(ok_w, before[(slice(None), *outer)], 0).astype(np.float32),
+                    np.where(ok_w, after[(slice(None), *outer)], 0).astype(np.float32),
+                )
+                parts.append(e_w[inner][ok_w[inner]])
+            e = np.concatenate(parts)
             med_e = float(np.median(e)) if e.size else 0.0
             if med_e > 0:
                 params["edge_median"] = med_e
