@@ -25,7 +25,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -40,7 +40,14 @@ from satdelta.imagery.errors import InvalidParameterError, OutputError
 from satdelta.imagery.scene import Scene, open_scene
 from satdelta.imagery.vectorize import ChangePolygon, to_feature_collection, vectorize
 
-__all__ = ["DetectionRun", "run_detection", "write_outputs", "check_outdir", "OUTPUT_FILES"]
+__all__ = [
+    "DetectionRun",
+    "detection_stages",
+    "run_detection",
+    "write_outputs",
+    "check_outdir",
+    "OUTPUT_FILES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +165,7 @@ class DetectionRun:
             "threshold_method": self.maps.threshold_method,
             "threshold": float(self.maps.threshold),
             "parameters": self.maps.parameters,
+            "shift_px": [float(v) for v in self.aligned.shift_before_px],
             "created": self.created,
         }
 
@@ -216,7 +224,7 @@ def _f(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
-def run_detection(
+def detection_stages(
     before_source: str | os.PathLike[str] | Scene,
     after_source: str | os.PathLike[str] | Scene,
     *,
@@ -229,8 +237,13 @@ def run_detection(
     pixel_size_m: float | None = None,
     max_shift_px: float = 5.0,
     resampling: ResamplingName = "cubic",
-) -> DetectionRun:
-    """Open, align, detect and vectorise one before/after pair.
+) -> Generator[str, None, DetectionRun]:
+    """Open, align, detect and vectorise one before/after pair, one stage at a time.
+
+    A generator: it yields the name of each stage (``open``, ``align``, ``detect``,
+    ``vectorize``) just before running it and returns the :class:`DetectionRun`, so a front-end
+    can show progress and stop between stages (the napari widget's worker does).
+    :func:`run_detection` runs it to the end.
 
     Parameters
     ----------
@@ -247,6 +260,11 @@ def run_detection(
         Largest residual shift accepted by the alignment.
     resampling : {"nearest", "bilinear", "cubic", "lanczos"}, default "cubic"
 
+    Yields
+    ------
+    str
+        The stage about to run.
+
     Returns
     -------
     DetectionRun
@@ -260,9 +278,11 @@ def run_detection(
     if min_area_m2 is not None and min_area_m2 < 0:
         raise InvalidParameterError(f"minimum area must be >= 0 m²; got {min_area_m2}.")
     timings: dict[str, float] = {}
+    yield "open"
     with _stage(timings, "open"):
         before = before_source if isinstance(before_source, Scene) else open_scene(before_source)
         after = after_source if isinstance(after_source, Scene) else open_scene(after_source)
+    yield "align"
     with _stage(timings, "align"):
         aligned = coregister(
             before,
@@ -280,6 +300,7 @@ def run_detection(
         log.warning(
             "pixel size %.3f m given but the scene says %.3f m: using the scene's", pixel_size_m, px
         )
+    yield "detect"
     with _stage(timings, "detect"):
         maps = detect_change(
             aligned.before,
@@ -293,6 +314,7 @@ def run_detection(
             normalise=normalise,  # type: ignore[arg-type]
             min_area_m2=min_area_m2,
         )
+    yield "vectorize"
     with _stage(timings, "vectorize"):
         polygons = vectorize(
             maps.changed,
@@ -325,6 +347,44 @@ def run_detection(
         timings=timings,
         created=created,
     )
+
+
+def run_detection(
+    before_source: str | os.PathLike[str] | Scene,
+    after_source: str | os.PathLike[str] | Scene,
+    *,
+    method: str = "auto",
+    threshold: str = "auto",
+    threshold_value: float | None = None,
+    normalise: str = "auto",
+    min_area_m2: float | None = None,
+    bands: Sequence[int | str] | None = None,
+    pixel_size_m: float | None = None,
+    max_shift_px: float = 5.0,
+    resampling: ResamplingName = "cubic",
+) -> DetectionRun:
+    """Open, align, detect and vectorise one before/after pair.
+
+    Takes the same arguments as :func:`detection_stages` and runs all its stages.
+    """
+    stages = detection_stages(
+        before_source,
+        after_source,
+        method=method,
+        threshold=threshold,
+        threshold_value=threshold_value,
+        normalise=normalise,
+        min_area_m2=min_area_m2,
+        bands=bands,
+        pixel_size_m=pixel_size_m,
+        max_shift_px=max_shift_px,
+        resampling=resampling,
+    )
+    while True:
+        try:
+            next(stages)
+        except StopIteration as done:
+            return done.value
 
 
 def check_outdir(outdir: str | os.PathLike[str]) -> Path:

@@ -8,7 +8,6 @@ analyst presses Cancel; its return value is a :class:`DetectionResult`.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -16,11 +15,10 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
-from satdelta.imagery.align import coregister
-from satdelta.imagery.detect import ChangeMaps, detect_change
+from satdelta.imagery.detect import ChangeMaps
 from satdelta.imagery.errors import InvalidParameterError, SatdeltaError
-from satdelta.imagery.scene import Scene, open_scene
-from satdelta.imagery.vectorize import ChangePolygon, vectorize
+from satdelta.imagery.pipeline import DetectionRun, detection_stages
+from satdelta.imagery.vectorize import ChangePolygon
 
 __all__ = [
     "DetectionParams",
@@ -85,13 +83,13 @@ class DetectionResult:
     shift_px: tuple[float, float] = (0.0, 0.0)
 
 
-def _scene_info(scene: Scene) -> dict[str, Any]:
-    return {
-        "source": scene.source,
-        "scene_id": scene.scene_id,
-        "sha256": scene.sha256,
-        "acquired": scene.acquired.isoformat() if scene.acquired else None,
-    }
+#: What the progress bar says while each library stage runs.
+STAGE_MESSAGES = {
+    "open": "opening scenes",
+    "align": "aligning after onto before",
+    "detect": "scoring change",
+    "vectorize": "outlining changed regions",
+}
 
 
 def detection_steps(
@@ -99,52 +97,40 @@ def detection_steps(
 ) -> Generator[Step, None, DetectionResult]:
     """Run alignment and detection, yielding between steps.
 
+    The library's :func:`~satdelta.imagery.pipeline.detection_stages` does the work (the
+    same path as ``satdelta detect``); this only turns its stages into progress steps.
+
     Raises
     ------
     SatdeltaError
         Whatever the library raises (unreadable scene, no overlap, bad option);
         the widget shows its message as a notification.
     """
-    yield (0, TOTAL_STEPS, "opening scenes")
-    b = open_scene(before)
-    a = open_scene(after)
-    yield (1, TOTAL_STEPS, "aligning after onto before")
-    pair = coregister(b, a)
-    yield (2, TOTAL_STEPS, "scoring change")
-    maps = detect_change(
-        pair.before,
-        pair.after,
-        valid=pair.valid,
-        pixel_size_m=pair.pixel_size_m,
-        band_names=pair.band_names,
+    stages = detection_stages(
+        before,
+        after,
         method=params.method,
         threshold=params.threshold,
         threshold_value=params.threshold_value,
         min_area_m2=params.min_area_m2 or None,
     )
-    yield (3, TOTAL_STEPS, "outlining changed regions")
-    polygons = vectorize(
-        maps.changed,
-        maps.score,
-        pair.transform,
-        pair.crs,
-        valid=maps.valid,
-        min_area_m2=params.min_area_m2,
-        pixel_size_m=pair.pixel_size_m,
-    )
-    yield (4, TOTAL_STEPS, f"{len(polygons)} candidate regions")
-    provenance = {
-        "before": _scene_info(b),
-        "after": _scene_info(a),
-        "method": maps.method,
-        "threshold_method": maps.threshold_method,
-        "threshold": float(maps.threshold),
-        "parameters": maps.parameters,
-        "shift_px": [float(v) for v in pair.shift_before_px],
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
+    step = 0
+    while True:
+        try:
+            stage = next(stages)
+        except StopIteration as done:
+            run: DetectionRun = done.value
+            break
+        yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage])
+        step += 1
+    yield (step, TOTAL_STEPS, f"{len(run.polygons)} candidate regions")
     return DetectionResult(
-        maps, pair.transform, pair.crs, polygons, provenance, tuple(pair.shift_before_px)
+        run.maps,
+        run.aligned.transform,
+        run.aligned.crs,
+        list(run.polygons),
+        run.provenance(),
+        tuple(run.aligned.shift_before_px),
     )
 
 
