@@ -4,17 +4,18 @@ Two steps (both recorded on the result):
 
 1. **Register**: on a sample square of the before grid (``sample_size``, 512 px by default:
    the centre, unless it is featureless or empty, see :func:`coregister`), resample only that
-   part of the after scene and measure the residual translation by phase correlation
-   (Guizar-Sicairos, Thurman & Fienup 2008, "Efficient subpixel image registration algorithms",
-   Opt. Lett. 33(2):156, as implemented by ``skimage.registration.phase_cross_correlation``)
-   refined by a robust Lucas-Kanade step that ignores changed pixels (see
+   part of the after scene and measure the residual translation by cross- and phase
+   correlation (Kuglin & Hines 1975; sub-pixel peak search as in Guizar-Sicairos, Thurman &
+   Fienup 2008, "Efficient subpixel image registration algorithms", Opt. Lett. 33(2):156, via
+   ``skimage.registration.phase_cross_correlation``, when not refined) refined by a robust
+   Lucas-Kanade step that ignores changed pixels (see
    :func:`estimate_shift`), on the mean of the standardised bands.
 2. **Resample** the after scene onto the before grid (``rasterio.warp.reproject``) once, with
    its georeference moved by the measured shift (one interpolation from the original pixels,
    which also handles differing CRS, resolution, origin or size; only the part of the after
    file that covers the before grid is read), and measure again on the same sample.
 
-Cost on a 2048 x 2048 4-band pair is about 0.6-1 s, mostly the one full-scene warp (see
+Cost on a 2048 x 2048 4-band pair is about 0.5-1 s, mostly the one full-scene warp (see
 ``benchmarks/align.py``).  :func:`coregister` accepts a ``window`` on the before grid plus a
 precomputed ``shift_px``, so a block runner can estimate once and then align block by block in
 bounded memory.
@@ -493,6 +494,36 @@ def _tukey_cost(res: np.ndarray, scale: float) -> float:
     return float(np.where(u2 < 1, 1 - (1 - u2) ** 3, 1.0).mean())
 
 
+def _correlation_peak(fa: np.ndarray, fb: np.ndarray, *, phase: bool) -> tuple[float, float]:
+    """Shift (dy, dx) of b relative to a at the peak of their cross- or phase correlation.
+
+    ``fa``, ``fb`` are the images' 2-D FFTs.  Phase correlation (Kuglin & Hines 1975, "The
+    phase correlation image alignment method", Proc. IEEE Int. Conf. Cybernetics and Society)
+    whitens the cross-power spectrum first.  The integer peak is refined by a parabola through
+    it and its two neighbours on each axis (wrapping around), to about 0.1 px.
+    """
+    from scipy import fft
+
+    cross = fb * np.conj(fa)
+    if phase:
+        mag = np.abs(cross)
+        cross = cross / np.maximum(mag, np.float32(1e-12 * float(mag.max()) + 1e-30))
+    cc = fft.ifft2(cross).real
+    rows, cols = cc.shape
+    r, c = np.unravel_index(int(np.argmax(cc)), cc.shape)
+    out = []
+    for pos, n, lo, hi in (
+        (r, rows, cc[(r - 1) % rows, c], cc[(r + 1) % rows, c]),
+        (c, cols, cc[r, (c - 1) % cols], cc[r, (c + 1) % cols]),
+    ):
+        mid = cc[r, c]
+        curv = lo - 2 * mid + hi
+        frac = 0.5 * (lo - hi) / curv if curv < 0 else 0.0
+        v = pos + max(-0.5, min(0.5, float(frac)))
+        out.append(v - n if v > n // 2 else v)
+    return (float(out[0]) + 0.0, float(out[1]) + 0.0)
+
+
 def _refine_shift(
     ref: np.ndarray,
     mov: np.ndarray,
@@ -573,8 +604,10 @@ def estimate_shift(
 
     Two steps on a Gaussian band-pass of the mean of the standardised bands:
 
-    1. cross-correlation and phase correlation with a Hann window and upsampled DFT peak search
-       (Guizar-Sicairos, Thurman & Fienup 2008, via
+    1. cross-correlation and phase correlation (Kuglin & Hines 1975) with a Hann window, from
+       one pair of FFTs; each peak is located by a parabola through the integer peak and its
+       neighbours (about 0.1 px, enough to seed step 2), or, without step 2, by upsampled DFT
+       search (Guizar-Sicairos, Thurman & Fienup 2008, via
        ``skimage.registration.phase_cross_correlation``); these two peaks and "no shift" are
        scored by a robust (Tukey) misfit and the best seeds step 2;
     2. robust Lucas-Kanade refinement (Lucas & Kanade 1981; Tukey-weighted Gauss-Newton), which
@@ -589,8 +622,9 @@ def estimate_shift(
         True where both images have data; other pixels are not used.
     upsample_factor : int, default 100
         Precision of the phase-correlation step is 1/upsample_factor px when ``refine`` is
-        False; with refinement (whose precision is about 0.01 px) the step searches its peaks
-        to 1/min(upsample_factor, 2) px only, as it just seeds the refinement.
+        False.  With refinement (whose precision is about 0.01 px) the step just seeds it: each
+        peak is then located to about 0.1 px by a parabola through the integer peak and its
+        neighbours, and ``upsample_factor`` is not used.
     sample_size : int or None, default 512
         Only the central ``sample_size`` x ``sample_size`` pixels are used (all when None), so
         the cost is bounded for any scene size.
@@ -654,15 +688,17 @@ def estimate_shift(
     )  # fmt: skip
     ra = _band_pass(a, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
     rb = _band_pass(b, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
-    # the peaks only seed the refinement (which converges from within about a pixel), so they
-    # need 1/2 px when it runs
-    factor = min(int(upsample_factor), 2) if refine else int(upsample_factor)
     # candidates: cross-correlation, phase correlation (each robust to different content) and
     # no shift; the one with the lowest robust (Tukey) misfit seeds the refinement
     candidates = [(0.0, 0.0)]
     for norm in (None, "phase"):
+        if refine:
+            # the peaks only seed the refinement (which converges from within about a
+            # pixel): the integer peak and a parabola through its neighbours are enough
+            candidates.append(_correlation_peak(fa, fb, phase=norm == "phase"))
+            continue
         shift, _, _ = phase_cross_correlation(
-            fa, fb, upsample_factor=factor, normalization=norm, space="fourier"
+            fa, fb, upsample_factor=upsample_factor, normalization=norm, space="fourier"
         )
         # skimage returns the shift that registers moving onto reference: the opposite sign
         candidates.append((float(-shift[0]) + 0.0, float(-shift[1]) + 0.0))
