@@ -44,6 +44,21 @@ def test_estimate_shift_masked_region_ignored():
     assert estimate_shift(tex, moved, valid=valid) == pytest.approx((0.8, -0.4), abs=0.1)
 
 
+def test_correlation_alone_is_subpixel_and_seeds_refinement():
+    from satdelta.imagery.align import _correlation_peak
+    from scipy import fft
+
+    tex = make_texture((160, 160), seed=11)
+    moved = fourier_shifted(tex, (1.37, -2.62))
+    # without refinement: skimage's upsampled DFT peak, to 1/upsample_factor px
+    got = estimate_shift(tex, moved, refine=False, upsample_factor=50)
+    assert got == pytest.approx((1.37, -2.62), abs=0.05)
+    # the refinement's seeds: integer peak + parabola, within its basin
+    fa, fb = fft.fft2(tex), fft.fft2(moved)
+    for phase in (False, True):
+        assert _correlation_peak(fa, fb, phase=phase) == pytest.approx((1.37, -2.62), abs=0.3)
+
+
 def test_grid_differing_in_origin_and_size_is_resampled(write_raster):
     # the after grid starts 1.5 pixels east, one pixel north, and is 3 rows taller;
     # content is a smooth map-space function, so the resampled values are known
