@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,17 @@ VALIDATE_GPKG = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validat
 def gpkg_validator() -> Path:
     """GDAL's GeoPackage validator (Debian python3-gdal); skip if missing, fail under CI=true."""
     return require_file(VALIDATE_GPKG, "GDAL's validate_gpkg.py (apt python3-gdal)")
+
+
+def validate_gpkg(path: Path, *, strict: bool = True) -> subprocess.CompletedProcess:
+    """Run GDAL's validator on *path* (``strict``: ``--extra --warning-as-error``)."""
+    extra = ["--extra", "--warning-as-error"] if strict else []
+    return subprocess.run(
+        ["/usr/bin/python3", str(gpkg_validator()), *extra, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def square(x: float, y: float, d: float = 0.001) -> dict:

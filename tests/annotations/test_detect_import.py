@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from satdelta.annotations import Store
 
-from .conftest import VALIDATE_GPKG, gpkg_validator
+from .conftest import validate_gpkg
 
 
 @pytest.mark.slow
@@ -46,17 +45,5 @@ def test_detect_run_imports_with_provenance_and_exports_valid(tmp_path: Path) ->
     fc = json.loads(out.read_text(encoding="utf-8"))
     assert gv.validate_structure(fc) == {}
     assert gv.validate_geometries(fc)["invalid"] == {}
-    if gpkg_validator().exists():
-        res = subprocess.run(
-            [
-                "/usr/bin/python3",
-                str(VALIDATE_GPKG),
-                "--extra",
-                "--warning-as-error",
-                str(tmp_path / "evidence.gpkg"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert res.returncode == 0, res.stdout + res.stderr
+    res = validate_gpkg(tmp_path / "evidence.gpkg")
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import shapely
 from satdelta.annotations import GeoJSONImportError, Store
 from shapely.geometry import Polygon, shape
 
-from .conftest import VALIDATE_GPKG, gpkg_validator, square
+from .conftest import square, validate_gpkg
 
 BOWTIE = {
     "type": "Polygon",
@@ -83,19 +82,9 @@ def populate(store: Store) -> tuple[int, int]:
     return rep.id, c1.id
 
 
-def run_validator(path: Path) -> subprocess.CompletedProcess:
-    gpkg_validator()
-    return subprocess.run(
-        ["/usr/bin/python3", str(VALIDATE_GPKG), "--extra", "--warning-as-error", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_store_passes_gdal_validator_and_pyogrio(store: Store, store_path: Path) -> None:
     populate(store)
-    res = run_validator(store_path)
+    res = validate_gpkg(store_path)
     assert res.returncode == 0, res.stdout + res.stderr
     import pyogrio
 
@@ -358,7 +347,7 @@ def test_gpkg_export_passes_validator(store: Store, tmp_path: Path) -> None:
     populate(store)
     out = tmp_path / "evidence.gpkg"
     assert store.export(out, status="candidate") == 2
-    res = run_validator(out)
+    res = validate_gpkg(out)
     assert res.returncode == 0, res.stdout + res.stderr
     import pyogrio
 
