@@ -269,7 +269,8 @@ def resample_to_grid(
         return out, np.zeros(shape, bool)
     data, valid = scene.read(win, bands=idx)
     complete = bool(valid.all())
-    data[:, ~valid] = np.nan
+    if not complete:
+        data[:, ~valid] = np.nan
     src_transform = scene.window_transform(win)
     dy, dx = shift_px
     if dy or dx:
@@ -301,7 +302,7 @@ def resample_to_grid(
         resampling=Resampling[resampling],
         **nodata,
     )
-    if covered is not None:
+    if covered is not None and not covered.all():
         out[:, ~covered] = np.nan
     return out, np.isfinite(out).all(axis=0)
 
