@@ -825,7 +825,8 @@ def coregister(
     crs = before.crs
 
     before_data, before_valid = before.read(window, bands=bidx)
-    before_data[:, ~before_valid] = np.nan
+    if not before_valid.all():
+        before_data[:, ~before_valid] = np.nan
 
     def resample(shift: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
         return resample_to_grid(
