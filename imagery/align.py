@@ -656,7 +656,6 @@ def estimate_shift(
     (0.4, -2.3)
     """
     from scipy import fft
-    from skimage.registration import phase_cross_correlation
 
     ref = np.asarray(reference)
     mov = np.asarray(moving)
@@ -698,6 +697,8 @@ def estimate_shift(
             # pixel): the integer peak and a parabola through its neighbours are enough
             candidates.append(_correlation_peak(fa, fb, phase=norm == "phase"))
             continue
+        from skimage.registration import phase_cross_correlation
+
         shift, _, _ = phase_cross_correlation(
             fa, fb, upsample_factor=upsample_factor, normalization=norm, space="fourier"
         )
