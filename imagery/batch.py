@@ -1,0 +1,686 @@
+"""Change detection over many before/after pairs: a pairs list, one task per pair, a pool.
+
+The batch job runs :func:`satdelta.imagery.pipeline.run_detection` and
+:func:`~satdelta.imagery.pipeline.write_outputs` once per pair, each pair into
+``OUTDIR/<name>/`` exactly as ``satdelta detect`` writes it. Tasks run on a local
+:class:`concurrent.futures.ProcessPoolExecutor` by default, or on a Dask cluster
+(:mod:`dask.distributed`) when a scheduler address is given; both use the same task function,
+:func:`run_pair`, so there is no scheduler of our own.
+
+A pair that fails is recorded with its one-line error and the others go on. A pair whose
+outputs are complete and whose recorded ``run.json`` has the same inputs (sha256, or a URL's
+ETag/Last-Modified/length) and the same options is skipped unless ``force`` is given.
+``OUTDIR/batch.json`` says what happened to every pair.
+
+This module imports only the standard library at import time: a process-pool worker sets its
+thread and cache limits (:func:`limit_worker_resources`) before numpy and GDAL load.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError
+
+__all__ = [
+    "Pair",
+    "PairResult",
+    "BatchResult",
+    "PairsFileError",
+    "BatchError",
+    "read_pairs",
+    "run_pair",
+    "run_batch",
+    "limit_worker_resources",
+    "BATCH_FILE",
+]
+
+log = logging.getLogger(__name__)
+
+#: Name of the batch report written in OUTDIR.
+BATCH_FILE = "batch.json"
+#: GDAL block cache per worker process (MB) unless GDAL_CACHEMAX is already set.
+WORKER_GDAL_CACHEMAX_MB = 128
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_URL_PREFIXES = ("http://", "https://", "/vsi")
+_THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+Status = Literal["done", "skipped", "failed"]
+
+
+class PairsFileError(SatdeltaError, ValueError):
+    """The pairs list (CSV or JSON) is missing, malformed, or names pairs unsafely."""
+
+
+class BatchError(SatdeltaError, RuntimeError):
+    """The batch could not be run at all (e.g. the Dask scheduler cannot be reached)."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One before/after pair of the batch.
+
+    Attributes
+    ----------
+    name : str
+        Folder name of the pair's outputs under OUTDIR (letters, digits, ``.``, ``_``, ``-``;
+        not starting with ``.``).
+    before, after : str
+        Absolute local paths, or http(s) URLs / GDAL ``/vsi`` names as given.
+    """
+
+    name: str
+    before: str
+    after: str
+
+    def __post_init__(self) -> None:
+        if not _SAFE_NAME.match(self.name) or self.name.lower() == BATCH_FILE:
+            raise PairsFileError(
+                f"pair name {self.name!r} cannot be a folder name under OUTDIR; expected 1-100 "
+                "letters, digits, '.', '_' or '-', not starting with '.' or '-' (and not "
+                f"{BATCH_FILE!r}). Rename the pair."
+            )
+        for what, src in (("before", self.before), ("after", self.after)):
+            if not isinstance(src, str) or not src.strip():
+                raise PairsFileError(
+                    f"pair {self.name!r} has an empty {what}; expected a path or URL."
+                )
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """What happened to one pair (one entry of batch.json's ``pairs``).
+
+    Attributes
+    ----------
+    name : str
+    status : {"done", "skipped", "failed"}
+        ``skipped``: outputs were complete for the same inputs and options.
+    outdir : str
+        The pair's output folder.
+    seconds : float
+        Wall time of the task on its worker (check, detection and writing).
+    polygons : int or None
+        Changed regions found (None when failed).
+    changed_area_m2 : float or None
+        Changed area in m² (None when failed or the imagery has no pixel size).
+    error : str or None
+        One-line error of a failed pair.
+    worker : dict
+        Where the task ran: ``host``, ``pid`` and, on Dask, the worker ``address``.
+    """
+
+    name: str
+    status: Status
+    outdir: str
+    seconds: float
+    polygons: int | None = None
+    changed_area_m2: float | None = None
+    error: str | None = None
+    worker: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Every pair's result and how the batch ran.
+
+    Attributes
+    ----------
+    results : tuple of PairResult
+        In the order of the pairs list.
+    report : pathlib.Path
+        The batch.json written.
+    seconds : float
+        Wall time of the whole batch.
+    """
+
+    results: tuple[PairResult, ...]
+    report: Path
+    seconds: float
+
+    @property
+    def failed(self) -> tuple[PairResult, ...]:
+        """The pairs that failed."""
+        return tuple(r for r in self.results if r.status == "failed")
+
+
+# ---------------------------------------------------------------------------- pairs list
+
+
+def _resolve_source(text: str, base: Path) -> str:
+    s = text.strip()
+    if s.startswith(_URL_PREFIXES):
+        return s
+    p = Path(s).expanduser()
+    if not p.is_absolute():
+        p = base / p
+    return str(p.absolute())
+
+
+def read_pairs(path: str | os.PathLike[str]) -> list[Pair]:
+    """Read a pairs list: a CSV with header ``name,before,after`` or a JSON list.
+
+    Relative paths are relative to the list's folder; http(s) URLs and GDAL ``/vsi`` names are
+    kept as given. Extra CSV columns (notes...) are ignored. The JSON form is a list of objects
+    with the same three keys.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.json`` files (or content starting with ``[``) are read as JSON, others as CSV.
+
+    Returns
+    -------
+    list of Pair
+        In file order.
+
+    Raises
+    ------
+    PairsFileError
+        Missing or unreadable file, wrong header or keys, empty fields, no pairs, duplicate
+        names (case-insensitive, since some filesystems are), or names that are not plain
+        folder names (``../x``, ``a/b``, ``.hidden``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "pairs.csv"), "w") as fh:
+    ...     _ = fh.write("name,before,after\\nsunan,b.tif,https://example.org/a.tif\\n")
+    >>> p = read_pairs(os.path.join(d, "pairs.csv"))[0]
+    >>> p.name, p.before == os.path.join(d, "b.tif"), p.after
+    ('sunan', True, 'https://example.org/a.tif')
+    """
+    src = Path(path).expanduser()
+    if not src.is_file():
+        what = "a folder" if src.is_dir() else "missing"
+        raise PairsFileError(
+            f"pairs list {src} is {what}; expected a CSV (name,before,after) or JSON list file."
+        )
+    try:
+        text = src.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PairsFileError(
+            f"cannot read pairs list {src}: {exc}. Expected a UTF-8 CSV or JSON file."
+        ) from exc
+    base = src.absolute().parent
+    if src.suffix.lower() == ".json" or text.lstrip().startswith("["):
+        rows = _json_rows(text, src)
+    else:
+        rows = _csv_rows(text, src)
+    pairs: list[Pair] = []
+    seen: dict[str, str] = {}
+    for where, row in rows:
+        name = row["name"].strip()
+        if not row["before"].strip() or not row["after"].strip() or not name:
+            raise PairsFileError(
+                f"{src} {where}: name, before and after must all be given; got {row!r}."
+            )
+        try:
+            pair = Pair(
+                name, _resolve_source(row["before"], base), _resolve_source(row["after"], base)
+            )
+        except PairsFileError as exc:
+            raise PairsFileError(f"{src} {where}: {exc}") from None
+        key = name.lower()
+        if key in seen:
+            raise PairsFileError(
+                f"{src} {where}: pair name {name!r} repeats {seen[key]}; each pair needs its "
+                "own name (it is its output folder)."
+            )
+        seen[key] = where
+        pairs.append(pair)
+    if not pairs:
+        raise PairsFileError(f"pairs list {src} lists no pairs; expected at least one row.")
+    return pairs
+
+
+def _csv_rows(text: str, src: Path) -> list[tuple[str, dict[str, str]]]:
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise PairsFileError(
+            f"pairs list {src} is empty; expected a header name,before,after and one row per pair."
+        ) from None
+    missing = [k for k in ("name", "before", "after") if k not in header]
+    if missing or len(set(header)) != len(header):
+        raise PairsFileError(
+            f"pairs list {src} has header {','.join(header)!r}; expected the columns "
+            "name,before,after (extra columns are ignored)."
+        )
+    rows = []
+    for i, values in enumerate(reader, start=2):
+        if len(values) < len(header):
+            raise PairsFileError(
+                f"{src} row {i}: {len(values)} values for {len(header)} columns; expected "
+                "name,before,after."
+            )
+        rows.append((f"row {i}", dict(zip(header, values, strict=False))))
+    return rows
+
+
+def _json_rows(text: str, src: Path) -> list[tuple[str, dict[str, str]]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PairsFileError(
+            f"pairs list {src} is not valid JSON ({exc}); expected a list of "
+            '{"name": ..., "before": ..., "after": ...} objects.'
+        ) from None
+    if not isinstance(data, list):
+        raise PairsFileError(
+            f"pairs list {src} holds a JSON {type(data).__name__}; expected a list of "
+            '{"name": ..., "before": ..., "after": ...} objects.'
+        )
+    rows = []
+    for i, item in enumerate(data):
+        ok = isinstance(item, dict) and all(
+            isinstance(item.get(k), str) for k in ("name", "before", "after")
+        )
+        if not ok:
+            raise PairsFileError(
+                f"{src} item {i}: got {item!r}; expected an object with string members name, "
+                "before and after."
+            )
+        rows.append((f"item {i}", {k: item[k] for k in ("name", "before", "after")}))
+    return rows
+
+
+# ---------------------------------------------------------------------------- one task
+
+
+def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> None:
+    """Keep one worker process to one BLAS/OpenMP thread and a modest GDAL cache.
+
+    Sets environment variables that are read when numpy's BLAS, OpenMP and GDAL start, so it
+    must run before they load (the process pool's initializer). Variables already set by the
+    operator are kept. Dask workers get the BLAS limits from Dask's nanny
+    (``distributed.nanny.pre-spawn-environ``).
+    """
+    for var in _THREAD_ENV:
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("GDAL_CACHEMAX", str(int(gdal_cachemax_mb)))
+    os.environ.setdefault("GDAL_NUM_THREADS", "1")
+
+
+def _worker_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        from distributed import get_worker
+
+        info["address"] = get_worker().address
+    except (ImportError, ValueError):  # not on a Dask worker
+        pass
+    return info
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _recorded(outdir: Path) -> dict[str, Any] | None:
+    """The pair's run.json when all the outputs it lists are present, else None."""
+    try:
+        rec = json.loads((outdir / "run.json").read_text(encoding="utf-8"))
+        outputs = rec["outputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(outputs, list) or not {"mask.tif", "score.tif"} <= set(outputs):
+        return None
+    if not all((outdir / n).is_file() for n in outputs):
+        return None
+    return rec
+
+
+def _same_inputs(rec: dict[str, Any], before: Any, after: Any) -> bool:
+    from satdelta.imagery.pipeline import _scene_ref
+
+    for key, scene in (("before", before), ("after", after)):
+        ref = _scene_ref(scene)
+        got = rec.get("inputs", {}).get(key, {})
+        if ref["sha256"] is None and not ref.get("remote"):
+            return False  # nothing to compare: recompute
+        if any(got.get(k) != ref.get(k) for k in ("source", "sha256", "remote")):
+            return False
+    return True
+
+
+def _summary_numbers(rec: dict[str, Any]) -> tuple[int | None, float | None]:
+    polys = rec.get("polygons", {}).get("count")
+    area = rec.get("detection", {}).get("changed_area_m2")
+    return polys, (None if area is None else float(area))
+
+
+def run_pair(
+    pair: Pair,
+    outdir: str | os.PathLike[str],
+    options: dict[str, Any],
+    *,
+    force: bool = False,
+) -> PairResult:
+    """Run (or skip) one pair into ``outdir/<pair.name>/``; never raises for a bad pair.
+
+    The task function of :func:`run_batch`, on a process pool or a Dask worker.
+
+    Parameters
+    ----------
+    pair : Pair
+    outdir : str or os.PathLike
+        The batch's output folder.
+    options : dict
+        Keyword options of :func:`~satdelta.imagery.pipeline.run_detection`.
+    force : bool, default False
+        Recompute even when the recorded run has the same inputs and options.
+
+    Returns
+    -------
+    PairResult
+        ``failed`` with a one-line error for any exception of the pair (missing file, no
+        overlap, unwritable output, or a bug, named by its type).
+    """
+    t0 = time.perf_counter()
+    target = Path(outdir) / pair.name
+    worker = _worker_info()
+
+    def result(status: Status, **kw: Any) -> PairResult:
+        secs = round(time.perf_counter() - t0, 3)
+        return PairResult(pair.name, status, str(target), secs, worker=worker, **kw)
+
+    try:
+        from satdelta.imagery.pipeline import run_detection, write_outputs
+        from satdelta.imagery.scene import open_scene
+
+        before = open_scene(pair.before)
+        after = open_scene(pair.after)
+        rec = None if force else _recorded(target)
+        if rec is not None and _same_options(rec.get("options"), options):
+            if _same_inputs(rec, before, after):
+                polys, area = _summary_numbers(rec)
+                log.info("%s: outputs are up to date, skipped", pair.name)
+                return result("skipped", polygons=polys, changed_area_m2=area)
+        run = run_detection(before, after, **options)
+        write_outputs(run, target)
+        polys, area = _summary_numbers(run.summary())
+        return result("done", polygons=polys, changed_area_m2=area)
+    except SatdeltaError as exc:
+        log.info("%s failed: %s", pair.name, exc)
+        return result("failed", error=_one_line(exc))
+    except Exception as exc:  # a bug or an unexpected library error: still only this pair
+        log.exception("%s failed", pair.name)
+        return result("failed", error=f"internal error: {type(exc).__name__}: {_one_line(exc)}")
+
+
+def _same_options(recorded: Any, options: dict[str, Any]) -> bool:
+    if not isinstance(recorded, dict):
+        return False
+    for k, v in options.items():
+        want = list(v) if isinstance(v, tuple) else v
+        if recorded.get(k) != want:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------- the batch
+
+
+def _check_options(options: dict[str, Any]) -> dict[str, Any]:
+    import inspect
+
+    from satdelta.imagery.pipeline import run_detection
+
+    allowed = set(inspect.signature(run_detection).parameters) - {"before_source", "after_source"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown detection options {unknown}; expected some of {sorted(allowed)}."
+        )
+    out = dict(options)
+    if out.get("bands") is not None:
+        out["bands"] = list(out["bands"])
+    return out
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_batch(
+    pairs: Sequence[Pair],
+    outdir: str | os.PathLike[str],
+    *,
+    options: dict[str, Any] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    pairs_source: str | None = None,
+    on_result: Callable[[PairResult], None] | None = None,
+) -> BatchResult:
+    """Run every pair on a local process pool, or on a Dask cluster, and write batch.json.
+
+    Parameters
+    ----------
+    pairs : sequence of Pair
+        From :func:`read_pairs`; names must be unique.
+    outdir : str or os.PathLike
+        Each pair writes ``outdir/<name>/``; ``outdir/batch.json`` is the report.
+    options : dict, optional
+        Keyword options of :func:`~satdelta.imagery.pipeline.run_detection`, the same for
+        every pair.
+    workers : int, optional
+        Processes of the local pool (default: CPU count, at most one per pair). Ignored with
+        ``scheduler``.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); its workers must have
+        satdelta installed and see the same paths.
+    force : bool, default False
+        Recompute pairs whose outputs are up to date.
+    pairs_source : str, optional
+        The pairs list's path, recorded in batch.json.
+    on_result : callable, optional
+        Called in this process with each :class:`PairResult` as it arrives.
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    OutputError
+        OUTDIR cannot be written (checked before any work).
+    BatchError
+        The Dask scheduler cannot be reached or dask.distributed is not installed.
+    InvalidParameterError
+        Unknown options, or ``workers`` < 1.
+    """
+    from satdelta.imagery.pipeline import check_outdir
+
+    opts = _check_options(options or {})
+    if workers is not None and workers < 1:
+        raise InvalidParameterError(f"workers must be >= 1; got {workers}.")
+    names = [p.name.lower() for p in pairs]
+    if len(set(names)) != len(names):
+        raise InvalidParameterError("pair names must be unique (they are output folder names).")
+    out = check_outdir(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = _utc_now()
+    t0 = time.perf_counter()
+    by_name: dict[str, PairResult] = {}
+
+    def collect(r: PairResult) -> None:
+        by_name[r.name] = r
+        if on_result is not None:
+            on_result(r)
+
+    if scheduler:
+        executor = {"kind": "dask", "scheduler": scheduler}
+        executor["workers"] = _run_on_dask(pairs, out, opts, force, scheduler, collect)
+    else:
+        n = max(1, min(workers or os.cpu_count() or 1, len(pairs)))
+        executor = {"kind": "process-pool", "workers": n}
+        _run_on_pool(pairs, out, opts, force, n, collect)
+    seconds = round(time.perf_counter() - t0, 3)
+    results = tuple(by_name[p.name] for p in pairs)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    report = {
+        "satdelta": {"kind": "batch-change-detection", "started": started, "finished": _utc_now()},
+        "pairs_file": pairs_source,
+        "outdir": str(out),
+        "options": opts,
+        "force": force,
+        "executor": executor,
+        "client": {"host": socket.gethostname(), "pid": os.getpid()},
+        "counts": counts,
+        "seconds": seconds,
+        "pairs": [
+            {**r.to_dict(), "before": p.before, "after": p.after}
+            for p, r in zip(pairs, results, strict=True)
+        ],
+    }
+    path = out / BATCH_FILE
+    try:
+        _write_report(path, report)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}. Check free space and permissions.") from exc
+    return BatchResult(results, path, seconds)
+
+
+def _run_on_pool(
+    pairs: Sequence[Pair],
+    out: Path,
+    opts: dict[str, Any],
+    force: bool,
+    n: int,
+    collect: Callable[[PairResult], None],
+) -> None:
+    import multiprocessing
+
+    # spawn: a fresh interpreter whose initializer runs before numpy/GDAL load (fork would
+    # inherit this process's BLAS threads and GDAL cache)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=n, mp_context=ctx, initializer=limit_worker_resources
+    ) as pool:
+        futures: dict[Future[PairResult], Pair] = {
+            pool.submit(run_pair, p, str(out), opts, force=force): p for p in pairs
+        }
+        pending: Iterable[Future[PairResult]] = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pair = futures[fut]
+                try:
+                    collect(fut.result())
+                except BrokenProcessPool:
+                    collect(
+                        PairResult(
+                            pair.name,
+                            "failed",
+                            str(out / pair.name),
+                            0.0,
+                            error="a worker process died while this pair was queued or "
+                            "running (out of memory or killed?); rerun the batch to retry it",
+                        )
+                    )
+
+
+def _run_on_dask(
+    pairs: Sequence[Pair],
+    out: Path,
+    opts: dict[str, Any],
+    force: bool,
+    address: str,
+    collect: Callable[[PairResult], None],
+) -> int:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise BatchError(
+            "--scheduler needs dask.distributed, which is not installed; install satdelta[batch]."
+        ) from exc
+    try:
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise BatchError(
+            f"cannot reach the Dask scheduler at {address}: {_one_line(exc)}. Expected a running "
+            "scheduler address such as tcp://127.0.0.1:8786."
+        ) from exc
+    with client:
+        nworkers = len(client.scheduler_info().get("workers", {}))
+        futures = {
+            client.submit(
+                run_pair,
+                p,
+                str(out),
+                opts,
+                force=force,
+                key=f"satdelta-pair-{p.name}-{i}",
+                pure=False,
+            ): p
+            for i, p in enumerate(pairs)
+        }
+        for fut in as_completed(list(futures)):
+            pair = futures[fut]
+            try:
+                collect(fut.result())
+            except Exception as exc:  # the task itself never raises: the worker was lost
+                collect(
+                    PairResult(
+                        pair.name,
+                        "failed",
+                        str(out / pair.name),
+                        0.0,
+                        error=f"Dask task failed: {type(exc).__name__}: {_one_line(exc)}",
+                    )
+                )
+    return nworkers
+
+
+def _utc_now() -> str:
+    now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+    return now.isoformat().replace("+00:00", "Z")
+
+
+def format_result(r: PairResult) -> str:
+    """One tab-separated summary line: name, status, polygons, changed m², seconds, error."""
+    polys = "-" if r.polygons is None else str(r.polygons)
+    area = (
+        "-"
+        if r.changed_area_m2 is None or not math.isfinite(r.changed_area_m2)
+        else (f"{r.changed_area_m2:.1f}")
+    )
+    return "\t".join([r.name, r.status, polys, area, f"{r.seconds:.2f}", r.error or ""]).rstrip()
