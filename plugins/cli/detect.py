@@ -12,26 +12,9 @@ import sys
 from pathlib import Path
 
 import click
-from satdelta.imagery.align import RESAMPLING_METHODS
-from satdelta.imagery.detect import NORMALISE_METHODS, SCORE_METHODS, THRESHOLD_METHODS
-from satdelta.imagery.errors import InvalidParameterError
+from satdelta.plugins.cli.options import detection_kwargs, detection_options, parse_bands
 
 __all__ = ["detect", "parse_bands"]
-
-
-def parse_bands(text: str | None) -> list[int | str] | None:
-    """``"1,2,3"`` -> ``[1, 2, 3]``; names are kept (``"red,nir"``); None/empty -> None."""
-    if text is None or not text.strip():
-        return None
-    out: list[int | str] = []
-    for part in text.split(","):
-        p = part.strip()
-        if not p:
-            raise InvalidParameterError(
-                f"--bands expects a comma-separated list such as 1,2,3 or red,nir; got {text!r}."
-            )
-        out.append(int(p) if p.isdigit() else p)
-    return out
 
 
 class _TerminalProgress(logging.Handler):
@@ -54,66 +37,7 @@ class _TerminalProgress(logging.Handler):
     help="Output folder (created; existing mask.tif, score.tif, changes.geojson, "
     "run.json in it are replaced).",
 )
-@click.option(
-    "--method",
-    type=click.Choice(SCORE_METHODS),
-    default="auto",
-    show_default=True,
-    help="Change score.",
-)
-@click.option(
-    "--threshold",
-    "threshold_method",
-    type=click.Choice(THRESHOLD_METHODS),
-    default="auto",
-    show_default=True,
-    help="Threshold method.",
-)
-@click.option(
-    "--threshold-value",
-    type=float,
-    default=None,
-    help="Score value for --threshold value; percentile for --threshold percentile.",
-)
-@click.option(
-    "--min-area",
-    "min_area",
-    type=float,
-    default=None,
-    help="Drop changed regions smaller than this many m².",
-)
-@click.option(
-    "--bands",
-    default=None,
-    help="Bands picked from each scene, 1-based: 1,2,3 (or band names: red,nir).",
-)
-@click.option(
-    "--normalise",
-    type=click.Choice(NORMALISE_METHODS),
-    default="auto",
-    show_default=True,
-    help="Radiometric normalisation of after onto before.",
-)
-@click.option(
-    "--pixel-size",
-    type=float,
-    default=None,
-    help="Pixel size in metres, for images that are not georeferenced.",
-)
-@click.option(
-    "--max-shift",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Largest residual misregistration accepted, in pixels.",
-)
-@click.option(
-    "--resampling",
-    type=click.Choice(RESAMPLING_METHODS),
-    default="cubic",
-    show_default=True,
-    help="Resampling of the after scene onto the before grid.",
-)
+@detection_options
 def detect(
     before: str,
     after: str,
@@ -148,15 +72,17 @@ def detect(
         run = run_detection(
             before,
             after,
-            method=method,
-            threshold=threshold_method,
-            threshold_value=threshold_value,
-            normalise=normalise,
-            min_area_m2=min_area,
-            bands=parse_bands(bands),
-            pixel_size_m=pixel_size,
-            max_shift_px=max_shift,
-            resampling=resampling,  # type: ignore[arg-type]
+            **detection_kwargs(
+                method=method,
+                threshold_method=threshold_method,
+                threshold_value=threshold_value,
+                min_area=min_area,
+                bands=bands,
+                normalise=normalise,
+                pixel_size=pixel_size,
+                max_shift=max_shift,
+                resampling=resampling,
+            ),
         )
         written = write_outputs(run, out)
     finally:

@@ -20,6 +20,7 @@ from satdelta.imagery.errors import SatdeltaError
 # name -> "module:attribute"; each front-end module registers itself here.
 COMMANDS: dict[str, str] = {
     "detect": "satdelta.plugins.cli.detect:detect",
+    "batch": "satdelta.plugins.cli.batch:batch",
     "demo": "satdelta.plugins.cli.demo:demo",
     "view": "satdelta.plugins.cli.view:view",
     "report": "satdelta.plugins.cli.report:report",

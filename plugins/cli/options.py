@@ -1,0 +1,133 @@
+"""Click options shared by the commands that run change detection (``detect``, ``batch``).
+
+One definition per option, as rasterio's ``rio/options.py`` does; :func:`detection_options`
+applies them all and :func:`detection_kwargs` turns their values into the keyword options of
+:func:`satdelta.imagery.pipeline.run_detection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from satdelta.imagery.align import RESAMPLING_METHODS
+from satdelta.imagery.detect import NORMALISE_METHODS, SCORE_METHODS, THRESHOLD_METHODS
+from satdelta.imagery.errors import InvalidParameterError
+
+__all__ = ["detection_options", "detection_kwargs", "parse_bands"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def parse_bands(text: str | None) -> list[int | str] | None:
+    """``"1,2,3"`` -> ``[1, 2, 3]``; names are kept (``"red,nir"``); None/empty -> None."""
+    if text is None or not text.strip():
+        return None
+    out: list[int | str] = []
+    for part in text.split(","):
+        p = part.strip()
+        if not p:
+            raise InvalidParameterError(
+                f"--bands expects a comma-separated list such as 1,2,3 or red,nir; got {text!r}."
+            )
+        out.append(int(p) if p.isdigit() else p)
+    return out
+
+
+_OPTIONS = [
+    click.option(
+        "--method",
+        type=click.Choice(SCORE_METHODS),
+        default="auto",
+        show_default=True,
+        help="Change score.",
+    ),
+    click.option(
+        "--threshold",
+        "threshold_method",
+        type=click.Choice(THRESHOLD_METHODS),
+        default="auto",
+        show_default=True,
+        help="Threshold method.",
+    ),
+    click.option(
+        "--threshold-value",
+        type=float,
+        default=None,
+        help="Score value for --threshold value; percentile for --threshold percentile.",
+    ),
+    click.option(
+        "--min-area",
+        "min_area",
+        type=float,
+        default=None,
+        help="Drop changed regions smaller than this many m².",
+    ),
+    click.option(
+        "--bands",
+        default=None,
+        help="Bands picked from each scene, 1-based: 1,2,3 (or band names: red,nir).",
+    ),
+    click.option(
+        "--normalise",
+        type=click.Choice(NORMALISE_METHODS),
+        default="auto",
+        show_default=True,
+        help="Radiometric normalisation of after onto before.",
+    ),
+    click.option(
+        "--pixel-size",
+        type=float,
+        default=None,
+        help="Pixel size in metres, for images that are not georeferenced.",
+    ),
+    click.option(
+        "--max-shift",
+        type=float,
+        default=5.0,
+        show_default=True,
+        help="Largest residual misregistration accepted, in pixels.",
+    ),
+    click.option(
+        "--resampling",
+        type=click.Choice(RESAMPLING_METHODS),
+        default="cubic",
+        show_default=True,
+        help="Resampling of the after scene onto the before grid.",
+    ),
+]
+
+
+def detection_options(func: F) -> F:
+    """Add --method, --threshold, --threshold-value, --min-area, --bands, --normalise,
+    --pixel-size, --max-shift and --resampling to a click command."""
+    for option in reversed(_OPTIONS):
+        func = option(func)
+    return func
+
+
+def detection_kwargs(
+    *,
+    method: str,
+    threshold_method: str,
+    threshold_value: float | None,
+    min_area: float | None,
+    bands: str | None,
+    normalise: str,
+    pixel_size: float | None,
+    max_shift: float,
+    resampling: str,
+) -> dict[str, Any]:
+    """The values of :func:`detection_options` as keyword options of ``run_detection``."""
+    return {
+        "method": method,
+        "threshold": threshold_method,
+        "threshold_value": threshold_value,
+        "normalise": normalise,
+        "min_area_m2": min_area,
+        "bands": parse_bands(bands),
+        "pixel_size_m": pixel_size,
+        "max_shift_px": max_shift,
+        "resampling": resampling,
+    }
