@@ -267,20 +267,35 @@ def mixture_threshold(
     prev = -np.inf
     it = 0
     w = m = sd = np.zeros(2)
+    n = x.size
+    x2 = x * x
+    sum_x, sum_x2 = float(x.sum()), float(x2.sum())
+    log_x = np.log(x) if family == "gamma" else None
     for it in range(1, max_iter + 1):  # noqa: B007 (count used after the loop)
-        # M-step from responsibilities
-        resp = (1.0 - r1, r1)
-        w = np.array([resp[0].sum(), resp[1].sum()]) / x.size
-        if w.min() * x.size < 2:
+        # M-step from responsibilities (weighted moments; class 0 = the complement of r1)
+        n1 = float(r1.sum())
+        w = np.array([n - n1, n1]) / n
+        if w.min() * n < 2:
             break
-        m = np.array([(r * x).sum() / r.sum() for r in resp])
-        var = np.array([(r * (x - mk) ** 2).sum() / r.sum() for r, mk in zip(resp, m, strict=True)])
+        s1, q1 = float((r1 * x).sum()), float((r1 * x2).sum())  # no BLAS: tiny, often contended
+        m = np.array([(sum_x - s1) / (n - n1), s1 / n1])
+        var = np.maximum(np.array([(sum_x2 - q1) / (n - n1), q1 / n1]) - m * m, 0.0)
         sd = np.sqrt(var)
         par = [_params_from_moments(family, float(m[k]), float(var[k])) for k in range(2)]
         # E-step
-        lp = np.stack([np.log(w[k]) + _log_pdf(x, family, *par[k]) for k in range(2)])
-        mx = lp.max(axis=0)
-        ll_pix = mx + np.log(np.exp(lp[0] - mx) + np.exp(lp[1] - mx))
+        if log_x is not None:  # gamma: (k - 1) log x - x / theta - log Gamma(k) - k log theta
+            lp = [
+                math.log(w[k])
+                - gammaln(par[k][0])
+                - par[k][0] * math.log(par[k][1])
+                + (par[k][0] - 1.0) * log_x
+                - x / par[k][1]
+                for k in range(2)
+            ]
+        else:
+            lp = [math.log(w[k]) + _log_pdf(x, family, *par[k]) for k in range(2)]
+        mx = np.maximum(lp[0], lp[1])
+        ll_pix = mx + np.log(np.exp(lp[0] - mx) + np.exp(lp[1] - mx))  # log-sum-exp
         r1 = np.exp(lp[1] - ll_pix)
         ll = float(ll_pix.mean())
         if abs(ll - prev) < tol:

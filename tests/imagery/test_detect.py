@@ -401,3 +401,29 @@ def test_majority_vote_removes_pixel_noise_and_keeps_edges():
     assert out[8, 8] and out[11, 12] and not out[2, 2] and not out[17, 3]
     # straight edges stay where they are; only the four corner pixels go
     assert (out ^ m).sum() == 4 and not out[5, 5] and out[5, 6:14].all()
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])
+@pytest.mark.parametrize("mode", ["open", "open-close"])
+def test_clean_mask_matches_scipy_morphology_with_the_disk(radius, mode):
+    """The row-segment opening/closing equals scipy's with the same disk (borders reflected)."""
+    from satdelta.imagery.morphology import clean_mask, disk, majority3
+
+    rng = np.random.default_rng(radius)
+    kept = 0
+    for shape, p in (((61, 47), 0.3), ((40, 90), 0.6), ((3, 50), 0.5)):
+        blobs = ndimage.binary_dilation(rng.random(shape) < p / 20, iterations=radius + 1)
+        m = blobs | (rng.random(shape) < p / 4)
+        pad = 2 * radius
+        padded = np.pad(m, pad, mode="reflect")
+        se = disk(radius)
+        want = ndimage.binary_opening(padded, structure=se)
+        if mode == "open-close":
+            want = ndimage.binary_closing(want, structure=se)
+        want = want[pad:-pad, pad:-pad]
+        got = clean_mask(m, radius_px=radius, mode=mode)
+        assert (got == want).all()
+        kept += int(got.sum())
+        box = ndimage.correlate(m.astype(np.uint8), np.ones((3, 3), np.uint8), mode="reflect")
+        assert (majority3(m) == (box >= 5)).all()
+    assert kept > 0  # the opening kept something: the comparison is not between empty masks
