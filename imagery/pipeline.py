@@ -55,8 +55,9 @@ log = logging.getLogger(__name__)
 OUTPUT_FILES: tuple[str, ...] = ("mask.tif", "score.tif", "changes.geojson", "run.json")
 
 MASK_NODATA = 255
-#: Side (px) of the central sample the residual shift is measured on, and its precision.
-SHIFT_SAMPLE_PX = 1024
+#: Side (px) of the sample the residual shift is measured on (coregister picks a textured
+#: square of the scene), and the upsampling of the correlation peak.
+SHIFT_SAMPLE_PX = 512
 SHIFT_UPSAMPLE = 100
 
 
