@@ -1,0 +1,139 @@
+"""satdelta.imagery.batch: pairs lists, the per-pair task (skip / recompute), real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from satdelta.imagery.batch import BATCH_FILE, Pair, PairsFileError, read_pairs, run_pair
+from satdelta.imagery.pipeline import run_detection, write_outputs
+
+from tests.conftest import make_pair
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_paths_are_relative_to_the_csv_folder_and_urls_are_kept(tmp_path):
+    sub = tmp_path / "lists"
+    sub.mkdir()
+    csv = write(
+        sub / "pairs.csv",
+        "\ufeffname,before,after,notes\n"
+        "# a comment line\n"
+        "sunan,img/b.tif,../a.tif,runway\n"
+        "square,/abs/b.tif,https://example.org/a.tif,\n",
+    )
+    pairs = read_pairs(csv)
+    assert pairs == [
+        Pair("sunan", str(sub / "img" / "b.tif"), str(sub / ".." / "a.tif")),
+        Pair("square", "/abs/b.tif", "https://example.org/a.tif"),
+    ]
+
+
+def test_json_list_is_accepted(tmp_path):
+    js = write(
+        tmp_path / "pairs.json",
+        json.dumps([{"name": "a-1", "before": "b.tif", "after": "http://h/a.tif"}]),
+    )
+    assert read_pairs(js) == [Pair("a-1", str(tmp_path / "b.tif"), "http://h/a.tif")]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("missing.csv", None, "missing"),
+        ("header.csv", "id,first,second\nx,a.tif,b.tif\n", "expected the columns"),
+        ("empty.csv", "", "empty"),
+        ("norows.csv", "name,before,after\n", "no pairs"),
+        ("dup.csv", "name,before,after\nA,a,b\na,c,d\n", "repeats row 2"),
+        ("up.csv", "name,before,after\n../x,a,b\n", "cannot be a folder name"),
+        ("slash.csv", "name,before,after\na/b,a,b\n", "cannot be a folder name"),
+        ("dot.csv", "name,before,after\n.hidden,a,b\n", "cannot be a folder name"),
+        ("report.csv", "name,before,after\nbatch.json,a,b\n", "cannot be a folder name"),
+        ("blank.csv", "name,before,after\nx,,b\n", "must all be given"),
+        ("short.csv", "name,before,after\nx,a\n", "2 values for 3 columns"),
+        ("obj.json", '{"name": "x"}', "expected a list"),
+        ("bad.json", "[{", "not valid JSON"),
+        ("item.json", '[{"name": "x", "before": "a"}]', "item 0"),
+    ],
+)
+def test_bad_pairs_lists_say_what_is_wrong(tmp_path, name, text, needle):
+    path = tmp_path / name
+    if text is not None:
+        write(path, text)
+    with pytest.raises(PairsFileError, match=None) as info:
+        read_pairs(path)
+    msg = str(info.value)
+    assert needle.lower() in msg.lower(), msg
+    assert "\n" not in msg
+
+
+def test_run_pair_skips_up_to_date_outputs_and_recomputes_on_change(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    before, after, truth = make_pair(folder)
+    pair = Pair("p", str(before), str(after))
+    out = tmp_path / "out"
+    opts = {"min_area_m2": 300.0}
+
+    first = run_pair(pair, out, opts)
+    assert first.status == "done", first.error
+    assert first.polygons and first.polygons > 0
+    # the outputs are exactly those of run_detection + write_outputs on the same pair
+    write_outputs(run_detection(before, after, **opts), tmp_path / "direct")
+    for name in ("mask.tif", "score.tif"):
+        with rasterio.open(out / "p" / name) as a, rasterio.open(tmp_path / "direct" / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+            assert (a.crs, a.transform) == (b.crs, b.transform)
+    with rasterio.open(out / "p" / "mask.tif") as src:
+        assert ((src.read(1) == 1) & truth).sum() > 0  # the planted change is (partly) found
+    run_json = json.loads((out / "p" / "run.json").read_text())
+    assert run_json["polygons"]["count"] == first.polygons
+    assert first.changed_area_m2 == pytest.approx(run_json["detection"]["changed_area_m2"])
+    stamp = (out / "p" / "mask.tif").stat().st_mtime_ns
+
+    again = run_pair(pair, out, opts)
+    assert again.status == "skipped"
+    assert (again.polygons, again.changed_area_m2) == (first.polygons, first.changed_area_m2)
+    assert (out / "p" / "mask.tif").stat().st_mtime_ns == stamp
+
+    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "done"  # options changed
+    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "skipped"
+    assert run_pair(pair, out, {"min_area_m2": 900.0}, force=True).status == "done"
+
+    with rasterio.open(after, "r+") as dst:  # same file name, new content: new sha256
+        data = dst.read()
+        data[:, :10, :10] = 200
+        dst.write(data)
+    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "done"
+
+    (out / "p" / "score.tif").unlink()  # incomplete outputs are recomputed
+    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "done"
+    assert (out / "p" / "score.tif").is_file()
+
+
+def test_run_pair_records_the_error_instead_of_raising(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    before, _, _ = make_pair(folder)
+    far = tmp_path / "far.tif"
+    with rasterio.open(before) as src:  # same image 100 km away: no overlap
+        prof = src.profile
+        data = src.read()
+        t = src.transform
+    prof["transform"] = rasterio.Affine(t.a, t.b, t.c + 100_000, t.d, t.e, t.f)
+    with rasterio.open(far, "w", **prof) as dst:
+        dst.write(data)
+    res = run_pair(Pair("far", str(before), str(far)), tmp_path / "out", {})
+    assert res.status == "failed"
+    assert "overlap" in res.error.lower() and "\n" not in res.error
+    assert not (tmp_path / "out" / "far").exists()
+    assert res.worker["pid"] > 0 and res.polygons is None
+    assert BATCH_FILE == "batch.json"
+    assert np.isfinite(res.seconds)
