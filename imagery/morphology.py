@@ -106,10 +106,13 @@ def majority3(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     m = np.asarray(mask, dtype=bool)
     if m.size == 0:
         return m.copy()
-    # the 3 x 3 box sum is separable: two 1-D passes (reflection is per axis, so exact)
-    ones = np.ones(3, np.uint8)
-    counts = ndimage.correlate1d(m.view(np.uint8), ones, axis=0, mode="reflect")
-    ndimage.correlate1d(counts, ones, axis=1, output=counts, mode="reflect")
+    # the 3 x 3 box sum as shifted adds: rows first, then columns (edge pixels repeated,
+    # which is scipy.ndimage's "reflect" and numpy's "symmetric")
+    p = np.pad(m.view(np.uint8), 1, mode="symmetric")
+    rows = p[:-2] + p[1:-1]
+    rows += p[2:]
+    counts = rows[:, :-2] + rows[:, 1:-1]
+    counts += rows[:, 2:]
     return counts >= 5
 
 
