@@ -536,6 +536,7 @@ def run_batch(
     if len(set(names)) != len(names):
         raise InvalidParameterError("pair names must be unique (they are output folder names).")
     out = check_outdir(outdir)
+    client = _connect(scheduler) if scheduler else None  # fails before OUTDIR is made
     out.mkdir(parents=True, exist_ok=True)
     started = _utc_now()
     t0 = time.perf_counter()
@@ -546,9 +547,9 @@ def run_batch(
         if on_result is not None:
             on_result(r)
 
-    if scheduler:
+    if client is not None:
         executor = {"kind": "dask", "scheduler": scheduler}
-        executor["workers"] = _run_on_dask(pairs, out, opts, force, scheduler, collect)
+        executor["workers"] = _run_on_dask(pairs, out, opts, force, client, collect)
     else:
         n = max(1, min(workers or os.cpu_count() or 1, len(pairs)))
         executor = {"kind": "process-pool", "workers": n}
@@ -618,29 +619,41 @@ def _run_on_pool(
                     )
 
 
-def _run_on_dask(
-    pairs: Sequence[Pair],
-    out: Path,
-    opts: dict[str, Any],
-    force: bool,
-    address: str,
-    collect: Callable[[PairResult], None],
-) -> int:
+def _connect(address: str) -> Any:
+    """A dask.distributed Client of the scheduler at ``address`` (BatchError when unreachable)."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError as exc:
         raise BatchError(
             "--scheduler needs dask.distributed, which is not installed; install satdelta[batch]."
         ) from exc
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
+        client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise BatchError(
             f"cannot reach the Dask scheduler at {address}: {_one_line(exc)}. Expected a running "
             "scheduler address such as tcp://127.0.0.1:8786."
         ) from exc
+    return client
+
+
+def _run_on_dask(
+    pairs: Sequence[Pair],
+    out: Path,
+    opts: dict[str, Any],
+    force: bool,
+    client: Any,
+    collect: Callable[[PairResult], None],
+) -> int:
+    import uuid
+
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]  # task keys unique on a shared cluster
     with client:
         nworkers = len(client.scheduler_info().get("workers", {}))
+        if nworkers == 0:
+            log.warning("the Dask scheduler has no workers yet: the pairs wait for one")
         futures = {
             client.submit(
                 run_pair,
@@ -648,7 +661,7 @@ def _run_on_dask(
                 str(out),
                 opts,
                 force=force,
-                key=f"satdelta-pair-{p.name}-{i}",
+                key=f"satdelta-pair-{token}-{i}-{p.name}",
                 pure=False,
             ): p
             for i, p in enumerate(pairs)

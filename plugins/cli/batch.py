@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+from satdelta.imagery.batch import PairResult
 from satdelta.plugins.cli.options import detection_kwargs, detection_options
 
 __all__ = ["batch"]
@@ -83,9 +84,12 @@ def batch(
         resampling=resampling,
     )
     out = check_outdir(outdir)
-    click.echo(HEADER)
+    shown: list[str] = []
 
-    def show(result) -> None:  # type: ignore[no-untyped-def]
+    def show(result: PairResult) -> None:
+        if not shown:
+            click.echo(HEADER)
+        shown.append(result.name)
         click.echo(format_result(result))
         sys.stdout.flush()
 
