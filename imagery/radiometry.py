@@ -416,6 +416,13 @@ class LinearNormalisation:
                 f"normalisation was fitted for {self.gains.shape[0]} bands, got {after.shape[0]}."
             )
         shape = (-1,) + (1,) * (after.ndim - 1)
+        kind, size = after.dtype.kind, after.dtype.itemsize
+        if (kind == "f" and size <= 4) or (kind in "iu" and size <= 2):
+            # the input is exact in float32: scale in float32, in place (within a rounding)
+            out = after.astype(np.float32, copy=True)
+            out *= self.gains.astype(np.float32).reshape(shape)
+            out += self.offsets.astype(np.float32).reshape(shape)
+            return out
         return (after * self.gains.reshape(shape) + self.offsets.reshape(shape)).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
