@@ -106,8 +106,8 @@ def sample_pixels(
 def fit_windows(
     shape: tuple[int, int],
     *,
-    max_pixels: int = MAX_FIT_PATCH_PIXELS,
-    patch_px: int = FIT_PATCH_PX,
+    max_pixels: int | None = None,
+    patch_px: int | None = None,
 ) -> list[Window]:
     """A fixed, deterministic set of square patches spread over a grid, for spatial fits.
 
@@ -124,9 +124,9 @@ def fit_windows(
         Size of the scene.
     max_pixels : int, optional
         Scenes up to this size are used whole; larger ones are sampled with this many
-        pixels at most.
+        pixels at most (default :data:`MAX_FIT_PATCH_PIXELS`).
     patch_px : int, optional
-        Side of one patch.
+        Side of one patch (default :data:`FIT_PATCH_PX`).
 
     Returns
     -------
@@ -141,6 +141,12 @@ def fit_windows(
     >>> len(w), [(r.start, c.start) for r, c in w]
     (4, [(384, 384), (384, 1408), (1408, 384), (1408, 1408)])
     """
+    max_pixels = MAX_FIT_PATCH_PIXELS if max_pixels is None else int(max_pixels)
+    patch_px = FIT_PATCH_PX if patch_px is None else int(patch_px)
+    if max_pixels < 1 or patch_px < 1:
+        raise InvalidParameterError(
+            f"max_pixels and patch_px must be >= 1, got {max_pixels} and {patch_px}."
+        )
     rows, cols = int(shape[0]), int(shape[1])
     if rows * cols <= max_pixels:
         return [(slice(0, rows), slice(0, cols))]

@@ -427,3 +427,30 @@ def test_clean_mask_matches_scipy_morphology_with_the_disk(radius, mode):
         box = ndimage.correlate(m.astype(np.uint8), np.ones((3, 3), np.uint8), mode="reflect")
         assert (majority3(m) == (box >= 5)).all()
     assert kept > 0  # the opening kept something: the comparison is not between empty masks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fit_on_a_patch_set_matches_the_whole_array_fit(seed, monkeypatch):
+    """Above the patch budget the fit samples patches; its threshold and masks stay put."""
+    import satdelta.imagery.radiometry as radiometry
+
+    before, after, truth = textured_pair(seed=seed, shape=(4, 320, 320), n_blobs=30)
+    valid = np.ones(truth.shape, bool)
+    whole = fit_detector(before, after, valid=valid, pixel_size_m=0.5)
+    whole_maps = detect_change(before, after, valid=valid, pixel_size_m=0.5)
+    # a budget of 6 patches of 64² (24 % of the scene) instead of the whole array
+    monkeypatch.setattr(radiometry, "MAX_FIT_PATCH_PIXELS", 6 * 64**2)
+    monkeypatch.setattr(radiometry, "FIT_PATCH_PX", 64)
+    assert len(radiometry.fit_windows(truth.shape)) == 6
+    part = fit_detector(before, after, valid=valid, pixel_size_m=0.5)
+    part_maps = detect_change(before, after, valid=valid, pixel_size_m=0.5)
+    for key in ("threshold", "no_change_quantile"):
+        assert part.parameters[key] == pytest.approx(whole.parameters[key], rel=0.05), key
+        assert part.parameters[key] != whole.parameters[key], key  # the patches were used
+    assert part.score.parameters["edge_median"] == pytest.approx(
+        whole.score.parameters["edge_median"], rel=0.05
+    )
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+    assert iou(part.apply(before, after, valid)[1], whole.apply(before, after, valid)[1]) > 0.95
+    assert iou(part_maps.changed, whole_maps.changed) > 0.95
+    assert iou(part_maps.changed, truth) > 0.8

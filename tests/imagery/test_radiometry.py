@@ -126,3 +126,22 @@ def test_bad_input_messages():
         norm.apply(np.zeros((2, 4, 4)))
     with pytest.raises(InvalidParameterError, match="finite"):
         LinearNormalisation(np.array([np.nan]), np.zeros(1))
+
+
+@pytest.mark.parametrize("shape", [(2048, 2048), (1500, 4000), (300, 9000), (5000, 700)])
+def test_fit_windows_are_a_bounded_spread_patch_set(shape):
+    from satdelta.imagery.radiometry import MAX_FIT_PATCH_PIXELS, fit_windows
+
+    wins = fit_windows(shape)
+    cover = np.zeros(shape, np.uint8)
+    for r, c in wins:
+        assert 0 <= r.start < r.stop <= shape[0] and 0 <= c.start < c.stop <= shape[1]
+        cover[r, c] += 1
+    assert cover.max() == 1  # no overlap
+    assert 0.5 * MAX_FIT_PATCH_PIXELS <= cover.sum() <= MAX_FIT_PATCH_PIXELS
+    # spread: every quarter of the longer side holds some of the sample
+    axis = int(shape[1] >= shape[0])
+    per_line = cover.sum(axis=1 - axis)
+    for q in np.array_split(per_line, 4):
+        assert q.sum() > 0.1 * cover.sum()
+    assert fit_windows((100, 80)) == [(slice(0, 100), slice(0, 80))]
