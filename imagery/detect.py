@@ -355,7 +355,7 @@ def no_change_quantile(
         # its own null distribution: chi-square with one degree of freedom per band
         return float(special.chdtri(nb, 1.0 - quantile))
     shape = valid.shape
-    wins = list(fit_windows(shape) if windows is None else windows)
+    wins = list(fit_windows(shape, valid=valid) if windows is None else windows)
     band = slice(None)
     d = np.concatenate(
         [(after[(band, *w)] - before[(band, *w)])[:, valid[w]] for w in wins], axis=1
@@ -527,7 +527,7 @@ def _patch_scores(
 ) -> NDArray[np.float32]:
     """Finite smoothed scores of the valid pixels of the fitting patches (:func:`fit_windows`)."""
     parts = []
-    for w in fit_windows(ok.shape):
+    for w in fit_windows(ok.shape, valid=ok):
         outer, inner = with_halo(w, score.halo_px, ok.shape)
         band = slice(None)
         s = _score_both(score, b[(band, *outer)], a_n[(band, *outer)], ok[outer])[1][inner]

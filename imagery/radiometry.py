@@ -106,6 +106,7 @@ def sample_pixels(
 def fit_windows(
     shape: tuple[int, int],
     *,
+    valid: NDArray[np.bool_] | None = None,
     max_pixels: int | None = None,
     patch_px: int | None = None,
 ) -> list[Window]:
@@ -122,6 +123,10 @@ def fit_windows(
     ----------
     shape : (rows, cols)
         Size of the scene.
+    valid : (rows, cols) bool ndarray, optional
+        True = pixel has data. Each patch is then placed where its cell has the most data,
+        and a scene where the grid finds less than half the data it could hold (mostly
+        no-data) is sampled by the tiles with the most valid pixels instead.
     max_pixels : int, optional
         Scenes up to this size are used whole; larger ones are sampled with this many
         pixels at most (default :data:`MAX_FIT_PATCH_PIXELS`).
@@ -156,13 +161,47 @@ def fit_windows(
     nr = int(min(k, max(1, round(np.sqrt(k * rows / cols)))))
     nc = max(1, k // nr)
     nr, nc = min(nr, max(1, rows // ph)), min(nc, max(1, cols // pw))
+    # one patch per cell: at its centre, or - with a valid mask - at whichever of the centre and
+    # the four quarter-centres of the cell holds the most valid pixels (ties: the centre)
     out: list[Window] = []
     for i in range(nr):
-        r0 = int(np.clip(round((i + 0.5) * rows / nr - ph / 2), 0, rows - ph))
+        top, bottom = i * rows // nr, (i + 1) * rows // nr
         for j in range(nc):
-            c0 = int(np.clip(round((j + 0.5) * cols / nc - pw / 2), 0, cols - pw))
-            out.append((slice(r0, r0 + ph), slice(c0, c0 + pw)))
-    return out
+            left, right = j * cols // nc, (j + 1) * cols // nc
+            best: Window | None = None
+            best_n = -1
+            cy, cx = (top + bottom) / 2, (left + right) / 2
+            dy, dx = (bottom - top) / 4, (right - left) / 4
+            for oy, ox in ((0, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+                r0 = int(np.clip(round(cy + oy * dy - ph / 2), top, max(top, bottom - ph)))
+                c0 = int(np.clip(round(cx + ox * dx - pw / 2), left, max(left, right - pw)))
+                r0, c0 = min(r0, rows - ph), min(c0, cols - pw)
+                win = (slice(r0, r0 + ph), slice(c0, c0 + pw))
+                n = 0 if valid is None else int(np.count_nonzero(valid[win]))
+                if n > best_n:
+                    best, best_n = win, n
+                if valid is None:
+                    break
+            assert best is not None
+            out.append(best)
+    if valid is None:
+        return out
+    # a scene mostly without data (a rotated footprint, a thin strip): when the grid holds
+    # less than half of what it could, take the patch-sized tiles with the most valid pixels
+    # (ties in a seeded random order, so equally good tiles are spread over the scene)
+    got = sum(int(np.count_nonzero(valid[w])) for w in out)
+    want = min(int(np.count_nonzero(valid)), len(out) * ph * pw)
+    if got >= 0.5 * want:
+        return out
+    tiles = [
+        (slice(r0, min(r0 + ph, rows)), slice(c0, min(c0 + pw, cols)))
+        for r0 in range(0, rows, ph)
+        for c0 in range(0, cols, pw)
+    ]
+    counts = np.array([np.count_nonzero(valid[w]) for w in tiles])
+    tie = np.random.default_rng(0).permutation(len(tiles))
+    order = np.lexsort((tie, -counts))[: len(out)]
+    return [tiles[t] for t in sorted(int(t) for t in order) if counts[t] > 0]
 
 
 def with_halo(window: Window, halo_px: int, shape: tuple[int, int]) -> tuple[Window, Window]:

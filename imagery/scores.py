@@ -547,7 +547,7 @@ def fit_score(
             # median over a bounded patch set (the whole array when it is small)
             halo = int(np.ceil(4 * params["edge_sigma_px"])) + 1
             parts = []
-            for win in fit_windows(ok.shape):
+            for win in fit_windows(ok.shape, valid=ok):
                 outer, inner = with_halo(win, halo, ok.shape)
                 ok_w = ok[outer]
                 e_w = probe._shared_edges(

@@ -145,3 +145,21 @@ def test_fit_windows_are_a_bounded_spread_patch_set(shape):
     for q in np.array_split(per_line, 4):
         assert q.sum() > 0.1 * cover.sum()
     assert fit_windows((100, 80)) == [(slice(0, 100), slice(0, 80))]
+
+
+def test_fit_windows_find_the_data_of_a_mostly_empty_scene():
+    from satdelta.imagery.radiometry import fit_windows
+
+    rows, cols = 3000, 3000
+    yy, xx = np.mgrid[:rows, :cols]
+    # a thin diagonal strip of data (a rotated footprint's edge), 6 % of the scene
+    strip = np.abs(yy - xx) < 90
+    for valid in (strip, (yy < 200) & (xx > 2500)):  # a strip; a corner block
+        wins = fit_windows((rows, cols), valid=valid)
+        got = sum(int(valid[w].sum()) for w in wins)
+        blind = sum(int(valid[w].sum()) for w in fit_windows((rows, cols)))
+        assert got >= 0.5 * min(valid.sum(), sum(valid[w].size for w in wins)), got
+        assert got > blind
+    # a scene full of data keeps the plain grid
+    full = np.ones((2048, 2048), bool)
+    assert fit_windows((2048, 2048), valid=full) == fit_windows((2048, 2048))
