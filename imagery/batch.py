@@ -28,10 +28,11 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,6 +131,9 @@ class PairResult:
         One-line error of a failed pair.
     worker : dict
         Where the task ran: ``host``, ``pid`` and, on Dask, the worker ``address``.
+    attempts : int
+        Times the pair was started: 2 when its local worker process died (killed, out of
+        memory) and it was run again on its own.
     """
 
     name: str
@@ -140,6 +144,7 @@ class PairResult:
     changed_area_m2: float | None = None
     error: str | None = None
     worker: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy."""
@@ -541,42 +546,62 @@ def run_batch(
     started = _utc_now()
     t0 = time.perf_counter()
     by_name: dict[str, PairResult] = {}
-
-    def collect(r: PairResult) -> None:
-        by_name[r.name] = r
-        if on_result is not None:
-            on_result(r)
-
+    path = out / BATCH_FILE
     if client is not None:
-        executor = {"kind": "dask", "scheduler": scheduler}
-        executor["workers"] = _run_on_dask(pairs, out, opts, force, client, collect)
+        nworkers = len(client.scheduler_info().get("workers", {}))
+        executor: dict[str, Any] = {"kind": "dask", "scheduler": scheduler, "workers": nworkers}
     else:
         n = max(1, min(workers or os.cpu_count() or 1, len(pairs)))
         executor = {"kind": "process-pool", "workers": n}
-        _run_on_pool(pairs, out, opts, force, n, collect)
+
+    def report(finished: bool) -> None:
+        # rewritten (atomically) after every pair, so a killed batch still says how far it got
+        entries = []
+        for p in pairs:
+            r = by_name.get(p.name)
+            entry = r.to_dict() if r else {"name": p.name, "status": "pending"}
+            entries.append({**entry, "before": p.before, "after": p.after})
+        counts = {
+            s: sum(e["status"] == s for e in entries)
+            for s in ("done", "skipped", "failed", "pending")
+        }
+        doc = {
+            "satdelta": {
+                "kind": "batch-change-detection",
+                "started": started,
+                "finished": _utc_now() if finished else None,
+            },
+            "pairs_file": pairs_source,
+            "outdir": str(out),
+            "options": opts,
+            "force": force,
+            "executor": executor,
+            "client": {"host": socket.gethostname(), "pid": os.getpid()},
+            "counts": counts,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "pairs": entries,
+        }
+        try:
+            _write_report(path, doc)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {path}: {exc}. Check free space and permissions."
+            ) from exc
+
+    def collect(r: PairResult) -> None:
+        by_name[r.name] = r
+        report(finished=False)
+        if on_result is not None:
+            on_result(r)
+
+    report(finished=False)
+    if client is not None:
+        _run_on_dask(pairs, out, opts, force, client, collect)
+    else:
+        _run_on_pool(pairs, out, opts, force, executor["workers"], collect)
+    report(finished=True)
     seconds = round(time.perf_counter() - t0, 3)
     results = tuple(by_name[p.name] for p in pairs)
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    report = {
-        "satdelta": {"kind": "batch-change-detection", "started": started, "finished": _utc_now()},
-        "pairs_file": pairs_source,
-        "outdir": str(out),
-        "options": opts,
-        "force": force,
-        "executor": executor,
-        "client": {"host": socket.gethostname(), "pid": os.getpid()},
-        "counts": counts,
-        "seconds": seconds,
-        "pairs": [
-            {**r.to_dict(), "before": p.before, "after": p.after}
-            for p, r in zip(pairs, results, strict=True)
-        ],
-    }
-    path = out / BATCH_FILE
-    try:
-        _write_report(path, report)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}. Check free space and permissions.") from exc
     return BatchResult(results, path, seconds)
 
 
@@ -588,35 +613,85 @@ def _run_on_pool(
     n: int,
     collect: Callable[[PairResult], None],
 ) -> None:
+    """Run the pairs on ``n`` spawned processes, at most ``n`` in flight.
+
+    Keeping no more pairs in flight than workers tells which pairs a dead worker (kill -9,
+    out of memory) took down with the pool: those are run again, each alone, in a new pool;
+    a pair whose lone worker dies too is recorded as failed. Pairs not yet started are
+    unaffected.
+    """
     import multiprocessing
 
     # spawn: a fresh interpreter whose initializer runs before numpy/GDAL load (fork would
     # inherit this process's BLAS threads and GDAL cache)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=n, mp_context=ctx, initializer=limit_worker_resources
-    ) as pool:
-        futures: dict[Future[PairResult], Pair] = {
-            pool.submit(run_pair, p, str(out), opts, force=force): p for p in pairs
-        }
-        pending: Iterable[Future[PairResult]] = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                pair = futures[fut]
-                try:
-                    collect(fut.result())
-                except BrokenProcessPool:
-                    collect(
-                        PairResult(
-                            pair.name,
-                            "failed",
-                            str(out / pair.name),
-                            0.0,
-                            error="a worker process died while this pair was queued or "
-                            "running (out of memory or killed?); rerun the batch to retry it",
-                        )
+    todo: deque[Pair] = deque(pairs)
+    attempts: dict[str, int] = {}
+    suspects: set[str] = set()  # in flight when a worker died: rerun one at a time
+    idle_pools = 0
+    while todo:
+        if idle_pools >= 3:
+            raise BatchError(
+                f"local worker processes die before running any pair ({len(todo)} left); "
+                "check that `python -c 'import satdelta.imagery.pipeline'` works."
+            )
+        lost: list[Pair] = []
+        started = sum(attempts.values())
+        with ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=limit_worker_resources
+        ) as pool:
+            inflight: dict[Future[PairResult], Pair] = {}
+            while todo or inflight:
+                limit = 1 if suspects else n
+                while todo and len(inflight) < limit and not lost:
+                    pair = todo.popleft()
+                    try:
+                        fut = pool.submit(run_pair, pair, str(out), opts, force=force)
+                    except BrokenProcessPool:  # died between tasks: nobody to blame
+                        todo.appendleft(pair)
+                        break
+                    attempts[pair.name] = attempts.get(pair.name, 0) + 1
+                    inflight[fut] = pair
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    pair = inflight.pop(fut)
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool:
+                        lost.append(pair)
+                        continue
+                    suspects.discard(pair.name)
+                    collect(replace(res, attempts=attempts[pair.name]))
+                if lost:  # the pool is unusable; its other in-flight pairs are lost too
+                    wait(inflight)
+                    for fut, pair in inflight.items():
+                        try:
+                            collect(replace(fut.result(), attempts=attempts[pair.name]))
+                        except BrokenProcessPool:
+                            lost.append(pair)
+                    inflight.clear()
+                    break
+        idle_pools = idle_pools + 1 if sum(attempts.values()) == started else 0
+        for pair in reversed(lost):
+            if pair.name in suspects:  # died again, alone: this pair kills its worker
+                suspects.discard(pair.name)
+                collect(
+                    PairResult(
+                        pair.name,
+                        "failed",
+                        str(out / pair.name),
+                        0.0,
+                        error="its worker process died twice while running it (out of "
+                        "memory or killed?); try it alone with `satdelta detect`",
+                        attempts=attempts[pair.name],
                     )
+                )
+            else:
+                log.warning("a worker process died; %s will be run again", pair.name)
+                suspects.add(pair.name)
+                todo.appendleft(pair)
 
 
 def _connect(address: str) -> Any:
@@ -644,15 +719,14 @@ def _run_on_dask(
     force: bool,
     client: Any,
     collect: Callable[[PairResult], None],
-) -> int:
+) -> None:
     import uuid
 
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]  # task keys unique on a shared cluster
     with client:
-        nworkers = len(client.scheduler_info().get("workers", {}))
-        if nworkers == 0:
+        if not client.scheduler_info().get("workers"):
             log.warning("the Dask scheduler has no workers yet: the pairs wait for one")
         futures = {
             client.submit(
@@ -680,7 +754,6 @@ def _run_on_dask(
                         error=f"Dask task failed: {type(exc).__name__}: {_one_line(exc)}",
                     )
                 )
-    return nworkers
 
 
 def _utc_now() -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +57,8 @@ def test_batch_on_a_process_pool_then_rerun_skips(pairs_csv, tmp_path):
 
     report = json.loads((out / "batch.json").read_text())
     assert report["executor"] == {"kind": "process-pool", "workers": 2}
-    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 1}
+    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 1, "pending": 0}
+    assert report["satdelta"]["finished"] is not None
     assert report["options"]["min_area_m2"] == 300.0
     by_name = {p["name"]: p for p in report["pairs"]}
     client_pid = report["client"]["pid"]
@@ -189,3 +194,55 @@ def test_unreachable_scheduler_is_one_line_before_any_work(pairs_csv, tmp_path):
     assert_one_line_error(res, f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
     assert res.stdout == ""
     assert not out.exists()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_a_killed_worker_only_costs_a_rerun_of_its_pair(tmp_path):
+    data = tmp_path / "data"
+    lines = ["name,before,after"]
+    for i in range(3):
+        folder = data / f"s{i}"
+        folder.mkdir(parents=True)
+        before, after, _ = make_pair(folder, shape=(1024, 1024))
+        lines.append(f"s{i},{before},{after}")
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "satdelta.plugins.cli.main", "batch", str(csv), "-o", str(out)]
+    proc = subprocess.Popen([*cmd, "--workers", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("name\t")
+        first = proc.stdout.readline().split("\t")
+        assert first[1] == "done", first
+        time.sleep(0.5)  # the worker is now busy with the next pair (about 1 s each)
+        workers = [
+            k
+            for k in _children(proc.pid)
+            if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 1, workers
+        os.kill(workers[0], signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    report = json.loads((out / "batch.json").read_text())
+    assert report["counts"]["done"] == 3
+    attempts = {p["name"]: p["attempts"] for p in report["pairs"]}
+    assert sorted(attempts.values()) == [1, 1, 2], attempts  # only the killed pair ran again
+    again = next(p for p in report["pairs"] if p["attempts"] == 2)
+    assert again["worker"]["pid"] != workers[0]
+    for i in range(3):
+        assert set(os.listdir(out / f"s{i}")) == OUTPUTS
