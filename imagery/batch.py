@@ -371,8 +371,9 @@ def _same_inputs(rec: dict[str, Any], before: Any, after: Any) -> bool:
     for key, scene in (("before", before), ("after", after)):
         ref = _scene_ref(scene)
         got = rec.get("inputs", {}).get(key, {})
-        if ref["sha256"] is None and not ref.get("remote"):
-            return False  # nothing to compare: recompute
+        remote = ref.get("remote") or {}
+        if ref["sha256"] is None and not (remote.get("etag") or remote.get("last_modified")):
+            return False  # nothing that would change with the content: recompute
         if any(got.get(k) != ref.get(k) for k in ("source", "sha256", "remote")):
             return False
     return True

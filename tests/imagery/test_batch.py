@@ -137,3 +137,36 @@ def test_run_pair_records_the_error_instead_of_raising(tmp_path):
     assert res.worker["pid"] > 0 and res.polygons is None
     assert BATCH_FILE == "batch.json"
     assert np.isfinite(res.seconds)
+
+
+def test_url_inputs_are_skipped_only_while_the_server_says_unchanged(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    server = Path(__file__).resolve().parents[1] / "range_server.py"
+    www = tmp_path / "www"
+    www.mkdir()
+    before, after, _ = make_pair(www)
+    proc = subprocess.Popen(
+        [sys.executable, str(server), str(www), str(tmp_path / "log.jsonl")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("PORT "), line
+        url = f"http://127.0.0.1:{int(line.split()[1])}/{after.name}"
+        pair = Pair("remote", str(before), url)
+        out = tmp_path / "out"
+        assert run_pair(pair, out, {}).status == "done"
+        rec = json.loads((out / "remote" / "run.json").read_text())
+        assert rec["inputs"]["after"]["source"] == url
+        assert rec["inputs"]["after"]["remote"]["etag"]
+        assert run_pair(pair, out, {}).status == "skipped"
+        st = after.stat()  # same bytes, new modification time: new ETag/Last-Modified
+        os.utime(after, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+        assert run_pair(pair, out, {}).status == "done"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
