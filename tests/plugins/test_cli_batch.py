@@ -135,6 +135,18 @@ def test_bad_pairs_list_fails_before_any_work(tmp_path, text, needle):
 
 def test_batch_on_a_dask_cluster(pairs_csv, tmp_path):
     distributed = pytest.importorskip("distributed")
+    # the same pairs as a JSON list, in another folder: paths stay relative to the list
+    sub = tmp_path / "lists"
+    sub.mkdir()
+    import csv as _csv
+
+    with open(pairs_csv) as fh:
+        items = [
+            {k: (v if k == "name" else f"../{v}") for k, v in row.items()}
+            for row in _csv.DictReader(fh)
+        ]
+    pairs_json = sub / "pairs.json"
+    pairs_json.write_text(json.dumps(items))
     # the scheduler and one single-threaded worker live in this (pytest) process; the CLI
     # subprocess is the client: a task that ran on the cluster reports this process's pid
     with distributed.LocalCluster(
@@ -149,7 +161,7 @@ def test_batch_on_a_dask_cluster(pairs_csv, tmp_path):
         out = tmp_path / "dask-out"
         res = satdelta(
             "batch",
-            pairs_csv,
+            pairs_json,
             "-o",
             out,
             "--scheduler",
@@ -160,6 +172,7 @@ def test_batch_on_a_dask_cluster(pairs_csv, tmp_path):
         )
     assert_one_line_error(res, "1 of 4 pairs failed (broken)")
     report = json.loads((out / "batch.json").read_text())
+    assert report["pairs_file"] == str(pairs_json)
     assert report["executor"] == {
         "kind": "dask",
         "scheduler": cluster.scheduler_address,
