@@ -27,6 +27,8 @@ from satdelta.imagery.errors import (
 _LAZY: dict[str, str] = {
     "AlignedPair": "align",
     "coregister": "align",
+    "read_pairs": "batch",
+    "run_batch": "batch",
     "write_cog": "cog",
     "ChangeMaps": "detect",
     "detect_change": "detect",
@@ -47,6 +49,8 @@ __all__ = [
     "Scene",
     "coregister",
     "open_scene",
+    "read_pairs",
+    "run_batch",
     "run_detection",
     "to_feature_collection",
     "vectorize",
@@ -79,6 +83,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from satdelta.imagery.align import AlignedPair, coregister
+    from satdelta.imagery.batch import read_pairs, run_batch
     from satdelta.imagery.cog import write_cog
     from satdelta.imagery.detect import ChangeMaps, detect_change
     from satdelta.imagery.pipeline import DetectionRun, run_detection, write_outputs
