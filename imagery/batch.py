@@ -524,6 +524,11 @@ def run_batch(
     -------
     BatchResult
 
+    Notes
+    -----
+    The local pool starts its processes with ``spawn``: a script calling this must keep its
+    top-level code under ``if __name__ == "__main__":`` (see :mod:`multiprocessing`).
+
     Raises
     ------
     OutputError
