@@ -4,6 +4,7 @@ Run under a display (Xvfb on a headless machine)::
 
     xvfb-run -a .venv/bin/python benchmarks/gui.py            # all three
     xvfb-run -a .venv/bin/python benchmarks/gui.py --quick    # smaller COG (2,000²)
+    xvfb-run -a .venv/bin/python benchmarks/gui.py --only run # Run -> layers shown only
 
 Inputs are synthetic and generated in a temporary folder: a 2048 x 2048 4-band
 uint8 pair (smooth texture, the after date shifted by (0.4, -0.3) px with gain,
@@ -241,6 +242,12 @@ def bench_polygons(viewer, folder: Path, rows: list, n: int = 5000) -> None:  # 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a 2,000² COG instead of 10,000²")
+    ap.add_argument(
+        "--only",
+        choices=("cog", "run", "polygons"),
+        action="append",
+        help="run only this part (repeatable); default all three",
+    )
     args = ap.parse_args(argv)
     import napari
 
@@ -250,9 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         viewer = napari.Viewer(show=True)
         viewer.window._qt_window.resize(1400, 900)
         # the COG first, so the RSS growth is not hidden by memory freed from earlier steps
-        bench_cog(viewer, folder, 2000 if args.quick else 10_000, rows)
-        bench_run(viewer, folder, rows)
-        bench_polygons(viewer, folder, rows)
+        only = set(args.only or ("cog", "run", "polygons"))
+        if "cog" in only:
+            bench_cog(viewer, folder, 2000 if args.quick else 10_000, rows)
+        if "run" in only:
+            bench_run(viewer, folder, rows)
+        if "polygons" in only:
+            bench_polygons(viewer, folder, rows)
         viewer.close()
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  seconds  note")
