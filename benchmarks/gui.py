@@ -119,6 +119,11 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     w.open_store(folder / "bench.gpkg")
     w.before_edit.setEditText(viewer.layers[0].name)
     w.after_edit.setEditText(viewer.layers[1].name)
+    # the analyst sees the opened pair before pressing Run: draw it first, so its first
+    # texture upload (about 0.5 s here) is not counted as the worker's start-up
+    t0 = time.perf_counter()
+    _drawn(viewer)
+    rows.append(("open 2048x2048x4 pair, first frame drawn", time.perf_counter() - t0, ""))
     steps: list[tuple[float, str]] = []
     from qtpy.QtCore import QTimer
 
@@ -156,6 +161,15 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
             f"target < 1.5 s; run() {started:.2f} s; longest event-loop stall {freeze:.2f} s",
         )
     )
+    t0 = time.perf_counter()
+    worker = w.run()
+    loop = QEventLoop()
+    worker.finished.connect(loop.quit)
+    if w.worker is not None:
+        loop.exec()
+    _wait(app, lambda: w.worker is None and not w.loading)
+    _drawn(viewer)
+    rows.append(("  second Run, same pair", time.perf_counter() - t0, "layers updated in place"))
     from satdelta.plugins.napari._detection import DetectionParams, run_detection_sync
 
     t0 = time.perf_counter()

@@ -441,3 +441,46 @@ def test_kill_minus_9_loses_nothing(tmp_path: Path, write_raster) -> None:
     con = sqlite3.connect(store_path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
+
+
+def test_rerun_updates_score_and_mask_layers_in_place(
+    make_napari_viewer, qtbot, write_raster, tmp_path: Path
+) -> None:
+    t = Affine(10, 0, 500000, 0, -10, 4000000)
+    rng = np.random.default_rng(1)
+    paths = {}
+    for name, dims, block in (
+        ("1", (3, 120, 160), (20, 50, 30, 70)),
+        ("2", (3, 90, 70), (60, 80, 5, 25)),
+    ):
+        base = rng.integers(40, 60, dims).astype(np.uint8)
+        after = base.copy()
+        r0, r1, c0, c1 = block
+        after[:, r0:r1, c0:c1] = 230
+        paths[name] = (
+            write_raster(f"b{name}.tif", base, transform=t),
+            write_raster(f"a{name}.tif", after, transform=t),
+        )
+    viewer = _viewer(make_napari_viewer)
+    widget = _dock(viewer)
+    assert widget.open_store(tmp_path / "s.gpkg")
+    layers = []
+    for name in ("1", "2"):
+        widget.before_edit.setEditText(str(paths[name][0]))
+        widget.after_edit.setEditText(str(paths[name][1]))
+        _run(widget, qtbot)
+        score, mask = viewer.layers["change score"], viewer.layers["change mask"]
+        layers.append((score, mask))
+        res = widget.result
+        # what is shown is this run's result, not the previous one's
+        np.testing.assert_array_equal(mask.data, res.maps.changed.astype(np.uint8))
+        np.testing.assert_array_equal(score.data, res.maps.score)
+        lo, hi = np.nanmin(res.maps.score), np.nanmax(res.maps.score)
+        assert tuple(score.contrast_limits) == pytest.approx((lo, hi))
+        assert tuple(score.contrast_limits_range) == pytest.approx((lo, hi))
+        assert not score.visible and mask.visible and mask.opacity == pytest.approx(0.6)
+        assert mask.metadata["satdelta"]["role"] == "mask"
+        assert mask.data[res.maps.changed].min() == 1
+        score.visible = True  # the analyst looked at the score; a re-run hides it again
+    assert layers[0][0] is layers[1][0] and layers[0][1] is layers[1][1]  # updated, not re-added
+    assert [ly.name for ly in viewer.layers].count("change mask") == 1
