@@ -34,7 +34,14 @@ import shapely
 from satdelta.annotations.errors import GeoJSONImportError, SatdeltaError
 from satdelta.annotations.geometry import clean_polygon
 from satdelta.annotations.gpkg import gpkg_now
-from satdelta.annotations.model import STATUSES, VERDICTS, Annotation, Claim, Report
+from satdelta.annotations.model import (
+    STATUSES,
+    VERDICTS,
+    Annotation,
+    Claim,
+    Report,
+    _geojson_many,
+)
 from shapely.geometry import MultiPolygon, Polygon
 
 __all__ = [
@@ -100,8 +107,17 @@ def geometry_to_geojson(
     return {"type": "Polygon", "coordinates": poly(geom)}
 
 
-def feature(ann: Annotation, report: Report | None, claim: Claim | None) -> dict[str, Any]:
-    """One annotation as an RFC 7946 Feature with every property."""
+def feature(
+    ann: Annotation,
+    report: Report | None,
+    claim: Claim | None,
+    *,
+    geometry: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One annotation as an RFC 7946 Feature with every property.
+
+    ``geometry`` is ``geometry_to_geojson(ann.geometry)`` when the caller has it already.
+    """
     props = {
         "id": ann.id,
         "report_id": ann.report_id,
@@ -129,7 +145,7 @@ def feature(ann: Annotation, report: Report | None, claim: Claim | None) -> dict
     return {
         "type": "Feature",
         "id": ann.id,
-        "geometry": geometry_to_geojson(ann.geometry),
+        "geometry": geometry if geometry is not None else geometry_to_geojson(ann.geometry),
         "properties": props,
     }
 
@@ -142,7 +158,12 @@ def to_feature_collection(
     filters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Annotations as an RFC 7946 FeatureCollection with a ``bbox`` and a ``satdelta`` member."""
-    features = [feature(a, reports.get(a.report_id), claims.get(a.claim_id)) for a in annotations]
+    oriented = shapely.orient_polygons([a.geometry for a in annotations], exterior_cw=False)
+    geometries = _geojson_many(list(oriented), precision=PRECISION)  # as geometry_to_geojson
+    features = [
+        feature(a, reports.get(a.report_id), claims.get(a.claim_id), geometry=g)
+        for a, g in zip(annotations, geometries, strict=True)
+    ]
     fc: dict[str, Any] = {"type": "FeatureCollection"}
     if annotations:
         bounds = shapely.total_bounds([a.geometry for a in annotations])

@@ -28,7 +28,7 @@ outside lon/lat range       refused (the caller forgot ``crs=``)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +42,11 @@ from shapely.geometry.base import BaseGeometry
 __all__ = [
     "CleanGeometry",
     "clean_polygon",
+    "clean_polygons",
     "crs_label",
     "geodesic_area_m2",
     "geodesic_area_perimeter_m",
+    "geodesic_areas_perimeters_m",
 ]
 
 _GEOD = Geod(ellps="WGS84")
@@ -118,6 +120,118 @@ def geodesic_area_perimeter_m(geometry: BaseGeometry) -> tuple[float, float]:
     """(area in m², perimeter in m) of a lon/lat polygon on the WGS84 ellipsoid."""
     area, perimeter = _GEOD.geometry_area_perimeter(geometry)
     return abs(float(area)), float(perimeter)
+
+
+def geodesic_areas_perimeters_m(
+    geometries: Sequence[BaseGeometry],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(areas in m², perimeters in m) of many lon/lat (Multi)Polygons at once.
+
+    The same numbers as :func:`geodesic_area_perimeter_m` on each geometry, bit
+    for bit: every ring goes through the same ``Geod.polygon_area_perimeter``
+    (Karney's geodesic polygon area) and the sums are taken in the same order
+    (exterior, then holes, then parts).  Faster because the rings and their
+    coordinates come out of shapely in three array calls instead of several
+    Python attribute lookups per ring.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> areas, perimeters = geodesic_areas_perimeters_m([box(0, 0, 0.001, 0.001)])
+    >>> round(float(areas[0])), float(areas[0]) == geodesic_area_m2(box(0, 0, 0.001, 0.001))
+    (12309, True)
+    """
+    geoms = np.asarray(geometries, dtype=object)
+    n = len(geoms)
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    xy = shapely.get_coordinates(rings)
+    x = np.ascontiguousarray(xy[:, 0])
+    y = np.ascontiguousarray(xy[:, 1])
+    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
+    part_area = [0.0] * len(parts)
+    part_perimeter = [0.0] * len(parts)
+    start, previous = 0, -1
+    for end, part in zip(ends, ring_of.tolist(), strict=True):
+        area, perimeter = _GEOD.polygon_area_perimeter(x[start:end], y[start:end])
+        if part != previous:  # exterior ring: its perimeter is the polygon's
+            part_area[part], part_perimeter[part], previous = area, perimeter, part
+        else:  # hole: signed area (clockwise, so negative) added, as pyproj does
+            part_area[part] += area
+        start = end
+    areas = [0.0] * n
+    perimeters = [0.0] * n
+    for part, geom in enumerate(part_of.tolist()):
+        areas[geom] += part_area[part]
+        perimeters[geom] += part_perimeter[part]
+    return np.abs(np.array(areas, dtype=float)), np.array(perimeters, dtype=float)
+
+
+def clean_polygons(
+    objs: Sequence[Any], *, crs: Sequence[Any] | None = None
+) -> list[CleanGeometry | GeometryError]:
+    """:func:`clean_polygon` for many inputs; a refused input gives its error as a value.
+
+    Shapely (Multi)Polygons in WGS84 (``crs`` None) that are 2-D, finite,
+    within lon/lat range, valid and of non-zero area -- what a front-end or a
+    detector usually hands over -- are checked with shapely's array functions
+    in one pass and only re-oriented.  Every other input goes through
+    :func:`clean_polygon` itself, so repairs, flags and messages are the same
+    as one at a time.
+
+    Parameters
+    ----------
+    objs : sequence
+        What :func:`clean_polygon` accepts.
+    crs : sequence, optional
+        One CRS (or None) per input; None means all WGS84.
+
+    Returns
+    -------
+    list
+        Per input, a :class:`CleanGeometry` or the :class:`GeometryError` that
+        :func:`clean_polygon` raises for it (the caller decides when to raise).
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> ok, bad = clean_polygons([box(0, 0, 1, 1), "POINT (0 0)"])
+    >>> ok.repaired, type(bad).__name__
+    (False, 'GeometryError')
+    """
+    n = len(objs)
+    crss = list(crs) if crs is not None else [None] * n
+    if len(crss) != n:
+        raise GeometryError(f"clean_polygons: expected {n} CRS values, got {len(crss)}")
+    fast = np.array(
+        [
+            isinstance(o, Polygon | MultiPolygon) and c is None
+            for o, c in zip(objs, crss, strict=True)
+        ],
+        dtype=bool,
+    )
+    candidates = np.flatnonzero(fast)
+    if len(candidates):
+        geoms = np.empty(len(candidates), dtype=object)
+        geoms[:] = [objs[i] for i in candidates]
+        ok = ~shapely.is_empty(geoms) & ~shapely.has_z(geoms)
+        xy, index = shapely.get_coordinates(geoms, return_index=True)
+        bad = ~np.isfinite(xy).all(axis=1) | (np.abs(xy[:, 0]) > 180) | (np.abs(xy[:, 1]) > 90)
+        ok &= np.bincount(index[bad], minlength=len(geoms)) == 0
+        ok[ok] = shapely.is_valid(geoms[ok]) & (shapely.area(geoms[ok]) > 0)
+        oriented = np.empty(len(candidates), dtype=object)
+        oriented[ok] = shapely.orient_polygons(geoms[ok], exterior_cw=False)
+        fast[candidates[~ok]] = False
+    out: list[CleanGeometry | GeometryError | None] = [None] * n
+    if len(candidates):
+        for i, g in zip(candidates[ok].tolist(), oriented[ok], strict=True):
+            out[i] = CleanGeometry(geometry=g, repaired=False, repairs=(), source_crs="EPSG:4326")
+    for i in np.flatnonzero(~fast).tolist():
+        try:
+            out[i] = clean_polygon(objs[i], crs=crss[i])
+        except GeometryError as exc:
+            out[i] = exc
+    return out  # type: ignore[return-value]
 
 
 def clean_polygon(obj: Any, *, crs: Any = None) -> CleanGeometry:

@@ -19,6 +19,7 @@ import sqlite3
 import struct
 from collections.abc import Sequence
 
+import numpy as np
 import shapely
 from pyproj import CRS
 from pyproj.enums import WktVersion
@@ -29,6 +30,7 @@ __all__ = [
     "USER_VERSION",
     "create_core_tables",
     "encode_geometry",
+    "encode_multipolygons",
     "decode_geometry",
     "decode_geometries",
     "register_attributes",
@@ -198,6 +200,38 @@ def encode_geometry(geometry: BaseGeometry, srs_id: int = 4326) -> bytes:
     flags = 0b00000011  # envelope code 1 (minx, maxx, miny, maxy), little-endian
     header = _HEADER.pack(b"GP", 0, flags, srs_id, minx, maxx, miny, maxy)
     return header + shapely.to_wkb(geometry, byte_order=1, output_dimension=2, flavor="iso")
+
+
+_MULTI_ONE = struct.pack("<BII", 1, 6, 1)  # little-endian ISO WKB MultiPolygon of one part
+
+
+def encode_multipolygons(geometries: Sequence[BaseGeometry], srs_id: int = 4326) -> list[bytes]:
+    """:func:`encode_geometry` of each (Multi)Polygon promoted to a MultiPolygon, in array calls.
+
+    The bytes are those of ``encode_geometry(MultiPolygon([polygon]))`` (a
+    Polygon's WKB after a one-part MultiPolygon header is exactly a one-part
+    MultiPolygon's WKB); bounds and WKB come from two shapely array calls.
+
+    Examples
+    --------
+    >>> from shapely.geometry import MultiPolygon, box
+    >>> square = box(0, 0, 1, 2)
+    >>> encode_multipolygons([square]) == [encode_geometry(MultiPolygon([square]))]
+    True
+    """
+    geoms = np.asarray(geometries, dtype=object)
+    if len(geoms) == 0:
+        return []
+    types = shapely.get_type_id(geoms).tolist()
+    if any(t not in (3, 6) for t in types) or shapely.is_empty(geoms).any():
+        raise ValueError("encode_multipolygons expects non-empty Polygons or MultiPolygons")
+    wkbs = shapely.to_wkb(geoms, byte_order=1, output_dimension=2, flavor="iso").tolist()
+    bounds = shapely.bounds(geoms).tolist()
+    pack = _HEADER.pack
+    return [
+        pack(b"GP", 0, 0b00000011, srs_id, x0, x1, y0, y1) + (_MULTI_ONE + w if t == 3 else w)
+        for (x0, y0, x1, y1), w, t in zip(bounds, wkbs, types, strict=True)
+    ]
 
 
 def decode_geometry(blob: bytes) -> BaseGeometry:

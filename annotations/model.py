@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any, Literal, get_args
 
 import numpy as np
+import shapely
 from satdelta.annotations.errors import AnnotationValueError
 from shapely.geometry import MultiPolygon, Polygon, shape
 
@@ -177,6 +178,43 @@ def _exact_geojson(geometry: Polygon | MultiPolygon) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": poly(geometry)}
 
 
+def _geojson_many(
+    geometries: list[Polygon | MultiPolygon], *, precision: int | None = None
+) -> list[dict[str, Any]]:
+    """:func:`_exact_geojson` (or, with ``precision``, coordinates rounded) of many geometries.
+
+    The coordinates of all rings come out of shapely in one array, are rounded
+    in one numpy call and converted to Python floats in one ``tolist``; only the
+    nesting into rings and polygons is a Python loop.  Same values as ring by ring.
+    """
+    geoms = np.empty(len(geometries), dtype=object)
+    geoms[:] = geometries
+    if len(geoms) == 0:
+        return []
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    xy = shapely.get_coordinates(rings)
+    if precision is not None:
+        xy = np.round(xy, precision)
+    coords = xy.tolist()
+    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
+    polys: list[list[list[list[float]]]] = [[] for _ in range(len(parts))]
+    start = 0
+    for end, part in zip(ends, ring_of.tolist(), strict=True):
+        polys[part].append(coords[start:end])
+        start = end
+    out: list[list[list[list[list[float]]]]] = [[] for _ in range(len(geoms))]
+    for part, geom in enumerate(part_of.tolist()):
+        out[geom].append(polys[part])
+    multi = (shapely.get_type_id(geoms) == 6).tolist()
+    return [
+        {"type": "MultiPolygon", "coordinates": p}
+        if m
+        else {"type": "Polygon", "coordinates": p[0]}
+        for p, m in zip(out, multi, strict=True)
+    ]
+
+
 def _single(geometry: Polygon | MultiPolygon) -> Polygon | MultiPolygon:
     if isinstance(geometry, MultiPolygon) and len(geometry.geoms) == 1:
         return geometry.geoms[0]
@@ -281,9 +319,13 @@ class Annotation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable mapping, geometry as a GeoJSON mapping at full precision."""
+        return self._to_dict(_exact_geojson(self.geometry))
+
+    def _to_dict(self, geometry: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`to_dict` with the geometry's GeoJSON mapping computed by the caller."""
         return {
             "id": self.id,
-            "geometry": _exact_geojson(self.geometry),
+            "geometry": geometry,
             "claim_id": self.claim_id,
             "report_id": self.report_id,
             "label": self.label,

@@ -35,6 +35,11 @@ def area_m2(geometry: Any, measured: Any) -> float:
     export gives the same properties; anything else is recomputed.
     """
     area, perimeter = geodesic_area_perimeter_m(geometry)
+    return keep_measured_area(area, perimeter, measured)
+
+
+def keep_measured_area(area: float, perimeter: float, measured: Any) -> float:
+    """The rule of :func:`area_m2` given the geodesic ``area`` and ``perimeter`` already."""
     if isinstance(measured, int | float) and abs(float(measured) - area) <= 0.011 * perimeter:
         return float(measured)
     return area
@@ -51,16 +56,20 @@ def check_uuid(value: str) -> None:
         raise AnnotationValueError(f"annotation id: expected a UUID, got {value!r}") from None
 
 
-def annotation_values(ann: Annotation) -> dict[str, Any]:
-    geom = ann.geometry
-    multi = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+def annotation_values(ann: Annotation, geom_blob: bytes | None = None) -> dict[str, Any]:
+    """The ``annotations`` row of ``ann`` (``geom_blob``: its encoded geometry, when known)."""
+    if geom_blob is None:
+        geom = ann.geometry
+        geom_blob = encode_geometry(
+            geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+        )
     prov = ann.provenance or {}
     before = prov.get("before") if isinstance(prov.get("before"), Mapping) else {}
     after = prov.get("after") if isinstance(prov.get("after"), Mapping) else {}
     threshold = prov.get("threshold")
     return {
         "uuid": ann.id,
-        "geom": encode_geometry(multi),
+        "geom": geom_blob,
         "report_id": ann.report_id,
         "claim_id": ann.claim_id,
         "label": ann.label,

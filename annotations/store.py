@@ -76,16 +76,21 @@ from typing import Any, Literal
 
 from satdelta.annotations.errors import (
     AnnotationValueError,
+    GeometryError,
     NotAStoreError,
     NotFoundError,
     StoreBusyError,
     StoreError,
 )
 from satdelta.annotations.geometry import (
+    CleanGeometry,
     clean_polygon,
+    clean_polygons,
     geodesic_area_m2,
+    geodesic_areas_perimeters_m,
 )
 from satdelta.annotations.gpkg import (
+    encode_multipolygons,
     gpkg_now,
     register_functions,
     touch_contents,
@@ -99,6 +104,7 @@ from satdelta.annotations.model import (
     Revision,
     Status,
     Verdict,
+    _geojson_many,
 )
 from satdelta.annotations.opening import inspect_existing
 from satdelta.annotations.rows import (
@@ -106,10 +112,10 @@ from satdelta.annotations.rows import (
     annotation_values,
     check_uuid,
     iso,
+    keep_measured_area,
     row_to_annotation,
     rows_to_annotations,
 )
-from satdelta.annotations.rows import area_m2 as area_m2_of
 from satdelta.annotations.schema import SCHEMA_VERSION, create_schema, migrate
 
 __all__ = ["Store"]
@@ -644,21 +650,38 @@ class Store:
         now = gpkg_now()
         prepared: list[Annotation] = []
         claims: dict[int, Claim] = {}
-        for i, item in enumerate(items):
-            item = dict(item)
-            cleaned = clean_polygon(item.pop("geometry"), crs=item.pop("crs", None))
+        items = [dict(item) for item in items]
+        # Geometry work in array calls (shapely / one pass over the rings for the geodesic
+        # areas); a refused geometry's error is raised below in item order, as one by one.
+        cleaned_all = clean_polygons(
+            [item.pop("geometry") for item in items], crs=[item.pop("crs", None) for item in items]
+        )
+        good = [c for c in cleaned_all if isinstance(c, CleanGeometry)]
+        areas, perimeters = (
+            (a.tolist() for a in geodesic_areas_perimeters_m([c.geometry for c in good]))
+            if good
+            else ([], [])
+        )
+        measured = iter(zip(areas, perimeters, strict=True))
+        for i, (item, cleaned) in enumerate(zip(items, cleaned_all, strict=True)):
+            if isinstance(cleaned, GeometryError):
+                raise cleaned
+            area, perimeter = next(measured)
             claim_id = int(item.pop("claim_id"))
             if claim_id not in claims:
                 claims[claim_id] = self.get_claim(claim_id)
             repairs = tuple(item.pop("repairs", ()) or ()) + cleaned.repairs
-            ann_id = item.pop("id", None) or str(uuidlib.uuid4())
-            check_uuid(ann_id)
+            ann_id = item.pop("id", None)
+            if ann_id:
+                check_uuid(ann_id)
+            else:
+                ann_id = str(uuidlib.uuid4())
             analyst = item.pop("analyst", None) or self.analyst
             provenance = dict(item.pop("provenance", None) or {})
             created = item.pop("created", None) or now
             updated = item.pop("updated", None) or created
             source_crs = item.pop("source_crs", None) or cleaned.source_crs
-            area_m2 = area_m2_of(cleaned.geometry, item.pop("area_m2", None))
+            area_m2 = keep_measured_area(area, perimeter, item.pop("area_m2", None))
             try:
                 ann = Annotation(
                     id=ann_id,
@@ -692,8 +715,15 @@ class Store:
                 f"annotation id {dup} appears twice in one batch; ids must be unique"
             )
         # everything that does not need the lock is prepared before taking it
-        rows = [annotation_values(a) for a in prepared]
-        snapshots = [json.dumps(a.to_dict(), ensure_ascii=False, allow_nan=False) for a in prepared]
+        geometries = [a.geometry for a in prepared]
+        rows = [
+            annotation_values(a, blob)
+            for a, blob in zip(prepared, encode_multipolygons(geometries), strict=True)
+        ]
+        snapshots = [
+            json.dumps(a._to_dict(g), ensure_ascii=False, allow_nan=False)
+            for a, g in zip(prepared, _geojson_many(geometries), strict=True)
+        ]
         cols = list(rows[0])
         with self._write() as c:
             for label in {a.label for a in prepared}:
