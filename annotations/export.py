@@ -18,12 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import shapely
 from satdelta.annotations.errors import ExportError
 from satdelta.annotations.geojson import PROPERTY_NAMES
 from satdelta.annotations.gpkg import (
     create_core_tables,
     create_rtree,
     encode_geometry,
+    encode_multipolygons,
     register_features,
     register_functions,
     touch_contents,
@@ -111,6 +114,47 @@ def write_csv(fc: dict[str, Any], path: Path) -> None:
             out.writerow([wkt, *(_cell(feat["properties"].get(k)) for k in PROPERTY_NAMES)])
 
 
+def _multipolygon_blobs(geometries: list[dict[str, Any]]) -> list[bytes]:
+    """GeoPackage MULTIPOLYGON blobs of GeoJSON (Multi)Polygon mappings, in array calls.
+
+    The rings' coordinates are gathered into one array with ring, polygon and
+    geometry offsets (``shapely.from_ragged_array``), so the values are the
+    mapping's floats exactly, as ``shape()`` would give them; anything other
+    than a 2-D (Multi)Polygon goes through ``shape()`` one by one.
+    """
+    if not geometries:
+        return []
+    coords: list[Any] = []
+    ring_offsets, polygon_offsets, geometry_offsets = [0], [0], [0]
+    try:
+        for g in geometries:
+            gtype = g["type"]
+            if gtype not in ("Polygon", "MultiPolygon"):
+                raise ValueError(gtype)
+            polys = [g["coordinates"]] if gtype == "Polygon" else g["coordinates"]
+            for rings in polys:
+                for ring in rings:
+                    coords.extend(ring)
+                    ring_offsets.append(len(coords))
+                polygon_offsets.append(len(ring_offsets) - 1)
+            geometry_offsets.append(len(polygon_offsets) - 1)
+        xy = np.array(coords, dtype=float)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError("not 2-D positions")
+    except (ValueError, TypeError, KeyError):  # not 2-D (Multi)Polygons: the general path
+        multis = []
+        for g in geometries:
+            geom = shape(g)
+            multis.append(geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom]))
+        return [encode_geometry(m) for m in multis]
+    multis = shapely.from_ragged_array(
+        shapely.GeometryType.MULTIPOLYGON,
+        xy,
+        (np.array(ring_offsets), np.array(polygon_offsets), np.array(geometry_offsets)),
+    )
+    return encode_multipolygons(multis)
+
+
 def write_gpkg(fc: dict[str, Any], path: Path) -> None:
     """A new GeoPackage with one MULTIPOLYGON layer ``annotations`` (EPSG:4326)."""
     conn = sqlite3.connect(str(path), isolation_level=None)
@@ -126,16 +170,15 @@ def write_gpkg(fc: dict[str, Any], path: Path) -> None:
         register_features(conn, "annotations", description="satdelta annotations export")
         placeholders = ", ".join("?" * (len(PROPERTY_NAMES) + 1))
         names = ", ".join(f'"{k}"' for k in PROPERTY_NAMES)
-        for feat in fc["features"]:
-            geom = shape(feat["geometry"])
-            multi = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
-            conn.execute(
-                f"INSERT INTO annotations (geom, {names}) VALUES ({placeholders})",
-                (
-                    encode_geometry(multi),
-                    *(_cell(feat["properties"].get(k)) for k in PROPERTY_NAMES),
-                ),
-            )
+        feats = fc["features"]
+        blobs = _multipolygon_blobs([f["geometry"] for f in feats])
+        conn.executemany(
+            f"INSERT INTO annotations (geom, {names}) VALUES ({placeholders})",
+            (
+                (blob, *[_cell(props.get(k)) for k in PROPERTY_NAMES])
+                for blob, props in zip(blobs, (f["properties"] for f in feats), strict=True)
+            ),
+        )
         create_rtree(conn, "annotations")
         bbox = fc.get("bbox")
         touch_contents(conn, "annotations", (bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None)
