@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import http.client
 import logging
 import math
 import os
@@ -325,7 +326,7 @@ def _remote_fingerprint(url: str, *, timeout: float = 15.0) -> dict[str, str | i
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only
             headers = resp.headers
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         log.info("no HEAD answer from %s (%s): provenance keeps the URL only", url, exc)
         return None
     length = headers.get("Content-Length")

@@ -103,3 +103,30 @@ def test_run_detection_on_two_urls(served):
     assert prov["after"]["remote"]["content_length"] == after.stat().st_size
     assert prov["after"]["remote"]["etag"] != prov["before"]["remote"]["etag"]
     assert all(r["status"] in (200, 206) for r in requests(log))
+
+
+def test_a_server_that_breaks_http_leaves_no_fingerprint_but_no_error(tmp_path):
+    """A HEAD answer that is not HTTP must not stop the scene from opening."""
+    import socket
+    import threading
+
+    from satdelta.imagery.scene import _remote_fingerprint
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def answer_garbage() -> None:
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"this is not an HTTP status line\r\n\r\n")
+        conn.close()
+
+    t = threading.Thread(target=answer_garbage, daemon=True)
+    t.start()
+    try:
+        assert _remote_fingerprint(f"http://127.0.0.1:{port}/x.tif", timeout=5) is None
+    finally:
+        t.join(5)
+        srv.close()
