@@ -147,9 +147,13 @@ def run_detection_sync(
 
 
 def detect_and_save(steps: Any, session: Any, *args: Any) -> Any:
-    """Detection steps, then the candidates saved to the store, all in the worker thread."""
+    """Detection steps, then the candidates saved to the store, all in the worker thread.
+
+    The step announcing the save carries the :class:`DetectionResult` as a fourth item, so
+    the widget can show the score and mask layers while this thread saves the candidates.
+    """
     result = yield from steps(*args)
-    yield (5, 6, f"saving {len(result.polygons)} candidates")
+    yield (5, 6, f"saving {len(result.polygons)} candidates", result)
     session.add_candidates(result.polygons, result.provenance)
     yield (6, 6, "showing layers")
     return result

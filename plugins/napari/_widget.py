@@ -90,6 +90,8 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         self.result: DetectionResult | None = None
         self.swipe: Any = None
         self._syncing = False
+        self._cancelling = False
+        self._maps_shown: Any = None  # the DetectionResult whose maps are on screen
         self._hold_state: bool | None = None
         self._build_ui()
         install_lonlat_status(self.viewer)
@@ -406,6 +408,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         worker.aborted.connect(self._on_cancelled)
         worker.finished.connect(self._worker_done)
         self.worker = worker
+        self._cancelling = False
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
@@ -415,6 +418,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
     def cancel(self) -> None:
         """Stop the running detection at its next step."""
         if self.worker is not None:
+            self._cancelling = True
             self.worker.quit()
             self.progress_label.setText("cancelling…")
 
@@ -430,10 +434,17 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         self._on_finished("cancelled")
         self.reload_annotations()  # a cancel after the save step still shows what was saved
 
-    def _on_step(self, step: tuple[int, int, str]) -> None:
-        i, total, message = step
+    def _on_step(self, step: tuple[Any, ...]) -> None:
+        i, _total, message = step[:3]
         self.progress.setValue(i)
         self.progress_label.setText(message)
+        if len(step) > 3 and not self._cancelling:
+            # detection is done and the worker now saves the candidates: show the maps
+            # meanwhile (a cancel from here on keeps them and saves nothing)
+            try:
+                self.show_maps(step[3])
+            except SatdeltaError as exc:
+                _notify_error(exc)
 
     def _on_error(self, exc: SatdeltaError) -> None:
         _notify_error(exc)
@@ -470,7 +481,17 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             )
 
     def show_result(self, result: DetectionResult) -> None:
-        """Show score and mask layers and save + show the candidate polygons."""
+        """Show score and mask layers and the saved candidate polygons."""
+        if self._maps_shown is not result:
+            self.show_maps(result)
+        frame = self.frame()
+        if self.session is not None and self.session.frame is None:
+            self.session.frame = frame
+        if self.session is not None:  # candidates were saved by the worker
+            self.reload_annotations()
+
+    def show_maps(self, result: DetectionResult) -> None:
+        """Show (or update in place) the score and mask layers of ``result``."""
         frame = self.frame() or MapFrame.from_transform(result.transform, result.crs)
         shape = result.maps.score.shape
         affine = layer_affine(frame, result.transform, result.crs, shape=shape)
@@ -510,10 +531,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             opacity=0.6,
             metadata=mask_meta,
         )
-        if self.session is not None and self.session.frame is None:
-            self.session.frame = frame
-        if self.session is not None:  # candidates were saved by the worker
-            self.reload_annotations()
+        self._maps_shown = result
 
     def _replace_image(self, name: str, data: np.ndarray, **kwargs: Any) -> Any:
         """Add the layer ``name``, or on a re-run update the existing one in place.
