@@ -298,10 +298,8 @@ class Annotation:
         Only for rows the store validated when it wrote them.
         """
         obj = object.__new__(cls)
-        geometry = fields["geometry"]
-        fields["geometry"] = _single(geometry)
-        for name in cls.__dataclass_fields__:
-            object.__setattr__(obj, name, fields[name])
+        fields["geometry"] = _single(fields["geometry"])
+        obj.__dict__.update({name: fields[name] for name in cls.__dataclass_fields__})
         return obj
 
     @property

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import numpy as np
+import shapely
 from satdelta.annotations.errors import AnnotationValueError
 from satdelta.annotations.geometry import geodesic_area_perimeter_m
 from satdelta.annotations.gpkg import decode_geometries, decode_geometry, encode_geometry
@@ -168,5 +170,10 @@ def row_to_annotation(row: tuple[Any, ...], geometry: Any = None) -> Annotation:
 
 
 def rows_to_annotations(rows: list[tuple[Any, ...]]) -> list[Annotation]:
-    geoms = decode_geometries([r[1] for r in rows])
-    return [row_to_annotation(r, g) for r, g in zip(rows, geoms, strict=True)]
+    geoms = np.array(decode_geometries([r[1] for r in rows]), dtype=object)
+    if len(geoms):
+        # the layer is MULTIPOLYGON; one-part ones become Polygons (Annotation's rule) here in
+        # two array calls instead of a shapely attribute lookup per row
+        single = (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
+        geoms[single] = shapely.get_geometry(geoms[single], 0)
+    return [row_to_annotation(r, g) for r, g in zip(rows, geoms.tolist(), strict=True)]
