@@ -47,6 +47,7 @@ __all__ = [
     "read_pairs",
     "run_pair",
     "run_batch",
+    "check_options",
     "limit_worker_resources",
     "BATCH_FILE",
 ]
@@ -336,6 +337,13 @@ def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> N
     os.environ.setdefault("GDAL_NUM_THREADS", "1")
 
 
+def _init_worker(log_level: int | None) -> None:
+    """Process-pool initializer: resource limits, then the parent's logging level (if any)."""
+    limit_worker_resources()
+    if log_level is not None and not logging.getLogger().handlers:
+        logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+
+
 def _worker_info() -> dict[str, Any]:
     info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
     try:
@@ -360,6 +368,11 @@ def _recorded(outdir: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(outputs, list) or not {"mask.tif", "score.tif"} <= set(outputs):
         return None
+    inputs = rec.get("inputs")
+    if not isinstance(inputs, dict) or not all(
+        isinstance(inputs.get(k), dict) for k in ("before", "after")
+    ):
+        return None  # an edited or foreign run.json: recompute
     if not all((outdir / n).is_file() for n in outputs):
         return None
     return rec
@@ -424,15 +437,16 @@ def run_pair(
         from satdelta.imagery.pipeline import run_detection, write_outputs
         from satdelta.imagery.scene import open_scene
 
+        opts = _full_options(options)
         before = open_scene(pair.before)
         after = open_scene(pair.after)
         rec = None if force else _recorded(target)
-        if rec is not None and _same_options(rec.get("options"), options):
+        if rec is not None and _same_options(rec.get("options"), opts):
             if _same_inputs(rec, before, after):
                 polys, area = _summary_numbers(rec)
                 log.info("%s: outputs are up to date, skipped", pair.name)
                 return result("skipped", polygons=polys, changed_area_m2=area)
-        run = run_detection(before, after, **options)
+        run = run_detection(before, after, **opts)
         write_outputs(run, target)
         polys, area = _summary_numbers(run.summary())
         return result("done", polygons=polys, changed_area_m2=area)
@@ -440,38 +454,134 @@ def run_pair(
         log.info("%s failed: %s", pair.name, exc)
         return result("failed", error=_one_line(exc))
     except Exception as exc:  # a bug or an unexpected library error: still only this pair
-        log.exception("%s failed", pair.name)
+        # the one-line error goes into batch.json; the traceback only with debug logging (a
+        # spawned worker without logging config would print it via logging's last resort)
+        log.info("%s failed: internal error", pair.name, exc_info=log.isEnabledFor(logging.DEBUG))
         return result("failed", error=f"internal error: {type(exc).__name__}: {_one_line(exc)}")
 
 
-def _same_options(recorded: Any, options: dict[str, Any]) -> bool:
-    if not isinstance(recorded, dict):
-        return False
-    for k, v in options.items():
-        want = list(v) if isinstance(v, tuple) else v
-        if recorded.get(k) != want:
-            return False
-    return True
+def _same_options(recorded: Any, full: dict[str, Any]) -> bool:
+    """True when run.json's options are exactly ``full`` (every option, defaults included)."""
+    return isinstance(recorded, dict) and recorded == full
 
 
-# ---------------------------------------------------------------------------- the batch
+def _full_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Every keyword option of run_detection: the given ones, completed with its defaults.
 
-
-def _check_options(options: dict[str, Any]) -> dict[str, Any]:
+    Sequences become lists, as run.json records them, so the result compares equal to a
+    recorded run's options exactly when the run used the same options.
+    """
     import inspect
 
     from satdelta.imagery.pipeline import run_detection
 
-    allowed = set(inspect.signature(run_detection).parameters) - {"before_source", "after_source"}
+    sig = inspect.signature(run_detection)
+    allowed = set(sig.parameters) - {"before_source", "after_source"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise InvalidParameterError(
             f"unknown detection options {unknown}; expected some of {sorted(allowed)}."
         )
-    out = dict(options)
-    if out.get("bands") is not None:
-        out["bands"] = list(out["bands"])
-    return out
+    bound = sig.bind(None, None, **options)
+    bound.apply_defaults()
+    full = {k: v for k, v in bound.arguments.items() if k in allowed}
+    if full.get("bands") is not None:
+        full["bands"] = list(full["bands"])
+    return full
+
+
+# ---------------------------------------------------------------------------- the batch
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Check detection options that do not depend on the scenes, once, before any work.
+
+    Parameters
+    ----------
+    options : dict
+        Keyword options of :func:`~satdelta.imagery.pipeline.run_detection`.
+
+    Returns
+    -------
+    dict
+        Every option of ``run_detection``, completed with its defaults (as run.json records
+        them).
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown options, unknown method names, a threshold value missing, out of range or
+        given to a method that ignores it, a non-finite or out-of-range ``max_shift_px``,
+        ``pixel_size_m`` or ``min_area_m2``, or malformed ``bands``.
+    """
+    from satdelta.imagery.align import RESAMPLING_METHODS
+    from satdelta.imagery.detect import NORMALISE_METHODS, SCORE_METHODS, THRESHOLD_METHODS
+
+    full = _full_options(options)
+    for key, flag, choices in (
+        ("method", "--method", SCORE_METHODS),
+        ("threshold", "--threshold", THRESHOLD_METHODS),
+        ("normalise", "--normalise", NORMALISE_METHODS),
+        ("resampling", "--resampling", RESAMPLING_METHODS),
+    ):
+        if full[key] not in choices:
+            raise InvalidParameterError(
+                f"{key} ({flag}) must be one of {', '.join(choices)}; got {full[key]!r}."
+            )
+    thr, value = full["threshold"], full["threshold_value"]
+    if thr == "value":
+        if value is None or not math.isfinite(_number(value)):
+            raise InvalidParameterError(
+                f'threshold method "value" needs a finite threshold value; got {value!r}. '
+                "Pass threshold_value (CLI: --threshold-value)."
+            )
+    elif thr == "percentile":
+        if value is not None and not 0.0 < _number(value) < 100.0:
+            raise InvalidParameterError(
+                'threshold method "percentile" needs a percentile between 0 and 100 '
+                f"(exclusive) as threshold_value (--threshold-value); got {value!r}."
+            )
+    elif value is not None:
+        raise InvalidParameterError(
+            f"threshold_value (--threshold-value) {value!r} is only used with threshold method "
+            f"'value' or 'percentile', not {thr!r}; drop it or change the method."
+        )
+    for key, flag, what, low, strict in (
+        ("max_shift_px", "--max-shift", "pixels", 0.0, True),
+        ("pixel_size_m", "--pixel-size", "metres", 0.0, True),
+        ("min_area_m2", "--min-area", "m²", 0.0, False),
+    ):
+        v = full[key]
+        if v is None and key != "max_shift_px":
+            continue
+        x = _number(v)
+        if not (math.isfinite(x) and (x > low if strict else x >= low)):
+            bound = ">" if strict else ">="
+            raise InvalidParameterError(
+                f"{key} ({flag}) must be a finite number {bound} {low:g} {what}; got {v!r}."
+            )
+    bands = full["bands"]
+    if bands is not None and (
+        not bands
+        or not all(
+            (isinstance(b, int) and not isinstance(b, bool) and b >= 1)
+            or (isinstance(b, str) and b.strip())
+            for b in bands
+        )
+    ):
+        raise InvalidParameterError(
+            f"bands (--bands) must be 1-based band numbers or band names; got {bands!r}."
+        )
+    return full
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> None:
@@ -479,6 +589,10 @@ def _write_report(path: Path, report: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2, allow_nan=False)
+        # mkstemp makes the file 0600; give it the mode of the other outputs (umask applied)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -540,7 +654,7 @@ def run_batch(
     """
     from satdelta.imagery.pipeline import check_outdir
 
-    opts = _check_options(options or {})
+    opts = check_options(options or {})  # fails before OUTDIR is made or any work
     if workers is not None and workers < 1:
         raise InvalidParameterError(f"workers must be >= 1; got {workers}.")
     names = [p.name.lower() for p in pairs]
@@ -548,6 +662,26 @@ def run_batch(
         raise InvalidParameterError("pair names must be unique (they are output folder names).")
     out = check_outdir(outdir)
     client = _connect(scheduler) if scheduler else None  # fails before OUTDIR is made
+    try:
+        return _run_batch(
+            pairs, out, opts, workers, scheduler, client, force, pairs_source, on_result
+        )
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_batch(
+    pairs: Sequence[Pair],
+    out: Path,
+    opts: dict[str, Any],
+    workers: int | None,
+    scheduler: str | None,
+    client: Any,
+    force: bool,
+    pairs_source: str | None,
+    on_result: Callable[[PairResult], None] | None,
+) -> BatchResult:
     out.mkdir(parents=True, exist_ok=True)
     started = _utc_now()
     t0 = time.perf_counter()
@@ -631,6 +765,9 @@ def _run_on_pool(
     # spawn: a fresh interpreter whose initializer runs before numpy/GDAL load (fork would
     # inherit this process's BLAS threads and GDAL cache)
     ctx = multiprocessing.get_context("spawn")
+    # a spawned worker starts without logging config: give it this process's level when the
+    # application configured logging (e.g. `satdelta -v`), else leave it quiet
+    log_level = log.getEffectiveLevel() if logging.getLogger().handlers else None
     todo: deque[Pair] = deque(pairs)
     attempts: dict[str, int] = {}
     suspects: set[str] = set()  # in flight when a worker died: rerun one at a time
@@ -644,7 +781,7 @@ def _run_on_pool(
         lost: list[Pair] = []
         started = sum(attempts.values())
         with ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=limit_worker_resources
+            max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(log_level,)
         ) as pool:
             inflight: dict[Future[PairResult], Pair] = {}
             while todo or inflight:
@@ -731,35 +868,35 @@ def _run_on_dask(
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]  # task keys unique on a shared cluster
-    with client:
-        if not client.scheduler_info().get("workers"):
-            log.warning("the Dask scheduler has no workers yet: the pairs wait for one")
-        futures = {
-            client.submit(
-                run_pair,
-                p,
-                str(out),
-                opts,
-                force=force,
-                key=f"satdelta-pair-{token}-{i}-{p.name}",
-                pure=False,
-            ): p
-            for i, p in enumerate(pairs)
-        }
-        for fut in as_completed(list(futures)):
-            pair = futures[fut]
-            try:
-                collect(fut.result())
-            except Exception as exc:  # the task itself never raises: the worker was lost
-                collect(
-                    PairResult(
-                        pair.name,
-                        "failed",
-                        str(out / pair.name),
-                        0.0,
-                        error=f"Dask task failed: {type(exc).__name__}: {_one_line(exc)}",
-                    )
+    # the client is closed by run_batch
+    if not client.scheduler_info().get("workers"):
+        log.warning("the Dask scheduler has no workers yet: the pairs wait for one")
+    futures = {
+        client.submit(
+            run_pair,
+            p,
+            str(out),
+            opts,
+            force=force,
+            key=f"satdelta-pair-{token}-{i}-{p.name}",
+            pure=False,
+        ): p
+        for i, p in enumerate(pairs)
+    }
+    for fut in as_completed(list(futures)):
+        pair = futures[fut]
+        try:
+            collect(fut.result())
+        except Exception as exc:  # the task itself never raises: the worker was lost
+            collect(
+                PairResult(
+                    pair.name,
+                    "failed",
+                    str(out / pair.name),
+                    0.0,
+                    error=f"Dask task failed: {type(exc).__name__}: {_one_line(exc)}",
                 )
+            )
 
 
 def _utc_now() -> str:

@@ -7,6 +7,7 @@ applies them all and :func:`detection_kwargs` turns their values into the keywor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,6 +36,31 @@ def parse_bands(text: str | None) -> list[int | str] | None:
     return out
 
 
+class FiniteFloat(click.ParamType):
+    """A finite float (no inf/nan), optionally with a lower bound; bad values are usage errors."""
+
+    name = "float"
+
+    def __init__(self, *, min: float | None = None, min_open: bool = False) -> None:
+        self.min = min
+        self.min_open = min_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            x = value
+        else:
+            try:
+                x = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number.", param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        if self.min is not None and (x <= self.min if self.min_open else x < self.min):
+            bound = ">" if self.min_open else ">="
+            self.fail(f"{value!r} is not {bound} {self.min:g}.", param, ctx)
+        return x
+
+
 _OPTIONS = [
     click.option(
         "--method",
@@ -53,14 +79,14 @@ _OPTIONS = [
     ),
     click.option(
         "--threshold-value",
-        type=float,
+        type=FiniteFloat(),
         default=None,
         help="Score value for --threshold value; percentile for --threshold percentile.",
     ),
     click.option(
         "--min-area",
         "min_area",
-        type=float,
+        type=FiniteFloat(min=0.0),
         default=None,
         help="Drop changed regions smaller than this many m².",
     ),
@@ -78,13 +104,13 @@ _OPTIONS = [
     ),
     click.option(
         "--pixel-size",
-        type=float,
+        type=FiniteFloat(min=0.0, min_open=True),
         default=None,
         help="Pixel size in metres, for images that are not georeferenced.",
     ),
     click.option(
         "--max-shift",
-        type=float,
+        type=FiniteFloat(min=0.0, min_open=True),
         default=5.0,
         show_default=True,
         help="Largest residual misregistration accepted, in pixels.",
