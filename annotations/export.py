@@ -31,7 +31,8 @@ from satdelta.annotations.gpkg import (
     register_functions,
     touch_contents,
 )
-from shapely.geometry import MultiPolygon, shape
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry.base import BaseGeometry
 
 __all__ = ["export_collection", "write_geojson", "write_gpkg", "write_csv"]
 
@@ -109,28 +110,34 @@ def write_csv(fc: dict[str, Any], path: Path) -> None:
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["wkt", *PROPERTY_NAMES])
-        for feat in fc["features"]:
-            wkt = shape(feat["geometry"]).wkt
-            out.writerow([wkt, *(_cell(feat["properties"].get(k)) for k in PROPERTY_NAMES)])
+        feats = fc["features"]
+        geoms = _shapes([f["geometry"] for f in feats])
+        wkts = shapely.to_wkt(np.array(geoms, dtype=object), rounding_precision=-1).tolist()
+        out.writerows(
+            [wkt, *[_cell(f["properties"].get(k)) for k in PROPERTY_NAMES]]
+            for wkt, f in zip(wkts, feats, strict=True)
+        )
 
 
-def _multipolygon_blobs(geometries: list[dict[str, Any]]) -> list[bytes]:
-    """GeoPackage MULTIPOLYGON blobs of GeoJSON (Multi)Polygon mappings, in array calls.
+def _shapes(geometries: list[dict[str, Any]]) -> list[BaseGeometry]:
+    """``shape(g)`` of each GeoJSON (Multi)Polygon mapping, built in array calls.
 
     The rings' coordinates are gathered into one array with ring, polygon and
     geometry offsets (``shapely.from_ragged_array``), so the values are the
-    mapping's floats exactly, as ``shape()`` would give them; anything other
-    than a 2-D (Multi)Polygon goes through ``shape()`` one by one.
+    mapping's floats exactly, as ``shape()`` gives them, and a Polygon stays a
+    Polygon; anything other than 2-D (Multi)Polygons goes through ``shape()``.
     """
     if not geometries:
         return []
     coords: list[Any] = []
     ring_offsets, polygon_offsets, geometry_offsets = [0], [0], [0]
+    single: list[bool] = []
     try:
         for g in geometries:
             gtype = g["type"]
             if gtype not in ("Polygon", "MultiPolygon"):
                 raise ValueError(gtype)
+            single.append(gtype == "Polygon")
             polys = [g["coordinates"]] if gtype == "Polygon" else g["coordinates"]
             for rings in polys:
                 for ring in rings:
@@ -142,17 +149,23 @@ def _multipolygon_blobs(geometries: list[dict[str, Any]]) -> list[bytes]:
         if xy.ndim != 2 or xy.shape[1] != 2:
             raise ValueError("not 2-D positions")
     except (ValueError, TypeError, KeyError):  # not 2-D (Multi)Polygons: the general path
-        multis = []
-        for g in geometries:
-            geom = shape(g)
-            multis.append(geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom]))
-        return [encode_geometry(m) for m in multis]
-    multis = shapely.from_ragged_array(
+        return [shape(g) for g in geometries]
+    geoms = shapely.from_ragged_array(
         shapely.GeometryType.MULTIPOLYGON,
         xy,
         (np.array(ring_offsets), np.array(polygon_offsets), np.array(geometry_offsets)),
     )
-    return encode_multipolygons(multis)
+    mask = np.array(single, dtype=bool)
+    geoms[mask] = shapely.get_geometry(geoms[mask], 0)
+    return geoms.tolist()
+
+
+def _multipolygon_blobs(geometries: list[dict[str, Any]]) -> list[bytes]:
+    """GeoPackage MULTIPOLYGON blobs of GeoJSON (Multi)Polygon mappings (one-part for Polygons)."""
+    geoms = _shapes(geometries)
+    if all(isinstance(g, Polygon | MultiPolygon) and not g.is_empty for g in geoms):
+        return encode_multipolygons(geoms)
+    return [encode_geometry(g if isinstance(g, MultiPolygon) else MultiPolygon([g])) for g in geoms]
 
 
 def write_gpkg(fc: dict[str, Any], path: Path) -> None:
