@@ -456,8 +456,9 @@ def run_pair(
     except Exception as exc:  # a bug or an unexpected library error: still only this pair
         # the one-line error goes into batch.json; the traceback only with debug logging (a
         # spawned worker without logging config would print it via logging's last resort)
-        log.info("%s failed: internal error", pair.name, exc_info=log.isEnabledFor(logging.DEBUG))
-        return result("failed", error=f"internal error: {type(exc).__name__}: {_one_line(exc)}")
+        err = f"internal error: {type(exc).__name__}: {_one_line(exc)}"
+        log.info("%s failed: %s", pair.name, err, exc_info=log.isEnabledFor(logging.DEBUG))
+        return result("failed", error=err)
 
 
 def _same_options(recorded: Any, full: dict[str, Any]) -> bool:

@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from satdelta.imagery.batch import BATCH_FILE, Pair, PairsFileError, read_pairs, run_pair
+from satdelta.imagery.batch import (
+    BATCH_FILE,
+    Pair,
+    PairsFileError,
+    check_options,
+    read_pairs,
+    run_batch,
+    run_pair,
+)
+from satdelta.imagery.errors import InvalidParameterError, OutputError
 from satdelta.imagery.pipeline import run_detection, write_outputs
 
 from tests.conftest import make_pair
@@ -163,6 +172,8 @@ def test_url_inputs_are_skipped_only_while_the_server_says_unchanged(tmp_path):
         rec = json.loads((out / "remote" / "run.json").read_text())
         assert rec["inputs"]["after"]["source"] == url
         assert rec["inputs"]["after"]["remote"]["etag"]
+        # skipped because the recorded options are the same full options (the defaults)
+        assert rec["options"] == check_options({})
         assert run_pair(pair, out, {}).status == "skipped"
         st = after.stat()  # same bytes, new modification time: new ETag/Last-Modified
         os.utime(after, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
@@ -170,3 +181,134 @@ def test_url_inputs_are_skipped_only_while_the_server_says_unchanged(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_skip_needs_the_same_full_options_not_just_the_given_ones(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    before, after, _ = make_pair(folder, shape=(96, 128))
+    pair = Pair("p", str(before), str(after))
+    out = tmp_path / "out"
+    assert run_pair(pair, out, {"method": "absdiff", "threshold": "otsu"}).status == "done"
+    # {} means the defaults (auto/auto), not "whatever ran before"
+    assert run_pair(pair, out, {}).status == "done"
+    rec = json.loads((out / "p" / "run.json").read_text())
+    assert rec["options"] == check_options({})
+    assert (rec["options"]["method"], rec["options"]["threshold"]) == ("auto", "auto")
+    assert run_pair(pair, out, {}).status == "skipped"
+    # the same full options spelled out (tuple bands, int shift) are the same options
+    assert run_pair(pair, out, {"method": "auto", "max_shift_px": 5}).status == "skipped"
+    # a recorded option the current run_detection does not have: not the same run
+    rec["options"]["future_option"] = 1
+    (out / "p" / "run.json").write_text(json.dumps(rec))
+    assert run_pair(pair, out, {}).status == "done"
+    assert run_pair(pair, out, {"bands": (1, 2, 3)}).status == "done"
+    assert run_pair(pair, out, {"bands": [1, 2, 3]}).status == "skipped"
+
+
+def test_internal_error_in_a_fresh_worker_process_prints_no_traceback(tmp_path):
+    """A spawned worker has no logging config: the error goes to the result, not stderr."""
+    import subprocess
+    import sys
+
+    before, after, _ = make_pair(tmp_path, shape=(96, 128))
+    code = (
+        "import sys\n"
+        "from satdelta.imagery.batch import Pair, run_pair\n"
+        "r = run_pair(Pair('p', sys.argv[1], sys.argv[2]), sys.argv[3],\n"
+        "             {'threshold': 'value', 'threshold_value': 'x'})\n"
+        "print(r.status); print(r.error)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(before), str(after), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    status, error = res.stdout.strip().splitlines()
+    assert status == "failed"
+    assert error.startswith("internal error: ValueError"), error
+    assert res.stderr == ""
+
+
+def test_internal_error_traceback_only_with_debug_logging(tmp_path, caplog):
+    before, after, _ = make_pair(tmp_path, shape=(96, 128))
+    pair = Pair("p", str(before), str(after))
+    bad = {"threshold": "value", "threshold_value": "x"}  # run_batch would refuse it up front
+    with caplog.at_level("INFO", logger="satdelta.imagery.batch"):
+        assert run_pair(pair, tmp_path / "out", bad).status == "failed"
+    recs = [r for r in caplog.records if r.name == "satdelta.imagery.batch"]
+    assert recs and all(r.levelname == "INFO" and not r.exc_info for r in recs)
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="satdelta.imagery.batch"):
+        assert run_pair(pair, tmp_path / "out", bad).status == "failed"
+    recs = [r for r in caplog.records if r.name == "satdelta.imagery.batch"]
+    assert any(r.exc_info and r.exc_info[0] is ValueError for r in recs)
+
+
+def test_batch_report_has_the_usual_file_mode(tmp_path):
+    import os
+
+    gone = str(tmp_path / "gone.tif")
+    old = os.umask(0o022)
+    try:
+        res = run_batch([Pair("x", gone, gone)], tmp_path / "out", workers=1)
+    finally:
+        os.umask(old)
+    assert [r.status for r in res.results] == ["failed"]
+    assert "no such file" in res.results[0].error.lower()
+    assert (res.report.stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"threshold": "value"}, "needs a finite threshold value"),
+        ({"threshold": "value", "threshold_value": "x"}, "needs a finite threshold value"),
+        ({"threshold": "percentile", "threshold_value": 100}, "between 0 and 100"),
+        ({"threshold": "otsu", "threshold_value": 2.0}, "only used with threshold method"),
+        ({"max_shift_px": float("inf")}, "max_shift_px (--max-shift) must be a finite"),
+        ({"max_shift_px": 0}, "max_shift_px (--max-shift)"),
+        ({"pixel_size_m": float("nan")}, "pixel_size_m (--pixel-size)"),
+        ({"min_area_m2": -1.0}, "min_area_m2 (--min-area) must be a finite number >= 0"),
+        ({"method": "magic"}, "method (--method) must be one of"),
+        ({"resampling": "sinc"}, "resampling (--resampling)"),
+        ({"bands": [0, 1]}, "bands (--bands)"),
+        ({"colour": "red"}, "unknown detection options ['colour']"),
+    ],
+)
+def test_bad_options_fail_once_before_any_work(tmp_path, options, needle):
+    before, after = str(tmp_path / "b.tif"), str(tmp_path / "a.tif")  # never opened
+    out = tmp_path / "out"
+    with pytest.raises(InvalidParameterError) as info:
+        run_batch([Pair("x", before, after)], out, options=options, workers=1)
+    msg = str(info.value)
+    assert needle in msg and "\n" not in msg, msg
+    assert not out.exists()
+
+
+def test_good_options_are_completed_with_the_defaults():
+    full = check_options({"min_area_m2": 300, "bands": (1, 2), "threshold": "percentile"})
+    assert full["min_area_m2"] == 300 and full["bands"] == [1, 2]
+    assert full["threshold_value"] is None and full["max_shift_px"] == 5.0
+    assert full["method"] == "auto" and full["resampling"] == "cubic"
+
+
+def test_dask_client_is_closed_when_the_first_report_fails(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    (out / BATCH_FILE).mkdir(parents=True)  # batch.json cannot be written
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        gone = str(tmp_path / "gone.tif")
+        with pytest.raises(OutputError, match="cannot write"):
+            run_batch([Pair("x", gone, gone)], out, scheduler=cluster.scheduler_address)
+        with pytest.raises(ValueError):  # no client left open (and set as default)
+            distributed.default_client()
