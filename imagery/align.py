@@ -2,14 +2,14 @@
 
 Two steps (both recorded on the result):
 
-1. **Register**: on a sample square of the before grid (``sample_size``, 512 px by default:
-   the centre, unless it is featureless or empty, see :func:`coregister`), resample only that
-   part of the after scene and measure the residual translation by cross- and phase
-   correlation (Kuglin & Hines 1975; sub-pixel peak search as in Guizar-Sicairos, Thurman &
-   Fienup 2008, "Efficient subpixel image registration algorithms", Opt. Lett. 33(2):156, via
-   ``skimage.registration.phase_cross_correlation``, when not refined) refined by a robust
-   Lucas-Kanade step that ignores changed pixels (see
-   :func:`estimate_shift`), on the mean of the standardised bands.
+1. **Register**: on a sample square of the before grid (``sample_size``, 512 px by default,
+   where both scenes have data: the centre, unless it is featureless or outside the overlap,
+   see :func:`coregister`), resample only that part of the after scene and measure the
+   residual translation by cross- and phase correlation (Kuglin & Hines 1975) refined by a
+   robust Lucas-Kanade step that ignores changed pixels (see :func:`estimate_shift`), on the
+   mean of the standardised bands.  When the scenes are too small to measure (fewer than
+   16 x 16 pixels with data in both) but share one pixel grid, no shift is assumed and the
+   result says so (:attr:`AlignedPair.shift_measured`).
 2. **Resample** the after scene onto the before grid (``rasterio.warp.reproject``) once, with
    its georeference moved by the measured shift (one interpolation from the original pixels,
    which also handles differing CRS, resolution, origin or size; only the part of the after
@@ -45,6 +45,7 @@ from satdelta.imagery.scene import Scene
 
 __all__ = [
     "AlignedPair",
+    "check_max_shift",
     "coregister",
     "estimate_shift",
     "match_bands",
@@ -85,6 +86,15 @@ class AlignedPair:
         Names of the B bands (the before scene's names).
     pixel_size_m : float or None
         Pixel edge in metres, None when unknown.
+    shift_measured : bool
+        True when this call measured ``shift_before_px`` on the images; False when it was
+        given (``shift_px``) or assumed to be (0, 0) because the images are too small to
+        measure and share one pixel grid (``shift_note`` says which).
+    shift_sample : (int, int, int, int) or None
+        (row_off, col_off, height, width) on this grid of the sample the shift was measured
+        (and re-measured) on; None when it was not measured.
+    shift_note : str
+        Why the shift was not measured (empty when it was).
     """
 
     before: np.ndarray
@@ -96,9 +106,24 @@ class AlignedPair:
     shift_after_px: tuple[float, float]
     band_names: tuple[str, ...]
     pixel_size_m: float | None
+    shift_measured: bool = True
+    shift_sample: tuple[int, int, int, int] | None = None
+    shift_note: str = ""
 
     def __post_init__(self) -> None:
         b, a, v = self.before, self.after, self.valid
+        sample = self.shift_sample
+        if sample is not None and (
+            len(sample) != 4
+            or sample[0] < 0
+            or sample[1] < 0
+            or sample[0] + sample[2] > v.shape[0]
+            or sample[1] + sample[3] > v.shape[1]
+        ):
+            raise InvalidParameterError(
+                f"shift_sample must be (row_off, col_off, height, width) inside the {v.shape} "
+                f"grid, or None; got {sample}."
+            )
         if b.ndim != 3 or a.shape != b.shape:
             raise InvalidParameterError(
                 f"before and after must be (band, row, col) arrays of one shape; got {b.shape} "
@@ -330,19 +355,79 @@ def _central_window(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
     return slice(r0, r0 + h), slice(c0, c0 + w)
 
 
+def _footprint(
+    after: Scene, crs: CRS | None, transform: Affine, shape: tuple[int, int]
+) -> np.ndarray:
+    """True where a pixel of the target grid lies inside the after scene's extent.
+
+    Exact for a grid in the after scene's CRS with the same axes (pixel centres inside its
+    edges); otherwise the box of its bounds on the grid (a little larger than the scene when
+    it is rotated or in another CRS).  Nodata inside the extent is not seen here.
+    """
+    same_crs = after.crs == crs or (after.crs is None and crs is None)
+    if same_crs:
+        cov = _covered(~after.transform @ transform, shape, (after.height, after.width))
+        if cov is not None:
+            return cov
+    b = after.bounds
+    w, s_, e, n = (
+        (b.left, b.bottom, b.right, b.top)
+        if same_crs or after.crs is None or crs is None
+        else transform_bounds(after.crs, crs, *b, densify_pts=21)
+    )
+    inv = ~transform
+    pix = [inv @ xy for xy in ((w, s_), (e, s_), (w, n), (e, n))]
+    cs, rs = [p[0] for p in pix], [p[1] for p in pix]
+    out = np.zeros(shape, bool)
+    r0, r1 = max(math.floor(min(rs)), 0), min(math.ceil(max(rs)), shape[0])
+    c0, c1 = max(math.floor(min(cs)), 0), min(math.ceil(max(cs)), shape[1])
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = True
+    return out
+
+
+def _same_pixel_grid(after: Scene, crs: CRS | None, transform: Affine) -> bool:
+    """True when the after scene's pixels are the target grid's, offset by whole pixels."""
+    if not (after.crs == crs or (after.crs is None and crs is None)):
+        return False
+    t = ~transform @ after.transform  # after pixel -> target pixel
+    return (
+        abs(t.a - 1) < 1e-9
+        and abs(t.e - 1) < 1e-9
+        and abs(t.b) < 1e-9
+        and abs(t.d) < 1e-9
+        and abs(t.c - round(t.c)) < 1e-6
+        and abs(t.f - round(t.f)) < 1e-6
+    )
+
+
+# estimate_shift needs at least this many valid pixels, in a sample at least this wide
+_MIN_VALID = 256
+_MIN_SIDE = 16
+
+
+def _measurable(ok: np.ndarray) -> bool:
+    """True when a sample's validity mask allows :func:`estimate_shift` to measure."""
+    return min(ok.shape) >= _MIN_SIDE and int(ok.sum()) >= _MIN_VALID
+
+
 def _sample_window(data: np.ndarray, valid: np.ndarray, size: int) -> tuple[slice, slice]:
     """Where to measure the shift: a ``size`` square with data and texture, central by default.
 
-    Nine candidate squares (3 x 3 positions: centre, edge middles, corners) are scored by the
-    mean absolute gradient of the band mean on every 4th pixel, counting pixels without data
-    as flat.  The central square is kept unless another scores 25 % higher, so a featureless
-    or empty centre (water, cloud, a nodata hole) does not decide the shift.
+    Candidate squares: 3 x 3 positions (centre, edge middles, corners) plus the square
+    centred on the valid pixels' centroid (which finds an overlap that lies between the
+    others).  Each is scored by the mean absolute gradient of the band mean on every 4th
+    pixel, counting pixels that are not valid as flat.  Squares with an (estimated) 256 valid
+    pixels or more are preferred; among them the central square is kept unless another scores
+    25 % higher, so a featureless or empty centre (water, cloud, a nodata hole, the part of the
+    before scene the after scene does not cover) does not decide the shift.
 
     Parameters
     ----------
     data : (B, M, N) ndarray
+        The before scene's pixels.
     valid : (M, N) ndarray of bool
-        True where the pixel has data.
+        True where the pixel can be used: where both scenes have data, as far as known.
     size : int
     """
     rows, cols = valid.shape
@@ -361,16 +446,32 @@ def _sample_window(data: np.ndarray, valid: np.ndarray, size: int) -> tuple[slic
     grad[1:] += gy
     grad[:, 1:] += gx
 
-    def score(r0: int, c0: int) -> float:
-        sub = grad[r0 // step : (r0 + h) // step, c0 // step : (c0 + w) // step]
-        return float(sub.mean()) if sub.size else 0.0
+    def cut(a: np.ndarray, r0: int, c0: int) -> np.ndarray:
+        return a[r0 // step : (r0 + h) // step, c0 // step : (c0 + w) // step]
 
     spots = {(r, c) for r in (0, centre[0], rows - h) for c in (0, centre[1], cols - w)}
-    scores = {spot: score(*spot) for spot in spots}
-    best = max(sorted(scores), key=lambda spot: scores[spot])
-    r0, c0 = centre if scores[best] <= 1.25 * scores[centre] else best
+    if ok.any():
+        rr, cc = np.nonzero(ok)
+        spots.add(
+            (
+                min(max(int(rr.mean() * step) - h // 2, 0), rows - h),
+                min(max(int(cc.mean() * step) - w // 2, 0), cols - w),
+            )
+        )
+    scores = {}
+    counts = {}
+    for spot in spots:
+        sub = cut(grad, *spot)
+        scores[spot] = float(sub.mean()) if sub.size else 0.0
+        counts[spot] = int(cut(ok, *spot).sum()) * step * step
+    pool = [spot for spot in sorted(spots) if counts[spot] >= _MIN_VALID] or sorted(spots)
+    best = max(pool, key=lambda spot: (scores[spot], counts[spot]))
+    keep = centre in pool and scores[best] <= 1.25 * scores[centre]
+    r0, c0 = centre if keep else best
     if (r0, c0) != centre:
-        log.info("shift sample moved from the centre to rows %d, cols %d (more texture)", r0, c0)
+        log.info(
+            "shift sample moved from the centre to rows %d, cols %d (more texture or data)", r0, c0
+        )
     return slice(r0, r0 + h), slice(c0, c0 + w)
 
 
@@ -671,10 +772,11 @@ def estimate_shift(
     if sample_size is not None:
         sl = _central_window(ok.shape, sample_size)
         ref, mov, ok = ref[(slice(None), *sl)], mov[(slice(None), *sl)], ok[sl]
-    if ok.sum() < 256 or min(ok.shape) < 16:
+    if not _measurable(ok):
         raise AlignmentError(
             f"too few valid pixels to measure the shift: {int(ok.sum())} in a {ok.shape} sample, "
-            "expected at least 16 x 16. Check the scenes' nodata and overlap."
+            f"expected at least {_MIN_VALID} in a sample at least {_MIN_SIDE} x {_MIN_SIDE} px. "
+            "Check the scenes' nodata and overlap."
         )
     a = _registration_image(ref, ok)
     b = _registration_image(mov, ok)
@@ -775,9 +877,11 @@ def coregister(
     shift_px: tuple[float, float] | None = None,
     resampling: ResamplingName = "cubic",
     sample_size: int = 512,
-    upsample_factor: int = 100,
 ) -> AlignedPair:
     """Put ``after`` on ``before``'s grid, measure and remove the residual shift.
+
+    The shift is measured by :func:`estimate_shift` with its robust refinement (about
+    0.01 px).
 
     Parameters
     ----------
@@ -785,37 +889,46 @@ def coregister(
     bands : sequence of int or str, optional
         1-based indexes or names picked from each scene (see :func:`match_bands`).
     max_shift_px : float, default 5.0
-        Largest residual shift (in before pixels, either axis) accepted.
+        Largest residual shift (in before pixels, either axis) accepted: a finite number > 0.
     correct : bool, default True
         Remove the measured shift (False: only measure and record it).
     window : rasterio.windows.Window, optional
         Align only this window of the before grid (for block-by-block processing).
     shift_px : (float, float), optional
-        A shift measured beforehand (e.g. once for the whole scene); skips measuring.
+        A shift measured beforehand (e.g. once for the whole scene); skips measuring.  Pass
+        (0, 0) to put the after scene on the grid by its georeference alone.
     resampling : {"nearest", "bilinear", "cubic", "lanczos"}, default "cubic"
     sample_size : int, default 512
         Side of the square sample used to measure the shift (262,144 pixels are plenty for a
-        translation and bound the cost: about 0.1-0.2 s per measurement).  It is the central
-        square unless one of eight others (corners, edge middles) has 25 % more texture,
-        so a featureless or empty centre does not decide the shift.
-    upsample_factor : int, default 100
-        Sub-pixel precision of the shift (1/upsample_factor px).
+        translation and bound the cost: about 0.1-0.2 s per measurement), smaller when the
+        grid is.  It is chosen where both scenes have data: the central square unless another
+        (corners, edge middles, the centroid of the overlap) has 25 % more texture, so a
+        featureless centre, or one the after scene does not cover, does not decide the shift.
+        The square used is recorded as :attr:`AlignedPair.shift_sample`.
 
     Returns
     -------
     AlignedPair
+        When the grid (or the overlap) is too small to measure a shift (fewer than 256 pixels
+        with data in both scenes, or a sample narrower than 16 px) and the after scene lies on
+        the before scene's pixel grid (same CRS and pixel size, offset by whole pixels), no
+        shift is assumed: ``shift_before_px`` is (0, 0), ``shift_measured`` False and
+        ``shift_note`` says why.  When the residual cannot be measured again after the
+        correction (the corrected overlap is too small), ``shift_after_px`` is NaN.
 
     Raises
     ------
     NoOverlapError
-        When the scenes do not cover the same ground.
+        When the scenes do not cover the same ground, or share no pixel with data.
     AlignmentError
-        When the residual shift exceeds ``max_shift_px`` or cannot be measured.
+        When the residual shift exceeds ``max_shift_px``, or cannot be measured on grids that
+        differ.
     BandMismatchError
         When the bands cannot be matched.
+    InvalidParameterError
+        When ``max_shift_px`` is not a finite number > 0.
     """
-    if not max_shift_px > 0:
-        raise InvalidParameterError(f"max_shift_px must be > 0; got {max_shift_px}.")
+    check_max_shift(max_shift_px)
     _check_overlap(before, after)
     bidx, aidx = match_bands(before, after, bands)
     if window is None:
@@ -847,49 +960,85 @@ def coregister(
             "nodata values."
         )
 
+    def measure(
+        sl: tuple[slice, slice], after_sample: np.ndarray, ok: np.ndarray
+    ) -> tuple[float, float]:
+        return estimate_shift(
+            before_data[(slice(None), *sl)],
+            after_sample,
+            valid=ok,
+            sample_size=None,
+            max_shift_px=max_shift_px,
+        )
+
     nan2 = (math.nan, math.nan)
     after_data: np.ndarray | None = None
+    sl: tuple[slice, slice] | None = None
+    note = ""
     if shift_px is None:
-        # measure on a sample only (see _sample_window): resample just that part of the after
-        # scene, so the whole window is resampled once (with the correction) below
-        sl = _sample_window(before_data, before_valid, sample_size)
-        sample_transform = transform @ Affine.translation(sl[1].start, sl[0].start)
-        sample_after, sample_valid = resample_to_grid(
+        # measure on a sample only (see _sample_window), chosen where the before scene has data
+        # and the after scene's extent lies: resample just that part of the after scene, so the
+        # whole window is resampled once (with the correction) below
+        sl = _sample_window(
+            before_data, before_valid & _footprint(after, crs, transform, shape), sample_size
+        )
+        sample_shape = (sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+        sample_after, sample_after_valid = resample_to_grid(
             after,
-            transform=sample_transform,
+            transform=transform @ Affine.translation(sl[1].start, sl[0].start),
             crs=crs,
-            shape=(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start),
+            shape=sample_shape,
             bands=aidx,
             resampling=resampling,
         )
-        sample_valid &= before_valid[sl]
-        if sample_valid.sum() >= 256:
-            measured = estimate_shift(
-                before_data[(slice(None), *sl)],
-                sample_after,
-                valid=sample_valid,
-                upsample_factor=upsample_factor,
-                sample_size=None,
-                max_shift_px=max_shift_px,
-            )
-        else:  # too little data in the sample: the whole window decides (or explains)
-            sl = _central_window(shape, sample_size)
-            after_data, after_valid = resample((0.0, 0.0))
-            if not (before_valid & after_valid).any():
+        sample_valid = sample_after_valid & before_valid[sl]
+        if _measurable(sample_valid):
+            measured = measure(sl, sample_after, sample_valid)
+        else:
+            # too little data in the sample (nodata inside the after scene's extent, or a small
+            # grid): the after scene's real validity on the whole window decides (or explains)
+            if sample_shape == shape:  # the sample was the whole window
+                after_data, after_valid = sample_after, sample_after_valid
+            else:
+                after_data, after_valid = resample((0.0, 0.0))
+            joint = before_valid & after_valid
+            if not joint.any():
                 raise no_overlap()
-            measured = estimate_shift(
-                before_data,
-                after_data,
-                valid=before_valid & after_valid,
-                upsample_factor=upsample_factor,
-                sample_size=sample_size,
-                max_shift_px=max_shift_px,
-            )
+            sl = _sample_window(before_data, joint, sample_size)
+            if _measurable(joint[sl]):
+                measured = measure(sl, after_data[(slice(None), *sl)], joint[sl])
+            else:
+                n, sample_shape = int(joint[sl].sum()), joint[sl].shape
+                why = (
+                    f"{n} pixels with data in both scenes in a {sample_shape[0]} x "
+                    f"{sample_shape[1]} px sample are too small to measure a shift (at least "
+                    f"{_MIN_VALID} in a sample at least {_MIN_SIDE} x {_MIN_SIDE} px are needed)"
+                )
+                if not _same_pixel_grid(after, crs, transform):
+                    raise AlignmentError(
+                        f"too few pixels to measure the shift between {before.scene_id} and "
+                        f"{after.scene_id}: {why}, and their grids differ, so a zero shift "
+                        "cannot be assumed. Use scenes that overlap more, or pass "
+                        "shift_px=(0, 0) to put the after scene on the before grid by its "
+                        "georeference alone."
+                    )
+                note = (
+                    f"shift not measured: {why}; the scenes share the same pixel grid, so no "
+                    "shift (0, 0) was assumed"
+                )
+                log.info("%s vs %s: %s", after.scene_id, before.scene_id, note)
+                measured = (0.0, 0.0)
+                sl = None
     else:
         measured = (float(shift_px[0]), float(shift_px[1]))
-    log.info(
-        "residual shift of %s vs %s: dy=%.3f dx=%.3f px", after.scene_id, before.scene_id, *measured
-    )
+        note = "shift given (shift_px), not measured here"
+    if sl is not None:
+        log.info(
+            "residual shift of %s vs %s: dy=%.3f dx=%.3f px",
+            after.scene_id,
+            before.scene_id,
+            *measured,
+        )
     if max(abs(measured[0]), abs(measured[1])) > max_shift_px:
         raise AlignmentError(
             f"residual shift between {before.scene_id} and {after.scene_id} is "
@@ -903,22 +1052,25 @@ def coregister(
         valid = before_valid & after_valid
         if not valid.any():
             raise no_overlap()
-        if shift_px is None:  # measured again on the same sample
-            residual = estimate_shift(
-                before_data[(slice(None), *sl)],
-                after_data[(slice(None), *sl)],
-                valid=valid[sl],
-                upsample_factor=upsample_factor,
-                sample_size=None,
-                max_shift_px=max_shift_px,
-            )
+        if sl is not None:  # measured again on the same sample
+            try:
+                residual = measure(sl, after_data[(slice(None), *sl)], valid[sl])
+            except AlignmentError:
+                # the correction moved data out of a small sample: the run stands, the residual
+                # is unknown
+                log.info(
+                    "shift after correction not measured: %d pixels with data in both scenes "
+                    "left in the %d x %d sample",
+                    int(valid[sl].sum()),
+                    *valid[sl].shape,
+                )
     else:
         if after_data is None:
             after_data, after_valid = resample((0.0, 0.0))
         valid = before_valid & after_valid
         if not valid.any():
             raise no_overlap()
-        if shift_px is None:
+        if sl is not None:
             residual = measured  # nothing was corrected: the residual is what was measured
     if not math.isnan(residual[0]):
         log.info("shift after correction: dy=%.3f dx=%.3f px", *residual)
@@ -933,4 +1085,31 @@ def coregister(
         shift_after_px=residual,
         band_names=names,
         pixel_size_m=before.pixel_size_m,
+        shift_measured=sl is not None,
+        shift_sample=(
+            None
+            if sl is None
+            else (sl[0].start, sl[1].start, sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+        ),
+        shift_note=note,
     )
+
+
+def check_max_shift(max_shift_px: float) -> float:
+    """Return ``max_shift_px`` as a float after checking it is a finite number > 0.
+
+    Raises
+    ------
+    InvalidParameterError
+        Otherwise (e.g. ``inf``, NaN, 0 or a negative number).
+    """
+    try:
+        value = float(max_shift_px)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidParameterError(
+            "max_shift_px must be a finite number of pixels > 0 (the largest residual shift "
+            f"expected, e.g. 5); got {max_shift_px!r}."
+        )
+    return value

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from satdelta.imagery.align import AlignedPair, ResamplingName, coregister
+from satdelta.imagery.align import AlignedPair, ResamplingName, check_max_shift, coregister
 from satdelta.imagery.cog import write_cog
 from satdelta.imagery.detect import ChangeMaps, detect_change
 from satdelta.imagery.errors import InvalidParameterError, OutputError
@@ -55,10 +55,9 @@ log = logging.getLogger(__name__)
 OUTPUT_FILES: tuple[str, ...] = ("mask.tif", "score.tif", "changes.geojson", "run.json")
 
 MASK_NODATA = 255
-#: Side (px) of the sample the residual shift is measured on (coregister picks a textured
-#: square of the scene), and the upsampling of the correlation peak.
+#: Largest side (px) of the sample the residual shift is measured on (coregister picks a
+#: textured square where both scenes have data; run.json records the one used).
 SHIFT_SAMPLE_PX = 512
-SHIFT_UPSAMPLE = 100
 
 
 @contextmanager
@@ -198,8 +197,15 @@ class DetectionRun:
                 "shift_after_px": [_f(v) for v in a.shift_after_px],
                 "shift_order": "dy, dx (after content relative to before, before-grid pixels)",
                 "estimator": "phase/cross-correlation candidates + robust Lucas-Kanade",
-                "sample_px": SHIFT_SAMPLE_PX,
-                "upsample_factor": SHIFT_UPSAMPLE,
+                "shift_measured": a.shift_measured,
+                "shift_note": a.shift_note or None,
+                "sample_window": (
+                    None
+                    if a.shift_sample is None
+                    else dict(
+                        zip(("row_off", "col_off", "height", "width"), a.shift_sample, strict=True)
+                    )
+                ),
                 "resampling": self.options.get("resampling"),
                 "valid_fraction": round(nvalid / valid.size, 6),
             },
@@ -258,7 +264,7 @@ def detection_stages(
     pixel_size_m : float, optional
         Pixel edge in metres for images without a CRS (ignored, with a warning, otherwise).
     max_shift_px : float, default 5.0
-        Largest residual shift accepted by the alignment.
+        Largest residual shift accepted by the alignment, in pixels: a finite number > 0.
     resampling : {"nearest", "bilinear", "cubic", "lanczos"}, default "cubic"
 
     Yields
@@ -278,6 +284,7 @@ def detection_stages(
         raise InvalidParameterError(f"pixel size must be > 0 metres; got {pixel_size_m}.")
     if min_area_m2 is not None and min_area_m2 < 0:
         raise InvalidParameterError(f"minimum area must be >= 0 m²; got {min_area_m2}.")
+    check_max_shift(max_shift_px)
     timings: dict[str, float] = {}
     yield "open"
     with _stage(timings, "open"):
@@ -292,7 +299,6 @@ def detection_stages(
             max_shift_px=max_shift_px,
             resampling=resampling,
             sample_size=SHIFT_SAMPLE_PX,
-            upsample_factor=SHIFT_UPSAMPLE,
         )
     px = aligned.pixel_size_m
     if px is None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from affine import Affine
 from rasterio.windows import Window
 from satdelta.imagery.align import coregister, estimate_shift, match_bands, measure_shift
-from satdelta.imagery.errors import AlignmentError, BandMismatchError, NoOverlapError
+from satdelta.imagery.errors import (
+    AlignmentError,
+    BandMismatchError,
+    InvalidParameterError,
+    NoOverlapError,
+)
 from satdelta.imagery.scene import open_scene
 from scipy import ndimage
 
@@ -268,6 +275,104 @@ def test_plain_images_shift(write_raster):
     assert pair.crs is None and pair.pixel_size_m is None
     assert pair.shift_before_px == pytest.approx((-0.7, 1.1), abs=0.1)
     assert max(map(abs, pair.shift_after_px)) < 0.1
+
+
+@pytest.mark.parametrize("kind", ["cropped", "nodata"])
+def test_partial_overlap_is_measured_where_both_have_data(write_raster, kind):
+    # before 1200 x 1200; the after scene has data only over its left 300 columns, either as a
+    # smaller file on the same grid ("cropped": the sample is chosen from its footprint) or as
+    # a full-size file whose other columns are nodata ("nodata": the footprint says "all", the
+    # fallback finds the joint data)
+    tex = make_texture((1200, 1200), seed=23) * 150 + 40
+    moved = fourier_shifted(tex, (0.7, -0.5))
+    before = open_scene(write_raster("b.tif", tex.astype("float32")))
+    if kind == "cropped":
+        after = open_scene(write_raster("a.tif", moved[:, :300].astype("float32")))
+    else:
+        moved[:, 300:] = -9999.0
+        after = open_scene(write_raster("a.tif", moved.astype("float32"), nodata=-9999.0))
+    pair = coregister(before, after)
+    assert pair.shift_measured
+    assert pair.shift_before_px == pytest.approx((0.7, -0.5), abs=0.1)
+    assert max(map(abs, pair.shift_after_px)) < 0.1
+    r0, c0, h, w = pair.shift_sample
+    assert (h, w) == (512, 512) and c0 < 300 - 256  # the sample is mostly over the after data
+    assert pair.valid[:, :290].mean() > 0.99 and not pair.valid[:, 302:].any()
+
+
+def test_overlap_between_the_candidate_squares_is_found(write_raster):
+    # 2048 px wide: the 3 x 3 candidate squares leave columns 512-768 uncovered; the after
+    # data lies just there, the valid-data centroid candidate finds it
+    tex = make_texture((600, 2048), seed=24) * 150 + 40
+    moved = fourier_shifted(tex, (-0.4, 0.6))
+    moved[:, :520] = -9999.0
+    moved[:, 760:] = -9999.0
+    before = open_scene(write_raster("b.tif", tex.astype("float32")))
+    after = open_scene(write_raster("a.tif", moved.astype("float32"), nodata=-9999.0))
+    pair = coregister(before, after)
+    assert pair.shift_before_px == pytest.approx((-0.4, 0.6), abs=0.1)
+    assert max(map(abs, pair.shift_after_px)) < 0.1
+
+
+def test_residual_not_measurable_after_correction_is_nan(write_raster):
+    # 17 x 17: 289 valid pixels suffice to measure; once corrected by 2 px only 15 x 15 = 225
+    # remain in the sample, too few to measure again: the run goes on, the residual is NaN
+    tex = (make_texture((40, 40), seed=25, sigma=1.5) * 200 + 20).astype("float32")
+    before = open_scene(write_raster("b.tif", tex[10:27, 10:27]))
+    after = open_scene(write_raster("a.tif", tex[8:25, 10:27]))  # after(r, c) = before(r - 2, c)
+    pair = coregister(before, after)
+    assert pair.shift_measured and pair.shift_sample == (0, 0, 17, 17)
+    assert pair.shift_before_px == pytest.approx((2.0, 0.0), abs=0.25)
+    assert all(math.isnan(v) for v in pair.shift_after_px)
+    assert pair.valid.sum() == 15 * 17
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 0.0, -1.0])
+def test_max_shift_must_be_finite_and_positive(write_raster, value):
+    tex = make_texture((64, 64), seed=26).astype("float32")
+    scene = open_scene(write_raster("b.tif", tex))
+    with pytest.raises(InvalidParameterError, match=r"finite number of pixels > 0.*got"):
+        coregister(scene, scene, max_shift_px=value)
+
+
+@pytest.mark.parametrize("shape", [(1, 200), (10, 10), (3, 3000), (40, 12)])
+def test_too_small_to_measure_on_one_grid_assumes_no_shift(write_raster, shape):
+    rng = np.random.default_rng(27)
+    b = rng.random(shape).astype("float32")
+    a = (b + rng.normal(0, 0.01, shape)).astype("float32")
+    before = open_scene(write_raster("b.tif", b))
+    after = open_scene(write_raster("a.tif", a))
+    pair = coregister(before, after)
+    assert pair.shift_before_px == (0.0, 0.0) and not pair.shift_measured
+    assert all(math.isnan(v) for v in pair.shift_after_px) and pair.shift_sample is None
+    assert "same pixel grid" in pair.shift_note and "not measured" in pair.shift_note
+    assert pair.valid.all() and pair.shape == shape
+    np.testing.assert_allclose(pair.after[0], a, atol=1e-5)  # pixel for pixel, no warp
+    # an after file on the same grid but offset by whole pixels is still "the same grid"
+    crop = open_scene(
+        write_raster("c.tif", a[:, 1:], transform=before.transform @ Affine.translation(1, 0))
+    )
+    assert not coregister(before, crop).shift_measured
+
+
+def test_too_small_to_measure_on_differing_grids_raises(write_raster):
+    b = np.random.default_rng(28).random((10, 10)).astype("float32")
+    before = open_scene(write_raster("b.tif", b))
+    # half a pixel east: the grids differ, so "no shift" cannot be assumed
+    after = open_scene(
+        write_raster("a.tif", b, transform=before.transform @ Affine.translation(0.5, 0))
+    )
+    with pytest.raises(AlignmentError, match=r"too few .*grids differ.*shift_px=\(0, 0\)"):
+        coregister(before, after)
+    pair = coregister(before, after, shift_px=(0, 0))  # resampling by georeference alone
+    assert not pair.shift_measured and "given" in pair.shift_note and pair.shift_sample is None
+    assert pair.valid[:, :-1].all()
+    # tiny but disjoint on one grid: still no overlap
+    far = open_scene(
+        write_raster("far.tif", b, transform=before.transform @ Affine.translation(10, 0))
+    )
+    with pytest.raises(NoOverlapError):
+        coregister(before, far)
 
 
 @pytest.mark.realdata

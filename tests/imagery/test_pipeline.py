@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
 import pytest
 import rasterio
 import shapely
-from satdelta.imagery.errors import OutputError
+from satdelta.imagery.errors import InvalidParameterError, OutputError
 from satdelta.imagery.pipeline import check_outdir, run_detection, write_outputs
 
-from tests.conftest import make_pair
+from tests.conftest import make_pair, make_texture
 
 
 @pytest.fixture
@@ -64,6 +65,11 @@ def test_write_outputs_files_and_grid(pair, tmp_path):
     assert info["inputs"]["before"]["sha256"] == run.before.sha256
     assert info["alignment"]["shift_before_px"] == pytest.approx([0.4, -0.3], abs=0.1)
     assert set(info["timings_s"]) == {"open", "align", "detect", "vectorize", "write"}
+    # what the shift was measured on: the whole 120 x 160 grid (smaller than 512 px)
+    al = info["alignment"]
+    assert al["shift_measured"] is True and al["shift_note"] is None
+    assert al["sample_window"] == {"row_off": 0, "col_off": 0, "height": 120, "width": 160}
+    assert "upsample_factor" not in al and "sample_px" not in al
     fc = json.loads((out / "changes.geojson").read_text())
     assert fc["satdelta"]["run"]["before"]["scene_id"] == "before_2020-01-05"
     assert len(fc["features"]) == len(run.polygons)
@@ -141,3 +147,33 @@ def test_rerun_with_plain_images_removes_the_earlier_geojson(tmp_path, write_ras
     write_outputs(run_detection(pb, pa, pixel_size_m=0.5), out)
     assert sorted(os.listdir(out)) == ["mask.tif", "notes.txt", "run.json", "score.tif"]
     assert json.loads((out / "run.json").read_text())["grid"]["crs"] is None
+
+
+def test_residual_not_remeasured_is_null_in_run_json(tmp_path, write_raster):
+    # a 17 x 17 pair shifted by 2 px: measured, corrected, too small to measure again
+    tex = (make_texture((40, 40), seed=25, sigma=1.5) * 200 + 20).astype("float32")
+    before = write_raster("b.tif", tex[10:27, 10:27])
+    after = write_raster("a.tif", tex[8:25, 10:27])
+    write_outputs(run_detection(before, after), tmp_path / "out")
+    al = json.loads((tmp_path / "out" / "run.json").read_text())["alignment"]
+    assert al["shift_after_px"] == [None, None] and al["shift_measured"] is True
+    assert al["shift_before_px"] == pytest.approx([2.0, 0.0], abs=0.25)
+
+
+def test_tiny_pair_on_one_grid_records_an_unmeasured_shift(tmp_path, write_raster):
+    rng = np.random.default_rng(29)
+    b = (rng.random((10, 10)) * 100).astype("float32")
+    a = b.copy()
+    a[2:6, 3:7] += 80.0
+    write_outputs(run_detection(write_raster("b.tif", b), write_raster("a.tif", a)), tmp_path / "o")
+    al = json.loads((tmp_path / "o" / "run.json").read_text())["alignment"]
+    assert al["shift_measured"] is False and al["shift_before_px"] == [0.0, 0.0]
+    assert al["shift_after_px"] == [None, None] and al["sample_window"] is None
+    assert "too small" in al["shift_note"]
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_non_finite_max_shift_rejected_before_opening(value, tmp_path):
+    # the sources do not exist: the option is checked first
+    with pytest.raises(InvalidParameterError, match="max_shift_px must be a finite number"):
+        run_detection(tmp_path / "nope-b.tif", tmp_path / "nope-a.tif", max_shift_px=value)
