@@ -259,3 +259,62 @@ def test_a_killed_worker_only_costs_a_rerun_of_its_pair(tmp_path):
     assert again["worker"]["pid"] != workers[0]
     for i in range(3):
         assert set(os.listdir(out / f"s{i}")) == OUTPUTS
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--threshold", "value"], 'threshold method "value" needs a finite threshold value'),
+        (["--threshold", "otsu", "--threshold-value", "2"], "only used with threshold method"),
+        (["--threshold", "percentile", "--threshold-value", "100"], "between 0 and 100"),
+        (["--max-shift", "inf"], "'--max-shift': 'inf' is not a finite number"),
+        (["--min-area", "-1"], "'--min-area': '-1' is not >= 0"),
+        (["--pixel-size", "nan"], "'--pixel-size': 'nan' is not a finite number"),
+    ],
+)
+def test_bad_detection_options_fail_once_before_any_work(pairs_csv, tmp_path, args, needle):
+    out = tmp_path / "out"
+    res = satdelta("batch", pairs_csv, "-o", out, *args, timeout=60)
+    assert_one_line_error(res, needle)
+    assert res.stdout == ""
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--max-shift", "inf"], "'--max-shift': 'inf' is not a finite number"),
+        (["--max-shift", "0"], "'--max-shift': '0' is not > 0"),
+        (["--pixel-size", "inf"], "'--pixel-size': 'inf' is not a finite number"),
+        (["--min-area", "nan"], "'--min-area': 'nan' is not a finite number"),
+        (["--threshold-value", "-inf"], "'--threshold-value': '-inf' is not a finite number"),
+    ],
+)
+def test_detect_rejects_non_finite_options_before_any_work(tmp_path, args, needle):
+    # the options are shared with `satdelta detect`: --max-shift inf used to run the whole
+    # pipeline and then fail writing run.json with an "internal error"
+    before, after, _ = make_pair(tmp_path, shape=(96, 128))
+    out = tmp_path / "out"
+    res = satdelta("detect", before, after, "-o", out, *args, timeout=120)
+    assert_one_line_error(res, needle)
+    assert not out.exists()
+
+
+def test_rerun_with_other_default_options_is_not_skipped(pairs_csv, tmp_path):
+    """A run with --method absdiff --threshold otsu is not reused by a run with the defaults."""
+    from satdelta.imagery.batch import read_pairs, run_batch
+
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text("".join(pairs_csv.read_text().splitlines(keepends=True)[:2]))  # site0
+    out = tmp_path / "b2"
+    res = satdelta("batch", fixed, "-o", out, "--method", "absdiff", "--threshold", "otsu")
+    assert res.returncode == 0, res.stderr
+    run = json.loads((out / "site0" / "run.json").read_text())
+    assert (run["options"]["method"], run["options"]["threshold"]) == ("absdiff", "otsu")
+    again = run_batch(read_pairs(fixed), out, workers=1)
+    assert [r.status for r in again.results] == ["done"]
+    run = json.loads((out / "site0" / "run.json").read_text())
+    assert (run["options"]["method"], run["options"]["threshold"]) == ("auto", "auto")
+    report = json.loads((out / "batch.json").read_text())
+    assert report["options"] == run["options"]  # batch.json records the full options
+    assert [r.status for r in run_batch(read_pairs(fixed), out, workers=1).results] == ["skipped"]
