@@ -364,26 +364,36 @@ def _footprint(
     edges); otherwise the box of its bounds on the grid (a little larger than the scene when
     it is rotated or in another CRS).  Nodata inside the extent is not seen here.
     """
-    same_crs = after.crs == crs or (after.crs is None and crs is None)
-    if same_crs:
+    if after.crs == crs or (after.crs is None and crs is None):
         cov = _covered(~after.transform @ transform, shape, (after.height, after.width))
         if cov is not None:
             return cov
+    out = np.zeros(shape, bool)
+    r0, r1, c0, c1 = _extent_box(after, crs, transform, shape)
+    out[r0:r1, c0:c1] = True
+    return out
+
+
+def _extent_box(
+    after: Scene, crs: CRS | None, transform: Affine, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) of the after scene's bounds on a grid, clipped to it.
+
+    Empty (row1 <= row0 or col1 <= col0) when they do not meet.
+    """
     b = after.bounds
+    same_crs = after.crs == crs or after.crs is None or crs is None
     w, s_, e, n = (
         (b.left, b.bottom, b.right, b.top)
-        if same_crs or after.crs is None or crs is None
+        if same_crs
         else transform_bounds(after.crs, crs, *b, densify_pts=21)
     )
     inv = ~transform
     pix = [inv @ xy for xy in ((w, s_), (e, s_), (w, n), (e, n))]
     cs, rs = [p[0] for p in pix], [p[1] for p in pix]
-    out = np.zeros(shape, bool)
     r0, r1 = max(math.floor(min(rs)), 0), min(math.ceil(max(rs)), shape[0])
     c0, c1 = max(math.floor(min(cs)), 0), min(math.ceil(max(cs)), shape[1])
-    if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = True
-    return out
+    return r0, max(r1, r0), c0, max(c1, c0)
 
 
 def _same_pixel_grid(after: Scene, crs: CRS | None, transform: Affine) -> bool:
@@ -840,19 +850,34 @@ def measure_shift(
     max_shift_px: float = 5.0,
     resampling: ResamplingName = "cubic",
 ) -> tuple[float, float]:
-    """Measure the residual shift from the central ``sample_size`` square of the before grid only.
+    """Measure the residual shift from one ``sample_size`` square of the before grid only.
 
-    Reads just that window of each scene, so a block runner can measure once in bounded memory
-    and pass the result to :func:`coregister` (``shift_px=``) for every block.
+    The square is centred on the part of the before grid the after scene's extent covers
+    (the whole grid when they cover the same ground), and inside it :func:`coregister` looks
+    for the pixels both scenes have data in.  Only that window of each scene is read, so a
+    block runner can measure once in bounded memory and pass the result to
+    :func:`coregister` (``shift_px=``) for every block.  Nodata inside the after scene's
+    extent is not seen when placing the square: an overlap made only by nodata elsewhere
+    needs :func:`coregister` on the whole grid.
 
     Returns
     -------
     (dy, dx) : tuple of float
-        As :attr:`AlignedPair.shift_before_px`.
+        As :attr:`AlignedPair.shift_before_px` ((0, 0) when too small to measure on one
+        pixel grid, see :func:`coregister`).
     """
+    check_max_shift(max_shift_px)
+    _check_overlap(before, after)
     size = int(sample_size)
     w, h = min(before.width, size), min(before.height, size)
-    win = Window((before.width - w) // 2, (before.height - h) // 2, w, h)
+    r0, r1, c0, c1 = (
+        _extent_box(after, before.crs, before.transform, (before.height, before.width))
+        if before.georeferenced
+        else (0, before.height, 0, before.width)
+    )
+    row = min(max((r0 + r1 - h) // 2, 0), before.height - h)
+    col = min(max((c0 + c1 - w) // 2, 0), before.width - w)
+    win = Window(col, row, w, h)
     pair = coregister(
         before,
         after,
