@@ -9,7 +9,9 @@ The batch job runs :func:`satdelta.imagery.pipeline.run_detection` and
 
 A pair that fails is recorded with its one-line error and the others go on. A pair whose
 outputs are complete and whose recorded ``run.json`` has the same inputs (sha256, or a URL's
-ETag/Last-Modified/length) and the same options is skipped unless ``force`` is given.
+ETag/Last-Modified/length) and the same options (every option of ``run_detection``, defaults
+included) is skipped unless ``force`` is given. Options that are wrong whatever the scenes are
+rejected once, before any work (:func:`check_options`).
 ``OUTDIR/batch.json`` says what happened to every pair.
 
 This module imports only the standard library at import time: a process-pool worker sets its
@@ -415,9 +417,11 @@ def run_pair(
     outdir : str or os.PathLike
         The batch's output folder.
     options : dict
-        Keyword options of :func:`~satdelta.imagery.pipeline.run_detection`.
+        Keyword options of :func:`~satdelta.imagery.pipeline.run_detection`; the missing ones
+        are its defaults.
     force : bool, default False
-        Recompute even when the recorded run has the same inputs and options.
+        Recompute even when the recorded run has the same inputs and options (all of them,
+        defaults included: run.json's ``options`` must equal them exactly).
 
     Returns
     -------
@@ -651,7 +655,8 @@ def run_batch(
     BatchError
         The Dask scheduler cannot be reached or dask.distributed is not installed.
     InvalidParameterError
-        Unknown options, or ``workers`` < 1.
+        Options that are wrong whatever the scenes (see :func:`check_options`), or
+        ``workers`` < 1; raised before OUTDIR is made or any pair starts.
     """
     from satdelta.imagery.pipeline import check_outdir
 
