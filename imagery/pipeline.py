@@ -46,6 +46,8 @@ __all__ = [
     "run_detection",
     "write_outputs",
     "check_outdir",
+    "check_detection_options",
+    "full_detection_options",
     "OUTPUT_FILES",
 ]
 
@@ -392,6 +394,120 @@ def run_detection(
             next(stages)
         except StopIteration as done:
             return done.value
+
+
+def full_detection_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Every keyword option of run_detection: the given ones, completed with its defaults.
+
+    Sequences become lists, as run.json records them, so the result compares equal to a
+    recorded run's options exactly when the run used the same options.
+    """
+    import inspect
+
+    sig = inspect.signature(run_detection)
+    allowed = set(sig.parameters) - {"before_source", "after_source"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown detection options {unknown}; expected some of {sorted(allowed)}."
+        )
+    bound = sig.bind(None, None, **options)
+    bound.apply_defaults()
+    full = {k: v for k, v in bound.arguments.items() if k in allowed}
+    if full.get("bands") is not None:
+        full["bands"] = list(full["bands"])
+    return full
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def check_detection_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Check detection options that do not depend on the scenes, once, before any work.
+
+    Parameters
+    ----------
+    options : dict
+        Keyword options of :func:`run_detection`.
+
+    Returns
+    -------
+    dict
+        Every option of ``run_detection``, completed with its defaults (as run.json records
+        them).
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown options, unknown method names, a threshold value missing, out of range or
+        given to a method that ignores it, a non-finite or out-of-range ``max_shift_px``,
+        ``pixel_size_m`` or ``min_area_m2``, or malformed ``bands``.
+    """
+    from satdelta.imagery.align import RESAMPLING_METHODS
+    from satdelta.imagery.detect import NORMALISE_METHODS, SCORE_METHODS, THRESHOLD_METHODS
+
+    full = full_detection_options(options)
+    for key, flag, choices in (
+        ("method", "--method", SCORE_METHODS),
+        ("threshold", "--threshold", THRESHOLD_METHODS),
+        ("normalise", "--normalise", NORMALISE_METHODS),
+        ("resampling", "--resampling", RESAMPLING_METHODS),
+    ):
+        if full[key] not in choices:
+            raise InvalidParameterError(
+                f"{key} ({flag}) must be one of {', '.join(choices)}; got {full[key]!r}."
+            )
+    thr, value = full["threshold"], full["threshold_value"]
+    if thr == "value":
+        if value is None or not math.isfinite(_number(value)):
+            raise InvalidParameterError(
+                f'threshold method "value" needs a finite threshold value; got {value!r}. '
+                "Pass threshold_value (CLI: --threshold-value)."
+            )
+    elif thr == "percentile":
+        if value is not None and not 0.0 < _number(value) < 100.0:
+            raise InvalidParameterError(
+                'threshold method "percentile" needs a percentile between 0 and 100 '
+                f"(exclusive) as threshold_value (--threshold-value); got {value!r}."
+            )
+    elif value is not None:
+        raise InvalidParameterError(
+            f"threshold_value (--threshold-value) {value!r} is only used with threshold method "
+            f"'value' or 'percentile', not {thr!r}; drop it or change the method."
+        )
+    for key, flag, what, low, strict in (
+        ("max_shift_px", "--max-shift", "pixels", 0.0, True),
+        ("pixel_size_m", "--pixel-size", "metres", 0.0, True),
+        ("min_area_m2", "--min-area", "m²", 0.0, False),
+    ):
+        v = full[key]
+        if v is None and key != "max_shift_px":
+            continue
+        x = _number(v)
+        if not (math.isfinite(x) and (x > low if strict else x >= low)):
+            bound = ">" if strict else ">="
+            raise InvalidParameterError(
+                f"{key} ({flag}) must be a finite number {bound} {low:g} {what}; got {v!r}."
+            )
+    bands = full["bands"]
+    if bands is not None and (
+        not bands
+        or not all(
+            (isinstance(b, int) and not isinstance(b, bool) and b >= 1)
+            or (isinstance(b, str) and b.strip())
+            for b in bands
+        )
+    ):
+        raise InvalidParameterError(
+            f"bands (--bands) must be 1-based band numbers or band names; got {bands!r}."
+        )
+    return full
 
 
 def check_outdir(outdir: str | os.PathLike[str]) -> Path:

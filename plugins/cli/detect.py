@@ -57,9 +57,26 @@ def detect(
     Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data), OUTDIR/score.tif,
     OUTDIR/changes.geojson (RFC 7946; georeferenced input only) and OUTDIR/run.json.
     """
-    from satdelta.imagery.pipeline import check_outdir, run_detection, write_outputs
+    from satdelta.imagery.pipeline import (
+        check_detection_options,
+        check_outdir,
+        run_detection,
+        write_outputs,
+    )
 
-    out = check_outdir(outdir)  # fail before the work, not after it
+    options = detection_kwargs(
+        method=method,
+        threshold_method=threshold_method,
+        threshold_value=threshold_value,
+        min_area=min_area,
+        bands=bands,
+        normalise=normalise,
+        pixel_size=pixel_size,
+        max_shift=max_shift,
+        resampling=resampling,
+    )
+    check_detection_options(options)  # fail before the work, not after it
+    out = check_outdir(outdir)
     progress = None
     if sys.stderr.isatty():
         progress = _TerminalProgress(level=logging.INFO)
@@ -69,21 +86,7 @@ def detect(
             pipeline_log.setLevel(logging.INFO)
             pipeline_log.propagate = False
     try:
-        run = run_detection(
-            before,
-            after,
-            **detection_kwargs(
-                method=method,
-                threshold_method=threshold_method,
-                threshold_value=threshold_value,
-                min_area=min_area,
-                bands=bands,
-                normalise=normalise,
-                pixel_size=pixel_size,
-                max_shift=max_shift,
-                resampling=resampling,
-            ),
-        )
+        run = run_detection(before, after, **options)
         written = write_outputs(run, out)
     finally:
         if progress is not None:

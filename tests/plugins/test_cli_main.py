@@ -17,6 +17,8 @@ SATDELTA = [sys.executable, "-m", "satdelta.plugins.cli.main"]
         (["detect", "a.tif", "b.tif", "-o", "out", "--method", "nope"], "'--method'"),
         (["no-such-command"], "No such command 'no-such-command'"),
         (["detect", "missing-before.tif", "missing-after.tif", "-o", "out"], "missing-before.tif"),
+        # options that are wrong whatever the scenes fail before any file is opened
+        (["detect", "nowhere.tif", "nothere.tif", "-o", "out", "--threshold", "value"], '"value"'),
     ],
 )
 def test_errors_are_one_line_with_exit_status_1(tmp_path, args, expected):
