@@ -11,7 +11,8 @@ Stages, each a separate call so a batch job can run them on its own schedule:
 :func:`write_outputs` then writes ``mask.tif``, ``score.tif`` (COGs on the before grid),
 ``changes.geojson`` (RFC 7946, only for georeferenced input) and ``run.json`` into a temporary
 folder beside the output folder and moves them into place only when all are written, so a
-failure (or a kill) leaves the output folder as it was.
+failure (or a kill) while writing leaves the output folder as it was; ``run.json`` is moved
+last, so a folder without it is an incomplete run.
 """
 
 from __future__ import annotations
@@ -543,9 +544,13 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
     """Write mask.tif, score.tif, changes.geojson (georeferenced only) and run.json.
 
     Everything is written into a temporary folder beside ``outdir`` and moved into place at
-    the end; a failure leaves ``outdir`` as it was.  Existing files of the same names are
-    replaced, an earlier run's output this run does not write (``changes.geojson`` when the
-    new pair is not georeferenced) is removed, and other files in ``outdir`` are kept.
+    the end; a failure while writing leaves ``outdir`` as it was.  A new ``outdir`` appears
+    whole.  In an existing one, files of the same names are replaced, ``run.json`` last (the
+    old one is removed first), so a kill during the moves leaves a folder without ``run.json``
+    (incomplete: run again), never new rasters beside an old ``run.json``; an earlier run's
+    output this run does not write (``changes.geojson`` when the new pair is not
+    georeferenced) is removed, and other files in ``outdir`` are kept.  Temporary folders left
+    beside ``outdir`` by a killed run are removed.
 
     Parameters
     ----------
@@ -566,7 +571,8 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        _remove_stale_temp_folders(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     except OSError as exc:
         raise OutputError(
             f"cannot write output folder {out}: {exc.strerror or exc} in {out.parent}. Pick an "
@@ -635,10 +641,34 @@ def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:
         os.chmod(tmp, 0o777 & ~umask)
         os.replace(tmp, out)
     else:
-        for n in names:  # same filesystem: each rename is atomic
-            os.replace(tmp / n, out / n)
+        # run.json is the commit mark: the old one goes first and the new one comes last, so
+        # a kill in between leaves a folder without run.json (incomplete: rerun it), never
+        # new rasters beside an old run.json that describes other ones
+        (out / "run.json").unlink(missing_ok=True)
         # an output of an earlier run that this run did not write (e.g. changes.geojson of a
         # georeferenced pair, now a plain-image pair) would contradict run.json: remove it
         for n in set(OUTPUT_FILES) - set(names):
             (out / n).unlink(missing_ok=True)
+        for n in sorted(names, key=lambda n: n == "run.json"):  # each rename is atomic
+            os.replace(tmp / n, out / n)
     return {n: out / n for n in names}
+
+
+def _remove_stale_temp_folders(out: Path) -> None:
+    """Remove temp folders beside ``out`` left by a writer that was killed (its pid is gone)."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*-*"):
+        pid_text = stale.name[len(f".{out.name}.tmp-") :].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        log.info("removing %s, left by a killed run (pid %s)", stale, pid_text)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

@@ -177,3 +177,40 @@ def test_non_finite_max_shift_rejected_before_opening(value, tmp_path):
     # the sources do not exist: the option is checked first
     with pytest.raises(InvalidParameterError, match="max_shift_px must be a finite number"):
         run_detection(tmp_path / "nope-b.tif", tmp_path / "nope-a.tif", max_shift_px=value)
+
+
+def test_a_failure_while_moving_into_an_existing_folder_never_mixes_runs(
+    pair, tmp_path, monkeypatch
+):
+    """run.json is the commit mark: old one removed first, new one moved last."""
+    import satdelta.imagery.pipeline as pipeline
+
+    before, after, _ = pair
+    out = tmp_path / "out"
+    write_outputs(run_detection(before, after), out)
+    moved: list[str] = []
+    real_replace = os.replace
+
+    def replace_then_fail(src, dst):
+        if moved:  # the second move fails, as a kill would stop it
+            raise OSError(28, "No space left on device")
+        moved.append(os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.os, "replace", replace_then_fail)
+    with pytest.raises(OutputError, match="No space left"):
+        write_outputs(run_detection(before, after, method="absdiff"), out)
+    assert moved and moved[0] != "run.json"
+    assert not (out / "run.json").exists()  # incomplete, and says so
+
+
+def test_stale_temp_folder_of_a_dead_writer_is_removed(pair, tmp_path):
+    before, after, _ = pair
+    out = tmp_path / "out"
+    dead = tmp_path / ".out.tmp-999999999-abc"  # no such pid
+    dead.mkdir()
+    (dead / "mask.tif").write_bytes(b"half written")
+    alive = tmp_path / f".out.tmp-{os.getpid()}-xyz"  # a live writer's: kept
+    alive.mkdir()
+    write_outputs(run_detection(before, after), out)
+    assert not dead.exists() and alive.exists()

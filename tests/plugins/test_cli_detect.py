@@ -276,6 +276,12 @@ def test_kill_9_while_writing_leaves_outdir_as_it_was(change_pair, tmp_path):
     assert caught, "the run ended before its write stage could be interrupted"
     assert proc.returncode == -signal.SIGKILL
     assert snapshot(out) == state
+    # the killed run's temp folder is cleared by the next run into the same folder
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+    res = satdelta("detect", before, after, "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+    assert (out / "run.json").is_file()
 
 
 @pytest.mark.realdata
