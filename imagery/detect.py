@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -587,6 +588,66 @@ def _assemble(
     return ChangeDetector(norm, score_model, thr, radius, min_pixels, params)
 
 
+def _prepare(
+    before: ArrayLike,
+    after: ArrayLike,
+    *,
+    valid: ArrayLike | None,
+    pixel_size_m: float | None,
+    band_names: Sequence[str] | None,
+    method: str,
+    threshold: str,
+    threshold_value: float | None,
+    normalise: str,
+    min_area_m2: float | None,
+    null_quantile: float | None,
+) -> tuple[
+    NDArray,
+    NDArray,
+    NDArray[np.bool_],
+    ScoreModel,
+    Callable[[NDArray, NDArray, NDArray[np.bool_], NDArray], ChangeDetector],
+]:
+    """The steps :func:`fit_detector` and :func:`detect_change` share before the threshold.
+
+    Checks the pair and the options, resolves the valid mask and fits the normalisation
+    and the score model. Returns ``(before, normalised after, valid, score model,
+    assemble)``, where ``assemble(before, normalised_after, valid, sample)`` is
+    :func:`_assemble` with every option bound (the arrays are left out so the caller
+    decides when to free them).
+    """
+    b, a = _as_pair(before, after)
+    ok = _resolve_valid(b, a, valid)
+    px, min_pixels = _check_options(
+        b,
+        ok,
+        pixel_size_m=pixel_size_m,
+        band_names=band_names,
+        method=method,
+        threshold=threshold,
+        normalise=normalise,
+        min_area_m2=min_area_m2,
+        null_quantile=null_quantile,
+    )
+    norm_method, norm, score_model, a_n = _fit_score(
+        b, a, ok, pixel_size_m=px, band_names=band_names, method=method, normalise=normalise
+    )
+    assemble = partial(
+        _assemble,
+        norm_method=norm_method,
+        norm=norm,
+        score_model=score_model,
+        pixel_size_m=px,
+        band_names=band_names,
+        threshold=threshold,
+        threshold_value=threshold_value,
+        min_area_m2=min_area_m2,
+        min_pixels=min_pixels,
+        null_quantile=null_quantile,
+    )
+    return b, a_n, ok, score_model, assemble
+
+
 def fit_detector(
     before: ArrayLike,
     after: ArrayLike,
@@ -613,39 +674,20 @@ def fit_detector(
     halo of context). :func:`detect_change`, which scores the whole array anyway, fits the
     threshold on the whole array's score instead.
     """
-    b, a = _as_pair(before, after)
-    ok = _resolve_valid(b, a, valid)
-    px, min_pixels = _check_options(
-        b,
-        ok,
+    b, a_n, ok, score_model, assemble = _prepare(
+        before,
+        after,
+        valid=valid,
         pixel_size_m=pixel_size_m,
         band_names=band_names,
         method=method,
         threshold=threshold,
+        threshold_value=threshold_value,
         normalise=normalise,
         min_area_m2=min_area_m2,
         null_quantile=null_quantile,
     )
-    norm_method, norm, score_model, a_n = _fit_score(
-        b, a, ok, pixel_size_m=px, band_names=band_names, method=method, normalise=normalise
-    )
-    sample = _strided(_patch_scores(score_model, b, a_n, ok))
-    return _assemble(
-        b,
-        a_n,
-        ok,
-        sample,
-        norm_method=norm_method,
-        norm=norm,
-        score_model=score_model,
-        pixel_size_m=px,
-        band_names=band_names,
-        threshold=threshold,
-        threshold_value=threshold_value,
-        min_area_m2=min_area_m2,
-        min_pixels=min_pixels,
-        null_quantile=null_quantile,
-    )
+    return assemble(b, a_n, ok, _strided(_patch_scores(score_model, b, a_n, ok)))
 
 
 def detect_change(
@@ -720,42 +762,24 @@ def detect_change(
     >>> maps.method, maps.threshold_method, maps.parameters["normalise"]
     ('cva', 'mixture', 'irmad')
     """
-    b, a = _as_pair(before, after)
-    ok = _resolve_valid(b, a, valid)
-    px, min_pixels = _check_options(
-        b,
-        ok,
+    b, a_n, ok, score_model, assemble = _prepare(
+        before,
+        after,
+        valid=valid,
         pixel_size_m=pixel_size_m,
         band_names=band_names,
         method=method,
         threshold=threshold,
+        threshold_value=threshold_value,
         normalise=normalise,
         min_area_m2=min_area_m2,
         null_quantile=null_quantile,
-    )
-    norm_method, norm, score_model, a_n = _fit_score(
-        b, a, ok, pixel_size_m=px, band_names=band_names, method=method, normalise=normalise
     )
     # the whole-array score, computed once: the threshold is fitted on it and then applied
     fine, score = _score_both(score_model, b, a_n, ok)
     sample = score[ok]
     sample = _strided(sample[np.isfinite(sample)])
-    det = _assemble(
-        b,
-        a_n,
-        ok,
-        sample,
-        norm_method=norm_method,
-        norm=norm,
-        score_model=score_model,
-        pixel_size_m=px,
-        band_names=band_names,
-        threshold=threshold,
-        threshold_value=threshold_value,
-        min_area_m2=min_area_m2,
-        min_pixels=min_pixels,
-        null_quantile=null_quantile,
-    )
+    det = assemble(b, a_n, ok, sample)
     del sample, a_n
     changed = det._decide(fine, score, ok)
     del fine
