@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from satdelta.imagery.batch import PairResult
-from satdelta.plugins.cli.options import detection_kwargs, detection_options
+from satdelta.plugins.cli.options import detection_options
 
 __all__ = ["batch"]
 
@@ -49,15 +50,7 @@ def batch(
     workers: int | None,
     scheduler: str | None,
     force: bool,
-    method: str,
-    threshold_method: str,
-    threshold_value: float | None,
-    min_area: float | None,
-    bands: str | None,
-    normalise: str,
-    pixel_size: float | None,
-    max_shift: float,
-    resampling: str,
+    options: dict[str, Any],
 ) -> None:
     """Find what changed in every pair of PAIRS.
 
@@ -72,17 +65,6 @@ def batch(
     from satdelta.imagery.pipeline import check_outdir
 
     pair_list = read_pairs(pairs)  # bad lists fail here, before any work
-    options = detection_kwargs(
-        method=method,
-        threshold_method=threshold_method,
-        threshold_value=threshold_value,
-        min_area=min_area,
-        bands=bands,
-        normalise=normalise,
-        pixel_size=pixel_size,
-        max_shift=max_shift,
-        resampling=resampling,
-    )
     out = check_outdir(outdir)
     shown: list[str] = []
 

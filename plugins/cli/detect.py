@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
-from satdelta.plugins.cli.options import detection_kwargs, detection_options, parse_bands
+from satdelta.plugins.cli.options import detection_options, parse_bands
 
 __all__ = ["detect", "parse_bands"]
 
@@ -42,15 +43,7 @@ def detect(
     before: str,
     after: str,
     outdir: Path,
-    method: str,
-    threshold_method: str,
-    threshold_value: float | None,
-    min_area: float | None,
-    bands: str | None,
-    normalise: str,
-    pixel_size: float | None,
-    max_shift: float,
-    resampling: str,
+    options: dict[str, Any],
 ) -> None:
     """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters).
 
@@ -64,17 +57,6 @@ def detect(
         write_outputs,
     )
 
-    options = detection_kwargs(
-        method=method,
-        threshold_method=threshold_method,
-        threshold_value=threshold_value,
-        min_area=min_area,
-        bands=bands,
-        normalise=normalise,
-        pixel_size=pixel_size,
-        max_shift=max_shift,
-        resampling=resampling,
-    )
     check_detection_options(options)  # fail before the work, not after it
     out = check_outdir(outdir)
     progress = None

@@ -7,9 +7,11 @@ applies them all and :func:`detection_kwargs` turns their values into the keywor
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from satdelta.imagery.align import RESAMPLING_METHODS
@@ -127,10 +129,22 @@ _OPTIONS = [
 
 def detection_options(func: F) -> F:
     """Add --method, --threshold, --threshold-value, --min-area, --bands, --normalise,
-    --pixel-size, --max-shift and --resampling to a click command."""
+    --pixel-size, --max-shift and --resampling to a click command.
+
+    The command's function receives them as one keyword argument, ``options``: the dict of
+    :func:`detection_kwargs` (so a bad --bands fails before the function body runs).
+    """
+    names = tuple(inspect.signature(detection_kwargs).parameters)
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in names}
+        return func(*args, options=detection_kwargs(**values), **kwargs)
+
+    wrapped: Callable[..., Any] = command
     for option in reversed(_OPTIONS):
-        func = option(func)
-    return func
+        wrapped = option(wrapped)
+    return cast(F, wrapped)
 
 
 def detection_kwargs(
