@@ -541,6 +541,19 @@ def _line(coords: list[tuple[float, float]], width: float) -> BaseGeometry:
     return LineString(coords).buffer(width / 2, cap_style="flat", join_style="mitre")
 
 
+def _grass_ground(
+    canvas: _Canvas, rng: np.random.Generator, cx: float, cy: float, half: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cover the site (and a 5 m margin) with textured grass; return the (fine, coarse)
+    textures, drawn from ``rng`` in that order, for the rest of the ground to reuse."""
+    size = canvas.size // SUPERSAMPLE
+    tex_fine = _fractal(rng, size, [(0.0, 0.5), (1.0, 1.0), (4.0, 0.6)])
+    tex_coarse = _fractal(rng, size, [(6.0, 0.5), (20.0, 1.0)])
+    everything = box(cx - half - 5, cy - half - 5, cx + half + 5, cy + half + 5)
+    canvas.paint(everything, GRASS, texture=tex_fine, amplitude=0.10)
+    return tex_fine, tex_coarse
+
+
 # ---------------------------------------------------------------------------------------------
 def _sunan(cx: float, cy: float, half: float, rng: np.random.Generator) -> _Scene:
     """Apron in front of the terminal: four stands (aircraft leave) and a remote stand."""
@@ -549,11 +562,7 @@ def _sunan(cx: float, cy: float, half: float, rng: np.random.Generator) -> _Scen
         return cx + x, cy + y
 
     def ground(canvas: _Canvas) -> None:
-        size = canvas.size // SUPERSAMPLE
-        tex_fine = _fractal(rng, size, [(0.0, 0.5), (1.0, 1.0), (4.0, 0.6)])
-        tex_coarse = _fractal(rng, size, [(6.0, 0.5), (20.0, 1.0)])
-        everything = box(cx - half - 5, cy - half - 5, cx + half + 5, cy + half + 5)
-        canvas.paint(everything, GRASS, texture=tex_fine, amplitude=0.10)
+        tex_fine, tex_coarse = _grass_ground(canvas, rng, cx, cy, half)
         # dry patches of grass
         dry = tex_coarse > 0.8
         canvas.paint_mask(
@@ -681,11 +690,7 @@ def _kim_il_sung_square(cx: float, cy: float, half: float, rng: np.random.Genera
         return cx + x, cy + y
 
     def ground(canvas: _Canvas) -> None:
-        size = canvas.size // SUPERSAMPLE
-        tex_fine = _fractal(rng, size, [(0.0, 0.5), (1.0, 1.0), (4.0, 0.6)])
-        tex_coarse = _fractal(rng, size, [(6.0, 0.5), (20.0, 1.0)])
-        everything = box(cx - half - 5, cy - half - 5, cx + half + 5, cy + half + 5)
-        canvas.paint(everything, GRASS, texture=tex_fine, amplitude=0.10)
+        tex_fine, tex_coarse = _grass_ground(canvas, rng, cx, cy, half)
         # roads: north street, east riverside avenue, south street
         canvas.paint(
             box(*P(-half - 5, 108), *P(half + 5, half + 5)),
