@@ -554,6 +554,24 @@ def _grass_ground(
     return tex_fine, tex_coarse
 
 
+def _joint_grid(
+    canvas: _Canvas,
+    area: BaseGeometry,
+    origin: tuple[float, float],
+    *,
+    spacing: float,
+    width: float,
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The joints of square slabs paving ``area``: ``(window, mask)`` with True = pixel on a
+    joint line (``width`` m wide, every ``spacing`` m in x and y from ``origin``)."""
+    got = canvas.mask(area)
+    assert got is not None
+    win, m = got
+    X, Y = canvas.xy(win)
+    ox, oy = origin
+    return win, m & ((np.mod(X - ox, spacing) < width) | (np.mod(Y - oy, spacing) < width))
+
+
 # ---------------------------------------------------------------------------------------------
 def _sunan(cx: float, cy: float, half: float, rng: np.random.Generator) -> _Scene:
     """Apron in front of the terminal: four stands (aircraft leave) and a remote stand."""
@@ -578,11 +596,7 @@ def _sunan(cx: float, cy: float, half: float, rng: np.random.Generator) -> _Scen
         # apron: concrete slabs 5 m x 5 m with darker joints and weathering
         apron = box(*P(-half - 5, -62), *P(half + 5, 92))
         canvas.paint(apron, CONCRETE, texture=tex_coarse, amplitude=0.05)
-        got = canvas.mask(apron)
-        assert got is not None
-        win, m = got
-        X, Y = canvas.xy(win)
-        joints = m & ((np.mod(X - cx, 5.0) < 0.18) | (np.mod(Y - cy, 5.0) < 0.18))
+        win, joints = _joint_grid(canvas, apron, (cx, cy), spacing=5.0, width=0.18)
         canvas.paint_mask(win, joints, JOINT)
         # oil stains and tyre marks on the stands (same on both dates)
         for sx in (-90.0, -35.0, 20.0, 75.0):
@@ -718,11 +732,7 @@ def _kim_il_sung_square(cx: float, cy: float, half: float, rng: np.random.Genera
         # the square: granite slabs (2 m) with a faint joint grid and weathering
         square = box(*P(-104, -104), *P(92, 102))
         canvas.paint(square, GRANITE, texture=tex_coarse, amplitude=0.04)
-        got = canvas.mask(square)
-        assert got is not None
-        win, m = got
-        X, Y = canvas.xy(win)
-        joints = m & ((np.mod(X - cx, 2.0) < 0.08) | (np.mod(Y - cy, 2.0) < 0.08))
+        win, joints = _joint_grid(canvas, square, (cx, cy), spacing=2.0, width=0.08)
         rs, cs = win
         sub = canvas.data[:, rs, cs]
         sub[:, joints] *= 0.9
