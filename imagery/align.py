@@ -27,7 +27,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from affine import Affine
@@ -57,7 +57,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ResamplingName = Literal["nearest", "bilinear", "cubic", "lanczos"]
-RESAMPLING_METHODS: tuple[str, ...] = ("nearest", "bilinear", "cubic", "lanczos")
+RESAMPLING_METHODS: tuple[str, ...] = get_args(ResamplingName)
 
 # a planar CRS for images that are not georeferenced: their pixel grid is the map
 _PIXEL_CRS = CRS.from_wkt('LOCAL_CS["satdelta pixel grid",UNIT["metre",1]]')

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,7 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NormaliseMethod = Literal["auto", "none", "histogram", "irmad"]
-NORMALISE_METHODS: tuple[str, ...] = ("auto", "none", "histogram", "irmad")
+NORMALISE_METHODS: tuple[str, ...] = get_args(NormaliseMethod)
 
 #: Maximum number of pixels used to fit global statistics.
 MAX_FIT_PIXELS = 50_000

@@ -70,7 +70,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,16 +100,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ScoreMethod = Literal["auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup"]
-SCORE_METHODS: tuple[str, ...] = (
-    "auto",
-    "cva",
-    "irmad",
-    "absdiff",
-    "logratio",
-    "ndvi",
-    "ndwi",
-    "builtup",
-)
+SCORE_METHODS: tuple[str, ...] = get_args(ScoreMethod)
 
 #: Ground scale (metres) of the Gaussian that smooths a score map.
 SMOOTHING_M = 1.0

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -58,7 +58,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ThresholdMethod = Literal["auto", "mixture", "otsu", "kmeans", "value", "percentile"]
-THRESHOLD_METHODS: tuple[str, ...] = ("auto", "mixture", "otsu", "kmeans", "value", "percentile")
+THRESHOLD_METHODS: tuple[str, ...] = get_args(ThresholdMethod)
 
 #: Percentile used by ``method="percentile"`` when the caller gives none.
 DEFAULT_PERCENTILE = 95.0
