@@ -73,6 +73,13 @@ def _transformer(src: str, dst: str) -> Transformer:
     return tr
 
 
+def _transform_points(points: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Points x/y ``(N, 2)`` from CRS ``src`` to CRS ``dst`` (always x/y order)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    u, v = _transformer(src, dst).transform(pts[:, 0], pts[:, 1])
+    return np.column_stack([u, v])
+
+
 def _crs_text(crs: Any) -> str | None:
     if crs is None:
         return None
@@ -178,9 +185,7 @@ class MapFrame:
                 "these layers are not georeferenced, so they have no lon/lat; "
                 "open rasters that carry a CRS to get map coordinates."
             )
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        lon, lat = _transformer(self.crs, "EPSG:4326").transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
+        return _transform_points(xy, self.crs, "EPSG:4326")
 
     def lonlat_to_map(self, lonlat: np.ndarray) -> np.ndarray:
         """WGS84 lon/lat ``(N, 2)`` to map x/y ``(N, 2)`` in the frame CRS."""
@@ -189,9 +194,7 @@ class MapFrame:
                 "these layers are not georeferenced, so lon/lat cannot be placed on them; "
                 "open rasters that carry a CRS."
             )
-        ll = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
-        x, y = _transformer("EPSG:4326", self.crs).transform(ll[:, 0], ll[:, 1])
-        return np.column_stack([x, y])
+        return _transform_points(lonlat, "EPSG:4326", self.crs)
 
     def from_crs(self, xy: np.ndarray, crs: Any) -> np.ndarray:
         """Reproject map x/y ``(N, 2)`` from ``crs`` into the frame CRS."""
@@ -202,9 +205,7 @@ class MapFrame:
                 "cannot mix georeferenced and non-georeferenced layers in one map frame; "
                 "open a pair that both carry a CRS, or both do not."
             )
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        x, y = _transformer(_crs_text(crs), self.crs).transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
+        return _transform_points(xy, _crs_text(crs), self.crs)
 
 
 def layer_affine(
