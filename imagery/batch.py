@@ -38,8 +38,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError
+from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError, one_line
 from satdelta.imagery.pipeline import check_detection_options as check_options
+from satdelta.imagery.pipeline import chmod_as_created
 from satdelta.imagery.pipeline import full_detection_options as _full_options
 
 __all__ = [
@@ -360,7 +361,7 @@ def _worker_info() -> dict[str, Any]:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return one_line(exc) or type(exc).__name__
 
 
 def _recorded(outdir: Path) -> dict[str, Any] | None:
@@ -480,10 +481,7 @@ def _write_report(path: Path, report: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2, allow_nan=False)
-        # mkstemp makes the file 0600; give it the mode of the other outputs (umask applied)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        chmod_as_created(tmp, 0o666)  # mkstemp makes it 0600; match the other outputs
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

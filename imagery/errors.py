@@ -16,6 +16,7 @@ __all__ = [
     "BandMismatchError",
     "InvalidParameterError",
     "OutputError",
+    "one_line",
 ]
 
 
@@ -45,3 +46,14 @@ class InvalidParameterError(SatdeltaError, ValueError):
 
 class OutputError(SatdeltaError, OSError):
     """An output file or directory could not be written."""
+
+
+def one_line(exc: BaseException | str) -> str:
+    r"""An error's message folded onto one line (what every front-end shows).
+
+    Examples
+    --------
+    >>> one_line(ValueError("no such file: a.tif.\n  Check the path."))
+    'no such file: a.tif. Check the path.'
+    """
+    return " ".join(str(exc).split())

@@ -636,9 +636,7 @@ def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
 def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:
     if not out.exists():
         # the whole folder appears at once; mkdtemp made it private, give it the usual mode
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        chmod_as_created(tmp, 0o777)
         os.replace(tmp, out)
     else:
         # run.json is the commit mark: the old one goes first and the new one comes last, so
@@ -652,6 +650,17 @@ def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:
         for n in sorted(names, key=lambda n: n == "run.json"):  # each rename is atomic
             os.replace(tmp / n, out / n)
     return {n: out / n for n in names}
+
+
+def chmod_as_created(path: str | os.PathLike[str], mode: int) -> None:
+    """Give *path* the mode a plain ``open``/``mkdir`` would have given it (umask applied).
+
+    ``tempfile.mkstemp``/``mkdtemp`` make private files; outputs moved out of them into place
+    should look like any other file the user writes.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def _remove_stale_temp_folders(out: Path) -> None:

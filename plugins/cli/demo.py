@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError
+from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError, one_line
 from satdelta.sample_data import SITES, load_report, report_path, site_paths
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def demo(
             result = _run_site(site, out / site, min_area_m2=min_area_m2)
         except SatdeltaError as exc:
             log.debug("site %s failed", site, exc_info=True)
-            msg = " ".join(str(exc).split())
+            msg = one_line(exc)
             failures.append(f"{site}: {msg}")
             click.echo(f"{site}  FAILED: {msg}")
             continue

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import click
-from satdelta.imagery.errors import SatdeltaError
+from satdelta.imagery.errors import SatdeltaError, one_line
 
 # name -> "module:attribute"; each front-end module registers itself here.
 COMMANDS: dict[str, str] = {
@@ -85,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see '{exc.ctx.command_path} --help')"
-        click.echo(f"satdelta: error: {_one_line(exc.format_message())}{hint}", err=True)
+        click.echo(f"satdelta: error: {one_line(exc.format_message())}{hint}", err=True)
         return 1
     except SatdeltaError as exc:
         if verbose:
             raise
-        click.echo(f"satdelta: error: {_one_line(exc)}", err=True)
+        click.echo(f"satdelta: error: {one_line(exc)}", err=True)
         return 1
     except KeyboardInterrupt:
         click.echo("satdelta: interrupted", err=True)
@@ -99,16 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             raise
         click.echo(
-            f"satdelta: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            f"satdelta: internal error: {type(exc).__name__}: {one_line(exc)} "
             "(rerun with -v for the traceback and report it)",
             err=True,
         )
         return 1
     return 0
-
-
-def _one_line(exc: BaseException | str) -> str:
-    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":  # pragma: no cover
