@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -31,6 +31,7 @@ from satdelta.imagery.morphology import (
     majority3,
     remove_small,
 )
+from satdelta.imagery.parallel import map_row_blocks, run_jobs
 from satdelta.imagery.radiometry import (
     NORMALISE_METHODS,
     HistogramMatching,
@@ -237,7 +238,27 @@ class ChangeDetector:
 def _score_both(
     score: ScoreModel, before: NDArray, after_n: NDArray, valid: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """``score.apply_scales`` with NaN wherever not valid or not finite (fresh arrays)."""
+    """``score.apply_scales`` with NaN wherever not valid or not finite (fresh arrays).
+
+    Computed by row blocks in threads (:func:`~satdelta.imagery.parallel.map_row_blocks`,
+    each block with the score's halo), which gives the same values as the whole array at
+    once. Without smoothing both scores are one array, as :meth:`ScoreModel.apply_scales`
+    returns them.
+    """
+    band = slice(None)
+
+    def block(rows: slice) -> tuple[NDArray[np.float32], ...]:
+        fine, s = _score_block(score, before[band, rows], after_n[band, rows], valid[rows])
+        return (fine,) if s is fine else (fine, s)
+
+    parts = map_row_blocks(block, valid.shape[0], score.halo_px)
+    return (parts[0], parts[-1])
+
+
+def _score_block(
+    score: ScoreModel, before: NDArray, after_n: NDArray, valid: NDArray[np.bool_]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """:func:`_score_both` on one block, in the calling thread."""
     fine, s = score.apply_scales(before, after_n, valid)
     nan = np.float32(np.nan)
     fine = np.asarray(fine, dtype=np.float32)
@@ -359,7 +380,7 @@ def no_change_quantile(
     wins = list(fit_windows(shape, valid=valid) if windows is None else windows)
     band = slice(None)
     d = np.concatenate(
-        [(after[(band, *w)] - before[(band, *w)])[:, valid[w]] for w in wins], axis=1
+        run_jobs(lambda w: (after[(band, *w)] - before[(band, *w)])[:, valid[w]], wins), axis=1
     )
     if d.shape[1] == 0:
         return None
@@ -371,19 +392,31 @@ def no_change_quantile(
     if not (scale > 0).all():
         scale = np.where(scale > 0, scale, d.std(axis=1))
     del d
-    rng = np.random.default_rng(seed)
     h = score.halo_px
-    parts = []
-    for w in wins:
+    scale32 = scale.reshape(nb, 1, 1).astype(np.float32)
+    med32 = med.reshape(nb, 1, 1).astype(np.float32)
+
+    def draws() -> Iterator[tuple[Window, NDArray[np.float32]]]:
+        # one generator, drawn from window by window in this thread: the same numbers in
+        # the same order whatever the thread count
+        rng = np.random.default_rng(seed)
+        for w in wins:
+            outer, _ = with_halo(w, h, shape)
+            rows, cols = outer[0].stop - outer[0].start, outer[1].stop - outer[1].start
+            yield w, rng.standard_normal((nb, rows, cols)).astype(np.float32)
+
+    def simulate(job: tuple[Window, NDArray[np.float32]]) -> NDArray[np.float32]:
+        w, noise = job
         outer, inner = with_halo(w, h, shape)
         b_w = before[(band, *outer)].astype(np.float32, copy=False)
-        noise = rng.standard_normal(b_w.shape).astype(np.float32)
-        noise *= scale.reshape(nb, 1, 1).astype(np.float32)
-        noise += med.reshape(nb, 1, 1).astype(np.float32)
+        noise *= scale32
+        noise += med32
         noise += b_w  # the null after image
         s = score.apply(b_w, noise, valid[outer])[inner]
-        parts.append(s[valid[w] & np.isfinite(s)])
-    s = np.concatenate(parts)
+        return s[valid[w] & np.isfinite(s)]
+
+    # the windows are scored in threads while the next window's noise is drawn here
+    s = np.concatenate(run_jobs(simulate, draws()))
     return float(np.quantile(s, quantile)) if s.size else None
 
 
@@ -527,13 +560,15 @@ def _patch_scores(
     score: ScoreModel, b: NDArray, a_n: NDArray, ok: NDArray[np.bool_]
 ) -> NDArray[np.float32]:
     """Finite smoothed scores of the valid pixels of the fitting patches (:func:`fit_windows`)."""
-    parts = []
-    for w in fit_windows(ok.shape, valid=ok):
+    band = slice(None)
+
+    def patch(w: Window) -> NDArray[np.float32]:
         outer, inner = with_halo(w, score.halo_px, ok.shape)
-        band = slice(None)
-        s = _score_both(score, b[(band, *outer)], a_n[(band, *outer)], ok[outer])[1][inner]
-        parts.append(s[np.isfinite(s)])
-    return np.concatenate(parts)
+        s = _score_block(score, b[(band, *outer)], a_n[(band, *outer)], ok[outer])[1][inner]
+        return s[np.isfinite(s)]
+
+    # the patches are scored in threads; their values are concatenated in window order
+    return np.concatenate(run_jobs(patch, fit_windows(ok.shape, valid=ok)))
 
 
 def _assemble(
