@@ -41,6 +41,7 @@ from satdelta.imagery.errors import (
     InvalidParameterError,
     NoOverlapError,
 )
+from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.scene import Scene
 
 __all__ = [
@@ -61,7 +62,6 @@ RESAMPLING_METHODS: tuple[str, ...] = get_args(ResamplingName)
 
 # a planar CRS for images that are not georeferenced: their pixel grid is the map
 _PIXEL_CRS = CRS.from_wkt('LOCAL_CS["satdelta pixel grid",UNIT["metre",1]]')
-_WARP_THREADS = 2  # GDAL warp threads for resample_to_grid (GDAL releases the GIL)
 
 
 @dataclass(frozen=True)
@@ -326,9 +326,10 @@ def resample_to_grid(
         dst_transform=transform,
         dst_crs=crs if crs is not None else _PIXEL_CRS,
         resampling=Resampling[resampling],
-        # GDAL's multithreaded warp: the target is split into chunks, each pixel computed
-        # as with one thread (same values), about 0.1 s less on a 2048 x 2048 x 4 scene
-        num_threads=_WARP_THREADS,
+        # GDAL's multithreaded warp (it releases the GIL): the target is split into chunks,
+        # each pixel computed as with one thread (same values), about 0.1 s less on a
+        # 2048 x 2048 x 4 scene with two threads
+        num_threads=thread_count(),
         **nodata,
     )
     if covered is not None and not covered.all():
@@ -551,12 +552,14 @@ def _misfits(
         use = ok
     r_use = ref[use]
     scale = _mad_scale(mov[use] - r_use)
-    out = []
-    for dy, dx in shifts:
+
+    def misfit(shift: tuple[float, float]) -> float:
+        dy, dx = shift
         # a zero shift is the image itself (the spline interpolates its samples)
         w_img = mov if dy == 0 and dx == 0 else _spline_shift(coef, (-dy, -dx))
-        out.append(_tukey_cost(w_img[use] - r_use, scale))
-    return out
+        return _tukey_cost(w_img[use] - r_use, scale)
+
+    return run_jobs(misfit, shifts)  # one shift per thread, results in the order of shifts
 
 
 def _cubic_bspline(x: float) -> float:
@@ -792,18 +795,21 @@ def estimate_shift(
             f"expected at least {_MIN_VALID} in a sample at least {_MIN_SIDE} x {_MIN_SIDE} px. "
             "Check the scenes' nodata and overlap."
         )
-    a = _registration_image(ref, ok)
-    b = _registration_image(mov, ok)
     # separable Hann window (float32) against the FFT's wrap-around edges
     win = np.outer(np.hanning(ok.shape[0]), np.hanning(ok.shape[1])).astype("float32")
-    # both correlations share one pair of FFTs
-    fa, fb = (
-        fft.fft2(np.where(ok, _band_pass(x, smooth=_COARSE_BAND[0], highpass=_COARSE_BAND[1]), 0)
-                 * win)
-        for x in (a, b)
-    )  # fmt: skip
-    ra = _band_pass(a, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
-    rb = _band_pass(b, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1])
+
+    def prepare(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One image's FFT for the correlations and its band-pass for the refinement."""
+        x = _registration_image(data, ok)
+        coarse = _band_pass(x, smooth=_COARSE_BAND[0], highpass=_COARSE_BAND[1])
+        return (
+            fft.fft2(np.where(ok, coarse, 0) * win),
+            _band_pass(x, smooth=_REFINE_BAND[0], highpass=_REFINE_BAND[1]),
+        )
+
+    # the two images are prepared in two threads (run_jobs); both correlations share the
+    # pair of FFTs
+    (fa, ra), (fb, rb) = run_jobs(prepare, (ref, mov))
     # candidates: cross-correlation, phase correlation (each robust to different content) and
     # no shift; the one with the lowest robust (Tukey) misfit seeds the refinement
     candidates = [(0.0, 0.0)]

@@ -17,9 +17,9 @@ threads) and two helpers that keep results **bit-identical** to a single thread:
 How many threads: :func:`set_threads` (process-wide) or :func:`threads` (a ``with`` block in
 the calling thread) override the environment variable ``SATDELTA_THREADS``, which overrides
 the default ``min(usable CPUs, 4)``. Jobs started from inside a job run one after another in
-that job's thread (no nested pools), so the count is never multiplied. A pool is created
-per call and shut down when the call returns: nothing is left running between calls, and a
-forked or spawned process starts clean.
+that job's thread (no nested pools), so the count is never multiplied. The pool of worker
+threads is created on first use and kept (starting threads costs milliseconds on a busy
+machine), one per thread count in use; a forked child process starts without any.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -61,6 +61,28 @@ R = TypeVar("R")
 
 _process_threads: int | None = None  # set_threads()
 _local = threading.local()  # .threads: threads() override; .in_job: inside a run_jobs job
+_pools: dict[int, ThreadPoolExecutor] = {}  # shared pools by number of worker threads
+_pools_lock = threading.Lock()
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's pool threads do not exist there."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
+def _shared_pool(n: int) -> ThreadPoolExecutor:
+    """The shared pool with exactly ``n`` worker threads, created on first use."""
+    with _pools_lock:
+        pool = _pools.get(n)
+        if pool is None:
+            pool = _pools[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="satdelta")
+        return pool
 
 
 def available_cpus() -> int:
@@ -187,15 +209,13 @@ def run_jobs(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     [0, 1, 4, 9, 16]
     """
     n = thread_count()
-    if n <= 1 or getattr(_local, "in_job", False):
+    single = isinstance(items, Sequence) and len(items) <= 1
+    if n <= 1 or single or getattr(_local, "in_job", False):
         return [fn(item) for item in items]
-    if isinstance(items, Sequence):
-        if len(items) <= 1:
-            return [fn(item) for item in items]
-        n = min(n, len(items))
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="satdelta") as pool:
-        futures: list[Future[R]] = [pool.submit(_in_job, fn, item) for item in items]
-        return [f.result() for f in futures]
+    pool = _shared_pool(n)
+    futures: list[Future[R]] = [pool.submit(_in_job, fn, item) for item in items]
+    wait(futures)
+    return [f.result() for f in futures]
 
 
 @dataclass(frozen=True)
