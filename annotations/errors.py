@@ -17,6 +17,7 @@ __all__ = [
     "StoreBusyError",
     "NotFoundError",
     "AnnotationValueError",
+    "InUseError",
     "GeometryError",
     "GeoJSONImportError",
     "ExportError",
@@ -61,3 +62,7 @@ class GeoJSONImportError(SatdeltaError, ValueError):
 
 class ExportError(SatdeltaError, OSError):
     """An export file could not be written."""
+
+
+class InUseError(AnnotationValueError):
+    """A report or claim still has evidence pointing at it, so it is not deleted without force."""

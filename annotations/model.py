@@ -384,7 +384,12 @@ class Revision:
 
 @dataclass(frozen=True)
 class Change:
-    """One user action (add, update, delete, restore, import, undo) that wrote revisions."""
+    """One user action (add, update, delete, restore, import, edit, undo) that wrote revisions.
+
+    ``annotation_ids`` are the annotations it wrote revisions of and
+    ``records`` the reports and claims it changed (``"report 2"``, ``"claim 7"``);
+    both are filled by the call that made the change, empty in :meth:`Store.changes`.
+    """
 
     id: int
     action: str
@@ -393,3 +398,4 @@ class Change:
     analyst: str | None
     undoes: int | None
     annotation_ids: tuple[str, ...] = ()
+    records: tuple[str, ...] = ()

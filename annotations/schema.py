@@ -13,10 +13,14 @@ Schema history
     ``source_crs``, ``repaired`` and ``repair_notes``, and claim location as
     numeric ``lon``/``lat``/``west``/``south``/``east``/``north`` columns that
     QGIS can filter on.
-3 (current)
+3
     Adds the GeoPackage R-tree spatial index of ``annotations.geom``
     (``rtree_annotations_geom``, extension ``gpkg_rtree_index``) used by the
     ``bbox`` filter of :meth:`Store.list_annotations` and by GIS clients.
+4 (current)
+    Adds ``record_revisions``: every edit and deletion of a report or claim
+    (the whole row before and after, as JSON, tied to its ``changes`` entry),
+    so reports and claims can be edited, deleted and undone like annotations.
 
 Every table is registered in ``gpkg_contents`` (``annotations`` as
 ``features``, the others as ``attributes``) so GDAL and QGIS list them.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Iterable
 
 from satdelta.annotations.gpkg import (
     create_core_tables,
@@ -42,7 +47,7 @@ __all__ = ["SCHEMA_VERSION", "APP_NAME", "create_schema", "migrate"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP_NAME = "satdelta"
 
 _PROVENANCE_COLUMNS = """
@@ -82,6 +87,10 @@ _TABLES_V2 = {
   revision INTEGER NOT NULL, action TEXT NOT NULL, deleted BOOLEAN NOT NULL,
   created DATETIME NOT NULL, analyst TEXT, snapshot TEXT NOT NULL, change_id INTEGER,
   UNIQUE (annotation_uuid, revision))""",
+    "record_revisions": """CREATE TABLE record_revisions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, change_id INTEGER NOT NULL, kind TEXT NOT NULL,
+  record_id INTEGER NOT NULL, action TEXT NOT NULL, before TEXT, after TEXT,
+  created DATETIME NOT NULL, analyst TEXT)""",
 }
 
 _INDEXES = (
@@ -89,6 +98,9 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS idx_changes_undoes ON changes(undoes)",
     "CREATE INDEX IF NOT EXISTS idx_annotations_claim ON annotations(claim_id)",
     "CREATE INDEX IF NOT EXISTS idx_claims_report ON claims(report_id)",
+)
+_INDEXES_V4 = (
+    "CREATE INDEX IF NOT EXISTS idx_record_revisions_change ON record_revisions(change_id)",
 )
 
 _DESCRIPTIONS = {
@@ -99,6 +111,7 @@ _DESCRIPTIONS = {
     "annotations": "evidence polygons (current state; deleted ones only in annotation_revisions)",
     "changes": "log of user actions (undo reverses the latest one not yet undone)",
     "annotation_revisions": "every state of every annotation, as a JSON snapshot",
+    "record_revisions": "every edit and deletion of a report or claim (row before/after as JSON)",
 }
 
 
@@ -107,9 +120,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
     create_core_tables(conn)
     for ddl in _TABLES_V2.values():
         conn.execute(ddl)
-    for ddl in _INDEXES:
+    for ddl in _INDEXES + _INDEXES_V4:
         conn.execute(ddl)
-    _register_all(conn)
+    _register(conn, _DESCRIPTIONS)
     create_rtree(conn, "annotations")
     now = gpkg_now()
     conn.executemany(
@@ -122,8 +135,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
     )
 
 
-def _register_all(conn: sqlite3.Connection) -> None:
-    for table, description in _DESCRIPTIONS.items():
+def _register(conn: sqlite3.Connection, tables: Iterable[str]) -> None:
+    for table in tables:
+        description = _DESCRIPTIONS[table]
         if table == "annotations":
             register_features(conn, table, description=description)
         else:
@@ -141,6 +155,11 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
         _migrate_1_to_2(conn)
     if from_version < 3:
         create_rtree(conn, "annotations")  # filled from the existing rows
+    if from_version < 4:
+        conn.execute(_TABLES_V2["record_revisions"])
+        for ddl in _INDEXES_V4:
+            conn.execute(ddl)
+        _register(conn, ["record_revisions"])
     conn.execute(
         "UPDATE satdelta_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
     )
@@ -152,6 +171,7 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2 (the v2 tables only: later versions add theirs in :func:`migrate`)."""
     from satdelta.annotations.geometry import geodesic_area_m2
 
     conn.execute(_TABLES_V2["labels"])
@@ -188,4 +208,4 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         )
     for ddl in _INDEXES:
         conn.execute(ddl)
-    _register_all(conn)
+    _register(conn, [t for t in _DESCRIPTIONS if t != "record_revisions"])

@@ -70,6 +70,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -77,6 +78,7 @@ from typing import Any, Literal
 from satdelta.annotations.errors import (
     AnnotationValueError,
     GeometryError,
+    InUseError,
     NotAStoreError,
     NotFoundError,
     StoreBusyError,
@@ -107,6 +109,19 @@ from satdelta.annotations.model import (
     _geojson_many,
 )
 from satdelta.annotations.opening import inspect_existing
+from satdelta.annotations.records import (
+    CLAIM_FIELDS,
+    REPORT_FIELDS,
+    Kind,
+    claim_from_row,
+    claim_row,
+    log_revision,
+    read_row,
+    report_from_row,
+    report_row,
+    revisions_of_change,
+    write_row,
+)
 from satdelta.annotations.rows import (
     ANN_COLUMNS,
     annotation_values,
@@ -133,6 +148,10 @@ _UPDATABLE = (
     "provenance",
     "origin",
 )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -549,6 +568,266 @@ class Store:
             now,
         ), out
 
+    # ---------------------------------------------- editing reports and claims
+    def update_report(self, report_id: int, **changes: Any) -> Report:
+        """Change fields of a report in place (one undoable change); returns the new state.
+
+        Parameters
+        ----------
+        report_id : int
+            The report to edit.
+        **changes
+            Any of ``title, outlet, url, published, language, notes``; None
+            clears an optional field.  Fields equal to the stored value are
+            ignored; when nothing differs no change is logged.
+
+        Raises
+        ------
+        NotFoundError
+            No report with that id.
+        AnnotationValueError
+            An unknown field, an empty title or a malformed date.
+        """
+        self._check_fields("report", changes, REPORT_FIELDS)
+        with self._write() as c:
+            before = self._record(c, "report", report_id)
+            new = replace(report_from_row(before), **changes)  # validates
+            after = report_row(new)
+            changed = [k for k in after if after[k] != before[k]]
+            if changed:
+                change = self._new_change(
+                    c, "edit", f"edit {', '.join(changed)} of report {new.id}"
+                )
+                self._write_record(c, change, "report", new.id, "update", before, after)
+        return new
+
+    def update_claim(self, claim_id: int, **changes: Any) -> Claim:
+        """Change fields of a claim in place (one undoable change); returns the new state.
+
+        Parameters
+        ----------
+        claim_id : int
+            The claim to edit.
+        **changes
+            Any of ``text, report_id, place, point, bbox, time_start,
+            time_end``; None clears an optional field.  Moving a claim to
+            another report (``report_id``) also moves its annotations (each
+            gets a new revision with the new ``report_id``, in the same
+            change, so exports by report stay consistent and one undo moves
+            everything back).
+
+        Raises
+        ------
+        NotFoundError
+            No claim with that id, or no report with the new ``report_id``.
+        AnnotationValueError
+            An unknown field or a value the claim does not accept.
+        """
+        self._check_fields("claim", changes, CLAIM_FIELDS)
+        if changes.get("report_id") is not None:
+            changes["report_id"] = int(changes["report_id"])
+        elif "report_id" in changes:
+            raise AnnotationValueError(
+                "claim report_id: expected the id of a report, got None; every claim belongs to "
+                "a report"
+            )
+        with self._write() as c:
+            before = self._record(c, "claim", claim_id)
+            new = replace(claim_from_row(before), **changes)  # validates
+            after = claim_row(new)
+            changed = [k for k in after if after[k] != before[k]]
+            moved: list[str] = []
+            if changed:
+                desc = f"edit {', '.join(changed)} of claim {new.id}"
+                if after["report_id"] != before["report_id"]:
+                    self._record(c, "report", new.report_id)
+                    others = [k for k in changed if k != "report_id"]
+                    desc = (
+                        f"move claim {new.id} from report {before['report_id']} to report "
+                        f"{new.report_id}" + (f" and edit {', '.join(others)}" if others else "")
+                    )
+                change = self._new_change(c, "edit", desc)
+                self._write_record(c, change, "claim", new.id, "update", before, after)
+                if after["report_id"] != before["report_id"]:
+                    moved = self._move_annotations(c, new.id, new.report_id, change)
+        if moved:
+            log.info(
+                "claim %d: moved %d annotations to report %d", new.id, len(moved), new.report_id
+            )
+        return new
+
+    def delete_claim(self, claim_id: int, *, force: bool = False) -> Change:
+        """Delete a claim (one undoable change); returns the change.
+
+        A claim that current annotations still point at is refused with
+        :class:`InUseError` unless ``force``: then those annotations are
+        deleted too (tombstone revisions, as :meth:`delete_annotation`) in the
+        same change, so one :meth:`undo` brings the claim and all of them back.
+        The claim's row is kept in ``record_revisions``; nothing is lost.
+        """
+        with self._write() as c:
+            before = self._record(c, "claim", claim_id)
+            live = self._live_annotations(c, "claim_id = ?", (before["id"],))
+            if live and not force:
+                raise InUseError(self._in_use(f"claim {before['id']}", live))
+            desc = f"delete claim {before['id']}" + (
+                f" and its {_count(len(live), 'annotation')}" if live else ""
+            )
+            change = self._new_change(c, "delete", desc)
+            for ann in live:
+                self._tombstone(c, ann, change, "delete")
+            if live:
+                self._touch_annotations(c)
+            self._write_record(c, change, "claim", before["id"], "delete", before, None)
+            created = self._created(c, change)
+        return Change(
+            change,
+            "delete",
+            desc,
+            created,
+            self.analyst,
+            None,
+            tuple(a.id for a in live),
+            (f"claim {before['id']}",),
+        )
+
+    def delete_report(self, report_id: int, *, force: bool = False) -> Change:
+        """Delete a report and its claims (one undoable change); returns the change.
+
+        The claims go with the report (each logged in ``record_revisions``, so
+        :meth:`undo` puts them back under their ids).  When current annotations
+        point at any of those claims the deletion is refused with
+        :class:`InUseError` unless ``force``: then they are deleted too
+        (tombstones) in the same change.
+        """
+        with self._write() as c:
+            before = self._record(c, "report", report_id)
+            rid = before["id"]
+            claim_ids = [
+                r[0]
+                for r in c.execute("SELECT id FROM claims WHERE report_id = ? ORDER BY id", (rid,))
+            ]
+            live = self._live_annotations(
+                c, "claim_id IN (SELECT id FROM claims WHERE report_id = ?)", (rid,)
+            )
+            if live and not force:
+                raise InUseError(self._in_use(f"report {rid}", live))
+            desc = f"delete report {rid} with {_count(len(claim_ids), 'claim')}" + (
+                f" and {_count(len(live), 'annotation')}" if live else ""
+            )
+            change = self._new_change(c, "delete", desc)
+            for ann in live:
+                self._tombstone(c, ann, change, "delete")
+            if live:
+                self._touch_annotations(c)
+            for cid in claim_ids:
+                row = read_row(c, "claim", cid)
+                self._write_record(c, change, "claim", cid, "delete", row, None)
+            self._write_record(c, change, "report", rid, "delete", before, None)
+            created = self._created(c, change)
+        return Change(
+            change,
+            "delete",
+            desc,
+            created,
+            self.analyst,
+            None,
+            tuple(a.id for a in live),
+            (f"report {rid}", *(f"claim {cid}" for cid in claim_ids)),
+        )
+
+    def _check_fields(
+        self, kind: str, changes: Mapping[str, Any], allowed: tuple[str, ...]
+    ) -> None:
+        unknown = set(changes) - set(allowed)
+        if unknown:
+            raise AnnotationValueError(
+                f"cannot edit {', '.join(sorted(unknown))} of a {kind}; editable fields are "
+                f"{', '.join(allowed)}"
+            )
+        if not changes:
+            raise AnnotationValueError(
+                f"nothing to edit: give at least one of {', '.join(allowed)}"
+            )
+
+    def _record(self, c: sqlite3.Connection, kind: Kind, record_id: int) -> dict[str, Any]:
+        row = read_row(c, kind, int(record_id))
+        if row is None:
+            raise NotFoundError(
+                f"no {kind} with id {record_id} in {self.path}; "
+                f"`satdelta {kind} list` shows the ids"
+            )
+        return row
+
+    def _write_record(
+        self,
+        c: sqlite3.Connection,
+        change: int,
+        kind: Kind,
+        record_id: int,
+        action: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        write_row(c, kind, record_id, after)
+        log_revision(
+            c,
+            change=change,
+            kind=kind,
+            record_id=record_id,
+            action=action,
+            before=before,
+            after=after,
+            created=gpkg_now(),
+            analyst=self.analyst,
+        )
+        touch_contents(c, "reports" if kind == "report" else "claims")
+        touch_contents(c, "record_revisions")
+
+    def _live_annotations(
+        self, c: sqlite3.Connection, where: str, params: tuple[Any, ...]
+    ) -> list[Annotation]:
+        rows = c.execute(
+            f"SELECT {ANN_COLUMNS} FROM annotations WHERE {where} ORDER BY fid", params
+        ).fetchall()
+        return rows_to_annotations(rows) if rows else []
+
+    @staticmethod
+    def _in_use(what: str, live: list[Annotation]) -> str:
+        counts: dict[str, int] = {}
+        for ann in live:
+            counts[ann.status] = counts.get(ann.status, 0) + 1
+        by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        return (
+            f"{what} still has {len(live)} annotations pointing at it ({by_status}); delete "
+            "again with --force (force=True) to delete them with it as one change that one "
+            "undo reverses, or move them to another claim first"
+        )
+
+    def _move_annotations(
+        self, c: sqlite3.Connection, claim_id: int, report_id: int, change: int
+    ) -> list[str]:
+        """Give the current annotations of a claim a new revision with ``report_id``."""
+        now = gpkg_now()
+        moved = []
+        for ann in self._live_annotations(c, "claim_id = ?", (claim_id,)):
+            new = ann.replace(
+                report_id=report_id, revision=self._next_revision(c, ann.id), updated=now
+            )
+            c.execute(
+                "UPDATE annotations SET report_id = ?, revision = ?, updated = ? WHERE uuid = ?",
+                (report_id, new.revision, now, ann.id),
+            )
+            self._revision(c, new, change, "update", deleted=False)
+            moved.append(ann.id)
+        if moved:
+            self._touch_annotations(c)
+        return moved
+
+    @staticmethod
+    def _created(c: sqlite3.Connection, change: int) -> str:
+        return c.execute("SELECT created FROM changes WHERE id = ?", (change,)).fetchone()[0]
+
     # ------------------------------------------------------------------- labels
     def labels(self, *, include_inactive: bool = False) -> tuple[str, ...]:
         """Label names of the store's (editable) schema."""
@@ -640,12 +919,44 @@ class Store:
         )[0]
 
     def add_annotations(
-        self, items: Iterable[Mapping[str, Any]], *, action: str = "add", description: str = ""
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        action: str = "add",
+        description: str = "",
+        supersede: Iterable[str] = (),
     ) -> list[Annotation]:
         """Add many annotations in ONE transaction (all or none), as one undoable change.
 
-        Each item holds the keyword arguments of :meth:`add_annotation` plus
-        ``geometry``.  Optional ``created``/``updated`` keep times from a file.
+        Parameters
+        ----------
+        items : iterable of mapping
+            Each holds the keyword arguments of :meth:`add_annotation` plus
+            ``geometry``.  Optional ``created``/``updated`` keep times from a file.
+        action : str
+            Name of the change in the log (``"add"``, ``"import"``, ...).
+        description : str
+            Text of the change in the log (default: what was added).
+        supersede : iterable of str
+            Ids (or unique prefixes) of current annotations that the new ones
+            replace, e.g. the candidates of an earlier detection run: they are
+            deleted (tombstone revisions, action ``"supersede"``) in the same
+            transaction and the same change, so one :meth:`undo` brings the
+            earlier set back and removes the new one.  Only undecided
+            annotations (status ``"candidate"``) can be superseded.  ``items``
+            may be empty (a re-run that found nothing).
+
+        Returns
+        -------
+        list of Annotation
+            The added annotations, in item order.
+
+        Raises
+        ------
+        AnnotationValueError
+            A bad item, or a superseded annotation that is accepted or rejected.
+        NotFoundError
+            A claim or a superseded annotation that does not exist (or is deleted).
         """
         now = gpkg_now()
         prepared: list[Annotation] = []
@@ -701,13 +1012,17 @@ class Store:
             except TypeError as exc:
                 raise AnnotationValueError(f"annotation {i}: {exc}") from None
             prepared.append(ann)
-        if not prepared:
+        superseded = list(dict.fromkeys(self._resolve_many(supersede)))
+        if not prepared and not superseded:
             return []
-        desc = description or (
-            f"add {prepared[0].label} annotation {prepared[0].id}"
-            if len(prepared) == 1
-            else f"add {len(prepared)} annotations"
-        )
+        if len(prepared) == 1:
+            desc = f"add {prepared[0].label} annotation {prepared[0].id}"
+        else:
+            desc = f"add {len(prepared)} annotations"
+        if superseded:
+            replaced = _count(len(superseded), "candidate")
+            desc = f"{desc}, superseding {replaced}" if prepared else f"supersede {replaced}"
+        desc = description or desc
         ids = [a.id for a in prepared]
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
@@ -724,10 +1039,12 @@ class Store:
             json.dumps(a._to_dict(g), ensure_ascii=False, allow_nan=False)
             for a, g in zip(prepared, _geojson_many(geometries), strict=True)
         ]
-        cols = list(rows[0])
+        cols = list(rows[0]) if rows else []
         with self._write() as c:
             for label in {a.label for a in prepared}:
                 self._check_label(c, label)
+            self._recheck_claims(c, claims, prepared, rows, snapshots)
+            old = self._supersedable(c, superseded)
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 taken = c.execute(
@@ -741,11 +1058,14 @@ class Store:
                         "leave id unset for a new one"
                     )
             change = self._new_change(c, action, desc)
-            c.executemany(
-                f"INSERT INTO annotations ({', '.join(cols)}) "
-                f"VALUES ({', '.join('?' * len(cols))})",
-                [tuple(r.values()) for r in rows],
-            )
+            if old:
+                self._tombstone_many(c, old, change, "supersede")
+            if rows:
+                c.executemany(
+                    f"INSERT INTO annotations ({', '.join(cols)}) "
+                    f"VALUES ({', '.join('?' * len(cols))})",
+                    [tuple(r.values()) for r in rows],
+                )
             c.executemany(
                 "INSERT INTO annotation_revisions (annotation_uuid, revision, action, deleted, "
                 "created, analyst, snapshot, change_id) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
@@ -757,6 +1077,121 @@ class Store:
             self._pending_bounds.extend(struct.unpack_from("<4d", r["geom"], 8) for r in rows)
             self._touch_annotations(c)
         return prepared
+
+    def _recheck_claims(
+        self,
+        c: sqlite3.Connection,
+        claims: dict[int, Claim],
+        prepared: list[Annotation],
+        rows: list[dict[str, Any]],
+        snapshots: list[str],
+    ) -> None:
+        """Under the write lock: the claims still exist; follow a claim moved to another report.
+
+        ``prepared``, ``rows`` and ``snapshots`` are corrected in place.
+        """
+        moved: dict[int, int] = {}
+        for claim_id, claim in claims.items():
+            now = c.execute("SELECT report_id FROM claims WHERE id = ?", (claim_id,)).fetchone()
+            if now is None:
+                raise NotFoundError(
+                    f"claim {claim_id} was deleted while the annotations were prepared; "
+                    "`satdelta claim list` shows the claims left"
+                )
+            if now[0] != claim.report_id:
+                moved[claim_id] = now[0]
+        if not moved:
+            return
+        for i, ann in enumerate(prepared):
+            if ann.claim_id in moved:
+                prepared[i] = ann.replace(report_id=moved[ann.claim_id])
+                rows[i]["report_id"] = moved[ann.claim_id]
+                snap = json.loads(snapshots[i])
+                snap["report_id"] = moved[ann.claim_id]
+                snapshots[i] = json.dumps(snap, ensure_ascii=False, allow_nan=False)
+
+    def _resolve_many(self, annotation_ids: Iterable[str]) -> list[str]:
+        """Full ids of many annotations (full UUIDs without a look-up each; prefixes resolved)."""
+        out = []
+        for ann_id in annotation_ids:
+            text = str(ann_id).strip().lower()
+            if re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text):
+                out.append(text)
+            else:
+                out.append(self._resolve(text))
+        return out
+
+    def _supersedable(self, c: sqlite3.Connection, uids: list[str]) -> list[Annotation]:
+        """Current states of the annotations to supersede, or a one-line error why not."""
+        found: dict[str, Annotation] = {}
+        for start in range(0, len(uids), 500):
+            part = uids[start : start + 500]
+            rows = c.execute(
+                f"SELECT {ANN_COLUMNS} FROM annotations WHERE uuid IN "
+                f"({', '.join('?' * len(part))})",
+                part,
+            ).fetchall()
+            found.update((a.id, a) for a in rows_to_annotations(rows) if rows)
+        missing = [u for u in uids if u not in found]
+        if missing:
+            known = c.execute(
+                "SELECT 1 FROM annotation_revisions WHERE annotation_uuid = ? LIMIT 1",
+                (missing[0],),
+            ).fetchone()
+            raise NotFoundError(
+                f"cannot supersede annotation {missing[0]}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + (": it is deleted" if known else ": no such annotation")
+                + "; supersede only current candidates"
+            )
+        decided = [found[u] for u in uids if found[u].status != "candidate"]
+        if decided:
+            raise AnnotationValueError(
+                f"cannot supersede annotation {decided[0].id}: expected status candidate, got "
+                f"{decided[0].status}"
+                + (f" ({len(decided) - 1} more are decided)" if len(decided) > 1 else "")
+                + "; accepted and rejected annotations are kept, leave them out of supersede"
+            )
+        return [found[u] for u in uids]
+
+    def _tombstone_many(
+        self, c: sqlite3.Connection, anns: list[Annotation], change: int, action: str
+    ) -> None:
+        """:meth:`_tombstone` of many annotations with a few statements per 500."""
+        now = gpkg_now()
+        geojson = _geojson_many([a.geometry for a in anns])
+        for start in range(0, len(anns), 500):
+            part = anns[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            uids = [a.id for a in part]
+            last = dict(
+                c.execute(
+                    "SELECT annotation_uuid, max(revision) FROM annotation_revisions WHERE "
+                    f"annotation_uuid IN ({marks}) GROUP BY annotation_uuid",
+                    uids,
+                ).fetchall()
+            )
+            revisions = []
+            for a, g in zip(part, geojson[start : start + 500], strict=True):
+                snap = a._to_dict(g)
+                snap.update(revision=last[a.id] + 1, updated=now)
+                revisions.append(
+                    (
+                        a.id,
+                        snap["revision"],
+                        action,
+                        now,
+                        self.analyst,
+                        json.dumps(snap, ensure_ascii=False, allow_nan=False),
+                        change,
+                    )
+                )
+            c.execute(f"DELETE FROM annotations WHERE uuid IN ({marks})", uids)
+            c.executemany(
+                "INSERT INTO annotation_revisions (annotation_uuid, revision, action, deleted, "
+                "created, analyst, snapshot, change_id) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
+                revisions,
+            )
 
     def get_annotation(self, annotation_id: str, *, include_deleted: bool = False) -> Annotation:
         """Current state of an annotation (a unique id prefix of ≥ 4 characters is accepted).
@@ -847,8 +1282,9 @@ class Store:
         analyst = changes.pop("analyst", None)
         if "claim_id" in changes:
             changes["claim_id"] = int(changes["claim_id"])
-            changes["report_id"] = self.get_claim(changes["claim_id"]).report_id
         with self._write() as c:
+            if "claim_id" in changes:  # read under the lock: the claim may move or go meanwhile
+                changes["report_id"] = self._record(c, "claim", changes["claim_id"])["report_id"]
             current = self._current(c, full)
             new = current.replace(
                 **changes,
@@ -916,13 +1352,19 @@ class Store:
     def undo(self) -> Change:
         """Reverse the latest change not yet undone (undo itself is not undone; use restore).
 
-        The reversal writes new revisions, so it can itself be inspected in
-        :meth:`history` and reverted with :meth:`restore`.
+        Covers annotation changes and edits/deletions of reports and claims:
+        their rows come back exactly as they were, under the same ids, before
+        the annotations of the change are reverted.  The reversal writes new
+        revisions, so it can itself be inspected in :meth:`history` and
+        reverted with :meth:`restore`.
 
         Raises
         ------
         NotFoundError
             When there is nothing left to undo.
+        StoreError
+            When the reversal would break a reference (e.g. a claim of a report
+            that is gone); nothing is changed then.
         """
         with self._write() as c:
             row = c.execute(
@@ -931,30 +1373,17 @@ class Store:
                 "ORDER BY id DESC LIMIT 1"
             ).fetchone()
             if row is None:
-                raise NotFoundError(f"nothing to undo in {self.path}: no annotation change is left")
+                raise NotFoundError(f"nothing to undo in {self.path}: no change is left")
             target, action, description = row
             change = self._new_change(c, "undo", f"undo #{target}: {description}", undoes=target)
-            touched = c.execute(
-                "SELECT annotation_uuid, revision FROM annotation_revisions WHERE change_id = ? "
-                "ORDER BY id DESC",
-                (target,),
-            ).fetchall()
-            ids = []
-            for uid, rev in touched:
-                prev = c.execute(
-                    "SELECT deleted, snapshot FROM annotation_revisions WHERE annotation_uuid = ? "
-                    "AND revision < ? ORDER BY revision DESC LIMIT 1",
-                    (uid, rev),
-                ).fetchone()
-                if prev is None:  # the change created it: undo = delete
-                    current = self._current(c, uid, missing_ok=True)
-                    if current is not None:
-                        self._tombstone(c, current, change, "undo")
-                else:
-                    self._apply_state(c, uid, bool(prev[0]), json.loads(prev[1]), change, "undo")
-                ids.append(uid)
-            self._touch_annotations(c)
-            created = c.execute("SELECT created FROM changes WHERE id = ?", (change,)).fetchone()[0]
+            try:
+                ids, records = self._revert(c, target, change)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"cannot undo #{target} ({description}): {exc} in {self.path}; a later change "
+                    "removed what it refers to, so restore that first"
+                ) from None
+            created = self._created(c, change)
         return Change(
             change,
             "undo",
@@ -963,7 +1392,48 @@ class Store:
             self.analyst,
             target,
             tuple(ids),
+            tuple(records),
         )
+
+    def _revert(
+        self, c: sqlite3.Connection, target: int, change: int
+    ) -> tuple[list[str], list[str]]:
+        """Write change ``change`` that puts back the state from before change ``target``.
+
+        Report/claim rows that existed before are put back first (a restored
+        annotation needs its claim), then the annotations, then rows the
+        target created are removed.
+        """
+        records = revisions_of_change(c, target)  # newest first: a report before its claims
+        for rec in records:
+            if rec.before is not None:
+                now = read_row(c, rec.kind, rec.record_id)
+                self._write_record(c, change, rec.kind, rec.record_id, "undo", now, rec.before)
+        touched = c.execute(
+            "SELECT annotation_uuid, revision FROM annotation_revisions WHERE change_id = ? "
+            "ORDER BY id DESC",
+            (target,),
+        ).fetchall()
+        ids = []
+        for uid, rev in touched:
+            prev = c.execute(
+                "SELECT deleted, snapshot FROM annotation_revisions WHERE annotation_uuid = ? "
+                "AND revision < ? ORDER BY revision DESC LIMIT 1",
+                (uid, rev),
+            ).fetchone()
+            if prev is None:  # the change created it: undo = delete
+                current = self._current(c, uid, missing_ok=True)
+                if current is not None:
+                    self._tombstone(c, current, change, "undo")
+            else:
+                self._apply_state(c, uid, bool(prev[0]), json.loads(prev[1]), change, "undo")
+            ids.append(uid)
+        self._touch_annotations(c)
+        for rec in records:
+            if rec.before is None:
+                now = read_row(c, rec.kind, rec.record_id)
+                self._write_record(c, change, rec.kind, rec.record_id, "undo", now, None)
+        return ids, [f"{r.kind} {r.record_id}" for r in records]
 
     def changes(self) -> list[Change]:
         """The change log, oldest first."""
@@ -1153,8 +1623,16 @@ class Store:
             if current is not None:
                 self._tombstone(c, current, change, action)
             return None
-        state = Annotation.from_dict(snapshot).replace(
-            revision=self._next_revision(c, uid), updated=gpkg_now()
+        state = Annotation.from_dict(snapshot)
+        claim = c.execute("SELECT report_id FROM claims WHERE id = ?", (state.claim_id,)).fetchone()
+        if claim is None:
+            raise NotFoundError(
+                f"annotation {uid} is evidence for claim {state.claim_id}, which is deleted; "
+                "bring the claim back first (`satdelta undo` of its deletion)"
+            )
+        # the claim says which report the annotation belongs to (it may have moved since)
+        state = state.replace(
+            report_id=claim[0], revision=self._next_revision(c, uid), updated=gpkg_now()
         )
         self._put(c, state, insert=current is None)
         self._revision(c, state, change, action, deleted=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -246,6 +247,52 @@ def test_v1_store_is_migrated(store_path: Path) -> None:
     ).fetchone() == (1,)
     con.close()
     res = validate_gpkg(store_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+FIXTURE_V3 = Path(__file__).parent / "data" / "store_v3.gpkg"
+
+
+def test_v3_store_written_by_schema_3_code_is_migrated(tmp_path: Path) -> None:
+    """store_v3.gpkg was written by the schema-3 code (data/make_store_v3.py)."""
+    path = tmp_path / "old.gpkg"
+    shutil.copyfile(FIXTURE_V3, path)
+    con = sqlite3.connect(path)
+    assert (
+        con.execute("SELECT value FROM satdelta_meta WHERE key = 'schema_version'").fetchone()[0]
+        == "3"
+    )
+    assert not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'record_revisions'").fetchone()
+    con.close()
+    keep, gone = "33333333-3333-4333-8333-333333333333", "55555555-5555-4555-8555-555555555555"
+    with Store.open(path, analyst="v4") as s:
+        assert s.schema_version == SCHEMA_VERSION == 4
+        assert [r.title for r in s.list_reports()] == ["Sunan cleared 순안", "Second report"]
+        assert [c.text for c in s.list_claims(1)] == ["Aircraft gone", "Apron repainted"]
+        assert s.get_annotation(keep).notes == "checked"
+        # the new operations work on the migrated file and undo exactly
+        before = ([r.to_dict() for r in s.list_reports()], [c.to_dict() for c in s.list_claims()])
+        s.update_claim(1, text="Aircraft gone from the apron", report_id=2)
+        assert s.get_annotation(keep).report_id == 2
+        s.undo()
+        assert s.get_annotation(keep).report_id == 1
+        s.delete_report(1, force=True)
+        assert [a.id for a in s.list_annotations()] == []
+        s.undo()
+        assert (
+            [r.to_dict() for r in s.list_reports()],
+            [c.to_dict() for c in s.list_claims()],
+        ) == (before)
+        assert len(s.list_annotations()) == 2
+        # the next undo reaches the schema-3 change log: the v3 deletion of 5555...
+        assert s.undo().description == f"undo #5: delete {gone}"
+        assert s.get_annotation(gone).label == "other"
+    con = sqlite3.connect(path)
+    assert con.execute(
+        "SELECT key FROM satdelta_meta WHERE key LIKE 'migrated_from_%'"
+    ).fetchall() == [("migrated_from_3",)]
+    con.close()
+    res = validate_gpkg(path)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
