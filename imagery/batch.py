@@ -39,6 +39,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError, one_line
+from satdelta.imagery.parallel import ENV_VAR as THREADS_ENV_VAR
+from satdelta.imagery.parallel import (
+    MAX_DEFAULT_THREADS,
+    available_cpus,
+    set_threads,
+    thread_count,
+    threads,
+)
 from satdelta.imagery.pipeline import check_detection_options as check_options
 from satdelta.imagery.pipeline import chmod_as_created
 from satdelta.imagery.pipeline import full_detection_options as _full_options
@@ -54,6 +62,7 @@ __all__ = [
     "run_batch",
     "check_options",
     "limit_worker_resources",
+    "worker_threads",
     "BATCH_FILE",
 ]
 
@@ -136,7 +145,8 @@ class PairResult:
     error : str or None
         One-line error of a failed pair.
     worker : dict
-        Where the task ran: ``host``, ``pid`` and, on Dask, the worker ``address``.
+        Where the task ran: ``host``, ``pid``, on Dask the worker ``address``, and
+        ``threads``, the threads the detection used (:func:`worker_threads`).
     attempts : int
         Times the pair was started: 2 when its local worker process died (killed, out of
         memory) and it was run again on its own.
@@ -342,9 +352,34 @@ def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> N
     os.environ.setdefault("GDAL_NUM_THREADS", "1")
 
 
-def _init_worker(log_level: int | None) -> None:
-    """Process-pool initializer: resource limits, then the parent's logging level (if any)."""
+def worker_threads(workers: int) -> int:
+    """Threads each of ``workers`` local worker processes gives the detection.
+
+    The usable CPUs shared out, at least 1 and at most
+    :data:`~satdelta.imagery.parallel.MAX_DEFAULT_THREADS` (what one process would use),
+    so the workers' threads do not oversubscribe the machine. A ``SATDELTA_THREADS`` set
+    by the operator is kept instead (see :func:`_init_worker`).
+
+    Examples
+    --------
+    >>> from satdelta.imagery.parallel import available_cpus
+    >>> worker_threads(available_cpus()) == 1 and worker_threads(4 * available_cpus()) == 1
+    True
+    """
+    return max(1, min(available_cpus() // max(1, int(workers)), MAX_DEFAULT_THREADS))
+
+
+def _operator_threads() -> bool:
+    """True when the operator set ``SATDELTA_THREADS`` (non-empty)."""
+    return bool(os.environ.get(THREADS_ENV_VAR, "").strip())
+
+
+def _init_worker(log_level: int | None, threads: int = 1) -> None:
+    """Process-pool initializer: resource limits, the worker's thread count (unless the
+    operator set ``SATDELTA_THREADS``), then the parent's logging level (if any)."""
     limit_worker_resources()
+    if not _operator_threads():
+        set_threads(threads)
     if log_level is not None and not logging.getLogger().handlers:
         logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -435,6 +470,9 @@ def run_pair(
     t0 = time.perf_counter()
     target = Path(outdir) / pair.name
     worker = _worker_info()
+    # a Dask worker runs several tasks at once in its threads: one thread each, unless the
+    # operator set SATDELTA_THREADS (local pool workers got theirs from _init_worker)
+    task_threads = 1 if "address" in worker and not _operator_threads() else None
 
     def result(status: Status, **kw: Any) -> PairResult:
         secs = round(time.perf_counter() - t0, 3)
@@ -444,19 +482,21 @@ def run_pair(
         from satdelta.imagery.pipeline import run_detection, write_outputs
         from satdelta.imagery.scene import open_scene
 
-        opts = _full_options(options)
-        before = open_scene(pair.before)
-        after = open_scene(pair.after)
-        rec = None if force else _recorded(target)
-        if rec is not None and _same_options(rec.get("options"), opts):
-            if _same_inputs(rec, before, after):
-                polys, area = _summary_numbers(rec)
-                log.info("%s: outputs are up to date, skipped", pair.name)
-                return result("skipped", polygons=polys, changed_area_m2=area)
-        run = run_detection(before, after, **opts)
-        write_outputs(run, target)
-        polys, area = _summary_numbers(run.summary())
-        return result("done", polygons=polys, changed_area_m2=area)
+        with threads(task_threads):
+            worker["threads"] = thread_count()
+            opts = _full_options(options)
+            before = open_scene(pair.before)
+            after = open_scene(pair.after)
+            rec = None if force else _recorded(target)
+            if rec is not None and _same_options(rec.get("options"), opts):
+                if _same_inputs(rec, before, after):
+                    polys, area = _summary_numbers(rec)
+                    log.info("%s: outputs are up to date, skipped", pair.name)
+                    return result("skipped", polygons=polys, changed_area_m2=area)
+            run = run_detection(before, after, **opts)
+            write_outputs(run, target)
+            polys, area = _summary_numbers(run.summary())
+            return result("done", polygons=polys, changed_area_m2=area)
     except SatdeltaError as exc:
         log.info("%s failed: %s", pair.name, exc)
         return result("failed", error=_one_line(exc))
@@ -512,7 +552,9 @@ def run_batch(
         every pair.
     workers : int, optional
         Processes of the local pool (default: CPU count, at most one per pair). Ignored with
-        ``scheduler``.
+        ``scheduler``. Each process gives the detection :func:`worker_threads` threads (the
+        CPUs shared out); a task on a Dask worker uses one thread. ``SATDELTA_THREADS``, when
+        set, is used instead in both cases.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); its workers must have
         satdelta installed and see the same paths.
@@ -671,7 +713,10 @@ def _run_on_pool(
         lost: list[Pair] = []
         started = sum(attempts.values())
         with ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(log_level,)
+            max_workers=n,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(log_level, worker_threads(n)),
         ) as pool:
             inflight: dict[Future[PairResult], Pair] = {}
             while todo or inflight:

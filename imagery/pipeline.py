@@ -38,6 +38,7 @@ from satdelta.imagery.align import AlignedPair, ResamplingName, check_max_shift,
 from satdelta.imagery.cog import write_cog
 from satdelta.imagery.detect import ChangeMaps, detect_change
 from satdelta.imagery.errors import InvalidParameterError, OutputError
+from satdelta.imagery.parallel import thread_count
 from satdelta.imagery.scene import Scene, open_scene
 from satdelta.imagery.vectorize import ChangePolygon, to_feature_collection, vectorize
 
@@ -448,7 +449,8 @@ def check_detection_options(options: dict[str, Any]) -> dict[str, Any]:
     InvalidParameterError
         Unknown options, unknown method names, a threshold value missing, out of range or
         given to a method that ignores it, a non-finite or out-of-range ``max_shift_px``,
-        ``pixel_size_m`` or ``min_area_m2``, or malformed ``bands``.
+        ``pixel_size_m`` or ``min_area_m2``, malformed ``bands``, or an environment variable
+        ``SATDELTA_THREADS`` that is not a whole number >= 1.
     """
     from satdelta.imagery.align import RESAMPLING_METHODS
     from satdelta.imagery.detect import NORMALISE_METHODS, SCORE_METHODS, THRESHOLD_METHODS
@@ -508,6 +510,7 @@ def check_detection_options(options: dict[str, Any]) -> dict[str, Any]:
         raise InvalidParameterError(
             f"bands (--bands) must be 1-based band numbers or band names; got {bands!r}."
         )
+    thread_count()  # a malformed SATDELTA_THREADS fails here too, before any work
     return full
 
 
