@@ -150,6 +150,12 @@ _UPDATABLE = (
 )
 
 
+#: claims columns that store one field of :class:`Claim` (point, bbox) -> that field
+_CLAIM_FIELD = dict.fromkeys(("lon", "lat"), "point") | dict.fromkeys(
+    ("west", "south", "east", "north"), "bbox"
+)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -635,7 +641,9 @@ class Store:
             before = self._record(c, "claim", claim_id)
             new = replace(claim_from_row(before), **changes)  # validates
             after = claim_row(new)
-            changed = [k for k in after if after[k] != before[k]]
+            changed = list(
+                dict.fromkeys(_CLAIM_FIELD.get(k, k) for k in after if after[k] != before[k])
+            )
             moved: list[str] = []
             if changed:
                 desc = f"edit {', '.join(changed)} of claim {new.id}"
@@ -799,9 +807,9 @@ class Store:
             counts[ann.status] = counts.get(ann.status, 0) + 1
         by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         return (
-            f"{what} still has {len(live)} annotations pointing at it ({by_status}); delete "
-            "again with --force (force=True) to delete them with it as one change that one "
-            "undo reverses, or move them to another claim first"
+            f"{what} still has {_count(len(live), 'annotation')} pointing at it ({by_status}); "
+            "delete again with --force (force=True) to delete them with it as one change that "
+            "one undo reverses, or move them to another claim first"
         )
 
     def _move_annotations(

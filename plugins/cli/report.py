@@ -1,14 +1,47 @@
-"""``satdelta report``: add, list, show and load news reports."""
+"""``satdelta report``: add, list, show, load, edit and delete news reports.
+
+Also holds :func:`store_option`, the ``--store`` option that the store
+subcommands accept after their name too (``satdelta report edit --store x.gpkg``).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import click
 from satdelta.annotations import AnnotationValueError
 from satdelta.plugins.cli.annotation import echo_json, echo_table, info, open_store
+
+
+def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store FILE`` after a subcommand's name: the same as the global ``--store``."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.find_root().ensure_object(dict)["store"] = value
+
+    return click.option(
+        "--store",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="Annotation store (GeoPackage file); same as the global --store.",
+    )(fn)
+
+
+def cleared(value: str | None) -> str | None:
+    """An edit option's value: an empty string clears the field (None)."""
+    return None if value is None or value.strip() == "" else value
+
+
+def given(**options: str | None) -> dict[str, str | None]:
+    """The edit options that were given (None = not given; "" = clear the field)."""
+    return {name: cleared(value) for name, value in options.items() if value is not None}
 
 
 @click.group("report")
@@ -23,6 +56,7 @@ def report() -> None:
 @click.option("--published", type=click.DateTime(["%Y-%m-%d"]), help="Publication date YYYY-MM-DD.")
 @click.option("--language", help="Language of the report (e.g. en, ko).")
 @click.option("--notes", help="Free notes.")
+@store_option
 @click.pass_context
 def add_cmd(
     ctx: click.Context,
@@ -44,6 +78,7 @@ def add_cmd(
 
 @report.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@store_option
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """List the reports."""
@@ -61,6 +96,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
 
 @report.command("show")
 @click.argument("report_id", type=int)
+@store_option
 @click.pass_context
 def show_cmd(ctx: click.Context, report_id: int) -> None:
     """Print a report with its claims and annotation counts as JSON."""
@@ -75,6 +111,7 @@ def show_cmd(ctx: click.Context, report_id: int) -> None:
 
 @report.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@store_option
 @click.pass_context
 def load_cmd(ctx: click.Context, file: Path) -> None:
     """Add a report and its claims from a JSON file {"report": {...}, "claims": [...]}.
@@ -94,3 +131,63 @@ def load_cmd(ctx: click.Context, file: Path) -> None:
     click.echo(rep.id)
     for c in claims:
         click.echo(c.id)
+
+
+@report.command("edit")
+@click.argument("report_id", type=int)
+@click.option("--title", help="New headline.")
+@click.option("--outlet", help="New publisher ('' clears it).")
+@click.option("--url", help="New link ('' clears it).")
+@click.option("--published", help="New publication date YYYY-MM-DD ('' clears it).")
+@click.option("--language", help="New language ('' clears it).")
+@click.option("--notes", help="New notes ('' clears them).")
+@store_option
+@click.pass_context
+def edit_cmd(
+    ctx: click.Context,
+    report_id: int,
+    title: str | None,
+    outlet: str | None,
+    url: str | None,
+    published: str | None,
+    language: str | None,
+    notes: str | None,
+) -> None:
+    """Correct fields of a report (one change that `satdelta undo` reverses); prints it as JSON."""
+    changes = given(
+        title=title, outlet=outlet, url=url, published=published, language=language, notes=notes
+    )
+    if title is not None:
+        changes["title"] = title  # an empty title is refused by the store, not cleared
+    with open_store(ctx) as store:
+        old = store.get_report(report_id).to_dict()
+        new = store.update_report(report_id, **changes).to_dict()
+    echo_json(new)
+    info(edited("report", report_id, old, new))
+
+
+def edited(kind: str, record_id: int, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What an edit changed, for stderr."""
+    fields = [k for k in new if new[k] != old.get(k)]
+    if not fields:
+        return f"{kind} {record_id} unchanged (the values were already stored)"
+    return f"{kind} {record_id}: edited {', '.join(fields)} (`satdelta undo` reverses it)"
+
+
+@report.command("delete")
+@click.argument("report_id", type=int)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also delete the annotations of its claims (tombstones; one undo brings all back).",
+)
+@store_option
+@click.pass_context
+def delete_cmd(ctx: click.Context, report_id: int, force: bool) -> None:
+    """Delete a report and its claims; refused while annotations point at them, unless --force.
+
+    Prints what was deleted; `satdelta undo` brings everything back under the same ids.
+    """
+    with open_store(ctx) as store:
+        change = store.delete_report(report_id, force=force)
+    click.echo(change.description)

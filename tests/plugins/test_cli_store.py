@@ -341,3 +341,105 @@ def test_label_schema_is_editable(tmp_path: Path, ids: dict[str, str]) -> None:
         run(tmp_path, "annotation", "set", ids["annotation"], "--label", "tent", ok=False),
         "label: expected one of",
     )
+
+
+def listing(cwd: Path) -> tuple[list, list, list]:
+    """Reports, claims and annotations as the CLI prints them (JSON)."""
+    return (
+        json.loads(run(cwd, "report", "list", "--json").stdout),
+        json.loads(run(cwd, "claim", "list", "--json").stdout),
+        [
+            {k: v for k, v in a.items() if k not in ("revision", "updated")}
+            for a in json.loads(run(cwd, "annotation", "list", "--json").stdout)
+        ],
+    )
+
+
+def test_report_and_claim_edit_delete_and_undo(tmp_path: Path, ids: dict[str, str]) -> None:
+    cid, aid = ids["claim"], ids["annotation"]
+    start = listing(tmp_path)
+    res = run(tmp_path, "report", "edit", "1", "--title", "Visit confirmed", "--outlet", "")
+    assert json.loads(res.stdout)["title"] == "Visit confirmed"
+    assert json.loads(res.stdout)["outlet"] is None
+    assert res.stderr.strip() == "report 1: edited title, outlet (`satdelta undo` reverses it)"
+    assert run(tmp_path, "report", "add", "--title", "Second").stdout == "2\n"
+    res = run(
+        tmp_path, "claim", "edit", cid, "--text", "Aircraft gone", "--bbox", "", "--report", "2"
+    )
+    assert json.loads(res.stdout)["bbox"] is None
+    assert "edited report_id, text, bbox" in res.stderr
+    # the claim's annotation followed it to report 2 (and an export by report says so)
+    assert [
+        a["id"]
+        for a in json.loads(run(tmp_path, "annotation", "list", "--report", "2", "--json").stdout)
+    ] == [aid]
+    one_line_error(
+        run(tmp_path, "claim", "delete", cid, ok=False),
+        f"claim {cid} still has 1 annotation pointing at it (1 candidate)",
+        "--force",
+    )
+    # --store after the subcommand's name works like the global option
+    store = str(tmp_path / "satdelta.gpkg")
+    assert run(tmp_path, "claim", "delete", cid, "--force", "--store", store).stdout == (
+        f"delete claim {cid} and its 1 annotation\n"
+    )
+    assert json.loads(run(tmp_path, "claim", "list", "--json").stdout) == []
+    out = tmp_path / "r2.geojson"
+    run(tmp_path, "export", "-o", str(out), "--report", "2")
+    assert json.loads(out.read_text())["features"] == []
+    assert run(tmp_path, "report", "delete", "2").stdout == "delete report 2 with 0 claims\n"
+    undone = [run(tmp_path, "undo").stdout.strip() for _ in range(4)]
+    assert undone == [
+        "undo #5: delete report 2 with 0 claims (0 annotations; report 2)",
+        f"undo #4: delete claim {cid} and its 1 annotation (1 annotations; claim {cid})",
+        f"undo #3: move claim {cid} from report 1 to report 2 and edit text, bbox "
+        f"(1 annotations; claim {cid})",
+        "undo #2: edit title, outlet of report 1 (0 annotations; report 1)",
+    ]
+    reports, claims, anns = listing(tmp_path)
+    assert (reports[:1], claims, anns) == start  # report 2 was added, not edited: it stays
+    # the last undo reaches the annotation's add
+    assert run(tmp_path, "undo", "--store", store).stdout.startswith("undo #")
+    assert json.loads(run(tmp_path, "annotation", "list", "--json").stdout) == []
+
+
+def test_edit_and_delete_bad_input_is_one_line_exit_1(tmp_path: Path, ids: dict[str, str]) -> None:
+    cid = ids["claim"]
+    store = tmp_path / "satdelta.gpkg"
+    digest = hashlib.sha256(store.read_bytes()).hexdigest()
+    one_line_error(
+        run(tmp_path, "report", "delete", "1", ok=False),
+        "report 1 still has 1 annotation pointing at it",
+        "--force",
+    )
+    one_line_error(
+        run(tmp_path, "report", "edit", "7", "--title", "x", ok=False), "no report with id 7"
+    )
+    one_line_error(run(tmp_path, "claim", "delete", "7", ok=False), "no claim with id 7")
+    one_line_error(
+        run(tmp_path, "report", "edit", "1", "--published", "June", ok=False),
+        "report published: expected a date as YYYY-MM-DD, got 'June'",
+    )
+    one_line_error(
+        run(tmp_path, "report", "edit", "1", "--title", "", ok=False),
+        "report title: expected non-empty text",
+    )
+    one_line_error(run(tmp_path, "report", "edit", "1", ok=False), "nothing to edit")
+    one_line_error(
+        run(tmp_path, "claim", "edit", cid, "--bbox", "1,2", ok=False), "--bbox: expected W,S,E,N"
+    )
+    one_line_error(
+        run(tmp_path, "claim", "edit", cid, "--report", "5", ok=False), "no report with id 5"
+    )
+    one_line_error(
+        run(tmp_path, "claim", "edit", cid, "--from", "2024-07-01", "--to", "2024-06-01", ok=False),
+        "expected start <= end",
+    )
+    one_line_error(run(tmp_path, "claim", "edit", "one", "--text", "x", ok=False), "'one'")
+    one_line_error(
+        run(tmp_path, "report", "delete", "1", "--store", "none.gpkg", ok=False),
+        "no store at none.gpkg",
+    )
+    assert not (tmp_path / "none.gpkg").exists()
+    # nothing was written by any refused command
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == digest
