@@ -75,6 +75,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
+from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.radiometry import (
     IRMADFit,
     fit_irmad,
@@ -537,16 +538,18 @@ def fit_score(
             probe = ScoreModel("cva", {**params, "edge_median": 1.0}, smooth_px=sigma)
             # median over a bounded patch set (the whole array when it is small)
             halo = int(np.ceil(4 * params["edge_sigma_px"])) + 1
-            parts = []
-            for win in fit_windows(ok.shape, valid=ok):
+
+            def edges(win: tuple[slice, slice]) -> NDArray:
                 outer, inner = with_halo(win, halo, ok.shape)
                 ok_w = ok[outer]
                 e_w = probe._shared_edges(
                     np.where(ok_w, before[(slice(None), *outer)], 0).astype(np.float32),
                     np.where(ok_w, after[(slice(None), *outer)], 0).astype(np.float32),
                 )
-                parts.append(e_w[inner][ok_w[inner]])
-            e = np.concatenate(parts)
+                return e_w[inner][ok_w[inner]]
+
+            # the windows in threads, concatenated in window order (the same median)
+            e = np.concatenate(run_jobs(edges, fit_windows(ok.shape, valid=ok)))
             med_e = float(np.median(e)) if e.size else 0.0
             if med_e > 0:
                 params["edge_median"] = med_e

@@ -256,11 +256,12 @@ def test_detect_change_is_identical_with_2_and_3_threads(shape, method, band_nam
         same_maps(one, detect_with(n, before, after, **kw))
 
 
-def test_large_scene_windows_fit_and_no_change_floor_are_identical():
-    # over a megapixel: the threshold floor simulates no change on 16 windows, the fit on
-    # patches; both are drawn and combined in the same order with threads
-    before, after, valid = scene_arrays((1031, 1029), bands=3, seed=5)
-    kw = dict(valid=valid, pixel_size_m=0.5, band_names=("red", "green", "blue"))
+@pytest.mark.parametrize("band_names", [("red", "green", "blue"), RGBN])
+def test_large_scene_windows_fit_and_no_change_floor_are_identical(band_names):
+    # over a megapixel: the threshold floor simulates no change on 16 windows, the fit (and
+    # cva's edge median) on patches; each is drawn and combined in the same order with threads
+    before, after, valid = scene_arrays((1031, 1029), bands=len(band_names), seed=5)
+    kw = dict(valid=valid, pixel_size_m=0.5, band_names=band_names)
     one = detect_with(1, before, after, **kw)
     assert one.parameters["no_change_quantile"] is not None
     same_maps(one, detect_with(2, before, after, **kw))
