@@ -378,3 +378,165 @@ def test_empty_database_file_becomes_a_store(tmp_path: Path) -> None:
     assert path.stat().st_size > 0
     with Store.open(path) as s:
         assert s.schema_version == SCHEMA_VERSION
+
+
+EDITOR = textwrap.dedent(
+    """
+    import os, sys, time
+    from satdelta.annotations import Store
+    path, claim, spare, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    go = sys.argv[5] if len(sys.argv) > 5 else None
+    spare = [int(x) for x in spare.split(",") if x]
+    with Store.open(path, analyst="editor", timeout=60) as store:
+        if go:
+            print("ready", flush=True)
+            while not os.path.exists(go):
+                time.sleep(0.002)
+        for i in range(n):
+            if i % 10 == 7 and spare:
+                store.delete_claim(spare.pop(), force=True)
+            elif i % 10 == 9 and not go:  # alone on the store: delete + undo as a pair
+                store.delete_claim(claim, force=True)
+                store.undo()
+                store.update_claim(claim, text=f"edit {i}")
+            elif i % 2 == 1:  # move the claim (and its annotations) to the other report
+                report = 2 if store.get_claim(claim).report_id == 1 else 1
+                store.update_claim(claim, report_id=report, text=f"edit {i}")
+            else:
+                store.update_claim(claim, text=f"edit {i}")
+            print(i, flush=True)  # only after the commit returned
+    """
+)
+
+
+def start_editor(
+    store_path: Path, claim_id: int, spare: list[int], n: int, go: Path | None = None
+) -> subprocess.Popen:
+    args = [sys.executable, "-c", EDITOR, str(store_path), str(claim_id)]
+    args += [",".join(map(str, spare)), str(n)]
+    if go is not None:
+        args.append(str(go))
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def check_consistent(store_path: Path) -> None:
+    """SQLite integrity, foreign keys, and every annotation in its claim's report."""
+    con = sqlite3.connect(store_path)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert (
+            con.execute(
+                "SELECT count(*) FROM annotations AS a JOIN claims AS c ON c.id = a.claim_id "
+                "WHERE a.report_id != c.report_id"
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            con.execute(
+                "SELECT count(*) FROM record_revisions WHERE change_id NOT IN "
+                "(SELECT id FROM changes)"
+            ).fetchone()[0]
+            == 0
+        )
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def two_reports(store_path: Path) -> tuple[int, int, list[int]]:
+    """Reports 1 and 2; the edited claim and the annotated claim in report 1; spare claims."""
+    with Store.open(store_path) as s:
+        s.add_report(title="first")
+        s.add_report(title="second")
+        edited = s.add_claim(report_id=1, text="edited claim").id
+        spare = [s.add_claim(report_id=2, text=f"spare {i}").id for i in range(5)]
+        return edited, spare[0], spare
+
+
+def test_claim_editor_and_annotation_writer_lose_nothing(
+    store_path: Path, two_reports: tuple[int, int, list[int]], tmp_path: Path
+) -> None:
+    """One process edits and moves a claim while another adds annotations to that claim."""
+    claim, _, spare = two_reports
+    go = tmp_path / "go"
+    n_edits, n_anns = 120, 150
+    editor = start_editor(store_path, claim, spare[1:], n_edits, go)
+    writer = start_writer(store_path, claim, "writer", n_anns, 5, go)
+    for p in (editor, writer):
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    go.touch()
+    outs = [p.communicate(timeout=240) for p in (editor, writer)]
+    for p, (_, err) in zip((editor, writer), outs, strict=True):
+        assert p.returncode == 0, err
+    edits = outs[0][0].split()
+    added = outs[1][0].split()
+    assert edits == [str(i) for i in range(n_edits)]
+    assert len(set(added)) == n_anns
+    check_consistent(store_path)
+    with Store.open(store_path) as s:
+        final = s.get_claim(claim)
+        assert final.text == f"edit {n_edits - 1}"
+        anns = s.list_annotations(claim_id=claim)
+        assert {a.id for a in anns} == set(added)  # every annotation landed, none lost
+        assert {a.report_id for a in anns} == {final.report_id}
+        log = s.changes()
+        assert sum(c.action == "edit" for c in log) == n_edits - 4  # 4 spare claims deleted
+        assert sum(c.action == "delete" for c in log) == 4
+        in_second = [spare[0]] + ([claim] if final.report_id == 2 else [])
+        assert sorted(c.id for c in s.list_claims(2)) == sorted(in_second)
+        # the edits really interleaved with the annotation adds
+        kinds = [c.action for c in log]
+        switches = sum(
+            1 for a, b in zip(kinds, kinds[1:], strict=False) if (a == "add") != (b == "add")
+        )
+        assert switches >= 4, "the two writers ran one after the other"
+
+
+def test_sigkill_mid_edit_keeps_every_committed_edit_whole(
+    store_path: Path, two_reports: tuple[int, int, list[int]]
+) -> None:
+    claim, _, _ = two_reports
+    with Store.open(store_path) as s:  # evidence that the delete + undo cycles carry along
+        s.add_annotations(
+            [
+                dict(
+                    geometry={
+                        "type": "Polygon",
+                        "coordinates": [[[i, 0], [i + 0.5, 0], [i + 0.5, 0.5], [i, 0.5], [i, 0]]],
+                    },
+                    claim_id=claim,
+                    label="other",
+                )
+                for i in range(40)
+            ]
+        )
+    proc = start_editor(store_path, claim, [], 1_000_000)
+    done: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while len(done) < 60 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        done.append(line.strip())
+    assert len(done) >= 60, proc.stderr.read() if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGKILL)  # mid-loop: the editor never stops on its own
+    rest, _ = proc.communicate(timeout=30)
+    done += [ln.strip() for ln in rest.splitlines() if ln.strip()]
+    assert proc.returncode == -signal.SIGKILL
+    last = int(done[-1])
+    check_consistent(store_path)
+    with Store.open(store_path) as s:
+        # the last printed edit is there, or the one after it committed before the kill
+        claims = {c.id: c for c in s.list_claims()}
+        anns = s.list_annotations(claim_id=claim)
+        if claim in claims:
+            assert claims[claim].text in (f"edit {last}", f"edit {last + 1}")
+            assert len(anns) == 40  # a delete that was undone, or never happened
+        else:  # killed between a committed delete and its undo: the delete is whole
+            assert anns == [] and last % 10 == 8
+            assert s.undo().records == (f"claim {claim}",)
+            assert len(s.list_annotations(claim_id=claim)) == 40
+    res = validate_gpkg(store_path, strict=False)
+    assert res.returncode == 0, res.stderr
