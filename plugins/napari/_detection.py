@@ -4,23 +4,33 @@
 calls (open, coregister, detect, vectorise), so the widget's
 ``thread_worker`` can report progress and stop at the next step when the
 analyst presses Cancel; its return value is a :class:`DetectionResult`.
+The step announcing the vectorise stage carries the score and mask as a fourth
+item (:class:`ChangeLayers`), so the widget shows them while the worker still
+outlines and saves the candidates; :func:`detect_and_save` also reads the
+evidence rows back in the worker, so the main thread only sets layer data.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
+from satdelta.imagery.align import AlignedPair
 from satdelta.imagery.detect import ChangeMaps
 from satdelta.imagery.errors import InvalidParameterError, SatdeltaError
 from satdelta.imagery.pipeline import DetectionRun, detection_stages
 from satdelta.imagery.vectorize import ChangePolygon
+from satdelta.plugins.napari._session import EvidenceRows
+
+if TYPE_CHECKING:
+    from satdelta.plugins.napari._session import Session
 
 __all__ = [
+    "ChangeLayers",
     "DetectionParams",
     "DetectionResult",
     "Failed",
@@ -30,7 +40,8 @@ __all__ = [
     "run_detection_sync",
 ]
 
-Step = tuple[int, int, str]
+#: ``(step, total, message)``, with a :class:`ChangeLayers` fourth when the maps exist.
+Step = tuple[Any, ...]
 TOTAL_STEPS = 5
 
 
@@ -56,8 +67,8 @@ class DetectionParams:
 
 
 @dataclass(frozen=True)
-class DetectionResult:
-    """Everything the widget shows after a run.
+class ChangeLayers:
+    """What the widget's score and mask layers show: the maps and their grid.
 
     Attributes
     ----------
@@ -67,20 +78,37 @@ class DetectionResult:
         Grid of ``maps`` (the before scene's).
     crs : rasterio CRS or None
         CRS of that grid.
+    """
+
+    maps: ChangeMaps
+    transform: Affine
+    crs: Any
+
+
+@dataclass(frozen=True)
+class DetectionResult(ChangeLayers):
+    """Everything the widget shows after a run.
+
+    Attributes
+    ----------
+    maps, transform, crs
+        As in :class:`ChangeLayers`.
     polygons : list of ChangePolygon
         Candidate polygons (scene CRS and WGS84).
     provenance : dict
         The run's provenance, as in ``changes.geojson``'s ``satdelta.run``.
     shift_px : (float, float)
         Residual (dy, dx) measured between the scenes before correction.
+    evidence : EvidenceRows or None
+        The report's evidence rows read back after the candidates were saved (in the
+        worker, so the widget only sets layer data); None when nothing was saved or
+        the session has no map frame yet.
     """
 
-    maps: ChangeMaps
-    transform: Affine
-    crs: Any
-    polygons: list[ChangePolygon]
+    polygons: list[ChangePolygon] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     shift_px: tuple[float, float] = (0.0, 0.0)
+    evidence: EvidenceRows | None = None
 
 
 #: What the progress bar says while each library stage runs.
@@ -121,17 +149,37 @@ def detection_steps(
         except StopIteration as done:
             run: DetectionRun = done.value
             break
-        yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage])
+        layers = _maps_before_vectorize(stages) if stage == "vectorize" else None
+        if layers is None:
+            yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage])
+        else:  # the widget shows score and mask while the polygons are outlined
+            yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage], layers)
         step += 1
     yield (step, TOTAL_STEPS, f"{len(run.polygons)} candidate regions")
     return DetectionResult(
         run.maps,
         run.aligned.transform,
         run.aligned.crs,
-        list(run.polygons),
-        run.provenance(),
-        tuple(run.aligned.shift_before_px),
+        polygons=list(run.polygons),
+        provenance=run.provenance(),
+        shift_px=tuple(run.aligned.shift_before_px),
     )
+
+
+def _maps_before_vectorize(stages: Generator[str, None, DetectionRun]) -> ChangeLayers | None:
+    """The maps :func:`detection_stages` computed, read while it waits to vectorise.
+
+    The library yields only stage names; its paused frame already holds the ``maps``
+    and the ``aligned`` pair the vectorise stage is about to use (a test checks that it
+    still does).  None when they are not there: the widget then shows the maps with the
+    final result, as before.
+    """
+    frame = stages.gi_frame
+    names = frame.f_locals if frame is not None else {}
+    maps, aligned = names.get("maps"), names.get("aligned")
+    if not isinstance(maps, ChangeMaps) or not isinstance(aligned, AlignedPair):
+        return None
+    return ChangeLayers(maps, aligned.transform, aligned.crs)
 
 
 def run_detection_sync(
@@ -146,17 +194,22 @@ def run_detection_sync(
             return stop.value
 
 
-def detect_and_save(steps: Any, session: Any, *args: Any) -> Any:
-    """Detection steps, then the candidates saved to the store, all in the worker thread.
+def detect_and_save(
+    steps: Any, session: Session, *args: Any
+) -> Generator[tuple[Any, ...], None, DetectionResult]:
+    """Detection steps, then the candidates saved and read back, all in the worker thread.
 
-    The step announcing the save carries the :class:`DetectionResult` as a fourth item, so
-    the widget can show the score and mask layers while this thread saves the candidates.
+    After the save the report's evidence rows are read back here (store read, lon/lat to
+    map frame) and returned in :attr:`DetectionResult.evidence`, so the widget's main
+    thread only sets the Shapes layer's data.  A cancel at the steps before the save
+    saves nothing; the save itself is one transaction.
     """
     result = yield from steps(*args)
-    yield (5, 6, f"saving {len(result.polygons)} candidates", result)
+    yield (5, 6, f"saving {len(result.polygons)} candidates")
     session.add_candidates(result.polygons, result.provenance)
+    evidence = session.evidence_rows()
     yield (6, 6, "showing layers")
-    return result
+    return replace(result, evidence=evidence)
 
 
 def guarded_steps(steps: Any, *args: Any) -> Any:

@@ -17,6 +17,7 @@ from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._features import ANNOTATION_COLUMNS, status_colours
 from satdelta.plugins.napari._notify import notify_error as _notify_error
 from satdelta.plugins.napari._notify import notify_info as _notify_info
+from satdelta.plugins.napari._session import EvidenceRows, LayerRows
 
 __all__ = ["EVIDENCE", "EvidenceMixin"]
 
@@ -74,7 +75,30 @@ class EvidenceMixin:
         if self.session is None or self.frame() is None:
             return
         self.session.frame = self.session.frame or self.frame()
-        rows = self.session.rows()
+        self.show_rows(self.session.rows())
+
+    def show_evidence(self, evidence: EvidenceRows | None) -> None:
+        """Draw rows read elsewhere (a worker thread) if they are still current, else reload.
+
+        They are current when the session's :meth:`~._session.Session.mark` is still the
+        one they were read at: nothing was saved, undone or chosen through it since.
+        """
+        if (
+            evidence is not None
+            and self.session is not None
+            and self.frame() is not None
+            and evidence.mark == self.session.mark()
+        ):
+            self.show_rows(evidence.rows)
+        else:
+            self.reload_annotations()
+
+    def show_rows(self, rows: LayerRows) -> None:
+        """Replace the evidence layer's content with ``rows`` (chunked when there are many).
+
+        Only napari work happens here; the rows come from :meth:`reload_annotations` or,
+        after a run, from the worker thread.
+        """
         layer = self.evidence_layer()
         self._load_generation += 1
         chunks = _chunks(rows.shapes, self.chunk_vertices)

@@ -26,7 +26,7 @@ from satdelta.plugins.napari._features import (
 )
 from satdelta.plugins.napari._frame import MapFrame
 
-__all__ = ["LayerRows", "Session", "annotations_to_rows", "WORKING_REPORT"]
+__all__ = ["EvidenceRows", "LayerRows", "Session", "annotations_to_rows", "WORKING_REPORT"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,23 @@ class LayerRows:
         for key, col in self.properties.items():
             if len(col) != n:
                 raise ValueError(f"column {key!r} has {len(col)} rows for {n} shapes")
+
+
+@dataclass(frozen=True)
+class EvidenceRows:
+    """Shapes rows read from the store, with the session state they were read in.
+
+    Attributes
+    ----------
+    rows : LayerRows
+        The current report's annotations in the map frame.
+    mark : tuple
+        :meth:`Session.mark` just before the read: while the session's mark is the same,
+        nothing this session wrote or chose since makes ``rows`` out of date.
+    """
+
+    rows: LayerRows
+    mark: tuple[int, int | None, MapFrame | None]
 
 
 def annotations_to_rows(annotations: Sequence[Annotation], frame: MapFrame) -> LayerRows:
@@ -111,6 +128,7 @@ class Session:
         self.frame = frame
         self.report_id: int | None = None
         self.claim_id: int | None = None
+        self._writes = 0  # store writes made through this session, see mark()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], frame: MapFrame | None = None) -> Session:
@@ -153,7 +171,7 @@ class Session:
             if rep.title == r.get("title") and (rep.url or None) == (r.get("url") or None):
                 self.select_report(rep.id)
                 return rep
-        report, _claims = self.store.load_report(data)
+        report, _claims = self._wrote(self.store.load_report(data))
         self.select_report(report.id)
         return report
 
@@ -170,8 +188,8 @@ class Session:
             if self.report_id is None:
                 self.load_report(WORKING_REPORT)
             else:
-                self.claim_id = self.store.add_claim(
-                    report_id=self.report_id, text="Unassigned evidence"
+                self.claim_id = self._wrote(
+                    self.store.add_claim(report_id=self.report_id, text="Unassigned evidence")
                 ).id
         assert self.claim_id is not None
         return self.claim_id
@@ -184,6 +202,29 @@ class Session:
     def rows(self) -> LayerRows:
         """The current report's annotations as Shapes rows."""
         return annotations_to_rows(self.annotations(), self._frame())
+
+    def mark(self) -> tuple[int, int | None, MapFrame | None]:
+        """What rows read now depend on: writes made through this session, report, frame.
+
+        Two equal marks mean the session wrote nothing and chose no other report or frame
+        in between, so rows read at the first are still the rows at the second.
+        """
+        return (self._writes, self.report_id, self.frame)
+
+    def evidence_rows(self) -> EvidenceRows | None:
+        """The current report's rows with the :meth:`mark` they were read at.
+
+        Safe to call from a worker thread (the store serialises its connection); None
+        when there is no map frame yet to place the polygons in.
+        """
+        if self.frame is None:
+            return None
+        mark = self.mark()
+        return EvidenceRows(self.rows(), mark)
+
+    def _wrote(self, result: Any) -> Any:
+        self._writes += 1
+        return result
 
     def _frame(self) -> MapFrame:
         if self.frame is None:
@@ -212,7 +253,7 @@ class Session:
         """Save a polygon drawn in napari (world vertices) as a new annotation."""
         geom = self._map_geometry(vertices, shape_type)
         claim_id = int(fields.pop("claim_id", None) or self.ensure_claim())
-        return self.store.add_annotation(
+        ann = self.store.add_annotation(
             geom,
             crs=self._frame().crs,
             claim_id=claim_id,
@@ -221,6 +262,7 @@ class Session:
             origin=fields.pop("origin", "drawn"),
             **fields,
         )
+        return self._wrote(ann)
 
     def update_geometry(
         self, annotation_id: str, parts: Sequence[tuple[np.ndarray, str]]
@@ -238,27 +280,30 @@ class Session:
             shapely.normalize(wgs84), shapely.normalize(current.geometry), tolerance=1e-8
         ):
             return current  # napari re-sent an unchanged shape: no new revision
-        return self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
+        return self._wrote(
+            self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
+        )
 
     def update(self, annotation_id: str, **changes: Any) -> Annotation:
         """Save form fields (label, claim_id, verdict, confidence, status, notes)."""
         if "claim_id" in changes:
             changes["claim_id"] = int(changes["claim_id"])
-        return self.store.update_annotation(annotation_id, **changes)
+        return self._wrote(self.store.update_annotation(annotation_id, **changes))
 
     def set_status(self, annotation_ids: Iterable[str], status: str) -> list[Annotation]:
         """Accept or reject annotations (one revision each)."""
         return [
-            self.store.update_annotation(a, status=status) for a in dict.fromkeys(annotation_ids)
+            self._wrote(self.store.update_annotation(a, status=status))
+            for a in dict.fromkeys(annotation_ids)
         ]
 
     def delete(self, annotation_id: str) -> None:
         """Delete (tombstone) an annotation."""
-        self.store.delete_annotation(annotation_id)
+        self._wrote(self.store.delete_annotation(annotation_id))
 
     def undo(self) -> str:
         """Undo the latest change; returns its description."""
-        return self.store.undo().description
+        return self._wrote(self.store.undo()).description
 
     def add_candidates(
         self, polygons: Sequence[Any], provenance: Mapping[str, Any]
@@ -284,9 +329,10 @@ class Session:
                     },
                 }
             )
-        return self.store.add_annotations(
+        saved = self.store.add_annotations(
             items, action="import", description=f"detected {len(items)} candidates"
         )
+        return self._wrote(saved)
 
     def export(self, path: str | os.PathLike[str]) -> int:
         """Write the current report's annotations as RFC 7946 GeoJSON; returns the count."""

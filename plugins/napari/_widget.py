@@ -54,7 +54,7 @@ from satdelta.plugins.napari._status import install_lonlat_status
 
 if TYPE_CHECKING:
     import napari
-    from satdelta.plugins.napari._detection import DetectionResult
+    from satdelta.plugins.napari._detection import ChangeLayers, DetectionResult
 
 __all__ = ["ChangeAnnotator"]
 
@@ -91,7 +91,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         self.swipe: Any = None
         self._syncing = False
         self._cancelling = False
-        self._maps_shown: Any = None  # the DetectionResult whose maps are on screen
+        self._maps_shown: Any = None  # the ChangeMaps on screen
         self._hold_state: bool | None = None
         self._build_ui()
         install_lonlat_status(self.viewer)
@@ -439,8 +439,8 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         self.progress.setValue(i)
         self.progress_label.setText(message)
         if len(step) > 3 and not self._cancelling:
-            # detection is done and the worker now saves the candidates: show the maps
-            # meanwhile (a cancel from here on keeps them and saves nothing)
+            # the maps exist and the worker now outlines and saves the candidates: show
+            # the maps meanwhile (a cancel from here on keeps them and saves nothing)
             try:
                 self.show_maps(step[3])
             except SatdeltaError as exc:
@@ -481,16 +481,16 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             )
 
     def show_result(self, result: DetectionResult) -> None:
-        """Show score and mask layers and the saved candidate polygons."""
-        if self._maps_shown is not result:
+        """Show score and mask layers (unless already shown) and the saved candidates."""
+        if self._maps_shown is not result.maps:
             self.show_maps(result)
         frame = self.frame()
         if self.session is not None and self.session.frame is None:
             self.session.frame = frame
-        if self.session is not None:  # candidates were saved by the worker
-            self.reload_annotations()
+        if self.session is not None:  # candidates were saved (and read back) by the worker
+            self.show_evidence(result.evidence)
 
-    def show_maps(self, result: DetectionResult) -> None:
+    def show_maps(self, result: ChangeLayers) -> None:
         """Show (or update in place) the score and mask layers of ``result``."""
         frame = self.frame() or MapFrame.from_transform(result.transform, result.crs)
         shape = result.maps.score.shape
@@ -531,7 +531,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             opacity=0.6,
             metadata=mask_meta,
         )
-        self._maps_shown = result
+        self._maps_shown = result.maps
 
     def _replace_image(self, name: str, data: np.ndarray, **kwargs: Any) -> Any:
         """Add the layer ``name``, or on a re-run update the existing one in place.

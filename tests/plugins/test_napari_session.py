@@ -88,3 +88,76 @@ def test_multipart_annotation_edits_keep_every_part(tmp_path: Path) -> None:
     assert new.revision == ann.revision + 1
     assert 195 < new.area_m2 < 205
     session.close()
+
+
+def test_evidence_rows_carry_a_mark_that_every_write_and_choice_changes(tmp_path: Path) -> None:
+    from satdelta.imagery.vectorize import ChangePolygon
+    from shapely.geometry import box
+
+    session = Session.open(tmp_path / "e.gpkg", None)
+    assert session.evidence_rows() is None  # no frame: nothing can be placed yet
+    session.frame = FRAME
+    ll = FRAME.map_to_lonlat(np.array([[500000, 3999990], [500010, 4000000]]))
+    poly = ChangePolygon(box(500000, 3999990, 500010, 4000000), box(*ll[0], *ll[1]), 100, 2, 1)
+    marks = [session.mark()]
+    (cand,) = session.add_candidates([poly], {"method": "cva"})
+    marks.append(session.mark())
+    read = session.evidence_rows()
+    assert read is not None and read.mark == session.mark()  # a read changes nothing
+    again = session.rows()
+    np.testing.assert_equal(read.rows.properties, again.properties)  # NaN confidence equal
+    for a, b in zip(read.rows.shapes, again.shapes, strict=True):
+        np.testing.assert_array_equal(a, b)
+    session.update(cand.id, notes="seen")
+    marks.append(session.mark())
+    session.set_status([cand.id], "accepted")
+    marks.append(session.mark())
+    session.undo()
+    marks.append(session.mark())
+    shape = annotations_to_rows([cand], FRAME).shapes[0]
+    session.update_geometry(cand.id, [(shape, "polygon")])  # unchanged: no write, same mark
+    assert session.mark() == marks[-1]
+    session.update_geometry(cand.id, [(shape + np.array([0.0, 3.0]), "polygon")])
+    marks.append(session.mark())
+    drawn = session.add_drawn(shape + np.array([0.0, 50.0]), "polygon")
+    marks.append(session.mark())
+    session.delete(drawn.id)
+    marks.append(session.mark())
+    other = session.load_report({"report": {"title": "Other"}, "claims": [{"text": "c"}]})
+    marks.append(session.mark())
+    session.select_report(session.reports()[0].id)
+    marks.append(session.mark())
+    session.frame = MapFrame("EPSG:32651", 500000.0, 3999000.0)
+    marks.append(session.mark())
+    assert len(set(marks)) == len(marks), marks  # every step changed the mark
+    assert other.id != session.report_id
+    session.close()
+
+
+def test_detection_steps_hand_over_the_maps_before_vectorising(write_raster) -> None:
+    """The maps are read from the library's paused stage generator: this fails if it moves."""
+    from satdelta.plugins.napari._detection import ChangeLayers, DetectionParams, detection_steps
+
+    rng = np.random.default_rng(1)
+    before = rng.integers(40, 60, (3, 120, 160)).astype(np.uint8)
+    after = before.copy()
+    after[:, 20:50, 30:70] = 230
+    b = write_raster("b.tif", before)
+    a = write_raster("a.tif", after)
+    steps = detection_steps(b, a, DetectionParams(min_area_m2=0.0))
+    seen = []
+    try:
+        while True:
+            seen.append(next(steps))
+    except StopIteration as stop:
+        result = stop.value
+    messages = [s[2] for s in seen]
+    with_maps = [i for i, s in enumerate(seen) if len(s) > 3]
+    assert with_maps == [messages.index("outlining changed regions")]
+    layers = seen[with_maps[0]][3]
+    assert isinstance(layers, ChangeLayers) and with_maps[0] < len(seen) - 1
+    assert layers.maps is result.maps  # the very maps the polygons were outlined from
+    assert layers.transform == result.transform and layers.crs == result.crs
+    rows, cols = np.nonzero(layers.maps.changed)  # change found only in the painted block
+    assert rows.size and 20 <= rows.min() <= rows.max() < 50 and 30 <= cols.min() <= cols.max() < 70
+    assert len(result.polygons) >= 1 and result.evidence is None  # nothing saved here

@@ -484,3 +484,103 @@ def test_rerun_updates_score_and_mask_layers_in_place(
         score.visible = True  # the analyst looked at the score; a re-run hides it again
     assert layers[0][0] is layers[1][0] and layers[0][1] is layers[1][1]  # updated, not re-added
     assert [ly.name for ly in viewer.layers].count("change mask") == 1
+
+
+def test_maps_shown_while_the_worker_outlines_and_rows_read_there_match_a_reload(
+    make_napari_viewer, qtbot, write_raster, tmp_path: Path, monkeypatch
+) -> None:
+    import threading
+
+    from satdelta.plugins.napari import _detection
+    from satdelta.plugins.napari._session import Session
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(40, 60, (3, 120, 160)).astype(np.uint8)
+    changed = base.copy()
+    changed[:, 20:50, 30:70] = 230
+    before, after = write_raster("b.tif", base), write_raster("a.tif", changed)
+
+    # hold the worker right after it handed over the maps (before vectorising) until the
+    # test lets it go, so "shown before the worker ends" does not depend on timing
+    real_steps = _detection.detection_steps
+    gate: dict = {}
+
+    def held_steps(*args):  # noqa: ANN202
+        steps = real_steps(*args)
+        try:
+            while True:
+                step = next(steps)
+                yield step
+                if len(step) > 3:
+                    gate["layers"] = step[3]
+                    assert gate["go"].wait(60)
+        except StopIteration as stop:
+            return stop.value
+
+    monkeypatch.setattr(_detection, "detection_steps", held_steps)
+    reads: list[str] = []
+    real_read = Session.evidence_rows
+
+    def evidence_rows(self):  # noqa: ANN001, ANN202 - records the thread, reads for real
+        reads.append(threading.current_thread().name)
+        return real_read(self)
+
+    monkeypatch.setattr(Session, "evidence_rows", evidence_rows)
+
+    viewer = _viewer(make_napari_viewer)
+    widget = _dock(viewer)
+    store_path = tmp_path / "s.gpkg"
+    assert widget.open_store(store_path)
+    widget.before_edit.setEditText(str(before))
+    widget.after_edit.setEditText(str(after))
+
+    # -- cancel once the maps are shown: they stay, nothing is saved
+    gate["go"] = threading.Event()
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: "change mask" in viewer.layers, timeout=60_000)
+    assert widget.worker is not None  # shown while the worker still runs
+    layers = gate["layers"]
+    np.testing.assert_array_equal(viewer.layers["change mask"].data, layers.maps.changed)
+    np.testing.assert_array_equal(viewer.layers["change score"].data, layers.maps.score)
+    widget.cancel()
+    gate["go"].set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.progress_label.text() == "cancelled"
+    assert "change mask" in viewer.layers and "change score" in viewer.layers
+    assert Store.open(store_path).list_annotations() == []
+    assert len(viewer.layers["evidence"].data) == 0 and reads == []
+
+    # -- a full run: maps first, then the candidates with rows read in the worker thread
+    gate["go"] = threading.Event()
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: gate.get("layers") is not layers, timeout=60_000)
+    qtbot.waitUntil(lambda: widget._maps_shown is gate["layers"].maps, timeout=60_000)
+    assert widget.worker is not None and len(viewer.layers["evidence"].data) == 0
+    gate["go"].set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert reads == ["satdelta-detection"]  # read back in the worker, not the main thread
+    evidence = viewer.layers["evidence"]
+    stored = Store.open(store_path).list_annotations()
+    assert len(stored) == len(set(evidence.features["annotation_id"])) > 0
+    shown = _layer_content(evidence)
+    widget.reload_annotations()  # the same store read on the main thread
+    again = _layer_content(evidence)
+    assert shown[1] == again[1]
+    np.testing.assert_array_equal(shown[2], again[2])
+    for a, b in zip(shown[0], again[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    # -- rows read before a later change are not shown: the widget reads again
+    old = widget.result.evidence
+    first = evidence.features["annotation_id"].iloc[0]
+    widget.session.set_status([first], "accepted")
+    widget.show_evidence(old)
+    row = list(evidence.features["annotation_id"]).index(first)
+    assert evidence.features["status"].iloc[row] == "accepted"
+    np.testing.assert_allclose(evidence.edge_color[row], (0.1, 0.9, 0.2, 1.0))
+    assert len(reads) == 1  # the stale rows were replaced by a main-thread reload
+
+
+def _layer_content(layer) -> tuple[list[np.ndarray], dict, np.ndarray]:  # noqa: ANN001
+    feats = layer.features.astype(str).to_dict(orient="list")  # NaN as "nan": comparable
+    return [np.asarray(d) for d in layer.data], feats, np.asarray(layer.edge_color)
