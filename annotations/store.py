@@ -16,6 +16,10 @@ Public API (what the napari plugin, the batch job and the CLI call)::
         store.history(ann.id)                     # [Revision(1, add), (2, update), (3, delete)]
         store.restore(ann.id, 2)                  # brings revision 2 back as revision 4
         store.undo()                              # reverses the restore (revision 5)
+        store.update_claim(claim.id, text="Civil aircraft gone from Sunan")  # undoable too
+        store.delete_claim(claim.id, force=True)  # + its annotations, as ONE change
+        store.undo()                              # claim and annotations back, same ids
+        store.add_annotations(new_candidates, supersede=[c.id for c in old_candidates])
         store.import_geojson("out/changes.geojson", report_id=report.id, claim_id=claim.id)
         store.list_annotations(claim_id=claim.id, status="candidate")
         store.list_annotations(bbox=(125.66, 39.22, 125.68, 39.23))  # R-tree lookup
@@ -27,10 +31,16 @@ An OGC GeoPackage 1.2 (see :mod:`satdelta.annotations.gpkg`): the feature table
 ``annotations`` (MULTIPOLYGON, EPSG:4326, the current state of every
 annotation that is not deleted; ``source_crs`` records the CRS it was drawn
 in; R-tree spatial index ``rtree_annotations_geom``) and attribute tables
-``reports``, ``claims``, ``labels``, ``changes`` and
+``reports``, ``claims``, ``labels``, ``changes``,
 ``annotation_revisions`` (every state of every annotation as a JSON snapshot,
-including tombstones).  ``update``, ``delete``, ``restore`` and ``undo`` all
-*append* revisions; nothing is ever overwritten in the history.
+including tombstones) and ``record_revisions`` (each edit or deletion of a
+report or claim, the row before and after).  ``update``, ``delete``,
+``restore`` and ``undo`` all *append* revisions; nothing is ever overwritten in
+the history.  Reports and claims are edited in place (their tables show the
+current state) and logged, so :meth:`Store.undo` puts the old row back under
+the same id.  A claim or report that current annotations point at is only
+deleted with ``force=True``, which tombstones those annotations in the same
+change: deleting never loses evidence, and one undo brings all of it back.
 
 Durability and concurrency
 --------------------------
@@ -70,15 +80,12 @@ import time
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from satdelta.annotations.errors import (
     AnnotationValueError,
     GeometryError,
-    InUseError,
     NotAStoreError,
     NotFoundError,
     StoreBusyError,
@@ -102,7 +109,6 @@ from satdelta.annotations.model import (
     Change,
     Claim,
     Origin,
-    Report,
     Revision,
     Status,
     Verdict,
@@ -110,23 +116,14 @@ from satdelta.annotations.model import (
 )
 from satdelta.annotations.opening import inspect_existing
 from satdelta.annotations.records import (
-    CLAIM_FIELDS,
-    REPORT_FIELDS,
-    Kind,
-    claim_from_row,
-    claim_row,
-    log_revision,
     read_row,
-    report_from_row,
-    report_row,
     revisions_of_change,
-    write_row,
 )
+from satdelta.annotations.reports import ReportsAndClaims, count
 from satdelta.annotations.rows import (
     ANN_COLUMNS,
     annotation_values,
     check_uuid,
-    iso,
     keep_measured_area,
     row_to_annotation,
     rows_to_annotations,
@@ -150,23 +147,16 @@ _UPDATABLE = (
 )
 
 
-#: claims columns that store one field of :class:`Claim` (point, bbox) -> that field
-_CLAIM_FIELD = dict.fromkeys(("lon", "lat"), "point") | dict.fromkeys(
-    ("west", "south", "east", "north"), "bbox"
-)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     msg = str(exc).lower()
     return "locked" in msg or "busy" in msg
 
 
-class Store:
-    """A satdelta annotation store (GeoPackage file).  Use :meth:`Store.open`."""
+class Store(ReportsAndClaims):
+    """A satdelta annotation store (GeoPackage file).  Use :meth:`Store.open`.
+
+    Reports and claims: the methods of :class:`~satdelta.annotations.reports.ReportsAndClaims`.
+    """
 
     def __init__(
         self, conn: sqlite3.Connection, path: Path, *, analyst: str | None, timeout: float
@@ -349,492 +339,6 @@ class Store:
             raise StoreError(f"store {self.path} is closed; open it again with Store.open")
         with self._lock:
             return self._retry(lambda: self._conn.execute(sql, tuple(params)).fetchall())
-
-    # ------------------------------------------------------------------ reports
-    def add_report(
-        self,
-        *,
-        title: str,
-        outlet: str | None = None,
-        url: str | None = None,
-        published: date | str | None = None,
-        language: str | None = None,
-        notes: str | None = None,
-    ) -> Report:
-        """Add a news report and return it (with its new integer id)."""
-        now = gpkg_now()
-        report = Report(0, title, outlet, url, published, language, notes, now)  # validates
-        with self._write() as c:
-            cur = c.execute(
-                "INSERT INTO reports (title, outlet, url, published, language, notes, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (title, outlet, url, iso(report.published), language, notes, now),
-            )
-            touch_contents(c, "reports")
-        return Report(cur.lastrowid, title, outlet, url, report.published, language, notes, now)
-
-    def get_report(self, report_id: int) -> Report:
-        """Return one report; :class:`NotFoundError` if there is none with that id."""
-        rows = self._read(
-            "SELECT id, title, outlet, url, published, language, notes, created FROM reports "
-            "WHERE id = ?",
-            (int(report_id),),
-        )
-        if not rows:
-            raise NotFoundError(
-                f"no report with id {report_id} in {self.path}; "
-                "`satdelta report list` shows the ids"
-            )
-        return Report(*rows[0])
-
-    def list_reports(self) -> list[Report]:
-        """All reports, by id."""
-        rows = self._read(
-            "SELECT id, title, outlet, url, published, language, notes, created FROM reports "
-            "ORDER BY id"
-        )
-        return [Report(*r) for r in rows]
-
-    # ------------------------------------------------------------------- claims
-    def add_claim(
-        self,
-        *,
-        report_id: int,
-        text: str,
-        place: str | None = None,
-        point: tuple[float, float] | None = None,
-        bbox: tuple[float, float, float, float] | None = None,
-        time_start: date | str | None = None,
-        time_end: date | str | None = None,
-    ) -> Claim:
-        """Add a claim to a report; ``point`` = (lon, lat), ``bbox`` = (W, S, E, N) in WGS84."""
-        self.get_report(report_id)
-        now = gpkg_now()
-        claim = Claim(0, int(report_id), text, place, point, bbox, time_start, time_end, now)
-        p = claim.point or (None, None)
-        b = claim.bbox or (None, None, None, None)
-        with self._write() as c:
-            cur = c.execute(
-                "INSERT INTO claims (report_id, text, place, lon, lat, west, south, east, north, "
-                "time_start, time_end, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    claim.report_id,
-                    text,
-                    place,
-                    *p,
-                    *b,
-                    iso(claim.time_start),
-                    iso(claim.time_end),
-                    now,
-                ),
-            )
-            touch_contents(c, "claims")
-        return Claim(
-            cur.lastrowid,
-            claim.report_id,
-            text,
-            place,
-            claim.point,
-            claim.bbox,
-            claim.time_start,
-            claim.time_end,
-            now,
-        )
-
-    _CLAIM_SQL = (
-        "SELECT id, report_id, text, place, lon, lat, west, south, east, north, time_start, "
-        "time_end, created FROM claims"
-    )
-
-    @staticmethod
-    def _claim(row: tuple[Any, ...]) -> Claim:
-        cid, rid, text, place, lon, lat, w, s, e, n, t0, t1, created = row
-        point = (lon, lat) if lon is not None and lat is not None else None
-        bbox = (w, s, e, n) if w is not None else None
-        return Claim(cid, rid, text, place, point, bbox, t0, t1, created)
-
-    def get_claim(self, claim_id: int) -> Claim:
-        """Return one claim; :class:`NotFoundError` if there is none with that id."""
-        rows = self._read(self._CLAIM_SQL + " WHERE id = ?", (int(claim_id),))
-        if not rows:
-            raise NotFoundError(
-                f"no claim with id {claim_id} in {self.path}; `satdelta claim list` shows the ids"
-            )
-        return self._claim(rows[0])
-
-    def list_claims(self, report_id: int | None = None) -> list[Claim]:
-        """Claims, optionally of one report, by id."""
-        if report_id is None:
-            rows = self._read(self._CLAIM_SQL + " ORDER BY id")
-        else:
-            rows = self._read(
-                self._CLAIM_SQL + " WHERE report_id = ? ORDER BY id", (int(report_id),)
-            )
-        return [self._claim(r) for r in rows]
-
-    def load_report(self, data: Mapping[str, Any]) -> tuple[Report, list[Claim]]:
-        """Add a report and its claims from ``{"report": {...}, "claims": [{...}, ...]}``.
-
-        Claim entries take ``text``, ``place``, ``point`` ([lon, lat]) or
-        ``location`` ({"lon", "lat"} or {"bbox"}), ``bbox`` ([W, S, E, N]) and
-        ``time_start``/``time_end`` (or ``time_window`` [start, end]).  The whole
-        file is added in one transaction.
-        """
-        if not isinstance(data, Mapping) or not isinstance(data.get("report"), Mapping):
-            raise AnnotationValueError(
-                'expected a report file {"report": {...}, "claims": [...]}, got '
-                f"{type(data).__name__}"
-                + (f" with keys {sorted(data)[:5]}" if isinstance(data, Mapping) else "")
-            )
-        r = data["report"]
-        claims_in = data.get("claims") or []
-        now = gpkg_now()
-        report = Report(
-            0,
-            r.get("title", ""),
-            r.get("outlet"),
-            r.get("url"),
-            r.get("published"),
-            r.get("language"),
-            r.get("notes"),
-            now,
-        )
-        parsed: list[Claim] = []
-        for i, cl in enumerate(claims_in):
-            if not isinstance(cl, Mapping):
-                raise AnnotationValueError(f"claim {i}: expected an object, got {cl!r}")
-            loc = cl.get("location") or {}
-            point = cl.get("point") or (
-                (loc["lon"], loc["lat"]) if "lon" in loc and "lat" in loc else None
-            )
-            bbox = cl.get("bbox") or loc.get("bbox")
-            window = cl.get("time_window") or [None, None]
-            try:
-                parsed.append(
-                    Claim(
-                        0,
-                        0,
-                        cl.get("text", ""),
-                        cl.get("place"),
-                        point,
-                        bbox,
-                        cl.get("time_start", window[0]),
-                        cl.get("time_end", window[1]),
-                        now,
-                    )
-                )
-            except AnnotationValueError as exc:
-                raise AnnotationValueError(f"claim {i}: {exc}") from None
-        with self._write() as c:
-            rid = c.execute(
-                "INSERT INTO reports (title, outlet, url, published, language, notes, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    report.title,
-                    report.outlet,
-                    report.url,
-                    iso(report.published),
-                    report.language,
-                    report.notes,
-                    now,
-                ),
-            ).lastrowid
-            out = []
-            for cl in parsed:
-                p = cl.point or (None, None)
-                b = cl.bbox or (None, None, None, None)
-                cid = c.execute(
-                    "INSERT INTO claims (report_id, text, place, lon, lat, west, south, east, "
-                    "north, time_start, time_end, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (rid, cl.text, cl.place, *p, *b, iso(cl.time_start), iso(cl.time_end), now),
-                ).lastrowid
-                out.append(
-                    Claim(
-                        cid,
-                        rid,
-                        cl.text,
-                        cl.place,
-                        cl.point,
-                        cl.bbox,
-                        cl.time_start,
-                        cl.time_end,
-                        now,
-                    )
-                )
-            touch_contents(c, "reports")
-            touch_contents(c, "claims")
-        return Report(
-            rid,
-            report.title,
-            report.outlet,
-            report.url,
-            report.published,
-            report.language,
-            report.notes,
-            now,
-        ), out
-
-    # ---------------------------------------------- editing reports and claims
-    def update_report(self, report_id: int, **changes: Any) -> Report:
-        """Change fields of a report in place (one undoable change); returns the new state.
-
-        Parameters
-        ----------
-        report_id : int
-            The report to edit.
-        **changes
-            Any of ``title, outlet, url, published, language, notes``; None
-            clears an optional field.  Fields equal to the stored value are
-            ignored; when nothing differs no change is logged.
-
-        Raises
-        ------
-        NotFoundError
-            No report with that id.
-        AnnotationValueError
-            An unknown field, an empty title or a malformed date.
-        """
-        self._check_fields("report", changes, REPORT_FIELDS)
-        with self._write() as c:
-            before = self._record(c, "report", report_id)
-            new = replace(report_from_row(before), **changes)  # validates
-            after = report_row(new)
-            changed = [k for k in after if after[k] != before[k]]
-            if changed:
-                change = self._new_change(
-                    c, "edit", f"edit {', '.join(changed)} of report {new.id}"
-                )
-                self._write_record(c, change, "report", new.id, "update", before, after)
-        return new
-
-    def update_claim(self, claim_id: int, **changes: Any) -> Claim:
-        """Change fields of a claim in place (one undoable change); returns the new state.
-
-        Parameters
-        ----------
-        claim_id : int
-            The claim to edit.
-        **changes
-            Any of ``text, report_id, place, point, bbox, time_start,
-            time_end``; None clears an optional field.  Moving a claim to
-            another report (``report_id``) also moves its annotations (each
-            gets a new revision with the new ``report_id``, in the same
-            change, so exports by report stay consistent and one undo moves
-            everything back).
-
-        Raises
-        ------
-        NotFoundError
-            No claim with that id, or no report with the new ``report_id``.
-        AnnotationValueError
-            An unknown field or a value the claim does not accept.
-        """
-        self._check_fields("claim", changes, CLAIM_FIELDS)
-        if changes.get("report_id") is not None:
-            changes["report_id"] = int(changes["report_id"])
-        elif "report_id" in changes:
-            raise AnnotationValueError(
-                "claim report_id: expected the id of a report, got None; every claim belongs to "
-                "a report"
-            )
-        with self._write() as c:
-            before = self._record(c, "claim", claim_id)
-            new = replace(claim_from_row(before), **changes)  # validates
-            after = claim_row(new)
-            changed = list(
-                dict.fromkeys(_CLAIM_FIELD.get(k, k) for k in after if after[k] != before[k])
-            )
-            moved: list[str] = []
-            if changed:
-                desc = f"edit {', '.join(changed)} of claim {new.id}"
-                if after["report_id"] != before["report_id"]:
-                    self._record(c, "report", new.report_id)
-                    others = [k for k in changed if k != "report_id"]
-                    desc = (
-                        f"move claim {new.id} from report {before['report_id']} to report "
-                        f"{new.report_id}" + (f" and edit {', '.join(others)}" if others else "")
-                    )
-                change = self._new_change(c, "edit", desc)
-                self._write_record(c, change, "claim", new.id, "update", before, after)
-                if after["report_id"] != before["report_id"]:
-                    moved = self._move_annotations(c, new.id, new.report_id, change)
-        if moved:
-            log.info(
-                "claim %d: moved %d annotations to report %d", new.id, len(moved), new.report_id
-            )
-        return new
-
-    def delete_claim(self, claim_id: int, *, force: bool = False) -> Change:
-        """Delete a claim (one undoable change); returns the change.
-
-        A claim that current annotations still point at is refused with
-        :class:`InUseError` unless ``force``: then those annotations are
-        deleted too (tombstone revisions, as :meth:`delete_annotation`) in the
-        same change, so one :meth:`undo` brings the claim and all of them back.
-        The claim's row is kept in ``record_revisions``; nothing is lost.
-        """
-        with self._write() as c:
-            before = self._record(c, "claim", claim_id)
-            live = self._live_annotations(c, "claim_id = ?", (before["id"],))
-            if live and not force:
-                raise InUseError(self._in_use(f"claim {before['id']}", live))
-            desc = f"delete claim {before['id']}" + (
-                f" and its {_count(len(live), 'annotation')}" if live else ""
-            )
-            change = self._new_change(c, "delete", desc)
-            for ann in live:
-                self._tombstone(c, ann, change, "delete")
-            if live:
-                self._touch_annotations(c)
-            self._write_record(c, change, "claim", before["id"], "delete", before, None)
-            created = self._created(c, change)
-        return Change(
-            change,
-            "delete",
-            desc,
-            created,
-            self.analyst,
-            None,
-            tuple(a.id for a in live),
-            (f"claim {before['id']}",),
-        )
-
-    def delete_report(self, report_id: int, *, force: bool = False) -> Change:
-        """Delete a report and its claims (one undoable change); returns the change.
-
-        The claims go with the report (each logged in ``record_revisions``, so
-        :meth:`undo` puts them back under their ids).  When current annotations
-        point at any of those claims the deletion is refused with
-        :class:`InUseError` unless ``force``: then they are deleted too
-        (tombstones) in the same change.
-        """
-        with self._write() as c:
-            before = self._record(c, "report", report_id)
-            rid = before["id"]
-            claim_ids = [
-                r[0]
-                for r in c.execute("SELECT id FROM claims WHERE report_id = ? ORDER BY id", (rid,))
-            ]
-            live = self._live_annotations(
-                c, "claim_id IN (SELECT id FROM claims WHERE report_id = ?)", (rid,)
-            )
-            if live and not force:
-                raise InUseError(self._in_use(f"report {rid}", live))
-            desc = f"delete report {rid} with {_count(len(claim_ids), 'claim')}" + (
-                f" and {_count(len(live), 'annotation')}" if live else ""
-            )
-            change = self._new_change(c, "delete", desc)
-            for ann in live:
-                self._tombstone(c, ann, change, "delete")
-            if live:
-                self._touch_annotations(c)
-            for cid in claim_ids:
-                row = read_row(c, "claim", cid)
-                self._write_record(c, change, "claim", cid, "delete", row, None)
-            self._write_record(c, change, "report", rid, "delete", before, None)
-            created = self._created(c, change)
-        return Change(
-            change,
-            "delete",
-            desc,
-            created,
-            self.analyst,
-            None,
-            tuple(a.id for a in live),
-            (f"report {rid}", *(f"claim {cid}" for cid in claim_ids)),
-        )
-
-    def _check_fields(
-        self, kind: str, changes: Mapping[str, Any], allowed: tuple[str, ...]
-    ) -> None:
-        unknown = set(changes) - set(allowed)
-        if unknown:
-            raise AnnotationValueError(
-                f"cannot edit {', '.join(sorted(unknown))} of a {kind}; editable fields are "
-                f"{', '.join(allowed)}"
-            )
-        if not changes:
-            raise AnnotationValueError(
-                f"nothing to edit: give at least one of {', '.join(allowed)}"
-            )
-
-    def _record(self, c: sqlite3.Connection, kind: Kind, record_id: int) -> dict[str, Any]:
-        row = read_row(c, kind, int(record_id))
-        if row is None:
-            raise NotFoundError(
-                f"no {kind} with id {record_id} in {self.path}; "
-                f"`satdelta {kind} list` shows the ids"
-            )
-        return row
-
-    def _write_record(
-        self,
-        c: sqlite3.Connection,
-        change: int,
-        kind: Kind,
-        record_id: int,
-        action: str,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
-    ) -> None:
-        write_row(c, kind, record_id, after)
-        log_revision(
-            c,
-            change=change,
-            kind=kind,
-            record_id=record_id,
-            action=action,
-            before=before,
-            after=after,
-            created=gpkg_now(),
-            analyst=self.analyst,
-        )
-        touch_contents(c, "reports" if kind == "report" else "claims")
-        touch_contents(c, "record_revisions")
-
-    def _live_annotations(
-        self, c: sqlite3.Connection, where: str, params: tuple[Any, ...]
-    ) -> list[Annotation]:
-        rows = c.execute(
-            f"SELECT {ANN_COLUMNS} FROM annotations WHERE {where} ORDER BY fid", params
-        ).fetchall()
-        return rows_to_annotations(rows) if rows else []
-
-    @staticmethod
-    def _in_use(what: str, live: list[Annotation]) -> str:
-        counts: dict[str, int] = {}
-        for ann in live:
-            counts[ann.status] = counts.get(ann.status, 0) + 1
-        by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        return (
-            f"{what} still has {_count(len(live), 'annotation')} pointing at it ({by_status}); "
-            "delete again with --force (force=True) to delete them with it as one change that "
-            "one undo reverses, or move them to another claim first"
-        )
-
-    def _move_annotations(
-        self, c: sqlite3.Connection, claim_id: int, report_id: int, change: int
-    ) -> list[str]:
-        """Give the current annotations of a claim a new revision with ``report_id``."""
-        now = gpkg_now()
-        moved = []
-        for ann in self._live_annotations(c, "claim_id = ?", (claim_id,)):
-            new = ann.replace(
-                report_id=report_id, revision=self._next_revision(c, ann.id), updated=now
-            )
-            c.execute(
-                "UPDATE annotations SET report_id = ?, revision = ?, updated = ? WHERE uuid = ?",
-                (report_id, new.revision, now, ann.id),
-            )
-            self._revision(c, new, change, "update", deleted=False)
-            moved.append(ann.id)
-        if moved:
-            self._touch_annotations(c)
-        return moved
-
-    @staticmethod
-    def _created(c: sqlite3.Connection, change: int) -> str:
-        return c.execute("SELECT created FROM changes WHERE id = ?", (change,)).fetchone()[0]
 
     # ------------------------------------------------------------------- labels
     def labels(self, *, include_inactive: bool = False) -> tuple[str, ...]:
@@ -1028,7 +532,7 @@ class Store:
         else:
             desc = f"add {len(prepared)} annotations"
         if superseded:
-            replaced = _count(len(superseded), "candidate")
+            replaced = count(len(superseded), "candidate")
             desc = f"{desc}, superseding {replaced}" if prepared else f"supersede {replaced}"
         desc = description or desc
         ids = [a.id for a in prepared]
