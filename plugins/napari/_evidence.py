@@ -102,15 +102,17 @@ class EvidenceMixin:
         layer = self.evidence_layer()
         self._load_generation += 1
         chunks = _chunks(rows.shapes, self.chunk_vertices)
+        # status colours given with the shapes: one colour update instead of two
+        colours = status_colours(rows.properties["status"])
         self._syncing = True
         try:
-            layer.selected_data = set()
-            layer.data = []
+            if len(layer.data):  # clearing an empty layer (a first run) still costs a refresh
+                layer.selected_data = set()
+                layer.data = []
             if len(chunks) <= 1:
                 if rows.shapes:
-                    layer.add(rows.shapes, shape_type="polygon")
+                    layer.add(rows.shapes, shape_type="polygon", edge_color=colours)
                     layer.features = rows.properties
-                self._recolour(layer)
                 self._loading = False
         finally:
             self._syncing = False
@@ -119,9 +121,17 @@ class EvidenceMixin:
             return
         self._loading = True
         layer.editable = False
-        self._add_chunks(layer, rows, chunks, 0, self._load_generation)
+        self._add_chunks(layer, rows, colours, chunks, 0, self._load_generation)
 
-    def _add_chunks(self, layer: Any, rows: Any, chunks: list, k: int, generation: int) -> None:
+    def _add_chunks(
+        self,
+        layer: Any,
+        rows: LayerRows,
+        colours: np.ndarray,
+        chunks: list[tuple[int, int]],
+        k: int,
+        generation: int,
+    ) -> None:
         from qtpy.QtCore import QTimer
 
         if generation != self._load_generation or layer not in self.viewer.layers:
@@ -129,14 +139,15 @@ class EvidenceMixin:
         self._syncing = True
         try:
             lo, hi = chunks[k]
-            layer.add(rows.shapes[lo:hi], shape_type="polygon")
+            layer.add(rows.shapes[lo:hi], shape_type="polygon", edge_color=colours[lo:hi])
             if k + 1 == len(chunks):
                 layer.features = rows.properties
-                self._recolour(layer)
         finally:
             self._syncing = False
         if k + 1 < len(chunks):
-            QTimer.singleShot(0, lambda: self._add_chunks(layer, rows, chunks, k + 1, generation))
+            QTimer.singleShot(
+                0, lambda: self._add_chunks(layer, rows, colours, chunks, k + 1, generation)
+            )
             return
         self._loading = False
         layer.editable = True

@@ -537,7 +537,7 @@ def test_maps_shown_while_the_worker_outlines_and_rows_read_there_match_a_reload
     # -- cancel once the maps are shown: they stay, nothing is saved
     gate["go"] = threading.Event()
     assert widget.run() is not None
-    qtbot.waitUntil(lambda: "change mask" in viewer.layers, timeout=60_000)
+    qtbot.waitUntil(lambda: _mask_shown(viewer), timeout=60_000)
     assert widget.worker is not None  # shown while the worker still runs
     layers = gate["layers"]
     np.testing.assert_array_equal(viewer.layers["change mask"].data, layers.maps.changed)
@@ -579,6 +579,14 @@ def test_maps_shown_while_the_worker_outlines_and_rows_read_there_match_a_reload
     assert evidence.features["status"].iloc[row] == "accepted"
     np.testing.assert_allclose(evidence.edge_color[row], (0.1, 0.9, 0.2, 1.0))
     assert len(reads) == 1  # the stale rows were replaced by a main-thread reload
+
+
+def _mask_shown(viewer) -> bool:  # noqa: ANN001
+    """The mask layer is on and holds a map (not the 1 x 1 stand-in added at Run)."""
+    if "change mask" not in viewer.layers:
+        return False
+    mask = viewer.layers["change mask"]
+    return mask.visible and mask.data.size > 1
 
 
 def _layer_content(layer) -> tuple[list[np.ndarray], dict, np.ndarray]:  # noqa: ANN001
