@@ -363,7 +363,10 @@ def no_change_quantile(
     :func:`~satdelta.imagery.radiometry.fit_windows`: the whole array up to about a
     megapixel, else a fixed set of 256 x 256 patches spread over the scene), each scored
     with the score's halo of context, so its cost is bounded. The spread is measured on the
-    same windows.
+    same windows. The windows are scored in threads (:mod:`satdelta.imagery.parallel`) while
+    this thread draws the next window's noise from the one seeded generator, in window order,
+    so the result does not depend on the thread count; the noise of windows waiting for a
+    thread is held meanwhile (at most one float32 copy of the windows).
 
     Returns
     -------
