@@ -201,15 +201,14 @@ def detect_and_save(
 
     After the save the report's evidence rows are read back here (store read, lon/lat to
     map frame) and returned in :attr:`DetectionResult.evidence`, so the widget's main
-    thread only sets the Shapes layer's data.  A cancel at the steps before the save
-    saves nothing; the save itself is one transaction.
+    thread only sets the Shapes layer's data.  A cancel up to the step announcing the save
+    saves nothing; once the save (one transaction) has started, the run goes to its end:
+    no step follows it, as each step costs the window a repaint before the result shows.
     """
     result = yield from steps(*args)
     yield (5, 6, f"saving {len(result.polygons)} candidates")
     session.add_candidates(result.polygons, result.provenance)
-    evidence = session.evidence_rows()
-    yield (6, 6, "showing layers")
-    return replace(result, evidence=evidence)
+    return replace(result, evidence=session.evidence_rows())
 
 
 def guarded_steps(steps: Any, *args: Any) -> Any:

@@ -432,7 +432,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
 
     def _on_cancelled(self) -> None:
         self._on_finished("cancelled")
-        self.reload_annotations()  # a cancel after the save step still shows what was saved
+        self.reload_annotations()  # the store as it is (a cancelled run saved nothing)
 
     def _on_step(self, step: tuple[Any, ...]) -> None:
         i, _total, message = step[:3]
