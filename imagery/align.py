@@ -540,12 +540,18 @@ def _band_pass(img: np.ndarray, *, smooth: float, highpass: float) -> np.ndarray
 
 
 def _misfits(
-    ref: np.ndarray, mov: np.ndarray, ok: np.ndarray, shifts: Sequence[tuple[float, float]]
+    ref: np.ndarray,
+    mov: np.ndarray,
+    ok: np.ndarray,
+    shifts: Sequence[tuple[float, float]],
+    coef: np.ndarray,
 ) -> list[float]:
-    """Tukey misfit of ``mov`` moved back by each shift against ``ref`` (one common scale)."""
+    """Tukey misfit of ``mov`` moved back by each shift against ``ref`` (one common scale).
+
+    ``coef`` are ``mov``'s cubic B-spline coefficients (:func:`_spline_coefficients`).
+    """
     from scipy import ndimage
 
-    coef = ndimage.spline_filter(mov, order=3, output=np.float32)
     margin = int(math.ceil(max(max(abs(v) for v in s) for s in shifts))) + 6
     use = ndimage.binary_erosion(ok, iterations=margin)
     if use.sum() < 256:
@@ -560,6 +566,13 @@ def _misfits(
         return _tukey_cost(w_img[use] - r_use, scale)
 
     return run_jobs(misfit, shifts)  # one shift per thread, results in the order of shifts
+
+
+def _spline_coefficients(img: np.ndarray) -> np.ndarray:
+    """Cubic B-spline coefficients of an image (float32), for :func:`_spline_shift`."""
+    from scipy import ndimage
+
+    return ndimage.spline_filter(img, order=3, output=np.float32)
 
 
 def _cubic_bspline(x: float) -> float:
@@ -648,6 +661,7 @@ def _refine_shift(
     mov: np.ndarray,
     ok: np.ndarray,
     start: tuple[float, float],
+    coef: np.ndarray,
     *,
     max_iter: int = 20,
     tol: float = 2e-3,
@@ -658,10 +672,10 @@ def _refine_shift(
     1977; scale from the MAD of the residuals), so changed pixels stop pulling the estimate;
     the Jacobian is the mean of both images' gradients (efficient second-order minimisation,
     Benhimane & Malis 2004), and each step is tried at 1, 2 and 4 times its length.
+    ``coef`` are ``mov``'s cubic B-spline coefficients (:func:`_spline_coefficients`).
     """
     from scipy import ndimage
 
-    coef = ndimage.spline_filter(mov, order=3, output=np.float32)
     use = ndimage.binary_erosion(ok, iterations=6)
     if use.sum() < 256:
         return start, 0
@@ -826,7 +840,8 @@ def estimate_shift(
         )
         # skimage returns the shift that registers moving onto reference: the opposite sign
         candidates.append((float(-shift[0]) + 0.0, float(-shift[1]) + 0.0))
-    costs = _misfits(ra, rb, ok, candidates)
+    coef = _spline_coefficients(rb)  # shared by the misfits and the refinement
+    costs = _misfits(ra, rb, ok, candidates, coef)
     log.debug("shift candidates %s, robust misfits %s", candidates, costs)
     best = int(np.argmin(costs))
     if max_shift_px is not None:
@@ -839,7 +854,7 @@ def estimate_shift(
     coarse = candidates[best]
     if not refine:
         return coarse
-    fine, iterations = _refine_shift(ra, rb, ok, coarse)
+    fine, iterations = _refine_shift(ra, rb, ok, coarse, coef)
     log.debug("shift: phase correlation %s, refined %s in %d iterations", coarse, fine, iterations)
     if max(abs(fine[0] - coarse[0]), abs(fine[1] - coarse[1])) > 2.0:
         log.info(
