@@ -38,6 +38,7 @@ from satdelta.imagery.radiometry import (
     LinearNormalisation,
     NormaliseMethod,
     Window,
+    finite_pixels,
     fit_irmad,
     fit_normalisation,
     fit_windows,
@@ -293,7 +294,7 @@ def _as_pair(before: ArrayLike, after: ArrayLike) -> tuple[NDArray, NDArray]:
 
 
 def _resolve_valid(b: NDArray, a: NDArray, valid: ArrayLike | None) -> NDArray[np.bool_]:
-    finite = np.isfinite(b).all(axis=0) & np.isfinite(a).all(axis=0)
+    finite = finite_pixels(b, a)
     if valid is None:
         return finite
     v = np.asarray(valid)

@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
+from satdelta.imagery.parallel import map_row_blocks
 from scipy import linalg, special
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "fit_irmad",
     "fit_linear_normalisation",
     "fit_normalisation",
+    "finite_pixels",
     "fit_windows",
     "orthogonal_regression",
     "sample_pixels",
@@ -59,6 +61,27 @@ FIT_PATCH_PX = 256
 Window = tuple[slice, slice]
 
 
+def finite_pixels(before: NDArray, after: NDArray) -> NDArray[np.bool_]:
+    """``(row, col)`` mask, True where every band of both ``(band, row, col)`` arrays is finite.
+
+    Computed by row blocks in threads (:func:`~satdelta.imagery.parallel.map_row_blocks`).
+
+    Examples
+    --------
+    >>> b = np.ones((2, 2, 3)); a = b.copy(); a[1, 0, 2] = np.nan
+    >>> finite_pixels(b, a).tolist()
+    [[True, True, False], [True, True, True]]
+    """
+    band = slice(None)
+
+    def block(rows: slice) -> list[NDArray[np.bool_]]:
+        return [
+            np.isfinite(before[band, rows]).all(axis=0) & np.isfinite(after[band, rows]).all(axis=0)
+        ]
+
+    return map_row_blocks(block, before.shape[1], 0)[0]
+
+
 def _check_pair(before: NDArray, after: NDArray, valid: NDArray | None) -> NDArray[np.bool_]:
     if before.ndim != 3 or after.ndim != 3:
         raise BandMismatchError(
@@ -70,7 +93,7 @@ def _check_pair(before: NDArray, after: NDArray, valid: NDArray | None) -> NDArr
             f"before and after must have the same (band, row, col) shape, got {before.shape} "
             f"and {after.shape}; coregister the scenes and select the same bands first."
         )
-    finite = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+    finite = finite_pixels(before, after)
     if valid is None:
         return finite
     valid = np.asarray(valid)

@@ -78,6 +78,7 @@ from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
 from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.radiometry import (
     IRMADFit,
+    finite_pixels,
     fit_irmad,
     fit_windows,
     sample_pixels,
@@ -495,7 +496,7 @@ def fit_score(
             f"smoothing_m must be a scale in metres >= 0, got {smoothing_m!r}."
         )
     sigma = smoothing_px(pixel_size_m, scale_m=smoothing_m) if smoothing_m > 0 else 0.0
-    ok = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+    ok = finite_pixels(before, after)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
     if method in ("ndvi", "ndwi"):
@@ -612,7 +613,7 @@ def change_score(
         pixel_size_m=pixel_size_m,
         smoothing_m=smoothing_m,
     )
-    ok = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+    ok = finite_pixels(before, after)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
     out = model.apply(before, after, ok)
