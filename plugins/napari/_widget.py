@@ -440,7 +440,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         self.progress_label.setText(message)
         if len(step) > 3 and not self._cancelling:
             # the maps exist and the worker now outlines and saves the candidates: show
-            # the maps meanwhile (a cancel from here on keeps them and saves nothing)
+            # the maps meanwhile (a cancel before the save keeps them and saves nothing)
             try:
                 self.show_maps(step[3])
             except SatdeltaError as exc:
