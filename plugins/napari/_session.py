@@ -76,7 +76,7 @@ class EvidenceRows:
     """
 
     rows: LayerRows
-    mark: tuple[int, int | None, MapFrame | None]
+    mark: tuple[Session, int, int | None, MapFrame | None]
 
 
 def annotations_to_rows(annotations: Sequence[Annotation], frame: MapFrame) -> LayerRows:
@@ -203,13 +203,14 @@ class Session:
         """The current report's annotations as Shapes rows."""
         return annotations_to_rows(self.annotations(), self._frame())
 
-    def mark(self) -> tuple[int, int | None, MapFrame | None]:
-        """What rows read now depend on: writes made through this session, report, frame.
+    def mark(self) -> tuple[Session, int, int | None, MapFrame | None]:
+        """What rows read now depend on: this session, its writes so far, report, frame.
 
-        Two equal marks mean the session wrote nothing and chose no other report or frame
-        in between, so rows read at the first are still the rows at the second.
+        Two equal marks mean the same session wrote nothing and chose no other report or
+        frame in between, so rows read at the first are still the rows at the second (a
+        session opened on another store meanwhile never has an equal mark).
         """
-        return (self._writes, self.report_id, self.frame)
+        return (self, self._writes, self.report_id, self.frame)
 
     def evidence_rows(self) -> EvidenceRows | None:
         """The current report's rows with the :meth:`mark` they were read at.

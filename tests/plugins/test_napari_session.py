@@ -131,6 +131,9 @@ def test_evidence_rows_carry_a_mark_that_every_write_and_choice_changes(tmp_path
     marks.append(session.mark())
     assert len(set(marks)) == len(marks), marks  # every step changed the mark
     assert other.id != session.report_id
+    twin = Session(session.store, session.frame)  # same store, report, frame, no writes yet
+    twin.report_id, twin._writes = session.report_id, session._writes
+    assert twin.mark() != session.mark()  # rows read through one session never pass for another's
     session.close()
 
 
