@@ -44,6 +44,7 @@ from satdelta.imagery.vectorize import ChangePolygon, to_feature_collection, vec
 
 __all__ = [
     "DetectionRun",
+    "Stage",
     "detection_stages",
     "run_detection",
     "write_outputs",
@@ -110,6 +111,26 @@ def _versions() -> dict[str, str | None]:
 
     out["gdal"] = rasterio.__gdal_version__
     return out
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of :func:`detection_stages`, announced just before it runs.
+
+    Attributes
+    ----------
+    name : {"open", "align", "detect", "vectorize"}
+        The stage about to run.
+    aligned : AlignedPair or None
+        Both dates on the before grid, once aligned (from the ``detect`` stage on).
+    maps : ChangeMaps or None
+        Score, changed mask and validity, once detected (at the ``vectorize`` stage), so a
+        front-end can show them while the polygons are outlined.
+    """
+
+    name: str
+    aligned: AlignedPair | None = None
+    maps: ChangeMaps | None = None
 
 
 @dataclass(frozen=True)
@@ -248,12 +269,13 @@ def detection_stages(
     pixel_size_m: float | None = None,
     max_shift_px: float = 5.0,
     resampling: ResamplingName = "cubic",
-) -> Generator[str, None, DetectionRun]:
+) -> Generator[Stage, None, DetectionRun]:
     """Open, align, detect and vectorise one before/after pair, one stage at a time.
 
-    A generator: it yields the name of each stage (``open``, ``align``, ``detect``,
-    ``vectorize``) just before running it and returns the :class:`DetectionRun`, so a front-end
-    can show progress and stop between stages (the napari widget's worker does).
+    A generator: it yields a :class:`Stage` (``open``, ``align``, ``detect``, ``vectorize``,
+    with the results so far) just before running it and returns the :class:`DetectionRun`, so
+    a front-end can show progress, show the maps early and stop between stages (the napari
+    widget's worker does).
     :func:`run_detection` runs it to the end.
 
     Parameters
@@ -273,8 +295,8 @@ def detection_stages(
 
     Yields
     ------
-    str
-        The stage about to run.
+    Stage
+        The stage about to run, with the aligned pair and maps once they exist.
 
     Returns
     -------
@@ -290,11 +312,11 @@ def detection_stages(
         raise InvalidParameterError(f"minimum area must be >= 0 m²; got {min_area_m2}.")
     check_max_shift(max_shift_px)
     timings: dict[str, float] = {}
-    yield "open"
+    yield Stage("open")
     with _stage(timings, "open"):
         before = before_source if isinstance(before_source, Scene) else open_scene(before_source)
         after = after_source if isinstance(after_source, Scene) else open_scene(after_source)
-    yield "align"
+    yield Stage("align")
     with _stage(timings, "align"):
         aligned = coregister(
             before,
@@ -311,7 +333,7 @@ def detection_stages(
         log.warning(
             "pixel size %.3f m given but the scene says %.3f m: using the scene's", pixel_size_m, px
         )
-    yield "detect"
+    yield Stage("detect", aligned)
     with _stage(timings, "detect"):
         maps = detect_change(
             aligned.before,
@@ -325,7 +347,7 @@ def detection_stages(
             normalise=normalise,  # type: ignore[arg-type]
             min_area_m2=min_area_m2,
         )
-    yield "vectorize"
+    yield Stage("vectorize", aligned, maps)
     with _stage(timings, "vectorize"):
         polygons = vectorize(
             maps.changed,

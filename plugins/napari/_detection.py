@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
-from satdelta.imagery.align import AlignedPair
 from satdelta.imagery.detect import ChangeMaps
 from satdelta.imagery.errors import InvalidParameterError, SatdeltaError
 from satdelta.imagery.pipeline import DetectionRun, detection_stages
@@ -149,11 +148,11 @@ def detection_steps(
         except StopIteration as done:
             run: DetectionRun = done.value
             break
-        layers = _maps_before_vectorize(stages) if stage == "vectorize" else None
-        if layers is None:
-            yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage])
+        if stage.maps is None or stage.aligned is None:
+            yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage.name])
         else:  # the widget shows score and mask while the polygons are outlined
-            yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage], layers)
+            layers = ChangeLayers(stage.maps, stage.aligned.transform, stage.aligned.crs)
+            yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage.name], layers)
         step += 1
     yield (step, TOTAL_STEPS, f"{len(run.polygons)} candidate regions")
     return DetectionResult(
@@ -164,22 +163,6 @@ def detection_steps(
         provenance=run.provenance(),
         shift_px=tuple(run.aligned.shift_before_px),
     )
-
-
-def _maps_before_vectorize(stages: Generator[str, None, DetectionRun]) -> ChangeLayers | None:
-    """The maps :func:`detection_stages` computed, read while it waits to vectorise.
-
-    The library yields only stage names; its paused frame already holds the ``maps``
-    and the ``aligned`` pair the vectorise stage is about to use (a test checks that it
-    still does).  None when they are not there: the widget then shows the maps with the
-    final result, as before.
-    """
-    frame = stages.gi_frame
-    names = frame.f_locals if frame is not None else {}
-    maps, aligned = names.get("maps"), names.get("aligned")
-    if not isinstance(maps, ChangeMaps) or not isinstance(aligned, AlignedPair):
-        return None
-    return ChangeLayers(maps, aligned.transform, aligned.crs)
 
 
 def run_detection_sync(

@@ -138,7 +138,7 @@ def test_evidence_rows_carry_a_mark_that_every_write_and_choice_changes(tmp_path
 
 
 def test_detection_steps_hand_over_the_maps_before_vectorising(write_raster) -> None:
-    """The maps are read from the library's paused stage generator: this fails if it moves."""
+    """The library's vectorise stage carries the maps: the widget gets them before the polygons."""
     from satdelta.plugins.napari._detection import ChangeLayers, DetectionParams, detection_steps
 
     rng = np.random.default_rng(1)
