@@ -14,8 +14,8 @@ included) is skipped unless ``force`` is given. Options that are wrong whatever 
 rejected once, before any work (:func:`check_options`).
 ``OUTDIR/batch.json`` says what happened to every pair.
 
-This module imports only the standard library at import time: a process-pool worker sets its
-thread and cache limits (:func:`limit_worker_resources`) before numpy and GDAL load.
+A process-pool worker sets its thread and cache limits before numpy and GDAL load: its
+initializer lives in the standard-library-only :mod:`satdelta.imagery.worker_setup`.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from satdelta.imagery.parallel import ENV_VAR as THREADS_ENV_VAR
 from satdelta.imagery.parallel import (
     MAX_DEFAULT_THREADS,
     available_cpus,
-    set_threads,
     thread_count,
     threads,
 )
 from satdelta.imagery.pipeline import check_detection_options as check_options
 from satdelta.imagery.pipeline import chmod_as_created
 from satdelta.imagery.pipeline import full_detection_options as _full_options
+from satdelta.imagery.worker_setup import init_worker, limit_worker_resources
 
 __all__ = [
     "Pair",
@@ -70,18 +70,8 @@ log = logging.getLogger(__name__)
 
 #: Name of the batch report written in OUTDIR.
 BATCH_FILE = "batch.json"
-#: GDAL block cache per worker process (MB) unless GDAL_CACHEMAX is already set.
-WORKER_GDAL_CACHEMAX_MB = 128
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _URL_PREFIXES = ("http://", "https://", "/vsi")
-_THREAD_ENV = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 Status = Literal["done", "skipped", "failed"]
 
@@ -338,27 +328,13 @@ def _json_rows(text: str, src: Path) -> list[tuple[str, dict[str, str]]]:
 # ---------------------------------------------------------------------------- one task
 
 
-def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> None:
-    """Keep one worker process to one BLAS/OpenMP thread and a modest GDAL cache.
-
-    Sets environment variables that are read when numpy's BLAS, OpenMP and GDAL start, so it
-    must run before they load (the process pool's initializer). Variables already set by the
-    operator are kept. Dask workers get the BLAS limits from Dask's nanny
-    (``distributed.nanny.pre-spawn-environ``).
-    """
-    for var in _THREAD_ENV:
-        os.environ.setdefault(var, "1")
-    os.environ.setdefault("GDAL_CACHEMAX", str(int(gdal_cachemax_mb)))
-    os.environ.setdefault("GDAL_NUM_THREADS", "1")
-
-
 def worker_threads(workers: int) -> int:
     """Threads each of ``workers`` local worker processes gives the detection.
 
     The usable CPUs shared out, at least 1 and at most
     :data:`~satdelta.imagery.parallel.MAX_DEFAULT_THREADS` (what one process would use),
     so the workers' threads do not oversubscribe the machine. A ``SATDELTA_THREADS`` set
-    by the operator is kept instead (see :func:`_init_worker`).
+    by the operator is kept instead (see :func:`~satdelta.imagery.worker_setup.init_worker`).
 
     Examples
     --------
@@ -372,16 +348,6 @@ def worker_threads(workers: int) -> int:
 def _operator_threads() -> bool:
     """True when the operator set ``SATDELTA_THREADS`` (non-empty)."""
     return bool(os.environ.get(THREADS_ENV_VAR, "").strip())
-
-
-def _init_worker(log_level: int | None, threads: int = 1) -> None:
-    """Process-pool initializer: resource limits, the worker's thread count (unless the
-    operator set ``SATDELTA_THREADS``), then the parent's logging level (if any)."""
-    limit_worker_resources()
-    if not _operator_threads():
-        set_threads(threads)
-    if log_level is not None and not logging.getLogger().handlers:
-        logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _worker_info() -> dict[str, Any]:
@@ -471,7 +437,7 @@ def run_pair(
     target = Path(outdir) / pair.name
     worker = _worker_info()
     # a Dask worker runs several tasks at once in its threads: one thread each, unless the
-    # operator set SATDELTA_THREADS (local pool workers got theirs from _init_worker)
+    # operator set SATDELTA_THREADS (local pool workers got theirs from worker_setup.init_worker)
     task_threads = 1 if "address" in worker and not _operator_threads() else None
 
     def result(status: Status, **kw: Any) -> PairResult:
@@ -715,7 +681,7 @@ def _run_on_pool(
         with ProcessPoolExecutor(
             max_workers=n,
             mp_context=ctx,
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(log_level, worker_threads(n)),
         ) as pool:
             inflight: dict[Future[PairResult], Pair] = {}

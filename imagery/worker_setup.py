@@ -1,0 +1,58 @@
+"""Set-up of a batch worker process that must run before numpy and GDAL load.
+
+This module imports only the standard library. The batch job's process pool names
+:func:`init_worker` as its initializer; a spawned worker unpickles the initializer (importing
+this module alone) and runs it before it imports the task function's module
+(:mod:`satdelta.imagery.batch`, which loads numpy, scipy and GDAL). numpy's OpenBLAS reads
+its thread count once, when it loads, so the limits set here only work from a module like
+this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+__all__ = ["THREAD_ENV", "WORKER_GDAL_CACHEMAX_MB", "init_worker", "limit_worker_resources"]
+
+#: GDAL block cache per worker process (MB) unless GDAL_CACHEMAX is already set.
+WORKER_GDAL_CACHEMAX_MB = 128
+#: Variables that BLAS and OpenMP libraries read for their thread count when they load.
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+#: satdelta's own thread count (:mod:`satdelta.imagery.parallel` reads it).
+SATDELTA_THREADS_ENV = "SATDELTA_THREADS"
+
+
+def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> None:
+    """Keep one worker process to one BLAS/OpenMP thread and a modest GDAL cache.
+
+    Sets environment variables that are read when numpy's BLAS, OpenMP and GDAL start, so it
+    must run before they load (the process pool's initializer, :func:`init_worker`).
+    Variables already set by the operator are kept. Dask workers get the BLAS limits from
+    Dask's nanny (``distributed.nanny.pre-spawn-environ``).
+    """
+    for var in THREAD_ENV:
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("GDAL_CACHEMAX", str(int(gdal_cachemax_mb)))
+    os.environ.setdefault("GDAL_NUM_THREADS", "1")
+
+
+def init_worker(log_level: int | None, threads: int = 1) -> None:
+    """Process-pool initializer: resource limits, the worker's thread count, logging.
+
+    The thread count goes to ``SATDELTA_THREADS`` unless the operator set it (then the
+    operator's value is kept); the parent's logging level is applied if the worker has no
+    handlers yet.
+    """
+    limit_worker_resources()
+    if not os.environ.get(SATDELTA_THREADS_ENV, "").strip():
+        os.environ[SATDELTA_THREADS_ENV] = str(max(1, int(threads)))
+    if log_level is not None and not logging.getLogger().handlers:
+        logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
