@@ -622,8 +622,10 @@ def _spline_shift(coef: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
 
 def _tukey_cost(res: np.ndarray, scale: float) -> float:
     """Mean Tukey-biweight loss (c = 4.685 ``scale``), normalised to 1 for outliers."""
-    u2 = np.square(res / np.float32(4.685 * scale))
-    return float(np.where(u2 < 1, 1 - (1 - u2) ** 3, 1.0).mean())
+    u = np.abs(res / np.float32(4.685 * scale))
+    np.minimum(u, 1, out=u)  # outliers cost 1; clipping first keeps huge residuals finite
+    u *= u
+    return float((1 - (1 - u) ** 3).mean())
 
 
 def _correlation_peak(fa: np.ndarray, fb: np.ndarray, *, phase: bool) -> tuple[float, float]:
