@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from satdelta.annotations import Annotation, Claim, Report, Store
+from satdelta.annotations import Annotation, AnnotationValueError, Claim, Report, Store
 from satdelta.plugins.napari._features import (
     ANNOTATION_COLUMNS,
     geometry_to_shapes,
@@ -307,9 +307,24 @@ class Session:
         return self._wrote(self.store.undo()).description
 
     def add_candidates(
-        self, polygons: Sequence[Any], provenance: Mapping[str, Any]
+        self,
+        polygons: Sequence[Any],
+        provenance: Mapping[str, Any],
+        *,
+        replace_earlier: bool = False,
     ) -> list[Annotation]:
-        """Save detected change polygons as candidates (one transaction, one undo step)."""
+        """Save detected change polygons as candidates (one transaction, one undo step).
+
+        Parameters
+        ----------
+        polygons : sequence of ChangePolygon
+            The run's polygons (those without WGS84 geometry are skipped).
+        provenance : mapping
+            The run's provenance (``DetectionRun.provenance()``).
+        replace_earlier : bool, default False
+            Also supersede the :meth:`earlier_candidates` of the same before/after pair in
+            the same change, so a re-run replaces them and one :meth:`undo` brings them back.
+        """
         claim_id = self.ensure_claim()
         items = []
         for p in polygons:
@@ -330,10 +345,53 @@ class Session:
                     },
                 }
             )
-        saved = self.store.add_annotations(
-            items, action="import", description=f"detected {len(items)} candidates"
-        )
-        return self._wrote(saved)
+        for attempt in range(3):
+            earlier = self.earlier_candidates(provenance) if replace_earlier else []
+            text = f"detected {len(items)} candidates" + (
+                f" (replacing {len(earlier)} earlier)" if earlier else ""
+            )
+            try:
+                saved = self.store.add_annotations(
+                    items, action="import", description=text, supersede=earlier
+                )
+            except AnnotationValueError:
+                # one of them was accepted or rejected meanwhile (another window): list again
+                if not earlier or attempt == 2:
+                    raise
+                continue
+            return self._wrote(saved)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def earlier_candidates(self, provenance: Mapping[str, Any]) -> list[str]:
+        """Ids of the current report's undecided detected candidates of the same pair.
+
+        Those with status ``"candidate"``, origin ``"detected"`` and the same ``before`` and
+        ``after`` scenes in their provenance as ``provenance``; accepted, rejected and
+        hand-drawn annotations are never listed.
+        """
+        pair = (provenance.get("before"), provenance.get("after"))
+        return [
+            a.id
+            for a in self.annotations()
+            if a.status == "candidate"
+            and a.origin == "detected"
+            and isinstance(a.provenance, Mapping)
+            and (a.provenance.get("before"), a.provenance.get("after")) == pair
+        ]
+
+    def note_write_elsewhere(self, evidence: EvidenceRows | None) -> EvidenceRows | None:
+        """Count a write another process made for this session (the detection child).
+
+        ``evidence`` are the rows that process read right after its write, marked with
+        this session's :meth:`mark` from when the job was sent.  Returns them marked as
+        current when this session wrote and chose nothing since, else None (read again).
+        """
+        current = evidence is not None and evidence.mark == self.mark()
+        self._wrote(None)
+        if not current:
+            return None
+        assert evidence is not None
+        return EvidenceRows(evidence.rows, self.mark())
 
     def export(self, path: str | os.PathLike[str]) -> int:
         """Write the current report's annotations as RFC 7946 GeoJSON; returns the count."""

@@ -48,6 +48,12 @@ from satdelta.plugins.napari._features import (
 from satdelta.plugins.napari._frame import MapFrame, layer_affine
 from satdelta.plugins.napari._notify import notify_error as _notify_error
 from satdelta.plugins.napari._notify import notify_info as _notify_info
+from satdelta.plugins.napari._process import (
+    Cancelled,
+    DetectionJob,
+    DetectionProcess,
+    DetectionProcessDied,
+)
 from satdelta.plugins.napari._reader import frame_of_layers, raster_layer_data
 from satdelta.plugins.napari._session import Session
 from satdelta.plugins.napari._status import install_lonlat_status
@@ -93,6 +99,10 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         self._cancelling = False
         self._maps_shown: Any = None  # the ChangeMaps on screen
         self._hold_state: bool | None = None
+        # detection runs in a warm child process, started now (its imports take a second
+        # or two; a Run pressed earlier waits for them)
+        self.detector = DetectionProcess()
+        self.detector.start()
         self._build_ui()
         install_lonlat_status(self.viewer)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -367,14 +377,13 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
 
     # ------------------------------------------------------------ detection
     def run(self) -> Any:
-        """Start alignment and detection in a worker thread; returns the worker."""
+        """Start alignment and detection in the child process; returns the worker.
+
+        The worker is a thread of this process that only waits on the child's pipe (the
+        wait releases the interpreter lock) and passes its steps and result on.
+        """
         from napari.qt.threading import thread_worker
-        from satdelta.plugins.napari._detection import (
-            DetectionParams,
-            detect_and_save,
-            detection_steps,
-            guarded_steps,
-        )
+        from satdelta.plugins.napari._detection import DetectionParams, guarded_steps
 
         if self.worker is not None:
             _notify_info("a detection run is already going; wait or press Cancel")
@@ -393,16 +402,25 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
                 else None,
                 min_area_m2=self.min_area.value(),
             )
-            self._ensure_session()
+            session = self._ensure_session()
+            claim_id = session.ensure_claim()  # the child saves the candidates to it
         except SatdeltaError as exc:
             _notify_error(exc)
             return None
-
+        job = DetectionJob(
+            str(before),
+            str(after),
+            params,
+            store=str(session.store.path),
+            report_id=session.report_id,
+            claim_id=claim_id,
+            frame=session.frame.to_dict() if session.frame is not None else None,
+        )
         # progress goes to the dock's own bar: napari's activity-dock progress
         # (thread_worker(progress=...)) made the run twice as slow here
-        worker = thread_worker(guarded_steps)(
-            detect_and_save, detection_steps, self.session, before, after, params
-        )
+        # called here, on the main thread: it may restart the child
+        steps = self.detector.steps(job, session.mark(), session.store.changes)
+        worker = thread_worker(guarded_steps)(lambda: steps)
         worker.yielded.connect(self._on_step)
         worker.returned.connect(self._on_result)
         worker.aborted.connect(self._on_cancelled)
@@ -416,10 +434,14 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         return worker
 
     def cancel(self) -> None:
-        """Stop the running detection at its next step."""
+        """Stop the running detection now: the child process is killed (a fresh one starts).
+
+        A save that had begun either committed (all candidates saved) or rolled back
+        (none); the status line says which.
+        """
         if self.worker is not None:
             self._cancelling = True
-            self.worker.quit()
+            self.detector.cancel()
             self.progress_label.setText("cancelling…")
 
     def _tag_role(self, layer: Any, role: str) -> None:
@@ -430,9 +452,9 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
                 osd["role"] = None
         sd["role"] = role
 
-    def _on_cancelled(self) -> None:
-        self._on_finished("cancelled")
-        self.reload_annotations()  # the store as it is (a cancelled run saved nothing)
+    def _on_cancelled(self, outcome: Cancelled | None = None) -> None:
+        self._on_finished(outcome.message if outcome is not None else "cancelled: nothing saved")
+        self.reload_annotations()  # the store as it is (with all candidates or none)
 
     def _on_step(self, step: tuple[Any, ...]) -> None:
         i, _total, message = step[:3]
@@ -449,16 +471,24 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
     def _on_error(self, exc: SatdeltaError) -> None:
         _notify_error(exc)
         self._on_finished("failed")
+        if isinstance(exc, DetectionProcessDied):  # its save may have committed: all or none
+            self.reload_annotations()
 
     def _on_finished(self, text: str) -> None:
         self.progress_label.setText(text)
 
     def _worker_done(self) -> None:
         self.worker = None
+        self._cancelling = False
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if not self.detector.is_alive():  # cancelled or crashed: warm a fresh child
+            self.detector.start()
 
-    def _on_result(self, result: DetectionResult | Failed) -> None:
+    def _on_result(self, result: DetectionResult | Failed | Cancelled) -> None:
+        if isinstance(result, Cancelled):
+            self._on_cancelled(result)
+            return
         if isinstance(result, Failed):
             self._on_error(result.error)
             return
@@ -487,8 +517,8 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         frame = self.frame()
         if self.session is not None and self.session.frame is None:
             self.session.frame = frame
-        if self.session is not None:  # candidates were saved (and read back) by the worker
-            self.show_evidence(result.evidence)
+        if self.session is not None:  # candidates were saved (and read back) by the child
+            self.show_evidence(self.session.note_write_elsewhere(result.evidence))
 
     def show_maps(self, result: ChangeLayers) -> None:
         """Show (or update in place) the score and mask layers of ``result``."""
@@ -685,7 +715,8 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         if self.worker is not None:
-            self.worker.quit()
+            self.detector.cancel()
+        self.detector.stop()
         if self.session is not None:
             self.session.close()
             self.session = None
