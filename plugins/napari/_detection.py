@@ -1,21 +1,21 @@
 """Alignment and change detection as a generator of steps (no napari, no Qt).
 
 :func:`detection_steps` yields ``(step, total, message)`` between the library
-calls (open, coregister, detect, vectorise), so the widget's
-``thread_worker`` can report progress and stop at the next step when the
-analyst presses Cancel; its return value is a :class:`DetectionResult`.
-The step announcing the vectorise stage carries the score and mask as a fourth
-item (:class:`ChangeLayers`), so the widget shows them while the worker still
-outlines and saves the candidates; :func:`detect_and_save` also reads the
-evidence rows back in the worker, so the main thread only sets layer data.
+calls (open, coregister, detect, vectorise); its return value is a
+:class:`DetectionResult`.  The step announcing the vectorise stage carries the
+score and mask as a fourth item (:class:`ChangeLayers`), so the widget shows
+them while the candidates are still outlined and saved.  The widget runs these
+steps in a child process (:mod:`._process`), which also saves the candidates
+and reads the evidence rows back; :func:`run_detection_sync` runs them in the
+calling thread (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -25,15 +25,11 @@ from satdelta.imagery.pipeline import DetectionRun, detection_stages
 from satdelta.imagery.vectorize import ChangePolygon
 from satdelta.plugins.napari._session import EvidenceRows
 
-if TYPE_CHECKING:
-    from satdelta.plugins.napari._session import Session
-
 __all__ = [
     "ChangeLayers",
     "DetectionParams",
     "DetectionResult",
     "Failed",
-    "detect_and_save",
     "detection_steps",
     "guarded_steps",
     "run_detection_sync",
@@ -100,8 +96,9 @@ class DetectionResult(ChangeLayers):
         Residual (dy, dx) measured between the scenes before correction.
     evidence : EvidenceRows or None
         The report's evidence rows read back after the candidates were saved (in the
-        worker, so the widget only sets layer data); None when nothing was saved or
-        the session has no map frame yet.
+        detection child, so the widget only sets layer data), marked with the session's
+        mark from when the run began; None when nothing was saved or the session has no
+        map frame yet.
     """
 
     polygons: list[ChangePolygon] = field(default_factory=list)
@@ -175,23 +172,6 @@ def run_detection_sync(
             next(gen)
         except StopIteration as stop:
             return stop.value
-
-
-def detect_and_save(
-    steps: Any, session: Session, *args: Any
-) -> Generator[tuple[Any, ...], None, DetectionResult]:
-    """Detection steps, then the candidates saved and read back, all in the worker thread.
-
-    After the save the report's evidence rows are read back here (store read, lon/lat to
-    map frame) and returned in :attr:`DetectionResult.evidence`, so the widget's main
-    thread only sets the Shapes layer's data.  A cancel up to the step announcing the save
-    saves nothing; once the save (one transaction) has started, the run goes to its end:
-    no step follows it, as each step costs the window a repaint before the result shows.
-    """
-    result = yield from steps(*args)
-    yield (5, 6, f"saving {len(result.polygons)} candidates")
-    session.add_candidates(result.polygons, result.provenance)
-    return replace(result, evidence=session.evidence_rows())
 
 
 def guarded_steps(steps: Any, *args: Any) -> Any:

@@ -246,8 +246,8 @@ class DetectionProcess:
         also before the iteration began.
 
         Yields ``(step, total, message)`` tuples, one with a
-        :class:`~._detection.ChangeLayers` fourth once the maps exist (as
-        :func:`~._detection.detect_and_save`); returns a
+        :class:`~._detection.ChangeLayers` fourth once the maps exist, then
+        ``(5, 6, "saving N candidates")`` when the job has a store; returns a
         :class:`~._detection.DetectionResult` (its ``evidence`` holds the rows the child
         read back, marked with ``mark``) or :class:`Cancelled`.
 

@@ -1,6 +1,7 @@
 """The "Change annotator" dock widget: run detection, compare, annotate, export.
 
-A thin Qt front-end: the work is done by :mod:`._detection` (library calls in
+A thin Qt front-end: the work is done by :mod:`._process` (detection, candidate
+save and row read in a child process), :mod:`._detection` (library calls in
 steps), :mod:`._session` (store writes), :mod:`._features` (geometry and
 colours), :mod:`._swipe` and :mod:`._status`.  Every error a user can cause
 arrives here as a :class:`~satdelta.imagery.errors.SatdeltaError` and is shown
@@ -726,12 +727,11 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
 def _start_in_python_thread(worker: Any) -> None:
     """Run a superqt worker in a new Python thread instead of Qt's global thread pool.
 
-    pyproj 3.7 keeps its per-thread PROJ context in OS-thread storage but frees it with
-    the Python thread state.  A pool thread Qt created gets a fresh Python thread state for
-    each runnable, so the context of the first run was freed while its pointer stayed, and
-    the second Run crashed napari (segfault in ``pyproj.CRS``; pyproj issues #1509, #1622,
-    fixed upstream by PR #1541, not in 3.7.2).  A Python thread lives for one run, with one
-    thread state throughout.  Signals still reach the widget through Qt's queued connections.
+    The worker only waits on the detection child's pipe now; it kept its own thread from
+    when the library ran in it: pyproj 3.7 keeps its per-thread PROJ context in OS-thread
+    storage but frees it with the Python thread state, and a Qt pool thread gets a fresh
+    thread state per runnable, so a second Run crashed napari (pyproj issues #1509, #1622,
+    fixed upstream by PR #1541, not in 3.7.2).  A Python thread lives for one run.
     """
     threading.Thread(target=worker.run, name="satdelta-detection", daemon=True).start()
 

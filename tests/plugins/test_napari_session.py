@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 from satdelta.plugins.napari._frame import MapFrame
-from satdelta.plugins.napari._session import Session, annotations_to_rows
+from satdelta.plugins.napari._session import EvidenceRows, Session, annotations_to_rows
 
 FRAME = MapFrame("EPSG:32651", 500000.0, 4000000.0)
 
@@ -134,6 +134,41 @@ def test_evidence_rows_carry_a_mark_that_every_write_and_choice_changes(tmp_path
     twin = Session(session.store, session.frame)  # same store, report, frame, no writes yet
     twin.report_id, twin._writes = session.report_id, session._writes
     assert twin.mark() != session.mark()  # rows read through one session never pass for another's
+    session.close()
+
+
+def test_rows_written_elsewhere_are_current_only_while_nothing_changed_here(
+    tmp_path: Path,
+) -> None:
+    from satdelta.annotations import AnnotationValueError
+    from satdelta.imagery.vectorize import ChangePolygon
+    from shapely.geometry import box
+
+    session = Session.open(tmp_path / "w.gpkg", FRAME)
+    ll = FRAME.map_to_lonlat(np.array([[500000, 3999990], [500010, 4000000]]))
+    poly = ChangePolygon(box(500000, 3999990, 500010, 4000000), box(*ll[0], *ll[1]), 100, 2, 1)
+    run = {"before": {"source": "b.tif"}, "after": {"source": "a.tif"}}
+    elsewhere = Session(session.store, FRAME)  # stands for the child's own session
+    elsewhere.report_id, elsewhere.claim_id = session.report_id, session.ensure_claim()
+    sent = session.mark()  # when the job went to the child
+    elsewhere.add_candidates([poly, poly], run)
+    rows = EvidenceRows(elsewhere.rows(), sent)
+    fresh = session.note_write_elsewhere(rows)
+    assert fresh is not None and fresh.mark == session.mark() != sent  # the write counted
+    assert session.note_write_elsewhere(rows) is None  # those rows are now stale
+    assert session.note_write_elsewhere(None) is None
+    # a re-run of the same pair lists (and supersedes) the undecided candidates only
+    first = [a.id for a in session.annotations()]
+    session.set_status([first[0]], "accepted")
+    assert session.earlier_candidates(run) == first[1:]
+    assert session.earlier_candidates({**run, "after": {"source": "c.tif"}}) == []
+    (new,) = session.add_candidates([poly], run, replace_earlier=True)
+    assert {a.id for a in session.annotations()} == {first[0], new.id}
+    assert session.store.changes()[-1].description == "detected 1 candidates (replacing 1 earlier)"
+    with pytest.raises(AnnotationValueError):  # the store refuses decided ones
+        session.store.add_annotations([], supersede=[first[0]])
+    session.undo()
+    assert {a.id for a in session.annotations()} == set(first)
     session.close()
 
 
