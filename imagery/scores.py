@@ -264,11 +264,14 @@ class ScoreModel:
 
     @property
     def halo_px(self) -> int:
-        """Pixels of context a window needs on each side (the Gaussians' 4-sigma reach)."""
-        if self.smooth_px <= 0:
-            return 0
+        """Pixels of context a window needs on each side (the Gaussians' 4-sigma reach).
+
+        The smoothing's reach plus, with the shared-edge discount, the gradient's (which
+        applies with or without smoothing).
+        """
+        smooth = 4 * self.smooth_px if self.smooth_px > 0 else 0.0
         edge = self.parameters.get("edge_sigma_px", 0.0)
-        return int(np.ceil(4 * self.smooth_px + (4 * edge + 1 if edge else 0)))
+        return int(np.ceil(smooth + (4 * edge + 1 if edge else 0)))
 
     def _shared_edges(self, b: NDArray, a: NDArray) -> NDArray:
         """Gradient magnitude present at *both* dates (min of the two), in noise units."""

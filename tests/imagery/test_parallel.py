@@ -292,6 +292,31 @@ def test_the_comparison_sees_a_score_halo_one_row_short(monkeypatch):
     assert detect_with(2, before, after, **kw).score.tobytes() != one.score.tobytes()
 
 
+@pytest.mark.parametrize("smooth_px", [0.0, 1.5])
+def test_a_score_model_with_the_edge_term_and_no_smoothing_keeps_its_halo(smooth_px):
+    """The shared-edge gradient reaches ``int(4 edge + 0.5)`` rows with or without smoothing;
+    a model built by hand with ``smooth_px=0`` once got a halo of 0 and differed by thread
+    count next to block borders."""
+    from satdelta.imagery.detect import _score_both
+
+    rng = np.random.default_rng(0)
+    b = rng.normal(100, 20, (3, 40, 23)).astype(np.float32)
+    a = (b + rng.normal(0, 5, b.shape)).astype(np.float32)
+    params = {
+        "difference_median": [0.0] * 3,
+        "difference_scale": [5.0] * 3,
+        "edge_sigma_px": 1.3,
+        "edge_median": 1.0,
+    }
+    model = ScoreModel("cva", params, smooth_px=smooth_px)
+    assert model.halo_px >= int(4 * 1.3 + 0.5) + (int(4 * smooth_px + 0.5) if smooth_px else 0)
+    valid = np.ones((40, 23), bool)
+    whole = model.apply(b, a, valid)
+    for n in (1, 2, 3):
+        with threads(n):
+            assert _score_both(model, b, a, valid)[1].tobytes() == whole.tobytes(), n
+
+
 # ------------------------------------------------------------------------ alignment, bitwise
 
 
