@@ -623,7 +623,8 @@ def _spline_shift(coef: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
 def _tukey_cost(res: np.ndarray, scale: float) -> float:
     """Mean Tukey-biweight loss (c = 4.685 ``scale``), normalised to 1 for outliers."""
     u = np.abs(res / np.float32(4.685 * scale))
-    np.minimum(u, 1, out=u)  # outliers cost 1; clipping first keeps huge residuals finite
+    # outliers (and NaN) cost 1; clipping before squaring keeps huge residuals finite
+    u = np.where(u < 1, u, np.float32(1))
     u *= u
     return float((1 - (1 - u) ** 3).mean())
 

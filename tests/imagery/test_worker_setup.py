@@ -32,7 +32,8 @@ def test_pool_worker_loads_numpy_with_one_blas_thread(monkeypatch) -> None:
     for var in (*THREAD_ENV, "SATDELTA_THREADS"):
         monkeypatch.delenv(var, raising=False)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker, initargs=(None, 3)) as pool:
+    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker, initargs=(None, 3))
+    with pool:
         pool.submit(exec, "import satdelta.imagery.batch").result(timeout=120)
         tasks = pool.submit(os.listdir, "/proc/self/task").result(timeout=60)
         env = {v: pool.submit(os.getenv, v).result(timeout=60) for v in ("OPENBLAS_NUM_THREADS",)}
@@ -43,8 +44,12 @@ def test_pool_worker_loads_numpy_with_one_blas_thread(monkeypatch) -> None:
 
 
 def test_operator_settings_are_kept(monkeypatch) -> None:
+    # every variable init_worker may set is registered with monkeypatch, so all are restored
+    for var in (*THREAD_ENV, "GDAL_CACHEMAX", "GDAL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     monkeypatch.setenv("SATDELTA_THREADS", "5")
     init_worker(None, 1)
     assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
     assert os.environ["SATDELTA_THREADS"] == "5"
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["GDAL_NUM_THREADS"] == "1"
