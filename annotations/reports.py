@@ -140,6 +140,8 @@ class ReportsAndClaims:
         p = claim.point or (None, None)
         b = claim.bbox or (None, None, None, None)
         with self._write() as c:
+            # again under the write lock: another process may have deleted the report since
+            self._record(c, "report", report_id)
             cur = c.execute(
                 "INSERT INTO claims (report_id, text, place, lon, lat, west, south, east, north, "
                 "time_start, time_end, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -334,6 +334,28 @@ class Store(ReportsAndClaims):
                     self._conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """A consistent view for several reads: inside, every read sees one state of the file.
+
+        One read transaction (WAL keeps its snapshot stable while other processes write), so
+        an export or a listing never mixes states with a concurrent edit or delete. Writes
+        from this store object wait until the block ends (they would upgrade the read
+        transaction); nested use is a no-op.
+        """
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store.open")
+        with self._lock:
+            if self._conn.in_transaction:
+                yield self
+                return
+            self._conn.execute("BEGIN")  # deferred: the snapshot is taken by the first read
+            try:
+                yield self
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         if self._closed:
             raise StoreError(f"store {self.path} is closed; open it again with Store.open")
@@ -995,9 +1017,10 @@ class Store(ReportsAndClaims):
         """The (filtered) annotations as an RFC 7946 FeatureCollection mapping."""
         from satdelta.annotations.geojson import to_feature_collection
 
-        anns = self.list_annotations(**filters)
-        reports = {r.id: r for r in self.list_reports()}
-        claims = {c.id: c for c in self.list_claims()}
+        with self.snapshot():  # the three reads see one state, whatever other writers do
+            anns = self.list_annotations(**filters)
+            reports = {r.id: r for r in self.list_reports()}
+            claims = {c.id: c for c in self.list_claims()}
         return to_feature_collection(anns, reports, claims, filters=filters)
 
     def export(

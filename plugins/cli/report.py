@@ -82,7 +82,7 @@ def add_cmd(
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """List the reports."""
-    with open_store(ctx) as store:
+    with open_store(ctx) as store, store.snapshot():
         reports = store.list_reports()
         n_claims = {r.id: len(store.list_claims(r.id)) for r in reports}
     if as_json:
@@ -101,9 +101,10 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
 def show_cmd(ctx: click.Context, report_id: int) -> None:
     """Print a report with its claims and annotation counts as JSON."""
     with open_store(ctx) as store:
-        rep = store.get_report(report_id)
-        claims = store.list_claims(report_id)
-        counts = {c.id: len(store.list_annotations(claim_id=c.id)) for c in claims}
+        with store.snapshot():  # one state, even while another process edits
+            rep = store.get_report(report_id)
+            claims = store.list_claims(report_id)
+            counts = {c.id: len(store.list_annotations(claim_id=c.id)) for c in claims}
     echo_json(
         {**rep.to_dict(), "claims": [{**c.to_dict(), "annotations": counts[c.id]} for c in claims]}
     )
