@@ -430,7 +430,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         self._cancelling = False
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
+        self._set_progress(0)
         _start_in_python_thread(worker)
         return worker
 
@@ -444,6 +444,19 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             self._cancelling = True
             self.detector.cancel()
             self.progress_label.setText("cancelling…")
+
+    def _set_progress(self, value: int) -> None:
+        """Move the progress bar, painted with the window's next frame.
+
+        ``QProgressBar.setValue`` repaints at once, and a synchronous repaint in this window
+        also redraws the GL canvas (with 2048² layers about 0.04-0.08 s on the main thread,
+        once per step); with updates off during the call it is only scheduled.
+        """
+        self.progress.setUpdatesEnabled(False)
+        try:
+            self.progress.setValue(value)
+        finally:
+            self.progress.setUpdatesEnabled(True)  # schedules the bar's paint
 
     def _tag_role(self, layer: Any, role: str) -> None:
         sd = layer.metadata.setdefault("satdelta", {})
@@ -459,7 +472,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
 
     def _on_step(self, step: tuple[Any, ...]) -> None:
         i, _total, message = step[:3]
-        self.progress.setValue(i)
+        self._set_progress(i)
         self.progress_label.setText(message)
         if len(step) > 3 and not self._cancelling:
             # the maps exist and the worker now outlines and saves the candidates: show
@@ -499,7 +512,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         except SatdeltaError as exc:
             _notify_error(exc)
             return
-        self.progress.setValue(self.progress.maximum())
+        self._set_progress(self.progress.maximum())
         self.progress_label.setText(
             f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
             f"({result.maps.method}/{result.maps.threshold_method})"
