@@ -485,12 +485,14 @@ def test_claim_editor_and_annotation_writer_lose_nothing(
         assert sum(c.action == "delete" for c in log) == 4
         in_second = [spare[0]] + ([claim] if final.report_id == 2 else [])
         assert sorted(c.id for c in s.list_claims(2)) == sorted(in_second)
-        # the edits really interleaved with the annotation adds
+        # the edits really interleaved with the annotation adds: some adds landed between
+        # two edits (how often the lock changed hands depends on the machine's load: on a
+        # busy 2-core machine 3 hand-overs were seen, so only the interleaving is required)
         kinds = [c.action for c in log]
         switches = sum(
             1 for a, b in zip(kinds, kinds[1:], strict=False) if (a == "add") != (b == "add")
         )
-        assert switches >= 4, "the two writers ran one after the other"
+        assert switches >= 2, "the two writers ran one after the other"
 
 
 def test_sigkill_mid_edit_keeps_every_committed_edit_whole(
