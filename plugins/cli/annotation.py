@@ -60,6 +60,18 @@ def with_filters(fn: Any) -> Any:
     return fn
 
 
+def check_filter_ids(store: Any, report_id: int | None, claim_id: int | None) -> None:
+    """A --report/--claim filter must name an existing report/claim (else one-line NotFound).
+
+    An unknown or deleted id would otherwise list nothing, or export an empty file, and
+    exit 0 as if the report simply had no evidence.
+    """
+    if report_id is not None:
+        store.get_report(report_id)
+    if claim_id is not None:
+        store.get_claim(claim_id)
+
+
 @click.group("annotation")
 def annotation() -> None:
     """Evidence polygons: list, show, add, set, delete, history, restore, labels."""
@@ -78,7 +90,8 @@ def list_cmd(
     as_json: bool,
 ) -> None:
     """List current (not deleted) annotations."""
-    with open_store(ctx) as store:
+    with open_store(ctx) as store, store.snapshot():
+        check_filter_ids(store, report_id, claim_id)
         anns = store.list_annotations(
             report_id=report_id, claim_id=claim_id, status=status, label=label
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from satdelta.plugins.cli.annotation import info, open_store, with_filters
+from satdelta.plugins.cli.annotation import check_filter_ids, info, open_store, with_filters
 
 
 @click.command("export")
@@ -37,6 +37,7 @@ def export(
 ) -> None:
     """Export the current annotations (filtered) with every property."""
     with open_store(ctx) as store:
+        check_filter_ids(store, report_id, claim_id)
         n = store.export(
             output,
             format=fmt,

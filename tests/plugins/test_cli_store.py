@@ -443,3 +443,21 @@ def test_edit_and_delete_bad_input_is_one_line_exit_1(tmp_path: Path, ids: dict[
     assert not (tmp_path / "none.gpkg").exists()
     # nothing was written by any refused command
     assert hashlib.sha256(store.read_bytes()).hexdigest() == digest
+
+
+def test_filters_naming_an_unknown_or_deleted_report_or_claim_fail(
+    tmp_path: Path, ids: dict[str, str]
+) -> None:
+    """An export or listing filtered on an id that does not exist (any more) is an error, not
+    an empty file with exit 0 that reads as 'no evidence'."""
+    out = tmp_path / "e.geojson"
+    one_line_error(run(tmp_path, "export", "-o", str(out), "--report", "99", ok=False), "99")
+    one_line_error(run(tmp_path, "annotation", "list", "--claim", "99", ok=False), "99")
+    assert not out.exists()
+    run(tmp_path, "report", "delete", "1", "--force")
+    res = run(tmp_path, "export", "-o", str(out), "--report", "1", ok=False)
+    one_line_error(res, "no report with id 1")
+    assert not out.exists()
+    run(tmp_path, "undo")
+    run(tmp_path, "export", "-o", str(out), "--report", "1")
+    assert len(json.loads(out.read_text())["features"]) == 1
