@@ -460,6 +460,15 @@ def _child_main(conn: Any, parent_pid: int) -> None:
             conn.send(("error", _portable(exc)))
         except Exception:  # a bug: the parent shows the traceback
             conn.send(("bug", traceback.format_exc()))
+        _trim()  # after the answer: the idle child hands the run's freed memory back
+
+
+def _trim() -> None:
+    """Return freed heap memory to the system (glibc ``malloc_trim``; no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 def _portable(exc: SatdeltaError) -> SatdeltaError:
