@@ -13,6 +13,7 @@ Q flicker (toggle after), H hold to see before, W swipe on/off.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -104,6 +105,8 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         # or two; a Run pressed earlier waits for them)
         self.detector = DetectionProcess()
         self.detector.start()
+        # closing the viewer destroys the dock without a closeEvent: stop the child then too
+        self.destroyed.connect(functools.partial(_stop_detector, self.detector))
         self._build_ui()
         install_lonlat_status(self.viewer)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -747,6 +750,12 @@ def _start_in_python_thread(worker: Any) -> None:
     fixed upstream by PR #1541, not in 3.7.2).  A Python thread lives for one run.
     """
     threading.Thread(target=worker.run, name="satdelta-detection", daemon=True).start()
+
+
+def _stop_detector(detector: DetectionProcess, *_args: Any) -> None:
+    """Stop the detection child (the dock widget was destroyed)."""
+    detector.cancel()
+    detector.stop()
 
 
 def _as_uint8(mask: np.ndarray) -> np.ndarray:

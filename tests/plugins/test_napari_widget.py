@@ -429,6 +429,8 @@ def test_kill_minus_9_loses_nothing(tmp_path: Path, write_raster) -> None:
         ev.selected_data = {{0}}
         w.notes.setText("seen before the crash")
         w.notes.editingFinished.emit()
+        assert w.detector.wait_ready(120)
+        print(w.detector.pid, flush=True)
         print(ev.features["annotation_id"].iloc[0], flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -437,13 +439,55 @@ def test_kill_minus_9_loses_nothing(tmp_path: Path, write_raster) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    ann_id = proc.stdout.strip().splitlines()[-1]
+    child, ann_id = proc.stdout.strip().splitlines()[-2:]
+    assert _gone(int(child), 5.0)  # the detection child did not outlive napari
     with Store.open(store_path) as store:
         ann = store.get_annotation(ann_id)
         assert ann.notes == "seen before the crash" and ann.origin == "drawn"
     con = sqlite3.connect(store_path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
+
+
+def test_closing_the_viewer_stops_the_detection_child() -> None:
+    script = textwrap.dedent(
+        """
+        import time, napari
+        from qtpy.QtWidgets import QApplication
+        viewer = napari.Viewer(show=True)
+        _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+        detector = w.detector
+        assert detector.wait_ready(120)
+        print(detector.pid, flush=True)
+        viewer.close()
+        QApplication.instance().processEvents()
+        print(detector.is_alive(), flush=True)
+        time.sleep(60)  # still running: the child must be gone without the parent exiting
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(proc.stdout.readline())
+        assert proc.stdout.readline().strip() == "False"
+        assert _gone(child, 5.0)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _gone(pid: int, within: float) -> bool:
+    """The process ``pid`` ended (or is a zombie waiting to be reaped) within ``within`` s."""
+    import psutil
+
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def test_rerun_updates_score_and_mask_layers_in_place(
