@@ -15,9 +15,10 @@ process) when the dock opens, so that
 Protocol (one :class:`multiprocessing.connection.Connection`, pickles): the child sends
 ``("ready", pid)`` once its imports are done; per job (:class:`DetectionJob`) it sends
 ``("step", step)`` tuples, once ``("maps", step, meta)`` with the score, changed and valid
-maps in a shared-memory block the parent named, then ``("result", fields)`` or
-``("error", exc)`` / ``("bug", traceback)``.  The parent copies the maps out and unlinks
-the block always (also after an error, a cancel or a crash).
+maps in a shared-memory block the parent named, ``("saving", change_id)`` (the store's
+latest change before its save, so a cancel can tell whether the save committed), then
+``("result", fields)`` or ``("error", exc)`` / ``("bug", traceback)``.  The parent copies
+the maps out and unlinks the block always (also after an error, a cancel or a crash).
 """
 
 from __future__ import annotations

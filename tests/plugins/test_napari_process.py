@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,29 @@ def test_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_cancel_during_the_save_tells_whether_it_committed(tmp_path: Path) -> None:
+    from satdelta.imagery.vectorize import ChangePolygon
+    from satdelta.plugins.napari._process import _child_saved
+    from shapely.geometry import box
+
+    store_path = tmp_path / "s.gpkg"
+    frame = MapFrame.from_transform(T, "EPSG:32651")
+    session = Session.open(store_path, frame)
+    session.ensure_claim()
+    job = DetectionJob("b.tif", "a.tif", DetectionParams(), store=str(store_path))
+    changes = session.store.changes()
+    last = changes[-1].id if changes else 0  # what the child reports before its save
+    assert not _child_saved(job, last, session.store.changes)  # killed before the commit
+    session.add_drawn(frame.map_to_world([[500010, 3999990], [500050, 3999990], [500050, 3999950]]))
+    assert not _child_saved(job, last, session.store.changes)  # other writes do not count
+    ll = frame.map_to_lonlat(np.array([[500000, 3999990], [500010, 4000000]]))
+    poly = ChangePolygon(box(500000, 3999990, 500010, 4000000), box(*ll[0], *ll[1]), 100, 2, 1)
+    session.add_candidates([poly], {"before": {}, "after": {}})
+    assert _child_saved(job, last, session.store.changes)  # committed: all were saved
+    assert (
+        Cancelled(saved=True).message == "cancelled after the candidates were saved (all of them)"
+    )
+    assert not _child_saved(replace(job, store=None), last, session.store.changes)
+    session.close()
