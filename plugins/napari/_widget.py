@@ -420,10 +420,10 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             claim_id=claim_id,
             frame=session.frame.to_dict() if session.frame is not None else None,
         )
-        # progress goes to the dock's own bar: napari's activity-dock progress
-        # (thread_worker(progress=...)) made the run twice as slow here
         # called here, on the main thread: it may restart the child
         steps = self.detector.steps(job, session.mark(), session.store.changes)
+        # progress goes to the dock's own bar: napari's activity-dock progress
+        # (thread_worker(progress=...)) made the run twice as slow here
         worker = thread_worker(guarded_steps)(lambda: steps)
         worker.yielded.connect(self._on_step)
         worker.returned.connect(self._on_result)
