@@ -273,8 +273,12 @@ def test_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         time.sleep(120)
         """
     )
+    # a script file without an `if __name__ == "__main__"` guard: "spawn" would re-run it in
+    # the child (and fail there) unless the child skips the parent's __main__
+    path = tmp_path / "unguarded.py"
+    path.write_text(script)
     parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+        [sys.executable, str(path)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
     )
     try:
         child = int(parent.stdout.readline())
