@@ -106,15 +106,19 @@ class Cancelled:
 
     Attributes
     ----------
-    saved : bool
+    saved : bool or None
         True when the candidates' save had committed before the kill (all were saved),
-        False when nothing was saved.
+        False when nothing was saved, None when the store could not be read to tell (the
+        save is still all or nothing).
     """
 
-    saved: bool
+    saved: bool | None
 
     @property
     def message(self) -> str:
+        """The status line after the cancel."""
+        if self.saved is None:
+            return "cancelled during the save: all candidates or none were saved (reloaded)"
         return (
             "cancelled after the candidates were saved (all of them)"
             if self.saved
@@ -298,8 +302,9 @@ class DetectionProcess:
                     kind, payload = conn.recv()
                 except (EOFError, OSError) as exc:
                     if self._cancelled:
-                        saved = saving is not None and _child_saved(job, saving, changes)
-                        return Cancelled(saved=saved)
+                        if saving is None:  # killed before its save began
+                            return Cancelled(saved=False)
+                        return Cancelled(saved=_child_saved(job, saving, changes))
                     raise self._died("during the run") from exc
                 if kind == "step":
                     yield payload
@@ -367,8 +372,11 @@ _MAIN_LOCK = threading.Lock()
 
 def _child_saved(
     job: DetectionJob, last_change: int, changes: Callable[[], Sequence[Any]] | None
-) -> bool:
-    """Whether the killed child's save committed: a detection change after ``last_change``."""
+) -> bool | None:
+    """Whether the killed child's save committed: a detection change after ``last_change``.
+
+    None when the store cannot be read now (locked, or refused by ``Store.open``).
+    """
     if job.store is None:
         return False
     try:
@@ -380,7 +388,7 @@ def _child_saved(
             with Store.open(job.store, create=False, timeout=CHILD_LOCK_TIMEOUT) as store:
                 log_ = store.changes()
     except SatdeltaError:
-        return False
+        return None
     return any(
         c.id > last_change and c.action == "import" and c.description.startswith("detected ")
         for c in log_

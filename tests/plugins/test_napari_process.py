@@ -164,7 +164,11 @@ def test_cancel_during_align_kills_at_once_and_saves_nothing_then_kill_9_is_one_
         frame=session.frame.to_dict(),
     )
     session.close()
-    changes_before = len(Store.open(store_path).changes())
+    # one reading connection, opened before the child writes: in a process that has the
+    # store open, Store.open right after another process wrote can refuse the file as
+    # corrupt (an annotations/opening.py issue, see CHANGES)
+    reader = Store.open(store_path)
+    changes_before = len(reader.changes())
 
     # -- Cancel while the child aligns: dead within a second, nothing saved, no shm
     gen = detector.steps(job)
@@ -177,8 +181,7 @@ def test_cancel_during_align_kills_at_once_and_saves_nothing_then_kill_9_is_one_
     assert _gone(pid, 1.0 - (time.perf_counter() - t0))
     assert outcome == Cancelled(saved=False) and "nothing saved" in outcome.message
     assert all(s[0] < 3 for s in steps)  # it never reached the maps
-    with Store.open(store_path) as store:
-        assert store.list_annotations() == [] and len(store.changes()) == changes_before
+    assert reader.list_annotations() == [] and len(reader.changes()) == changes_before
     assert _shm_left() == []
 
     # -- a fresh child runs the job to the end and saves the candidates
@@ -186,8 +189,7 @@ def test_cancel_during_align_kills_at_once_and_saves_nothing_then_kill_9_is_one_
     assert detector.pid != pid
     steps, result = _drain(detector.steps(job))
     assert steps[-1][:3] == (5, 6, f"saving {len(result.polygons)} candidates")
-    with Store.open(store_path) as store:
-        saved = store.list_annotations()
+    saved = reader.list_annotations()
     assert len(saved) == len(result.polygons) > 0
     assert result.evidence is not None
     assert sorted(set(result.evidence.rows.properties["annotation_id"])) == sorted(
@@ -206,6 +208,7 @@ def test_cancel_during_align_kills_at_once_and_saves_nothing_then_kill_9_is_one_
     _steps, again = _drain(detector.steps(job))
     assert again.maps.score.tobytes() == result.maps.score.tobytes()
     assert _shm_left() == []
+    reader.close()
 
 
 def test_rerun_supersedes_undecided_candidates_keeps_decided_and_undo_restores(
@@ -314,4 +317,6 @@ def test_a_cancel_during_the_save_tells_whether_it_committed(tmp_path: Path) -> 
         Cancelled(saved=True).message == "cancelled after the candidates were saved (all of them)"
     )
     assert not _child_saved(replace(job, store=None), last, session.store.changes)
+    assert _child_saved(replace(job, store=str(tmp_path / "none.gpkg")), last, None) is None
+    assert "all candidates or none" in Cancelled(saved=None).message
     session.close()
