@@ -2,10 +2,17 @@
 
 A file that is not a satdelta store, is damaged, or comes from a newer schema
 is refused here, through a read-only SQLite connection, so it is never modified.
+
+The file is read only through SQLite unless SQLite refuses it. Opening and closing the
+database file with any other file descriptor would drop every POSIX advisory lock this
+process holds on it, including those of a store already open here (see "How To Corrupt An
+SQLite Database File", section 2.2, https://sqlite.org/howtocorrupt.html): another process
+could then checkpoint under our reader, whose next read sees a "malformed" database.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import urllib.parse
 from pathlib import Path
@@ -26,23 +33,10 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 def inspect_existing(path: Path) -> None:
     """Refuse, without writing anything, a file that is not a healthy satdelta store."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(100)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot read the store {path}: {exc.strerror}; check permissions"
-        ) from None
-    if not head.startswith(_SQLITE_MAGIC):
-        raise NotAStoreError(
-            f"{path} is not a satdelta store: expected a GeoPackage (SQLite) file, got a file "
-            f"starting with {head[:16]!r}; choose another --store file"
-        )
-    if len(head) < 100:
-        raise StoreCorruptError(
-            f"{path} is corrupt: its SQLite header is truncated ({len(head)} bytes); restore it "
-            "from a backup"
-        )
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"cannot read the store {path}: permission denied; check permissions")
+    if path.stat().st_size < 100:  # shorter than an SQLite header: never a healthy store
+        _refuse_header(path)
     uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
@@ -52,6 +46,9 @@ def inspect_existing(path: Path) -> None:
         try:
             check = conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+                conn.close()  # SQLite holds no lock on a file it refused
+                _refuse_header(path)
             raise StoreCorruptError(
                 f"{path} is corrupt ({exc}); it was not modified: restore it from a backup"
             ) from None
@@ -83,3 +80,32 @@ def inspect_existing(path: Path) -> None:
             )
     finally:
         conn.close()
+
+
+def _refuse_header(path: Path) -> None:
+    """Raise the error a file SQLite refused deserves, from its first 100 bytes.
+
+    Reads the file with Python: only for files that are not a healthy SQLite database
+    (see the module docstring for why).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the store {path}: {exc.strerror}; check permissions"
+        ) from None
+    if not head.startswith(_SQLITE_MAGIC):
+        raise NotAStoreError(
+            f"{path} is not a satdelta store: expected a GeoPackage (SQLite) file, got a file "
+            f"starting with {head[:16]!r}; choose another --store file"
+        )
+    if len(head) < 100:
+        raise StoreCorruptError(
+            f"{path} is corrupt: its SQLite header is truncated ({len(head)} bytes); restore it "
+            "from a backup"
+        )
+    raise StoreCorruptError(
+        f"{path} is corrupt: SQLite does not accept its header; it was not modified: restore "
+        "it from a backup"
+    )
