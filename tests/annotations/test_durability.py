@@ -405,6 +405,8 @@ EDITOR = textwrap.dedent(
             else:
                 store.update_claim(claim, text=f"edit {i}")
             print(i, flush=True)  # only after the commit returned
+            if go:  # an analyst pauses between edits: the other writer gets the lock
+                time.sleep(0.015)
     """
 )
 
@@ -486,8 +488,9 @@ def test_claim_editor_and_annotation_writer_lose_nothing(
         in_second = [spare[0]] + ([claim] if final.report_id == 2 else [])
         assert sorted(c.id for c in s.list_claims(2)) == sorted(in_second)
         # the edits really interleaved with the annotation adds: some adds landed between
-        # two edits (how often the lock changed hands depends on the machine's load: on a
-        # busy 2-core machine 3 hand-overs were seen, so only the interleaving is required)
+        # two edits (the editor pauses 15 ms after each edit, longer than a waiting writer's
+        # 1-10 ms polling; without the pause a loaded CI machine ran one writer's whole
+        # burst after the other's)
         kinds = [c.action for c in log]
         switches = sum(
             1 for a, b in zip(kinds, kinds[1:], strict=False) if (a == "add") != (b == "add")
