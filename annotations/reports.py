@@ -404,16 +404,10 @@ class ReportsAndClaims:
         with self._write() as c:
             before = self._record(c, "claim", claim_id)
             live = self._live_annotations(c, "claim_id = ?", (before["id"],))
-            if live and not force:
-                raise InUseError(self._in_use(f"claim {before['id']}", live))
             desc = f"delete claim {before['id']}" + (
                 f" and its {count(len(live), 'annotation')}" if live else ""
             )
-            change = self._new_change(c, "delete", desc)
-            for ann in live:
-                self._tombstone(c, ann, change, "delete")
-            if live:
-                self._touch_annotations(c)
+            change = self._delete_change(c, f"claim {before['id']}", live, force, desc)
             self._write_record(c, change, "claim", before["id"], "delete", before, None)
             created = self._created(c, change)
         return Change(
@@ -426,6 +420,20 @@ class ReportsAndClaims:
             tuple(a.id for a in live),
             (f"claim {before['id']}",),
         )
+
+    def _delete_change(
+        self, c: sqlite3.Connection, what: str, live: list[Any], force: bool, desc: str
+    ) -> int:
+        """Open the change deleting ``what``; its current annotations ``live`` are refused
+        (:class:`InUseError`) unless ``force``, then tombstoned in the same change."""
+        if live and not force:
+            raise InUseError(self._in_use(what, live))
+        change = self._new_change(c, "delete", desc)
+        for ann in live:
+            self._tombstone(c, ann, change, "delete")
+        if live:
+            self._touch_annotations(c)
+        return change
 
     def delete_report(self, report_id: int, *, force: bool = False) -> Change:
         """Delete a report and its claims (one undoable change); returns the change.
@@ -446,16 +454,10 @@ class ReportsAndClaims:
             live = self._live_annotations(
                 c, "claim_id IN (SELECT id FROM claims WHERE report_id = ?)", (rid,)
             )
-            if live and not force:
-                raise InUseError(self._in_use(f"report {rid}", live))
             desc = f"delete report {rid} with {count(len(claim_ids), 'claim')}" + (
                 f" and {count(len(live), 'annotation')}" if live else ""
             )
-            change = self._new_change(c, "delete", desc)
-            for ann in live:
-                self._tombstone(c, ann, change, "delete")
-            if live:
-                self._touch_annotations(c)
+            change = self._delete_change(c, f"report {rid}", live, force, desc)
             for cid in claim_ids:
                 row = read_row(c, "claim", cid)
                 self._write_record(c, change, "claim", cid, "delete", row, None)
