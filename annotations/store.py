@@ -315,10 +315,13 @@ class Store(ReportsAndClaims):
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.5, 0.01)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"store {self.path} is closed; open it again with Store.open")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._check_open()
         with self._lock:
             self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
             self._pending_bounds.clear()
@@ -339,12 +342,12 @@ class Store(ReportsAndClaims):
         """A consistent view for several reads: inside, every read sees one state of the file.
 
         One read transaction (WAL keeps its snapshot stable while other processes write), so
-        an export or a listing never mixes states with a concurrent edit or delete. Writes
-        from this store object wait until the block ends (they would upgrade the read
-        transaction); nested use is a no-op.
+        an export or a listing never mixes states with a concurrent edit or delete. Other
+        threads using this store object wait until the block ends; write from outside the
+        block (a write inside it would try to start a second transaction). Nested use is a
+        no-op.
         """
-        if self._closed:
-            raise StoreError(f"store {self.path} is closed; open it again with Store.open")
+        self._check_open()
         with self._lock:
             if self._conn.in_transaction:
                 yield self
@@ -357,8 +360,7 @@ class Store(ReportsAndClaims):
                     self._conn.execute("COMMIT")
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        if self._closed:
-            raise StoreError(f"store {self.path} is closed; open it again with Store.open")
+        self._check_open()
         with self._lock:
             return self._retry(lambda: self._conn.execute(sql, tuple(params)).fetchall())
 
