@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -163,3 +164,18 @@ def change_pair(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     folder = tmp_path / "pair"
     folder.mkdir()
     return make_pair(folder)
+
+
+def process_gone(pid: int, within: float) -> bool:
+    """The process ``pid`` ended (or is a zombie waiting to be reaped) within ``within`` s."""
+    import psutil
+
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False

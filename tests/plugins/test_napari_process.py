@@ -33,6 +33,8 @@ from satdelta.plugins.napari._process import (
 )
 from satdelta.plugins.napari._session import Session
 
+from tests.conftest import process_gone
+
 SHM = Path("/dev/shm")
 T = Affine(2.0, 0, 500000, 0, -2.0, 4000000)
 
@@ -69,18 +71,6 @@ def _drain(gen) -> tuple[list[tuple], object]:  # noqa: ANN001
             steps.append(next(gen))
         except StopIteration as stop:
             return steps, stop.value
-
-
-def _gone(pid: int, within: float) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
@@ -178,7 +168,7 @@ def test_cancel_during_align_kills_at_once_and_saves_nothing_then_kill_9_is_one_
     t0 = time.perf_counter()
     detector.cancel()
     steps, outcome = _drain(gen)
-    assert _gone(pid, 1.0 - (time.perf_counter() - t0))
+    assert process_gone(pid, 1.0 - (time.perf_counter() - t0))
     assert outcome == Cancelled(saved=False) and "nothing saved" in outcome.message
     assert all(s[0] < 3 for s in steps)  # it never reached the maps
     assert reader.list_annotations() == [] and len(reader.changes()) == changes_before
@@ -288,7 +278,7 @@ def test_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         assert psutil.Process(child).ppid() == parent.pid
         parent.kill()
         parent.wait(10)
-        assert _gone(child, 5.0), "the detection child outlived its parent"
+        assert process_gone(child, 5.0), "the detection child outlived its parent"
     finally:
         parent.kill()
         parent.wait()

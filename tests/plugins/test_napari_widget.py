@@ -25,6 +25,8 @@ from satdelta.annotations import Store
 from satdelta.plugins.napari._frame import MapFrame
 from shapely.geometry import shape
 
+from tests.conftest import process_gone
+
 pytestmark = pytest.mark.gui
 
 REPO = Path(__file__).resolve().parents[2]
@@ -440,7 +442,7 @@ def test_kill_minus_9_loses_nothing(tmp_path: Path, write_raster) -> None:
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     child, ann_id = proc.stdout.strip().splitlines()[-2:]
-    assert _gone(int(child), 5.0)  # the detection child did not outlive napari
+    assert process_gone(int(child), 5.0)  # the detection child did not outlive napari
     with Store.open(store_path) as store:
         ann = store.get_annotation(ann_id)
         assert ann.notes == "seen before the crash" and ann.origin == "drawn"
@@ -469,25 +471,10 @@ def test_closing_the_viewer_stops_the_detection_child() -> None:
     try:
         child = int(proc.stdout.readline())
         assert proc.stdout.readline().strip() == "False"
-        assert _gone(child, 5.0)
+        assert process_gone(child, 5.0)
     finally:
         proc.kill()
         proc.wait()
-
-
-def _gone(pid: int, within: float) -> bool:
-    """The process ``pid`` ended (or is a zombie waiting to be reaped) within ``within`` s."""
-    import psutil
-
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_rerun_updates_score_and_mask_layers_in_place(
