@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError, one_line
-from satdelta.imagery.parallel import ENV_VAR as THREADS_ENV_VAR
 from satdelta.imagery.parallel import (
     MAX_DEFAULT_THREADS,
     available_cpus,
@@ -49,7 +48,7 @@ from satdelta.imagery.parallel import (
 from satdelta.imagery.pipeline import check_detection_options as check_options
 from satdelta.imagery.pipeline import chmod_as_created
 from satdelta.imagery.pipeline import full_detection_options as _full_options
-from satdelta.imagery.worker_setup import init_worker, limit_worker_resources
+from satdelta.imagery.worker_setup import init_worker, limit_worker_resources, operator_threads
 
 __all__ = [
     "Pair",
@@ -345,11 +344,6 @@ def worker_threads(workers: int) -> int:
     return max(1, min(available_cpus() // max(1, int(workers)), MAX_DEFAULT_THREADS))
 
 
-def _operator_threads() -> bool:
-    """True when the operator set ``SATDELTA_THREADS`` (non-empty)."""
-    return bool(os.environ.get(THREADS_ENV_VAR, "").strip())
-
-
 def _worker_info() -> dict[str, Any]:
     info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
     try:
@@ -438,7 +432,7 @@ def run_pair(
     worker = _worker_info()
     # a Dask worker runs several tasks at once in its threads: one thread each, unless the
     # operator set SATDELTA_THREADS (local pool workers got theirs from worker_setup.init_worker)
-    task_threads = 1 if "address" in worker and not _operator_threads() else None
+    task_threads = 1 if "address" in worker and not operator_threads() else None
 
     def result(status: Status, **kw: Any) -> PairResult:
         secs = round(time.perf_counter() - t0, 3)

@@ -35,6 +35,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.worker_setup import SATDELTA_THREADS_ENV
 
 __all__ = [
     "ENV_VAR",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 #: Environment variable that sets the thread count (a whole number >= 1).
-ENV_VAR = "SATDELTA_THREADS"
+ENV_VAR = SATDELTA_THREADS_ENV
 #: Cap of the default thread count (row blocks and windows gain little beyond it).
 MAX_DEFAULT_THREADS = 4
 

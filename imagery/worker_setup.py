@@ -13,7 +13,14 @@ from __future__ import annotations
 import logging
 import os
 
-__all__ = ["THREAD_ENV", "WORKER_GDAL_CACHEMAX_MB", "init_worker", "limit_worker_resources"]
+__all__ = [
+    "SATDELTA_THREADS_ENV",
+    "THREAD_ENV",
+    "WORKER_GDAL_CACHEMAX_MB",
+    "init_worker",
+    "limit_worker_resources",
+    "operator_threads",
+]
 
 #: GDAL block cache per worker process (MB) unless GDAL_CACHEMAX is already set.
 WORKER_GDAL_CACHEMAX_MB = 128
@@ -26,8 +33,14 @@ THREAD_ENV = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
 )
-#: satdelta's own thread count (:mod:`satdelta.imagery.parallel` reads it).
+#: Environment variable of satdelta's own thread count (a whole number >= 1), read by
+#: :mod:`satdelta.imagery.parallel`; defined here so this module needs no numpy.
 SATDELTA_THREADS_ENV = "SATDELTA_THREADS"
+
+
+def operator_threads() -> bool:
+    """True when the operator set ``SATDELTA_THREADS`` (non-empty)."""
+    return bool(os.environ.get(SATDELTA_THREADS_ENV, "").strip())
 
 
 def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> None:
@@ -52,7 +65,7 @@ def init_worker(log_level: int | None, threads: int = 1) -> None:
     handlers yet.
     """
     limit_worker_resources()
-    if not os.environ.get(SATDELTA_THREADS_ENV, "").strip():
+    if not operator_threads():
         os.environ[SATDELTA_THREADS_ENV] = str(max(1, int(threads)))
     if log_level is not None and not logging.getLogger().handlers:
         logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
