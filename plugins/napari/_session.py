@@ -212,17 +212,6 @@ class Session:
         """
         return (self, self._writes, self.report_id, self.frame)
 
-    def evidence_rows(self) -> EvidenceRows | None:
-        """The current report's rows with the :meth:`mark` they were read at.
-
-        Safe to call from a worker thread (the store serialises its connection); None
-        when there is no map frame yet to place the polygons in.
-        """
-        if self.frame is None:
-            return None
-        mark = self.mark()
-        return EvidenceRows(self.rows(), mark)
-
     def _wrote(self, result: Any) -> Any:
         self._writes += 1
         return result

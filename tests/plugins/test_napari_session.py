@@ -90,23 +90,22 @@ def test_multipart_annotation_edits_keep_every_part(tmp_path: Path) -> None:
     session.close()
 
 
-def test_evidence_rows_carry_a_mark_that_every_write_and_choice_changes(tmp_path: Path) -> None:
+def test_every_write_and_choice_changes_the_session_mark(tmp_path: Path) -> None:
     from satdelta.imagery.vectorize import ChangePolygon
     from shapely.geometry import box
 
     session = Session.open(tmp_path / "e.gpkg", None)
-    assert session.evidence_rows() is None  # no frame: nothing can be placed yet
     session.frame = FRAME
     ll = FRAME.map_to_lonlat(np.array([[500000, 3999990], [500010, 4000000]]))
     poly = ChangePolygon(box(500000, 3999990, 500010, 4000000), box(*ll[0], *ll[1]), 100, 2, 1)
     marks = [session.mark()]
     (cand,) = session.add_candidates([poly], {"method": "cva"})
     marks.append(session.mark())
-    read = session.evidence_rows()
-    assert read is not None and read.mark == session.mark()  # a read changes nothing
+    read = session.rows()
+    assert session.mark() == marks[-1]  # a read changes nothing
     again = session.rows()
-    np.testing.assert_equal(read.rows.properties, again.properties)  # NaN confidence equal
-    for a, b in zip(read.rows.shapes, again.shapes, strict=True):
+    np.testing.assert_equal(read.properties, again.properties)  # NaN confidence equal
+    for a, b in zip(read.shapes, again.shapes, strict=True):
         np.testing.assert_array_equal(a, b)
     session.update(cand.id, notes="seen")
     marks.append(session.mark())
