@@ -69,7 +69,8 @@ def imported_modules(path: Path, package: str) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             module = _resolve(node, package)
             found.append((node.lineno, module))
-            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+            if "." not in module:  # from satdelta import imagery: the names are modules
+                found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
         elif (
             isinstance(node, ast.Call)
             and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
@@ -172,10 +173,27 @@ _CODE_SPAN = re.compile(r"`[^`\n]*`")
 
 
 def relative_links(markdown: str) -> list[str]:
-    """Return the relative link targets of ``markdown`` (code blocks and spans left out)."""
+    """Return the relative link targets of ``markdown``, ``#heading`` ones included.
+
+    Links with a scheme (``https:``, ``mailto:``) or an absolute path are left out, and so is
+    anything inside code blocks and code spans.
+    """
     text = _CODE_SPAN.sub("", _FENCE.sub("", markdown))
     targets = _MARKDOWN_LINK.findall(text) + _HTML_SRC.findall(text)
-    return [t for t in targets if not re.match(r"^([a-z][a-z0-9+.-]*:|#|/)", t, re.IGNORECASE)]
+    return [t for t in targets if not re.match(r"^([a-z][a-z0-9+.-]*:|/)", t, re.IGNORECASE)]
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """Return the anchors GitHub gives the headings of ``markdown`` (``#fragment`` targets)."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", _FENCE.sub("", markdown), re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{slug}-{n}"
+        anchors.add(anchor)
+    return anchors
 
 
 def test_relative_links_in_readme_and_docs_exist():
@@ -183,10 +201,14 @@ def test_relative_links_in_readme_and_docs_exist():
     broken = []
     for page in pages:
         for target in relative_links(page.read_text(encoding="utf-8")):
-            path = target.split("#", 1)[0].split("?", 1)[0]
-            if path and not (page.parent / path).exists():
-                broken.append(f"{page.relative_to(ROOT)} -> {target}")
-    assert not broken, "links to files that do not exist:\n  " + "\n  ".join(broken)
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path.split("?", 1)[0]) if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target} (no such file)")
+            elif fragment and linked.suffix == ".md":
+                if fragment not in heading_anchors(linked.read_text(encoding="utf-8")):
+                    broken.append(f"{page.relative_to(ROOT)} -> {target} (no such heading)")
+    assert not broken, "broken links:\n  " + "\n  ".join(broken)
 
 
 def test_link_finder_sees_links_and_skips_code():
@@ -195,7 +217,12 @@ def test_link_finder_sees_links_and_skips_code():
         "[web](https://example.org) [top](#set-up).\n"
         "`[not](a link)`\n```\n[nor](this.md)\n```\n"
     )
-    assert relative_links(text) == ["docs/batch.md#pairs", "docs/a.png"]
+    assert relative_links(text) == ["docs/batch.md#pairs", "docs/a.png", "#set-up"]
+
+
+def test_heading_anchors_follow_github():
+    text = "# Set up\n## `satdelta detect`: one pair\n## Set up\n```\n# not a heading\n```\n"
+    assert heading_anchors(text) == {"set-up", "satdelta-detect-one-pair", "set-up-1"}
 
 
 def test_import_walk_sees_every_form(tmp_path):
