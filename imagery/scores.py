@@ -367,7 +367,7 @@ class IRMADScore(ChangeScore):
 
     def apply(self, model: ScoreModel, before: _F32, after: _F32) -> _F32:
         assert model.irmad is not None  # checked by ScoreModel
-        return model.irmad.chi2(before, after)
+        return model.irmad.chi2(before, after).astype(np.float32)
 
 
 class AbsDiffScore(ChangeScore):

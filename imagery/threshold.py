@@ -1,54 +1,32 @@
 """Split a change score into changed / unchanged: fit a threshold on score samples.
 
-Fitting works on a 1-D sample of finite scores (the whole image or a random
-sample of it), so a block runner can fit once and apply ``score > threshold``
-per window.
-
-Methods
--------
-``"mixture"``
-    Two-class mixture fitted by EM, decision where the weighted class
-    densities are equal (Bruzzone & Prieto 2000, "Automatic analysis of the
-    difference image for unsupervised change detection", IEEE TGRS 38(3)).
-    Each class is a gamma density (change magnitudes are non-negative and
-    right-skewed), EM starts from the Otsu split. :func:`fit_threshold` caps
-    the Bayes threshold at Otsu's: the mixture is there to correct Otsu's
-    under-calling of rare change, and a boundary above Otsu's means EM has
-    locked onto the strongest of several change populations.
-``"otsu"``
-    Otsu (1979), maximal between-class variance on a 256-bin histogram; the
-    threshold is the upper edge of the last lower-class bin.
-``"kmeans"``
-    Two-cluster k-means (Lloyd) on the scores; the threshold is the mid-point
-    between the two centres.
-``"value"``
-    A fixed value given by the caller.
-``"percentile"``
-    The given percentile (0-100) of the scores.
-``"auto"``
-    ``"mixture"``.
-
-The automatic methods always find two classes, even where nothing changed;
-:func:`satdelta.imagery.detect.fit_detector` therefore raises their threshold
-to a no-change floor (:func:`satdelta.imagery.detect.no_change_quantile`).
+Each method in :data:`THRESHOLDS` is one object whose ``fit`` turns a 1-D sample of
+finite scores into a :class:`ThresholdFit`; a block runner can fit once and apply
+``score > threshold`` per window. The methods and their sources are described in
+``docs/design-detection-methods.md``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from types import MappingProxyType
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from satdelta.imagery.errors import InvalidParameterError
 from scipy.special import gammaln
+from skimage.filters import threshold_otsu
 
 __all__ = [
+    "THRESHOLDS",
     "THRESHOLD_METHODS",
     "ThresholdFit",
     "ThresholdMethod",
+    "ThresholdRule",
     "fit_threshold",
     "kmeans_threshold",
     "mixture_threshold",
@@ -57,8 +35,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The threshold methods' names; :data:`THRESHOLD_METHODS` (from :data:`THRESHOLDS`) lists
+#: the same.
 ThresholdMethod = Literal["auto", "mixture", "otsu", "kmeans", "value", "percentile"]
-THRESHOLD_METHODS: tuple[str, ...] = get_args(ThresholdMethod)
 
 #: Percentile used by ``method="percentile"`` when the caller gives none.
 DEFAULT_PERCENTILE = 95.0
@@ -88,9 +67,9 @@ class ThresholdFit:
                 f"threshold must be a finite number, got {self.threshold!r}; "
                 "check that the score has finite values."
             )
-        if self.method not in THRESHOLD_METHODS or self.method == "auto":
+        if self.method not in THRESHOLDS:
             raise InvalidParameterError(
-                f"threshold method must be one of {THRESHOLD_METHODS[1:]}, got {self.method!r}."
+                f"threshold method must be one of {tuple(THRESHOLDS)}, got {self.method!r}."
             )
 
 
@@ -108,9 +87,9 @@ def _finite_sample(values: ArrayLike) -> NDArray[np.float64]:
 def otsu_threshold(values: ArrayLike, *, nbins: int = 256) -> float:
     """Otsu's (1979) threshold of the finite values: maximal between-class variance.
 
-    Computed on a ``nbins`` histogram; the threshold is the upper edge of the
-    last bin of the lower class, so every value in the lower class is
-    ``<= threshold``.
+    Computed on a ``nbins`` histogram by :func:`skimage.filters.threshold_otsu`; the
+    threshold is the upper edge of the last bin of the lower class, so every value in the
+    lower class is ``<= threshold``.
 
     Parameters
     ----------
@@ -135,18 +114,9 @@ def otsu_threshold(values: ArrayLike, *, nbins: int = 256) -> float:
     if lo == hi:
         return lo
     counts, edges = np.histogram(v, bins=nbins, range=(lo, hi))
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    w0 = np.cumsum(counts)[:-1].astype(np.float64)
-    w1 = v.size - w0
-    s0 = np.cumsum(counts * centres)[:-1]
-    total = float((counts * centres).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m0 = s0 / w0
-        m1 = (total - s0) / w1
-        between = w0 * w1 * (m0 - m1) ** 2
-    between[~np.isfinite(between)] = -1.0
-    k = int(np.argmax(between))
-    return float(edges[k + 1])
+    # each bin valued at its upper edge: Otsu's between-class variance is the same for any
+    # common shift of the bin values, and the value returned is then the lower class's top
+    return float(threshold_otsu(hist=(counts, edges[1:])))
 
 
 def kmeans_threshold(values: ArrayLike, *, max_iter: int = 100) -> tuple[float, dict[str, Any]]:
@@ -328,6 +298,101 @@ def mixture_threshold(
     return float(t), params
 
 
+class ThresholdRule(ABC):
+    """One threshold method: :meth:`fit` a threshold on score samples.
+
+    Attributes
+    ----------
+    name : str
+        The method's key in :data:`THRESHOLDS`.
+    takes_value : bool
+        True when :meth:`fit` reads the caller's ``value``; the others refuse one.
+    """
+
+    name: str
+    takes_value: bool = False
+
+    @abstractmethod
+    def fit(self, values: ArrayLike, value: float | None) -> ThresholdFit:
+        """The threshold of ``values`` (non-finite ones ignored)."""
+
+
+class MixtureRule(ThresholdRule):
+    """Bayes threshold of a two-class gamma mixture (:func:`mixture_threshold`), at most Otsu's."""
+
+    name = "mixture"
+
+    def fit(self, values: ArrayLike, value: float | None) -> ThresholdFit:
+        t, p = mixture_threshold(values)
+        # The mixture's job is to correct Otsu's under-calling of rare change, i.e. to lower
+        # the threshold. When its Bayes boundary lies above Otsu's, EM has locked onto the
+        # strongest of several change populations (bright aircraft and grey roofs, say):
+        # keep Otsu's split.
+        t_otsu = otsu_threshold(values)
+        p = {**p, "bayes_threshold": t, "otsu_threshold": t_otsu, "capped_at_otsu": t > t_otsu}
+        return ThresholdFit(min(t, t_otsu), self.name, p)
+
+
+class OtsuRule(ThresholdRule):
+    """Otsu's (1979) maximal between-class variance (:func:`otsu_threshold`)."""
+
+    name = "otsu"
+
+    def fit(self, values: ArrayLike, value: float | None) -> ThresholdFit:
+        return ThresholdFit(otsu_threshold(values), self.name, {})
+
+
+class KMeansRule(ThresholdRule):
+    """Mid-point of two k-means centres (:func:`kmeans_threshold`)."""
+
+    name = "kmeans"
+
+    def fit(self, values: ArrayLike, value: float | None) -> ThresholdFit:
+        t, p = kmeans_threshold(values)
+        return ThresholdFit(t, self.name, p)
+
+
+class ValueRule(ThresholdRule):
+    """The caller's fixed threshold."""
+
+    name = "value"
+    takes_value = True
+
+    def fit(self, values: ArrayLike, value: float | None) -> ThresholdFit:
+        if value is None or not math.isfinite(float(value)):
+            raise InvalidParameterError(
+                f'threshold method "value" needs a finite threshold value, got {value!r}; '
+                "pass threshold_value (CLI: --threshold-value)."
+            )
+        return ThresholdFit(float(value), self.name, {"value": float(value)})
+
+
+class PercentileRule(ThresholdRule):
+    """The caller's percentile of the scores (default :data:`DEFAULT_PERCENTILE`)."""
+
+    name = "percentile"
+    takes_value = True
+
+    def fit(self, values: ArrayLike, value: float | None) -> ThresholdFit:
+        q = DEFAULT_PERCENTILE if value is None else float(value)
+        if not (0.0 < q < 100.0):
+            raise InvalidParameterError(
+                f'threshold method "percentile" needs a percentile between 0 and 100 '
+                f"(exclusive), got {value!r}."
+            )
+        v = _finite_sample(values)
+        return ThresholdFit(float(np.percentile(v, q)), self.name, {"percentile": q})
+
+
+#: The threshold methods by name; a new method is one :class:`ThresholdRule` added here (and
+#: its name in :data:`ThresholdMethod`).
+THRESHOLDS: MappingProxyType[str, ThresholdRule] = MappingProxyType(
+    {r.name: r for r in (MixtureRule(), OtsuRule(), KMeansRule(), ValueRule(), PercentileRule())}
+)
+#: ``"auto"`` (the mixture) and the methods.
+THRESHOLD_METHODS: tuple[str, ...] = ("auto", *THRESHOLDS)
+
+
 def fit_threshold(
     values: ArrayLike,
     *,
@@ -341,7 +406,8 @@ def fit_threshold(
     values : array_like
         Score samples (any shape; non-finite values are ignored).
     method : {"auto", "mixture", "otsu", "kmeans", "value", "percentile"}
-        See the module docstring. ``"auto"`` is ``"mixture"``.
+        A key of :data:`THRESHOLDS` (see ``docs/design-detection-methods.md``);
+        ``"auto"`` is ``"mixture"``.
     value : float, optional
         The threshold for ``"value"`` (required), or the percentile in
         (0, 100) for ``"percentile"`` (default 95).
@@ -367,37 +433,11 @@ def fit_threshold(
         raise InvalidParameterError(
             f"threshold method must be one of {THRESHOLD_METHODS}, got {method!r}."
         )
-    concrete = "mixture" if method == "auto" else method
-    if concrete == "value":
-        if value is None or not math.isfinite(float(value)):
-            raise InvalidParameterError(
-                f'threshold method "value" needs a finite threshold value, got {value!r}; '
-                "pass threshold_value (CLI: --threshold-value)."
-            )
-        return ThresholdFit(float(value), "value", {"value": float(value)})
-    if concrete == "percentile":
-        q = DEFAULT_PERCENTILE if value is None else float(value)
-        if not (0.0 < q < 100.0):
-            raise InvalidParameterError(
-                f'threshold method "percentile" needs a percentile between 0 and 100 '
-                f"(exclusive), got {value!r}."
-            )
-        v = _finite_sample(values)
-        return ThresholdFit(float(np.percentile(v, q)), "percentile", {"percentile": q})
-    if value is not None:
+    rule = THRESHOLDS["mixture" if method == "auto" else method]
+    if value is not None and not rule.takes_value:
+        takers = " or ".join(repr(name) for name, r in THRESHOLDS.items() if r.takes_value)
         raise InvalidParameterError(
-            f"threshold_value={value!r} is only used with threshold method 'value' or "
-            f"'percentile', not {method!r}; drop it or change the method."
+            f"threshold_value={value!r} is only used with threshold method {takers}, "
+            f"not {method!r}; drop it or change the method."
         )
-    if concrete == "otsu":
-        return ThresholdFit(otsu_threshold(values), "otsu", {})
-    if concrete == "kmeans":
-        t, p = kmeans_threshold(values)
-        return ThresholdFit(t, "kmeans", p)
-    t, p = mixture_threshold(values)
-    # The mixture's job is to correct Otsu's under-calling of rare change, i.e. to lower the
-    # threshold. When its Bayes boundary lies above Otsu's, EM has locked onto the strongest
-    # of several change populations (bright aircraft and grey roofs, say): keep Otsu's split.
-    t_otsu = otsu_threshold(values)
-    p = {**p, "bayes_threshold": t, "otsu_threshold": t_otsu, "capped_at_otsu": t > t_otsu}
-    return ThresholdFit(min(t, t_otsu), "mixture", p)
+    return rule.fit(values, value)

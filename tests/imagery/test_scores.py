@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import numpy as np
 import pytest
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
 from satdelta.imagery.scores import (
     SCORE_METHODS,
+    SCORES,
+    ChangeScore,
+    ScoreMethod,
     ScoreModel,
-    builtup_likelihood,
     change_score,
-    find_band,
     fit_score,
     smooth_score,
     smoothing_px,
-    visible_band_indices,
 )
 
 
@@ -67,36 +68,6 @@ def test_ndvi_and_ndwi_differences():
     assert ndwi[0, 0] == pytest.approx(abs((60 - 100) / 160 - (50 - 160) / 210))
     with pytest.raises(BandMismatchError, match="needs bands named nir and red"):
         change_score(b, a, method="ndvi", band_names=("b1", "b2", "b3"))
-
-
-def test_band_roles_from_names():
-    names = ("B1_blue", "B2_green", "B3_red", "B4_nir", "B5_swir1", "B7_swir2")
-    assert [find_band(names, r) for r in ("blue", "green", "red", "nir")] == [0, 1, 2, 3]
-    assert find_band(("rededge", "nir"), "red") is None
-    assert visible_band_indices(names, 6) is None
-    assert visible_band_indices(("red", "green", "blue"), 3) == (0, 1, 2)
-    assert visible_band_indices(("b1", "b2", "b3"), 3) == (0, 1, 2)
-    assert visible_band_indices(("b1", "b2", "b3", "b4"), 4) is None
-
-
-def test_builtup_likelihood_orders_surfaces():
-    colours = {
-        "grey roof": (110, 112, 115),
-        "white aircraft": (235, 236, 238),
-        "asphalt": (70, 72, 75),
-        "lawn": (70, 120, 50),
-        "forest": (35, 70, 30),
-        "red soil": (160, 110, 80),
-        "water": (30, 60, 90),
-    }
-    m = {
-        k: float(builtup_likelihood(*(np.array([float(c)]) for c in v))[0])
-        for k, v in colours.items()
-    }
-    for built in ("grey roof", "white aircraft", "asphalt"):
-        assert m[built] > 0.8, m
-    for natural in ("lawn", "forest", "red soil", "water"):
-        assert m[natural] < 0.1, m
 
 
 def test_builtup_score_needs_visible_bands():
@@ -153,6 +124,27 @@ def test_parameters_are_json_and_methods_listed():
     for method in ("cva", "absdiff", "logratio", "irmad", "builtup"):
         json.dumps(fit_score(before, after, method=method).parameters)
     assert SCORE_METHODS[0] == "auto" and "builtup" in SCORE_METHODS
+
+
+def test_one_registry_lists_every_method_once():
+    """SCORE_METHODS comes from SCORES, in the order of the ScoreMethod Literal."""
+    assert SCORE_METHODS == get_args(ScoreMethod)
+    assert SCORE_METHODS == (
+        "auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup"
+    )  # fmt: skip
+    for name, score in SCORES.items():
+        assert isinstance(score, ChangeScore) and score.name == name
+
+
+def test_every_registered_method_fits_and_applies_through_the_model():
+    before, after = noisy_pair(seed=6)
+    names = ("red", "green", "nir")
+    for name, score in SCORES.items():
+        bands = ("red", "green", "blue") if name == "builtup" else names
+        model = fit_score(before, after, method=name, band_names=bands)  # type: ignore[arg-type]
+        assert model.method == name
+        direct = score.apply(model, before.astype(np.float32), after.astype(np.float32))
+        np.testing.assert_array_equal(model.apply_scales(before, after)[0], direct)
 
 
 def test_bad_method():

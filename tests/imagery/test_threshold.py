@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import numpy as np
 import pytest
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.threshold import (
     THRESHOLD_METHODS,
+    THRESHOLDS,
     ThresholdFit,
+    ThresholdMethod,
     fit_threshold,
     kmeans_threshold,
     mixture_threshold,
@@ -104,6 +107,8 @@ def test_constant_scores_do_not_crash():
 
 def test_method_tuple():
     assert THRESHOLD_METHODS == ("auto", "mixture", "otsu", "kmeans", "value", "percentile")
+    assert THRESHOLD_METHODS == get_args(ThresholdMethod)  # one registry, one Literal
+    assert all(rule.name == name for name, rule in THRESHOLDS.items())
 
 
 @pytest.mark.parametrize(
