@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _NO_SHIFT = (0.0, 0.0)
 _UNKNOWN = (math.nan, math.nan)
+_GIVEN = "shift given (shift_px), not measured here"
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,6 @@ def coregister(
     )
     _check_limit(job, shift.value)
     after_data, valid, residual = _resample_corrected(job, shift, correct)
-    sl = shift.sample
     return AlignedPair(
         before=job.data,
         after=after_data,
@@ -333,17 +333,10 @@ def coregister(
         shift_after_px=residual,
         band_names=tuple(before.band_names[i - 1] for i in bidx),
         pixel_size_m=before.pixel_size_m,
-        shift_measured=sl is not None,
-        shift_sample=(
-            None
-            if sl is None
-            else (sl[0].start, sl[1].start, sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
-        ),
+        shift_measured=shift.sample is not None,
+        shift_sample=shift.sample_box,
         shift_note=shift.note,
     )
-
-
-_GIVEN = "shift given (shift_px), not measured here"
 
 
 @dataclass(frozen=True)
@@ -442,9 +435,17 @@ class _Shift:
     # the after scene on the whole grid without correction, when measuring needed it
     resampled: tuple[np.ndarray, np.ndarray] | None = None
 
+    @property
+    def sample_box(self) -> tuple[int, int, int, int] | None:
+        """(row_off, col_off, height, width) of the sample, None when not measured."""
+        if self.sample is None:
+            return None
+        rows, cols = self.sample
+        return rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start
+
 
 def _measure(job: _Job, sample_size: int) -> _Shift:
-    """Measure the shift on a sample where both scenes have data (see :func:`sample_window`).
+    """Measure the shift on a sample where both scenes have data (:func:`sample_window`).
 
     Only the sample of the after scene is resampled, unless it has too little data (nodata
     inside the after scene's extent, or a small grid): then the after scene's real validity
