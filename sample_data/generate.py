@@ -1,41 +1,8 @@
-"""Generate the synthetic sample scenes, their true change polygons and nothing else.
+"""Render the synthetic sample scenes and write them with their true change polygons.
 
 Run ``python -m satdelta.sample_data.generate [--outdir DIR]`` to (re)write, for each site in
-:data:`SITE_SPECS`::
-
-    <site>_<before date>.tif   4-band (red, green, blue, nir) uint8 GeoTIFF, EPSG:32651, 0.5 m
-    <site>_<after date>.tif    same grid; ground shifted by a sub-pixel amount, other gain/offset
-    <site>_truth.geojson       RFC 7946 polygons (lon/lat) of every object that changed
-
-The scenes are **synthetic**: no real imagery is used. They are placed at the real sites'
-coordinates (Pyongyang Sunan airport apron and Kim Il Sung Square) so that the demo's outputs land
-on the right spot of a map, and they imitate what the motivating news report describes: civilian
-aircraft that leave an apron, and troop/vehicle blocks plus painted markings that appear on a
-square.
-
-How a scene is made
--------------------
-1. Every object is a shapely polygon in map metres.  The ground (textured grass, asphalt,
-   concrete slabs, granite paving, painted lines, tree rows, buildings) is painted onto a canvas
-   at 4x the output resolution (0.125 m), then shadows (each object's footprint translated
-   away from the sun by ``height / tan(sun elevation)``), then the objects themselves.
-2. The canvas is averaged over 4x4 blocks (area-weighted anti-aliasing) and blurred with a
-   Gaussian point-spread function (sigma 0.5 px).
-3. The *after* image is shifted by ``shift_after_px`` with a cubic spline
-   (:func:`scipy.ndimage.shift`), so its content is misregistered by a fraction of a pixel,
-   and scaled per band by ``gain`` and ``offset`` (a different sensor/atmosphere on that date).
-4. Independent Gaussian sensor noise is added to each date, and the result is rounded to uint8.
-
-Everything random comes from one seeded :class:`numpy.random.Generator` per site
-(:class:`numpy.random.SeedSequence` children for the ground and each date's noise), and the
-files are written with fixed creation options and the fixed acquisition date as their only
-timestamp, so two runs produce byte-identical files.
-
-The truth polygons are the ground area whose pixels change: an object's footprint together
-with the shadow it casts (both differ between the dates).  They are in ground coordinates, that
-is on the *before* grid; a correct co-registration of the after image brings its changes there.
-The generator's own parameters (seed, shift, gain, offset, noise) are recorded in the truth file's
-``"satdelta"`` member so that tests can measure them back from the pixels.
+:data:`~satdelta.sample_data.sites.SITE_SPECS`, the before and after GeoTIFFs and the truth
+GeoJSON, byte-identical from run to run.  How a scene is made: ``docs/sample-data.md``.
 """
 
 from __future__ import annotations
