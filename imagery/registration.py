@@ -375,32 +375,11 @@ def estimate_shift(
     (fa, ra), (fb, rb) = run_jobs(prepare, (ref, mov))
     # candidates: cross-correlation, phase correlation (each robust to different content) and
     # no shift; the one with the lowest robust (Tukey) misfit seeds the refinement
-    candidates = [(0.0, 0.0)]
-    for norm in (None, "phase"):
-        if refine:
-            # the peaks only seed the refinement (which converges from within about a
-            # pixel): the integer peak and a parabola through its neighbours are enough
-            candidates.append(_correlation_peak(fa, fb, phase=norm == "phase"))
-            continue
-        from skimage.registration import phase_cross_correlation
-
-        shift, _, _ = phase_cross_correlation(
-            fa, fb, upsample_factor=upsample_factor, normalization=norm, space="fourier"
-        )
-        # skimage returns the shift that registers moving onto reference: the opposite sign
-        candidates.append((float(-shift[0]) + 0.0, float(-shift[1]) + 0.0))
+    candidates = [(0.0, 0.0), *_correlation_shifts(fa, fb, refine, upsample_factor)]
     coef = _spline_coefficients(rb)  # shared by the misfits and the refinement
     costs = _misfits(ra, rb, ok, candidates, coef)
     log.debug("shift candidates %s, robust misfits %s", candidates, costs)
-    best = int(np.argmin(costs))
-    if max_shift_px is not None:
-        # a candidate beyond the limit wins only when it fits clearly better (repetitive
-        # structure such as rows of houses or fields gives false peaks far away)
-        inside = [i for i, c in enumerate(candidates) if max(map(abs, c)) <= max_shift_px]
-        best_inside = min(inside, key=lambda i: costs[i])
-        if best not in inside and costs[best] > 0.8 * costs[best_inside]:
-            best = best_inside
-    coarse = candidates[best]
+    coarse = _best_candidate(candidates, costs, max_shift_px)
     if not refine:
         return coarse
     fine, iterations = _refine_shift(ra, rb, ok, coarse, coef)
@@ -413,3 +392,39 @@ def estimate_shift(
         )
         return coarse
     return (round(fine[0], 4) + 0.0, round(fine[1], 4) + 0.0)
+
+
+def _correlation_shifts(
+    fa: np.ndarray, fb: np.ndarray, refine: bool, upsample_factor: int
+) -> list[tuple[float, float]]:
+    """The cross- and the phase-correlation shift of b relative to a (FFTs ``fa``, ``fb``)."""
+    shifts = []
+    for norm in (None, "phase"):
+        if refine:
+            # the peaks only seed the refinement (which converges from within about a
+            # pixel): the integer peak and a parabola through its neighbours are enough
+            shifts.append(_correlation_peak(fa, fb, phase=norm == "phase"))
+            continue
+        from skimage.registration import phase_cross_correlation
+
+        shift, _, _ = phase_cross_correlation(
+            fa, fb, upsample_factor=upsample_factor, normalization=norm, space="fourier"
+        )
+        # skimage returns the shift that registers moving onto reference: the opposite sign
+        shifts.append((float(-shift[0]) + 0.0, float(-shift[1]) + 0.0))
+    return shifts
+
+
+def _best_candidate(
+    candidates: list[tuple[float, float]], costs: list[float], max_shift_px: float | None
+) -> tuple[float, float]:
+    """The candidate shift of lowest misfit; one beyond ``max_shift_px`` only when clearly."""
+    best = int(np.argmin(costs))
+    if max_shift_px is not None:
+        # a candidate beyond the limit wins only when it fits clearly better (repetitive
+        # structure such as rows of houses or fields gives false peaks far away)
+        inside = [i for i, c in enumerate(candidates) if max(map(abs, c)) <= max_shift_px]
+        best_inside = min(inside, key=lambda i: costs[i])
+        if best not in inside and costs[best] > 0.8 * costs[best_inside]:
+            best = best_inside
+    return candidates[best]

@@ -39,10 +39,21 @@ _PIXEL_CRS = CRS.from_wkt('LOCAL_CS["satdelta pixel grid",UNIT["metre",1]]')
 
 
 def grid_crs(scene: Scene) -> CRS:
+    """The scene's CRS, or a planar pixel-grid CRS when it is not georeferenced."""
     return scene.crs if scene.crs is not None else _PIXEL_CRS
 
 
 def check_overlap(before: Scene, after: Scene) -> None:
+    """Check that two scenes can share one grid: both georeferenced and overlapping, or two
+    plain images of one size.
+
+    Raises
+    ------
+    AlignmentError
+        When only one of them is georeferenced.
+    NoOverlapError
+        When they do not cover the same ground (or, plain, differ in size).
+    """
     if before.georeferenced != after.georeferenced:
         which = "before" if before.georeferenced else "after"
         raise AlignmentError(
