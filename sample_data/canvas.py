@@ -21,6 +21,40 @@ from shapely import affinity
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+__all__ = [
+    "AIRCRAFT_BLUE",
+    "AIRCRAFT_RED",
+    "AIRCRAFT_WHITE",
+    "ASPHALT",
+    "CONCRETE",
+    "Canvas",
+    "ENGINE_GREY",
+    "GRANITE",
+    "GRASS",
+    "GRASS_DRY",
+    "JOINT",
+    "PAINT_RED",
+    "PAINT_WHITE",
+    "PAINT_YELLOW",
+    "PSF_SIGMA_PX",
+    "ROOF_EDGE",
+    "ROOF_GREEN",
+    "ROOF_GREY",
+    "SHADOW",
+    "SUN_AZIMUTH_DEG",
+    "SUN_ELEVATION_DEG",
+    "SUPERSAMPLE",
+    "TREE",
+    "UNIFORM_NAVY",
+    "UNIFORM_OLIVE",
+    "UNIFORM_WHITE",
+    "VEHICLE_OLIVE",
+    "VEHICLE_YELLOW",
+    "cast_shadow",
+    "fractal",
+    "shadow_vector",
+]
+
 SUPERSAMPLE = 4
 PSF_SIGMA_PX = 0.5
 #: Sun for both dates (late-morning pass, late spring at 39 N): shadows point away from it.

@@ -18,7 +18,7 @@ import shapely
 from affine import Affine
 from pyproj import Transformer
 from rasterio.enums import ColorInterp
-from satdelta.sample_data.canvas import SUN_AZIMUTH_DEG, SUN_ELEVATION_DEG, Canvas
+from satdelta.sample_data.canvas import PSF_SIGMA_PX, SUN_AZIMUTH_DEG, SUN_ELEVATION_DEG, Canvas
 from satdelta.sample_data.objects import SceneObject
 from satdelta.sample_data.site_scenes import SCENE_BUILDERS
 from satdelta.sample_data.sites import (
@@ -44,8 +44,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-PSF_SIGMA_PX = 0.5
-
 #: Fixed GeoTIFF creation options (no software/time tags are added by GDAL with these).
 CREATION_OPTIONS: dict[str, object] = {
     "driver": "GTiff",
@@ -60,7 +58,6 @@ CREATION_OPTIONS: dict[str, object] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
 def _render(spec: SiteSpec) -> tuple[np.ndarray, np.ndarray, list[SceneObject], list[SceneObject]]:
     transform = site_grid(spec)
     half = SCENE_SIZE_PX * PIXEL_SIZE_M / 2

@@ -26,6 +26,21 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+__all__ = [
+    "AIRCRAFT_TYPES",
+    "AircraftType",
+    "SceneObject",
+    "SiteScene",
+    "aircraft",
+    "building",
+    "grass_ground",
+    "joint_grid",
+    "line",
+    "place",
+    "tree_row",
+    "vehicle",
+]
+
 
 @dataclass
 class SiteScene:

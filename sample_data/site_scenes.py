@@ -41,8 +41,9 @@ from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+__all__ = ["SCENE_BUILDERS"]
 
-# ---------------------------------------------------------------------------------------------
+
 def _sunan(cx: float, cy: float, half: float, rng: np.random.Generator) -> SiteScene:
     """Apron in front of the terminal: four stands (aircraft leave) and a remote stand."""
 
