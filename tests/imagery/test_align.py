@@ -52,7 +52,7 @@ def test_estimate_shift_masked_region_ignored():
 
 
 def test_correlation_alone_is_subpixel_and_seeds_refinement():
-    from satdelta.imagery.align import _correlation_peak
+    from satdelta.imagery.registration import _correlation_peak
     from scipy import fft
 
     tex = make_texture((160, 160), seed=11)
@@ -137,7 +137,7 @@ def test_featureless_centre_is_not_the_shift_sample(write_raster):
 
 
 def test_spline_shift_equals_scipy_shift():
-    from satdelta.imagery.align import _spline_shift
+    from satdelta.imagery.registration import _spline_shift
 
     img = make_texture((64, 80), seed=3).astype("float32")
     coef = ndimage.spline_filter(img, order=3, output=np.float32)
