@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DetectPanel"]
 
+#: Steps the progress bar counts: open, align, score, outline, count, save.
+PROGRESS_STEPS = 6
+
 
 class DetectPanel(QGroupBox):
     """Inputs, options and the run of change detection.
@@ -135,7 +138,7 @@ class DetectPanel(QGroupBox):
         buttons.addWidget(self.cancel_button)
         form.addRow(buttons)
         self.progress = QProgressBar()
-        self.progress.setRange(0, 6)
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(0)
         self.progress_label = QLabel("")
         form.addRow(self.progress)

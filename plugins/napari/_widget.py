@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ChangeAnnotator"]
 
+#: Store opened in the working directory when Run needs one and none is open.
+DEFAULT_STORE = "satdelta.gpkg"
+
 
 class ChangeAnnotator(QWidget):
     """Dock widget for before/after review and report-linked annotation.
@@ -83,7 +86,7 @@ class ChangeAnnotator(QWidget):
         self._connect_panels()
         self.keys = self._bind_keys()
         # closing the viewer destroys the dock without a closeEvent: give the keys back then
-        self.destroyed.connect(functools.partial(ViewerKeys.release, self.keys))
+        self.destroyed.connect(functools.partial(_release_keys, self.keys))
         install_lonlat_status(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -161,7 +164,7 @@ class ChangeAnnotator(QWidget):
     # ------------------------------------------------------------ session
     def _ensure_session(self) -> Session:
         if self.session is None:
-            path = Path.cwd() / "satdelta.gpkg"
+            path = Path.cwd() / DEFAULT_STORE
             if not self.open_store(path):
                 raise InputError(
                     f"could not open the default store {path}; open a store under Evidence store."
@@ -272,3 +275,8 @@ class ChangeAnnotator(QWidget):
         if self.session is not None:
             self.session.close()
             self.session = None
+
+
+def _release_keys(keys: ViewerKeys, *_args: Any) -> None:
+    """Give the viewer its keys back (the dock widget was destroyed)."""
+    keys.release()
