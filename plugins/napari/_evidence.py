@@ -58,6 +58,7 @@ class EvidenceLayer:
         self._loading = False
         self._load_generation = 0
         self._removing: list[str] = []
+        self._followed: Any = None  # the layer whose events are connected here
 
     @property
     def session(self) -> Session | None:
@@ -65,34 +66,46 @@ class EvidenceLayer:
         return self._session()
 
     def layer(self) -> Any:
-        """The Shapes layer with the current report's annotations (created on demand)."""
+        """The Shapes layer with the current report's annotations (created on demand).
+
+        Its edits are saved from now on, also when an earlier dock made the layer.
+        """
         if EVIDENCE in self.viewer.layers:
-            return self.viewer.layers[EVIDENCE]
-        frame = viewer_frame(self.viewer)
-        layer = self.viewer.add_shapes(
-            name=EVIDENCE,
-            ndim=2,
-            face_color=[0, 0, 0, 0],
-            edge_width=2,
-            features={
-                k: np.array([], dtype=object if isinstance(v, str) else float)
-                for k, v in ANNOTATION_COLUMNS.items()
-            },
-            metadata={
-                "satdelta": {"frame": frame.to_dict() if frame else None, "role": "evidence"}
-            },
-        )
-        layer.feature_defaults = dict(ANNOTATION_COLUMNS)
-        layer.events.data.connect(self._on_shapes_data)
-        layer.selected_data.events.items_changed.connect(self._selection_changed)
+            layer = self.viewer.layers[EVIDENCE]
+        else:
+            frame = viewer_frame(self.viewer)
+            layer = self.viewer.add_shapes(
+                name=EVIDENCE,
+                ndim=2,
+                face_color=[0, 0, 0, 0],
+                edge_width=2,
+                features={
+                    k: np.array([], dtype=object if isinstance(v, str) else float)
+                    for k, v in ANNOTATION_COLUMNS.items()
+                },
+                metadata={
+                    "satdelta": {"frame": frame.to_dict() if frame else None, "role": "evidence"}
+                },
+            )
+            layer.feature_defaults = dict(ANNOTATION_COLUMNS)
+        if self._followed is None or self._followed != layer:  # napari may hand out proxies
+            self.disconnect()
+            layer.events.data.connect(self._on_shapes_data)
+            layer.selected_data.events.items_changed.connect(self._selection_changed)
+            layer.editable = True
+            self._followed = layer
         return layer
 
     def disconnect(self) -> None:
-        """Stop following the layer's edits (the dock is closing); the layer stays."""
-        if EVIDENCE in self.viewer.layers:
-            layer = self.viewer.layers[EVIDENCE]
-            layer.events.data.disconnect(self._on_shapes_data)
-            layer.selected_data.events.items_changed.disconnect(self._selection_changed)
+        """Stop following the layer (the dock is closing).
+
+        The layer stays, locked: with nothing saving them, new edits would be lost.
+        """
+        if self._followed is not None:
+            self._followed.events.data.disconnect(self._on_shapes_data)
+            self._followed.selected_data.events.items_changed.disconnect(self._selection_changed)
+            self._followed.editable = False
+            self._followed = None
 
     def _selection_changed(self, _event: Any = None) -> None:
         self._on_selection()

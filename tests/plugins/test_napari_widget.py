@@ -480,9 +480,11 @@ def test_closing_the_viewer_stops_the_detection_child() -> None:
 
 
 def test_closing_the_dock_gives_the_viewer_its_own_keys_back(
-    make_napari_viewer, qtbot, tmp_path: Path, notes
+    make_napari_viewer, qtbot, write_raster, tmp_path: Path, notes
 ) -> None:
+    raster = _flat(write_raster, "r.tif", 80, Affine(10, 0, 500000, 0, -10, 4000000))
     viewer = _viewer(make_napari_viewer)
+    viewer.open(str(raster), plugin="satdelta")
     pressed: list[str] = []
 
     @viewer.bind_key("j")
@@ -491,7 +493,8 @@ def test_closing_the_dock_gives_the_viewer_its_own_keys_back(
 
     before = dict(viewer.keymap)
     dock, widget = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
-    assert widget.open_store(tmp_path / "s.gpkg")
+    store_path = tmp_path / "s.gpkg"
+    assert widget.open_store(store_path)
     detector = widget.detect_panel.detector
     assert detector.wait_ready(120)
     child = detector.pid
@@ -499,6 +502,9 @@ def test_closing_the_dock_gives_the_viewer_its_own_keys_back(
     assert {str(k) for k in viewer.keymap} == {str(k) for k in before} | set("JKNUQWH")
     _press(viewer, qtbot, "j")
     assert pressed == [] and any("select a polygon" in n for n in notes), notes
+    evidence = widget.evidence.layer()
+    square = widget.frame().map_to_world([[500100, 3999900], [500300, 3999900], [500300, 3999700]])
+    evidence.add_polygons([square])
 
     # close the dock as its title bar's close button does (napari's remove_dock_widget:
     # the widget is taken out of the window, no closeEvent)
@@ -507,7 +513,16 @@ def test_closing_the_dock_gives_the_viewer_its_own_keys_back(
     _press(viewer, qtbot, "j")
     assert pressed == ["j"]
     assert widget.session is None  # the store was closed
+    assert not evidence.editable  # nothing saves edits now: the layer is locked
     assert process_gone(child, 5.0)  # and the detection child stopped
+
+    # a new dock binds the keys again and saves the evidence layer's edits again
+    _dock2, widget2 = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    assert widget2 is not widget and widget2.open_store(store_path)
+    assert viewer.keymap != before
+    assert evidence.editable
+    evidence.add_polygons([square + 50.0])
+    assert len(Store.open(store_path).list_annotations()) == 2
 
 
 def test_rerun_updates_score_and_mask_layers_in_place(
