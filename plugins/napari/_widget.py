@@ -237,12 +237,7 @@ class ChangeAnnotator(QWidget):
         if report is None or self.session is None:
             return
         try:
-            self.session.load_report(report)
-            for claim in report.get("claims", []):
-                if site and claim.get("site") == site:
-                    cid = self.session.claim_for_text(claim.get("text", ""))
-                    if cid is not None:
-                        self.session.claim_id = cid
+            self.session.load_report(report, site=site)
         except SatdeltaError as exc:
             notify_error(exc)
             return
