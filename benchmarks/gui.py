@@ -139,7 +139,7 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
     # the dock starts the detection child; the window keeps handling events meanwhile
     # (no child: a widget from before the child process, for A/B runs of this script)
-    detector = getattr(w, "detector", None)
+    detector = getattr(w.detect_panel, "detector", None)
     child = psutil.Process(detector.pid) if detector is not None else psutil.Process()
     while detector is not None and not detector.wait_ready(0.005):
         app.processEvents()
@@ -152,8 +152,8 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
             )
         )
     w.open_store(folder / "bench.gpkg")
-    w.before_edit.setEditText(viewer.layers[0].name)
-    w.after_edit.setEditText(viewer.layers[1].name)
+    w.detect_panel.before_edit.setEditText(viewer.layers[0].name)
+    w.detect_panel.after_edit.setEditText(viewer.layers[1].name)
     # the analyst sees the opened pair before pressing Run: draw it first, so its first
     # texture upload (about 0.5 s here) is not counted as the worker's start-up
     t0 = time.perf_counter()
@@ -169,13 +169,13 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     timer.start(10)
     # step times as the widget receives them (wrapping its slot: the worker may yield
     # before a connection made after run() returns)
-    on_step = w._on_step
+    on_step = w.detect_panel._on_step
 
     def timed_step(s) -> None:  # noqa: ANN001
         steps.append((time.perf_counter() - t0, s[2]))
         on_step(s)
 
-    w._on_step = timed_step
+    w.detect_panel._on_step = timed_step
     # "shown" = the end of the first on-screen draw (after its GL flush) of a frame that
     # holds the layers: the change mask (the maps are shown before the candidates are
     # saved), then everything with the candidates.  Draws run on this (the main) thread,
@@ -184,19 +184,19 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     maps_drawn: list[float] = []
     all_drawn: list[float] = []
     result_in: list[bool] = []
-    on_result = w._on_result
+    on_result = w.detect_panel._on_result
 
     def timed_result(r) -> None:  # noqa: ANN001
         on_result(r)
         result_in.append(True)
 
-    w._on_result = timed_result
+    w.detect_panel._on_result = timed_result
     scene_canvas = viewer.window._qt_viewer.canvas._scene_canvas
 
     def on_draw(_event) -> None:  # noqa: ANN001
-        if not maps_drawn and w._maps_shown is not None:  # set once show_maps is done
+        if not maps_drawn and w.detect_panel._maps_shown is not None:  # set once show_maps is done
             maps_drawn.append(time.perf_counter() - t0)
-        if not all_drawn and result_in and not w.loading:
+        if not all_drawn and result_in and not w.evidence.loading:
             all_drawn.append(time.perf_counter() - t0)
 
     scene_canvas.events.draw.connect(on_draw, position="last")
@@ -210,9 +210,16 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
 
     loop = QEventLoop()
     worker.finished.connect(loop.quit)
-    if w.worker is not None:
+    if w.detect_panel.worker is not None:
         loop.exec()
-    _wait(app, lambda: w.worker is None and "change mask" in viewer.layers and not w.loading)
+    _wait(
+        app,
+        lambda: (
+            w.detect_panel.worker is None
+            and "change mask" in viewer.layers
+            and not w.evidence.loading
+        ),
+    )
     try:
         _wait(app, lambda: bool(all_drawn), timeout=2.0)  # the window's own next frame
     except TimeoutError:
@@ -224,7 +231,7 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     total = all_drawn[0] if all_drawn else forced
     timer.stop()
     scene_canvas.events.draw.disconnect(on_draw)
-    w._on_result = on_result
+    w.detect_panel._on_result = on_result
     freeze = float(np.max(np.diff([t0, *ticks, t0 + total])))
     n = len(set(viewer.layers["evidence"].features["annotation_id"]))
     # each yielded message announces the step that starts at that moment
@@ -253,9 +260,9 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     worker = w.run()
     loop = QEventLoop()
     worker.finished.connect(loop.quit)
-    if w.worker is not None:
+    if w.detect_panel.worker is not None:
         loop.exec()
-    _wait(app, lambda: w.worker is None and not w.loading)
+    _wait(app, lambda: w.detect_panel.worker is None and not w.evidence.loading)
     _drawn(viewer)
     rows.append(
         (
@@ -265,11 +272,11 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
             f"{child.memory_info().rss / 1e6:.0f} MB after two runs",
         )
     )
-    w._on_step = on_step
+    w.detect_panel._on_step = on_step
     from satdelta.plugins.napari._detection import DetectionParams, run_detection_sync
 
     t0 = time.perf_counter()
-    run_detection_sync(before, after, DetectionParams(min_area_m2=w.min_area.value()))
+    run_detection_sync(before, after, DetectionParams(min_area_m2=w.detect_panel.min_area.value()))
     rows.append(("  same run, library only, no GUI", time.perf_counter() - t0, "main thread"))
     viewer.layers.clear()
     w.close()
@@ -339,8 +346,8 @@ def bench_polygons(viewer, folder: Path, rows: list, n: int = 5000) -> None:  # 
     from qtpy.QtWidgets import QApplication
 
     t0 = time.perf_counter()
-    w.reload_annotations()
-    _wait(QApplication.instance(), lambda: not w.loading)
+    w.evidence.reload()
+    _wait(QApplication.instance(), lambda: not w.evidence.loading)
     _drawn(viewer)
     shown = time.perf_counter() - t0
     rows.append((f"save {n} candidates to the store", stored, "one transaction"))

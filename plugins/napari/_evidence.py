@@ -1,70 +1,121 @@
 """The ``evidence`` Shapes layer kept in step with the annotation store.
 
-Part of the Change annotator (:class:`._widget.ChangeAnnotator` mixes this in):
-napari's data events (added, changed, removing/removed) become store writes at
-once; store state (after a run, an undo, opening a store) is drawn back with
-status colours.  Rows hold the store's ``annotation_id``; a MultiPolygon is one
-row per part with the same id.
+:class:`EvidenceLayer` turns napari's data events (added, changed, removing/removed)
+into store writes at once, and draws store state (after a run, an undo, opening a
+store) back with status colours.  Rows hold the store's ``annotation_id``; a
+MultiPolygon is one row per part with the same id.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._features import ANNOTATION_COLUMNS, status_colours
+from satdelta.plugins.napari._layers import viewer_frame
 from satdelta.plugins.napari._notify import notify_error as _notify_error
 from satdelta.plugins.napari._notify import notify_info as _notify_info
-from satdelta.plugins.napari._session import EvidenceRows, LayerRows
+from satdelta.plugins.napari._session import EvidenceRows, LayerRows, Session
 
-__all__ = ["EVIDENCE", "EvidenceMixin"]
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["EVIDENCE", "EvidenceLayer"]
 
 EVIDENCE = "evidence"
 
 
-class EvidenceMixin:
-    """Evidence-layer behaviour of the widget (needs ``viewer``, ``session``, ``frame()``)."""
+class EvidenceLayer:
+    """The evidence layer of one viewer, read from and written to the current session.
 
-    viewer: Any
-    session: Any
-    _syncing: bool
-
-    def evidence_layer(self) -> Any:
-        """The Shapes layer with the current report's annotations (created on demand)."""
-        if EVIDENCE in self.viewer.layers:
-            return self.viewer.layers[EVIDENCE]
-        frame = self.frame()
-        layer = self.viewer.add_shapes(
-            name=EVIDENCE,
-            ndim=2,
-            face_color=[0, 0, 0, 0],
-            edge_width=2,
-            features={
-                k: np.array([], dtype=object if isinstance(v, str) else float)
-                for k, v in ANNOTATION_COLUMNS.items()
-            },
-            metadata={
-                "satdelta": {"frame": frame.to_dict() if frame else None, "role": "evidence"}
-            },
-        )
-        layer.feature_defaults = dict(ANNOTATION_COLUMNS)
-        layer.events.data.connect(self._on_shapes_data)
-        layer.selected_data.events.items_changed.connect(self._on_selection)
-        return layer
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer that shows the layer.
+    session : callable
+        Returns the current :class:`~._session.Session`, or None when no store is open.
+    on_selection : callable
+        Called when the selection (or the selected rows' fields) may have changed.
+    """
 
     #: Vertices triangulated per event-loop turn when redrawing many polygons; a
     #: budget of 40,000 keeps each turn around a quarter of a second here.
     chunk_vertices: int = 40_000
-    _load_generation: int = 0
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        *,
+        session: Callable[[], Session | None],
+        on_selection: Callable[[], None],
+    ) -> None:
+        self.viewer = viewer
+        self._session = session
+        self._on_selection = on_selection
+        self._syncing = False
+        self._loading = False
+        self._load_generation = 0
+        self._removing: list[str] = []
+        self._followed: Any = None  # the layer whose events are connected here
+
+    @property
+    def session(self) -> Session | None:
+        """The current session (None when no store is open)."""
+        return self._session()
+
+    def layer(self) -> Any:
+        """The Shapes layer with the current report's annotations (created on demand).
+
+        Its edits are saved from now on, also when an earlier dock made the layer.
+        """
+        if EVIDENCE in self.viewer.layers:
+            layer = self.viewer.layers[EVIDENCE]
+        else:
+            frame = viewer_frame(self.viewer)
+            layer = self.viewer.add_shapes(
+                name=EVIDENCE,
+                ndim=2,
+                face_color=[0, 0, 0, 0],
+                edge_width=2,
+                features={
+                    k: np.array([], dtype=object if isinstance(v, str) else float)
+                    for k, v in ANNOTATION_COLUMNS.items()
+                },
+                metadata={
+                    "satdelta": {"frame": frame.to_dict() if frame else None, "role": "evidence"}
+                },
+            )
+            layer.feature_defaults = dict(ANNOTATION_COLUMNS)
+        if self._followed is None or self._followed != layer:  # napari may hand out proxies
+            self.disconnect()
+            layer.events.data.connect(self._on_shapes_data)
+            layer.selected_data.events.items_changed.connect(self._selection_changed)
+            layer.editable = True
+            self._followed = layer
+        return layer
+
+    def disconnect(self) -> None:
+        """Stop following the layer (the dock is closing).
+
+        The layer stays, locked: with nothing saving them, new edits would be lost.
+        """
+        if self._followed is not None:
+            self._followed.events.data.disconnect(self._on_shapes_data)
+            self._followed.selected_data.events.items_changed.disconnect(self._selection_changed)
+            self._followed.editable = False
+            self._followed = None
+
+    def _selection_changed(self, _event: Any = None) -> None:
+        self._on_selection()
 
     @property
     def loading(self) -> bool:
         """True while the evidence layer is still being filled (many polygons)."""
-        return bool(getattr(self, "_loading", False))
+        return self._loading
 
-    def reload_annotations(self) -> None:
+    def reload(self) -> None:
         """Redraw the evidence layer from the store.
 
         Up to :attr:`chunk_vertices` vertices are drawn at once; more are added a
@@ -72,34 +123,36 @@ class EvidenceMixin:
         of detected outlines are triangulated.  Meanwhile the layer is not editable
         (nothing drawn could be lost) and :attr:`loading` is True.
         """
-        if self.session is None or self.frame() is None:
+        session, frame = self.session, viewer_frame(self.viewer)
+        if session is None or frame is None:
             return
-        self.session.frame = self.session.frame or self.frame()
-        self.show_rows(self.session.rows())
+        session.frame = session.frame or frame
+        self.show_rows(session.rows())
 
-    def show_evidence(self, evidence: EvidenceRows | None) -> None:
+    def show(self, evidence: EvidenceRows | None) -> None:
         """Draw rows read elsewhere (a worker thread) if they are still current, else reload.
 
         They are current when the session's :meth:`~._session.Session.mark` is still the
         one they were read at: nothing was saved, undone or chosen through it since.
         """
+        session = self.session
         if (
             evidence is not None
-            and self.session is not None
-            and self.frame() is not None
-            and evidence.mark == self.session.mark()
+            and session is not None
+            and viewer_frame(self.viewer) is not None
+            and evidence.mark == session.mark()
         ):
             self.show_rows(evidence.rows)
         else:
-            self.reload_annotations()
+            self.reload()
 
     def show_rows(self, rows: LayerRows) -> None:
         """Replace the evidence layer's content with ``rows`` (chunked when there are many).
 
-        Only napari work happens here; the rows come from :meth:`reload_annotations` or,
-        after a run, from the worker thread.
+        Only napari work happens here; the rows come from :meth:`reload` or, after a
+        run, from the detection child.
         """
-        layer = self.evidence_layer()
+        layer = self.layer()
         self._load_generation += 1
         chunks = _chunks(rows.shapes, self.chunk_vertices)
         # status colours given with the shapes: one colour update instead of two
@@ -178,7 +231,7 @@ class EvidenceMixin:
                         self._save_geometry(layer, i)
             elif action.endswith("removed"):
                 remaining = list(layer.features["annotation_id"])
-                for aid in dict.fromkeys(getattr(self, "_removing", [])):
+                for aid in dict.fromkeys(self._removing):
                     if aid and aid not in remaining:
                         self.session.delete(aid)
                     elif aid:  # one part of a multi-part annotation: keep the others
@@ -239,9 +292,19 @@ class EvidenceMixin:
         ids = [layer.features["annotation_id"].iloc[i] for i in self._selected_rows()]
         return [a for a in dict.fromkeys(ids) if a]
 
+    def selected(self) -> tuple[dict[str, Any], int] | None:
+        """The first selected row's fields and how many rows are selected (None: none)."""
+        rows = self._selected_rows()
+        if not rows:
+            return None
+        features = self.viewer.layers[EVIDENCE].features
+        return features.iloc[rows[0]].to_dict(), len(rows)
+
     # ------------------------------------------------------------ edits
-    def _apply(self, changes: dict[str, Any]) -> None:
-        if self.session is None:
+    def apply(self, changes: dict[str, Any]) -> None:
+        """Save ``changes`` (annotation fields) to every selected annotation, a revision each."""
+        session = self.session
+        if session is None:
             _notify_info("open a store first (Evidence store)")
             return
         ids = self._selected_ids()
@@ -251,7 +314,7 @@ class EvidenceMixin:
         layer = self.viewer.layers[EVIDENCE]
         try:
             for aid in ids:
-                ann = self.session.update(aid, **changes)
+                ann = session.update(aid, **changes)
                 for i in np.flatnonzero(layer.features["annotation_id"].to_numpy() == aid):
                     self._write_row(layer, int(i), ann)
         except SatdeltaError as exc:
@@ -261,7 +324,7 @@ class EvidenceMixin:
 
     def set_status(self, status: str) -> None:
         """Accept or reject the selected polygons (keys J and K)."""
-        self._apply({"status": status})
+        self.apply({"status": status})
 
     def next_candidate(self) -> None:
         """Select the next unreviewed candidate and centre the view on it (key N)."""
@@ -283,28 +346,16 @@ class EvidenceMixin:
 
     def undo(self) -> None:
         """Undo the latest change in the store and redraw (key U)."""
-        if self.session is None:
+        session = self.session
+        if session is None:
             return
         try:
-            text = self.session.undo()
+            text = session.undo()
         except SatdeltaError as exc:
             _notify_error(exc)
             return
-        self.reload_annotations()
+        self.reload()
         _notify_info(text)
-
-    def export_geojson(self, path: str | os.PathLike) -> int | None:
-        """Export the current report's annotations as RFC 7946 GeoJSON."""
-        if self.session is None:
-            _notify_info("open a store first (Evidence store)")
-            return None
-        try:
-            n = self.session.export(path)
-        except SatdeltaError as exc:
-            _notify_error(exc)
-            return None
-        _notify_info(f"exported {n} polygons to {path}")
-        return n
 
 
 def _chunks(shapes: list[np.ndarray], max_vertices: int) -> list[tuple[int, int]]:

@@ -1,21 +1,9 @@
 """The map frame every satdelta layer shares in napari (pure: no napari import).
 
-napari's world coordinates are a local frame in map units (metres for projected
-CRSs) whose origin is the top-left corner of the first (``before``) raster::
-
-    world = (s * (y - y_ref), x - x_ref)
-
-with ``s = -1`` for a georeferenced frame (north up: world row grows
-southwards) and ``s = +1`` for a raster without georeferencing (its identity
-transform already grows downwards).  Raw projected coordinates (northing about
-5e6) are never used as world coordinates because napari stores Shapes
-vertices as float32, which would drift by up to 0.25 m; in the local frame a
-round trip stays within 1e-4 m.  Geometry is kept in float64 map coordinates in
-our own model; the frame converts both ways.
-
-Each raster layer gets the 3 x 3 affine that maps its pixel indices (napari puts
-pixel *centres* on whole numbers, rasterio puts corners there, hence the
-half-pixel term) to this frame, so rasters whose grids differ overlay exactly.
+World coordinates are map units (metres) from the first raster's top-left corner, so
+float32 Shapes vertices keep centimetres; :class:`MapFrame` converts world, map and
+lon/lat, and :func:`layer_affine` places a raster of any grid in the frame.  Why this
+frame: docs/design-napari.md.
 """
 
 from __future__ import annotations

@@ -164,15 +164,29 @@ class Session:
         if self.claim_id not in {c.id for c in claims}:
             self.claim_id = claims[0].id if claims else None
 
-    def load_report(self, data: Mapping[str, Any]) -> Report:
-        """Add a report (``{"report", "claims"}``) unless one with its title and URL is stored."""
+    def load_report(self, data: Mapping[str, Any], *, site: str | None = None) -> Report:
+        """Add a report (``{"report", "claims"}``) unless one with its title and URL is stored.
+
+        The report becomes current; with ``site`` (a sample's site key), so does its claim
+        about that site.
+        """
         r = data.get("report") or {}
-        for rep in self.store.list_reports():
-            if rep.title == r.get("title") and (rep.url or None) == (r.get("url") or None):
-                self.select_report(rep.id)
-                return rep
-        report, _claims = self._wrote(self.store.load_report(data))
+        report = next(
+            (
+                rep
+                for rep in self.store.list_reports()
+                if rep.title == r.get("title") and (rep.url or None) == (r.get("url") or None)
+            ),
+            None,
+        )
+        if report is None:
+            report, _claims = self._wrote(self.store.load_report(data))
         self.select_report(report.id)
+        for claim in data.get("claims", []):
+            if site and claim.get("site") == site:
+                cid = self.claim_for_text(claim.get("text", ""))
+                if cid is not None:
+                    self.claim_id = cid
         return report
 
     def claim_for_text(self, text: str) -> int | None:

@@ -1,15 +1,8 @@
 """Swipe comparison: before on the left of a draggable divider, after on the right.
 
-napari has no 2-D clipping of image layers (``experimental_clipping_planes``
-clips only 3-D volume nodes), so a vispy :class:`PlanesClipper` in scene
-coordinates is attached to the *after* layer's visual node: pixels left of the
-divider are discarded at draw time (no texture re-upload, so it stays right
-through zoom, pan, multiscale level changes and contrast changes).  The divider
-is a vispy line drawn over the canvas and dragged with the mouse.
-
-This relies on private napari API (the canvas's layer-to-visual map); every
-such access is in :func:`_visual_node` and :func:`_scene`, so a napari change
-breaks one place, and the screenshot test catches it.
+A vispy clipping plane on the after layer's visual node hides it left of the divider at
+draw time.  It uses private napari API, all of it in :func:`_visual_node` and
+:func:`_scene`; why: docs/design-napari.md.
 """
 
 from __future__ import annotations

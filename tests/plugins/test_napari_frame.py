@@ -253,6 +253,8 @@ def test_shapes_layer_saves_as_geojson_in_map_coordinates(tmp_path: Path) -> Non
         "satdelta.plugins.napari._features",
         "satdelta.plugins.napari._status",
         "satdelta.plugins.napari._evidence",
+        "satdelta.plugins.napari._keys",
+        "satdelta.plugins.napari._layers",
     ],
 )
 def test_docstring_examples_run(module: str) -> None:

@@ -59,6 +59,9 @@ def test_sample_report_claim_and_candidates(tmp_path: Path) -> None:
     assert session.load_report(load_report()).id == report.id  # not added twice
     claim_text = load_report()["claims"][1]["text"]
     assert session.claim_for_text(claim_text) is not None
+    site = load_report()["claims"][1]["site"]
+    assert session.load_report(load_report(), site=site).id == report.id
+    assert session.claim_id == session.claim_for_text(claim_text)  # the site's claim chosen
     ll = FRAME.map_to_lonlat(np.array([[500000, 3999990], [500010, 4000000]]))
     poly = ChangePolygon(
         box(500000, 3999990, 500010, 4000000), box(*ll[0], *ll[1]), 100.0, 3.5, 400

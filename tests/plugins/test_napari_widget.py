@@ -23,6 +23,7 @@ import shapely
 from affine import Affine
 from satdelta.annotations import Store
 from satdelta.plugins.napari._frame import MapFrame
+from satdelta.plugins.napari._layers import tag_role
 from shapely.geometry import shape
 
 from tests.conftest import process_gone
@@ -63,7 +64,7 @@ def _dock(viewer):
 def _run(widget, qtbot) -> None:
     worker = widget.run()
     assert worker is not None
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    qtbot.waitUntil(lambda: widget.detect_panel.worker is None, timeout=120_000)
 
 
 def _world_to_screen(viewer, world: np.ndarray, shot: np.ndarray) -> tuple[int, int]:
@@ -188,11 +189,11 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
         viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
         for name in ("change mask", "evidence"):
             viewer.layers[name].visible = False
-        widget.swipe_check.setChecked(True)
+        widget.compare_panel.swipe_check.setChecked(True)
         extent = np.asarray(viewer.layers["sunan-airport before"].extent.world)
-        widget.swipe.set_position(float(extent[:, -1].mean()))
+        widget.compare_panel.swipe.set_position(float(extent[:, -1].mean()))
         viewer.screenshot(str(DOCS / "napari-swipe.png"), canvas_only=True, flash=False)
-        widget.swipe_check.setChecked(False)
+        widget.compare_panel.swipe_check.setChecked(False)
         for name in ("change mask", "evidence"):
             viewer.layers[name].visible = True
 
@@ -205,14 +206,15 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     new_id = evidence.features["annotation_id"].iloc[new_row]
     assert new_id and new_id != big.id
     evidence.selected_data = {new_row}
-    widget.label_box.setCurrentText("aircraft")
-    widget.label_box.activated.emit(widget.label_box.currentIndex())
-    widget.verdict_box.setCurrentText("supports")
-    widget.verdict_box.activated.emit(widget.verdict_box.currentIndex())
-    widget.notes.setText("apron stand 3 empty")
-    widget.notes.editingFinished.emit()
-    widget.confidence.setValue(0.9)
-    widget.confidence.editingFinished.emit()
+    form = widget.polygon_panel
+    form.label_box.setCurrentText("aircraft")
+    form.label_box.activated.emit(form.label_box.currentIndex())
+    form.verdict_box.setCurrentText("supports")
+    form.verdict_box.activated.emit(form.verdict_box.currentIndex())
+    form.notes.setText("apron stand 3 empty")
+    form.notes.editingFinished.emit()
+    form.confidence.setValue(0.9)
+    form.confidence.editingFinished.emit()
     _press(viewer, qtbot, "u")  # undo the confidence edit only
     ann = Store.open(store_path).get_annotation(new_id)
     assert (ann.label, ann.verdict, ann.notes, ann.origin) == (
@@ -239,11 +241,11 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     viewer2 = _viewer(make_napari_viewer)
     viewer2.open_sample("satdelta", "sunan-airport")
     widget2 = _dock(viewer2)
-    widget2.chunk_vertices = 40  # force the chunked redraw used for thousands of outlines
+    widget2.evidence.chunk_vertices = 40  # force the chunked redraw used for thousands of outlines
     assert widget2.open_store(store_path)
     ev2 = viewer2.layers["evidence"]
-    assert widget2.loading and not ev2.editable  # filled over several event-loop turns
-    qtbot.waitUntil(lambda: not widget2.loading, timeout=30_000)
+    assert widget2.evidence.loading and not ev2.editable  # filled over several event-loop turns
+    qtbot.waitUntil(lambda: not widget2.evidence.loading, timeout=30_000)
     assert ev2.editable
     ids = list(ev2.features["annotation_id"])
     colours = {
@@ -286,15 +288,15 @@ def test_swipe_shows_before_left_after_right(
     viewer = _viewer(make_napari_viewer)
     viewer.open([str(b), str(a)], plugin="satdelta")
     widget = _dock(viewer)
-    widget.before_edit.setEditText(viewer.layers[0].name)
-    widget.after_edit.setEditText(viewer.layers[1].name)
-    widget._tag_role(viewer.layers[0], "before")
-    widget._tag_role(viewer.layers[1], "after")
+    widget.detect_panel.before_edit.setEditText(viewer.layers[0].name)
+    widget.detect_panel.after_edit.setEditText(viewer.layers[1].name)
+    tag_role(viewer, viewer.layers[0], "before")
+    tag_role(viewer, viewer.layers[1], "after")
     viewer.reset_view()
     _press(viewer, qtbot, "w")
-    assert widget.swipe is not None and widget.swipe.enabled
+    assert widget.compare_panel.swipe is not None and widget.compare_panel.swipe.enabled
     for position in (400.0, 1100.0):
-        widget.swipe.set_position(position)
+        widget.compare_panel.swipe.set_position(position)
         shot = viewer.screenshot(canvas_only=True, flash=False)
         row = 600.0  # world metres south of the origin, inside both rasters
         for col, expect in ((position - 150, 30), (position + 150, 220)):
@@ -313,9 +315,9 @@ def test_swipe_shows_before_left_after_right(
     qtbot.mousePress(canvas, __import__("qtpy.QtCore").QtCore.Qt.MouseButton.LeftButton, pos=p0)
     qtbot.mouseMove(canvas, p1)
     qtbot.mouseRelease(canvas, __import__("qtpy.QtCore").QtCore.Qt.MouseButton.LeftButton, pos=p1)
-    assert abs(widget.swipe.position - 700.0) < 30.0
+    assert abs(widget.compare_panel.swipe.position - 700.0) < 30.0
     _press(viewer, qtbot, "w")
-    assert not widget.swipe.enabled
+    assert not widget.compare_panel.swipe.enabled
     # flicker (Q toggles after), hold-to-compare (H shows before while held)
     after_layer = viewer.layers[1]
     _press(viewer, qtbot, "q")
@@ -357,28 +359,28 @@ def test_bad_input_shows_notifications_and_loses_nothing(
 
     with pytest.raises(SceneReadError, match="check the path or URL"):
         viewer.open(str(broken), plugin="satdelta")
-    widget.before_edit.setEditText(str(good))
-    widget.after_edit.setEditText(str(broken))
+    widget.detect_panel.before_edit.setEditText(str(good))
+    widget.detect_panel.after_edit.setEditText(str(broken))
     assert widget.run() is None
     assert any("broken.tif" in n and "check the path" in n for n in notes)
 
     # cancel: the child is killed at once, nothing is shown or saved
-    widget.after_edit.setEditText(str(good))
+    widget.detect_panel.after_edit.setEditText(str(good))
     assert widget.run() is not None
     widget.cancel()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
-    assert widget.progress_label.text() == "cancelled: nothing saved"
+    qtbot.waitUntil(lambda: widget.detect_panel.worker is None, timeout=60_000)
+    assert widget.detect_panel.progress_label.text() == "cancelled: nothing saved"
     assert "change mask" not in viewer.layers
     assert Store.open(store_path).list_annotations() == []
 
     # scenes that do not overlap: the worker fails, the window stays usable
-    widget.after_edit.setEditText(str(far))
+    widget.detect_panel.after_edit.setEditText(str(far))
     _run(widget, qtbot)
     assert any("overlap" in n for n in notes), notes
-    assert widget.run_button.isEnabled()
+    assert widget.detect_panel.run_button.isEnabled()
 
     # a store locked by another program: the polygon stays in the layer and is saved later
-    evidence = widget.evidence_layer()
+    evidence = widget.evidence.layer()
     frame = widget.frame()
     square = frame.map_to_world([[500100, 3999900], [500300, 3999900], [500300, 3999700]])
     locker = subprocess.Popen(
@@ -425,14 +427,14 @@ def test_kill_minus_9_loses_nothing(tmp_path: Path, write_raster) -> None:
         viewer.open({str(raster)!r}, plugin="satdelta")
         _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
         assert w.open_store({str(store_path)!r})
-        ev = w.evidence_layer()
+        ev = w.evidence.layer()
         f = w.frame()
         ev.add_polygons([f.map_to_world([[500100, 3999900], [500300, 3999900], [500300, 3999700]])])
         ev.selected_data = {{0}}
-        w.notes.setText("seen before the crash")
-        w.notes.editingFinished.emit()
-        assert w.detector.wait_ready(120)
-        print(w.detector.pid, flush=True)
+        w.polygon_panel.notes.setText("seen before the crash")
+        w.polygon_panel.notes.editingFinished.emit()
+        assert w.detect_panel.detector.wait_ready(120)
+        print(w.detect_panel.detector.pid, flush=True)
         print(ev.features["annotation_id"].iloc[0], flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -458,7 +460,7 @@ def test_closing_the_viewer_stops_the_detection_child() -> None:
         from qtpy.QtWidgets import QApplication
         viewer = napari.Viewer(show=True)
         _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
-        detector = w.detector
+        detector = w.detect_panel.detector
         assert detector.wait_ready(120)
         print(detector.pid, flush=True)
         viewer.close()
@@ -475,6 +477,52 @@ def test_closing_the_viewer_stops_the_detection_child() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_closing_the_dock_gives_the_viewer_its_own_keys_back(
+    make_napari_viewer, qtbot, write_raster, tmp_path: Path, notes
+) -> None:
+    raster = _flat(write_raster, "r.tif", 80, Affine(10, 0, 500000, 0, -10, 4000000))
+    viewer = _viewer(make_napari_viewer)
+    viewer.open(str(raster), plugin="satdelta")
+    pressed: list[str] = []
+
+    @viewer.bind_key("j")
+    def users_j(_viewer) -> None:  # noqa: ANN001 - the analyst's own binding
+        pressed.append("j")
+
+    before = dict(viewer.keymap)
+    dock, widget = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    store_path = tmp_path / "s.gpkg"
+    assert widget.open_store(store_path)
+    detector = widget.detect_panel.detector
+    assert detector.wait_ready(120)
+    child = detector.pid
+    # the dock's keys are bound: J is the dock's accept now, not the analyst's function
+    assert {str(k) for k in viewer.keymap} == {str(k) for k in before} | set("JKNUQWH")
+    _press(viewer, qtbot, "j")
+    assert pressed == [] and any("select a polygon" in n for n in notes), notes
+    evidence = widget.evidence.layer()
+    square = widget.frame().map_to_world([[500100, 3999900], [500300, 3999900], [500300, 3999700]])
+    evidence.add_polygons([square])
+
+    # close the dock as its title bar's close button does (napari's remove_dock_widget:
+    # the widget is taken out of the window, no closeEvent)
+    viewer.window.remove_dock_widget(dock)
+    assert dict(viewer.keymap) == before  # the analyst's J is back, the dock's keys gone
+    _press(viewer, qtbot, "j")
+    assert pressed == ["j"]
+    assert widget.session is None  # the store was closed
+    assert not evidence.editable  # nothing saves edits now: the layer is locked
+    assert process_gone(child, 5.0)  # and the detection child stopped
+
+    # a new dock binds the keys again and saves the evidence layer's edits again
+    _dock2, widget2 = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    assert widget2 is not widget and widget2.open_store(store_path)
+    assert viewer.keymap != before
+    assert evidence.editable
+    evidence.add_polygons([square + 50.0])
+    assert len(Store.open(store_path).list_annotations()) == 2
 
 
 def test_rerun_updates_score_and_mask_layers_in_place(
@@ -500,12 +548,12 @@ def test_rerun_updates_score_and_mask_layers_in_place(
     assert widget.open_store(tmp_path / "s.gpkg")
     layers = []
     for name in ("1", "2"):
-        widget.before_edit.setEditText(str(paths[name][0]))
-        widget.after_edit.setEditText(str(paths[name][1]))
+        widget.detect_panel.before_edit.setEditText(str(paths[name][0]))
+        widget.detect_panel.after_edit.setEditText(str(paths[name][1]))
         _run(widget, qtbot)
         score, mask = viewer.layers["change score"], viewer.layers["change mask"]
         layers.append((score, mask))
-        res = widget.result
+        res = widget.detect_panel.result
         # what is shown is this run's result, not the previous one's
         np.testing.assert_array_equal(mask.data, res.maps.changed.astype(np.uint8))
         np.testing.assert_array_equal(score.data, res.maps.score)
@@ -545,8 +593,8 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
     widget = _dock(viewer)
     store_path = tmp_path / "s.gpkg"
     assert widget.open_store(store_path)
-    widget.before_edit.setEditText(str(before))
-    widget.after_edit.setEditText(str(after))
+    widget.detect_panel.before_edit.setEditText(str(before))
+    widget.detect_panel.after_edit.setEditText(str(after))
     widget.session.ensure_claim()  # the "Working notes" report, written before the lock
     reads.clear()
     # another program holds the store's write lock, so the child waits in its save
@@ -568,31 +616,34 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
         # -- the maps are shown while the child saves; a cancel then keeps them, saves none
         assert widget.run() is not None
         qtbot.waitUntil(lambda: _mask_shown(viewer), timeout=60_000)
-        assert widget.worker is not None  # shown while the child still runs
+        assert widget.detect_panel.worker is not None  # shown while the child still runs
         ref = run_detection_sync(before, after, DetectionParams(min_area_m2=4.0))
         np.testing.assert_array_equal(viewer.layers["change mask"].data, ref.maps.changed)
         np.testing.assert_array_equal(viewer.layers["change score"].data, ref.maps.score)
-        pid = widget.detector.pid
+        pid = widget.detect_panel.detector.pid
         t0 = time.perf_counter()
         widget.cancel()
-        qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+        qtbot.waitUntil(lambda: widget.detect_panel.worker is None, timeout=60_000)
         assert time.perf_counter() - t0 < 1.0  # not the lock's 10 s timeout
-        assert widget.progress_label.text() == "cancelled: nothing saved"
+        assert widget.detect_panel.progress_label.text() == "cancelled: nothing saved"
         assert "change mask" in viewer.layers and "change score" in viewer.layers
         assert len(viewer.layers["evidence"].data) == 0
-        qtbot.waitUntil(lambda: widget.detector.is_alive(), timeout=10_000)
-        assert widget.detector.pid != pid  # a fresh warm child
+        qtbot.waitUntil(lambda: widget.detect_panel.detector.is_alive(), timeout=10_000)
+        assert widget.detect_panel.detector.pid != pid  # a fresh warm child
 
         # -- the child dies (kill -9) mid-run: one notification, napari goes on
-        shown = widget._maps_shown
+        shown = widget.detect_panel._maps_shown
         notes.clear()
         assert widget.run() is not None
-        qtbot.waitUntil(lambda: widget._maps_shown is not shown, timeout=60_000)
-        os.kill(widget.detector.pid, signal.SIGKILL)
-        qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+        qtbot.waitUntil(lambda: widget.detect_panel._maps_shown is not shown, timeout=60_000)
+        os.kill(widget.detect_panel.detector.pid, signal.SIGKILL)
+        qtbot.waitUntil(lambda: widget.detect_panel.worker is None, timeout=60_000)
         died = [n for n in notes if "detection process stopped" in n]
         assert len(died) == 1 and "SIGKILL" in died[0] and "Run again" in died[0], notes
-        assert widget.progress_label.text() == "failed" and widget.run_button.isEnabled()
+        assert (
+            widget.detect_panel.progress_label.text() == "failed"
+            and widget.detect_panel.run_button.isEnabled()
+        )
     finally:
         locker.communicate("", timeout=30)
     assert widget.session.store.list_annotations() == []
@@ -606,7 +657,7 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
     stored = widget.session.store.list_annotations()
     assert len(stored) == len(set(evidence.features["annotation_id"])) == len(ref.polygons) > 0
     shown = _layer_content(evidence)
-    widget.reload_annotations()  # the same store read on the main thread
+    widget.evidence.reload()  # the same store read on the main thread
     again = _layer_content(evidence)
     assert shown[1] == again[1]
     np.testing.assert_array_equal(shown[2], again[2])
@@ -615,10 +666,10 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
     assert len(reads) == 1
 
     # -- rows read before a later change are not shown: the widget reads again
-    old = widget.result.evidence
+    old = widget.detect_panel.result.evidence
     first = evidence.features["annotation_id"].iloc[0]
     widget.session.set_status([first], "accepted")
-    widget.show_evidence(old)
+    widget.evidence.show(old)
     row = list(evidence.features["annotation_id"]).index(first)
     assert evidence.features["status"].iloc[row] == "accepted"
     np.testing.assert_allclose(evidence.edge_color[row], (0.1, 0.9, 0.2, 1.0))

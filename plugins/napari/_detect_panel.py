@@ -1,0 +1,356 @@
+"""The dock's "Detect change" panel: before/after, options, Run/Cancel and progress.
+
+Detection runs in a warm child process (:class:`._process.DetectionProcess`, started
+with the panel); a thread of this process waits on its pipe and passes its steps to
+the panel.  The score and mask are shown as soon as they exist; the saved candidates
+are handed to the dock through the ``show_saved`` callback.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+)
+from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
+from satdelta.imagery.errors import SatdeltaError
+from satdelta.plugins.napari._detection import DetectionParams, Failed
+from satdelta.plugins.napari._forms import narrow_combo
+from satdelta.plugins.napari._layers import (
+    resolve_source,
+    role_layer,
+    show_change_maps,
+    source_layer_names,
+    tag_role,
+)
+from satdelta.plugins.napari._notify import notify_error, notify_info
+from satdelta.plugins.napari._process import (
+    Cancelled,
+    DetectionJob,
+    DetectionProcess,
+    DetectionProcessDied,
+)
+
+if TYPE_CHECKING:
+    import napari
+    from satdelta.imagery.detect import ChangeMaps
+    from satdelta.plugins.napari._detection import ChangeLayers, DetectionResult
+    from satdelta.plugins.napari._session import Session
+
+__all__ = ["DetectPanel"]
+
+#: Steps the progress bar counts: open, align, score, outline, count, save.
+PROGRESS_STEPS = 6
+
+
+class DetectPanel(QGroupBox):
+    """Inputs, options and the run of change detection.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Where the before/after layers are picked and the maps are shown.
+    ensure_session : callable
+        Returns the session the candidates are saved to (opening a default store if
+        needed); raises :class:`~satdelta.imagery.errors.SatdeltaError` if it cannot.
+    show_saved : callable
+        Called with the :class:`~._detection.DetectionResult` once its candidates are
+        saved (their rows read back are in ``result.evidence``).
+    reload : callable
+        Called when a cancelled or crashed run may have saved: read the store again.
+
+    Attributes
+    ----------
+    detector : DetectionProcess
+        The warm child process.
+    worker : superqt worker or None
+        The running detection, if any.
+    result : DetectionResult or None
+        The last finished run.
+    """
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        *,
+        ensure_session: Callable[[], Session],
+        show_saved: Callable[[DetectionResult], None],
+        reload: Callable[[], None],
+    ) -> None:
+        super().__init__("Detect change")
+        self.viewer = viewer
+        self._ensure_session = ensure_session
+        self._show_saved = show_saved
+        self._reload = reload
+        self.worker: Any = None
+        self.result: DetectionResult | None = None
+        self._maps_shown: ChangeMaps | None = None
+        self._cancelling = False
+        # started now: its imports take a second or two, and a Run pressed earlier waits
+        self.detector = DetectionProcess()
+        self.detector.start()
+        # closing the viewer destroys the dock without a closeEvent: stop the child then too
+        self.destroyed.connect(functools.partial(_stop_detector, self.detector))
+        self._build_form()
+
+    def _build_form(self) -> None:
+        form = QFormLayout(self)
+        self.before_edit = self._source_row(form, "Before")
+        self.after_edit = self._source_row(form, "After")
+        self.method_box = QComboBox()
+        self.method_box.addItems(SCORE_METHODS)
+        form.addRow("Method", self.method_box)
+        self.threshold_box = QComboBox()
+        self.threshold_box.addItems(THRESHOLD_METHODS)
+        self.threshold_value = QDoubleSpinBox()
+        self.threshold_value.setRange(-1e9, 1e9)
+        self.threshold_value.setDecimals(4)
+        self.threshold_value.setValue(95.0)
+        self.threshold_value.setToolTip("Score for 'value', percentile for 'percentile'")
+        row = QHBoxLayout()
+        row.addWidget(self.threshold_box)
+        row.addWidget(self.threshold_value)
+        form.addRow("Threshold", row)
+        self.min_area = QDoubleSpinBox()
+        self.min_area.setRange(0.0, 1e9)
+        self.min_area.setSuffix(" m²")
+        self.min_area.setValue(4.0)  # as `satdelta demo`: drops single-pixel speckle
+        form.addRow("Minimum area", self.min_area)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.progress.setValue(0)
+        self.progress_label = QLabel("")
+        form.addRow(self.progress)
+        form.addRow(self.progress_label)
+
+    def _source_row(self, form: QFormLayout, label: str) -> QComboBox:
+        box = narrow_combo()
+        box.setEditable(True)
+        box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        box.lineEdit().setPlaceholderText("layer, file or https:// COG")
+        browse = QPushButton("…")
+        browse.setFixedWidth(28)
+
+        def pick() -> None:
+            path, _ = QFileDialog.getOpenFileName(self, f"{label} raster")
+            if path:
+                box.setEditText(path)
+
+        browse.clicked.connect(pick)
+        row = QHBoxLayout()
+        row.addWidget(box, 1)
+        row.addWidget(browse)
+        form.addRow(label, row)
+        return box
+
+    def detection_params(self) -> DetectionParams:
+        """The detection options the form shows (validated)."""
+        tm = self.threshold_box.currentText()
+        return DetectionParams(
+            method=self.method_box.currentText(),
+            threshold=tm,
+            threshold_value=self.threshold_value.value() if tm in ("value", "percentile") else None,
+            min_area_m2=self.min_area.value(),
+        )
+
+    def refresh_sources(self) -> None:
+        """Offer the viewer's file-backed image layers as before and after."""
+        names = source_layer_names(self.viewer)
+        for box, role in ((self.before_edit, "before"), (self.after_edit, "after")):
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names)
+            box.setEditText(current)
+            box.blockSignals(False)
+            if not current:
+                layer = role_layer(self.viewer, role)
+                if layer is not None:
+                    box.setEditText(layer.name)
+        if not self.before_edit.currentText() and len(names) >= 2:
+            self.before_edit.setEditText(names[0])
+            self.after_edit.setEditText(names[1])
+
+    # ------------------------------------------------------------ the run
+    def run(self) -> Any:
+        """Start alignment and detection in the child process; returns the worker.
+
+        The worker is a thread of this process that only waits on the child's pipe (the
+        wait releases the interpreter lock) and passes its steps and result on.
+        """
+        from napari.qt.threading import thread_worker
+        from satdelta.plugins.napari._detection import guarded_steps
+
+        if self.worker is not None:
+            notify_info("a detection run is already going; wait or press Cancel")
+            return None
+        try:
+            job, session = self._job()
+        except SatdeltaError as exc:
+            notify_error(exc)
+            return None
+        # called here, on the main thread: it may restart the child
+        steps = self.detector.steps(job, session.mark(), session.store.changes)
+        # progress goes to the dock's own bar: napari's activity-dock progress
+        # (thread_worker(progress=...)) made the run twice as slow here
+        worker = thread_worker(guarded_steps)(lambda: steps)
+        worker.yielded.connect(self._on_step)
+        worker.returned.connect(self._on_result)
+        worker.aborted.connect(self._on_cancelled)
+        worker.finished.connect(self._worker_done)
+        self.worker = worker
+        self._cancelling = False
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._set_progress(0)
+        _start_in_python_thread(worker)
+        return worker
+
+    def _job(self) -> tuple[DetectionJob, Session]:
+        """The job the form describes, and the session its candidates go to."""
+        before, b_layer = resolve_source(self.viewer, self.before_edit.currentText(), "before")
+        after, a_layer = resolve_source(self.viewer, self.after_edit.currentText(), "after")
+        tag_role(self.viewer, b_layer, "before")
+        tag_role(self.viewer, a_layer, "after")
+        params = self.detection_params()
+        session = self._ensure_session()
+        claim_id = session.ensure_claim()  # the child saves the candidates to it
+        job = DetectionJob(
+            str(before),
+            str(after),
+            params,
+            store=str(session.store.path),
+            report_id=session.report_id,
+            claim_id=claim_id,
+            frame=session.frame.to_dict() if session.frame is not None else None,
+        )
+        return job, session
+
+    def cancel(self) -> None:
+        """Stop the running detection now: the child process is killed (a fresh one starts).
+
+        A save that had begun either committed (all candidates saved) or rolled back
+        (none); the status line says which.
+        """
+        if self.worker is not None:
+            self._cancelling = True
+            self.detector.cancel()
+            self.progress_label.setText("cancelling…")
+
+    def shutdown(self) -> None:
+        """Stop the run and the child process (the dock is closing)."""
+        if self.worker is not None:
+            self.detector.cancel()
+        self.detector.stop()
+
+    def _set_progress(self, value: int) -> None:
+        """Move the progress bar, painted with the window's next frame.
+
+        ``QProgressBar.setValue`` repaints at once, and a synchronous repaint in this window
+        also redraws the GL canvas; with updates off during the call it is only scheduled.
+        """
+        self.progress.setUpdatesEnabled(False)
+        try:
+            self.progress.setValue(value)
+        finally:
+            self.progress.setUpdatesEnabled(True)  # schedules the bar's paint
+
+    def show_maps(self, layers: ChangeLayers) -> None:
+        """Show (or update in place) the score and mask layers of a run."""
+        show_change_maps(self.viewer, layers)
+        self._maps_shown = layers.maps
+
+    def _on_step(self, step: tuple[Any, ...]) -> None:
+        i, _total, message = step[:3]
+        self._set_progress(i)
+        self.progress_label.setText(message)
+        if len(step) > 3 and not self._cancelling:
+            # the maps exist and the child now outlines and saves the candidates: show
+            # the maps meanwhile (a cancel before the save keeps them and saves nothing)
+            try:
+                self.show_maps(step[3])
+            except SatdeltaError as exc:
+                notify_error(exc)
+
+    def _on_result(self, result: DetectionResult | Failed | Cancelled) -> None:
+        if isinstance(result, Cancelled):
+            self._on_cancelled(result)
+            return
+        if isinstance(result, Failed):
+            self._on_error(result.error)
+            return
+        self.result = result
+        try:
+            if self._maps_shown is not result.maps:
+                self.show_maps(result)
+            self._show_saved(result)
+        except SatdeltaError as exc:
+            notify_error(exc)
+            return
+        self._set_progress(self.progress.maximum())
+        self.progress_label.setText(
+            f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
+            f"({result.maps.method}/{result.maps.threshold_method})"
+        )
+        if result.crs is None and result.polygons:
+            notify_info(
+                f"{len(result.polygons)} changed regions found, but the images are not "
+                "georeferenced, so they cannot be stored as evidence (the store keeps lon/lat); "
+                "the change mask shows them. Use georeferenced images to annotate."
+            )
+
+    def _on_cancelled(self, outcome: Cancelled | None = None) -> None:
+        self.progress_label.setText(
+            outcome.message if outcome is not None else "cancelled: nothing saved"
+        )
+        self._reload()  # the store as it is (with all candidates or none)
+
+    def _on_error(self, exc: SatdeltaError) -> None:
+        notify_error(exc)
+        self.progress_label.setText("failed")
+        if isinstance(exc, DetectionProcessDied):  # its save may have committed: all or none
+            self._reload()
+
+    def _worker_done(self) -> None:
+        self.worker = None
+        self._cancelling = False
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if not self.detector.is_alive():  # cancelled or crashed: warm a fresh child
+            self.detector.start()
+
+
+def _start_in_python_thread(worker: Any) -> None:
+    """Run a superqt worker in a new Python thread instead of Qt's global thread pool.
+
+    A Qt pool thread gets a fresh Python thread state per runnable, which crashed pyproj
+    3.7 on a second Run (see docs/design-napari.md); a Python thread lives for one run.
+    """
+    threading.Thread(target=worker.run, name="satdelta-detection", daemon=True).start()
+
+
+def _stop_detector(detector: DetectionProcess, *_args: Any) -> None:
+    """Stop the detection child (the panel was destroyed)."""
+    detector.cancel()
+    detector.stop()

@@ -1,0 +1,190 @@
+"""The viewer's layers as the Change annotator sees them (napari, no Qt widgets).
+
+Image layers carry a ``role`` (before, after, score, mask) and a ``source`` (file or
+URL) in ``metadata["satdelta"]``; these helpers find them, open a typed source as a
+layer, and show a run's change score and mask as layers updated in place.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from satdelta.imagery.errors import SatdeltaError
+from satdelta.plugins.napari._frame import MapFrame, layer_affine
+from satdelta.plugins.napari._reader import frame_of_layers, raster_layer_data
+
+if TYPE_CHECKING:
+    import napari
+    from satdelta.plugins.napari._detection import ChangeLayers
+
+__all__ = [
+    "MASK",
+    "SCORE",
+    "InputError",
+    "image_layers",
+    "resolve_source",
+    "role_layer",
+    "show_change_maps",
+    "source_layer_names",
+    "tag_role",
+    "viewer_frame",
+]
+
+SCORE = "change score"
+MASK = "change mask"
+
+
+class InputError(SatdeltaError, ValueError):
+    """The dock's inputs are incomplete."""
+
+
+def _satdelta(layer: Any) -> dict[str, Any]:
+    return (getattr(layer, "metadata", None) or {}).get("satdelta") or {}
+
+
+def viewer_frame(viewer: napari.Viewer) -> MapFrame | None:
+    """The viewer's map frame (from the first satdelta layer)."""
+    return frame_of_layers(list(viewer.layers))
+
+
+def image_layers(viewer: napari.Viewer) -> list[Any]:
+    """The viewer's Image layers, bottom first."""
+    from napari.layers import Image
+
+    return [ly for ly in viewer.layers if isinstance(ly, Image)]
+
+
+def role_layer(viewer: napari.Viewer, role: str) -> Any | None:
+    """The image layer tagged with ``role`` ("before", "after", ...), if any."""
+    for ly in image_layers(viewer):
+        if _satdelta(ly).get("role") == role:
+            return ly
+    return None
+
+
+def tag_role(viewer: napari.Viewer, layer: Any, role: str) -> None:
+    """Tag ``layer`` with ``role``, taking the role from any other layer that had it."""
+    sd = layer.metadata.setdefault("satdelta", {})
+    for other in image_layers(viewer):
+        osd = other.metadata.get("satdelta") or {}
+        if other is not layer and osd.get("role") == role:
+            osd["role"] = None
+    sd["role"] = role
+
+
+def source_layer_names(viewer: napari.Viewer) -> list[str]:
+    """Names of the image layers opened from a file or URL (those detection can align)."""
+    return [ly.name for ly in image_layers(viewer) if _satdelta(ly).get("source")]
+
+
+def resolve_source(viewer: napari.Viewer, text: str, role: str) -> tuple[str, Any]:
+    """(file or URL, layer) for what the analyst typed or picked as ``role``.
+
+    A layer name or a layer's source gives that layer; anything else is opened as a
+    raster and added as a new layer.
+
+    Raises
+    ------
+    InputError
+        Nothing given, or a layer that was not opened from a file.
+    satdelta.imagery.errors.SceneReadError
+        The file or URL cannot be read.
+    """
+    text = text.strip()
+    if not text:
+        raise InputError(
+            f"no {role} image chosen; pick a layer, browse to a file or paste an https:// URL."
+        )
+    for ly in image_layers(viewer):
+        if ly.name == text:
+            src = _satdelta(ly).get("source")
+            if not src:
+                raise InputError(
+                    f"layer {text!r} was not opened from a file, so it cannot be aligned; "
+                    "open the raster with File > Open (satdelta reader) or give its path."
+                )
+            return src, ly
+    for ly in image_layers(viewer):
+        if _satdelta(ly).get("source") == text:
+            return text, ly
+    data = raster_layer_data(text, frame=viewer_frame(viewer), role=role)
+    data[1]["name"] = f"{role}: {data[1]['name']}"
+    from napari.layers import Layer
+
+    return text, viewer.add_layer(Layer.create(*data))
+
+
+def show_change_maps(viewer: napari.Viewer, result: ChangeLayers) -> None:
+    """Show (or update in place) the score and mask layers of ``result``."""
+    frame = viewer_frame(viewer) or MapFrame.from_transform(result.transform, result.crs)
+    affine = layer_affine(frame, result.transform, result.crs, shape=result.maps.score.shape)
+    meta = {
+        "frame": frame.to_dict(),
+        "crs": result.crs.to_wkt() if result.crs is not None else None,
+        "transform": list(tuple(result.transform)[:6]),
+    }
+    score = result.maps.score
+    # explicit contrast limits, so napari does not estimate them; nanmin/nanmax scan the
+    # score without copying its finite part
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN score
+        lo, hi = float(np.nanmin(score)), float(np.nanmax(score))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = 0.0, 1.0
+    _replace_image(
+        viewer,
+        SCORE,
+        score,
+        affine=affine,
+        colormap="magma",
+        contrast_limits=[lo, hi if hi > lo else lo + 1.0],
+        visible=False,
+        metadata={"satdelta": {**meta, "role": "score"}},
+    )
+    _replace_image(
+        viewer,
+        MASK,
+        _as_uint8(result.maps.changed),
+        affine=affine,
+        colormap="red",
+        contrast_limits=[0, 1],
+        blending="additive",
+        opacity=0.6,
+        metadata={"satdelta": {**meta, "role": "mask"}},
+    )
+
+
+def _replace_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs: Any) -> Any:
+    """Add the layer ``name``, or on a re-run update the existing one in place.
+
+    Updating keeps the layer's vispy node and controls; the result looks the same as a
+    new layer made with ``kwargs``.
+    """
+    from napari.layers import Image
+
+    layer = viewer.layers[name] if name in viewer.layers else None
+    if isinstance(layer, Image) and not layer.multiscale and layer.ndim == data.ndim:
+        layer.data = data
+        if "contrast_limits" in kwargs:  # a new layer's range is its given limits
+            layer.contrast_limits_range = kwargs["contrast_limits"]
+        for key, value in kwargs.items():
+            setattr(layer, key, value)
+        return layer
+    if layer is not None:
+        viewer.layers.remove(name)
+    return viewer.add_image(data, name=name, **kwargs)
+
+
+def _as_uint8(mask: np.ndarray) -> np.ndarray:
+    """A bool mask as 0/1 bytes, without a copy when it is already bool.
+
+    Examples
+    --------
+    >>> _as_uint8(np.array([True, False])).tolist()
+    [1, 0]
+    """
+    mask = np.asarray(mask)
+    return mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
