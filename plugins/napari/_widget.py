@@ -387,7 +387,8 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         wait releases the interpreter lock) and passes its steps and result on.
         """
         from napari.qt.threading import thread_worker
-        from satdelta.plugins.napari._detection import DetectionParams, guarded_steps
+        from satdelta.imagery.options import DetectionOptions
+        from satdelta.plugins.napari._detection import guarded_steps
 
         if self.worker is not None:
             _notify_info("a detection run is already going; wait or press Cancel")
@@ -398,13 +399,13 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
             self._tag_role(b_layer, "before")
             self._tag_role(a_layer, "after")
             tm = self.threshold_box.currentText()
-            params = DetectionParams(
+            options = DetectionOptions(
                 method=self.method_box.currentText(),
                 threshold=tm,
                 threshold_value=self.threshold_value.value()
                 if tm in ("value", "percentile")
                 else None,
-                min_area_m2=self.min_area.value(),
+                min_area_m2=self.min_area.value() or None,
             )
             session = self._ensure_session()
             claim_id = session.ensure_claim()  # the child saves the candidates to it
@@ -414,7 +415,7 @@ class ChangeAnnotator(EvidenceMixin, CompareMixin, QWidget):
         job = DetectionJob(
             str(before),
             str(after),
-            params,
+            options,
             store=str(session.store.path),
             report_id=session.report_id,
             claim_id=claim_id,
