@@ -26,7 +26,8 @@ from satdelta.imagery.worker_setup import operator_threads
 
 __all__ = ["PairResult", "Status", "format_result", "one_line_error", "run_pair"]
 
-log = logging.getLogger(__name__)
+# the batch job's logger: a pair's messages go where the rest of the batch's go
+log = logging.getLogger("satdelta.imagery.batch")
 
 Status = Literal["done", "skipped", "failed"]
 

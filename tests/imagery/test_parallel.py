@@ -299,7 +299,7 @@ def test_a_score_model_with_the_edge_term_and_no_smoothing_keeps_its_halo(smooth
     """The shared-edge gradient reaches ``int(4 edge + 0.5)`` rows with or without smoothing;
     a model built by hand with ``smooth_px=0`` once got a halo of 0 and differed by thread
     count next to block borders."""
-    from satdelta.imagery.detect import _score_both
+    from satdelta.imagery.detector import score_both
 
     rng = np.random.default_rng(0)
     b = rng.normal(100, 20, (3, 40, 23)).astype(np.float32)
@@ -316,7 +316,7 @@ def test_a_score_model_with_the_edge_term_and_no_smoothing_keeps_its_halo(smooth
     whole = model.apply(b, a, valid)
     for n in (1, 2, 3):
         with threads(n):
-            assert _score_both(model, b, a, valid)[1].tobytes() == whole.tobytes(), n
+            assert score_both(model, b, a, valid)[1].tobytes() == whole.tobytes(), n
 
 
 # ------------------------------------------------------------------------ alignment, bitwise
