@@ -65,69 +65,53 @@ class FiniteFloat(click.ParamType):
         return x
 
 
-def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
-    """The click option that sets ``DetectionOptions.<name>``, by its flag in ``CLI_FLAGS``."""
-    return click.option(CLI_FLAGS[name], name, **kwargs)
+_DEFAULTS = DetectionOptions()
+
+
+def _option(name: str, kind: Any, text: str) -> Callable[[F], F]:
+    """The click option of type ``kind`` that sets ``DetectionOptions.<name>``, with its default."""
+    default = getattr(_DEFAULTS, name)
+    return click.option(
+        CLI_FLAGS[name],
+        name,
+        type=kind,
+        default=default,
+        show_default=default is not None,
+        help=text,
+    )
 
 
 _OPTIONS = [
-    _option(
-        "method",
-        type=click.Choice(SCORE_METHODS),
-        default="auto",
-        show_default=True,
-        help="Change score.",
-    ),
-    _option(
-        "threshold",
-        type=click.Choice(THRESHOLD_METHODS),
-        default="auto",
-        show_default=True,
-        help="Threshold method.",
-    ),
+    _option("method", click.Choice(SCORE_METHODS), "Change score."),
+    _option("threshold", click.Choice(THRESHOLD_METHODS), "Threshold method."),
     _option(
         "threshold_value",
-        type=FiniteFloat(),
-        default=None,
-        help="Score value for --threshold value; percentile for --threshold percentile.",
+        FiniteFloat(),
+        "Score value for --threshold value; percentile for --threshold percentile.",
     ),
+    _option("min_area_m2", FiniteFloat(min=0.0), "Drop changed regions smaller than this many m²."),
     _option(
-        "min_area_m2",
-        type=FiniteFloat(min=0.0),
-        default=None,
-        help="Drop changed regions smaller than this many m².",
-    ),
-    _option(
-        "bands",
-        default=None,
-        help="Bands picked from each scene, 1-based: 1,2,3 (or band names: red,nir).",
+        "bands", None, "Bands picked from each scene, 1-based: 1,2,3 (or band names: red,nir)."
     ),
     _option(
         "normalise",
-        type=click.Choice(NORMALISE_METHODS),
-        default="auto",
-        show_default=True,
-        help="Radiometric normalisation of after onto before.",
+        click.Choice(NORMALISE_METHODS),
+        "Radiometric normalisation of after onto before.",
     ),
     _option(
         "pixel_size_m",
-        type=FiniteFloat(min=0.0, min_open=True),
-        default=None,
-        help="Pixel size in metres, for images that are not georeferenced.",
+        FiniteFloat(min=0.0, min_open=True),
+        "Pixel size in metres, for images that are not georeferenced.",
     ),
     _option(
         "max_shift_px",
-        type=FiniteFloat(min=0.0, min_open=True),
-        default=5.0,
-        show_default=True,
-        help="Largest residual misregistration accepted, in pixels.",
+        FiniteFloat(min=0.0, min_open=True),
+        "Largest residual misregistration accepted, in pixels.",
     ),
     _option(
         "resampling",
-        type=click.Choice(RESAMPLING_METHODS),
-        default="cubic",
-        show_default=True,
-        help="Resampling of the after scene onto the before grid.",
+        click.Choice(RESAMPLING_METHODS),
+        "Resampling of the after scene onto the before grid.",
     ),
 ]
 
