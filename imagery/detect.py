@@ -111,18 +111,12 @@ def resolve_auto(
 ) -> tuple[str, str]:
     """Concrete score and normalisation methods for ``"auto"``, from the kind of bands only.
 
-    * Visible-only imagery (red, green, blue and no NIR; three unnamed bands
-      count as RGB): score ``"builtup"``, normalisation ``"none"``. Without
-      NIR, vegetation and soil changes have no physical signature that
-      separates them from seasonal and illumination differences, so the
-      default looks for change that involves built surfaces (see
-      :mod:`satdelta.imagery.scores`). That score is made of colour ratios
-      (saturation, excess green) plus a difference standardised by its own
-      median and robust spread, so it needs no per-band normalisation; per-band
-      histogram matching would distort the colour ratios.
-    * Anything else: score ``"cva"`` on standardised bands; normalisation
-      ``"irmad"`` (Canty & Nielsen 2008) with 4 or more bands, where the MAD
-      variates are well conditioned, ``"histogram"`` with fewer.
+    * Visible-only imagery (red, green, blue and no NIR; three unnamed bands count as RGB):
+      score ``"builtup"``, normalisation ``"none"``.
+    * Anything else: score ``"cva"``; normalisation ``"irmad"`` with 4 or more bands,
+      ``"histogram"`` with fewer.
+
+    Why these defaults: ``docs/design-detection.md``.
 
     Examples
     --------

@@ -146,15 +146,10 @@ class ChangeDetector:
         return self._score_scales(before, after, valid)[1]
 
     def _score_scales(
-        self,
-        before: NDArray,
-        after: NDArray,
-        valid: NDArray[np.bool_],
-        *,
-        normalised: bool = False,
+        self, before: NDArray, after: NDArray, valid: NDArray[np.bool_]
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """Unsmoothed and smoothed score, NaN where not valid (``normalised``: after already is)."""
-        a = after if (normalised or self.normalisation is None) else self.normalisation.apply(after)
+        """Unsmoothed and smoothed score of the normalised pair, NaN where not valid."""
+        a = after if self.normalisation is None else self.normalisation.apply(after)
         return score_both(self.score, before, a, valid)
 
     def apply(
@@ -166,17 +161,11 @@ class ChangeDetector:
            1 m disk and filtered by the minimum area
            (:func:`~satdelta.imagery.morphology.clean_mask`).
         2. *Where exactly* (only when the score is smoothed, i.e. pixels of 2 m or finer):
-           inside those regions, a pixel stays changed when its own unsmoothed score also
-           exceeds the threshold. The Gaussian spreads an object's score over about two
-           sigmas (1 m each side at the default scale) around it, so the smoothed map
-           crosses the threshold well outside a high-contrast object; the unsmoothed score
-           falls off within the sensor's point spread. Requiring both keeps what the
-           smoothing decided (no speckle outside the regions, regions never grow) and puts
-           the outline back where the change itself is. The per-pixel test is noisy, so it
-           is passed through a 3 x 3 majority vote (binary median,
-           :func:`~satdelta.imagery.morphology.majority3`) before the intersection: single
-           dropouts inside an object and single stray pixels go, straight edges stay. Regions
-           that fall below the minimum area are dropped again.
+           inside those regions, a pixel stays changed when the 3 x 3 majority
+           (:func:`~satdelta.imagery.morphology.majority3`) of "its own unsmoothed score
+           exceeds the threshold" holds; regions that fall below the minimum area are
+           dropped again. Regions never grow; their outline follows the change rather than
+           the smoothing kernel (why: ``docs/design-detection.md``).
 
         Without smoothing (coarse pixels) step 2 changes nothing and is skipped.
 
