@@ -49,7 +49,6 @@ __all__ = [
     "THRESHOLD_METHODS",
     "ChangeDetector",
     "ChangeMaps",
-    "DetectionOptions",
     "cleanup_radius_px",
     "detect_change",
     "fit_detector",
