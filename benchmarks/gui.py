@@ -273,10 +273,13 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
         )
     )
     w.detect_panel._on_step = on_step
-    from satdelta.plugins.napari._detection import DetectionParams, run_detection_sync
+    from satdelta.imagery.options import DetectionOptions
+    from satdelta.plugins.napari._detection import run_detection_sync
 
     t0 = time.perf_counter()
-    run_detection_sync(before, after, DetectionParams(min_area_m2=w.detect_panel.min_area.value()))
+    run_detection_sync(
+        before, after, DetectionOptions(min_area_m2=w.detect_panel.min_area.value() or None)
+    )
     rows.append(("  same run, library only, no GUI", time.perf_counter() - t0, "main thread"))
     viewer.layers.clear()
     w.close()

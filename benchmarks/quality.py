@@ -44,6 +44,7 @@ from _data import (  # noqa: E402
     prf,
 )
 from satdelta.imagery.detect import detect_change  # noqa: E402
+from satdelta.imagery.options import DetectionOptions  # noqa: E402
 
 Row = tuple[str, str, tuple[int, int, int], float, str]
 
@@ -58,9 +59,9 @@ def _detect_rows(
         maps = detect_change(
             p.before,
             p.after,
+            DetectionOptions(**kwargs),
             pixel_size_m=p.pixel_size_m if pixel_size else None,
             band_names=p.band_names,
-            **kwargs,
         )
         tot += confusion(maps.changed, p)
         used = f"{maps.method}/{maps.threshold_method}/{maps.parameters['normalise']}"
@@ -160,7 +161,7 @@ def rows_sample_sites() -> list[Row]:
         alarms = 0
         for site in SITES:
             paths = site_paths(site)
-            run = run_detection(paths.before, paths.after, **kw)
+            run = run_detection(paths.before, paths.after, DetectionOptions(**kw))
             m = match_truth([p.geometry for p in run.polygons], read_polygons(paths.truth))
             tot += [
                 m.overlap_area_m2,

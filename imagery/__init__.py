@@ -27,14 +27,15 @@ from satdelta.imagery.errors import (
 _LAZY: dict[str, str] = {
     "AlignedPair": "align",
     "coregister": "align",
-    "read_pairs": "batch",
+    "read_pairs": "pairs",
     "run_batch": "batch",
     "write_cog": "cog",
     "ChangeMaps": "detect",
     "detect_change": "detect",
+    "DetectionOptions": "options",
     "DetectionRun": "pipeline",
     "run_detection": "pipeline",
-    "write_outputs": "pipeline",
+    "write_outputs": "outputs",
     "Scene": "scene",
     "open_scene": "scene",
     "ChangePolygon": "vectorize",
@@ -45,6 +46,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AlignedPair",
     "ChangePolygon",
+    "DetectionOptions",
     "DetectionRun",
     "Scene",
     "coregister",
@@ -83,9 +85,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from satdelta.imagery.align import AlignedPair, coregister
-    from satdelta.imagery.batch import read_pairs, run_batch
+    from satdelta.imagery.batch import run_batch
     from satdelta.imagery.cog import write_cog
     from satdelta.imagery.detect import ChangeMaps, detect_change
-    from satdelta.imagery.pipeline import DetectionRun, run_detection, write_outputs
+    from satdelta.imagery.options import DetectionOptions
+    from satdelta.imagery.outputs import write_outputs
+    from satdelta.imagery.pairs import read_pairs
+    from satdelta.imagery.pipeline import DetectionRun, run_detection
     from satdelta.imagery.scene import Scene, open_scene
     from satdelta.imagery.vectorize import ChangePolygon, to_feature_collection, vectorize

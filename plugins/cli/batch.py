@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
-from satdelta.imagery.batch import PairResult
 from satdelta.plugins.cli.options import detection_options
+
+if TYPE_CHECKING:
+    from satdelta.imagery.batch import PairResult
+    from satdelta.imagery.options import DetectionOptions
 
 __all__ = ["batch"]
 
@@ -50,7 +53,7 @@ def batch(
     workers: int | None,
     scheduler: str | None,
     force: bool,
-    options: dict[str, Any],
+    options: DetectionOptions,
 ) -> None:
     """Find what changed in every pair of PAIRS.
 
@@ -62,7 +65,7 @@ def batch(
     unless --force. Exit status 1 when any pair failed.
     """
     from satdelta.imagery.batch import BatchError, format_result, read_pairs, run_batch
-    from satdelta.imagery.pipeline import check_outdir
+    from satdelta.imagery.outputs import check_outdir
 
     pair_list = read_pairs(pairs)  # bad lists fail here, before any work
     out = check_outdir(outdir)

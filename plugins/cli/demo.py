@@ -1,7 +1,7 @@
 """``satdelta demo``: run change detection on the embedded synthetic sample pairs.
 
 For each sample site the command runs :func:`satdelta.imagery.pipeline.run_detection` and
-:func:`~satdelta.imagery.pipeline.write_outputs` into ``OUTDIR/<site>/``, then scores the
+:func:`satdelta.imagery.outputs.write_outputs` into ``OUTDIR/<site>/``, then scores the
 detected polygons against the site's true change polygons
 (:func:`satdelta.sample_data.evaluate.match_truth`) and prints where ``changes.geojson`` is,
 how many polygons it holds and how well they match.  The scores are also written to
@@ -16,11 +16,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError, one_line
 from satdelta.sample_data import SITES, load_report, report_path, site_paths
+
+if TYPE_CHECKING:
+    from satdelta.imagery.options import DetectionOptions
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +32,14 @@ log = logging.getLogger(__name__)
 DEFAULT_MIN_AREA_M2 = 4.0
 
 
-def _run_site(site: str, site_out: Path, *, min_area_m2: float) -> dict[str, Any]:
+def _run_site(site: str, site_out: Path, options: DetectionOptions) -> dict[str, Any]:
     """Detect, write and score one site; return its summary for demo.json."""
-    from satdelta.imagery.pipeline import run_detection, write_outputs
+    from satdelta.imagery.outputs import write_outputs
+    from satdelta.imagery.pipeline import run_detection
     from satdelta.sample_data.evaluate import match_truth, read_polygons
 
     paths = site_paths(site)
-    run = run_detection(paths.before, paths.after, min_area_m2=min_area_m2)
+    run = run_detection(paths.before, paths.after, options)
     written = write_outputs(run, site_out)
     changes = written.get("changes.geojson")
     if changes is None:  # pragma: no cover - the sample scenes are georeferenced
@@ -143,12 +147,14 @@ def demo(
     The sample scenes are synthetic (made by satdelta.sample_data.generate at the real
     coordinates of Pyongyang Sunan airport and Kim Il Sung Square); no real imagery is used.
     """
-    from satdelta.imagery.pipeline import check_outdir
+    from satdelta.imagery.options import DetectionOptions
+    from satdelta.imagery.outputs import check_outdir
 
     if min_area_m2 < 0:
         raise InvalidParameterError(
             f"--min-area must be >= 0 m², got {min_area_m2:g}. Use 0 to keep every polygon."
         )
+    options = DetectionOptions(min_area_m2=min_area_m2)
     out = check_outdir(outdir)
     out.mkdir(parents=True, exist_ok=True)
     chosen = [s for s in SITES if not sites or s in sites]
@@ -160,7 +166,7 @@ def demo(
     failures: list[str] = []
     for site in chosen:
         try:
-            result = _run_site(site, out / site, min_area_m2=min_area_m2)
+            result = _run_site(site, out / site, options)
         except SatdeltaError as exc:
             log.debug("site %s failed", site, exc_info=True)
             msg = one_line(exc)

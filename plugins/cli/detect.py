@@ -1,7 +1,7 @@
 """``satdelta detect BEFORE AFTER -o OUTDIR``: find what changed between two scenes.
 
 A thin front-end over :func:`satdelta.imagery.pipeline.run_detection` and
-:func:`~satdelta.imagery.pipeline.write_outputs`; every error is a SatdeltaError that
+:func:`satdelta.imagery.outputs.write_outputs`; every error is a SatdeltaError that
 ``main()`` prints as one line.
 """
 
@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from satdelta.plugins.cli.options import detection_options, parse_bands
+
+if TYPE_CHECKING:
+    from satdelta.imagery.options import DetectionOptions
 
 __all__ = ["detect", "parse_bands"]
 
@@ -43,21 +46,18 @@ def detect(
     before: str,
     after: str,
     outdir: Path,
-    options: dict[str, Any],
+    options: DetectionOptions,
 ) -> None:
     """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters).
 
     Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data), OUTDIR/score.tif,
     OUTDIR/changes.geojson (RFC 7946; georeferenced input only) and OUTDIR/run.json.
     """
-    from satdelta.imagery.pipeline import (
-        check_detection_options,
-        check_outdir,
-        run_detection,
-        write_outputs,
-    )
+    from satdelta.imagery.outputs import check_outdir, write_outputs
+    from satdelta.imagery.parallel import thread_count
+    from satdelta.imagery.pipeline import run_detection
 
-    check_detection_options(options)  # fail before the work, not after it
+    thread_count()  # a malformed SATDELTA_THREADS fails before the work, not after it
     out = check_outdir(outdir)
     progress = None
     if sys.stderr.isatty():
@@ -68,7 +68,7 @@ def detect(
             pipeline_log.setLevel(logging.INFO)
             pipeline_log.propagate = False
     try:
-        run = run_detection(before, after, **options)
+        run = run_detection(before, after, options)
         written = write_outputs(run, out)
     finally:
         if progress is not None:

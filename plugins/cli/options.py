@@ -1,24 +1,26 @@
 """Click options shared by the commands that run change detection (``detect``, ``batch``).
 
 One definition per option, as rasterio's ``rio/options.py`` does; :func:`detection_options`
-applies them all and :func:`detection_kwargs` turns their values into the keyword options of
-:func:`satdelta.imagery.pipeline.run_detection`.
+applies them all and hands the command one
+:class:`~satdelta.imagery.options.DetectionOptions`.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import click
 from satdelta.imagery.align import RESAMPLING_METHODS
-from satdelta.imagery.detect import NORMALISE_METHODS, SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.options import CLI_FLAGS, DetectionOptions
+from satdelta.imagery.radiometry import NORMALISE_METHODS
+from satdelta.imagery.scores import SCORE_METHODS
+from satdelta.imagery.threshold import THRESHOLD_METHODS
 
-__all__ = ["detection_options", "detection_kwargs", "parse_bands"]
+__all__ = ["detection_options", "parse_bands"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,66 +65,53 @@ class FiniteFloat(click.ParamType):
         return x
 
 
+_DEFAULTS = DetectionOptions()
+
+
+def _option(name: str, kind: Any, text: str) -> Callable[[F], F]:
+    """The click option of type ``kind`` that sets ``DetectionOptions.<name>``, with its default."""
+    default = getattr(_DEFAULTS, name)
+    return click.option(
+        CLI_FLAGS[name],
+        name,
+        type=kind,
+        default=default,
+        show_default=default is not None,
+        help=text,
+    )
+
+
 _OPTIONS = [
-    click.option(
-        "--method",
-        type=click.Choice(SCORE_METHODS),
-        default="auto",
-        show_default=True,
-        help="Change score.",
+    _option("method", click.Choice(SCORE_METHODS), "Change score."),
+    _option("threshold", click.Choice(THRESHOLD_METHODS), "Threshold method."),
+    _option(
+        "threshold_value",
+        FiniteFloat(),
+        "Score value for --threshold value; percentile for --threshold percentile.",
     ),
-    click.option(
-        "--threshold",
-        "threshold_method",
-        type=click.Choice(THRESHOLD_METHODS),
-        default="auto",
-        show_default=True,
-        help="Threshold method.",
+    _option("min_area_m2", FiniteFloat(min=0.0), "Drop changed regions smaller than this many m²."),
+    _option(
+        "bands", None, "Bands picked from each scene, 1-based: 1,2,3 (or band names: red,nir)."
     ),
-    click.option(
-        "--threshold-value",
-        type=FiniteFloat(),
-        default=None,
-        help="Score value for --threshold value; percentile for --threshold percentile.",
+    _option(
+        "normalise",
+        click.Choice(NORMALISE_METHODS),
+        "Radiometric normalisation of after onto before.",
     ),
-    click.option(
-        "--min-area",
-        "min_area",
-        type=FiniteFloat(min=0.0),
-        default=None,
-        help="Drop changed regions smaller than this many m².",
+    _option(
+        "pixel_size_m",
+        FiniteFloat(min=0.0, min_open=True),
+        "Pixel size in metres, for images that are not georeferenced.",
     ),
-    click.option(
-        "--bands",
-        default=None,
-        help="Bands picked from each scene, 1-based: 1,2,3 (or band names: red,nir).",
+    _option(
+        "max_shift_px",
+        FiniteFloat(min=0.0, min_open=True),
+        "Largest residual misregistration accepted, in pixels.",
     ),
-    click.option(
-        "--normalise",
-        type=click.Choice(NORMALISE_METHODS),
-        default="auto",
-        show_default=True,
-        help="Radiometric normalisation of after onto before.",
-    ),
-    click.option(
-        "--pixel-size",
-        type=FiniteFloat(min=0.0, min_open=True),
-        default=None,
-        help="Pixel size in metres, for images that are not georeferenced.",
-    ),
-    click.option(
-        "--max-shift",
-        type=FiniteFloat(min=0.0, min_open=True),
-        default=5.0,
-        show_default=True,
-        help="Largest residual misregistration accepted, in pixels.",
-    ),
-    click.option(
-        "--resampling",
-        type=click.Choice(RESAMPLING_METHODS),
-        default="cubic",
-        show_default=True,
-        help="Resampling of the after scene onto the before grid.",
+    _option(
+        "resampling",
+        click.Choice(RESAMPLING_METHODS),
+        "Resampling of the after scene onto the before grid.",
     ),
 ]
 
@@ -131,43 +120,18 @@ def detection_options(func: F) -> F:
     """Add --method, --threshold, --threshold-value, --min-area, --bands, --normalise,
     --pixel-size, --max-shift and --resampling to a click command.
 
-    The command's function receives them as one keyword argument, ``options``: the dict of
-    :func:`detection_kwargs` (so a bad --bands fails before the function body runs).
+    The command's function receives them as one keyword argument, ``options``: a
+    :class:`~satdelta.imagery.options.DetectionOptions` (so bad options fail before the
+    function body runs).
     """
-    names = tuple(inspect.signature(detection_kwargs).parameters)
 
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in names}
-        return func(*args, options=detection_kwargs(**values), **kwargs)
+        values = {name: kwargs.pop(name) for name in CLI_FLAGS}
+        values["bands"] = parse_bands(values["bands"])
+        return func(*args, options=DetectionOptions.from_dict(values), **kwargs)
 
     wrapped: Callable[..., Any] = command
     for option in reversed(_OPTIONS):
         wrapped = option(wrapped)
     return cast(F, wrapped)
-
-
-def detection_kwargs(
-    *,
-    method: str,
-    threshold_method: str,
-    threshold_value: float | None,
-    min_area: float | None,
-    bands: str | None,
-    normalise: str,
-    pixel_size: float | None,
-    max_shift: float,
-    resampling: str,
-) -> dict[str, Any]:
-    """The values of :func:`detection_options` as keyword options of ``run_detection``."""
-    return {
-        "method": method,
-        "threshold": threshold_method,
-        "threshold_value": threshold_value,
-        "normalise": normalise,
-        "min_area_m2": min_area,
-        "bands": parse_bands(bands),
-        "pixel_size_m": pixel_size,
-        "max_shift_px": max_shift,
-        "resampling": resampling,
-    }

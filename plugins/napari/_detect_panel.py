@@ -26,7 +26,8 @@ from qtpy.QtWidgets import (
 )
 from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import SatdeltaError
-from satdelta.plugins.napari._detection import DetectionParams, Failed
+from satdelta.imagery.options import DetectionOptions
+from satdelta.plugins.napari._detection import Failed
 from satdelta.plugins.napari._forms import narrow_combo
 from satdelta.plugins.napari._layers import (
     resolve_source,
@@ -164,14 +165,14 @@ class DetectPanel(QGroupBox):
         form.addRow(label, row)
         return box
 
-    def detection_params(self) -> DetectionParams:
-        """The detection options the form shows (validated)."""
+    def detection_options(self) -> DetectionOptions:
+        """The detection options the form shows (validated; a minimum area of 0 means none)."""
         tm = self.threshold_box.currentText()
-        return DetectionParams(
+        return DetectionOptions(
             method=self.method_box.currentText(),
             threshold=tm,
             threshold_value=self.threshold_value.value() if tm in ("value", "percentile") else None,
-            min_area_m2=self.min_area.value(),
+            min_area_m2=self.min_area.value() or None,
         )
 
     def refresh_sources(self) -> None:
@@ -233,13 +234,13 @@ class DetectPanel(QGroupBox):
         after, a_layer = resolve_source(self.viewer, self.after_edit.currentText(), "after")
         tag_role(self.viewer, b_layer, "before")
         tag_role(self.viewer, a_layer, "after")
-        params = self.detection_params()
+        options = self.detection_options()
         session = self._ensure_session()
         claim_id = session.ensure_claim()  # the child saves the candidates to it
         job = DetectionJob(
             str(before),
             str(after),
-            params,
+            options,
             store=str(session.store.path),
             report_id=session.report_id,
             claim_id=claim_id,

@@ -17,17 +17,16 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from affine import Affine
 from satdelta.imagery.detect import ChangeMaps
-from satdelta.imagery.errors import InvalidParameterError, SatdeltaError
+from satdelta.imagery.errors import SatdeltaError
+from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.pipeline import DetectionRun, detection_stages
 from satdelta.imagery.vectorize import ChangePolygon
 from satdelta.plugins.napari._session import EvidenceRows
 
 __all__ = [
     "ChangeLayers",
-    "DetectionParams",
     "DetectionResult",
     "Failed",
     "detection_steps",
@@ -38,27 +37,6 @@ __all__ = [
 #: ``(step, total, message)``, with a :class:`ChangeLayers` fourth when the maps exist.
 Step = tuple[Any, ...]
 TOTAL_STEPS = 5
-
-
-@dataclass(frozen=True)
-class DetectionParams:
-    """What the analyst chose in the widget."""
-
-    method: str = "auto"
-    threshold: str = "auto"
-    threshold_value: float | None = None
-    min_area_m2: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.min_area_m2 < 0 or not np.isfinite(self.min_area_m2):
-            raise InvalidParameterError(
-                f"minimum area must be a finite number of m² >= 0, got {self.min_area_m2}."
-            )
-        if self.threshold in ("value", "percentile") and self.threshold_value is None:
-            raise InvalidParameterError(
-                f"threshold {self.threshold!r} needs a threshold value, got none; "
-                "enter one or choose another threshold method."
-            )
 
 
 @dataclass(frozen=True)
@@ -117,7 +95,7 @@ STAGE_MESSAGES = {
 
 
 def detection_steps(
-    before: str | os.PathLike[str], after: str | os.PathLike[str], params: DetectionParams
+    before: str | os.PathLike[str], after: str | os.PathLike[str], options: DetectionOptions
 ) -> Generator[Step, None, DetectionResult]:
     """Run alignment and detection, yielding between steps.
 
@@ -130,14 +108,7 @@ def detection_steps(
         Whatever the library raises (unreadable scene, no overlap, bad option);
         the widget shows its message as a notification.
     """
-    stages = detection_stages(
-        before,
-        after,
-        method=params.method,
-        threshold=params.threshold,
-        threshold_value=params.threshold_value,
-        min_area_m2=params.min_area_m2 or None,
-    )
+    stages = detection_stages(before, after, options)
     step = 0
     while True:
         try:
@@ -163,10 +134,10 @@ def detection_steps(
 
 
 def run_detection_sync(
-    before: str | os.PathLike[str], after: str | os.PathLike[str], params: DetectionParams
+    before: str | os.PathLike[str], after: str | os.PathLike[str], options: DetectionOptions
 ) -> DetectionResult:
     """Run :func:`detection_steps` to the end in this thread (tests, benchmarks)."""
-    gen = detection_steps(before, after, params)
+    gen = detection_steps(before, after, options)
     while True:
         try:
             next(gen)

@@ -40,10 +40,13 @@ import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import shared_memory
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.errors import SatdeltaError
+
+if TYPE_CHECKING:
+    from satdelta.imagery.options import DetectionOptions
 
 __all__ = [
     "Cancelled",
@@ -81,8 +84,8 @@ class DetectionJob:
     ----------
     before, after : str
         Paths or URLs of the two scenes.
-    params : DetectionParams
-        What the analyst chose.
+    options : DetectionOptions
+        What the analyst chose in the form.
     store : str or None
         The evidence store the candidates are saved to (None: save nothing).
     report_id, claim_id : int or None
@@ -93,7 +96,7 @@ class DetectionJob:
 
     before: str
     after: str
-    params: Any
+    options: DetectionOptions
     store: str | None = None
     report_id: int | None = None
     claim_id: int | None = None
@@ -492,7 +495,7 @@ def _portable(exc: SatdeltaError) -> SatdeltaError:
 def _child_job(conn: Any, job: DetectionJob, shm_name: str) -> None:
     from satdelta.plugins.napari._detection import detection_steps
 
-    gen = detection_steps(job.before, job.after, job.params)
+    gen = detection_steps(job.before, job.after, job.options)
     while True:
         try:
             step = next(gen)

@@ -13,12 +13,13 @@ from .conftest import validate_gpkg
 
 @pytest.mark.slow
 def test_detect_run_imports_with_provenance_and_exports_valid(tmp_path: Path) -> None:
-    import satdelta.imagery.pipeline as pipeline
+    from satdelta.imagery.outputs import write_outputs
+    from satdelta.imagery.pipeline import run_detection
     from satdelta.sample_data import load_report, site_paths
 
     paths = site_paths("sunan-airport")
-    run = pipeline.run_detection(paths.before, paths.after)
-    written = pipeline.write_outputs(run, tmp_path / "out")
+    run = run_detection(paths.before, paths.after)
+    written = write_outputs(run, tmp_path / "out")
     changes = json.loads(Path(written["changes.geojson"]).read_text(encoding="utf-8"))
     n = len(changes["features"])
     assert n > 0

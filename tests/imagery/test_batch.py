@@ -12,13 +12,14 @@ from satdelta.imagery.batch import (
     BATCH_FILE,
     Pair,
     PairsFileError,
-    check_options,
     read_pairs,
     run_batch,
     run_pair,
 )
 from satdelta.imagery.errors import InvalidParameterError, OutputError
-from satdelta.imagery.pipeline import run_detection, write_outputs
+from satdelta.imagery.options import DetectionOptions
+from satdelta.imagery.outputs import write_outputs
+from satdelta.imagery.pipeline import run_detection
 
 from tests.conftest import make_pair
 
@@ -89,13 +90,13 @@ def test_run_pair_skips_up_to_date_outputs_and_recomputes_on_change(tmp_path):
     before, after, truth = make_pair(folder)
     pair = Pair("p", str(before), str(after))
     out = tmp_path / "out"
-    opts = {"min_area_m2": 300.0}
+    opts = DetectionOptions(min_area_m2=300.0)
 
     first = run_pair(pair, out, opts)
     assert first.status == "done", first.error
     assert first.polygons and first.polygons > 0
     # the outputs are exactly those of run_detection + write_outputs on the same pair
-    write_outputs(run_detection(before, after, **opts), tmp_path / "direct")
+    write_outputs(run_detection(before, after, opts), tmp_path / "direct")
     for name in ("mask.tif", "score.tif"):
         with rasterio.open(out / "p" / name) as a, rasterio.open(tmp_path / "direct" / name) as b:
             np.testing.assert_array_equal(a.read(), b.read())
@@ -112,18 +113,20 @@ def test_run_pair_skips_up_to_date_outputs_and_recomputes_on_change(tmp_path):
     assert (again.polygons, again.changed_area_m2) == (first.polygons, first.changed_area_m2)
     assert (out / "p" / "mask.tif").stat().st_mtime_ns == stamp
 
-    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "done"  # options changed
-    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "skipped"
-    assert run_pair(pair, out, {"min_area_m2": 900.0}, force=True).status == "done"
+    assert (
+        run_pair(pair, out, DetectionOptions(min_area_m2=900.0)).status == "done"
+    )  # options changed
+    assert run_pair(pair, out, DetectionOptions(min_area_m2=900.0)).status == "skipped"
+    assert run_pair(pair, out, DetectionOptions(min_area_m2=900.0), force=True).status == "done"
 
     with rasterio.open(after, "r+") as dst:  # same file name, new content: new sha256
         data = dst.read()
         data[:, :10, :10] = 200
         dst.write(data)
-    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "done"
+    assert run_pair(pair, out, DetectionOptions(min_area_m2=900.0)).status == "done"
 
     (out / "p" / "score.tif").unlink()  # incomplete outputs are recomputed
-    assert run_pair(pair, out, {"min_area_m2": 900.0}).status == "done"
+    assert run_pair(pair, out, DetectionOptions(min_area_m2=900.0)).status == "done"
     assert (out / "p" / "score.tif").is_file()
 
 
@@ -139,7 +142,7 @@ def test_run_pair_records_the_error_instead_of_raising(tmp_path):
     prof["transform"] = rasterio.Affine(t.a, t.b, t.c + 100_000, t.d, t.e, t.f)
     with rasterio.open(far, "w", **prof) as dst:
         dst.write(data)
-    res = run_pair(Pair("far", str(before), str(far)), tmp_path / "out", {})
+    res = run_pair(Pair("far", str(before), str(far)), tmp_path / "out", DetectionOptions())
     assert res.status == "failed"
     assert "overlap" in res.error.lower() and "\n" not in res.error
     assert not (tmp_path / "out" / "far").exists()
@@ -168,16 +171,16 @@ def test_url_inputs_are_skipped_only_while_the_server_says_unchanged(tmp_path):
         url = f"http://127.0.0.1:{int(line.split()[1])}/{after.name}"
         pair = Pair("remote", str(before), url)
         out = tmp_path / "out"
-        assert run_pair(pair, out, {}).status == "done"
+        assert run_pair(pair, out, DetectionOptions()).status == "done"
         rec = json.loads((out / "remote" / "run.json").read_text())
         assert rec["inputs"]["after"]["source"] == url
         assert rec["inputs"]["after"]["remote"]["etag"]
         # skipped because the recorded options are the same full options (the defaults)
-        assert rec["options"] == check_options({})
-        assert run_pair(pair, out, {}).status == "skipped"
+        assert rec["options"] == DetectionOptions().to_dict()
+        assert run_pair(pair, out, DetectionOptions()).status == "skipped"
         st = after.stat()  # same bytes, new modification time: new ETag/Last-Modified
         os.utime(after, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
-        assert run_pair(pair, out, {}).status == "done"
+        assert run_pair(pair, out, DetectionOptions()).status == "done"
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -189,21 +192,23 @@ def test_skip_needs_the_same_full_options_not_just_the_given_ones(tmp_path):
     before, after, _ = make_pair(folder, shape=(96, 128))
     pair = Pair("p", str(before), str(after))
     out = tmp_path / "out"
-    assert run_pair(pair, out, {"method": "absdiff", "threshold": "otsu"}).status == "done"
-    # {} means the defaults (auto/auto), not "whatever ran before"
-    assert run_pair(pair, out, {}).status == "done"
+    assert (
+        run_pair(pair, out, DetectionOptions(method="absdiff", threshold="otsu")).status == "done"
+    )
+    # DetectionOptions() means the defaults (auto/auto), not "whatever ran before"
+    assert run_pair(pair, out, DetectionOptions()).status == "done"
     rec = json.loads((out / "p" / "run.json").read_text())
-    assert rec["options"] == check_options({})
+    assert rec["options"] == DetectionOptions().to_dict()
     assert (rec["options"]["method"], rec["options"]["threshold"]) == ("auto", "auto")
-    assert run_pair(pair, out, {}).status == "skipped"
+    assert run_pair(pair, out, DetectionOptions()).status == "skipped"
     # the same full options spelled out (tuple bands, int shift) are the same options
-    assert run_pair(pair, out, {"method": "auto", "max_shift_px": 5}).status == "skipped"
+    assert run_pair(pair, out, DetectionOptions(method="auto", max_shift_px=5)).status == "skipped"
     # a recorded option the current run_detection does not have: not the same run
     rec["options"]["future_option"] = 1
     (out / "p" / "run.json").write_text(json.dumps(rec))
-    assert run_pair(pair, out, {}).status == "done"
-    assert run_pair(pair, out, {"bands": (1, 2, 3)}).status == "done"
-    assert run_pair(pair, out, {"bands": [1, 2, 3]}).status == "skipped"
+    assert run_pair(pair, out, DetectionOptions()).status == "done"
+    assert run_pair(pair, out, DetectionOptions(bands=(1, 2, 3))).status == "done"
+    assert run_pair(pair, out, DetectionOptions(bands=[1, 2, 3])).status == "skipped"
 
 
 def test_internal_error_in_a_fresh_worker_process_prints_no_traceback(tmp_path):
@@ -214,9 +219,12 @@ def test_internal_error_in_a_fresh_worker_process_prints_no_traceback(tmp_path):
     before, after, _ = make_pair(tmp_path, shape=(96, 128))
     code = (
         "import sys\n"
+        "import satdelta.imagery.pipeline as pipeline\n"
         "from satdelta.imagery.batch import Pair, run_pair\n"
-        "r = run_pair(Pair('p', sys.argv[1], sys.argv[2]), sys.argv[3],\n"
-        "             {'threshold': 'value', 'threshold_value': 'x'})\n"
+        "def bug(*args, **kwargs):\n"
+        "    raise ValueError('a bug in the detection')\n"
+        "pipeline.detect_change = bug\n"
+        "r = run_pair(Pair('p', sys.argv[1], sys.argv[2]), sys.argv[3])\n"
         "print(r.status); print(r.error)\n"
     )
     res = subprocess.run(
@@ -232,17 +240,22 @@ def test_internal_error_in_a_fresh_worker_process_prints_no_traceback(tmp_path):
     assert res.stderr == ""
 
 
-def test_internal_error_traceback_only_with_debug_logging(tmp_path, caplog):
+def test_internal_error_traceback_only_with_debug_logging(tmp_path, caplog, monkeypatch):
+    import satdelta.imagery.pipeline as pipeline
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug in the detection")
+
+    monkeypatch.setattr(pipeline, "detect_change", bug)
     before, after, _ = make_pair(tmp_path, shape=(96, 128))
     pair = Pair("p", str(before), str(after))
-    bad = {"threshold": "value", "threshold_value": "x"}  # run_batch would refuse it up front
     with caplog.at_level("INFO", logger="satdelta.imagery.batch"):
-        assert run_pair(pair, tmp_path / "out", bad).status == "failed"
+        assert run_pair(pair, tmp_path / "out").status == "failed"
     recs = [r for r in caplog.records if r.name == "satdelta.imagery.batch"]
     assert recs and all(r.levelname == "INFO" and not r.exc_info for r in recs)
     caplog.clear()
     with caplog.at_level("DEBUG", logger="satdelta.imagery.batch"):
-        assert run_pair(pair, tmp_path / "out", bad).status == "failed"
+        assert run_pair(pair, tmp_path / "out").status == "failed"
     recs = [r for r in caplog.records if r.name == "satdelta.imagery.batch"]
     assert any(r.exc_info and r.exc_info[0] is ValueError for r in recs)
 
@@ -282,14 +295,17 @@ def test_bad_options_fail_once_before_any_work(tmp_path, options, needle):
     before, after = str(tmp_path / "b.tif"), str(tmp_path / "a.tif")  # never opened
     out = tmp_path / "out"
     with pytest.raises(InvalidParameterError) as info:
-        run_batch([Pair("x", before, after)], out, options=options, workers=1)
+        opts = DetectionOptions.from_dict(options)
+        run_batch([Pair("x", before, after)], out, options=opts, workers=1)
     msg = str(info.value)
     assert needle in msg and "\n" not in msg, msg
     assert not out.exists()
 
 
 def test_good_options_are_completed_with_the_defaults():
-    full = check_options({"min_area_m2": 300, "bands": (1, 2), "threshold": "percentile"})
+    full = DetectionOptions.from_dict(
+        {"min_area_m2": 300, "bands": (1, 2), "threshold": "percentile"}
+    ).to_dict()
     assert full["min_area_m2"] == 300 and full["bands"] == [1, 2]
     assert full["threshold_value"] is None and full["max_shift_px"] == 5.0
     assert full["method"] == "auto" and full["resampling"] == "cubic"

@@ -15,6 +15,7 @@ from satdelta.imagery.detect import (
     fit_detector,
 )
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
+from satdelta.imagery.options import DetectionOptions
 from scipy import ndimage
 
 
@@ -76,7 +77,7 @@ def test_defaults_find_inserted_blobs():
 )
 def test_every_score_method_finds_blobs(method):
     before, after, truth = textured_pair(seed=1)
-    maps = detect_change(before, after, method=method, threshold="otsu")
+    maps = detect_change(before, after, DetectionOptions(method=method, threshold="otsu"))
     p, r, f = prf(maps.changed, truth)
     assert f > 0.8, (method, p, r)
 
@@ -96,8 +97,10 @@ def test_nodata_never_changes_and_score_is_nan():
 
 def test_min_area_in_square_metres():
     before, after, truth = textured_pair(seed=3)
-    small = detect_change(before, after, pixel_size_m=10.0, min_area_m2=0)
-    big = detect_change(before, after, pixel_size_m=10.0, min_area_m2=300 * 100.0)  # 300 px
+    small = detect_change(before, after, DetectionOptions(min_area_m2=0), pixel_size_m=10.0)
+    big = detect_change(
+        before, after, DetectionOptions(min_area_m2=300 * 100.0), pixel_size_m=10.0
+    )  # 300 px
     lab, n = ndimage.label(big.changed, structure=np.ones((3, 3)))
     sizes = np.bincount(lab.ravel())[1:]
     assert n == 0 or sizes.min() >= 300
@@ -140,8 +143,10 @@ def test_fit_then_apply_per_window_matches_whole_array(pixel_size_m):
 )
 def test_invalid_parameters_raise_with_message(kwargs, needle):
     before, after, _ = textured_pair(seed=5, shape=(4, 32, 32), n_blobs=1)
+    scene = {k: v for k, v in kwargs.items() if k in ("pixel_size_m", "band_names")}
+    options = {k: v for k, v in kwargs.items() if k not in scene}
     with pytest.raises((InvalidParameterError, BandMismatchError), match=needle):
-        detect_change(before, after, **kwargs)
+        detect_change(before, after, DetectionOptions(**options), **scene)
 
 
 def test_shape_mismatch_raises_band_mismatch():
@@ -206,12 +211,18 @@ def test_auto_on_rgb_finds_built_change_not_seasonal_vegetation():
     assert p > 0.85 and r > 0.95, (p, r)
     assert not maps.changed[veg].any()
     otsu = detect_change(
-        before, after, band_names=("red", "green", "blue"), pixel_size_m=0.5, threshold="otsu"
+        before,
+        after,
+        DetectionOptions(threshold="otsu"),
+        band_names=("red", "green", "blue"),
+        pixel_size_m=0.5,
     )
     p, r, f = prf(otsu.changed, built)
     assert p > 0.85 and r > 0.95, (p, r)
     # whereas the generic per-pixel CVA scores the autumn trees far above stable ground
-    cva = detect_change(before, after, method="cva", normalise="none", pixel_size_m=10.0)
+    cva = detect_change(
+        before, after, DetectionOptions(method="cva", normalise="none"), pixel_size_m=10.0
+    )
     stable = ~built & ~veg
     assert np.nanmedian(cva.score[veg]) > 2 * np.nanpercentile(cva.score[stable], 95)
     assert np.nanmedian(maps.score[veg]) < 0.1 * np.nanmedian(maps.score[built])
@@ -231,7 +242,9 @@ def test_auto_on_rgb_finds_built_change_not_seasonal_vegetation():
 )
 def test_rgb_parameters_are_json_for_every_choice(kwargs):
     before, after, _, _ = rgb_scene(seed=1)
-    maps = detect_change(before, after, band_names=("red", "green", "blue"), **kwargs)
+    scene = {k: v for k, v in kwargs.items() if k == "pixel_size_m"}
+    options = DetectionOptions(**{k: v for k, v in kwargs.items() if k not in scene})
+    maps = detect_change(before, after, options, band_names=("red", "green", "blue"), **scene)
     back = json.loads(json.dumps(maps.parameters))
     assert back["threshold"] == pytest.approx(maps.threshold)
 
@@ -297,7 +310,7 @@ def test_cli_reports_bad_detection_options_in_one_line(write_raster, tmp_path, o
 def test_a_pair_without_change_is_not_split_in_two(seed):
     before, after, truth = textured_pair(seed=seed, n_blobs=0)
     assert not truth.any()
-    plain = detect_change(before, after, pixel_size_m=10.0, null_quantile=None)
+    plain = detect_change(before, after, DetectionOptions(null_quantile=None), pixel_size_m=10.0)
     maps = detect_change(before, after, pixel_size_m=10.0)
     # a two-class threshold alone always finds two classes ...
     assert plain.changed_fraction > 0.2
@@ -317,7 +330,7 @@ def test_no_change_floor_does_not_touch_a_clear_change():
 def test_null_quantile_validated():
     before, after, _ = textured_pair(seed=5, shape=(4, 32, 32), n_blobs=1)
     with pytest.raises(InvalidParameterError, match="null_quantile must be in"):
-        detect_change(before, after, null_quantile=1.5)
+        detect_change(before, after, DetectionOptions(null_quantile=1.5))
 
 
 def test_auto_normalisation_falls_back_on_tiny_inputs():
@@ -325,7 +338,9 @@ def test_auto_normalisation_falls_back_on_tiny_inputs():
     maps = detect_change(rng.random((4, 5, 5)), rng.random((4, 5, 5)))
     assert maps.parameters["normalise"] == "histogram"
     with pytest.raises(InvalidParameterError, match="IR-MAD needs at least 18 valid pixels"):
-        detect_change(rng.random((4, 3, 3)), rng.random((4, 3, 3)), normalise="irmad")
+        detect_change(
+            rng.random((4, 3, 3)), rng.random((4, 3, 3)), DetectionOptions(normalise="irmad")
+        )
 
 
 def test_builtup_per_window_matches_whole_array():
@@ -380,7 +395,9 @@ def test_without_smoothing_the_delineation_changes_nothing():
 
     before, after, _ = textured_pair(seed=5)
     valid = np.ones(before.shape[1:], bool)
-    det = fit_detector(before, after, valid=valid, pixel_size_m=30.0, min_area_m2=9 * 900.0)
+    det = fit_detector(
+        before, after, DetectionOptions(min_area_m2=9 * 900.0), valid=valid, pixel_size_m=30.0
+    )
     assert det.score.smooth_px == 0 and det.parameters["delineation"] is None
     score, changed = det.apply(before, after, valid)
     expected = clean_mask(

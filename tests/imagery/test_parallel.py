@@ -22,6 +22,7 @@ from satdelta.imagery.align import coregister, estimate_shift
 from satdelta.imagery.batch import Pair, run_batch, worker_threads
 from satdelta.imagery.detect import ChangeMaps, detect_change, fit_detector
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.parallel import (
     ENV_VAR,
     available_cpus,
@@ -247,8 +248,7 @@ def test_detect_change_is_identical_with_2_and_3_threads(shape, method, band_nam
         valid=valid,
         pixel_size_m=pixel_size_m,
         band_names=band_names,
-        method=method,
-        min_area_m2=1.0,
+        options=DetectionOptions(method=method, min_area_m2=1.0),
     )
     one = detect_with(1, before, after, **kw)
     assert one.changed.any() or shape[0] < 10  # a real detection, not an empty one
@@ -279,7 +279,9 @@ def test_the_comparison_sees_a_score_halo_one_row_short(monkeypatch):
     (Gaussian radius ``int(4 sigma + 0.5)`` for the smoothing plus the edge term's), the
     blocks' rows next to a border come out different."""
     before, after, valid = scene_arrays((97, 61), seed=3)
-    kw = dict(valid=valid, pixel_size_m=0.5, band_names=RGBN, min_area_m2=1.0)
+    kw = dict(
+        valid=valid, pixel_size_m=0.5, band_names=RGBN, options=DetectionOptions(min_area_m2=1.0)
+    )
     one = detect_with(1, before, after, **kw)
     sigma = one.parameters["smooth_px"]
     edge = one.parameters["score"]["edge_sigma_px"]
@@ -297,7 +299,7 @@ def test_a_score_model_with_the_edge_term_and_no_smoothing_keeps_its_halo(smooth
     """The shared-edge gradient reaches ``int(4 edge + 0.5)`` rows with or without smoothing;
     a model built by hand with ``smooth_px=0`` once got a halo of 0 and differed by thread
     count next to block borders."""
-    from satdelta.imagery.detect import _score_both
+    from satdelta.imagery.detector import score_both
 
     rng = np.random.default_rng(0)
     b = rng.normal(100, 20, (3, 40, 23)).astype(np.float32)
@@ -314,7 +316,7 @@ def test_a_score_model_with_the_edge_term_and_no_smoothing_keeps_its_halo(smooth
     whole = model.apply(b, a, valid)
     for n in (1, 2, 3):
         with threads(n):
-            assert _score_both(model, b, a, valid)[1].tobytes() == whole.tobytes(), n
+            assert score_both(model, b, a, valid)[1].tobytes() == whole.tobytes(), n
 
 
 # ------------------------------------------------------------------------ alignment, bitwise

@@ -11,7 +11,9 @@ import pytest
 import rasterio
 import shapely
 from satdelta.imagery.errors import InvalidParameterError, OutputError
-from satdelta.imagery.pipeline import check_outdir, run_detection, write_outputs
+from satdelta.imagery.options import DetectionOptions
+from satdelta.imagery.outputs import check_outdir, write_outputs
+from satdelta.imagery.pipeline import run_detection
 
 from tests.conftest import make_pair, make_texture
 
@@ -23,7 +25,9 @@ def pair(tmp_path):
 
 def test_run_finds_the_ring_of_change(pair):
     before, after, truth = pair
-    run = run_detection(before, after, min_area_m2=500, method="cva", threshold="otsu")
+    run = run_detection(
+        before, after, DetectionOptions(min_area_m2=500, method="cva", threshold="otsu")
+    )
     a, m = run.aligned, run.maps
     assert a.shift_before_px == pytest.approx((0.4, -0.3), abs=0.1)
     assert max(map(abs, a.shift_after_px)) < 0.1
@@ -93,9 +97,9 @@ def test_failure_while_writing_leaves_outdir_untouched(pair, tmp_path, monkeypat
     out = tmp_path / "out"
     out.mkdir()
     (out / "mask.tif").write_text("old")
-    import satdelta.imagery.pipeline as pipeline
+    import satdelta.imagery.outputs as outputs
 
-    real = pipeline.write_cog
+    real = outputs.write_cog
     calls = []
 
     def fail_on_second(path, *a, **k):  # the disk "fills up" after mask.tif was written
@@ -104,7 +108,7 @@ def test_failure_while_writing_leaves_outdir_untouched(pair, tmp_path, monkeypat
             raise OutputError(f"cannot write {path}: No space left on device.")
         return real(path, *a, **k)
 
-    monkeypatch.setattr(pipeline, "write_cog", fail_on_second)
+    monkeypatch.setattr(outputs, "write_cog", fail_on_second)
     with pytest.raises(OutputError, match="No space"):
         write_outputs(run, out)
     assert os.listdir(out) == ["mask.tif"] and (out / "mask.tif").read_text() == "old"
@@ -126,7 +130,7 @@ def test_plain_images_need_no_crs(tmp_path, write_raster):
     with rasterio.open(before) as b, rasterio.open(after) as a:
         pb = write_raster("b.png", b.read(), driver="PNG", crs=None)
         pa = write_raster("a.png", a.read(), driver="PNG", crs=None)
-    run = run_detection(pb, pa, pixel_size_m=0.5)
+    run = run_detection(pb, pa, DetectionOptions(pixel_size_m=0.5))
     assert run.aligned.crs is None and run.pixel_size_m == 0.5
     big = max(run.polygons, key=lambda p: p.pixel_count)
     assert big.geometry_wgs84 is None and big.area_m2 == pytest.approx(big.pixel_count * 0.25)
@@ -144,7 +148,7 @@ def test_rerun_with_plain_images_removes_the_earlier_geojson(tmp_path, write_ras
     with rasterio.open(before) as b, rasterio.open(after) as a:
         pb = write_raster("b.png", b.read(), driver="PNG", crs=None)
         pa = write_raster("a.png", a.read(), driver="PNG", crs=None)
-    write_outputs(run_detection(pb, pa, pixel_size_m=0.5), out)
+    write_outputs(run_detection(pb, pa, DetectionOptions(pixel_size_m=0.5)), out)
     assert sorted(os.listdir(out)) == ["mask.tif", "notes.txt", "run.json", "score.tif"]
     assert json.loads((out / "run.json").read_text())["grid"]["crs"] is None
 
@@ -176,14 +180,16 @@ def test_tiny_pair_on_one_grid_records_an_unmeasured_shift(tmp_path, write_raste
 def test_non_finite_max_shift_rejected_before_opening(value, tmp_path):
     # the sources do not exist: the option is checked first
     with pytest.raises(InvalidParameterError, match="max_shift_px must be a finite number"):
-        run_detection(tmp_path / "nope-b.tif", tmp_path / "nope-a.tif", max_shift_px=value)
+        run_detection(
+            tmp_path / "nope-b.tif", tmp_path / "nope-a.tif", DetectionOptions(max_shift_px=value)
+        )
 
 
 def test_a_failure_while_moving_into_an_existing_folder_never_mixes_runs(
     pair, tmp_path, monkeypatch
 ):
     """run.json is the commit mark: old one removed first, new one moved last."""
-    import satdelta.imagery.pipeline as pipeline
+    import satdelta.imagery.outputs as outputs
 
     before, after, _ = pair
     out = tmp_path / "out"
@@ -197,9 +203,9 @@ def test_a_failure_while_moving_into_an_existing_folder_never_mixes_runs(
         moved.append(os.path.basename(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(pipeline.os, "replace", replace_then_fail)
+    monkeypatch.setattr(outputs.os, "replace", replace_then_fail)
     with pytest.raises(OutputError, match="No space left"):
-        write_outputs(run_detection(before, after, method="absdiff"), out)
+        write_outputs(run_detection(before, after, DetectionOptions(method="absdiff")), out)
     assert moved and moved[0] != "run.json"
     assert not (out / "run.json").exists()  # incomplete, and says so
 

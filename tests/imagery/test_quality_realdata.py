@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
+from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.pipeline import run_detection
 
 from tests.conftest import require_shared
@@ -64,7 +65,9 @@ def test_levir_pooled_default_f1_and_precision():
     for name in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            run = run_detection(root / "A" / name, root / "B" / name, pixel_size_m=0.5)
+            run = run_detection(
+                root / "A" / name, root / "B" / name, DetectionOptions(pixel_size_m=0.5)
+            )
         truth = _read_mask(root / "label" / name) > 127
         changed = run.maps.changed
         assert changed.shape == truth.shape

@@ -87,13 +87,16 @@ def test_remote_missing_is_a_scene_read_error(served):
 
 
 def test_run_detection_on_two_urls(served):
+    from satdelta.imagery.options import DetectionOptions
     from satdelta.imagery.pipeline import run_detection
 
     from tests.conftest import make_pair
 
     www, base, log = served
     before, after, truth = make_pair(www)
-    run = run_detection(f"{base}/{before.name}", f"{base}/{after.name}", method="cva")
+    run = run_detection(
+        f"{base}/{before.name}", f"{base}/{after.name}", DetectionOptions(method="cva")
+    )
     assert run.before.source.startswith("http://") and run.before.sha256 is None
     assert run.aligned.shift_before_px == pytest.approx((0.4, -0.3), abs=0.1)
     iou = (run.maps.changed & truth).sum() / (run.maps.changed | truth).sum()

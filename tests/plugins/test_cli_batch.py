@@ -188,9 +188,11 @@ def test_batch_on_a_dask_cluster(pairs_csv, tmp_path):
         assert by_name[f"site{i}"]["status"] == "done"
         assert set(os.listdir(out / f"site{i}")) == OUTPUTS
     # same outputs as the local pool would write: compare with the in-process detection
+    from satdelta.imagery.options import DetectionOptions
     from satdelta.imagery.pipeline import run_detection
 
-    run = run_detection(by_name["site2"]["before"], by_name["site2"]["after"], min_area_m2=300.0)
+    site2 = by_name["site2"]
+    run = run_detection(site2["before"], site2["after"], DetectionOptions(min_area_m2=300.0))
     mask = read_mask(out / "site2" / "mask.tif")
     np.testing.assert_array_equal(mask == 1, run.maps.changed & run.maps.valid)
     assert by_name["site2"]["polygons"] == len(run.polygons)

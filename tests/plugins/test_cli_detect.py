@@ -148,6 +148,7 @@ def test_detect_options_are_used_and_recorded(change_pair, tmp_path):
         "method": "absdiff",
         "threshold": "value",
         "threshold_value": 40.0,
+        "null_quantile": 0.99,
         "normalise": "none",
         "min_area_m2": 2000.0,
         "bands": [1, 2],

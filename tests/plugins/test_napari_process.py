@@ -22,7 +22,8 @@ import shapely
 from affine import Affine
 from satdelta.annotations import Store
 from satdelta.imagery.errors import NoOverlapError
-from satdelta.plugins.napari._detection import DetectionParams, run_detection_sync
+from satdelta.imagery.options import DetectionOptions
+from satdelta.plugins.napari._detection import run_detection_sync
 from satdelta.plugins.napari._frame import MapFrame
 from satdelta.plugins.napari._process import (
     SHM_PREFIX,
@@ -85,7 +86,7 @@ def test_child_result_equals_the_in_thread_run_and_bad_input_is_one_error(
     detector: DetectionProcess, write_raster, tmp_path: Path
 ) -> None:
     before, after = _pair(write_raster)
-    params = DetectionParams(min_area_m2=4.0)
+    params = DetectionOptions(min_area_m2=4.0)
     assert detector.wait_ready(120)
     pid = detector.pid
     steps, result = _drain(detector.steps(DetectionJob(str(before), str(after), params)))
@@ -147,7 +148,7 @@ def test_cancel_during_align_kills_at_once_and_saves_nothing_then_kill_9_is_one_
     job = DetectionJob(
         str(before),
         str(after),
-        DetectionParams(min_area_m2=4.0),
+        DetectionOptions(min_area_m2=4.0),
         store=str(store_path),
         report_id=session.report_id,
         claim_id=claim,
@@ -214,7 +215,7 @@ def test_rerun_supersedes_undecided_candidates_keeps_decided_and_undo_restores(
         return DetectionJob(
             str(b),
             str(a),
-            DetectionParams(min_area_m2=min_area),
+            DetectionOptions(min_area_m2=min_area),
             store=str(store_path),
             report_id=session.report_id,
             claim_id=claim,
@@ -293,7 +294,7 @@ def test_a_cancel_during_the_save_tells_whether_it_committed(tmp_path: Path) -> 
     frame = MapFrame.from_transform(T, "EPSG:32651")
     session = Session.open(store_path, frame)
     session.ensure_claim()
-    job = DetectionJob("b.tif", "a.tif", DetectionParams(), store=str(store_path))
+    job = DetectionJob("b.tif", "a.tif", DetectionOptions(), store=str(store_path))
     changes = session.store.changes()
     last = changes[-1].id if changes else 0  # what the child reports before its save
     assert not _child_saved(job, last, session.store.changes)  # killed before the commit

@@ -176,7 +176,8 @@ def test_rows_written_elsewhere_are_current_only_while_nothing_changed_here(
 
 def test_detection_steps_hand_over_the_maps_before_vectorising(write_raster) -> None:
     """The library's vectorise stage carries the maps: the widget gets them before the polygons."""
-    from satdelta.plugins.napari._detection import ChangeLayers, DetectionParams, detection_steps
+    from satdelta.imagery.options import DetectionOptions
+    from satdelta.plugins.napari._detection import ChangeLayers, detection_steps
 
     rng = np.random.default_rng(1)
     before = rng.integers(40, 60, (3, 120, 160)).astype(np.uint8)
@@ -184,7 +185,7 @@ def test_detection_steps_hand_over_the_maps_before_vectorising(write_raster) -> 
     after[:, 20:50, 30:70] = 230
     b = write_raster("b.tif", before)
     a = write_raster("a.tif", after)
-    steps = detection_steps(b, a, DetectionParams(min_area_m2=0.0))
+    steps = detection_steps(b, a, DetectionOptions())
     seen = []
     try:
         while True:

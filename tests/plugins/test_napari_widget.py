@@ -571,7 +571,8 @@ def test_rerun_updates_score_and_mask_layers_in_place(
 def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
     make_napari_viewer, qtbot, write_raster, tmp_path: Path, monkeypatch, notes
 ) -> None:
-    from satdelta.plugins.napari._detection import DetectionParams, run_detection_sync
+    from satdelta.imagery.options import DetectionOptions
+    from satdelta.plugins.napari._detection import run_detection_sync
     from satdelta.plugins.napari._session import Session
 
     rng = np.random.default_rng(1)
@@ -617,7 +618,7 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
         assert widget.run() is not None
         qtbot.waitUntil(lambda: _mask_shown(viewer), timeout=60_000)
         assert widget.detect_panel.worker is not None  # shown while the child still runs
-        ref = run_detection_sync(before, after, DetectionParams(min_area_m2=4.0))
+        ref = run_detection_sync(before, after, DetectionOptions(min_area_m2=4.0))
         np.testing.assert_array_equal(viewer.layers["change mask"].data, ref.maps.changed)
         np.testing.assert_array_equal(viewer.layers["change score"].data, ref.maps.score)
         pid = widget.detect_panel.detector.pid

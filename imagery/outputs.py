@@ -1,0 +1,206 @@
+"""Writing one run's outputs: ``mask.tif``, ``score.tif``, ``changes.geojson`` and ``run.json``.
+
+:func:`write_outputs` writes them into a temporary folder beside the output folder and moves
+them into place only when all are written, so a failure (or a kill) while writing leaves the
+output folder as it was; ``run.json`` is moved last, so a folder without it is an incomplete
+run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from satdelta.imagery.cog import write_cog
+from satdelta.imagery.errors import OutputError
+
+if TYPE_CHECKING:
+    from satdelta.imagery.pipeline import DetectionRun
+
+__all__ = ["MASK_NODATA", "OUTPUT_FILES", "check_outdir", "chmod_as_created", "write_outputs"]
+
+log = logging.getLogger(__name__)
+
+#: Files :func:`write_outputs` writes (``changes.geojson`` only for georeferenced input).
+OUTPUT_FILES: tuple[str, ...] = ("mask.tif", "score.tif", "changes.geojson", "run.json")
+#: Value of ``mask.tif`` where either date has no data.
+MASK_NODATA = 255
+
+
+def check_outdir(outdir: str | os.PathLike[str]) -> Path:
+    """Check early that ``outdir`` can be created or written; return it as an absolute Path.
+
+    Raises
+    ------
+    OutputError
+        When it is a file, or its nearest existing parent is not a writable folder.
+    """
+    out = Path(outdir).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output {out} is a file; expected a folder. Pick another -o/--outdir.")
+    probe = out.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot create {out}: {probe} is a file. Pick another output folder.")
+    # real probes (permissions, read-only or special filesystems, quotas): the temp folder is
+    # made beside OUTDIR, and files are renamed into OUTDIR when it exists
+    for folder in (probe, out) if out.exists() else (probe,):
+        try:
+            Path(tempfile.mkdtemp(prefix=".satdelta-probe-", dir=folder)).rmdir()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write output folder {out}: {exc.strerror or exc} in {folder}. Pick an "
+                "output folder you can write."
+            ) from exc
+    return out
+
+
+def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write mask.tif, score.tif, changes.geojson (georeferenced only) and run.json.
+
+    Everything is written into a temporary folder beside ``outdir`` and moved into place at
+    the end; a failure while writing leaves ``outdir`` as it was.  A new ``outdir`` appears
+    whole.  In an existing one, files of the same names are replaced, ``run.json`` last (the
+    old one is removed first), so a kill during the moves leaves a folder without ``run.json``
+    (incomplete: run again), never new rasters beside an old ``run.json``; an earlier run's
+    output this run does not write (``changes.geojson`` when the new pair is not
+    georeferenced) is removed, and other files in ``outdir`` are kept.  Temporary folders left
+    beside ``outdir`` by a killed run are removed.
+
+    Parameters
+    ----------
+    run : DetectionRun
+    outdir : str or os.PathLike
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        File name -> final path of every file written.
+
+    Raises
+    ------
+    OutputError
+        When the folder cannot be written.
+    """
+    out = check_outdir(outdir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        _remove_stale_temp_folders(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write output folder {out}: {exc.strerror or exc} in {out.parent}. Pick an "
+            "output folder you can write."
+        ) from exc
+    try:
+        written = _write_all(run, tmp)
+        timings = {**run.timings, "write": round(time.perf_counter() - t0, 4)}
+        summary = run.summary()
+        summary["timings_s"] = timings
+        summary["outputs"] = sorted(written) + ["run.json"]
+        with open(tmp / "run.json", "w", encoding="utf-8") as fh:
+            json.dump(summary, fh, indent=2, allow_nan=False)
+        written.append("run.json")
+        final = _move_into_place(tmp, out, written)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write outputs to {out}: {exc}. Check free space and permissions."
+        ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote %s to %s", ", ".join(written), out)
+    return final
+
+
+def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
+    a, m = run.aligned, run.maps
+    mask = np.where(m.valid, m.changed.astype("uint8"), np.uint8(MASK_NODATA)).astype("uint8")
+    tags = {"satdelta_method": m.method, "satdelta_threshold": repr(float(m.threshold))}
+    write_cog(
+        tmp / "mask.tif",
+        mask,
+        transform=a.transform,
+        crs=a.crs,
+        nodata=MASK_NODATA,
+        band_names=["changed"],
+        tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
+        overview_resampling="nearest",
+    )
+    score = np.where(m.valid, m.score, np.nan).astype("float32")
+    write_cog(
+        tmp / "score.tif",
+        score,
+        transform=a.transform,
+        crs=a.crs,
+        nodata=float("nan"),
+        band_names=["score"],
+        tags=tags,
+        overview_resampling="average",
+    )
+    written = ["mask.tif", "score.tif"]
+    if run.georeferenced:
+        with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
+            json.dump(run.feature_collection(), fh, allow_nan=False)
+        written.append("changes.geojson")
+    else:
+        log.info("inputs are not georeferenced: changes.geojson skipped (RFC 7946 is lon/lat)")
+    return written
+
+
+def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:
+    if not out.exists():
+        # the whole folder appears at once; mkdtemp made it private, give it the usual mode
+        chmod_as_created(tmp, 0o777)
+        os.replace(tmp, out)
+    else:
+        # run.json is the commit mark: the old one goes first and the new one comes last, so
+        # a kill in between leaves a folder without run.json (incomplete: rerun it), never
+        # new rasters beside an old run.json that describes other ones
+        (out / "run.json").unlink(missing_ok=True)
+        # an output of an earlier run that this run did not write (e.g. changes.geojson of a
+        # georeferenced pair, now a plain-image pair) would contradict run.json: remove it
+        for n in set(OUTPUT_FILES) - set(names):
+            (out / n).unlink(missing_ok=True)
+        for n in sorted(names, key=lambda n: n == "run.json"):  # each rename is atomic
+            os.replace(tmp / n, out / n)
+    return {n: out / n for n in names}
+
+
+def chmod_as_created(path: str | os.PathLike[str], mode: int) -> None:
+    """Give *path* the mode a plain ``open``/``mkdir`` would have given it (umask applied).
+
+    ``tempfile.mkstemp``/``mkdtemp`` make private files; outputs moved out of them into place
+    should look like any other file the user writes.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+def _remove_stale_temp_folders(out: Path) -> None:
+    """Remove temp folders beside ``out`` left by a writer that was killed (its pid is gone)."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*-*"):
+        pid_text = stale.name[len(f".{out.name}.tmp-") :].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        log.info("removing %s, left by a killed run (pid %s)", stale, pid_text)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
