@@ -35,6 +35,7 @@ from satdelta.annotations.errors import GeoJSONImportError, SatdeltaError
 from satdelta.annotations.geometry import clean_polygon
 from satdelta.annotations.gpkg import gpkg_now
 from satdelta.annotations.model import (
+    ATTRIBUTES,
     STATUSES,
     VERDICTS,
     Annotation,
@@ -64,20 +65,16 @@ PROPERTY_NAMES: tuple[str, ...] = (
     "report_outlet",
     "claim_id",
     "claim_text",
-    "label",
-    "verdict",
-    "confidence",
-    "status",
-    "origin",
-    "notes",
-    "analyst",
-    "created",
-    "updated",
-    "revision",
-    "area_m2",
-    "source_crs",
+    *(k for k in ATTRIBUTES if k not in ("claim_id", "report_id")),
     "repaired",
     "repairs",
+    "provenance",
+)
+
+
+#: Properties of an export that an import restores as they were (ids and revision are new).
+_RESTORED = (
+    *(k for k in ATTRIBUTES if k not in ("claim_id", "report_id", "revision")),
     "provenance",
 )
 
@@ -118,30 +115,14 @@ def feature(
 
     ``geometry`` is ``geometry_to_geojson(ann.geometry)`` when the caller has it already.
     """
-    props = {
-        "id": ann.id,
-        "report_id": ann.report_id,
+    context = {
         "report_title": report.title if report else None,
         "report_url": report.url if report else None,
         "report_outlet": report.outlet if report else None,
-        "claim_id": ann.claim_id,
         "claim_text": claim.text if claim else None,
-        "label": ann.label,
-        "verdict": ann.verdict,
-        "confidence": ann.confidence,
-        "status": ann.status,
-        "origin": ann.origin,
-        "notes": ann.notes,
-        "analyst": ann.analyst,
-        "created": ann.created,
-        "updated": ann.updated,
-        "revision": ann.revision,
-        "area_m2": ann.area_m2,
-        "source_crs": ann.source_crs,
-        "repaired": ann.repaired,
         "repairs": list(ann.repairs),
-        "provenance": ann.provenance,
     }
+    props = {k: context[k] if k in context else getattr(ann, k) for k in PROPERTY_NAMES}
     return {
         "type": "Feature",
         "id": ann.id,
@@ -300,24 +281,7 @@ def _from_detection(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[st
 
 
 def _from_export(props: Mapping[str, Any], feat: Mapping[str, Any]) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        k: props.get(k)
-        for k in (
-            "label",
-            "verdict",
-            "confidence",
-            "status",
-            "origin",
-            "notes",
-            "analyst",
-            "created",
-            "updated",
-            "source_crs",
-            "provenance",
-            "area_m2",
-        )
-        if props.get(k) is not None
-    }
+    item: dict[str, Any] = {k: props.get(k) for k in _RESTORED if props.get(k) is not None}
     item["repairs"] = tuple(props.get("repairs") or ())
     item["id"] = props.get("id") or feat.get("id")
     item.setdefault("label", "other")

@@ -14,7 +14,7 @@ from typing import Any
 
 from satdelta.annotations.connection import Database, Transaction
 from satdelta.annotations.errors import AnnotationValueError, NotFoundError
-from satdelta.annotations.model import Annotation, Change, Claim, Report, Revision, Status
+from satdelta.annotations.model import Annotation, Change, Claim, Report, Revision
 from satdelta.annotations.records import (
     claim_from_row,
     report_from_row,
@@ -129,21 +129,11 @@ def get_annotation(db: Database, annotation_id: str, *, include_deleted: bool) -
 
 
 def list_annotations(
-    db: Database,
-    *,
-    report_id: int | None = None,
-    claim_id: int | None = None,
-    status: Status | None = None,
-    label: str | None = None,
-    bbox: tuple[float, float, float, float] | None = None,
+    db: Database, *, bbox: tuple[float, float, float, float] | None, **equal: Any
 ) -> list[Annotation]:
+    """Current annotations whose columns have the ``equal`` values (None: any) within ``bbox``."""
     where, params = [], []
-    for col, val in (
-        ("report_id", report_id),
-        ("claim_id", claim_id),
-        ("status", status),
-        ("label", label),
-    ):
+    for col, val in equal.items():
         if val is not None:
             where.append(f"{col} = ?")
             params.append(val)

@@ -408,9 +408,8 @@ class Store:
             WGS84 box; keeps annotations whose bounding box intersects it (looked
             up in the GeoPackage R-tree index, so a map view of a big store is fast).
         """
-        return reads.list_annotations(
-            self._db, report_id=report_id, claim_id=claim_id, status=status, label=label, bbox=bbox
-        )
+        equal = dict(report_id=report_id, claim_id=claim_id, status=status, label=label)
+        return reads.list_annotations(self._db, bbox=bbox, **equal)
 
     def update_annotation(self, annotation_id: str, **changes: Any) -> Annotation:
         """Change fields of an annotation (a new revision); returns the new state.
