@@ -1,10 +1,8 @@
-"""Write exported FeatureCollections to GeoJSON, a GeoPackage layer or CSV with WKT.
+"""Write exported FeatureCollections to GeoJSON, a GeoPackage layer (through pyogrio) or CSV.
 
-Each writer writes to a temporary file beside the target and moves it into
-place (``os.replace``), so a failed export never leaves half a file.  CSV is
-UTF-8 with a byte-order mark so that spreadsheet programs read any script
-correctly; nested values (provenance, repairs) are JSON text; the geometry is
-the ``wkt`` column (WGS84 lon/lat, 7 decimals).
+Each writer writes a temporary file beside the target and moves it into place, so a failed
+export never leaves half a file.  CSV is UTF-8 with a byte-order mark, nested values as JSON
+text and the geometry as a ``wkt`` column.
 """
 
 from __future__ import annotations
@@ -39,6 +37,7 @@ _NUMERIC = {
     "repaired": np.bool_,
 }
 _DATETIME = ("created", "updated")
+_JSON = ("repairs", "provenance")  # TEXT holding JSON
 _UTC = 100  # GDAL's time zone flag of UTC (OGR_TZFLAG_UTC)
 
 
@@ -158,7 +157,9 @@ def _column(name: str, values: list[Any]) -> np.ndarray:
         return np.array([_datetime(v) for v in values], dtype="datetime64[ms]")
     if name in _NUMERIC:
         return np.array(values, dtype=_NUMERIC[name])
-    return np.array([_cell(v) for v in values], dtype=object)
+    column = np.empty(len(values), dtype=object)
+    column[:] = [_cell(v) for v in values] if name in _JSON else values
+    return column
 
 
 def _datetime(value: Any) -> np.datetime64:

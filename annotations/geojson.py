@@ -1,24 +1,9 @@
 """RFC 7946 GeoJSON export and import of annotations.
 
-Export (:func:`to_feature_collection`): WGS84 lon/lat, exterior rings
-counter-clockwise and holes clockwise (RFC 7946 §3.1.6), no ``crs`` member,
-coordinates rounded to 7 decimals (about 1 cm), and every annotation property
-with its report (id, title, url, outlet) and claim (id, text).  A top-level
-foreign member ``"satdelta": {"kind": "annotations", ...}`` marks the file so
-that importing it again restores every field (export → import → export gives
-the same geometry and properties).
-
-Import (:func:`plan_import`) recognises three kinds of input:
-
-* ``satdelta detect``'s ``changes.geojson`` (``"satdelta": {"kind":
-  "change-candidates", "run": {...}}``): polygons become ``candidate``
-  annotations of origin ``detected``, with the run (scenes, sha256, dates,
-  method, threshold, parameters) as provenance plus the detector's
-  ``id``/``area_m2``/``score`` under ``provenance["detection"]``;
-* a satdelta annotation export: every field is kept;
-* any other RFC 7946 FeatureCollection, Feature or (Multi)Polygon geometry:
-  origin ``imported``, status ``candidate``, the feature's properties kept
-  under ``provenance["import"]``.  A legacy (2008) ``crs`` member is honoured.
+:func:`to_feature_collection` writes WGS84 features with every property and a ``satdelta``
+member, so that importing the file again restores every field; :func:`plan_import` reads a
+``satdelta detect`` run, a satdelta export or any (Multi)Polygon GeoJSON.  The rules are in
+``docs/design-store.md``.
 """
 
 from __future__ import annotations
