@@ -23,12 +23,14 @@ from satdelta.annotations.rows import annotation_values
 
 __all__ = [
     "INSERT_REVISION",
+    "snapshot_json",
     "next_revision",
     "put",
     "write_revision",
     "tombstone",
     "tombstone_many",
     "touch_annotations",
+    "apply_state",
     "restore",
     "undo",
 ]

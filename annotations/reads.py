@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from satdelta.annotations.connection import Database, Transaction
 from satdelta.annotations.errors import AnnotationValueError, NotFoundError
 from satdelta.annotations.model import Annotation, Change, Claim, Report, Revision
 from satdelta.annotations.records import (
+    Kind,
     claim_from_row,
     report_from_row,
     require_row,
@@ -68,8 +70,12 @@ def list_claims(db: Database, report_id: int | None = None) -> list[Claim]:
     return [claim_from_row(r) for r in rows]
 
 
-def _rows(db: Database, kind: Any, tail: str, params: tuple[Any, ...] = ()) -> list[dict]:
-    def fetch(c: Any) -> list[dict]:
+def _rows(
+    db: Database, kind: Kind, tail: str, params: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    """Rows of reports or claims as column -> value mappings (``tail``: WHERE / ORDER BY)."""
+
+    def fetch(c: sqlite3.Connection) -> list[dict[str, Any]]:
         cur = c.execute(f"{select(kind)} {tail}", params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

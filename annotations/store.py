@@ -45,21 +45,14 @@ class Store:
 
         with Store.open("project.gpkg", analyst="jane") as store:   # created if missing
             report = store.add_report(title="Putin may visit Pyongyang", outlet="NK News")
-            claim = store.add_claim(report_id=report.id, text="Civil aircraft cleared from Sunan",
-                                    bbox=(125.65, 39.19, 125.69, 39.23))
+            claim = store.add_claim(report_id=report.id, text="Civil aircraft cleared")
             ann = store.add_annotation(polygon_utm, crs="EPSG:32651", claim_id=claim.id,
                                        label="aircraft", verdict="supports", confidence=0.8)
-            store.update_annotation(ann.id, status="accepted")
             store.delete_annotation(ann.id)           # a tombstone revision
-            store.history(ann.id)                     # [Revision(1, add), (2, update), (3, delete)]
-            store.restore(ann.id, 2)                  # brings revision 2 back as revision 4
-            store.undo()                              # reverses the restore (revision 5)
-            store.delete_claim(claim.id, force=True)  # + its annotations, as ONE change
-            store.undo()                              # claim and annotations back, same ids
-            store.add_annotations(new_candidates, supersede=[c.id for c in old_candidates])
-            store.import_geojson("out/changes.geojson", report_id=report.id, claim_id=claim.id)
-            store.list_annotations(bbox=(125.66, 39.22, 125.68, 39.23))  # R-tree lookup
+            store.undo()                              # the annotation is back
             store.export("evidence.geojson", report_id=report.id)   # or .gpkg / .csv
+
+    ``docs/design-store.md`` has a longer tour.
     """
 
     def __init__(self, db: Database):
