@@ -100,14 +100,18 @@ def feature(
 
     ``geometry`` is ``geometry_to_geojson(ann.geometry)`` when the caller has it already.
     """
-    context = {
+    values = {
+        "id": ann.id,
+        **ann.attributes(),
         "report_title": report.title if report else None,
         "report_url": report.url if report else None,
         "report_outlet": report.outlet if report else None,
         "claim_text": claim.text if claim else None,
+        "repaired": ann.repaired,
         "repairs": list(ann.repairs),
+        "provenance": ann.provenance,
     }
-    props = {k: context[k] if k in context else getattr(ann, k) for k in PROPERTY_NAMES}
+    props = {k: values[k] for k in PROPERTY_NAMES}
     return {
         "type": "Feature",
         "id": ann.id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal, get_args
@@ -76,6 +77,7 @@ ATTRIBUTES: tuple[str, ...] = (
     "area_m2",
     "source_crs",
 )
+_get_attributes = operator.attrgetter(*ATTRIBUTES)
 #: Fields of :class:`Annotation` that :meth:`Store.update_annotation` changes (besides geometry).
 UPDATABLE: tuple[str, ...] = (
     "label",
@@ -354,6 +356,10 @@ class Annotation:
         """Return a copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
+    def attributes(self) -> dict[str, Any]:
+        """The fields named in :data:`ATTRIBUTES`, in that order."""
+        return dict(zip(ATTRIBUTES, _get_attributes(self), strict=True))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable mapping, geometry as a GeoJSON mapping at full precision."""
         return self._to_dict(_exact_geojson(self.geometry))
@@ -363,7 +369,7 @@ class Annotation:
         return {
             "id": self.id,
             "geometry": geometry,
-            **{name: getattr(self, name) for name in ATTRIBUTES},
+            **self.attributes(),
             "repairs": list(self.repairs),
             "provenance": self.provenance,
         }

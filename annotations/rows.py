@@ -71,7 +71,7 @@ def annotation_values(ann: Annotation, geom_blob: bytes | None = None) -> dict[s
     return {
         "uuid": ann.id,
         "geom": geom_blob,
-        **{name: getattr(ann, name) for name in ATTRIBUTES},
+        **ann.attributes(),
         "repaired": int(ann.repaired),
         "repair_notes": json.dumps(list(ann.repairs), ensure_ascii=False) if ann.repairs else None,
         "before_scene_id": _text(before.get("scene_id")),
