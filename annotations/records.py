@@ -192,17 +192,8 @@ def revisions_of_change(c: sqlite3.Connection, change: int) -> list[RecordRevisi
 
 
 def report_row(report: Report) -> dict[str, Any]:
-    """The ``reports`` row of a (validated) :class:`Report`."""
-    return {
-        "id": report.id,
-        "title": report.title,
-        "outlet": report.outlet,
-        "url": report.url,
-        "published": iso(report.published),
-        "language": report.language,
-        "notes": report.notes,
-        "created": report.created,
-    }
+    """The ``reports`` row of a (validated) :class:`Report` (its columns are its fields)."""
+    return report.to_dict()
 
 
 def claim_row(claim: Claim) -> dict[str, Any]:
