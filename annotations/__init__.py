@@ -1,7 +1,7 @@
 """satdelta.annotations: reports, claims and the analyst's evidence polygons, losing nothing.
 
-The store is one OGC GeoPackage file (see :mod:`satdelta.annotations.store`
-for the full API and its durability guarantees)::
+The store is one OGC GeoPackage file (:class:`Store`; design and guarantees in
+``docs/design-store.md``)::
 
     from satdelta.annotations import Store
     with Store.open("project.gpkg") as store:

@@ -1,15 +1,16 @@
 """Errors raised by :mod:`satdelta.annotations`.
 
-Each is a :class:`~satdelta.imagery.errors.SatdeltaError` and also the builtin
+Each is a :class:`~satdelta.errors.SatdeltaError` and also the builtin
 it narrows, so callers can catch either.  Messages say what was expected, what
 came, and what to do; the CLI prints them as one line.
 """
 
 from __future__ import annotations
 
-from satdelta.imagery.errors import SatdeltaError
+from satdelta.errors import SatdeltaError
 
 __all__ = [
+    "SatdeltaError",
     "StoreError",
     "NotAStoreError",
     "StoreCorruptError",

@@ -1,10 +1,8 @@
-"""Write exported FeatureCollections to GeoJSON, a GeoPackage layer or CSV with WKT.
+"""Write exported FeatureCollections to GeoJSON, a GeoPackage layer (through pyogrio) or CSV.
 
-Each writer writes to a temporary file beside the target and moves it into
-place (``os.replace``), so a failed export never leaves half a file.  CSV is
-UTF-8 with a byte-order mark so that spreadsheet programs read any script
-correctly; nested values (provenance, repairs) are JSON text; the geometry is
-the ``wkt`` column (WGS84 lon/lat, 7 decimals).
+Each writer writes a temporary file beside the target and moves it into place, so a failed
+export never leaves half a file.  CSV is UTF-8 with a byte-order mark, nested values as JSON
+text and the geometry as a ``wkt`` column.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,32 +19,26 @@ import numpy as np
 import shapely
 from satdelta.annotations.errors import ExportError
 from satdelta.annotations.geojson import PROPERTY_NAMES
-from satdelta.annotations.gpkg import (
-    create_core_tables,
-    create_rtree,
-    encode_geometry,
-    encode_multipolygons,
-    register_features,
-    register_functions,
-    touch_contents,
-)
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 __all__ = ["export_collection", "write_geojson", "write_gpkg", "write_csv"]
 
 _SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".csv": "csv"}
 
-_GPKG_TYPES = {
-    "report_id": "INTEGER",
-    "claim_id": "INTEGER",
-    "confidence": "DOUBLE",
-    "revision": "INTEGER",
-    "area_m2": "DOUBLE",
-    "repaired": "BOOLEAN",
-    "created": "DATETIME",
-    "updated": "DATETIME",
+#: Properties written as numbers (numpy dtype -> GeoPackage INTEGER, REAL, BOOLEAN); None
+#: becomes NaN (NULL).  Every other property is TEXT, except the DATETIME ones.
+_NUMERIC = {
+    "report_id": np.int64,
+    "claim_id": np.int64,
+    "confidence": np.float64,
+    "revision": np.int64,
+    "area_m2": np.float64,
+    "repaired": np.bool_,
 }
+_DATETIME = ("created", "updated")
+_JSON = ("repairs", "provenance")  # TEXT holding JSON
+_UTC = 100  # GDAL's time zone flag of UTC (OGR_TZFLAG_UTC)
 
 
 def export_collection(
@@ -160,41 +151,47 @@ def _shapes(geometries: list[dict[str, Any]]) -> list[BaseGeometry]:
     return geoms.tolist()
 
 
-def _multipolygon_blobs(geometries: list[dict[str, Any]]) -> list[bytes]:
-    """GeoPackage MULTIPOLYGON blobs of GeoJSON (Multi)Polygon mappings (one-part for Polygons)."""
-    geoms = _shapes(geometries)
-    if all(isinstance(g, Polygon | MultiPolygon) and not g.is_empty for g in geoms):
-        return encode_multipolygons(geoms)
-    return [encode_geometry(g if isinstance(g, MultiPolygon) else MultiPolygon([g])) for g in geoms]
+def _column(name: str, values: list[Any]) -> np.ndarray:
+    """One property of every feature as the array whose dtype gives its GeoPackage type."""
+    if name in _DATETIME:  # "YYYY-MM-DDTHH:MM:SS.fffZ" (UTC); anything else is written as NULL
+        return np.array([_datetime(v) for v in values], dtype="datetime64[ms]")
+    if name in _NUMERIC:
+        return np.array(values, dtype=_NUMERIC[name])
+    column = np.empty(len(values), dtype=object)
+    column[:] = [_cell(v) for v in values] if name in _JSON else values
+    return column
+
+
+def _datetime(value: Any) -> np.datetime64:
+    try:
+        return np.datetime64(str(value).removesuffix("Z"), "ms")
+    except ValueError:
+        return np.datetime64("NaT", "ms")
 
 
 def write_gpkg(fc: dict[str, Any], path: Path) -> None:
-    """A new GeoPackage with one MULTIPOLYGON layer ``annotations`` (EPSG:4326)."""
-    conn = sqlite3.connect(str(path), isolation_level=None)
-    register_functions(conn)
+    """A new GeoPackage with one MULTIPOLYGON layer ``annotations`` (EPSG:4326), through GDAL."""
+    import pyogrio.errors
+    import pyogrio.raw
+
+    feats = fc["features"]
+    geoms = np.array(_shapes([f["geometry"] for f in feats]), dtype=object)
+    names = list(PROPERTY_NAMES)
+    columns = [_column(k, [f["properties"].get(k) for f in feats]) for k in names]
     try:
-        conn.execute("BEGIN")
-        create_core_tables(conn)
-        cols = ", ".join(f'"{k}" {_GPKG_TYPES.get(k, "TEXT")}' for k in PROPERTY_NAMES)
-        conn.execute(
-            "CREATE TABLE annotations (fid INTEGER PRIMARY KEY AUTOINCREMENT, "
-            f"geom MULTIPOLYGON, {cols})"
+        pyogrio.raw.write(
+            path,
+            shapely.to_wkb(geoms) if len(geoms) else np.empty(0, dtype=object),
+            columns,
+            names,
+            layer="annotations",
+            driver="GPKG",
+            geometry_type="MultiPolygon",
+            promote_to_multi=True,
+            crs="EPSG:4326",
+            dataset_options={"VERSION": "1.2"},
+            layer_options={"DESCRIPTION": "satdelta annotations export"},
+            gdal_tz_offsets={k: np.full(len(feats), _UTC, dtype=np.int32) for k in _DATETIME},
         )
-        register_features(conn, "annotations", description="satdelta annotations export")
-        placeholders = ", ".join("?" * (len(PROPERTY_NAMES) + 1))
-        names = ", ".join(f'"{k}"' for k in PROPERTY_NAMES)
-        feats = fc["features"]
-        blobs = _multipolygon_blobs([f["geometry"] for f in feats])
-        conn.executemany(
-            f"INSERT INTO annotations (geom, {names}) VALUES ({placeholders})",
-            (
-                (blob, *[_cell(props.get(k)) for k in PROPERTY_NAMES])
-                for blob, props in zip(blobs, (f["properties"] for f in feats), strict=True)
-            ),
-        )
-        create_rtree(conn, "annotations")
-        bbox = fc.get("bbox")
-        touch_contents(conn, "annotations", (bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    except pyogrio.errors.DataSourceError as exc:  # GDAL's errors, e.g. a full disk
+        raise OSError(f"GDAL: {exc}") from None

@@ -1,24 +1,9 @@
 """RFC 7946 GeoJSON export and import of annotations.
 
-Export (:func:`to_feature_collection`): WGS84 lon/lat, exterior rings
-counter-clockwise and holes clockwise (RFC 7946 §3.1.6), no ``crs`` member,
-coordinates rounded to 7 decimals (about 1 cm), and every annotation property
-with its report (id, title, url, outlet) and claim (id, text).  A top-level
-foreign member ``"satdelta": {"kind": "annotations", ...}`` marks the file so
-that importing it again restores every field (export → import → export gives
-the same geometry and properties).
-
-Import (:func:`plan_import`) recognises three kinds of input:
-
-* ``satdelta detect``'s ``changes.geojson`` (``"satdelta": {"kind":
-  "change-candidates", "run": {...}}``): polygons become ``candidate``
-  annotations of origin ``detected``, with the run (scenes, sha256, dates,
-  method, threshold, parameters) as provenance plus the detector's
-  ``id``/``area_m2``/``score`` under ``provenance["detection"]``;
-* a satdelta annotation export: every field is kept;
-* any other RFC 7946 FeatureCollection, Feature or (Multi)Polygon geometry:
-  origin ``imported``, status ``candidate``, the feature's properties kept
-  under ``provenance["import"]``.  A legacy (2008) ``crs`` member is honoured.
+:func:`to_feature_collection` writes WGS84 features with every property and a ``satdelta``
+member, so that importing the file again restores every field; :func:`plan_import` reads a
+``satdelta detect`` run, a satdelta export or any (Multi)Polygon GeoJSON.  The rules are in
+``docs/design-store.md``.
 """
 
 from __future__ import annotations
@@ -35,6 +20,7 @@ from satdelta.annotations.errors import GeoJSONImportError, SatdeltaError
 from satdelta.annotations.geometry import clean_polygon
 from satdelta.annotations.gpkg import gpkg_now
 from satdelta.annotations.model import (
+    ATTRIBUTES,
     STATUSES,
     VERDICTS,
     Annotation,
@@ -64,20 +50,16 @@ PROPERTY_NAMES: tuple[str, ...] = (
     "report_outlet",
     "claim_id",
     "claim_text",
-    "label",
-    "verdict",
-    "confidence",
-    "status",
-    "origin",
-    "notes",
-    "analyst",
-    "created",
-    "updated",
-    "revision",
-    "area_m2",
-    "source_crs",
+    *(k for k in ATTRIBUTES if k not in ("claim_id", "report_id")),
     "repaired",
     "repairs",
+    "provenance",
+)
+
+
+#: Properties of an export that an import restores as they were (ids and revision are new).
+_RESTORED = (
+    *(k for k in ATTRIBUTES if k not in ("claim_id", "report_id", "revision")),
     "provenance",
 )
 
@@ -118,30 +100,18 @@ def feature(
 
     ``geometry`` is ``geometry_to_geojson(ann.geometry)`` when the caller has it already.
     """
-    props = {
+    values = {
         "id": ann.id,
-        "report_id": ann.report_id,
+        **ann.attributes(),
         "report_title": report.title if report else None,
         "report_url": report.url if report else None,
         "report_outlet": report.outlet if report else None,
-        "claim_id": ann.claim_id,
         "claim_text": claim.text if claim else None,
-        "label": ann.label,
-        "verdict": ann.verdict,
-        "confidence": ann.confidence,
-        "status": ann.status,
-        "origin": ann.origin,
-        "notes": ann.notes,
-        "analyst": ann.analyst,
-        "created": ann.created,
-        "updated": ann.updated,
-        "revision": ann.revision,
-        "area_m2": ann.area_m2,
-        "source_crs": ann.source_crs,
         "repaired": ann.repaired,
         "repairs": list(ann.repairs),
         "provenance": ann.provenance,
     }
+    props = {k: values[k] for k in PROPERTY_NAMES}
     return {
         "type": "Feature",
         "id": ann.id,
@@ -300,24 +270,7 @@ def _from_detection(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[st
 
 
 def _from_export(props: Mapping[str, Any], feat: Mapping[str, Any]) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        k: props.get(k)
-        for k in (
-            "label",
-            "verdict",
-            "confidence",
-            "status",
-            "origin",
-            "notes",
-            "analyst",
-            "created",
-            "updated",
-            "source_crs",
-            "provenance",
-            "area_m2",
-        )
-        if props.get(k) is not None
-    }
+    item: dict[str, Any] = {k: props.get(k) for k in _RESTORED if props.get(k) is not None}
     item["repairs"] = tuple(props.get("repairs") or ())
     item["id"] = props.get("id") or feat.get("id")
     item.setdefault("label", "other")

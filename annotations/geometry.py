@@ -1,28 +1,9 @@
-"""Validation and repair of annotation polygons.
+"""Validation and repair of annotation polygons, and their geodesic areas.
 
-An annotation is a Polygon or MultiPolygon (holes allowed) stored in WGS84
-lon/lat.  :func:`clean_polygon` takes what a front-end or a file hands over
-(a shapely geometry, a GeoJSON geometry mapping or a WKT string, optionally in
-another CRS) and either returns a valid polygon with a record of every repair
-it made, or raises :class:`~satdelta.annotations.errors.GeometryError` saying
-why the input cannot be used.  Nothing is dropped silently:
-
-==========================  ============================================
-input problem               outcome
-==========================  ============================================
-NaN / infinite coordinate   refused
-ring with < 3 distinct pts  refused
-not a (Multi)Polygon        refused
-empty, or zero area         refused
-unclosed ring (GeoJSON)     closed, flagged as repaired
-self-intersection, bad      repaired with ``shapely.make_valid``
-hole, other invalidity      (method ``"structure"``), flagged; refused
-                            if nothing with area is left
-clockwise exterior ring     re-oriented; flagged when the input was GeoJSON
-(GeoJSON, RFC 7946 §3.1.6)  (the only input kind that fixes a winding order)
-3-D coordinates             Z dropped, flagged
-outside lon/lat range       refused (the caller forgot ``crs=``)
-==========================  ============================================
+:func:`clean_polygon` takes a shapely geometry, a GeoJSON mapping or WKT (optionally in
+another CRS) and returns a valid WGS84 polygon with a record of every repair, or raises
+:class:`~satdelta.annotations.errors.GeometryError` saying why the input cannot be used.
+The table of what is repaired and what is refused is in ``docs/design-store.md``.
 """
 
 from __future__ import annotations

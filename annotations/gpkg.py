@@ -1,16 +1,7 @@
 """Minimal OGC GeoPackage 1.2 writing and reading on the standard library's sqlite3.
 
-What is here is what the annotation store and the GeoPackage export need: the
-three core tables (``gpkg_spatial_ref_sys``, ``gpkg_contents``,
-``gpkg_geometry_columns``) with the spec's DDL (OGC 12-128r18, Annex C), the
-file header (``application_id`` 'GPKG', ``user_version`` 10200), registration
-of feature and attribute tables, and the GeoPackage binary geometry encoding
-(GP magic, version 0, flags, srs_id, XY envelope, then ISO WKB; spec §2.1.3).
-The R-tree spatial index extension (``gpkg_rtree_index``, spec Annex F.3) is
-supported: its standard triggers call ``ST_IsEmpty``/``ST_MinX``/... which plain
-sqlite3 lacks, so :func:`register_functions` provides them (from the blob's
-header envelope) on every connection that writes a feature table.  GDAL and
-QGIS bring their own implementations.
+The core tables, feature/attribute table registration, the GeoPackage geometry blob and the
+R-tree index with the ``ST_*`` SQL functions its triggers need (see ``docs/design-store.md``).
 """
 
 from __future__ import annotations

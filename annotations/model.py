@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal, get_args
@@ -33,7 +34,10 @@ __all__ = [
     "Annotation",
     "Revision",
     "Change",
+    "ATTRIBUTES",
+    "UPDATABLE",
     "parse_date",
+    "count",
 ]
 
 Verdict = Literal["supports", "contradicts", "inconclusive"]
@@ -54,6 +58,43 @@ DEFAULT_LABELS: tuple[str, ...] = (
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 STATUSES: tuple[str, ...] = get_args(Status)
 ORIGINS: tuple[str, ...] = get_args(Origin)
+
+
+#: Fields of :class:`Annotation` held as plain values (all but id, geometry, repairs, provenance).
+ATTRIBUTES: tuple[str, ...] = (
+    "claim_id",
+    "report_id",
+    "label",
+    "verdict",
+    "confidence",
+    "status",
+    "origin",
+    "notes",
+    "analyst",
+    "created",
+    "updated",
+    "revision",
+    "area_m2",
+    "source_crs",
+)
+_get_attributes = operator.attrgetter(*ATTRIBUTES)
+#: Fields of :class:`Annotation` that :meth:`Store.update_annotation` changes (besides geometry).
+UPDATABLE: tuple[str, ...] = (
+    "label",
+    "verdict",
+    "confidence",
+    "status",
+    "notes",
+    "analyst",
+    "claim_id",
+    "provenance",
+    "origin",
+)
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 claim"``, ``"2 claims"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def parse_date(value: Any, what: str) -> date | None:
@@ -315,6 +356,10 @@ class Annotation:
         """Return a copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
+    def attributes(self) -> dict[str, Any]:
+        """The fields named in :data:`ATTRIBUTES`, in that order."""
+        return dict(zip(ATTRIBUTES, _get_attributes(self), strict=True))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable mapping, geometry as a GeoJSON mapping at full precision."""
         return self._to_dict(_exact_geojson(self.geometry))
@@ -324,20 +369,7 @@ class Annotation:
         return {
             "id": self.id,
             "geometry": geometry,
-            "claim_id": self.claim_id,
-            "report_id": self.report_id,
-            "label": self.label,
-            "verdict": self.verdict,
-            "confidence": self.confidence,
-            "status": self.status,
-            "origin": self.origin,
-            "notes": self.notes,
-            "analyst": self.analyst,
-            "created": self.created,
-            "updated": self.updated,
-            "revision": self.revision,
-            "area_m2": self.area_m2,
-            "source_crs": self.source_crs,
+            **self.attributes(),
             "repairs": list(self.repairs),
             "provenance": self.provenance,
         }

@@ -1,13 +1,9 @@
 """Read-only inspection of an existing file before the store opens it for writing.
 
-A file that is not a satdelta store, is damaged, or comes from a newer schema
-is refused here, through a read-only SQLite connection, so it is never modified.
-
-The file is read only through SQLite unless SQLite refuses it. Opening and closing the
-database file with any other file descriptor would drop every POSIX advisory lock this
-process holds on it, including those of a store already open here (see "How To Corrupt An
-SQLite Database File", section 2.2, https://sqlite.org/howtocorrupt.html): another process
-could then checkpoint under our reader, whose next read sees a "malformed" database.
+A file that is not a satdelta store, is damaged, or comes from a newer schema is refused
+through a read-only SQLite connection, so it is never modified (and never opened through
+another file descriptor, which would drop this process's SQLite locks; see
+``docs/design-store.md``).
 """
 
 from __future__ import annotations

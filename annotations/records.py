@@ -15,18 +15,25 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
+from satdelta.annotations.connection import Transaction
+from satdelta.annotations.errors import NotFoundError
+from satdelta.annotations.gpkg import gpkg_now, touch_contents
 from satdelta.annotations.model import Claim, Report
 from satdelta.annotations.rows import iso
 
 __all__ = [
     "REPORT_FIELDS",
     "CLAIM_FIELDS",
+    "Kind",
     "RecordRevision",
+    "select",
     "read_row",
-    "write_row",
-    "log_revision",
+    "require_row",
+    "insert_row",
+    "write_record",
     "revisions_of_change",
     "report_row",
     "claim_row",
@@ -83,16 +90,37 @@ class RecordRevision:
     after: dict[str, Any] | None
 
 
+def select(kind: Kind) -> str:
+    """``SELECT <every column> FROM <table>`` of reports or claims (add WHERE / ORDER BY)."""
+    return f"SELECT {', '.join(_COLUMNS[kind])} FROM {_TABLE[kind]}"
+
+
 def read_row(c: sqlite3.Connection, kind: Kind, record_id: int) -> dict[str, Any] | None:
     """The row of a report or claim as a column -> value mapping (None when absent)."""
-    cols = _COLUMNS[kind]
-    row = c.execute(
-        f"SELECT {', '.join(cols)} FROM {_TABLE[kind]} WHERE id = ?", (int(record_id),)
-    ).fetchone()
-    return dict(zip(cols, row, strict=True)) if row else None
+    row = c.execute(select(kind) + " WHERE id = ?", (int(record_id),)).fetchone()
+    return dict(zip(_COLUMNS[kind], row, strict=True)) if row else None
 
 
-def write_row(
+def require_row(c: sqlite3.Connection, path: Path, kind: Kind, record_id: int) -> dict[str, Any]:
+    """:func:`read_row`, or :class:`NotFoundError` naming the store ``path``."""
+    row = read_row(c, kind, record_id)
+    if row is None:
+        raise NotFoundError(
+            f"no {kind} with id {record_id} in {path}; `satdelta {kind} list` shows the ids"
+        )
+    return row
+
+
+def insert_row(c: sqlite3.Connection, kind: Kind, row: dict[str, Any]) -> int:
+    """Insert a new report or claim (its ``id`` is ignored); returns the new id."""
+    cols = _COLUMNS[kind][1:]
+    return c.execute(
+        f"INSERT INTO {_TABLE[kind]} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        [row[col] for col in cols],
+    ).lastrowid
+
+
+def _write_row(
     c: sqlite3.Connection, kind: Kind, record_id: int, row: dict[str, Any] | None
 ) -> None:
     """Make the stored row equal ``row`` (insert it under its id, update it, or delete it)."""
@@ -112,19 +140,18 @@ def write_row(
         )
 
 
-def log_revision(
-    c: sqlite3.Connection,
-    *,
+def write_record(
+    tx: Transaction,
     change: int,
     kind: Kind,
     record_id: int,
     action: str,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
-    created: str,
-    analyst: str | None,
 ) -> None:
-    """Append one row to ``record_revisions``."""
+    """Store ``after`` as the row (None deletes it) and log the edit in ``record_revisions``."""
+    c = tx.conn
+    _write_row(c, kind, record_id, after)
     c.execute(
         "INSERT INTO record_revisions (change_id, kind, record_id, action, before, after, "
         "created, analyst) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -135,10 +162,12 @@ def log_revision(
             action,
             None if before is None else json.dumps(before, ensure_ascii=False),
             None if after is None else json.dumps(after, ensure_ascii=False),
-            created,
-            analyst,
+            gpkg_now(),
+            tx.analyst,
         ),
     )
+    touch_contents(c, _TABLE[kind])
+    touch_contents(c, "record_revisions")
 
 
 def revisions_of_change(c: sqlite3.Connection, change: int) -> list[RecordRevision]:
@@ -163,17 +192,8 @@ def revisions_of_change(c: sqlite3.Connection, change: int) -> list[RecordRevisi
 
 
 def report_row(report: Report) -> dict[str, Any]:
-    """The ``reports`` row of a (validated) :class:`Report`."""
-    return {
-        "id": report.id,
-        "title": report.title,
-        "outlet": report.outlet,
-        "url": report.url,
-        "published": iso(report.published),
-        "language": report.language,
-        "notes": report.notes,
-        "created": report.created,
-    }
+    """The ``reports`` row of a (validated) :class:`Report` (its columns are its fields)."""
+    return report.to_dict()
 
 
 def claim_row(claim: Claim) -> dict[str, Any]:

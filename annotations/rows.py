@@ -18,13 +18,12 @@ import shapely
 from satdelta.annotations.errors import AnnotationValueError
 from satdelta.annotations.geometry import geodesic_area_perimeter_m
 from satdelta.annotations.gpkg import decode_geometries, decode_geometry, encode_geometry
-from satdelta.annotations.model import Annotation, parse_date
+from satdelta.annotations.model import ATTRIBUTES, Annotation, parse_date
 from shapely.geometry import MultiPolygon
 
-ANN_COLUMNS = (
-    "uuid, geom, report_id, claim_id, label, verdict, confidence, status, origin, notes, analyst,"
-    " created, updated, revision, area_m2, source_crs, repaired, repair_notes, provenance"
-)
+#: Columns of the ``annotations`` table that :func:`row_to_annotation` reads.
+_READ = ("uuid", "geom", *ATTRIBUTES, "repair_notes", "provenance")
+ANN_COLUMNS = ", ".join(_READ)
 
 
 def area_m2(geometry: Any, measured: Any) -> float:
@@ -72,20 +71,7 @@ def annotation_values(ann: Annotation, geom_blob: bytes | None = None) -> dict[s
     return {
         "uuid": ann.id,
         "geom": geom_blob,
-        "report_id": ann.report_id,
-        "claim_id": ann.claim_id,
-        "label": ann.label,
-        "verdict": ann.verdict,
-        "confidence": ann.confidence,
-        "status": ann.status,
-        "origin": ann.origin,
-        "notes": ann.notes,
-        "analyst": ann.analyst,
-        "created": ann.created,
-        "updated": ann.updated,
-        "revision": ann.revision,
-        "area_m2": ann.area_m2,
-        "source_crs": ann.source_crs,
+        **ann.attributes(),
         "repaired": int(ann.repaired),
         "repair_notes": json.dumps(list(ann.repairs), ensure_ascii=False) if ann.repairs else None,
         "before_scene_id": _text(before.get("scene_id")),
@@ -121,55 +107,24 @@ def _date_or_none(value: Any) -> str | None:
 
 
 def row_to_annotation(row: tuple[Any, ...], geometry: Any = None) -> Annotation:
-    """Build an Annotation from an ``annotations`` row (``geometry`` when decoded already).
+    """Build an Annotation from a row of :data:`ANN_COLUMNS` (``geometry`` when decoded already).
 
     Rows were validated when written, so the dataclass checks are skipped
     (:meth:`Annotation._from_store`); this makes listing 10,000 annotations ~2x faster.
     """
-    (
-        uid,
-        geom,
-        report_id,
-        claim_id,
-        label,
-        verdict,
-        confidence,
-        status,
-        origin,
-        notes,
-        analyst,
-        created,
-        updated,
-        revision,
-        area_m2,
-        source_crs,
-        repaired,
-        repair_notes,
-        provenance,
-    ) = row
-    return Annotation._from_store(
-        id=uid,
-        geometry=geometry if geometry is not None else decode_geometry(geom),
-        claim_id=claim_id,
-        report_id=report_id,
-        label=label,
-        verdict=verdict,
-        confidence=confidence,
-        status=status,
-        origin=origin,
-        notes=notes,
-        analyst=analyst,
-        created=created,
-        updated=updated,
-        revision=revision,
-        area_m2=area_m2 or 0.0,
-        source_crs=source_crs or "EPSG:4326",
-        repairs=tuple(json.loads(repair_notes)) if repair_notes else (),
-        provenance=json.loads(provenance) if provenance else {},
-    )
+    fields = dict(zip(_READ, row, strict=True))
+    blob, repairs, provenance = fields.pop("geom"), fields.pop("repair_notes"), fields["provenance"]
+    fields["id"] = fields.pop("uuid")
+    fields["geometry"] = geometry if geometry is not None else decode_geometry(blob)
+    fields["area_m2"] = fields["area_m2"] or 0.0
+    fields["source_crs"] = fields["source_crs"] or "EPSG:4326"
+    fields["repairs"] = tuple(json.loads(repairs)) if repairs else ()
+    fields["provenance"] = json.loads(provenance) if provenance else {}
+    return Annotation._from_store(**fields)
 
 
 def rows_to_annotations(rows: list[tuple[Any, ...]]) -> list[Annotation]:
+    """:func:`row_to_annotation` of many rows, their geometries decoded in array calls."""
     geoms = np.array(decode_geometries([r[1] for r in rows]), dtype=object)
     if len(geoms):
         # the layer is MULTIPOLYGON; one-part ones become Polygons (Annotation's rule) here in

@@ -1,29 +1,7 @@
 """Tables of the satdelta GeoPackage store, and migrations from older schema versions.
 
-Schema history
---------------
-1
-    ``satdelta_meta``, ``reports``, ``claims`` (location as one JSON text
-    column ``location``), ``annotations`` (feature table) and
-    ``annotation_revisions`` (no change log: undo was not possible).
-2
-    Adds the editable ``labels`` table, the ``changes`` log (each user action,
-    so ``undo`` can reverse a whole import at once) with
-    ``annotation_revisions.change_id``, annotation columns ``area_m2``,
-    ``source_crs``, ``repaired`` and ``repair_notes``, and claim location as
-    numeric ``lon``/``lat``/``west``/``south``/``east``/``north`` columns that
-    QGIS can filter on.
-3
-    Adds the GeoPackage R-tree spatial index of ``annotations.geom``
-    (``rtree_annotations_geom``, extension ``gpkg_rtree_index``) used by the
-    ``bbox`` filter of :meth:`Store.list_annotations` and by GIS clients.
-4 (current)
-    Adds ``record_revisions``: every edit and deletion of a report or claim
-    (the whole row before and after, as JSON, tied to its ``changes`` entry),
-    so reports and claims can be edited, deleted and undone like annotations.
-
-Every table is registered in ``gpkg_contents`` (``annotations`` as
-``features``, the others as ``attributes``) so GDAL and QGIS list them.
+The schema history (versions 1-4) is described in ``docs/design-store.md``; every table is
+registered in ``gpkg_contents`` so GDAL and QGIS list them.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ front-ends print them as one line.
 
 from __future__ import annotations
 
+from satdelta.errors import SatdeltaError
+
 __all__ = [
     "SatdeltaError",
     "SceneReadError",
@@ -18,10 +20,6 @@ __all__ = [
     "OutputError",
     "one_line",
 ]
-
-
-class SatdeltaError(Exception):
-    """Root of every error satdelta raises on purpose."""
 
 
 class SceneReadError(SatdeltaError, OSError):

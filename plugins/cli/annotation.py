@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,10 @@ import click
 from satdelta.annotations import (
     STATUSES,
     VERDICTS,
+    Annotation,
     AnnotationValueError,
     GeometryError,
+    Revision,
     Store,
 )
 
@@ -39,6 +41,42 @@ def echo_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for r in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def echo_columns(items: Sequence[Any], columns: Sequence[tuple[str, Callable[[Any], Any]]]) -> None:
+    """:func:`echo_table` of ``items`` with the ``(header, value of an item)`` ``columns``."""
+    echo_table([name for name, _ in columns], [[get(item) for _, get in columns] for item in items])
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
+
+
+#: Columns of ``annotation list``.
+_LIST_COLUMNS: tuple[tuple[str, Callable[[Annotation], Any]], ...] = (
+    ("id", lambda a: a.id),
+    ("claim", lambda a: a.claim_id),
+    ("label", lambda a: a.label),
+    ("status", lambda a: a.status),
+    ("verdict", lambda a: a.verdict),
+    ("conf", lambda a: a.confidence),
+    ("origin", lambda a: a.origin),
+    ("area_m2", lambda a: f"{a.area_m2:.1f}"),
+    ("rev", lambda a: a.revision),
+    ("repaired", lambda a: _yes(a.repaired)),
+)
+#: Columns of ``annotation history``.
+_HISTORY_COLUMNS: tuple[tuple[str, Callable[[Revision], Any]], ...] = (
+    ("rev", lambda r: r.revision),
+    ("action", lambda r: r.action),
+    ("time", lambda r: r.created),
+    ("analyst", lambda r: r.analyst),
+    ("label", lambda r: r.snapshot.get("label")),
+    ("status", lambda r: r.snapshot.get("status")),
+    ("verdict", lambda r: r.snapshot.get("verdict")),
+    ("conf", lambda r: r.snapshot.get("confidence")),
+    ("deleted", lambda r: _yes(r.deleted)),
+)
 
 
 def info(message: str) -> None:
@@ -98,35 +136,7 @@ def list_cmd(
     if as_json:
         echo_json([a.to_dict() for a in anns])
         return
-    echo_table(
-        [
-            "id",
-            "claim",
-            "label",
-            "status",
-            "verdict",
-            "conf",
-            "origin",
-            "area_m2",
-            "rev",
-            "repaired",
-        ],
-        [
-            [
-                a.id,
-                a.claim_id,
-                a.label,
-                a.status,
-                a.verdict,
-                a.confidence,
-                a.origin,
-                f"{a.area_m2:.1f}",
-                a.revision,
-                "yes" if a.repaired else "",
-            ]
-            for a in anns
-        ],
-    )
+    echo_columns(anns, _LIST_COLUMNS)
 
 
 @annotation.command("labels")
@@ -176,17 +186,7 @@ def show_cmd(ctx: click.Context, annotation_id: str) -> None:
 @click.option("--status", type=click.Choice(STATUSES), default="candidate", show_default=True)
 @click.option("--notes")
 @click.pass_context
-def add_cmd(
-    ctx: click.Context,
-    claim_id: int,
-    label: str,
-    geometry: str,
-    crs: str | None,
-    verdict: str,
-    confidence: float | None,
-    status: str,
-    notes: str | None,
-) -> None:
+def add_cmd(ctx: click.Context, geometry: str, **fields: Any) -> None:
     """Add a drawn polygon; prints the new annotation id alone on stdout."""
     text = geometry
     if geometry.startswith("@"):
@@ -207,16 +207,7 @@ def add_cmd(
                 f"({exc}); check the quoting"
             ) from None
     with open_store(ctx, create=True) as store:
-        ann = store.add_annotation(
-            geom,
-            claim_id=claim_id,
-            label=label,
-            crs=crs,
-            verdict=verdict,
-            confidence=confidence,
-            status=status,
-            notes=notes,
-        )
+        ann = store.add_annotation(geom, **fields)
     if ann.repaired:
         info("repaired: " + "; ".join(ann.repairs))
     click.echo(ann.id)
@@ -265,23 +256,7 @@ def history_cmd(ctx: click.Context, annotation_id: str, as_json: bool) -> None:
     if as_json:
         echo_json([r.to_dict() for r in revs])
         return
-    echo_table(
-        ["rev", "action", "time", "analyst", "label", "status", "verdict", "conf", "deleted"],
-        [
-            [
-                r.revision,
-                r.action,
-                r.created,
-                r.analyst,
-                r.snapshot.get("label"),
-                r.snapshot.get("status"),
-                r.snapshot.get("verdict"),
-                r.snapshot.get("confidence"),
-                "yes" if r.deleted else "",
-            ]
-            for r in revs
-        ],
-    )
+    echo_columns(revs, _HISTORY_COLUMNS)
 
 
 @annotation.command("restore")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from satdelta.annotations import AnnotationValueError
 from satdelta.plugins.cli.annotation import echo_json, echo_table, info, open_store
-from satdelta.plugins.cli.report import edited, given, store_option
+from satdelta.plugins.cli.report import delete_command, edited, given, store_option
 
 #: Value of an edit option that clears the field (an empty string on the command line).
 CLEAR = ""
@@ -144,20 +144,12 @@ def edit_cmd(
     info(edited("claim", claim_id, old, new))
 
 
-@claim.command("delete")
-@click.argument("claim_id", type=int)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Also delete the annotations pointing at it (tombstones; one undo brings all back).",
-)
-@store_option
-@click.pass_context
-def delete_cmd(ctx: click.Context, claim_id: int, force: bool) -> None:
+delete_command(
+    claim,
+    "claim",
     """Delete a claim; refused while annotations point at it, unless --force.
 
     Prints what was deleted; `satdelta undo` brings it back under the same id.
-    """
-    with open_store(ctx) as store:
-        change = store.delete_claim(claim_id, force=force)
-    click.echo(change.description)
+    """,
+    "Also delete the annotations pointing at it (tombstones; one undo brings all back).",
+)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from satdelta.annotations import AnnotationValueError
@@ -58,21 +58,11 @@ def report() -> None:
 @click.option("--notes", help="Free notes.")
 @store_option
 @click.pass_context
-def add_cmd(
-    ctx: click.Context,
-    title: str,
-    outlet: str | None,
-    url: str | None,
-    published: object,
-    language: str | None,
-    notes: str | None,
-) -> None:
+def add_cmd(ctx: click.Context, published: datetime | None, **fields: str | None) -> None:
     """Add a report; prints its new id alone on stdout."""
-    pub: date | None = published.date() if published is not None else None  # type: ignore[attr-defined]
+    pub: date | None = published.date() if published is not None else None
     with open_store(ctx, create=True) as store:
-        rep = store.add_report(
-            title=title, outlet=outlet, url=url, published=pub, language=language, notes=notes
-        )
+        rep = store.add_report(published=pub, **fields)  # type: ignore[arg-type]
     click.echo(rep.id)
 
 
@@ -144,22 +134,11 @@ def load_cmd(ctx: click.Context, file: Path) -> None:
 @click.option("--notes", help="New notes ('' clears them).")
 @store_option
 @click.pass_context
-def edit_cmd(
-    ctx: click.Context,
-    report_id: int,
-    title: str | None,
-    outlet: str | None,
-    url: str | None,
-    published: str | None,
-    language: str | None,
-    notes: str | None,
-) -> None:
+def edit_cmd(ctx: click.Context, report_id: int, **fields: str | None) -> None:
     """Correct fields of a report (one change that `satdelta undo` reverses); prints it as JSON."""
-    changes = given(
-        title=title, outlet=outlet, url=url, published=published, language=language, notes=notes
-    )
-    if title is not None:
-        changes["title"] = title  # an empty title is refused by the store, not cleared
+    changes = given(**fields)
+    if fields["title"] is not None:
+        changes["title"] = fields["title"]  # an empty title is refused by the store, not cleared
     with open_store(ctx) as store:
         old = store.get_report(report_id).to_dict()
         new = store.update_report(report_id, **changes).to_dict()
@@ -175,20 +154,29 @@ def edited(kind: str, record_id: int, old: dict[str, Any], new: dict[str, Any]) 
     return f"{kind} {record_id}: edited {', '.join(fields)} (`satdelta undo` reverses it)"
 
 
-@report.command("delete")
-@click.argument("report_id", type=int)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Also delete the annotations of its claims (tombstones; one undo brings all back).",
-)
-@store_option
-@click.pass_context
-def delete_cmd(ctx: click.Context, report_id: int, force: bool) -> None:
+def delete_command(
+    group: click.Group, kind: Literal["report", "claim"], doc: str, force_help: str
+) -> None:
+    """Add ``satdelta KIND delete KIND_ID [--force]`` (help ``doc``) to ``group``."""
+
+    @group.command("delete", help=doc)
+    @click.argument("record_id", metavar=f"{kind.upper()}_ID", type=int)
+    @click.option("--force", is_flag=True, help=force_help)
+    @store_option
+    @click.pass_context
+    def delete_cmd(ctx: click.Context, record_id: int, force: bool) -> None:
+        with open_store(ctx) as store:
+            delete = store.delete_report if kind == "report" else store.delete_claim
+            change = delete(record_id, force=force)
+        click.echo(change.description)
+
+
+delete_command(
+    report,
+    "report",
     """Delete a report and its claims; refused while annotations point at them, unless --force.
 
     Prints what was deleted; `satdelta undo` brings everything back under the same ids.
-    """
-    with open_store(ctx) as store:
-        change = store.delete_report(report_id, force=force)
-    click.echo(change.description)
+    """,
+    "Also delete the annotations of its claims (tombstones; one undo brings all back).",
+)

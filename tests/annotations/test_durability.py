@@ -61,6 +61,24 @@ def start_writer(
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def kill_after(proc: subprocess.Popen, n: int) -> list[str]:
+    """Wait until the child has printed ``n`` lines, SIGKILL it, return every line it printed."""
+    lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while len(lines) < n and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.strip())
+    assert len(lines) >= n, proc.stderr.read() if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=30)
+    lines += [ln.strip() for ln in rest.splitlines() if ln.strip()]
+    assert proc.returncode == -signal.SIGKILL
+    return lines
+
+
 @pytest.fixture
 def prepared(store_path: Path) -> int:
     with Store.open(store_path) as s:
@@ -73,19 +91,7 @@ def test_sigkill_mid_burst_keeps_every_committed_annotation(
 ) -> None:
     batch = 25
     proc = start_writer(store_path, prepared, "killed", 100_000, batch)
-    committed: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while len(committed) < 120 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        committed.append(line.strip())
-    assert len(committed) >= 120, proc.stderr.read() if proc.stderr else ""
-    os.kill(proc.pid, signal.SIGKILL)  # mid-burst: the writer never stops on its own
-    rest, _ = proc.communicate(timeout=30)
-    committed += [ln.strip() for ln in rest.splitlines() if ln.strip()]
-    assert proc.returncode == -signal.SIGKILL
+    committed = kill_after(proc, 120)  # mid-burst: the writer never stops on its own
 
     con = sqlite3.connect(store_path)
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -517,19 +523,7 @@ def test_sigkill_mid_edit_keeps_every_committed_edit_whole(
             ]
         )
     proc = start_editor(store_path, claim, [], 1_000_000)
-    done: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while len(done) < 60 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        done.append(line.strip())
-    assert len(done) >= 60, proc.stderr.read() if proc.stderr else ""
-    os.kill(proc.pid, signal.SIGKILL)  # mid-loop: the editor never stops on its own
-    rest, _ = proc.communicate(timeout=30)
-    done += [ln.strip() for ln in rest.splitlines() if ln.strip()]
-    assert proc.returncode == -signal.SIGKILL
+    done = kill_after(proc, 60)  # mid-loop: the editor never stops on its own
     last = int(done[-1])
     check_consistent(store_path)
     with Store.open(store_path) as s:

@@ -1,0 +1,226 @@
+"""The store's SQLite connection: opening a file, write and read transactions, busy retries.
+
+:class:`Database` owns the connection; every write runs in one :class:`Transaction`
+(``BEGIN IMMEDIATE``), retried on a busy file for up to ``timeout`` seconds.  The
+durability settings (WAL, ``synchronous=FULL``) are explained in ``docs/design-store.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from satdelta.annotations.errors import NotAStoreError, StoreBusyError, StoreError
+from satdelta.annotations.gpkg import gpkg_now, register_functions
+from satdelta.annotations.opening import inspect_existing
+from satdelta.annotations.schema import SCHEMA_VERSION, create_schema, migrate
+
+__all__ = ["Database", "Transaction"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+@dataclass(eq=False)
+class Transaction:
+    """One write transaction of a store: its connection, and the extents of what it wrote.
+
+    Attributes
+    ----------
+    conn : sqlite3.Connection
+        The store's connection, inside ``BEGIN IMMEDIATE``.
+    path : Path
+        The store file (for error messages).
+    analyst : str or None
+        Written in the ``analyst`` field of the revisions and changes.
+    bounds : list of (minx, maxx, miny, maxy)
+        Envelope of every geometry written, to grow the layer's extent at the end.
+    """
+
+    conn: sqlite3.Connection
+    path: Path
+    analyst: str | None
+    bounds: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def new_change(self, action: str, description: str, *, undoes: int | None = None) -> int:
+        """Open a new entry of the ``changes`` log; returns its id."""
+        return self.execute(
+            "INSERT INTO changes (action, description, created, analyst, undoes) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (action, description, gpkg_now(), self.analyst, undoes),
+        ).lastrowid
+
+    def change_time(self, change: int) -> str:
+        """When the change ``change`` was opened."""
+        return self.execute("SELECT created FROM changes WHERE id = ?", (change,)).fetchone()[0]
+
+
+class Database:
+    """The connection to one store file, shared by the threads of one :class:`Store`."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, analyst: str | None, timeout: float
+    ):
+        self._conn = conn
+        self.path = path
+        self.analyst = analyst
+        self.timeout = timeout
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool, analyst: str | None, timeout: float) -> Database:
+        """Open (and create, migrate) the store at ``path``; see :meth:`Store.open`."""
+        if path.is_dir():
+            raise NotAStoreError(
+                f"expected a GeoPackage file for the store, got a directory {path}; "
+                "give a file name"
+            )
+        if path.exists() and path.stat().st_size > 0:
+            inspect_existing(path)
+        elif not create:
+            raise StoreError(f"no store at {path}; create one by writing to it (e.g. `report add`)")
+        elif not path.parent.exists():
+            raise StoreError(
+                f"cannot create the store {path}: folder {path.parent} does not exist; "
+                "create it first"
+            )
+        try:
+            # No SQLite busy handler (timeout=0): retry() polls instead (docs/design-store.md).
+            conn = sqlite3.connect(
+                str(path), timeout=0.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the store {path}: {exc}; check the path and permissions"
+            ) from None
+        db = cls(conn, path, analyst=analyst, timeout=timeout)
+        try:
+            db._setup()
+        except BaseException:
+            conn.close()
+            raise
+        return db
+
+    def _setup(self) -> None:
+        conn = self._conn
+        register_functions(conn)  # ST_* used by the GeoPackage R-tree triggers
+        conn.execute("PRAGMA foreign_keys = ON")
+        self.retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        conn.execute("PRAGMA synchronous = FULL")
+        if self.schema_version() == SCHEMA_VERSION:
+            return
+        with self.write() as tx:
+            version = self.schema_version()  # another process may have done it meanwhile
+            if version is None:
+                if tx.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise NotAStoreError(
+                        f"{self.path} is an SQLite database but not a satdelta store; choose "
+                        "another file name"
+                    )
+                create_schema(tx.conn)
+                log.info("created store %s", self.path)
+            elif version < SCHEMA_VERSION:
+                migrate(tx.conn, version)
+        # copy the WAL into the main file so that tools reading the raw header see a GeoPackage
+        self.retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
+    def schema_version(self) -> int | None:
+        """The ``schema_version`` of ``satdelta_meta`` (None before the schema exists)."""
+        try:
+            row = self._conn.execute(
+                "SELECT value FROM satdelta_meta WHERE key = 'schema_version'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return int(row[0]) if row else None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
+
+    def retry(self, fn: Callable[[], T]) -> T:
+        """``fn()``, retried every 1-10 ms (with jitter) while the file is busy, up to timeout."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise StoreError(f"store {self.path}: {exc}") from None
+                if time.monotonic() > deadline:
+                    raise StoreBusyError(
+                        f"store {self.path} stayed locked by another process for more than "
+                        f"{self.timeout:g} s; close the other program or retry later"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 1.5, 0.01)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store.open")
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """One write transaction: committed at the end of the block, rolled back on an error."""
+        self._check_open()
+        with self._lock:
+            self.retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield Transaction(self._conn, self.path, self.analyst)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            try:
+                self.retry(lambda: self._conn.execute("COMMIT"))
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction for the block (nested: a no-op); see :meth:`Store.snapshot`."""
+        self._check_open()
+        with self._lock:
+            if self._conn.in_transaction:
+                yield
+                return
+            self._conn.execute("BEGIN")  # deferred: the snapshot is taken by the first read
+            try:
+                yield
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+
+    def read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query."""
+        return self.query(lambda conn: conn.execute(sql, tuple(params)).fetchall())
+
+    def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` under the store's lock, retried while the file is busy."""
+        self._check_open()
+        with self._lock:
+            return self.retry(lambda: fn(self._conn))
