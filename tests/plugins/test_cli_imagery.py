@@ -294,3 +294,35 @@ def test_naip_items_on_loopback_give_the_same_mask_as_the_local_files(tmp_path, 
         satdelta("detect", f"{catalogue.base}/naip-1999.json", urls[1], "-o", tmp_path / "x")
     )
     assert "not found (HTTP 404)" in msg and "naip-1999.json" in msg
+
+
+def test_detect_asset_option_and_the_viewer_reader_open_local_items(tmp_path):
+    from satdelta.plugins.napari._reader import get_reader, raster_layer_data
+
+    before, after, truth = make_pair(tmp_path)
+    sources = []
+    for path, when in ((before, "2020-01-05T00:00:00Z"), (after, "2021-02-07T00:00:00Z")):
+        it = item(path.stem, path.name, when, footprint_of(path))
+        it["assets"]["visual"] = {"href": "missing-visual.tif", "type": COG_TYPE,
+                                  "roles": ["visual"]}  # fmt: skip
+        sources.append(tmp_path / f"{path.stem}.item.json")
+        sources[-1].write_text(json.dumps(it))
+
+    # by default the visual asset is chosen (it is missing here): a one-line error
+    msg = one_line_error(satdelta("detect", *sources, "-o", tmp_path / "a"))
+    assert "missing-visual.tif" in msg
+    res = satdelta("detect", *sources, "-o", tmp_path / "b", "--asset", "image", "--method", "cva")
+    assert res.returncode == 0, res.stderr
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["inputs"]["after"]["stac"]["asset"] == "image"
+    assert run["inputs"]["after"]["source"] == str(sources[1])
+    msg = one_line_error(satdelta("detect", before, after, "-o", tmp_path / "c", "--asset", "x"))
+    assert "is not a STAC Item" in msg
+
+    it = json.loads(sources[0].read_text())
+    del it["assets"]["visual"]
+    sources[0].write_text(json.dumps(it))
+    assert get_reader(str(sources[0])) is not None
+    data, kwargs, kind = raster_layer_data(sources[0])
+    assert kind == "image" and kwargs["metadata"]["satdelta"]["source"] == str(sources[0])
+    assert kwargs["metadata"]["satdelta"]["shape"] == list(truth.shape)
