@@ -399,7 +399,13 @@ def _acquired(src: DatasetReader, stem: str) -> _dt.date | None:
 def _open_item(item: dict[str, Any], where: str, *, asset: str | None, checksum: bool) -> Scene:
     """Open the chosen asset of a STAC Item; the scene keeps the item's id, date and provenance."""
     chosen = resolve_item(item, where, asset=asset)
-    scene = open_scene(chosen.href, checksum=checksum)
+    try:
+        scene = open_scene(chosen.href, checksum=checksum)
+    except SceneReadError as exc:  # say which item and asset, and how to pick another
+        raise type(exc)(
+            f"STAC item {item.get('id')}, asset {chosen.provenance['asset']!r}: {exc} "
+            "Another asset of the item can be chosen with --asset KEY."
+        ) from exc
     return dataclasses.replace(
         scene,
         source=where,
