@@ -133,15 +133,20 @@ def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def main(argv: list[str]) -> int:
-    root, log_path = Path(argv[1]).resolve(), Path(argv[2]).resolve()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(root, log_path))
+def serve(handler: type[BaseHTTPRequestHandler]) -> int:
+    """Serve on 127.0.0.1 at a free port, announced as ``PORT <n>`` on stdout, until killed."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # pragma: no cover
         pass
     return 0
+
+
+def main(argv: list[str]) -> int:
+    root, log_path = Path(argv[1]).resolve(), Path(argv[2]).resolve()
+    return serve(make_handler(root, log_path))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ import datetime as dt
 import json
 import sys
 import urllib.parse
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from range_server import make_handler
+from range_server import make_handler, serve
 
 CONFORMS = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -169,13 +168,7 @@ def main(argv: list[str]) -> int:
             if not self._api(params):
                 self._empty(404)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(f"PORT {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:  # pragma: no cover
-        pass
-    return 0
+    return serve(Handler)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ The area is ``--bbox W,S,E,N`` or ``--claim ID`` (the claim's bbox in the store)
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,22 +45,68 @@ def _area(ctx: click.Context, bbox: str | None, claim_id: int | None) -> BBox:
     return claim.bbox
 
 
+@dataclass(frozen=True)
+class StacQuery:
+    """What ``search`` and ``pair`` ask the catalogue: where, which collection, which area."""
+
+    api_url: str
+    collection: str
+    area: BBox
+    claim_id: int | None
+    max_cloud: float | None
+
+    def search(self, window: str) -> list[dict[str, Any]]:
+        """The items of the time window ``window`` (START/END)."""
+        from satdelta.imagery.stac_search import search_items
+
+        return search_items(
+            self.api_url,
+            collection=self.collection,
+            bbox=self.area,
+            datetime=window,
+            max_cloud=self.max_cloud,
+        )
+
+
+def _area_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--bbox``/``--claim``, handed to the command as ``area`` (W, S, E, N) and ``claim_id``."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, bbox: str | None, claim_id: int | None, **kwargs: Any) -> Any:
+        area = _area(click.get_current_context(), bbox, claim_id)
+        return fn(*args, area=area, claim_id=claim_id, **kwargs)
+
+    command = click.option("--claim", "claim_id", type=int, help="Use this claim's bbox.")(command)
+    return click.option("--bbox", help="Area W,S,E,N in WGS84 degrees.")(command)
+
+
 def _stac_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(
-        [
-            click.option("--stac", "api_url", required=True, help="STAC API root URL."),
-            click.option("--collection", required=True, help="Collection id (e.g. naip)."),
-            click.option("--bbox", help="Area W,S,E,N in WGS84 degrees."),
-            click.option("--claim", "claim_id", type=int, help="Use this claim's bbox."),
-            click.option(
-                "--max-cloud",
-                type=click.FloatRange(0, 100),
-                help="Drop items with more cloud (percent); items that do not say are kept.",
-            ),
-        ]
+    """The catalogue options, handed to the command as one :class:`StacQuery` ``query``."""
+
+    @functools.wraps(fn)
+    def command(
+        *args: Any,
+        api_url: str,
+        collection: str,
+        area: BBox,
+        claim_id: int | None,
+        max_cloud: float | None,
+        **kwargs: Any,
+    ) -> Any:
+        query = StacQuery(api_url, collection, area, claim_id, max_cloud)
+        return fn(*args, query=query, **kwargs)
+
+    for option in (
+        click.option(
+            "--max-cloud",
+            type=click.FloatRange(0, 100),
+            help="Drop items with more cloud (percent); items that do not say are kept.",
+        ),
+        click.option("--collection", required=True, help="Collection id (e.g. naip)."),
+        click.option("--stac", "api_url", required=True, help="STAC API root URL."),
     ):
-        fn = option(fn)
-    return click.pass_context(fn)
+        command = option(command)
+    return _area_options(command)
 
 
 @click.group("imagery")
@@ -70,25 +118,13 @@ def imagery() -> None:
 @_stac_options
 @click.option("--datetime", "window", required=True, help="Time window START/END.")
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON lines.")
-def search_cmd(
-    ctx: click.Context,
-    api_url: str,
-    collection: str,
-    bbox: str | None,
-    claim_id: int | None,
-    max_cloud: float | None,
-    window: str,
-    as_json: bool,
-) -> None:
+def search_cmd(query: StacQuery, window: str, as_json: bool) -> None:
     """List the items over the area in the time window, best first."""
     from satdelta.imagery.stac import choose_asset
-    from satdelta.imagery.stac_search import rank_items, search_items
+    from satdelta.imagery.stac_search import rank_items
 
-    area = _area(ctx, bbox, claim_id)
-    items = search_items(
-        api_url, collection=collection, bbox=area, datetime=window, max_cloud=max_cloud
-    )
-    ranked = rank_items(items, area, window=window, side="after")
+    items = query.search(window)
+    ranked = rank_items(items, query.area, window=window, side="after")
     if as_json:
         for choice in ranked:
             click.echo(json.dumps(choice.item))
@@ -116,12 +152,7 @@ def search_cmd(
 @click.option("--name", default=None, help="Pair name [default: claim-ID or pair].")
 @click.option("--clip", is_flag=True, help="Also write local COGs of the area and list those.")
 def pair_cmd(
-    ctx: click.Context,
-    api_url: str,
-    collection: str,
-    bbox: str | None,
-    claim_id: int | None,
-    max_cloud: float | None,
+    query: StacQuery,
     before_window: str,
     after_window: str,
     outdir: Path,
@@ -133,31 +164,28 @@ def pair_cmd(
     Best = most of the area covered, then least cloud, then closest to the event (the end
     of the before window, the start of the after window).
     """
-    from satdelta.imagery.stac_search import rank_items, search_items, write_pair
+    from satdelta.imagery.stac_search import rank_items, write_pair
 
-    area = _area(ctx, bbox, claim_id)
     chosen = []
     for side, window in (("before", before_window), ("after", after_window)):
-        items = search_items(
-            api_url, collection=collection, bbox=area, datetime=window, max_cloud=max_cloud
-        )
-        best = rank_items(items, area, window=window, side=side)[0]  # type: ignore[arg-type]
+        items = query.search(window)
+        best = rank_items(items, query.area, window=window, side=side)[0]  # type: ignore[arg-type]
         info(
             f"{side}: {best.item_id} ({(best.item.get('properties') or {}).get('datetime')}, "
             f"{100 * best.coverage:.0f} % of the area, best of {len(items)})"
         )
         chosen.append(best)
-    label = name or (f"claim-{claim_id}" if claim_id is not None else "pair")
+    label = name or (f"claim-{query.claim_id}" if query.claim_id is not None else "pair")
+    clip_bbox = query.area if clip else None
     pairs = write_pair(
-        outdir, label, chosen[0], chosen[1], api_url=api_url, clip_bbox=area if clip else None
+        outdir, label, chosen[0], chosen[1], api_url=query.api_url, clip_bbox=clip_bbox
     )
     click.echo(str(pairs))
 
 
 @imagery.command("tiles")
 @click.argument("template", metavar="TEMPLATE")
-@click.option("--bbox", help="Area W,S,E,N in WGS84 degrees.")
-@click.option("--claim", "claim_id", type=int, help="Use this claim's bbox.")
+@_area_options
 @click.option("--zoom", type=click.IntRange(0, 24), required=True, help="Tile zoom level.")
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -171,11 +199,9 @@ def pair_cmd(
     "--cache", type=click.Path(file_okay=False, path_type=Path),
     help="Tile cache folder [default: $SATDELTA_TILE_CACHE or ~/.cache/satdelta/tiles].",
 )  # fmt: skip
-@click.pass_context
 def tiles_cmd(
-    ctx: click.Context,
     template: str,
-    bbox: str | None,
+    area: BBox,
     claim_id: int | None,
     zoom: int,
     output: Path,
@@ -188,7 +214,6 @@ def tiles_cmd(
     """Mosaic the tiles of TEMPLATE ({z}/{x}/{y} URL, or a WMTS capabilities URL with --layer)."""
     from satdelta.imagery.tiles import TileSource, wmts_source, write_tiles
 
-    area = _area(ctx, bbox, claim_id)
     if layer:
         source = wmts_source(template, layer, time=when)
         if attribution:
