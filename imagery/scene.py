@@ -88,9 +88,10 @@ _COLOUR_NAMES = {
 def gdal_env(gdal_path: str = "") -> rasterio.Env:
     """Return a :class:`rasterio.Env` for opening ``gdal_path``.
 
-    Remote (``/vsicurl/``) names get range-request friendly options (:data:`GDAL_OPTIONS`).
+    Remote (``/vsicurl/``) names, and VRT documents naming them, get range-request friendly
+    options (:data:`GDAL_OPTIONS`).
     """
-    if gdal_path.startswith("/vsicurl"):
+    if "/vsicurl/" in gdal_path:  # a remote file, or a VRT document over remote files
         return rasterio.Env(**GDAL_OPTIONS)
     return rasterio.Env()
 
@@ -403,7 +404,7 @@ def _open_item(item: dict[str, Any], where: str, *, asset: str | None, checksum:
         scene = open_scene(chosen.href, checksum=checksum)
     except SceneReadError as exc:  # say which item and asset, and how to pick another
         raise type(exc)(
-            f"STAC item {item.get('id')}, asset {chosen.provenance['asset']!r}: {exc} "
+            f"STAC item {item.get('id')}, asset {chosen.provenance['asset']}: {exc} "
             "Another asset of the item can be chosen with --asset KEY."
         ) from exc
     return dataclasses.replace(
@@ -432,7 +433,7 @@ def open_scene(
     asset : str, optional
         For a STAC Item, the asset key to open (default: the true-colour ``visual`` asset,
         else the raster with most red/green/blue/nir bands; see
-        :func:`~satdelta.imagery.stac.choose_asset`).
+        :func:`~satdelta.imagery.stac.choose_assets`; ``"B04,B03,B02"`` stacks one-band assets).
 
     Returns
     -------
@@ -473,9 +474,9 @@ def open_scene(
         src_str = raw
         stem = Path(raw.split("?", 1)[0].rstrip("/")).stem or "scene"
         local: Path | None = None
-    elif raw.startswith("/vsi"):
+    elif raw.startswith("/vsi") or raw.startswith("<VRTDataset"):
         gdal_path = src_str = raw
-        stem = Path(raw).stem
+        stem = Path(raw).stem if raw.startswith("/vsi") else "vrt"
         local = None
     else:
         local = Path(raw).expanduser().resolve()

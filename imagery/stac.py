@@ -2,10 +2,11 @@
 
 A STAC Item (a local JSON file or an http(s) URL) names one acquisition and lists its files
 as *assets*.  :func:`read_item` recognises an item by its content (JSON with ``"type":
-"Feature"`` and ``stac_version``), :func:`choose_asset` picks the asset to open (the one
-asked for, else the true-colour ``visual`` COG, else the data raster holding most of the
-red/green/blue/nir bands) and :func:`resolve_item` returns where that asset lives and the
-provenance (item id, datetime, collection, licence, asset key and href) that
+"Feature"`` and ``stac_version``), :func:`choose_assets` picks what to open (the asset asked
+for, else the true-colour ``visual`` COG, else the data raster holding most of the
+red/green/blue/nir bands, else one-band red/green/blue/nir assets stacked by
+:func:`stack_bands`) and :func:`resolve_item` returns where it lives and the provenance (item
+id, datetime, collection, licence, asset key and href) that
 :func:`~satdelta.imagery.scene.open_scene` records on the scene.
 """
 
@@ -22,17 +23,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from satdelta.imagery.errors import FetchError, StacError
 from satdelta.imagery.fetch import DEFAULT_FETCHER, USER_AGENT, Fetcher, fetch_bytes
 
 __all__ = [
     "StacSelection",
-    "choose_asset",
+    "choose_assets",
     "item_datetime",
     "item_provenance",
     "read_item",
     "resolve_item",
+    "stack_bands",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ RASTER_TYPES = ("image/tiff", "image/jp2", "image/png", "image/jpeg", "applicati
 SKIP_ROLES = frozenset({"thumbnail", "overview", "metadata", "rendered_preview", "snow-ice"})
 #: Band common names satdelta's methods use, in the order they are worth having.
 WANTED_BANDS = ("red", "green", "blue", "nir")
+#: Other common names of the same bands (STAC 1.1 names Landsat's near infrared ``nir08``).
+BAND_ALIASES = {"nir08": "nir"}
 _PEEK = 1024
 
 
@@ -55,7 +60,8 @@ class StacSelection:
     Attributes
     ----------
     href : str
-        Absolute http(s) URL, local path or GDAL ``/vsi...`` name of the asset.
+        Absolute http(s) URL, local path or GDAL ``/vsi...`` name of the asset, or a VRT
+        document stacking one-band assets (:func:`stack_bands`).
     provenance : dict
         ``item`` (where the item was read), ``item_id``, ``collection``, ``datetime``,
         ``license``, ``asset`` (key) and ``href``.
@@ -138,8 +144,10 @@ def read_item(source: str, *, fetcher: Fetcher = DEFAULT_FETCHER) -> dict[str, A
             return None
         body, _ = fetch_bytes(source, what="STAC item", fetcher=fetcher)
     else:
+        if source.startswith(("/vsi", "<")):  # GDAL names and VRT documents
+            return None
         local = Path(source).expanduser()
-        if source.startswith("/vsi") or not local.is_file():
+        if not local.is_file():
             return None
         with open(local, "rb") as fh:
             if not fh.read(_PEEK).lstrip().startswith(b"{"):
@@ -176,7 +184,8 @@ def _band_names(asset: Mapping[str, Any]) -> list[str]:
     out = []
     for b in bands:
         if isinstance(b, Mapping):
-            out.append(str(b.get("eo:common_name") or b.get("common_name") or "").lower())
+            name = str(b.get("eo:common_name") or b.get("common_name") or "").lower()
+            out.append(BAND_ALIASES.get(name, name))
     return out
 
 
@@ -197,27 +206,41 @@ def _describe_assets(assets: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "none"
 
 
-def choose_asset(item: Mapping[str, Any], *, asset: str | None = None) -> str:
-    """The key of the asset to open from ``item``.
+def _split_bands(usable: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """Keys of one-band assets holding red, green, blue (and nir), when all three exist."""
+    found: dict[str, str] = {}
+    for key, a in usable.items():
+        names = _band_names(a)
+        if len(names) == 1 and names[0] in WANTED_BANDS:
+            found.setdefault(names[0], key)
+    if not all(b in found for b in ("red", "green", "blue")):
+        return ()
+    return tuple(found[b] for b in WANTED_BANDS if b in found)
+
+
+def choose_assets(item: Mapping[str, Any], *, asset: str | None = None) -> tuple[str, ...]:
+    """The keys of the asset(s) to open from ``item``, as bands of one scene.
 
     Parameters
     ----------
     item : mapping
         A STAC Item's JSON.
     asset : str, optional
-        An asset key to use as is (``--asset KEY``).
+        Asset key(s) to use as they are (``--asset KEY`` or ``--asset KEY1,KEY2,...`` to stack
+        one-band assets on the same grid).
 
     Returns
     -------
-    str
+    tuple of str
         ``asset`` when given; else the ``visual`` (true-colour) asset; else the raster asset
-        with the most red/green/blue/nir bands (data role and COG breaking ties); thumbnails,
-        overviews and metadata are never chosen.
+        with the most red/green/blue/nir bands (data role and COG breaking ties) when it has
+        three of them; else the one-band red, green, blue (and nir) assets (Landsat's layout);
+        else that best raster asset. Thumbnails, overviews and metadata are never chosen.
 
     Raises
     ------
     StacError
-        The asked-for key is missing, or no asset is a raster.
+        An asked-for key is missing, or no asset is a raster.
 
     Examples
     --------
@@ -225,20 +248,21 @@ def choose_asset(item: Mapping[str, Any], *, asset: str | None = None) -> str:
     ...     "thumbnail": {"href": "t.jpg", "type": "image/jpeg", "roles": ["thumbnail"]},
     ...     "image": {"href": "x.tif", "type": "image/tiff; application=geotiff; "
     ...               "profile=cloud-optimized", "roles": ["data"]}}}
-    >>> choose_asset(item)
-    'image'
-    >>> choose_asset(item, asset="thumbnail")
-    'thumbnail'
+    >>> choose_assets(item)
+    ('image',)
+    >>> choose_assets(item, asset="thumbnail")
+    ('thumbnail',)
     """
     assets: Mapping[str, Any] = item.get("assets") or {}
     item_id = item.get("id", "?")
     if asset is not None:
-        if asset not in assets:
+        keys = tuple(k.strip() for k in asset.split(",") if k.strip())
+        if not keys or any(k not in assets for k in keys):
             raise StacError(
                 f"item {item_id} has no asset {asset!r}; it has {', '.join(assets) or 'none'}. "
-                "Pass one of these to --asset."
+                "Pass one of these (or several, comma-separated) to --asset."
             )
-        return asset
+        return keys
     usable = {k: a for k, a in assets.items() if isinstance(a, Mapping) and _is_raster(a)}
     if not usable:
         raise StacError(
@@ -246,7 +270,11 @@ def choose_asset(item: Mapping[str, Any], *, asset: str | None = None) -> str:
             f"{_describe_assets(assets)}. Pass --asset KEY to open one anyway, or pick "
             "another item."
         )
-    return max(usable, key=lambda k: _rank(k, usable[k]))
+    best = max(usable, key=lambda k: _rank(k, usable[k]))
+    visual, wanted, _ = _rank(best, usable[best])
+    if visual or wanted - int("data" in _roles(usable[best])) >= 3:
+        return (best,)
+    return _split_bands(usable) or (best,)
 
 
 def resolve_href(href: str, base: str) -> str:
@@ -311,9 +339,16 @@ def _licence(item: Mapping[str, Any], fetcher: Fetcher) -> str | None:
 
 
 def item_provenance(
-    item: Mapping[str, Any], key: str, href: str, where: str, licence: str | None
+    item: Mapping[str, Any],
+    keys: tuple[str, ...],
+    hrefs: tuple[str, ...],
+    where: str,
+    licence: str | None,
 ) -> dict[str, Any]:
-    """What run.json and the store record about the item a scene came from."""
+    """What run.json and the store record about the item a scene came from.
+
+    ``asset`` and ``href`` are strings for one asset and lists for stacked one-band assets.
+    """
     when = item_datetime(item)
     return {
         "item": where,
@@ -321,10 +356,65 @@ def item_provenance(
         "collection": item.get("collection"),
         "datetime": when.isoformat().replace("+00:00", "Z") if when else None,
         "license": licence,
-        "asset": key,
-        "href": href,
+        "asset": keys[0] if len(keys) == 1 else list(keys),
+        "href": hrefs[0] if len(hrefs) == 1 else list(hrefs),
         "stac_version": item.get("stac_version"),
     }
+
+
+def _gdal_name(href: str) -> str:
+    return "/vsicurl/" + href if _is_url(href) else href
+
+
+def stack_bands(hrefs: tuple[str, ...], names: tuple[str, ...], item_id: str) -> str:
+    """A VRT document stacking one-band rasters on the same grid as the bands of one image.
+
+    GDAL opens the returned XML text directly as a dataset; only the headers are read here.
+
+    Raises
+    ------
+    StacError
+        The rasters are not all one band on the same grid (size, transform, CRS, data type).
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+    from satdelta.imagery.scene import gdal_env
+
+    grids = []
+    for href in hrefs:
+        name = _gdal_name(href)
+        try:
+            with gdal_env(name), rasterio.open(name) as src:
+                grids.append(
+                    (src.count, src.width, src.height, tuple(src.transform)[:6], src.crs,
+                     src.dtypes[0], src.nodata)
+                )  # fmt: skip
+        except RasterioIOError as exc:
+            raise FetchError(f"cannot read band {href} of item {item_id}: {exc}.") from exc
+    first = grids[0]
+    if any(g[0] != 1 or g[1:6] != first[1:6] for g in grids):
+        sizes = ", ".join(f"{n} {g[1]}x{g[2]} px" for n, g in zip(names, grids, strict=True))
+        raise StacError(
+            f"the bands of item {item_id} are not one-band images on one grid ({sizes}); "
+            "satdelta stacks only those. Pass --asset KEY to open one asset."
+        )
+    _, width, height, t, crs, dtype, nodata = first
+    gdal_type = {"uint8": "Byte", "int8": "Int8"}.get(dtype, dtype.capitalize())
+    geo = ",".join(repr(v) for v in (t[2], t[0], t[1], t[5], t[3], t[4]))
+    srs = escape(crs.to_wkt()) if crs else ""
+    bands = []
+    for i, (href, name) in enumerate(zip(hrefs, names, strict=True), start=1):
+        nd = "" if nodata is None else f"<NoDataValue>{nodata!r}</NoDataValue>"
+        bands.append(
+            f'<VRTRasterBand dataType="{gdal_type}" band="{i}"><Description>{escape(name)}'
+            f'</Description>{nd}<SimpleSource><SourceFilename relativeToVRT="0">'
+            f"{escape(_gdal_name(href))}</SourceFilename><SourceBand>1</SourceBand>"
+            "</SimpleSource></VRTRasterBand>"
+        )
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{srs}</SRS>'
+        f"<GeoTransform>{geo}</GeoTransform>{''.join(bands)}</VRTDataset>"
+    )
 
 
 def resolve_item(
@@ -334,7 +424,7 @@ def resolve_item(
     asset: str | None = None,
     fetcher: Fetcher = DEFAULT_FETCHER,
 ) -> StacSelection:
-    """Choose the asset of ``item`` (read from ``where``) and say where it lives.
+    """Choose the asset(s) of ``item`` (read from ``where``) and say where they live.
 
     Parameters
     ----------
@@ -343,20 +433,27 @@ def resolve_item(
     where : str
         The item's URL or local path, the base for relative hrefs.
     asset : str, optional
-        The asset key to use (see :func:`choose_asset`).
+        The asset key(s) to use (see :func:`choose_assets`).
     fetcher : Fetcher
         For the collection's licence, when only the collection states it.
 
     Raises
     ------
     StacError
-        No usable asset, or an asset without an href.
+        No usable asset, an asset without an href, or bands that cannot be stacked.
     """
-    key = choose_asset(item, asset=asset)
-    raw = (item.get("assets") or {})[key].get("href")
-    if not raw:
-        raise StacError(f"asset {key!r} of item {item.get('id')} has no href; pick another.")
-    href = resolve_href(str(raw), where)
+    keys = choose_assets(item, asset=asset)
+    assets = item.get("assets") or {}
+    hrefs = []
+    for key in keys:
+        raw = assets[key].get("href")
+        if not raw:
+            raise StacError(f"asset {key!r} of item {item.get('id')} has no href; pick another.")
+        hrefs.append(resolve_href(str(raw), where))
+    href = hrefs[0]
+    if len(keys) > 1:
+        names = tuple((_band_names(assets[k]) or [k])[0] or k for k in keys)
+        href = stack_bands(tuple(hrefs), names, str(item.get("id")))
     when = item_datetime(item)
-    prov = item_provenance(item, key, href, where, _licence(item, fetcher))
+    prov = item_provenance(item, keys, tuple(hrefs), where, _licence(item, fetcher))
     return StacSelection(href=href, provenance=prov, acquired=when.date() if when else None)

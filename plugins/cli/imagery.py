@@ -120,7 +120,7 @@ def imagery() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON lines.")
 def search_cmd(query: StacQuery, window: str, as_json: bool) -> None:
     """List the items over the area in the time window, best first."""
-    from satdelta.imagery.stac import choose_asset
+    from satdelta.imagery.stac import choose_assets
     from satdelta.imagery.stac_search import rank_items
 
     items = query.search(window)
@@ -133,7 +133,7 @@ def search_cmd(query: StacQuery, window: str, as_json: bool) -> None:
     for c in ranked:
         props = c.item.get("properties") or {}
         try:
-            asset = choose_asset(c.item)
+            asset = ",".join(choose_assets(c.item))
         except StacError:
             asset = None
         cloud = None if math.isnan(c.cloud) else f"{c.cloud:.0f}"

@@ -15,7 +15,7 @@ from satdelta.imagery.cog import write_cog
 from satdelta.imagery.errors import FetchError, SceneReadError, StacError, one_line
 from satdelta.imagery.fetch import Fetcher, fetch_bytes
 from satdelta.imagery.scene import open_scene
-from satdelta.imagery.stac import choose_asset, read_item
+from satdelta.imagery.stac import choose_assets, read_item
 
 from tests.conftest import make_pair
 
@@ -81,10 +81,11 @@ def test_visual_asset_first_then_data_with_most_bands():
         "visual": {"href": "tci.tif", "type": COG_TYPE, "roles": ["visual"]},
         "metadata": {"href": "m.xml", "type": "application/xml", "roles": ["metadata"]},
     }  # fmt: skip
-    assert choose_asset(stac_item("a", assets)) == "visual"
+    assert choose_assets(stac_item("a", assets)) == ("visual",)
     del assets["visual"]
-    assert choose_asset(stac_item("a", assets)) == "rgbn"
-    assert choose_asset(stac_item("a", assets), asset="B04") == "B04"
+    assert choose_assets(stac_item("a", assets)) == ("rgbn",)
+    assert choose_assets(stac_item("a", assets), asset="B04") == ("B04",)
+    assert choose_assets(stac_item("a", assets), asset="B04,rgbn") == ("B04", "rgbn")
 
 
 def test_an_item_without_a_raster_asset_says_which_assets_it_has():
@@ -96,11 +97,53 @@ def test_an_item_without_a_raster_asset_says_which_assets_it_has():
         },
     )
     with pytest.raises(StacError) as err:
-        choose_asset(item)
+        choose_assets(item)
     msg = one_line(err.value)
     assert "only-meta has no raster asset" in msg and "thumbnail" in msg and "--asset" in msg
     with pytest.raises(StacError, match="has no asset 'B99'.*thumbnail, mtl"):
-        choose_asset(item, asset="B99")
+        choose_assets(item, asset="B99")
+
+
+def one_band(name: str, common: str) -> dict:
+    return {"href": f"{name}.tif", "type": COG_TYPE, "roles": ["data"],
+            "eo:bands": [{"name": name, "common_name": common}]}  # fmt: skip
+
+
+def test_one_band_assets_are_stacked_as_red_green_blue_nir(tmp_path, serve_folder):
+    www = tmp_path / "www"
+    www.mkdir()
+    rng = np.random.default_rng(2)
+    data = rng.integers(1, 30000, (4, 300, 400)).astype("uint16")
+    grid = dict(transform=Affine(30.0, 0.0, 600000.0, 0.0, -30.0, 4100000.0),
+                crs=CRS.from_epsg(32617), nodata=0, blocksize=256)  # fmt: skip
+    keys = ("blue", "green", "red", "nir08", "swir16")
+    for i, key in enumerate(keys):
+        write_cog(www / f"{key}.tif", data[i % 4], **grid)
+    assets = {k: one_band(k, k) for k in keys}
+    assets["thumbnail"] = {"href": "t.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}
+    write_json(www / "landsat.json", stac_item("LC08_X", assets))
+    srv = serve_folder(www)
+
+    url = f"{srv.base}/landsat.json"
+    scene = open_scene(url)
+    assert scene.band_names == ("red", "green", "blue", "nir") and scene.count == 4
+    assert scene.stac["asset"] == ["red", "green", "blue", "nir08"]
+    assert scene.stac["href"][0] == f"{srv.base}/red.tif"
+    assert scene.crs.to_epsg() == 32617 and scene.res == (30.0, 30.0)
+    got, valid = scene.read(Window(10, 20, 50, 40), bands=["nir", "red"])
+    np.testing.assert_array_equal(got[0], data[3, 20:60, 10:60])
+    np.testing.assert_array_equal(got[1], data[2, 20:60, 10:60])
+    assert valid.all()
+    assert not any("swir16" in r["path"] for r in srv.requests())
+
+    two = open_scene(url, asset="swir16,nir08")
+    assert two.band_names == ("swir16", "nir") and two.stac["asset"] == ["swir16", "nir08"]
+
+    write_cog(www / "half.tif", data[0, ::2, ::2], **grid)
+    assets["red"]["href"] = "half.tif"
+    write_json(www / "mixed.json", stac_item("LC08_Y", assets))
+    with pytest.raises(StacError, match="not one-band images on one grid.*red 200x150 px"):
+        open_scene(f"{srv.base}/mixed.json")
 
 
 # -- local items -----------------------------------------------------------------------------
