@@ -133,9 +133,17 @@ def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (a range check reading 16 bytes) are no server error."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def serve(handler: type[BaseHTTPRequestHandler]) -> int:
     """Serve on 127.0.0.1 at a free port, announced as ``PORT <n>`` on stdout, until killed."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
