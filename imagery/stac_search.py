@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,14 +130,22 @@ def search_items(
     """
     from pystac_client import Client
     from pystac_client.exceptions import APIError
+    from pystac_client.warnings import DoesNotConformTo, PystacClientWarning
 
     parse_window(datetime)
     try:
-        client = Client.open(api_url)
+        with warnings.catch_warnings():  # what they warn of is raised below as one line
+            warnings.simplefilter("ignore", PystacClientWarning)
+            client = Client.open(api_url)
         search = client.search(
             collections=[collection], bbox=list(bbox), datetime=datetime, max_items=max_items
         )
         items = list(search.items_as_dicts())
+    except (NotImplementedError, DoesNotConformTo) as exc:  # a static catalogue: no search
+        raise StacError(
+            f"{api_url} has no item search (a static catalogue, or not a STAC API root). "
+            "Pass its Item URLs to `satdelta detect` directly, or use a STAC API root URL."
+        ) from exc
     except APIError as exc:
         raise FetchError(
             f"the STAC API at {api_url} refused the search: {' '.join(str(exc).split())[:300]}. "

@@ -127,6 +127,31 @@ def test_a_search_without_results_is_one_line(stac_api):
     assert "expected a bbox W,S,E,N" in msg
 
 
+def test_a_static_catalogue_or_a_dead_api_is_one_line(tmp_path, serve_folder):
+    www = tmp_path / "static"
+    www.mkdir()
+    catalog = {"type": "Catalog", "id": "events", "stac_version": "1.0.0",
+               "description": "static", "links": []}  # fmt: skip
+    (www / "catalog.json").write_text(json.dumps(catalog))
+    srv = serve_folder(www)
+    msg = one_line_error(
+        satdelta(
+            *search_args(srv, "1,1,2,2", "2021-01-01/2021-12-31")[:3],
+            f"{srv.base}/catalog.json",
+            *search_args(srv, "1,1,2,2", "2021-01-01/2021-12-31")[4:],
+        )
+    )
+    assert "has no item search" in msg and "Item URLs" in msg
+    msg = one_line_error(
+        satdelta(
+            *search_args(srv, "1,1,2,2", "2021-01-01/2021-12-31")[:3],
+            f"{srv.base}/nothing/",
+            *search_args(srv, "1,1,2,2", "2021-01-01/2021-12-31")[4:],
+        )
+    )
+    assert f"{srv.base}/nothing/" in msg
+
+
 def test_search_reads_the_claims_bbox_from_the_store(stac_api, tmp_path):
     from satdelta.annotations import Store
 
