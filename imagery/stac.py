@@ -26,7 +26,13 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from satdelta.imagery.errors import FetchError, StacError
-from satdelta.imagery.fetch import DEFAULT_FETCHER, USER_AGENT, Fetcher, fetch_bytes
+from satdelta.imagery.fetch import (
+    DEFAULT_FETCHER,
+    USER_AGENT,
+    Fetcher,
+    describe_failure,
+    fetch_bytes,
+)
 
 __all__ = [
     "StacSelection",
@@ -64,7 +70,7 @@ class StacSelection:
         document stacking one-band assets (:func:`stack_bands`).
     provenance : dict
         ``item`` (where the item was read), ``item_id``, ``collection``, ``datetime``,
-        ``license``, ``asset`` (key) and ``href``.
+        ``license``, ``asset`` (key; list of keys when stacked) and ``href`` (likewise).
     acquired : datetime.date or None
         The item's date (its ``datetime``, else ``start_datetime``).
     """
@@ -390,7 +396,10 @@ def stack_bands(hrefs: tuple[str, ...], names: tuple[str, ...], item_id: str) ->
                      src.dtypes[0], src.nodata)
                 )  # fmt: skip
         except RasterioIOError as exc:
-            raise FetchError(f"cannot read band {href} of item {item_id}: {exc}.") from exc
+            why = (describe_failure(href, what="band") if _is_url(href) else None) or (
+                f"cannot read band {href}: {' '.join(str(exc).split())}. Check that it exists."
+            )
+            raise FetchError(f"item {item_id}: {why} Or pass --asset KEY for one asset.") from exc
     first = grids[0]
     if any(g[0] != 1 or g[1:6] != first[1:6] for g in grids):
         sizes = ", ".join(f"{n} {g[1]}x{g[2]} px" for n, g in zip(names, grids, strict=True))
