@@ -54,6 +54,9 @@ class OutputError(SatdeltaError, OSError):
 class FetchError(SceneReadError):
     """A remote file could not be fetched (not found, timed out, truncated, no range support)."""
 
+    #: The HTTP status that ended the fetch, when the server answered with one.
+    status: int | None = None
+
 
 class StacError(SatdeltaError, ValueError):
     """A STAC item, search or asset choice gave nothing satdelta can use."""

@@ -117,7 +117,7 @@ def fetch_bytes(
             return body, got
         except urllib.error.HTTPError as exc:
             if exc.code not in RETRY_STATUS:
-                raise FetchError(_http_message(url, what, exc.code)) from exc
+                raise _http_error(url, what, exc.code) from exc
             last = f"HTTP {exc.code}"
         except http.client.IncompleteRead as exc:
             last = f"truncated: {len(exc.partial)} bytes of {len(exc.partial) + exc.expected}"
@@ -138,6 +138,12 @@ def fetch_bytes(
         f"{what} {url} failed after {tries} tries with backoff: {last}. Check the URL and "
         "your connection, or try again later."
     )
+
+
+def _http_error(url: str, what: str, status: int) -> FetchError:
+    error = FetchError(_http_message(url, what, status))
+    error.status = status
+    return error
 
 
 def _http_message(url: str, what: str, status: int) -> str:
@@ -171,7 +177,7 @@ def check_range_support(url: str, *, what: str = "file", timeout_s: float = 20.0
             status, crange = resp.status, resp.headers.get("Content-Range", "")
             resp.read(16)
     except urllib.error.HTTPError as exc:
-        raise FetchError(_http_message(url, what, exc.code)) from exc
+        raise _http_error(url, what, exc.code) from exc
     except OSError as exc:  # URLError and timeouts are OSErrors
         raise FetchError(
             f"{what} {url} did not answer within {timeout_s:g} s ({exc}). Check the URL and "

@@ -225,7 +225,7 @@ def _cached_tile(
     try:
         body, _ = fetch_bytes(url, what=f"tile {z}/{x}/{y}", fetcher=fetcher)
     except FetchError as exc:
-        if "HTTP 404" in str(exc):
+        if exc.status == 404:
             return None, True
         raise
     if not body:  # 204 No Content: no imagery there
@@ -283,21 +283,21 @@ def mosaic_tiles(
     key = hashlib.sha256(repr((source.template, sorted(source.values.items()))).encode())
     cache = (cache_dir or default_cache()) / key.hexdigest()[:16]
     canvas = np.zeros((4, (y1 - y0 + 1) * TILE_PX, (x1 - x0 + 1) * TILE_PX), np.uint8)
-    missing: list[str] = []
+    missing: list[tuple[int, int]] = []
     fetched = 0
     for y in range(y0, y1 + 1):
         for x in range(x0, x1 + 1):
             body, requested = _cached_tile(source, zoom, x, y, cache, fetcher)
             fetched += requested
             if body is None:
-                missing.append(f"{zoom}/{x}/{y}")
+                missing.append((x, y))
                 continue
             r, c = (y - y0) * TILE_PX, (x - x0) * TILE_PX
             canvas[:, r : r + TILE_PX, c : c + TILE_PX] = _decode(body, source.url(zoom, x, y))
     if missing:
         raise TileError(
             f"{len(missing)} of {count} tiles inside the area are missing (HTTP 404 or empty), "
-            f"first {missing[0]} at {source.url(zoom, *map(int, missing[0].split('/')[1:]))}. "
+            f"first {zoom}/{missing[0][0]}/{missing[0][1]} at {source.url(zoom, *missing[0])}. "
             f"The service has no imagery there at zoom {zoom}: try a lower --zoom, another "
             "release or time, or a smaller area."
         )
