@@ -3,7 +3,8 @@
 ``python -m http.server`` ignores Range, so GDAL's /vsicurl/ would fetch whole files through it.
 Usage: ``python tests/range_server.py ROOT LOGFILE`` -- serves ROOT on 127.0.0.1 at a free port,
 prints ``PORT <n>`` on stdout once listening, and appends one JSON line per request to LOGFILE:
-``{"method", "path", "range", "status", "bytes"}`` (bytes = body bytes sent).
+``{"method", "path", "range", "status", "bytes"}`` (bytes = body bytes answered, logged before
+the answer goes out).
 Multi-range requests are answered with the whole file (200), which the spec allows.
 
 Misbehaviours for failure tests, chosen by the first path segment (then the file's path):
@@ -64,8 +65,8 @@ def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
         def _empty(self, status: int) -> None:
             self.send_response(status)
             self.send_header("Content-Length", "0")
-            self.end_headers()
             self._log(status, 0)
+            self.end_headers()
 
         def _send(self, body: bool) -> None:
             mode = self._mode()[0]
@@ -97,8 +98,8 @@ def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
                     self.send_response(416)
                     self.send_header("Content-Range", f"bytes */{size}")
                     self.send_header("Content-Length", "0")
-                    self.end_headers()
                     self._log(416, 0)
+                    self.end_headers()
                     return
                 status = 206
             length = end - start + 1
@@ -111,8 +112,7 @@ def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(length))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.end_headers()
-            sent = 0
+            data = b""
             if body:
                 with open(path, "rb") as fh:
                     fh.seek(start)
@@ -120,9 +120,9 @@ def make_handler(root: Path, log_path: Path) -> type[BaseHTTPRequestHandler]:
                 if mode == "truncated":
                     data = data[: len(data) // 2]
                     self.close_connection = True
-                self.wfile.write(data)
-                sent = len(data)
-            self._log(status, sent)
+            self._log(status, len(data))  # before answering: a client never sees an unlogged one
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
             self._send(body=False)

@@ -87,9 +87,9 @@ def main(argv: list[str]) -> int:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            self._log(status, len(body))
             self.end_headers()
             self.wfile.write(body)
-            self._log(status, len(body))
 
         def _api(self, params: dict[str, Any]) -> bool:
             path = urllib.parse.urlsplit(self.path).path.rstrip("/")
