@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from satdelta.plugins.cli.options import detection_options, parse_bands
@@ -41,14 +41,21 @@ class _TerminalProgress(logging.Handler):
     help="Output folder (created; existing mask.tif, score.tif, changes.geojson, "
     "run.json in it are replaced).",
 )
+@click.option(
+    "--asset",
+    metavar="KEY",
+    default=None,
+    help="For STAC Item inputs: the asset to open [default: visual, else the RGB(N) data].",
+)
 @detection_options
 def detect(
     before: str,
     after: str,
     outdir: Path,
+    asset: str | None,
     options: DetectionOptions,
 ) -> None:
-    """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters).
+    """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters or STAC Items).
 
     Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data), OUTDIR/score.tif,
     OUTDIR/changes.geojson (RFC 7946; georeferenced input only) and OUTDIR/run.json.
@@ -68,7 +75,12 @@ def detect(
             pipeline_log.setLevel(logging.INFO)
             pipeline_log.propagate = False
     try:
-        run = run_detection(before, after, options)
+        inputs: tuple[Any, Any] = (before, after)
+        if asset is not None:  # open the items' asset here; run_detection takes the scenes
+            from satdelta.imagery.scene import open_scene
+
+            inputs = (open_scene(before, asset=asset), open_scene(after, asset=asset))
+        run = run_detection(*inputs, options)
         written = write_outputs(run, out)
     finally:
         if progress is not None:
