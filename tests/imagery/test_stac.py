@@ -214,7 +214,9 @@ def test_detection_on_item_urls_writes_stac_provenance_to_run_json_and_store(
     tmp_path, serve_folder
 ):
     from satdelta.annotations import Store
-    from satdelta.imagery.pipeline import run_detection, write_outputs
+    from satdelta.imagery.options import DetectionOptions
+    from satdelta.imagery.outputs import write_outputs
+    from satdelta.imagery.pipeline import run_detection
 
     www = tmp_path / "www"
     (www / "items").mkdir(parents=True)
@@ -227,7 +229,9 @@ def test_detection_on_item_urls_writes_stac_provenance_to_run_json_and_store(
                                                     when="2021-02-07T03:00:00Z"))  # fmt: skip
     srv = serve_folder(www)
 
-    run = run_detection(f"{srv.base}/items/b.json", f"{srv.base}/items/a.json", method="cva")
+    run = run_detection(
+        f"{srv.base}/items/b.json", f"{srv.base}/items/a.json", DetectionOptions(method="cva")
+    )
     iou = (run.maps.changed & truth).sum() / (run.maps.changed | truth).sum()
     assert iou > 0.8
     out = write_outputs(run, tmp_path / "out")
