@@ -77,13 +77,14 @@ def evidence(
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def verify(folder: Path) -> None:
     """Check FOLDER against its manifest; exit 1 naming files changed, missing or added."""
-    from satdelta.plugins.evidence import verify_package
+    from satdelta.plugins.evidence import EvidenceError, verify_package
 
     result = verify_package(folder)
-    for kind in ("changed", "missing", "added"):
+    kinds = ("changed", "missing", "added")
+    for kind in kinds:
         for name in getattr(result, kind):
             click.echo(f"{kind}: {name}")
     if not result.ok:
-        info(f"satdelta: {folder} does not match its manifest")
-        raise click.exceptions.Exit(1)
+        counts = ", ".join(f"{len(getattr(result, k))} {k}" for k in kinds)
+        raise EvidenceError(f"{folder} does not match its manifest.json: {counts} (listed above)")
     info(f"{folder}: every file matches manifest.json")

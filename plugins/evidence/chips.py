@@ -71,8 +71,8 @@ class ChipGrid:
     def extent(self) -> tuple[float, float, float, float]:
         """(left, right, bottom, top) in CRS units, as matplotlib's ``imshow`` takes it."""
         rows, cols = self.shape
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (cols, rows)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (cols, rows)
         return (left, right, bottom, top)
 
     @property
