@@ -79,7 +79,9 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_package_holds_every_file_listed_in_its_manifest(package) -> None:
     out: Path = package["dir"]
     manifest = json.loads((out / "manifest.json").read_text())
-    chips = sorted(f"chips/{i}-{k}.png" for i in package["ids"] for k in ("after", "before", "score"))
+    chips = sorted(
+        f"chips/{i}-{k}.png" for i in package["ids"] for k in ("after", "before", "score")
+    )
     expected = {"index.html", "evidence.pdf", "evidence.geojson", *chips}
     assert set(manifest["files"]) == expected
     for name, entry in manifest["files"].items():
