@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
@@ -144,12 +145,11 @@ def draw_panel(
         ax.imshow(
             np.where(ok, image, np.nan),
             extent=grid.extent,
-            cmap=colour_map or "magma",
+            cmap=colormaps[colour_map or "magma"].with_extremes(bad="black"),  # no data: black
             vmin=0,
             vmax=max(top, 1e-6),
             interpolation="nearest",
         )
-        ax.set_facecolor("black")
     else:
         ax.imshow(stretch(image), extent=grid.extent, interpolation="nearest")
     for ring in _rings(outline):

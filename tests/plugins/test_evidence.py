@@ -26,6 +26,7 @@ from tests.conftest import missing
 TITLE = "Evidence <script>alert(1)</script>"
 NOTE = 'seen on both <img src=x onerror="alert(2)"> & more'
 VERDICT_OF = ("supports", "supports", "contradicts")
+DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "evidence-page"
 
 
 def satdelta(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -170,6 +171,13 @@ def test_pdf_has_pages_and_a_rendered_page_is_not_blank(package, tmp_path) -> No
     (png,) = tmp_path.glob("page*.png")
     grey = np.asarray(Image.open(png).convert("L"), dtype=float)
     assert (grey < 200).mean() > 0.05 and grey.std() > 20  # chips, not an empty page
+    if os.environ.get("SATDELTA_UPDATE_DOCS") == "1":  # the picture in docs/evidence.md
+        subprocess.run(
+            ["pdftoppm", "-r", "72", "-png", "-singlefile", "-f", "2", "-l", "2", pdf, DOCS_PAGE],
+            check=True,
+        )
+        png = DOCS_PAGE.with_suffix(".png")
+        Image.open(png).convert("RGB").quantize(96).save(png, optimize=True)  # a small file
 
 
 def test_verify_passes_untouched_and_names_each_altered_file(package, tmp_path) -> None:
