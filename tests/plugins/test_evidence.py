@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from satdelta.annotations import VERDICTS, Store
-from satdelta.plugins.evidence import make_package
+from satdelta.plugins.evidence import make_package, verify_package
 from satdelta.plugins.evidence.manifest import file_sha256
 from satdelta.plugins.evidence.pdf import run_chromium
 
@@ -234,6 +234,27 @@ def test_a_folder_in_use_is_refused_in_one_line(package, tmp_path) -> None:
         proc = satdelta("--store", package["store"], "evidence", *args)
         assert proc.returncode == 1 and proc.stderr.startswith("satdelta: error: ")
         assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.gui
+def test_desk_button_writes_the_package(package, make_napari_viewer, monkeypatch, tmp_path):
+    from qtpy.QtWidgets import QFileDialog, QPushButton
+
+    store_path = tmp_path / "store.gpkg"
+    shutil.copy(package["store"], store_path)
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    assert widget.open_store(store_path)
+    out = tmp_path / "from-desk"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    (button,) = [
+        b for b in widget.store_panel.findChildren(QPushButton) if b.text() == "Evidence package…"
+    ]
+    button.click()
+    assert verify_package(out).ok
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["annotations"] == package["ids"] and manifest["problems"] == []
+    assert (out / "evidence.pdf").stat().st_size > 0
 
 
 @pytest.mark.realdata
