@@ -26,7 +26,13 @@ from typing import Any
 from satdelta.annotations import Annotation, Store, to_feature_collection
 from satdelta.annotations.export import write_geojson
 from satdelta.imagery.errors import SatdeltaError
-from satdelta.plugins.evidence.chips import ROLES, SceneBook, read_chip, scene_attribution
+from satdelta.plugins.evidence.chips import (
+    ROLES,
+    Chip,
+    SceneBook,
+    read_chip,
+    scene_attribution,
+)
 from satdelta.plugins.evidence.drawing import draw_panel
 from satdelta.plugins.evidence.errors import EvidenceError
 from satdelta.plugins.evidence.gather import ReportEvidence, gather_report
@@ -77,6 +83,35 @@ def _software(chromium: str | None) -> dict[str, Any]:
     return out
 
 
+def _draw_chip(
+    chip: Chip, ann: Annotation, folder: Path, attribution: str | None
+) -> dict[str, str]:
+    """Draw the before, after and score panels; return their paths relative to ``folder``."""
+    credit = {role: scene_attribution(s, attribution) for role, s in chip.scenes.items()}
+    dates = {
+        role: s.acquired.isoformat() if s.acquired else "date unknown"
+        for role, s in chip.scenes.items()
+    }
+    both = credit["before"] + (
+        "" if credit["after"] == credit["before"] else f"; {credit['after']}"
+    )
+    panels = {
+        "before": (chip.before, f"BEFORE  {dates['before']}", credit["before"]),
+        "after": (chip.after, f"AFTER  {dates['after']}", credit["after"]),
+        "score": (
+            chip.score,
+            f"CHANGE  {dates['before']} → {dates['after']}",
+            f"score: {chip.score_method}. {both}",
+        ),
+    }
+    paths = {}
+    for kind, (image, title, caption) in panels.items():
+        rel = f"{CHIPS}/{ann.id}-{kind}.png"
+        draw_panel(folder / rel, image, chip.grid, chip.outline, title=title, caption=caption)
+        paths[kind] = rel
+    return paths
+
+
 def _chips_of(
     ann: Annotation,
     book: SceneBook,
@@ -87,45 +122,21 @@ def _chips_of(
     chip_px: int,
 ) -> AnnotationEntry:
     """Cut and draw the three chips of one annotation (or say why there are none)."""
-    refs = [ann.provenance.get(role) for role in ROLES]
-    if not all(isinstance(r, Mapping) and r.get("source") for r in refs):
+    refs = {role: ann.provenance.get(role) for role in ROLES}
+    refs = {role: r for role, r in refs.items() if isinstance(r, Mapping) and r.get("source")}
+    if len(refs) < len(ROLES):
         return AnnotationEntry(
             ann, {}, problem="its provenance names no before/after scenes (drawn or imported)"
         )
-    scenes = [book.open(r) for r in refs]  # type: ignore[arg-type]
-    gone = [
-        f"{role} scene {r['source']}"
-        for role, r, s in zip(ROLES, refs, scenes, strict=True)
-        if s is None
-    ]  # type: ignore[index]
+    scenes = {role: book.open(ref) for role, ref in refs.items()}
+    gone = [f"{role} scene {refs[role]['source']}" for role, s in scenes.items() if s is None]
     if gone:
         return AnnotationEntry(ann, {}, problem=f"{' and '.join(gone)} cannot be opened")
-    before, after = scenes
-    assert before is not None and after is not None
     try:
-        chip = read_chip(ann, before, after, margin=margin, max_px=chip_px)
+        chip = read_chip(ann, scenes["before"], scenes["after"], margin=margin, max_px=chip_px)
     except SatdeltaError as exc:
         return AnnotationEntry(ann, {}, problem=f"the chips could not be cut: {exc}")
-    credit = {role: scene_attribution(s, attribution) for role, s in chip.scenes.items()}
-    dates = {
-        role: s.acquired.isoformat() if s.acquired else "date unknown"
-        for role, s in chip.scenes.items()
-    }
-    panels = {
-        "before": (chip.before, f"BEFORE  {dates['before']}", credit["before"]),
-        "after": (chip.after, f"AFTER  {dates['after']}", credit["after"]),
-        "score": (
-            chip.score,
-            f"CHANGE  {dates['before']} → {dates['after']}",
-            f"score: {chip.score_method}. {credit['before']}"
-            + ("" if credit["after"] == credit["before"] else f"; {credit['after']}"),
-        ),
-    }
-    paths = {}
-    for kind, (image, title, caption) in panels.items():
-        rel = f"{CHIPS}/{ann.id}-{kind}.png"
-        draw_panel(folder / rel, image, chip.grid, chip.outline, title=title, caption=caption)
-        paths[kind] = rel
+    paths = _draw_chip(chip, ann, folder, attribution)
     return AnnotationEntry(ann, paths, score_method=chip.score_method)
 
 
