@@ -3,7 +3,8 @@
 #   bash scripts/setup.sh demo   # install, then run the main job on the embedded sample data
 #   bash scripts/setup.sh test   # install, then run the whole test suite
 # The virtual environment lives in .venv/ beside this checkout; system packages (Qt/OpenGL
-# libraries for napari under Xvfb, GDAL's validators) come from apt when missing.
+# libraries for napari under Xvfb, GDAL's validators, Chromium and poppler for the evidence
+# package's PDF) come from apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 job="${1:-demo}"
@@ -12,6 +13,7 @@ APT_PACKAGES=(
   xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcb-cursor0
   libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-shape0
   libxcb-image0 libfontconfig1 libdbus-1-3 python3-gdal gdal-bin python3-venv python3-pip time
+  chromium poppler-utils
 )
 
 missing=()

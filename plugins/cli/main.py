@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "export": "satdelta.plugins.cli.export:export",
     "undo": "satdelta.plugins.cli.undo:undo",
     "imagery": "satdelta.plugins.cli.imagery:imagery",
+    "evidence": "satdelta.plugins.cli.evidence:evidence",
 }
 
 

@@ -1,4 +1,5 @@
-"""The dock's "Evidence store" panel: which store, report and claim; GeoJSON export.
+"""The dock's "Evidence store" panel: which store, report and claim; GeoJSON export and the
+evidence package.
 
 A view only: it emits what the analyst asked for and shows the choices it is given.
 """
@@ -34,12 +35,15 @@ class StorePanel(QGroupBox):
         The analyst picked a report or claim (by id).
     export_requested(str)
         A GeoJSON path to export the current report to.
+    evidence_requested(str)
+        A new folder to write the current report's evidence package into.
     """
 
     open_requested = Signal(str)
     report_chosen = Signal(int)
     claim_chosen = Signal(int)
     export_requested = Signal(str)
+    evidence_requested = Signal(str)
 
     def __init__(self) -> None:
         super().__init__("Evidence store")
@@ -68,7 +72,9 @@ class StorePanel(QGroupBox):
         form.addRow("Claim", self.claim_box)
         export = QPushButton("Export GeoJSON…")
         export.clicked.connect(self._browse_export)
-        form.addRow(export)
+        evidence = QPushButton("Evidence package…")
+        evidence.clicked.connect(self._browse_evidence)
+        form.addRow(export, evidence)
 
     def show_store(self, path: str) -> None:
         """Show the path of the store now open."""
@@ -115,3 +121,8 @@ class StorePanel(QGroupBox):
         path, _ = QFileDialog.getSaveFileName(self, "Export GeoJSON", "", "GeoJSON (*.geojson)")
         if path:
             self.export_requested.emit(path)
+
+    def _browse_evidence(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Evidence package (a new folder)", "", "")
+        if path:
+            self.evidence_requested.emit(path)

@@ -30,6 +30,7 @@ from satdelta.plugins.napari._store_panel import StorePanel
 
 if TYPE_CHECKING:
     import napari
+    from satdelta.plugins.evidence import Package
     from satdelta.plugins.napari._detection import DetectionResult
     from satdelta.plugins.napari._frame import MapFrame
 
@@ -102,6 +103,7 @@ class ChangeAnnotator(QWidget):
         store.report_chosen.connect(self._on_report_chosen)
         store.claim_chosen.connect(self._on_claim_chosen)
         store.export_requested.connect(self.export_geojson)
+        store.evidence_requested.connect(self.write_evidence)
         polygon.edited.connect(self._on_field_edited)
         polygon.status_requested.connect(evidence.set_status)
         polygon.next_requested.connect(evidence.next_candidate)
@@ -160,6 +162,25 @@ class ChangeAnnotator(QWidget):
             return None
         notify_info(f"exported {n} polygons to {path}")
         return n
+
+    def write_evidence(self, folder: str | os.PathLike) -> Package | None:
+        """Write the current report's evidence package into a new folder (docs/evidence.md)."""
+        if self.session is None or self.session.report_id is None:
+            notify_info("open a store and choose a report first (Evidence store)")
+            return None
+        from satdelta.plugins.evidence import make_package
+
+        try:
+            package = make_package(self.session.store, self.session.report_id, folder)
+        except SatdeltaError as exc:
+            notify_error(exc)
+            return None
+        n = len(package.problems)
+        notify_info(
+            f"wrote the evidence package to {package.folder}"
+            + (f"; {n} problem(s) named in index.html" if n else "")
+        )
+        return package
 
     # ------------------------------------------------------------ session
     def _ensure_session(self) -> Session:
