@@ -30,7 +30,6 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
-from rasterio.transform import array_bounds
 from rasterio.windows import Window
 from satdelta.imagery.errors import InvalidParameterError, SceneReadError
 
@@ -189,9 +188,14 @@ class Scene:
 
     @property
     def bounds(self) -> BoundingBox:
-        """(left, bottom, right, top) in CRS units (pixels when not georeferenced)."""
-        west, south, east, north = array_bounds(self.height, self.width, self.transform)
-        return BoundingBox(west, south, east, north)
+        """(left, bottom, right, top) in CRS units (pixels when not georeferenced).
+
+        Always ``left < right`` and ``bottom < top``, also for south-up (positive y pixel
+        size) and rotated grids: the box around the four corners.
+        """
+        corners = [self.transform * xy for xy in _corners(self.width, self.height)]
+        xs, ys = zip(*corners, strict=True)
+        return BoundingBox(min(xs), min(ys), max(xs), max(ys))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -314,6 +318,11 @@ class Scene:
     def window_transform(self, window: Window) -> Affine:
         """The affine transform of ``window``'s pixel grid."""
         return rasterio.windows.transform(window, self.transform)
+
+
+def _corners(width: int, height: int) -> tuple[tuple[int, int], ...]:
+    """The (col, row) pixel corners of a width x height grid."""
+    return ((0, 0), (width, 0), (0, height), (width, height))
 
 
 def _is_url(s: str) -> bool:
