@@ -3,6 +3,9 @@ subprocess: it runs, or ends in one line that names the real problem (exit 1).""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 from affine import Affine
 from rasterio.transform import from_origin
 
-from tests.probe.conftest import assert_clean_outcome, assert_one_line_error, satdelta, write_tif
+from tests.probe.conftest import assert_one_line_error, satdelta, write_tif
 
 
 def test_south_up_scene_paired_with_itself_runs(tmp_path: Path, texture: np.ndarray) -> None:
@@ -29,3 +32,65 @@ def test_geographic_bounds_keep_their_decimals(tmp_path: Path, texture: np.ndarr
     )
     line = assert_one_line_error(satdelta("detect", near, far, "-o", tmp_path / "o"), "overlap")
     assert "(120.000000, 29.993600, 120.006400, 30.000000)" in line
+
+
+def _gdal_create(path: Path, size: int) -> Path:
+    res = subprocess.run(
+        ["gdal_create", "-of", "GTiff", "-outsize", str(size), str(size), "-bands", "1",
+         "-ot", "Byte", "-co", "SPARSE_OK=YES", "-co", "TILED=YES", "-co", "BLOCKXSIZE=4096",
+         "-co", "BLOCKYSIZE=4096", "-a_srs", "EPSG:32651",
+         "-a_ullr", "0", str(10 * size), str(10 * size), "0", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if res.returncode != 0:
+        pytest.skip(f"gdal_create could not make a sparse GeoTIFF: {res.stderr.strip()}")
+    return path
+
+
+def test_raster_too_large_for_memory_is_refused_before_allocating(tmp_path: Path) -> None:
+    if shutil.which("gdal_create") is None:
+        pytest.skip("gdal_create (GDAL's command-line tools) is not installed")
+    sparse = _gdal_create(tmp_path / "sparse.tif", 200_000)
+    vrt = tmp_path / "huge.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="2147483647" rasterYSize="2147483647">'
+        '<VRTRasterBand dataType="Byte" band="1"/></VRTDataset>'
+    )
+    for big in (sparse, vrt):
+        start = time.monotonic()
+        res = satdelta("detect", big, big, "-o", tmp_path / "out")
+        assert_one_line_error(res, big.name, "too large to read whole", "GiB")
+        assert time.monotonic() - start < 30
+    assert not (tmp_path / "out").exists()
+
+
+def test_file_with_subdatasets_and_no_band_names_one(tmp_path: Path) -> None:
+    nc = tmp_path / "two.nc"
+    code = (
+        "from osgeo import gdal\n"
+        f"ds = gdal.GetDriverByName('netCDF').CreateMultiDimensional({str(nc)!r})\n"
+        "g = ds.GetRootGroup()\n"
+        "dims = [g.CreateDimension(n, None, None, 4) for n in 'yx']\n"
+        "for name in 'ab':\n"
+        "    g.CreateMDArray(name, dims, gdal.ExtendedDataType.Create(gdal.GDT_Float32))\n"
+    )
+    made = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, timeout=60)
+    if made.returncode != 0:
+        pytest.skip(f"GDAL's Python bindings could not write netCDF: {made.stderr!r}")
+    assert_one_line_error(satdelta("detect", nc, nc, "-o", tmp_path / "o"), "no raster band", ":a")
+
+
+def test_truncated_tiff_is_named_truncated(tmp_path: Path, texture: np.ndarray) -> None:
+    whole = write_tif(tmp_path / "whole.tif", texture).read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole[: len(whole) // 2])
+    line = assert_one_line_error(satdelta("detect", cut, cut, "-o", tmp_path / "o"), "cut.tif")
+    assert "truncated or corrupt" in line and "previous exception" not in line
+
+
+def test_complex_pixels_and_xyz_tables_are_refused(tmp_path: Path, texture: np.ndarray) -> None:
+    cplx = write_tif(tmp_path / "c.tif", texture.astype("complex64"))
+    assert_one_line_error(satdelta("detect", cplx, cplx, "-o", tmp_path / "o"), "complex")
+    xyz = tmp_path / "points.csv"
+    xyz.write_text("\n".join(f"{x},{y},{x * y}" for y in range(5) for x in range(5)))
+    assert_one_line_error(satdelta("detect", xyz, xyz, "-o", tmp_path / "o"), "not an image")
