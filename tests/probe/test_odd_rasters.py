@@ -94,3 +94,10 @@ def test_complex_pixels_and_xyz_tables_are_refused(tmp_path: Path, texture: np.n
     xyz = tmp_path / "points.csv"
     xyz.write_text("\n".join(f"{x},{y},{x * y}" for y in range(5) for x in range(5)))
     assert_one_line_error(satdelta("detect", xyz, xyz, "-o", tmp_path / "o"), "not an image")
+
+
+def test_one_band_scene_is_told_bands_it_has(tmp_path: Path, texture: np.ndarray) -> None:
+    one = write_tif(tmp_path / "one.tif", texture[:1])
+    three = write_tif(tmp_path / "three.tif", texture)
+    line = assert_one_line_error(satdelta("detect", one, three, "-o", tmp_path / "o"), "1 bands")
+    assert "--bands 1)" in line and "1,2,3" not in line
