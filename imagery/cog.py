@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from satdelta.imagery.errors import InvalidParameterError, OutputError
@@ -109,7 +110,7 @@ def write_cog(
                         dst.set_band_description(i, name)
                 if tags:
                     dst.update_tags(**{k: str(v) for k, v in tags.items()})
-    except (RasterioIOError, OSError) as exc:
+    except (RasterioIOError, OSError, CPLE_BaseError) as exc:
         raise OutputError(
             f"cannot write {out}: {' '.join(str(exc).split())}. Check that the folder exists, is "
             "writable and has free space."

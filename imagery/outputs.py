@@ -102,6 +102,7 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
             "output folder you can write."
         ) from exc
     try:
+        _check_free_space(run, tmp)
         written = _write_all(run, tmp)
         timings = {**run.timings, "write": round(time.perf_counter() - t0, 4)}
         summary = run.summary()
@@ -111,6 +112,8 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
             json.dump(summary, fh, indent=2, allow_nan=False)
         written.append("run.json")
         final = _move_into_place(tmp, out, written)
+    except OutputError:
+        raise
     except OSError as exc:
         raise OutputError(
             f"cannot write outputs to {out}: {exc}. Check free space and permissions."
@@ -154,6 +157,23 @@ def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
     else:
         log.info("inputs are not georeferenced: changes.geojson skipped (RFC 7946 is lon/lat)")
     return written
+
+
+def _check_free_space(run: DetectionRun, folder: Path) -> None:
+    """Refuse, before writing, outputs that would not fit on the disk of ``folder``.
+
+    The bound is generous (uncompressed mask and score plus overviews, ~1 kB a polygon), so a
+    full disk is named as such instead of surfacing as a libtiff seek error half-way.
+    """
+    rows, cols = run.maps.changed.shape
+    need = int(rows * cols * (1 + 4) * 4 / 3) + 1024 * len(run.polygons) + (1 << 16)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OutputError(
+            f"not enough free space for the outputs in {folder.parent}: they need up to "
+            f"{need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB is free. Free some space or pick "
+            "another -o/--outdir."
+        )
 
 
 def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +74,62 @@ def write_tif(path: Path, data: np.ndarray, **profile: object) -> Path:
 def texture() -> np.ndarray:
     """A (3, 64, 64) uint8 random texture (deterministic)."""
     return (np.random.default_rng(0).random((3, 64, 64)) * 200).astype("uint8")
+
+
+def _mount(args: list[str], target: Path) -> None:
+    res = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a test filesystem here (needs root): {res.stderr.strip()}")
+
+
+def _umount(target: Path) -> None:
+    subprocess.run(["umount", str(target)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def full_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 2 MiB tmpfs filled to the last block (needs root; skips otherwise)."""
+    target = tmp_path / "full"
+    target.mkdir()
+    _mount(["-t", "tmpfs", "-o", "size=2m", "tmpfs"], target)
+    try:
+        yield target
+    finally:
+        _umount(target)
+
+
+def fill(folder: Path) -> None:
+    """Fill the filesystem of *folder* until a write of even one byte fails (ENOSPC)."""
+    fd = os.open(folder / "fill", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 1 << 10, 1):
+            try:
+                while True:
+                    os.write(fd, bytes(size))
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder turned into a read-only bind mount (root ignores chmod; skips without root).
+
+    Put files in it first through ``readonly_dir.parent / "rw"``, which is the same folder.
+    """
+    source = tmp_path / "rw"
+    source.mkdir()
+    target = tmp_path / "ro"
+    target.mkdir()
+    _mount(["--bind", str(source)], target)
+    res = subprocess.run(
+        ["mount", "-o", "remount,ro,bind", str(target)], capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        _umount(target)
+        pytest.skip(f"cannot remount read-only here: {res.stderr.strip()}")
+    try:
+        yield target
+    finally:
+        _umount(target)
