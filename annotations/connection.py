@@ -44,6 +44,32 @@ def _store_reason(exc: sqlite3.Error) -> str:
     return str(exc)
 
 
+def _holders(path: Path) -> str:
+    """`` (pid N)`` of the processes holding locks on the store's files, from /proc/locks."""
+    inodes = set()
+    for name in (path, Path(f"{path}-shm"), Path(f"{path}-wal")):
+        try:
+            st = name.stat()
+        except OSError:
+            continue
+        inodes.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    pids = set()
+    try:
+        with open("/proc/locks", encoding="ascii") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) < 6 or fields[1] == "->":
+                    continue
+                major, minor, ino = fields[5].split(":")
+                if (int(major, 16), int(minor, 16), int(ino)) in inodes and fields[4] != str(
+                    os.getpid()
+                ):
+                    pids.add(fields[4])
+    except (OSError, ValueError):
+        return ""
+    return f" (pid {', '.join(sorted(pids, key=int))})" if pids else ""
+
+
 def _unwritable(path: Path) -> str | None:
     """Why the store file at ``path`` cannot be written at all, or None when it can."""
     try:
@@ -211,14 +237,24 @@ class Database:
 
     def retry(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried every 1-10 ms (with jitter) while the file is busy, up to timeout."""
-        deadline = time.monotonic() + self.timeout
+        start = time.monotonic()
+        deadline = start + self.timeout
         delay = 0.001
+        told = False
         while True:
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise StoreError(f"store {self.path}: {_store_reason(exc)}") from None
+                if not told and time.monotonic() - start > 1.0:
+                    told = True
+                    log.warning(
+                        "waiting for the store %s: another process%s is writing it (up to %g s)",
+                        self.path,
+                        _holders(self.path),
+                        self.timeout,
+                    )
                 if time.monotonic() > deadline:
                     raise StoreBusyError(
                         f"store {self.path} stayed locked by another process for more than "
