@@ -86,7 +86,7 @@ def check_label(tx: Transaction, label: str) -> None:
         names = [r[0] for r in tx.execute("SELECT name FROM labels WHERE active = 1 ORDER BY id")]
         raise AnnotationValueError(
             f"label: expected one of {', '.join(names)}, got {label!r}; add it to the "
-            "schema first (Store.add_label)"
+            f"schema first: `satdelta annotation labels --add {label}` (Store.add_label)"
         )
 
 
