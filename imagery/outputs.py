@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -207,13 +208,24 @@ def chmod_as_created(path: str | os.PathLike[str], mode: int) -> None:
 
 
 def _remove_stale_temp_folders(out: Path) -> None:
-    """Remove temp folders beside ``out`` left by a writer that was killed (its pid is gone)."""
-    for stale in out.parent.glob(f".{out.name}.tmp-*-*"):
-        pid_text = stale.name[len(f".{out.name}.tmp-") :].split("-", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+    """Remove temp folders a killed run left beside ``out``, for any output folder there.
+
+    Only ``.<name>.tmp-<pid>-<random>`` folders whose process is gone and that hold nothing
+    but this module's output files (and GDAL's temporary files beside them) are removed.
+    """
+    for stale in out.parent.glob(".*.tmp-*-*"):
+        match = _TEMP_NAME.fullmatch(stale.name)
+        if match is None or not stale.is_dir() or _pid_alive(int(match.group(1))):
             continue
-        log.info("removing %s, left by a killed run (pid %s)", stale, pid_text)
+        if not all(p.name.startswith(_OUTPUT_STEMS) for p in stale.iterdir()):
+            continue  # not (only) ours: leave it
+        log.info("removing %s, left by a killed run (pid %s)", stale, match.group(1))
         shutil.rmtree(stale, ignore_errors=True)
+
+
+_OUTPUT_STEMS = tuple(name.split(".")[0] for name in OUTPUT_FILES)
+# the temporary folder write_outputs makes: .<outdir name>.tmp-<pid>-<mkdtemp suffix>
+_TEMP_NAME = re.compile(r"\..+\.tmp-(\d+)-[^-/]+")
 
 
 def _pid_alive(pid: int) -> bool:
