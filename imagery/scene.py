@@ -28,7 +28,7 @@ from affine import Affine
 from rasterio.coords import BoundingBox
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from satdelta.imagery.errors import InvalidParameterError, RasterTooLargeError, SceneReadError
@@ -195,7 +195,7 @@ class Scene:
         Always ``left < right`` and ``bottom < top``, also for south-up (positive y pixel
         size) and rotated grids: the box around the four corners.
         """
-        corners = [self.transform * xy for xy in _corners(self.width, self.height)]
+        corners = [self.transform @ xy for xy in _corners(self.width, self.height)]
         xs, ys = zip(*corners, strict=True)
         return BoundingBox(min(xs), min(ys), max(xs), max(ys))
 
@@ -303,7 +303,8 @@ class Scene:
             Pixel values as stored (values under invalid pixels are whatever the file holds).
         valid : (M, N) ndarray of bool
             True where the pixel has data in every selected band, from the file's nodata
-            value, per-dataset mask or alpha band only (never guessed from pixel values).
+            value, per-dataset mask or alpha band only (never guessed from pixel values); a
+            nodata value takes precedence over an alpha band, as in GDAL.
         """
         idx = list(self.band_indexes(bands))
         rows, cols = (self.height, self.width) if window is None else (window.height, window.width)
@@ -311,7 +312,11 @@ class Scene:
         with self.open() as src:
             try:
                 data = src.read(idx, window=window, out_dtype="float32")
-                masks = src.read_masks(idx, window=window)
+                with warnings.catch_warnings():
+                    # nodata value and alpha band both set: GDAL's masks follow the nodata
+                    # value, as the docstring says; nothing the caller can act on
+                    warnings.simplefilter("ignore", NodataShadowWarning)
+                    masks = src.read_masks(idx, window=window)
             except RasterioIOError as exc:
                 where = "" if window is None else f" (window {window})"
                 raise SceneReadError(
