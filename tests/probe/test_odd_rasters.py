@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 from rasterio.transform import from_origin
 
-from tests.probe.conftest import assert_one_line_error, satdelta, write_tif
+from tests.probe.conftest import assert_clean_outcome, assert_one_line_error, satdelta, write_tif
 
 
 def test_south_up_scene_paired_with_itself_runs(tmp_path: Path, texture: np.ndarray) -> None:
@@ -101,3 +102,42 @@ def test_one_band_scene_is_told_bands_it_has(tmp_path: Path, texture: np.ndarray
     three = write_tif(tmp_path / "three.tif", texture)
     line = assert_one_line_error(satdelta("detect", one, three, "-o", tmp_path / "o"), "1 bands")
     assert "--bands 1)" in line and "1,2,3" not in line
+
+
+def _odd(kind: str, path: Path, texture: np.ndarray) -> Path:
+    """Write the odd raster *kind* to *path*."""
+    if kind == "one_bit":
+        return write_tif(path, (texture[:1] > 100).astype("uint8"), nbits=1)
+    if kind == "palette":
+        write_tif(path, texture[:1] // 32, photometric="palette")
+        with rasterio.open(path, "r+") as dst:
+            dst.write_colormap(1, {i: (32 * i, 255 - 32 * i, 0, 255) for i in range(8)})
+        return path
+    if kind == "int8":
+        return write_tif(path, (texture.astype("int16") - 100).astype("int8"))
+    if kind == "float64":
+        return write_tif(path, texture.astype("float64") / 7.0, nodata=np.nan)
+    if kind == "rotated":
+        return write_tif(path, texture, transform=Affine(10, 2, 5e5, 2, -10, 4e6))
+    if kind == "masked":
+        write_tif(path, texture)
+        with rasterio.open(path, "r+") as dst:
+            mask = np.full((64, 64), 255, "uint8")
+            mask[:8] = 0
+            dst.write_mask(mask)
+        return path
+    if kind == "huge_header":
+        write_tif(path, texture)
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(NOTES="x" * 4_000_000)
+        return path
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["one_bit", "palette", "int8", "float64", "rotated", "masked", "huge_header"]
+)
+def test_odd_raster_runs_or_says_why(tmp_path: Path, texture: np.ndarray, kind: str) -> None:
+    tif = _odd(kind, tmp_path / f"{kind}.tif", texture)
+    res = satdelta("detect", tif, tif, "-o", tmp_path / "out")
+    assert_clean_outcome(res)
