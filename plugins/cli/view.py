@@ -42,6 +42,9 @@ def _check_source(source: str) -> None:
             f"{source} is not a raster GDAL can read ({' '.join(str(exc).split())}); "
             "give a GeoTIFF or another GDAL format."
         ) from None
+    from satdelta.imagery.scene import open_scene
+
+    open_scene(path, checksum=False)  # what detection cannot compare (no band, complex...)
 
 
 def _display_problem(env: Mapping[str, str]) -> str | None:
