@@ -4,6 +4,8 @@ so in one line; a healthy store there is never called corrupt."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,20 @@ def test_healthy_store_on_full_disk(store: Path, full_dir: Path) -> None:
         satdelta("--store", full_dir / "s.gpkg", "report", "add", "--title", "t"), "full"
     )
     assert "corrupt" not in line
+
+
+def test_cog_running_out_of_space_mid_write_is_one_message(full_dir: Path) -> None:
+    code = (
+        "import numpy as np\n"
+        "from affine import Affine\n"
+        "from satdelta.imagery.cog import write_cog\n"
+        "from satdelta.imagery.errors import OutputError\n"
+        "a = np.random.default_rng(0).random((1, 1024, 1024)).astype('float32')\n"
+        "try:\n"
+        f"    write_cog({str(full_dir / 'x.tif')!r}, a, transform=Affine.identity(), crs=None)\n"
+        "except OutputError as exc:\n"
+        "    print(exc)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stderr == "", res.stderr  # libtiff's lines are in the message, not above it
+    assert "No space left on device" in res.stdout, res.stdout
