@@ -71,6 +71,9 @@ class Store:
     ) -> Store:
         """Open a store, creating it when missing (and ``create`` is True).
 
+        A store on a read-only filesystem or a full disk opens for reading only: reads and
+        exports work, every write raises :class:`StoreError` saying which of the two it is.
+
         Parameters
         ----------
         path : path-like
