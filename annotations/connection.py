@@ -8,10 +8,12 @@ durability settings (WAL, ``synchronous=FULL``) are explained in ``docs/design-s
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +35,52 @@ T = TypeVar("T")
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     msg = str(exc).lower()
     return "locked" in msg or "busy" in msg
+
+
+def _store_reason(exc: sqlite3.Error) -> str:
+    """SQLite's complaint, with a full disk named as such."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+        return "the disk is full; free some space and retry (nothing was changed)"
+    return str(exc)
+
+
+def _holders(path: Path) -> str:
+    """`` (pid N)`` of the processes holding locks on the store's files, from /proc/locks."""
+    inodes = set()
+    for name in (path, Path(f"{path}-shm"), Path(f"{path}-wal")):
+        try:
+            st = name.stat()
+        except OSError:
+            continue
+        inodes.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    pids = set()
+    try:
+        with open("/proc/locks", encoding="ascii") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) < 6 or fields[1] == "->":
+                    continue
+                major, minor, ino = fields[5].split(":")
+                if (int(major, 16), int(minor, 16), int(ino)) in inodes and fields[4] != str(
+                    os.getpid()
+                ):
+                    pids.add(fields[4])
+    except (OSError, ValueError):
+        return ""
+    return f" (pid {', '.join(sorted(pids, key=int))})" if pids else ""
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the store file at ``path`` cannot be written at all, or None when it can."""
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if fs.f_flag & os.ST_RDONLY:
+        return "it is on a read-only filesystem"
+    if fs.f_bavail == 0:
+        return "the disk is full"
+    return None
 
 
 @dataclass(eq=False)
@@ -87,6 +135,8 @@ class Database:
         self.timeout = timeout
         self._lock = threading.RLock()
         self._closed = False
+        #: Why the store cannot be written (None when it can).
+        self.unwritable: str | None = None
 
     @classmethod
     def open(cls, path: Path, *, create: bool, analyst: str | None, timeout: float) -> Database:
@@ -96,8 +146,9 @@ class Database:
                 f"expected a GeoPackage file for the store, got a directory {path}; "
                 "give a file name"
             )
+        unwritable = _unwritable(path) if path.exists() else None
         if path.exists() and path.stat().st_size > 0:
-            inspect_existing(path)
+            inspect_existing(path, immutable=unwritable is not None)
         elif not create:
             raise StoreError(f"no store at {path}; create one by writing to it (e.g. `report add`)")
         elif not path.parent.exists():
@@ -105,6 +156,8 @@ class Database:
                 f"cannot create the store {path}: folder {path.parent} does not exist; "
                 "create it first"
             )
+        if unwritable is not None:
+            return cls._open_unwritable(path, unwritable, analyst=analyst, timeout=timeout)
         try:
             # No SQLite busy handler (timeout=0): retry() polls instead (docs/design-store.md).
             conn = sqlite3.connect(
@@ -120,6 +173,28 @@ class Database:
         except BaseException:
             conn.close()
             raise
+        return db
+
+    @classmethod
+    def _open_unwritable(
+        cls, path: Path, reason: str, *, analyst: str | None, timeout: float
+    ) -> Database:
+        """Open a store no one can write (read-only filesystem, full disk) for reading only.
+
+        SQLite cannot make the WAL index beside such a file, so it is opened ``immutable``
+        (nothing can change it while it cannot be written); :meth:`write` says why it refuses.
+        """
+        uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db = cls(conn, path, analyst=analyst, timeout=timeout)
+        db.unwritable = reason
+        register_functions(conn)
+        if db.schema_version() != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"store {path} needs an upgrade to schema {SCHEMA_VERSION} but {reason}; "
+                "copy it to a writable folder and open it there"
+            )
         return db
 
     def _setup(self) -> None:
@@ -162,14 +237,24 @@ class Database:
 
     def retry(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried every 1-10 ms (with jitter) while the file is busy, up to timeout."""
-        deadline = time.monotonic() + self.timeout
+        start = time.monotonic()
+        deadline = start + self.timeout
         delay = 0.001
+        told = False
         while True:
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
-                    raise StoreError(f"store {self.path}: {exc}") from None
+                    raise StoreError(f"store {self.path}: {_store_reason(exc)}") from None
+                if not told and time.monotonic() - start > 1.0:
+                    told = True
+                    log.warning(
+                        "waiting for the store %s: another process%s is writing it (up to %g s)",
+                        self.path,
+                        _holders(self.path),
+                        self.timeout,
+                    )
                 if time.monotonic() > deadline:
                     raise StoreBusyError(
                         f"store {self.path} stayed locked by another process for more than "
@@ -186,6 +271,11 @@ class Database:
     def write(self) -> Iterator[Transaction]:
         """One write transaction: committed at the end of the block, rolled back on an error."""
         self._check_open()
+        if self.unwritable is not None:
+            raise StoreError(
+                f"cannot change the store {self.path}: {self.unwritable}; reading it (list, "
+                "export) works. Free some space, or copy it to a writable folder, to change it"
+            )
         with self._lock:
             self.retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
             try:

@@ -8,6 +8,7 @@ text and the geometry as a ``wkt`` column.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import tempfile
@@ -65,19 +66,41 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
         raise ExportError(
             f"cannot write {path}: folder {path.parent} does not exist; create it first"
         )
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
         if path.suffix.lower() == ".gpkg":
             tmp.unlink()  # sqlite must create it
         write(tmp)
+        _chmod_as_created(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}; check the folder") from None
+        raise ExportError(f"cannot write {path}: {_reason(exc)}; check the folder") from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def _chmod_as_created(path: Path) -> None:
+    """Give *path* the mode a plain ``open`` gives a new file (0666 less the umask).
+
+    ``mkstemp`` makes private (0600) files; an export should look like any file the user writes.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _reason(exc: OSError) -> str:
+    """The cause of a failed write in a few words (a full disk named as such)."""
+    text = str(exc.strerror or exc)
+    if exc.errno == errno.ENOSPC or "disk is full" in text or "No space left" in text:
+        return "the disk is full (free some space or export elsewhere)"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{text} (the folder is not writable; export elsewhere)"
+    return " ".join(text.split())[:300]
 
 
 def write_geojson(fc: dict[str, Any], path: Path) -> None:

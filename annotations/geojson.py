@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -150,18 +151,67 @@ def to_feature_collection(
     return fc
 
 
+#: Largest GeoJSON file an import reads (a store's whole export is far smaller).
+MAX_IMPORT_BYTES = 1 << 30
+
+#: What ``satdelta import`` takes, for messages about what it does not.
+_IMPORTABLE = (
+    "import takes GeoJSON: a `satdelta detect` changes.geojson, a satdelta export or any "
+    "Polygon/MultiPolygon GeoJSON"
+)
+
+# leading bytes of files people pass by mistake -> what they are and what to do
+_MAGIC = (
+    (b"SQLite format 3\x00", "a GeoPackage/SQLite file", "convert it with `ogr2ogr -f GeoJSON`"),
+    (b"II*\x00", "a TIFF raster", "run `satdelta detect` on rasters and import its output"),
+    (b"MM\x00*", "a TIFF raster", "run `satdelta detect` on rasters and import its output"),
+    (b"PK\x03\x04", "a ZIP archive", "unzip it first"),
+    (b"\x89PNG", "a PNG image", "run `satdelta detect` on rasters and import its output"),
+)
+
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "a JSON boolean",
+    int: "a JSON number",
+    float: "a JSON number",
+    str: "a JSON string",
+    list: "a JSON list",
+}
+
+
+def _read_text(path: Path) -> str:
+    """The text of a GeoJSON file, refusing what is not one before reading it whole."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise GeoJSONImportError(
+                f"{path} is not a regular file (a device, pipe or socket); {_IMPORTABLE}"
+            )
+        if info.st_size > MAX_IMPORT_BYTES:
+            raise GeoJSONImportError(
+                f"{path} is {info.st_size / 2**30:.1f} GiB, over the "
+                f"{MAX_IMPORT_BYTES / 2**30:.0f} GiB an import reads; split it into smaller files"
+            )
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise GeoJSONImportError(f"no file {path} to import; check the path") from None
+    except OSError as exc:
+        raise GeoJSONImportError(f"cannot read {path} ({exc.strerror or exc})") from None
+    for magic, what, todo in _MAGIC:
+        if raw.startswith(magic):
+            raise GeoJSONImportError(f"{path} is {what}, not GeoJSON; {_IMPORTABLE} ({todo})")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise GeoJSONImportError(f"{path} is not UTF-8 text; {_IMPORTABLE}") from None
+
+
 def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if isinstance(source, Mapping):
         return dict(source), "<mapping>"
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise GeoJSONImportError(f"no file {path} to import; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GeoJSONImportError(
-            f"cannot read {path} ({exc}); expected a UTF-8 GeoJSON file"
-        ) from None
+    text = _read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -169,10 +219,13 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
             f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "expected GeoJSON"
         ) from None
-    if not isinstance(data, dict):
+    except RecursionError:
         raise GeoJSONImportError(
-            f"{path}: expected a GeoJSON object, got a JSON {type(data).__name__}"
-        )
+            f"{path} nests arrays or objects too deeply to be GeoJSON; {_IMPORTABLE}"
+        ) from None
+    if not isinstance(data, dict):
+        got = _JSON_TYPES.get(type(data), type(data).__name__)
+        raise GeoJSONImportError(f"{path}: expected a GeoJSON object, got {got}")
     return data, path.name
 
 

@@ -27,13 +27,19 @@ __all__ = ["inspect_existing"]
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def inspect_existing(path: Path) -> None:
-    """Refuse, without writing anything, a file that is not a healthy satdelta store."""
+def inspect_existing(path: Path, *, immutable: bool = False) -> None:
+    """Refuse, without writing anything, a file that is not a healthy satdelta store.
+
+    ``immutable`` opens it as a file nothing can change (one on a read-only filesystem or a
+    full disk, where SQLite cannot make the WAL index it otherwise needs to read).
+    """
     if not os.access(path, os.R_OK):
         raise StoreError(f"cannot read the store {path}: permission denied; check permissions")
     if path.stat().st_size < 100:  # shorter than an SQLite header: never a healthy store
         _refuse_header(path)
     uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    if immutable:
+        uri += "&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
     except sqlite3.Error as exc:

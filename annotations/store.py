@@ -32,6 +32,7 @@ from satdelta.annotations.model import (
     Status,
     Verdict,
 )
+from satdelta.annotations.writes import ImportResult
 
 __all__ = ["Store"]
 
@@ -69,6 +70,9 @@ class Store:
         timeout: float = 60.0,
     ) -> Store:
         """Open a store, creating it when missing (and ``create`` is True).
+
+        A store on a read-only filesystem or a full disk opens for reading only: reads and
+        exports work, every write raises :class:`StoreError` saying which of the two it is.
 
         Parameters
         ----------
@@ -458,17 +462,26 @@ class Store:
         report_id: int,
         claim_id: int,
         label: str | None = None,
-    ) -> list[Annotation]:
+        allow_duplicates: bool = False,
+    ) -> ImportResult:
         """Import a GeoJSON file or mapping whole (one transaction) or not at all.
 
         Recognised: a ``satdelta detect`` ``changes.geojson`` (candidates with
         the run's provenance), a satdelta annotation export (fields and ids kept),
         and any RFC 7946 Polygon/MultiPolygon FeatureCollection, Feature or
         geometry (origin "imported", the original properties kept in provenance).
-        ``label`` overrides the label of every imported polygon.
+        ``label`` overrides the label of every imported polygon.  What is already in the
+        store (a current annotation with the feature's id, or one of the claim with the same
+        geometry and provenance) is skipped unless ``allow_duplicates``; the result is the
+        list of added annotations, with ``skipped`` and ``far_from_claim`` counts.
         """
         return writes.import_geojson(
-            self._db, source, report_id=report_id, claim_id=claim_id, label=label
+            self._db,
+            source,
+            report_id=report_id,
+            claim_id=claim_id,
+            label=label,
+            allow_duplicates=allow_duplicates,
         )
 
     def to_feature_collection(self, **filters: Any) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import uuid as uuidlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+import shapely
 from satdelta.annotations.connection import Database, Transaction
 from satdelta.annotations.errors import AnnotationValueError, GeometryError, NotFoundError
 from satdelta.annotations.geometry import (
@@ -59,6 +61,7 @@ __all__ = [
     "update_annotation",
     "delete_annotation",
     "import_geojson",
+    "ImportResult",
 ]
 
 
@@ -86,7 +89,7 @@ def check_label(tx: Transaction, label: str) -> None:
         names = [r[0] for r in tx.execute("SELECT name FROM labels WHERE active = 1 ORDER BY id")]
         raise AnnotationValueError(
             f"label: expected one of {', '.join(names)}, got {label!r}; add it to the "
-            "schema first (Store.add_label)"
+            f"schema first: `satdelta annotation labels --add {label}` (Store.add_label)"
         )
 
 
@@ -372,6 +375,25 @@ def delete_annotation(db: Database, annotation_id: str) -> Revision:
 
 
 # ------------------------------------------------------------------- import
+class ImportResult(list[Annotation]):
+    """The annotations an import added (a list), and what it noticed on the way.
+
+    Attributes
+    ----------
+    skipped : int
+        Features already in the store (same annotation id, or same geometry and provenance
+        in the claim) that were not imported again.
+    far_from_claim : int
+        Added polygons that lie far outside the claim's box (more than the box's own size
+        away): often a wrong claim or a wrong CRS.
+    """
+
+    def __init__(self, added: Iterable[Annotation], *, skipped: int, far_from_claim: int):
+        super().__init__(added)
+        self.skipped = skipped
+        self.far_from_claim = far_from_claim
+
+
 def import_geojson(
     db: Database,
     source: str | os.PathLike[str] | Mapping[str, Any],
@@ -379,7 +401,8 @@ def import_geojson(
     report_id: int,
     claim_id: int,
     label: str | None,
-) -> list[Annotation]:
+    allow_duplicates: bool = False,
+) -> ImportResult:
     """See :meth:`Store.import_geojson`."""
     from satdelta.annotations.geojson import plan_import
 
@@ -390,15 +413,55 @@ def import_geojson(
             "check the ids with `satdelta claim list`"
         )
     items, name = plan_import(source, claim_id=claim.id, label=label, labels=labels(db))
+    planned = len(items)
+    if not allow_duplicates:
+        items = _new_items(db, items, claim.id)
     existing = {r[0] for r in db.read("SELECT DISTINCT annotation_uuid FROM annotation_revisions")}
     for item in items:
         if item.get("id") in existing:
             item["provenance"] = {**item.get("provenance", {}), "imported_from_id": item["id"]}
             item["id"] = None
-    return add_annotations(
+    added = add_annotations(
         db,
         items,
         action="import",
         description=f"import {len(items)} polygons from {name}",
         supersede=(),
     )
+    far = _far_from_box([a.geometry for a in added], claim.bbox)
+    return ImportResult(added, skipped=planned - len(items), far_from_claim=far)
+
+
+def _new_items(db: Database, items: list[dict[str, Any]], claim_id: int) -> list[dict[str, Any]]:
+    """``items`` less those already in the store: a current annotation with the item's id,
+    or one of the claim with the same geometry (to 1e-9 degree) and provenance."""
+    from satdelta.annotations.reads import list_annotations
+
+    ids = {r[0] for r in db.read("SELECT uuid FROM annotations")}
+    in_claim: dict[str, list[Any]] = {}
+    for a in list_annotations(db, bbox=None, claim_id=claim_id):
+        in_claim.setdefault(_provenance_key(a.provenance), []).append(a.geometry)
+    fresh = []
+    for item in items:
+        if item.get("id") in ids:
+            continue
+        same = in_claim.get(_provenance_key(item.get("provenance")), [])
+        geom = shapely.set_precision(item["geometry"], 1e-9)
+        if any(shapely.equals(geom, shapely.set_precision(g, 1e-9)) for g in same):
+            continue
+        fresh.append(item)
+    return fresh
+
+
+def _provenance_key(provenance: Mapping[str, Any] | None) -> str:
+    return json.dumps(provenance or {}, sort_keys=True, default=str)
+
+
+def _far_from_box(geometries: list[Any], bbox: tuple[float, float, float, float] | None) -> int:
+    """How many ``geometries`` (WGS84) lie more than the box's own size away from ``bbox``."""
+    if bbox is None or not geometries:
+        return 0
+    west, south, east, north = bbox
+    margin = max(east - west, north - south, 1e-3)
+    grown = shapely.box(west - margin, south - margin, east + margin, north + margin)
+    return int(np.count_nonzero(~shapely.intersects(np.asarray(geometries, dtype=object), grown)))

@@ -19,6 +19,7 @@ from satdelta.imagery.errors import (
     InvalidParameterError,
     NoOverlapError,
     OutputError,
+    RasterTooLargeError,
     SatdeltaError,
     SceneReadError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "NoOverlapError",
     "OutputError",
     "SatdeltaError",
+    "RasterTooLargeError",
     "SceneReadError",
     "detect_change",
 ]

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from satdelta.imagery.errors import InvalidParameterError, OutputError
@@ -100,7 +105,7 @@ def write_cog(
     if crs is not None:
         profile.update(crs=crs, transform=transform)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _stderr_of_c_code() as c_messages:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(out, "w", **profile) as dst:
                 dst.write(arr)
@@ -109,10 +114,47 @@ def write_cog(
                         dst.set_band_description(i, name)
                 if tags:
                     dst.update_tags(**{k: str(v) for k, v in tags.items()})
-    except (RasterioIOError, OSError) as exc:
+    except (RasterioIOError, OSError, CPLE_BaseError) as exc:
+        said = " ".join(" ".join(c_messages).split())  # libtiff's words, e.g. "No space left"
         raise OutputError(
-            f"cannot write {out}: {' '.join(str(exc).split())}. Check that the folder exists, is "
-            "writable and has free space."
+            f"cannot write {out}: {' '.join(str(exc).split())}{f' ({said})' if said else ''}. "
+            "Check that the folder exists, is writable and has free space."
         ) from exc
     log.debug("wrote COG %s (%s, %d x %d x %d)", out, arr.dtype, *arr.shape)
     return out
+
+
+@contextmanager
+def _stderr_of_c_code() -> Iterator[list[str]]:
+    """Collect what C libraries (libtiff under GDAL) print straight to file descriptor 2.
+
+    Yields a list that holds the text once the block ends.  A failed write then says it in
+    its one-line error instead of leaving stray lines above it; after a block that raised
+    nothing, the text is passed on to stderr unchanged.  Other threads write as they are.
+    """
+    collected: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield collected  # fd 2 is the whole process's: only the main thread may swap it
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to redirect
+        yield collected
+        return
+    with tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 2)
+        failed = False
+        try:
+            yield collected
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            collected.append(text)
+            if text and not failed:
+                sys.stderr.write(text)

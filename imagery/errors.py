@@ -13,6 +13,7 @@ from satdelta.errors import SatdeltaError
 __all__ = [
     "SatdeltaError",
     "SceneReadError",
+    "RasterTooLargeError",
     "NoOverlapError",
     "AlignmentError",
     "BandMismatchError",
@@ -27,6 +28,10 @@ __all__ = [
 
 class SceneReadError(SatdeltaError, OSError):
     """A raster could not be opened or read."""
+
+
+class RasterTooLargeError(SatdeltaError, MemoryError):
+    """A raster is too large to hold in memory whole."""
 
 
 class NoOverlapError(SatdeltaError, ValueError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -102,6 +103,7 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
             "output folder you can write."
         ) from exc
     try:
+        _check_free_space(run, tmp)
         written = _write_all(run, tmp)
         timings = {**run.timings, "write": round(time.perf_counter() - t0, 4)}
         summary = run.summary()
@@ -111,6 +113,8 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
             json.dump(summary, fh, indent=2, allow_nan=False)
         written.append("run.json")
         final = _move_into_place(tmp, out, written)
+    except OutputError:
+        raise
     except OSError as exc:
         raise OutputError(
             f"cannot write outputs to {out}: {exc}. Check free space and permissions."
@@ -156,6 +160,23 @@ def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
     return written
 
 
+def _check_free_space(run: DetectionRun, folder: Path) -> None:
+    """Refuse, before writing, outputs that would not fit on the disk of ``folder``.
+
+    The bound is generous (uncompressed mask and score plus overviews, ~1 kB a polygon), so a
+    full disk is named as such instead of surfacing as a libtiff seek error half-way.
+    """
+    rows, cols = run.maps.changed.shape
+    need = int(rows * cols * (1 + 4) * 4 / 3) + 1024 * len(run.polygons) + (1 << 16)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OutputError(
+            f"not enough free space for the outputs in {folder.parent}: they need up to "
+            f"{need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB is free. Free some space or pick "
+            "another -o/--outdir."
+        )
+
+
 def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:
     if not out.exists():
         # the whole folder appears at once; mkdtemp made it private, give it the usual mode
@@ -187,13 +208,24 @@ def chmod_as_created(path: str | os.PathLike[str], mode: int) -> None:
 
 
 def _remove_stale_temp_folders(out: Path) -> None:
-    """Remove temp folders beside ``out`` left by a writer that was killed (its pid is gone)."""
-    for stale in out.parent.glob(f".{out.name}.tmp-*-*"):
-        pid_text = stale.name[len(f".{out.name}.tmp-") :].split("-", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+    """Remove temp folders a killed run left beside ``out``, for any output folder there.
+
+    Only ``.<name>.tmp-<pid>-<random>`` folders whose process is gone and that hold nothing
+    but this module's output files (and GDAL's temporary files beside them) are removed.
+    """
+    for stale in out.parent.glob(".*.tmp-*-*"):
+        match = _TEMP_NAME.fullmatch(stale.name)
+        if match is None or not stale.is_dir() or _pid_alive(int(match.group(1))):
             continue
-        log.info("removing %s, left by a killed run (pid %s)", stale, pid_text)
+        if not all(p.name.startswith(_OUTPUT_STEMS) for p in stale.iterdir()):
+            continue  # not (only) ours: leave it
+        log.info("removing %s, left by a killed run (pid %s)", stale, match.group(1))
         shutil.rmtree(stale, ignore_errors=True)
+
+
+_OUTPUT_STEMS = tuple(name.split(".")[0] for name in OUTPUT_FILES)
+# the temporary folder write_outputs makes: .<outdir name>.tmp-<pid>-<mkdtemp suffix>
+_TEMP_NAME = re.compile(r"\..+\.tmp-(\d+)-[^-/]+")
 
 
 def _pid_alive(pid: int) -> bool:

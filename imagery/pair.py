@@ -139,5 +139,6 @@ def match_bands(
     raise BandMismatchError(
         f"before ({before.scene_id}) has {before.count} bands {before.band_names}, after "
         f"({after.scene_id}) has {after.count} bands {after.band_names}; they cannot be matched. "
-        "Pick the same bands from each with bands=/--bands (e.g. --bands 1,2,3)."
+        "Pick the same bands from each with bands=/--bands "
+        f"(e.g. --bands {','.join(map(str, range(1, min(before.count, after.count, 3) + 1)))})."
     )

@@ -31,11 +31,16 @@ from affine import Affine
 from rasterio.coords import BoundingBox
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
-from rasterio.transform import array_bounds
 from rasterio.windows import Window
-from satdelta.imagery.errors import FetchError, InvalidParameterError, SceneReadError, StacError
+from satdelta.imagery.errors import (
+    FetchError,
+    InvalidParameterError,
+    RasterTooLargeError,
+    SceneReadError,
+    StacError,
+)
 from satdelta.imagery.fetch import describe_failure
 from satdelta.imagery.stac import read_item, resolve_item
 
@@ -72,6 +77,8 @@ _ACQUISITION_KEYS = (
 _DATE_RE = re.compile(
     r"(?<!\d)((?:19|20)\d{2})[-_:/.]?(0[1-9]|1[0-2])[-_:/.]?(0[1-9]|[12]\d|3[01])(?!\d)"
 )
+# GDAL drivers that open tables or text as a raster: not imagery to compare
+_NOT_IMAGES = {"XYZ": "a table of x,y,z points", "CSV": "a CSV table"}
 _COLOUR_NAMES = {
     ColorInterp.red: "red",
     ColorInterp.green: "green",
@@ -202,9 +209,14 @@ class Scene:
 
     @property
     def bounds(self) -> BoundingBox:
-        """(left, bottom, right, top) in CRS units (pixels when not georeferenced)."""
-        west, south, east, north = array_bounds(self.height, self.width, self.transform)
-        return BoundingBox(west, south, east, north)
+        """(left, bottom, right, top) in CRS units (pixels when not georeferenced).
+
+        Always ``left < right`` and ``bottom < top``, also for south-up (positive y pixel
+        size) and rotated grids: the box around the four corners.
+        """
+        corners = [self.transform @ xy for xy in _corners(self.width, self.height)]
+        xs, ys = zip(*corners, strict=True)
+        return BoundingBox(min(xs), min(ys), max(xs), max(ys))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -250,7 +262,8 @@ class Scene:
                 src = rasterio.open(self.gdal_path)
             except RasterioIOError as exc:
                 raise SceneReadError(
-                    f"cannot open {self.source}: {exc}. Check that it still exists and is readable."
+                    f"cannot open {self.source}: {gdal_reason(exc)}. "
+                    "Check that it still exists and is readable."
                 ) from exc
             with src:
                 yield src
@@ -309,16 +322,24 @@ class Scene:
             Pixel values as stored (values under invalid pixels are whatever the file holds).
         valid : (M, N) ndarray of bool
             True where the pixel has data in every selected band, from the file's nodata
-            value, per-dataset mask or alpha band only (never guessed from pixel values).
+            value, per-dataset mask or alpha band only (never guessed from pixel values); a
+            nodata value takes precedence over an alpha band, as in GDAL.
         """
         idx = list(self.band_indexes(bands))
+        rows, cols = (self.height, self.width) if window is None else (window.height, window.width)
+        _check_fits_in_memory(self.source, len(idx), rows, cols)
         with self.open() as src:
             try:
                 data = src.read(idx, window=window, out_dtype="float32")
-                masks = src.read_masks(idx, window=window)
+                with warnings.catch_warnings():
+                    # nodata value and alpha band both set: GDAL's masks follow the nodata
+                    # value, as the docstring says; nothing the caller can act on
+                    warnings.simplefilter("ignore", NodataShadowWarning)
+                    masks = src.read_masks(idx, window=window)
             except RasterioIOError as exc:
+                where = "" if window is None else f" (window {window})"
                 raise SceneReadError(
-                    f"cannot read pixels of {self.source} (window {window}): {exc}. "
+                    f"cannot read pixels of {self.source}{where}: {gdal_reason(exc)}. "
                     "The file may be truncated or corrupt; re-download it."
                 ) from exc
         valid = np.all(masks > 0, axis=0)
@@ -327,6 +348,74 @@ class Scene:
     def window_transform(self, window: Window) -> Affine:
         """The affine transform of ``window``'s pixel grid."""
         return rasterio.windows.transform(window, self.transform)
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """GDAL's own words for a failure, on one line.
+
+    rasterio often says only "See previous exception for details": the reason is then
+    the chained GDAL error, which this returns instead.
+    """
+    text = str(exc)
+    if "previous exception" in text and exc.__cause__ is not None:
+        text = str(exc.__cause__)
+    return " ".join(text.split()).rstrip(".")
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still take (``MemAvailable``; physical pages else)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: let numpy decide
+
+
+def _check_fits_in_memory(source: str, bands: int, rows: int, cols: int) -> None:
+    """Refuse a read whose float32 pixels and masks would not fit in the memory left."""
+    need = bands * rows * cols * (np.dtype("float32").itemsize + 1)
+    have = available_memory()
+    if need > have:
+        raise RasterTooLargeError(
+            f"{source} is too large to read whole: {bands} band(s) of {cols}x{rows} px need "
+            f"{need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB of memory is free. Crop it to "
+            "the area of interest first (e.g. gdal_translate -projwin) or pick fewer bands."
+        )
+
+
+def _check_readable(src: DatasetReader, source: str) -> None:
+    """Refuse what opens in GDAL but is no image satdelta can compare."""
+    if src.count == 0:
+        subs = list(src.subdatasets)
+        hint = (
+            f"It holds {len(subs)} subdataset(s); pass one of them, e.g. {subs[0]}"
+            if subs
+            else "Pass a raster with at least one band"
+        )
+        raise SceneReadError(f"{source} has no raster band ({src.driver}). {hint}.")
+    if src.driver in _NOT_IMAGES:
+        raise SceneReadError(
+            f"{source} is {_NOT_IMAGES[src.driver]} ({src.driver}), not an image. "
+            "Expected a raster (GeoTIFF, COG, PNG, JPEG2000, ENVI...)."
+        )
+    complex_bands = [d for d in src.dtypes if np.dtype(d).kind == "c"]
+    if complex_bands:
+        raise SceneReadError(
+            f"{source} holds complex-valued pixels ({complex_bands[0]}); satdelta compares real "
+            "values. Convert it first, e.g. to amplitude: gdal_calc.py -A IN --calc 'abs(A)' "
+            "--outfile OUT.tif."
+        )
+
+
+def _corners(width: int, height: int) -> tuple[tuple[int, int], ...]:
+    """The (col, row) pixel corners of a width x height grid."""
+    return ((0, 0), (width, 0), (0, height), (width, height))
 
 
 def _is_url(s: str) -> bool:
@@ -492,6 +581,7 @@ def open_scene(
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
             with rasterio.open(gdal_path) as src:
+                _check_readable(src, src_str)
                 crs = src.crs if src.crs else None
                 transform = src.transform if crs is not None else Affine.identity()
                 nodata = src.nodata
@@ -511,7 +601,7 @@ def open_scene(
             if _is_url(raw) and (why := describe_failure(raw)):
                 raise FetchError(f"cannot read the raster: {why}") from exc
             raise SceneReadError(
-                f"cannot read {src_str} as a raster: {' '.join(str(exc).split())}. "
+                f"cannot read {src_str} as a raster: {gdal_reason(exc)}. "
                 f"Expected a {what} GDAL reads (GeoTIFF, COG, PNG, JPEG2000, ENVI...)."
             ) from exc
     if crs is None:

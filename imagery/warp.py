@@ -75,11 +75,16 @@ def check_overlap(before: Scene, after: Scene) -> None:
     right, top = min(b.right, a[2]), min(b.top, a[3])
     if right <= left or top <= bottom:
         raise NoOverlapError(
-            "before and after do not overlap: before covers "
-            f"({b.left:.1f}, {b.bottom:.1f}, {b.right:.1f}, {b.top:.1f}), after covers "
-            f"({a[0]:.1f}, {a[1]:.1f}, {a[2]:.1f}, {a[3]:.1f}) ({before.crs.to_string()}). "
+            f"before and after do not overlap: before covers {_box(b, before.crs)}, after "
+            f"covers {_box(a, before.crs)} ({before.crs.to_string()}). "
             "Check that both scenes show the same place."
         )
+
+
+def _box(bounds: Sequence[float], crs: CRS) -> str:
+    """``(left, bottom, right, top)`` with the decimals its units need (6 for degrees)."""
+    digits = 1 if crs.is_projected else 6
+    return "(" + ", ".join(f"{v:.{digits}f}" for v in bounds) + ")"
 
 
 def _source_window(

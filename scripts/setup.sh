@@ -23,8 +23,11 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # another apt (e.g. unattended-upgrades) may hold the lock: wait for it up to 10 minutes
+  APT_WAIT=(-o DPkg::Lock::Timeout=600 -o Acquire::Lock::Timeout=600)
+  $SUDO apt-get "${APT_WAIT[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_WAIT[@]}" install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 PY="${PYTHON:-python3}"
@@ -43,6 +46,8 @@ case "$job" in
     .venv/bin/python -m pytest "$@"
     ;;
   install)
+    echo "setup: satdelta is installed in .venv/: run .venv/bin/satdelta, or first" \
+      "'source .venv/bin/activate' to type a bare satdelta"
     ;;
   *)
     echo "setup: unknown job '$job' (expected demo, test or install)" >&2

@@ -26,8 +26,9 @@ from satdelta.annotations import (
 
 def open_store(ctx: click.Context, *, create: bool = False) -> Store:
     """Open the store of the global ``--store`` option (created only for write commands)."""
-    path: Path = (ctx.find_root().obj or {}).get("store", Path("satdelta.gpkg"))
-    return Store.open(path, create=create)
+    obj = ctx.find_root().obj or {}
+    path: Path = obj.get("store", Path("satdelta.gpkg"))
+    return Store.open(path, create=create, analyst=obj.get("analyst"))
 
 
 def echo_json(data: Any) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError, one_line
+from satdelta.plugins.cli.hints import next_steps, shown_path
 from satdelta.sample_data import SITES, load_report, report_path, site_paths
 
 if TYPE_CHECKING:
@@ -208,10 +209,24 @@ def demo(
             f"cannot write {demo_json}: {exc.strerror}. Pick an output folder you can write."
         ) from None
     click.echo(f"summary:   {demo_json}")
+    if "store" in summary:
+        _print_next_steps(Path(summary["store"]["path"]), results[0])
     if failures:
         raise _DemoFailed(
             f"{len(failures)} of {len(chosen)} sample site(s) failed: " + "; ".join(failures)
         )
+
+
+def _print_next_steps(store: Path, site: dict[str, Any]) -> None:
+    """Where to look next: the candidates in the store it wrote, the desk, an export."""
+    flag = f"--store {shown_path(store)}"
+    steps = [
+        f"{flag} annotation list   # the candidate polygons",
+        f"{flag} view --sample {site['site']}   # review them on the desk",
+        f"{flag} export -o evidence.geojson   # share them",
+    ]
+    for line in next_steps(steps):
+        click.echo(line)
 
 
 class _DemoFailed(SatdeltaError, RuntimeError):

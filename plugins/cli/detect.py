@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from satdelta.plugins.cli.hints import next_steps, shown_path
 from satdelta.plugins.cli.options import detection_options, parse_bands
 
 if TYPE_CHECKING:
@@ -99,3 +100,9 @@ def detect(
             f"{run.maps.threshold:.4g}); residual shift {a.shift_before_px} -> "
             f"{a.shift_after_px} px; wrote {', '.join(written)} to {out}"
         )
+        steps = [f"view {shown_path(before)} {shown_path(after)}   # the desk, to review them"]
+        if "changes.geojson" in written:
+            geojson = shown_path(out / "changes.geojson")
+            steps.insert(0, f"import {geojson} --report ID --claim ID   # into the store")
+        for line in next_steps(steps):
+            click.echo(line)

@@ -60,15 +60,22 @@ class LazyGroup(click.Group):
     envvar="SATDELTA_STORE",
     help="Annotation store (GeoPackage file).",
 )
+@click.option(
+    "--analyst",
+    envvar="SATDELTA_ANALYST",
+    default=None,
+    help="Name recorded in every revision this command writes [default: $USER].",
+)
 @click.version_option(package_name="satdelta")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, store: Path) -> None:
+def cli(ctx: click.Context, verbose: int, store: Path, analyst: str | None) -> None:
     """satdelta: find what changed between before/after imagery and tie the evidence to a report."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
     ctx.obj["store"] = store
+    ctx.obj["analyst"] = analyst or None
 
 
 def main(argv: list[str] | None = None) -> int:

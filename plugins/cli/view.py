@@ -8,6 +8,10 @@ headless smoke tests.
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -40,6 +44,42 @@ def _check_source(source: str) -> None:
             f"{source} is not a raster GDAL can read ({' '.join(str(exc).split())}); "
             "give a GeoTIFF or another GDAL format."
         ) from None
+    from satdelta.imagery.scene import open_scene
+
+    open_scene(path, checksum=False)  # what detection cannot compare (no band, complex...)
+
+
+def _display_problem(env: Mapping[str, str]) -> str | None:
+    """Why Qt could not open a window here, or None when it can (checked before Qt starts:
+    without a display Qt aborts the whole process)."""
+    if sys.platform != "linux" or env.get("QT_QPA_PLATFORM", "").split(":")[0] in _NO_DISPLAY_QPA:
+        return None
+    wayland = env.get("WAYLAND_DISPLAY")
+    if wayland:
+        runtime = env.get("XDG_RUNTIME_DIR", "")
+        path = Path(wayland) if wayland.startswith("/") else Path(runtime, wayland)
+        return None if path.exists() else f"WAYLAND_DISPLAY={wayland} but {path} does not exist"
+    display = env.get("DISPLAY")
+    if not display:
+        return "no display: neither DISPLAY nor WAYLAND_DISPLAY is set"
+    host, _, number = display.rpartition(":")
+    number = number.split(".")[0]
+    if not number.isdigit():
+        return f"DISPLAY={display} is not a display name like :0"
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2)
+                sock.connect(f"/tmp/.X11-unix/X{number}")
+        else:
+            socket.create_connection((host, 6000 + int(number)), timeout=2).close()
+    except OSError as exc:
+        return f"cannot connect to the X display {display} ({exc.strerror or exc})"
+    return None
+
+
+# Qt platforms that need no display
+_NO_DISPLAY_QPA = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb")
 
 
 @click.command("view")
@@ -67,6 +107,13 @@ def view(
         raise click.UsageError(f"give BEFORE and AFTER, or nothing; got {len(sources)} paths")
     for s in sources:
         _check_source(s)
+    problem = _display_problem(os.environ)
+    if problem is not None:
+        raise ViewerUnavailableError(
+            f"cannot open the napari window: {problem}. Run it on a desktop session, set "
+            "DISPLAY to a running X server, or wrap it: xvfb-run satdelta view ... (with "
+            "--screenshot for a picture)"
+        )
     store = ctx.obj["store"] if ctx.obj else Path("satdelta.gpkg")
     try:
         import napari

@@ -218,7 +218,7 @@ def test_reimport_into_same_store_gets_new_ids(store: Store, tmp_path: Path) -> 
     rep, c1 = populate(store)
     out = tmp_path / "e.geojson"
     store.export(out)
-    new = store.import_geojson(out, report_id=rep, claim_id=c1)
+    new = store.import_geojson(out, report_id=rep, claim_id=c1, allow_duplicates=True)
     old_ids = {a["id"] for a in json.loads(out.read_text())["features"]}
     assert len(new) == 4 and not ({a.id for a in new} & old_ids)
     assert {a.provenance["imported_from_id"] for a in new} == old_ids
