@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from satdelta.imagery.cues import MIN_SEGMENT_PX, SEGMENT_M
 from satdelta.imagery.detector import (
     ChangeDetector,
     ChangeMaps,
@@ -111,7 +112,7 @@ def resolve_auto(
     """Concrete score and normalisation methods for ``"auto"``, from the kind of bands only.
 
     * Visible-only imagery (red, green, blue and no NIR; three unnamed bands count as RGB):
-      score ``"builtup"``, normalisation ``"none"``.
+      score ``"cues"``, normalisation ``"histogram"``.
     * Anything else: score ``"cva"``; normalisation ``"irmad"`` with 4 or more bands,
       ``"histogram"`` with fewer.
 
@@ -123,17 +124,17 @@ def resolve_auto(
     ...              "auto", "auto")
     ('cva', 'irmad')
     >>> resolve_auto(3, ("red", "green", "blue"), "auto", "auto")
-    ('builtup', 'none')
+    ('cues', 'histogram')
     >>> resolve_auto(1, None, "auto", "auto")
     ('cva', 'histogram')
     """
     visible = visible_band_indices(band_names, nbands) is not None
     score_method = method
     if method == "auto":
-        score_method = "builtup" if visible else "cva"
+        score_method = "cues" if visible else "cva"
     norm_method = normalise
     if normalise == "auto":
-        norm_method = "none" if visible else ("irmad" if nbands >= 4 else "histogram")
+        norm_method = "irmad" if not visible and nbands >= 4 else "histogram"
     return score_method, norm_method
 
 
@@ -186,8 +187,15 @@ class _Fit:
     def detector(self, sample: NDArray) -> ChangeDetector:
         """Threshold (with its no-change floor) fitted on ``sample``, and the run record."""
         opts = self.options
-        thr = fit_threshold(sample, method=opts.threshold, value=opts.threshold_value)
         null_q = None
+        if self.score.method == "cues" and opts.threshold == "auto":
+            # the score is already a ratio to per-cue thresholds with their own floors
+            tau = self.score.parameters["tau"]
+            thr = ThresholdFit(
+                math.exp(tau), "value", {"rule": "mean log(cue / threshold)", "tau": tau}
+            )
+        else:
+            thr = fit_threshold(sample, method=opts.threshold, value=opts.threshold_value)
         if thr.method in ("mixture", "otsu", "kmeans") and opts.null_quantile is not None:
             null_q = no_change_quantile(
                 self.score, self.before, self.after_n, self.valid, quantile=opts.null_quantile
@@ -216,13 +224,19 @@ class _Fit:
             "min_pixels": min_pixels,
             "cleanup_radius_px": radius,
             "smooth_px": smooth_px,
-            "delineation": (
-                "smoothed regions & 3x3 majority of (unsmoothed score > threshold)"
-                if smooth_px > 0
-                else None
-            ),
+            "delineation": _delineation(self.score),
         }
         return ChangeDetector(self.norm, self.score, thr, radius, min_pixels, params)
+
+
+def _delineation(score: ScoreModel) -> str | None:
+    """How the changed regions' outlines are drawn, for the run record."""
+    if score.method == "cues":
+        side = SEGMENT_M / (score.parameters["pixel_size_m"] or 1.0)
+        return f"SLIC {SEGMENT_M:g} m majority vote" if side >= MIN_SEGMENT_PX else None
+    if score.smooth_px > 0:
+        return "smoothed regions & 3x3 majority of (unsmoothed score > threshold)"
+    return None
 
 
 def _prepare(
@@ -377,8 +391,9 @@ def detect_change(
     sample = score[ok]
     sample = _strided(sample[np.isfinite(sample)])
     det = fit.detector(sample)
+    segments = det.segments(fit.before, fit.after_n)
     del sample, fit  # frees the normalised after image
-    changed = det.decide(fine, score, ok)
+    changed = det.decide(fine, score, ok, segments)
     del fine
     log.info(
         "change detection: %s + %s threshold %.4g, %.2f %% of valid pixels changed",
