@@ -28,6 +28,7 @@ from satdelta.imagery.detector import (
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
 from satdelta.imagery.morphology import area_to_pixels
 from satdelta.imagery.no_change import no_change_quantile
+from satdelta.imagery.normalisation_guard import guard_normalisation
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.radiometry import (
@@ -171,7 +172,8 @@ class _Fit:
     """What :func:`fit_detector` and :func:`detect_change` share before the threshold.
 
     The pair as float32 (``after_n`` normalised onto ``before``), the valid mask, the fitted
-    normalisation and score model, and what the threshold step needs besides a sample.
+    normalisation and score model, what the threshold step needs besides a sample, and the
+    record of a fit the normalisation guard rejected.
     """
 
     before: NDArray
@@ -183,6 +185,7 @@ class _Fit:
     pixel_size_m: float | None
     band_names: Sequence[str] | None
     options: DetectionOptions
+    normalisation_rejected: dict[str, Any] | None = None
 
     def detector(self, sample: NDArray) -> ChangeDetector:
         """Threshold (with its no-change floor) fitted on ``sample``, and the run record."""
@@ -213,6 +216,7 @@ class _Fit:
             "score": self.score.parameters,
             "normalise": self.norm_method,
             "normalisation": None if self.norm is None else self.norm.to_dict(),
+            "normalisation_rejected": self.normalisation_rejected,
             "threshold_method": thr.method,
             "threshold": thr.threshold,
             "threshold_fit": thr.parameters,
@@ -267,6 +271,7 @@ def _prepare(
     if norm_method == "irmad" or score_method == "irmad":
         irmad = fit_irmad(b, a, valid=ok)
     norm = fit_normalisation(b, a, method=norm_method, valid=ok, irmad=irmad)  # type: ignore[arg-type]
+    norm, norm_method, rejected = guard_normalisation(b, a, ok, norm, norm_method)
     a_n = a if norm is None else norm.apply(a)
     score_model = fit_score(
         b,
@@ -277,7 +282,7 @@ def _prepare(
         pixel_size_m=px,
         irmad=irmad if norm_method == "none" else None,
     )
-    return _Fit(b, a_n, ok, norm_method, norm, score_model, px, band_names, options)
+    return _Fit(b, a_n, ok, norm_method, norm, score_model, px, band_names, options, rejected)
 
 
 def _strided(values: NDArray) -> NDArray:

@@ -555,16 +555,18 @@ def fit_linear_normalisation(
     if inv.sum() < max(10, 2 * nb):
         # too few invariant pixels: fall back to the most probable 10 %
         inv = p >= np.quantile(p, 0.9)
-    gains = np.empty(nb)
-    offsets = np.empty(nb)
+    gains, offsets, spread = np.empty(nb), np.empty(nb), np.empty(nb)
     for i in range(nb):
         gains[i], offsets[i] = orthogonal_regression(y[i, inv], x[i, inv])
+        res = x[i, inv] - gains[i] * y[i, inv] - offsets[i]  # the invariant pixels' noise
+        spread[i] = 1.4826 * np.median(np.abs(res - np.median(res))) or res.std()
     return LinearNormalisation(
         gains=gains,
         offsets=offsets,
         method="irmad",
         parameters={
             "invariant_pixels": int(inv.sum()),
+            "residual_scale": [float(v) for v in spread],
             "no_change_probability": float(no_change_probability),
             "irmad": fit.to_dict(),
         },
