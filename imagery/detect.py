@@ -28,13 +28,11 @@ from satdelta.imagery.detector import (
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
 from satdelta.imagery.morphology import area_to_pixels
 from satdelta.imagery.no_change import no_change_quantile
-from satdelta.imagery.normalisation_guard import guard_normalisation
+from satdelta.imagery.normalisation_guard import Normalisation, guard_normalisation
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.radiometry import (
     NORMALISE_METHODS,
-    HistogramMatching,
-    LinearNormalisation,
     Window,
     finite_pixels,
     fit_irmad,
@@ -180,7 +178,7 @@ class _Fit:
     after_n: NDArray
     valid: NDArray[np.bool_]
     norm_method: str
-    norm: LinearNormalisation | HistogramMatching | None
+    norm: Normalisation | None
     score: ScoreModel
     pixel_size_m: float | None
     band_names: Sequence[str] | None
@@ -270,7 +268,14 @@ def _prepare(
     irmad = None
     if norm_method == "irmad" or score_method == "irmad":
         irmad = fit_irmad(b, a, valid=ok)
-    norm = fit_normalisation(b, a, method=norm_method, valid=ok, irmad=irmad)  # type: ignore[arg-type]
+    norm = fit_normalisation(
+        b,
+        a,
+        method=norm_method,  # type: ignore[arg-type]
+        valid=ok,
+        irmad=irmad,
+        pixel_size_m=px,
+    )
     norm, norm_method, rejected = guard_normalisation(b, a, ok, norm, norm_method)
     a_n = a if norm is None else norm.apply(a)
     score_model = fit_score(

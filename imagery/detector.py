@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.cues import segment_labels, segment_vote
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.local_gain import LocalGain
 from satdelta.imagery.morphology import clean_mask, cleanup_halo_px, majority3, remove_small
 from satdelta.imagery.parallel import map_row_blocks
 from satdelta.imagery.radiometry import HistogramMatching, LinearNormalisation
@@ -113,7 +114,9 @@ class ChangeDetector:
 
     Attributes
     ----------
-    normalisation : LinearNormalisation or HistogramMatching or None
+    normalisation : LinearNormalisation or HistogramMatching or LocalGain or None
+        A :class:`~satdelta.imagery.local_gain.LocalGain` is a field on the fitted scene's
+        grid: :meth:`apply` then takes whole scenes only.
     score : ScoreModel
     threshold : ThresholdFit
     cleanup_radius_px, min_pixels : int
@@ -122,7 +125,7 @@ class ChangeDetector:
         JSON-serialisable record of everything used.
     """
 
-    normalisation: LinearNormalisation | HistogramMatching | None
+    normalisation: LinearNormalisation | HistogramMatching | LocalGain | None
     score: ScoreModel
     threshold: ThresholdFit
     cleanup_radius_px: int

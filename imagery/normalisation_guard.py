@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from satdelta.imagery.local_gain import LocalGain
 from satdelta.imagery.radiometry import (
     HistogramMatching,
     LinearNormalisation,
     fit_histogram_matching,
     sample_pixels,
 )
+
+Normalisation = LinearNormalisation | HistogramMatching | LocalGain
 
 __all__ = [
     "MAX_GAIN",
@@ -29,6 +32,7 @@ __all__ = [
     "MIN_NO_CHANGE_PX",
     "MIN_NO_CHANGE_SHARE",
     "guard_normalisation",
+    "local_gain_problem",
     "linear_fit_problem",
 ]
 
@@ -54,8 +58,7 @@ def _band_problem(g: float, o: float, noise: float, x: NDArray, y: NDArray) -> s
     """Why the line ``x = g * y + o`` (before from after) is not trusted for one band, or None."""
     if not (np.isfinite(g) and MIN_GAIN <= g <= MAX_GAIN):
         return f"gain {g:.2f} outside [{MIN_GAIN:g}, {MAX_GAIN:g}]"
-    sx, sy = x.std(), y.std()
-    r = float(np.corrcoef(x, y)[0, 1]) if sx > 0 and sy > 0 else 0.0
+    r = _correlation(x, y)
     if r < MIN_CORRELATION:
         return f"correlation {r:.2f} < {MIN_CORRELATION:g}"
     res = x - (g * y + o)
@@ -98,18 +101,36 @@ def linear_fit_problem(
     return None
 
 
+def local_gain_problem(
+    norm: LocalGain, x: NDArray[np.float64], y: NDArray[np.float64]
+) -> str | None:
+    """Why a local gain field is rejected: an implausible median gain or uncorrelated dates."""
+    for i, g in enumerate(norm.parameters["median_gains"]):
+        if not MIN_GAIN <= g <= MAX_GAIN:
+            return f"band {i + 1}: median gain {g:.2f} outside [{MIN_GAIN:g}, {MAX_GAIN:g}]"
+        r = _correlation(x[i], y[i])
+        if r < MIN_CORRELATION:
+            return f"band {i + 1}: correlation {r:.2f} < {MIN_CORRELATION:g}"
+    return None
+
+
+def _correlation(x: NDArray, y: NDArray) -> float:
+    return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
+
+
 def guard_normalisation(
     before: NDArray,
     after: NDArray,
     valid: NDArray[np.bool_],
-    norm: Any,
+    norm: Normalisation | None,
     method: str,
-) -> tuple[Any, str, dict[str, Any] | None]:
+) -> tuple[Normalisation | None, str, dict[str, Any] | None]:
     """The normalisation to use, its method, and the rejected fit's record (or None).
 
-    A :class:`~satdelta.imagery.radiometry.LinearNormalisation` or a local gain (anything
-    with a ``problem(x, y)`` method) that fails its checks is replaced by histogram matching;
-    the rejection is logged as a warning. Histogram matching and ``None`` pass unchanged.
+    A :class:`~satdelta.imagery.radiometry.LinearNormalisation` or a
+    :class:`~satdelta.imagery.local_gain.LocalGain` that fails its checks is replaced by
+    histogram matching; the rejection is logged as a warning. Histogram matching and ``None``
+    pass unchanged.
     """
     if norm is None or isinstance(norm, HistogramMatching):
         return norm, method, None
@@ -117,7 +138,7 @@ def guard_normalisation(
     if isinstance(norm, LinearNormalisation):
         why = linear_fit_problem(norm, x, y)
     else:
-        why = norm.problem(x, y)
+        why = local_gain_problem(norm, x, y)
     if why is None:
         return norm, method, None
     log.warning("normalisation %r rejected (%s); using histogram matching instead", method, why)
