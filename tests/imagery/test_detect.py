@@ -58,7 +58,7 @@ def test_method_tuples_follow_contract():
         "ndwi",
     } <= set(SCORE_METHODS)
     assert THRESHOLD_METHODS == ("auto", "mixture", "otsu", "kmeans", "value", "percentile")
-    assert NORMALISE_METHODS == ("auto", "none", "histogram", "irmad")
+    assert NORMALISE_METHODS == ("auto", "none", "histogram", "irmad", "local")
 
 
 def test_defaults_find_inserted_blobs():
