@@ -65,6 +65,7 @@ class PairScore:
     name: str
     changed: float  # share of labelled pixels that changed
     counts: tuple[int, int, int]
+    total: int  # labelled pixels
 
     @property
     def prf(self) -> tuple[float, float, float]:
@@ -90,9 +91,8 @@ def score_pairs(pairs: list[LabelledPair], options: dict | None) -> list[PairSco
     out = []
     for p in pairs:
         labelled = int(p.positive.sum() + p.negative.sum())
-        out.append(
-            PairScore(p.name, p.positive.sum() / max(labelled, 1), confusion(_mask(p, options), p))
-        )
+        share = p.positive.sum() / max(labelled, 1)
+        out.append(PairScore(p.name, share, confusion(_mask(p, options), p), labelled))
     return out
 
 
@@ -112,6 +112,14 @@ def summary(scores: list[PairScore]) -> dict[str, float]:
         "recall<0.2": sum(s.prf[1] < 0.2 for s in with_change),
         "5%&recall<0.1": sum(s.prf[1] < 0.1 and s.changed >= 0.05 for s in with_change),
     }
+
+
+def _cell(s: PairScore) -> str:
+    """F1 and recall; on a pair without change, the share of its pixels flagged."""
+    tp, fp, fn = s.counts
+    if tp + fn == 0:
+        return f"flags {fp / max(s.total, 1):5.3f}"
+    return f"{s.prf[2]:5.3f} R{s.prf[1]:4.2f}"
 
 
 def labelled_set(name: str, pairs: list[LabelledPair], rgb: bool) -> dict[str, dict]:
@@ -140,7 +148,7 @@ def labelled_set(name: str, pairs: list[LabelledPair], rgb: bool) -> dict[str, d
         labels = list(per)
         print(f"\n{'pair':24s} {'changed':>7s} " + " ".join(f"{lb[:12]:>12s}" for lb in labels))
         for i, p in enumerate(pairs):
-            cells = " ".join(f"{per[lb][i].prf[2]:5.3f} R{per[lb][i].prf[1]:4.2f}" for lb in labels)
+            cells = " ".join(_cell(per[lb][i]) for lb in labels)
             print(f"{p.name:24s} {per[labels[0]][i].changed:7.3f} {cells}")
     return out
 
