@@ -40,7 +40,13 @@ from satdelta.imagery.radiometry import (
     fit_windows,
     with_halo,
 )
-from satdelta.imagery.scores import SCORE_METHODS, ScoreModel, fit_score, visible_band_indices
+from satdelta.imagery.scores import (
+    SCORE_METHODS,
+    SCORES,
+    ScoreModel,
+    fit_score,
+    visible_band_indices,
+)
 from satdelta.imagery.threshold import THRESHOLD_METHODS, ThresholdFit, fit_threshold
 
 __all__ = [
@@ -265,6 +271,7 @@ def _prepare(
     ):
         # too few pixels for stable canonical correlations: fall back to histogram matching
         norm_method = "histogram"
+    SCORES[score_method].check_bands(band_names, b.shape[0])  # before any fitting
     irmad = None
     if norm_method == "irmad" or score_method == "irmad":
         irmad = fit_irmad(b, a, valid=ok)

@@ -301,6 +301,14 @@ class ChangeScore(ABC):
     name: str
     needs_irmad: bool = False
 
+    def check_bands(self, band_names: Sequence[str] | None, nbands: int) -> None:
+        """Raise :class:`BandMismatchError` when the bands do not suit this method.
+
+        Called before anything is fitted, so a wrong choice fails first; :meth:`fit` checks
+        too. Most methods take any bands.
+        """
+        return None
+
     @abstractmethod
     def fit(self, data: ScoreInput) -> ScoreModel:
         """The fitted model of this method on ``data``."""
@@ -423,14 +431,18 @@ class NormalisedDifferenceScore(ChangeScore):
     name: str
     roles: tuple[str, str]
 
-    def fit(self, data: ScoreInput) -> ScoreModel:
-        idx = [find_band(data.band_names, r) for r in self.roles]
-        if None in idx:
+    def check_bands(self, band_names: Sequence[str] | None, nbands: int) -> None:
+        if None in (find_band(band_names, r) for r in self.roles):
+            shown = tuple(band_names) if band_names else None
             raise BandMismatchError(
                 f"score method {self.name!r} needs bands named {self.roles[0]} and "
-                f"{self.roles[1]}, got band names {data.band_names_shown()}; name the bands "
+                f"{self.roles[1]}, got band names {shown}; name the bands "
                 "(e.g. 'red', 'nir') or use method 'cva'."
             )
+
+    def fit(self, data: ScoreInput) -> ScoreModel:
+        self.check_bands(data.band_names, data.before.shape[0])
+        idx = [find_band(data.band_names, r) for r in self.roles]
         params = {"band_index_1": idx[0], "band_index_2": idx[1], "bands": list(self.roles)}
         return ScoreModel(self.name, params, smooth_px=data.smooth_px)
 
@@ -450,16 +462,21 @@ class BuiltUpScore(ChangeScore):
 
     name = "builtup"
 
-    def fit(self, data: ScoreInput) -> ScoreModel:
-        x, y = data.sample()
-        rgb = visible_band_indices(data.band_names, data.before.shape[0])
-        if rgb is None:
+    def check_bands(self, band_names: Sequence[str] | None, nbands: int) -> None:
+        if visible_band_indices(band_names, nbands) is None:
+            shown = tuple(band_names) if band_names else None
             raise BandMismatchError(
                 "score method 'builtup' needs visible red, green and blue bands (and no NIR: "
-                f"use 'ndvi' or 'cva' for multispectral data), got {data.before.shape[0]} "
-                f"bands named {data.band_names_shown()}; pick the visible bands "
+                f"use 'ndvi' or 'cva' for multispectral data), got {nbands} "
+                f"bands named {shown}; pick the visible bands "
                 "(CLI: --bands red,green,blue) or use method 'cva'."
             )
+
+    def fit(self, data: ScoreInput) -> ScoreModel:
+        self.check_bands(data.band_names, data.before.shape[0])
+        x, y = data.sample()
+        rgb = visible_band_indices(data.band_names, data.before.shape[0])
+        assert rgb is not None  # checked above
         med, scale = _robust_difference_scale(x, y)
         c = _cva_magnitude(x.astype(np.float32), y.astype(np.float32), med, scale)
         cmed = float(np.median(c))

@@ -64,3 +64,17 @@ def test_segment_vote_takes_the_majority_of_valid_pixels():
     valid = np.ones_like(raw)
     assert segment_vote(raw, labels, valid).tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
     assert segment_vote(raw, None, valid).tolist() == raw.tolist()
+
+
+def test_cues_score_per_window_matches_the_whole_array():
+    """The score is window-local with its halo (the SLIC vote is not: design-detection.md)."""
+    before = _scene()
+    after = before.copy()
+    after[:, 100:140, 80:150] = 200
+    det = fit_detector(before, after, pixel_size_m=1.0, band_names=("red", "green", "blue"))
+    valid = np.ones(before.shape[1:], bool)
+    whole = det.score_window(before, after, valid)
+    h = det.halo_px
+    cols = slice(100 - h, 140 + h)
+    part = det.score_window(before[:, :, cols], after[:, :, cols], valid[:, cols])
+    np.testing.assert_allclose(part[:, h:-h], whole[:, 100:140], rtol=1e-4, atol=1e-6)
