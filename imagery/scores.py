@@ -589,7 +589,7 @@ def fit_score(
         Needed by ``"ndvi"``/``"ndwi"``; ``"builtup"`` reads red/green/blue
         from them (three unnamed bands are read as R, G, B).
     pixel_size_m : float, optional
-        Ground size of a pixel; sets the smoothing in pixels.
+        Ground size of a pixel; sets the smoothing in pixels (and the ``"cues"`` scales).
     smoothing_m : float, optional
         Gaussian smoothing scale in metres (default :data:`SMOOTHING_M`;
         0 = none). Below half a pixel no smoothing is done; with an unknown
