@@ -4,8 +4,8 @@
   with library defaults: F1 >= 0.95 on the labelled pixels.
 * LEVIR-CD (11 RGB pairs, 0.5 m, not georeferenced: ``pixel_size_m=0.5`` as the CLI's
   ``--pixel-size``), default ``"cues"`` score: median per-pair F1 >= 0.33 over the pairs with
-  change and every pair with >= 5 % changed pixels at recall >= 0.10 (issue 9: met); pooled
-  F1 >= 0.31 (issue 9 asks 0.33: **not reached**, 0.328 measured). The former RGB default
+  change, every pair with >= 5 % changed pixels at recall >= 0.10 and pooled F1 >= 0.33
+  (issue 9's floors; all met, the pooled one by 0.001: 0.331 measured). The former RGB default
   (``method="builtup"``, still available) keeps its own bars: pooled F1 >= 0.30, precision
   >= 0.22, the no-change pair under 2 % flagged.
 * SZTAKI Szada (7 RGB pairs, 1.5 m; held out: no setting was chosen on it): pooled F1 >= 0.25.
@@ -111,8 +111,8 @@ def test_levir_default_per_pair():
     assert not low, f"pairs with >= 5 % change at recall < 0.10: {low}"
     tot = np.sum([t for _, _, t in scores], axis=0)
     p, r, f = prf(*(int(v) for v in tot))
-    # issue 9 asks pooled F1 >= 0.33; the default reaches 0.328 (not met): this bar guards it
-    assert f >= 0.31, f"LEVIR pooled F1 {f:.3f} (precision {p:.3f}, recall {r:.3f})"
+    # issue 9's floor; met by a hair (0.331): SLIC's seeding alone moves LEVIR by +-0.02
+    assert f >= 0.33, f"LEVIR pooled F1 {f:.3f} (precision {p:.3f}, recall {r:.3f})"
 
 
 def test_szada_default_pooled_f1():
