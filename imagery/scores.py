@@ -593,7 +593,8 @@ def fit_score(
     smoothing_m : float, optional
         Gaussian smoothing scale in metres (default :data:`SMOOTHING_M`;
         0 = none). Below half a pixel no smoothing is done; with an unknown
-        pixel size it is one pixel. IR-MAD is never smoothed.
+        pixel size it is one pixel. IR-MAD is never smoothed; ``"cues"`` smooths each
+        cue itself at 1 m and ignores this.
     irmad : IRMADFit, optional
         Reuse an IR-MAD fit for ``"irmad"``.
 
