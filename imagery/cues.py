@@ -28,6 +28,7 @@ __all__ = [
     "CUE_TAU",
     "SEGMENT_M",
     "cue_parameters",
+    "max_segment_pixels",
     "cues_ratio",
     "segment_labels",
     "segment_vote",
@@ -44,6 +45,8 @@ MIN_CUE_PX = 1.0  #: a spatial cue whose window is under one pixel is left out (
 SEGMENT_M = 8.0  #: SLIC superpixel side (4 m and 16 m worse on LEVIR)
 MIN_SEGMENT_PX = 2.0  #: no vote when a segment would be smaller (5 m, 30 m pixels)
 VOTE_SHARE = 0.5  #: a segment is changed when this share of its valid pixels is
+#: A segment over this many times the nominal 8 m x 8 m area does not vote (see segment_vote).
+MAX_SEGMENT_AREAS = 16.0
 #: SLIC's k-means iterations (scikit-image's default is 10; 5 halves the vote's cost, LEVIR
 #: pooled / median F1 within the +-0.02 that SLIC seeding moves them: detection.md).
 SLIC_ITERATIONS = 5
@@ -325,10 +328,17 @@ def _slic(img: NDArray, n: int) -> NDArray:
 
 
 def segment_vote(
-    raw: NDArray[np.bool_], labels: NDArray | None, valid: NDArray[np.bool_]
+    raw: NDArray[np.bool_],
+    labels: NDArray | None,
+    valid: NDArray[np.bool_],
+    max_pixels: float = np.inf,
 ) -> NDArray[np.bool_]:
     """Every valid pixel of a segment is changed when >= :data:`VOTE_SHARE` of its valid
-    pixels are changed in ``raw`` (``raw`` itself when ``labels`` is None)."""
+    pixels are changed in ``raw`` (``raw`` itself when ``labels`` is None).
+
+    A segment of more than ``max_pixels`` pixels is no vote unit (SLIC merges its fragments
+    into such blobs on pixel noise): its pixels keep their own ``raw`` value.
+    """
     if labels is None:
         return raw & valid
     lab = np.where(valid.ravel(), labels.ravel() - labels.min() + 1, 0)
@@ -337,4 +347,12 @@ def segment_vote(
     share = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
     keep = share >= VOTE_SHARE
     keep[0] = False
-    return keep[lab].reshape(raw.shape)
+    voted = keep[lab].reshape(raw.shape)
+    huge = (n > max_pixels)[lab].reshape(raw.shape)
+    return np.where(huge, raw & valid, voted)
+
+
+def max_segment_pixels(p: dict[str, Any]) -> float:
+    """Largest segment that votes: :data:`MAX_SEGMENT_AREAS` times the nominal segment."""
+    side = SEGMENT_M / (p.get("pixel_size_m") or 1.0)
+    return MAX_SEGMENT_AREAS * side**2

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from satdelta.imagery.cues import segment_labels, segment_vote
+from satdelta.imagery.cues import max_segment_pixels, segment_labels, segment_vote
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.local_gain import LocalGain
 from satdelta.imagery.morphology import clean_mask, cleanup_halo_px, majority3, remove_small
@@ -212,7 +212,7 @@ class ChangeDetector:
         with np.errstate(invalid="ignore"):
             raw = s > t
         if segments is not None:
-            raw = segment_vote(raw, segments, ok)
+            raw = segment_vote(raw, segments, ok, max_segment_pixels(self.score.parameters))
         changed = clean_mask(
             raw,
             valid=ok,
