@@ -64,6 +64,8 @@ def test_segment_vote_takes_the_majority_of_valid_pixels():
     valid = np.ones_like(raw)
     assert segment_vote(raw, labels, valid).tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
     assert segment_vote(raw, None, valid).tolist() == raw.tolist()
+    # a segment larger than max_pixels does not vote: its pixels keep their own decision
+    assert segment_vote(raw, labels, valid, max_pixels=3).tolist() == raw.tolist()
 
 
 def test_cues_score_per_window_matches_the_whole_array():
