@@ -21,6 +21,12 @@ TAIZHOU_AFTER = "taizhou_2003-02-06_etm.tif"
 LEVIR = "levir-cd"
 #: LEVIR-CD ground sampling distance (SOURCE.txt: Google Earth VHR, 0.5 m).
 LEVIR_PIXEL_SIZE_M = 0.5
+SZADA = "sztaki-airchange-szada"
+#: SZTAKI AirChange Szada: aerial RGB, 1.5 m (SOURCE.txt).
+SZADA_PIXEL_SIZE_M = 1.5
+NAIP = "naip-nd"
+NAIP_BEFORE = "m_4709963_se_14_1_20090818.tif"
+NAIP_AFTER = "m_4709963_se_14_1_20200831.tif"
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,8 @@ class LabelledPair:
     """One labelled before/after pair.
 
     ``positive`` is True where the reference says changed, ``negative`` True where it says
-    unchanged; pixels in neither are not scored.
+    unchanged; pixels in neither are not scored (both None: an unlabelled pair). ``valid`` is
+    True where both dates have data (None: everywhere).
     """
 
     name: str
@@ -38,6 +45,7 @@ class LabelledPair:
     negative: np.ndarray  # (row, col) bool
     band_names: tuple[str, ...] | None
     pixel_size_m: float | None
+    valid: np.ndarray | None = None
 
 
 def _read(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -62,20 +70,41 @@ def load_taizhou() -> LabelledPair:
     return LabelledPair("taizhou", before, after, pos, neg, names, 30.0)
 
 
-def load_levir() -> list[LabelledPair]:
-    """The 11 LEVIR-CD pairs (dense labels: every pixel is positive or negative)."""
-    root = data_path(LEVIR)
+def _png_pairs(folder: str, pixel_size_m: float) -> list[LabelledPair]:
+    """``A/*.png``, ``B/*.png`` and ``label/*.png`` (dense labels: > 127 = changed)."""
+    root = data_path(folder)
     pairs = []
     for a_path in sorted((root / "A").glob("*.png")):
         before, _ = _read(a_path)
         after, _ = _read(root / "B" / a_path.name)
         lab = _read(root / "label" / a_path.name)[0][0] > 127
-        pairs.append(
-            LabelledPair(
-                a_path.stem, before, after, lab, ~lab, ("red", "green", "blue"), LEVIR_PIXEL_SIZE_M
-            )
-        )
+        rgb = ("red", "green", "blue")
+        pairs.append(LabelledPair(a_path.stem, before[:3], after[:3], lab, ~lab, rgb, pixel_size_m))
     return pairs
+
+
+def load_levir() -> list[LabelledPair]:
+    """The 11 LEVIR-CD pairs (dense labels: every pixel is positive or negative)."""
+    return _png_pairs(LEVIR, LEVIR_PIXEL_SIZE_M)
+
+
+def load_szada() -> list[LabelledPair]:
+    """The 7 SZTAKI AirChange Szada pairs (held out: never used to choose a setting)."""
+    return _png_pairs(SZADA, SZADA_PIXEL_SIZE_M)
+
+
+def load_naip() -> LabelledPair:
+    """The NAIP 2009/2020 pair (4 bands, 5 m), co-registered by satdelta; no labels."""
+    from satdelta.imagery.align import coregister
+    from satdelta.imagery.scene import open_scene
+
+    root = data_path(NAIP)
+    al = coregister(open_scene(root / NAIP_BEFORE), open_scene(root / NAIP_AFTER))
+    b, a = al.before.copy(), al.after.copy()
+    b[:, ~al.valid] = 0
+    a[:, ~al.valid] = 0
+    names = ("red", "green", "blue", "nir")
+    return LabelledPair("naip", b, a, None, None, names, 5.0, al.valid)
 
 
 def confusion(pred: np.ndarray, pair: LabelledPair) -> tuple[int, int, int]:

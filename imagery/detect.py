@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from satdelta.imagery.cues import MIN_SEGMENT_PX, SEGMENT_M
 from satdelta.imagery.detector import (
     ChangeDetector,
     ChangeMaps,
@@ -27,12 +28,11 @@ from satdelta.imagery.detector import (
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
 from satdelta.imagery.morphology import area_to_pixels
 from satdelta.imagery.no_change import no_change_quantile
+from satdelta.imagery.normalisation_guard import Normalisation, guard_normalisation
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.radiometry import (
     NORMALISE_METHODS,
-    HistogramMatching,
-    LinearNormalisation,
     Window,
     finite_pixels,
     fit_irmad,
@@ -40,7 +40,13 @@ from satdelta.imagery.radiometry import (
     fit_windows,
     with_halo,
 )
-from satdelta.imagery.scores import SCORE_METHODS, ScoreModel, fit_score, visible_band_indices
+from satdelta.imagery.scores import (
+    SCORE_METHODS,
+    SCORES,
+    ScoreModel,
+    fit_score,
+    visible_band_indices,
+)
 from satdelta.imagery.threshold import THRESHOLD_METHODS, ThresholdFit, fit_threshold
 
 __all__ = [
@@ -111,7 +117,7 @@ def resolve_auto(
     """Concrete score and normalisation methods for ``"auto"``, from the kind of bands only.
 
     * Visible-only imagery (red, green, blue and no NIR; three unnamed bands count as RGB):
-      score ``"builtup"``, normalisation ``"none"``.
+      score ``"cues"``, normalisation ``"histogram"``.
     * Anything else: score ``"cva"``; normalisation ``"irmad"`` with 4 or more bands,
       ``"histogram"`` with fewer.
 
@@ -123,17 +129,17 @@ def resolve_auto(
     ...              "auto", "auto")
     ('cva', 'irmad')
     >>> resolve_auto(3, ("red", "green", "blue"), "auto", "auto")
-    ('builtup', 'none')
+    ('cues', 'histogram')
     >>> resolve_auto(1, None, "auto", "auto")
     ('cva', 'histogram')
     """
     visible = visible_band_indices(band_names, nbands) is not None
     score_method = method
     if method == "auto":
-        score_method = "builtup" if visible else "cva"
+        score_method = "cues" if visible else "cva"
     norm_method = normalise
     if normalise == "auto":
-        norm_method = "none" if visible else ("irmad" if nbands >= 4 else "histogram")
+        norm_method = "irmad" if not visible and nbands >= 4 else "histogram"
     return score_method, norm_method
 
 
@@ -170,24 +176,33 @@ class _Fit:
     """What :func:`fit_detector` and :func:`detect_change` share before the threshold.
 
     The pair as float32 (``after_n`` normalised onto ``before``), the valid mask, the fitted
-    normalisation and score model, and what the threshold step needs besides a sample.
+    normalisation and score model, what the threshold step needs besides a sample, and the
+    record of a fit the normalisation guard rejected.
     """
 
     before: NDArray
     after_n: NDArray
     valid: NDArray[np.bool_]
     norm_method: str
-    norm: LinearNormalisation | HistogramMatching | None
+    norm: Normalisation | None
     score: ScoreModel
     pixel_size_m: float | None
     band_names: Sequence[str] | None
     options: DetectionOptions
+    normalisation_rejected: dict[str, Any] | None = None
 
     def detector(self, sample: NDArray) -> ChangeDetector:
         """Threshold (with its no-change floor) fitted on ``sample``, and the run record."""
         opts = self.options
-        thr = fit_threshold(sample, method=opts.threshold, value=opts.threshold_value)
         null_q = None
+        if self.score.method == "cues" and opts.threshold == "auto":
+            # the score is already a ratio to per-cue thresholds with their own floors
+            tau = self.score.parameters["tau"]
+            thr = ThresholdFit(
+                math.exp(tau), "value", {"rule": "mean log(cue / threshold)", "tau": tau}
+            )
+        else:
+            thr = fit_threshold(sample, method=opts.threshold, value=opts.threshold_value)
         if thr.method in ("mixture", "otsu", "kmeans") and opts.null_quantile is not None:
             null_q = no_change_quantile(
                 self.score, self.before, self.after_n, self.valid, quantile=opts.null_quantile
@@ -205,6 +220,7 @@ class _Fit:
             "score": self.score.parameters,
             "normalise": self.norm_method,
             "normalisation": None if self.norm is None else self.norm.to_dict(),
+            "normalisation_rejected": self.normalisation_rejected,
             "threshold_method": thr.method,
             "threshold": thr.threshold,
             "threshold_fit": thr.parameters,
@@ -216,13 +232,19 @@ class _Fit:
             "min_pixels": min_pixels,
             "cleanup_radius_px": radius,
             "smooth_px": smooth_px,
-            "delineation": (
-                "smoothed regions & 3x3 majority of (unsmoothed score > threshold)"
-                if smooth_px > 0
-                else None
-            ),
+            "delineation": _delineation(self.score),
         }
         return ChangeDetector(self.norm, self.score, thr, radius, min_pixels, params)
+
+
+def _delineation(score: ScoreModel) -> str | None:
+    """How the changed regions' outlines are drawn, for the run record."""
+    if score.method == "cues":
+        side = SEGMENT_M / (score.parameters["pixel_size_m"] or 1.0)
+        return f"SLIC {SEGMENT_M:g} m majority vote" if side >= MIN_SEGMENT_PX else None
+    if score.smooth_px > 0:
+        return "smoothed regions & 3x3 majority of (unsmoothed score > threshold)"
+    return None
 
 
 def _prepare(
@@ -249,10 +271,19 @@ def _prepare(
     ):
         # too few pixels for stable canonical correlations: fall back to histogram matching
         norm_method = "histogram"
+    SCORES[score_method].check_bands(band_names, b.shape[0])  # before any fitting
     irmad = None
     if norm_method == "irmad" or score_method == "irmad":
         irmad = fit_irmad(b, a, valid=ok)
-    norm = fit_normalisation(b, a, method=norm_method, valid=ok, irmad=irmad)  # type: ignore[arg-type]
+    norm = fit_normalisation(
+        b,
+        a,
+        method=norm_method,  # type: ignore[arg-type]
+        valid=ok,
+        irmad=irmad,
+        pixel_size_m=px,
+    )
+    norm, norm_method, rejected = guard_normalisation(b, a, ok, norm, norm_method)
     a_n = a if norm is None else norm.apply(a)
     score_model = fit_score(
         b,
@@ -263,7 +294,7 @@ def _prepare(
         pixel_size_m=px,
         irmad=irmad if norm_method == "none" else None,
     )
-    return _Fit(b, a_n, ok, norm_method, norm, score_model, px, band_names, options)
+    return _Fit(b, a_n, ok, norm_method, norm, score_model, px, band_names, options, rejected)
 
 
 def _strided(values: NDArray) -> NDArray:
@@ -377,8 +408,9 @@ def detect_change(
     sample = score[ok]
     sample = _strided(sample[np.isfinite(sample)])
     det = fit.detector(sample)
+    segments = det.segments(fit.before, fit.after_n)
     del sample, fit  # frees the normalised after image
-    changed = det.decide(fine, score, ok)
+    changed = det.decide(fine, score, ok, segments)
     del fine
     log.info(
         "change detection: %s + %s threshold %.4g, %.2f %% of valid pixels changed",

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from satdelta.imagery.cues import max_segment_pixels, segment_labels, segment_vote
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.local_gain import LocalGain
 from satdelta.imagery.morphology import clean_mask, cleanup_halo_px, majority3, remove_small
 from satdelta.imagery.parallel import map_row_blocks
 from satdelta.imagery.radiometry import HistogramMatching, LinearNormalisation
@@ -112,7 +114,9 @@ class ChangeDetector:
 
     Attributes
     ----------
-    normalisation : LinearNormalisation or HistogramMatching or None
+    normalisation : LinearNormalisation or HistogramMatching or LocalGain or None
+        A :class:`~satdelta.imagery.local_gain.LocalGain` is a field on the fitted scene's
+        grid: :meth:`apply` then takes whole scenes only.
     score : ScoreModel
     threshold : ThresholdFit
     cleanup_radius_px, min_pixels : int
@@ -121,7 +125,7 @@ class ChangeDetector:
         JSON-serialisable record of everything used.
     """
 
-    normalisation: LinearNormalisation | HistogramMatching | None
+    normalisation: LinearNormalisation | HistogramMatching | LocalGain | None
     score: ScoreModel
     threshold: ThresholdFit
     cleanup_radius_px: int
@@ -176,17 +180,39 @@ class ChangeDetector:
         changed : (M, N) bool ndarray
             True = changed, False where not valid.
         """
-        fine, s = self._score_scales(before, after, valid)
-        return s, self.decide(fine, s, valid)
+        a = after if self.normalisation is None else self.normalisation.apply(after)
+        fine, s = score_both(self.score, before, a, valid)
+        return s, self.decide(fine, s, valid, self.segments(before, a))
+
+    def segments(self, before: NDArray, after_n: NDArray) -> NDArray | None:
+        """Superpixel labels of the ``"cues"`` score's vote (None for the other scores).
+
+        Not window-local: SLIC places its seeds over the whole array it is given, so a
+        window's segments differ near its edges from the whole scene's
+        (``docs/design-detection.md``).
+        """
+        if self.score.method != "cues":
+            return None
+        return segment_labels(before, after_n, self.score.parameters)
 
     def decide(
-        self, fine: NDArray[np.float32], s: NDArray[np.float32], valid: NDArray[np.bool_]
+        self,
+        fine: NDArray[np.float32],
+        s: NDArray[np.float32],
+        valid: NDArray[np.bool_],
+        segments: NDArray | None = None,
     ) -> NDArray[np.bool_]:
-        """Steps 1 and 2 of :meth:`apply` on scores already computed (NaN where not valid)."""
+        """Steps 1 and 2 of :meth:`apply` on scores already computed (NaN where not valid).
+
+        With ``segments`` (:meth:`segments`), step 1 first votes the thresholded map per
+        segment (:func:`~satdelta.imagery.cues.segment_vote`).
+        """
         ok = valid & np.isfinite(s)
         t = self.threshold.threshold
         with np.errstate(invalid="ignore"):
             raw = s > t
+        if segments is not None:
+            raw = segment_vote(raw, segments, ok, max_segment_pixels(self.score.parameters))
         changed = clean_mask(
             raw,
             valid=ok,

@@ -57,7 +57,7 @@ class DetectionOptions:
 
     Attributes
     ----------
-    method : {"auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup"}
+    method : {"auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup", "cues"}
         Change score (:mod:`satdelta.imagery.scores`); ``"auto"`` is resolved from the kinds of
         bands (:func:`satdelta.imagery.detect.resolve_auto`).
     threshold : {"auto", "mixture", "otsu", "kmeans", "value", "percentile"}
@@ -69,7 +69,7 @@ class DetectionOptions:
         Floor of the automatic thresholds (``mixture``, ``otsu``, ``kmeans``): this quantile,
         in [0.5, 1), of the score of a simulated no-change pair
         (:func:`satdelta.imagery.no_change.no_change_quantile`); None turns the floor off.
-    normalise : {"auto", "none", "histogram", "irmad"}
+    normalise : {"auto", "none", "histogram", "irmad", "local"}
         Radiometric normalisation of after onto before (:mod:`satdelta.imagery.radiometry`).
     min_area_m2 : float or None
         Changed regions (and polygons) smaller than this many square metres are dropped; read

@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
+from satdelta.imagery.local_gain import LocalGain, fit_local_gain
 from satdelta.imagery.parallel import map_row_blocks
 from scipy import linalg, special
 
@@ -48,7 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NormaliseMethod = Literal["auto", "none", "histogram", "irmad"]
+NormaliseMethod = Literal["auto", "none", "histogram", "irmad", "local"]
 NORMALISE_METHODS: tuple[str, ...] = get_args(NormaliseMethod)
 
 #: Maximum number of pixels used to fit global statistics.
@@ -555,16 +556,18 @@ def fit_linear_normalisation(
     if inv.sum() < max(10, 2 * nb):
         # too few invariant pixels: fall back to the most probable 10 %
         inv = p >= np.quantile(p, 0.9)
-    gains = np.empty(nb)
-    offsets = np.empty(nb)
+    gains, offsets, spread = np.empty(nb), np.empty(nb), np.empty(nb)
     for i in range(nb):
         gains[i], offsets[i] = orthogonal_regression(y[i, inv], x[i, inv])
+        res = x[i, inv] - gains[i] * y[i, inv] - offsets[i]  # the invariant pixels' noise
+        spread[i] = 1.4826 * np.median(np.abs(res - np.median(res))) or res.std()
     return LinearNormalisation(
         gains=gains,
         offsets=offsets,
         method="irmad",
         parameters={
             "invariant_pixels": int(inv.sum()),
+            "residual_scale": [float(v) for v in spread],
             "no_change_probability": float(no_change_probability),
             "irmad": fit.to_dict(),
         },
@@ -661,11 +664,13 @@ def fit_normalisation(
     method: NormaliseMethod = "irmad",
     valid: NDArray[np.bool_] | None = None,
     irmad: IRMADFit | None = None,
-) -> LinearNormalisation | HistogramMatching | None:
+    pixel_size_m: float | None = None,
+) -> LinearNormalisation | HistogramMatching | LocalGain | None:
     """Fit the chosen normalisation (``None`` for ``"none"``).
 
     ``"auto"`` is resolved by the caller (:func:`satdelta.imagery.detect.detect_change`);
-    here it means ``"irmad"``.
+    here it means ``"irmad"``. ``"local"`` (:func:`~satdelta.imagery.local_gain.fit_local_gain`)
+    reads ``pixel_size_m`` (None = 1 m) and needs ``valid``.
     """
     if method not in NORMALISE_METHODS:
         raise InvalidParameterError(
@@ -675,4 +680,6 @@ def fit_normalisation(
         return None
     if method == "histogram":
         return fit_histogram_matching(before, after, valid=valid)
+    if method == "local":
+        return fit_local_gain(before, after, _check_pair(before, after, valid), pixel_size_m)
     return fit_linear_normalisation(before, after, valid=valid, irmad=irmad)

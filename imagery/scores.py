@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from satdelta.imagery.cues import cue_parameters, cues_ratio
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
 from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.radiometry import (
@@ -60,7 +61,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The score methods' names; :data:`SCORE_METHODS` (from :data:`SCORES`) lists the same.
-ScoreMethod = Literal["auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup"]
+ScoreMethod = Literal[
+    "auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup", "cues"
+]
 
 #: Ground scale (metres) of the Gaussian that smooths a score map.
 SMOOTHING_M = 1.0
@@ -200,7 +203,8 @@ class ScoreModel:
         """
         smooth = 4 * self.smooth_px if self.smooth_px > 0 else 0.0
         edge = self.parameters.get("edge_sigma_px", 0.0)
-        return int(np.ceil(smooth + (4 * edge + 1 if edge else 0)))
+        own = self.parameters.get("halo_px", 0)  # a method's own spatial reach ("cues")
+        return int(np.ceil(smooth + (4 * edge + 1 if edge else 0))) + int(own)
 
     def apply(
         self, before: NDArray, after: NDArray, valid: NDArray[np.bool_] | None = None
@@ -251,6 +255,8 @@ class ScoreInput:
         Gaussian sigma (pixels) of the map's smoothing; 0 = none.
     irmad : IRMADFit or None
         An IR-MAD fit to reuse.
+    pixel_size_m : float or None
+        Ground size of a pixel (the ``"cues"`` scales are in metres); None = unknown.
     """
 
     before: NDArray
@@ -259,6 +265,7 @@ class ScoreInput:
     band_names: Sequence[str] | None = None
     smooth_px: float = 0.0
     irmad: IRMADFit | None = None
+    pixel_size_m: float | None = None
 
     def sample(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """``(band, n)`` float64 samples of the valid pixels of both dates.
@@ -293,6 +300,14 @@ class ChangeScore(ABC):
 
     name: str
     needs_irmad: bool = False
+
+    def check_bands(self, band_names: Sequence[str] | None, nbands: int) -> None:
+        """Raise :class:`BandMismatchError` when the bands do not suit this method.
+
+        Called before anything is fitted, so a wrong choice fails first; :meth:`fit` checks
+        too. Most methods take any bands.
+        """
+        return None
 
     @abstractmethod
     def fit(self, data: ScoreInput) -> ScoreModel:
@@ -416,14 +431,18 @@ class NormalisedDifferenceScore(ChangeScore):
     name: str
     roles: tuple[str, str]
 
-    def fit(self, data: ScoreInput) -> ScoreModel:
-        idx = [find_band(data.band_names, r) for r in self.roles]
-        if None in idx:
+    def check_bands(self, band_names: Sequence[str] | None, nbands: int) -> None:
+        if None in (find_band(band_names, r) for r in self.roles):
+            shown = tuple(band_names) if band_names else None
             raise BandMismatchError(
                 f"score method {self.name!r} needs bands named {self.roles[0]} and "
-                f"{self.roles[1]}, got band names {data.band_names_shown()}; name the bands "
+                f"{self.roles[1]}, got band names {shown}; name the bands "
                 "(e.g. 'red', 'nir') or use method 'cva'."
             )
+
+    def fit(self, data: ScoreInput) -> ScoreModel:
+        self.check_bands(data.band_names, data.before.shape[0])
+        idx = [find_band(data.band_names, r) for r in self.roles]
         params = {"band_index_1": idx[0], "band_index_2": idx[1], "bands": list(self.roles)}
         return ScoreModel(self.name, params, smooth_px=data.smooth_px)
 
@@ -443,16 +462,21 @@ class BuiltUpScore(ChangeScore):
 
     name = "builtup"
 
-    def fit(self, data: ScoreInput) -> ScoreModel:
-        x, y = data.sample()
-        rgb = visible_band_indices(data.band_names, data.before.shape[0])
-        if rgb is None:
+    def check_bands(self, band_names: Sequence[str] | None, nbands: int) -> None:
+        if visible_band_indices(band_names, nbands) is None:
+            shown = tuple(band_names) if band_names else None
             raise BandMismatchError(
                 "score method 'builtup' needs visible red, green and blue bands (and no NIR: "
-                f"use 'ndvi' or 'cva' for multispectral data), got {data.before.shape[0]} "
-                f"bands named {data.band_names_shown()}; pick the visible bands "
+                f"use 'ndvi' or 'cva' for multispectral data), got {nbands} "
+                f"bands named {shown}; pick the visible bands "
                 "(CLI: --bands red,green,blue) or use method 'cva'."
             )
+
+    def fit(self, data: ScoreInput) -> ScoreModel:
+        self.check_bands(data.band_names, data.before.shape[0])
+        x, y = data.sample()
+        rgb = visible_band_indices(data.band_names, data.before.shape[0])
+        assert rgb is not None  # checked above
         med, scale = _robust_difference_scale(x, y)
         c = _cva_magnitude(x.astype(np.float32), y.astype(np.float32), med, scale)
         cmed = float(np.median(c))
@@ -490,6 +514,26 @@ class BuiltUpScore(ChangeScore):
         return out
 
 
+class CuesScore(ChangeScore):
+    """Geometric mean of three cues' ratios to their own thresholds (:mod:`satdelta.imagery.cues`).
+
+    CVA, 1 - SSIM at 6 m and gradient-orientation disagreement, each smoothed at 1 m inside
+    :meth:`apply` (the model's own ``smooth_px`` is 0; its halo is the cues' reach). A pixel
+    is changed where the score exceeds ``exp(-0.1)``; the detector then votes per SLIC segment.
+    """
+
+    name = "cues"
+
+    def fit(self, data: ScoreInput) -> ScoreModel:
+        params = cue_parameters(
+            data.before, data.after, data.valid, data.sample(), data.pixel_size_m
+        )
+        return ScoreModel(self.name, params)
+
+    def apply(self, model: ScoreModel, before: _F32, after: _F32) -> _F32:
+        return cues_ratio(model.parameters, before, after)
+
+
 #: The score methods by name; a new method is one :class:`ChangeScore` added here (and its
 #: name in :data:`ScoreMethod`).
 SCORES: MappingProxyType[str, ChangeScore] = MappingProxyType(
@@ -503,6 +547,7 @@ SCORES: MappingProxyType[str, ChangeScore] = MappingProxyType(
             NormalisedDifferenceScore("ndvi", ("nir", "red")),
             NormalisedDifferenceScore("ndwi", ("green", "nir")),
             BuiltUpScore(),
+            CuesScore(),
         )
     }
 )
@@ -535,7 +580,7 @@ def fit_score(
     ----------
     before, after : (B, M, N) ndarray
         The two dates on one grid (after already normalised if wanted).
-    method : {"cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup"}
+    method : {"cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup", "cues"}
         A key of :data:`SCORES`. ``"auto"`` is resolved by
         :func:`satdelta.imagery.detect.detect_change`; here it means ``"cva"``.
     valid : (M, N) bool ndarray, optional
@@ -544,11 +589,12 @@ def fit_score(
         Needed by ``"ndvi"``/``"ndwi"``; ``"builtup"`` reads red/green/blue
         from them (three unnamed bands are read as R, G, B).
     pixel_size_m : float, optional
-        Ground size of a pixel; sets the smoothing in pixels.
+        Ground size of a pixel; sets the smoothing in pixels (and the ``"cues"`` scales).
     smoothing_m : float, optional
         Gaussian smoothing scale in metres (default :data:`SMOOTHING_M`;
         0 = none). Below half a pixel no smoothing is done; with an unknown
-        pixel size it is one pixel. IR-MAD is never smoothed.
+        pixel size it is one pixel. IR-MAD is never smoothed; ``"cues"`` smooths each
+        cue itself at 1 m and ignores this.
     irmad : IRMADFit, optional
         Reuse an IR-MAD fit for ``"irmad"``.
 
@@ -577,7 +623,8 @@ def fit_score(
             f"smoothing_m must be a scale in metres >= 0, got {smoothing_m!r}."
         )
     sigma = smoothing_px(pixel_size_m, scale_m=smoothing_m) if smoothing_m > 0 else 0.0
-    data = ScoreInput(before, after, _valid_pixels(before, after, valid), band_names, sigma, irmad)
+    ok = _valid_pixels(before, after, valid)
+    data = ScoreInput(before, after, ok, band_names, sigma, irmad, pixel_size_m)
     return SCORES["cva" if method == "auto" else method].fit(data)
 
 

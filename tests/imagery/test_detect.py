@@ -58,7 +58,7 @@ def test_method_tuples_follow_contract():
         "ndwi",
     } <= set(SCORE_METHODS)
     assert THRESHOLD_METHODS == ("auto", "mixture", "otsu", "kmeans", "value", "percentile")
-    assert NORMALISE_METHODS == ("auto", "none", "histogram", "irmad")
+    assert NORMALISE_METHODS == ("auto", "none", "histogram", "irmad", "local")
 
 
 def test_defaults_find_inserted_blobs():
@@ -201,9 +201,11 @@ def rgb_scene(seed: int = 0):
     return before, after, roofs | aircraft, trees
 
 
-def test_auto_on_rgb_finds_built_change_not_seasonal_vegetation():
+def test_builtup_on_rgb_finds_built_change_not_seasonal_vegetation():
+    """The former RGB default (``auto`` until issue 9), now chosen explicitly."""
     before, after, built, veg = rgb_scene()
-    maps = detect_change(before, after, band_names=("red", "green", "blue"), pixel_size_m=0.5)
+    opts = DetectionOptions(method="builtup", normalise="none")
+    maps = detect_change(before, after, opts, band_names=("red", "green", "blue"), pixel_size_m=0.5)
     assert maps.method == "builtup"
     # the score ranks every built change above the autumn trees and the stable surfaces
     assert np.nanpercentile(maps.score[built], 5) > np.nanpercentile(maps.score[~built], 95)
@@ -213,7 +215,7 @@ def test_auto_on_rgb_finds_built_change_not_seasonal_vegetation():
     otsu = detect_change(
         before,
         after,
-        DetectionOptions(threshold="otsu"),
+        DetectionOptions(method="builtup", normalise="none", threshold="otsu"),
         band_names=("red", "green", "blue"),
         pixel_size_m=0.5,
     )
@@ -347,7 +349,12 @@ def test_builtup_per_window_matches_whole_array():
     before, after, _, _ = rgb_scene(seed=2)
     valid = np.ones(before.shape[1:], bool)
     det = fit_detector(
-        before, after, valid=valid, band_names=("red", "green", "blue"), pixel_size_m=0.5
+        before,
+        after,
+        DetectionOptions(method="builtup", normalise="none"),
+        valid=valid,
+        band_names=("red", "green", "blue"),
+        pixel_size_m=0.5,
     )
     assert det.score.method == "builtup" and det.halo_px > 0
     whole_s, whole_c = det.apply(before, after, valid)

@@ -230,15 +230,16 @@ def test_map_row_blocks_is_exact_with_the_filter_reach_and_not_one_row_less():
     ("shape", "method", "band_names", "pixel_size_m"),
     [
         ((97, 61), "auto", RGBN, 0.5),  # cva + IR-MAD normalisation, smoothing + edge discount
-        ((97, 61), "auto", ("red", "green", "blue"), 0.5),  # builtup
-        ((64, 45), "auto", ("red", "green", "blue"), 2.0),  # smoothing at half a pixel
+        ((97, 61), "builtup", ("red", "green", "blue"), 0.5),  # the RGB default until issue 9
+        ((64, 45), "builtup", ("red", "green", "blue"), 2.0),  # smoothing at half a pixel
+        ((240, 200), "auto", ("red", "green", "blue"), 0.5),  # cues: halo, SLIC vote
         ((83, 50), "absdiff", None, 1.0),
         ((83, 50), "logratio", None, 0.5),
         ((83, 50), "ndvi", RGBN, 0.5),
         ((83, 50), "irmad", RGBN, 0.5),
         ((83, 50), "cva", RGBN, 30.0),  # no smoothing: one score array
         ((5, 40), "auto", RGBN, 0.5),  # tiny: blocks are mostly halo
-        ((2, 40), "auto", ("red", "green", "blue"), 0.5),  # fewer rows than 3 blocks
+        ((2, 40), "builtup", ("red", "green", "blue"), 0.5),  # fewer rows than 3 blocks
     ],
 )
 def test_detect_change_is_identical_with_2_and_3_threads(shape, method, band_names, pixel_size_m):
@@ -261,7 +262,9 @@ def test_large_scene_windows_fit_and_no_change_floor_are_identical(band_names):
     # over a megapixel: the threshold floor simulates no change on 16 windows, the fit (and
     # cva's edge median) on patches; each is drawn and combined in the same order with threads
     before, after, valid = scene_arrays((1031, 1029), bands=len(band_names), seed=5)
-    kw = dict(valid=valid, pixel_size_m=0.5, band_names=band_names)
+    # RGB: the score with the no-change floor of the threshold (the RGB default until issue 9)
+    opts = DetectionOptions(method="builtup" if len(band_names) == 3 else "auto")
+    kw = dict(valid=valid, pixel_size_m=0.5, band_names=band_names, options=opts)
     one = detect_with(1, before, after, **kw)
     assert one.parameters["no_change_quantile"] is not None
     same_maps(one, detect_with(2, before, after, **kw))

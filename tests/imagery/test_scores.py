@@ -130,7 +130,7 @@ def test_one_registry_lists_every_method_once():
     """SCORE_METHODS comes from SCORES, in the order of the ScoreMethod Literal."""
     assert SCORE_METHODS == get_args(ScoreMethod)
     assert SCORE_METHODS == (
-        "auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup"
+        "auto", "cva", "irmad", "absdiff", "logratio", "ndvi", "ndwi", "builtup", "cues"
     )  # fmt: skip
     for name, score in SCORES.items():
         assert isinstance(score, ChangeScore) and score.name == name
