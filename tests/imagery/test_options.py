@@ -21,6 +21,8 @@ def test_defaults_round_trip_through_json():
         "null_quantile": 0.99,
         "normalise": "auto",
         "min_area_m2": None,
+        "min_pixels": 4,
+        "aoi": None,
         "bands": None,
         "pixel_size_m": None,
         "max_shift_px": 5.0,
