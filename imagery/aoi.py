@@ -190,9 +190,7 @@ class AreaOfInterest:
         tr = Transformer.from_crs("EPSG:4326", crs.to_wkt(), always_xy=True)
         w, s, e, n = self.bbox
         dense = shapely.segmentize(self.geometry, max(e - w, n - s) / 64)
-        return shapely.transform(
-            dense, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1]))
-        )
+        return shapely.transform(dense, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
 
 
 def _float(v: Any) -> float:
@@ -247,9 +245,7 @@ def _scene_bbox(transform: Affine, crs: CRS, shape: tuple[int, int]) -> tuple[fl
     h, w = shape
     x0, y0 = transform * (0, 0)
     x1, y1 = transform * (w, h)
-    return transform_bounds(
-        crs, "EPSG:4326", min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
-    )
+    return transform_bounds(crs, "EPSG:4326", min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 def aoi_mask(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
