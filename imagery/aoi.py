@@ -251,17 +251,28 @@ def _scene_bbox(transform: Affine, crs: CRS, shape: tuple[int, int]) -> tuple[fl
 def aoi_mask(
     aoi: AreaOfInterest, transform: Affine, crs: CRS, shape: tuple[int, int]
 ) -> NDArray[np.bool_]:
-    """(M, N) bool: True where the pixel's centre is inside ``aoi``.
+    """(M, N) bool: True where the whole pixel is inside ``aoi``.
+
+    Whole pixels, so that candidates outlined along pixel edges stay inside the area.
 
     Raises
     ------
     AreaOfInterestError
-        No pixel centre of the grid is inside the area of interest.
+        No pixel of the grid is wholly inside the area of interest.
     """
-    inside = ~geometry_mask([aoi.in_crs(crs)], out_shape=shape, transform=transform)
+    h, w = shape
+    x0, y0 = transform * (-1, -1)
+    x1, y1 = transform * (w + 1, h + 1)
+    around = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    outside = around.difference(aoi.in_crs(crs))
+    inside = (
+        np.ones(shape, bool)
+        if outside.is_empty
+        else geometry_mask([outside], out_shape=shape, transform=transform, all_touched=True)
+    )
     if not inside.any():
         raise AreaOfInterestError(
-            f"area of interest {_fmt(aoi.bbox)} (W,S,E,N) covers no pixel of the scene; "
+            f"area of interest {_fmt(aoi.bbox)} (W,S,E,N) covers no whole pixel of the scene; "
             "give a larger area or check the coordinates."
         )
     return inside

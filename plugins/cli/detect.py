@@ -12,13 +12,49 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dataclasses import replace
+from typing import Any
+
 import click
-from satdelta.plugins.cli.options import detection_options, parse_bands
+from satdelta.imagery.aoi import AreaOfInterest
+from satdelta.imagery.errors import AreaOfInterestError, InvalidParameterError
+from satdelta.plugins.cli.options import FiniteFloat, detection_options, parse_bands
 
 if TYPE_CHECKING:
     from satdelta.imagery.options import DetectionOptions
 
-__all__ = ["detect", "parse_bands"]
+__all__ = ["claim_area", "detect", "parse_bands"]
+
+
+def claim_area(
+    claim: Any, radius_m: float | None, aoi: AreaOfInterest | None = None
+) -> AreaOfInterest:
+    """The area of interest of a store claim: its box, or its point plus ``radius_m`` metres.
+
+    Raises
+    ------
+    AreaOfInterestError
+        Both an ``aoi`` and a claim, or a claim without a box or point (or a point without
+        a radius).
+    """
+    if aoi is not None:
+        raise AreaOfInterestError("give either --aoi or --claim, not both.")
+    if radius_m is not None:
+        if claim.point is None:
+            raise AreaOfInterestError(
+                f"claim {claim.id} has no point for --radius; set one with `satdelta claim "
+                "edit` or drop --radius."
+            )
+        return AreaOfInterest.around(*claim.point, radius_m)
+    if claim.bbox is not None:
+        return AreaOfInterest.from_bbox(claim.bbox)
+    if claim.point is not None:
+        raise AreaOfInterestError(
+            f"claim {claim.id} has a point but no box; give --radius M (metres around it)."
+        )
+    raise AreaOfInterestError(
+        f"claim {claim.id} has neither a box nor a point; give it one or use --aoi."
+    )
 
 
 class _TerminalProgress(logging.Handler):
@@ -41,17 +77,35 @@ class _TerminalProgress(logging.Handler):
     help="Output folder (created; existing mask.tif, score.tif, changes.geojson, "
     "run.json in it are replaced).",
 )
+@click.option(
+    "--claim",
+    "claim_id",
+    type=int,
+    help="Analyse the area of this claim of the --store (its box, or its point and --radius) "
+    "and import the candidates into the store under it.",
+)
+@click.option(
+    "--radius",
+    "radius_m",
+    type=FiniteFloat(min=0.0, min_open=True),
+    help="With --claim: metres around the claim's point (for a claim without a box).",
+)
 @detection_options
+@click.pass_context
 def detect(
+    ctx: click.Context,
     before: str,
     after: str,
     outdir: Path,
+    claim_id: int | None,
+    radius_m: float | None,
     options: DetectionOptions,
 ) -> None:
     """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters).
 
-    Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data), OUTDIR/score.tif,
-    OUTDIR/changes.geojson (RFC 7946; georeferenced input only) and OUTDIR/run.json.
+    Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data or outside the area of
+    interest), OUTDIR/score.tif, OUTDIR/changes.geojson (RFC 7946; georeferenced input only;
+    candidates in rank order) and OUTDIR/run.json.
     """
     from satdelta.imagery.outputs import check_outdir, write_outputs
     from satdelta.imagery.parallel import thread_count
@@ -59,6 +113,15 @@ def detect(
 
     thread_count()  # a malformed SATDELTA_THREADS fails before the work, not after it
     out = check_outdir(outdir)
+    store = claim = None
+    if claim_id is not None:
+        from satdelta.plugins.cli.annotation import open_store
+
+        store = open_store(ctx)
+        claim = store.get_claim(claim_id)
+        options = replace(options, aoi=claim_area(claim, radius_m, options.aoi))
+    elif radius_m is not None:
+        raise InvalidParameterError("--radius needs --claim ID (the claim's point is the centre).")
     progress = None
     if sys.stderr.isatty():
         progress = _TerminalProgress(level=logging.INFO)
@@ -73,6 +136,11 @@ def detect(
     finally:
         if progress is not None:
             logging.getLogger("satdelta.imagery.pipeline").removeHandler(progress)
+    if store is not None and claim is not None and "changes.geojson" in written:
+        anns = store.import_geojson(
+            written["changes.geojson"], report_id=claim.report_id, claim_id=claim.id
+        )
+        click.echo(f"imported {len(anns)} candidates under claim {claim.id}", err=True)
     if "changes.geojson" not in written:
         click.echo(
             "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
