@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from satdelta.imagery.aoi import AreaOfInterest
