@@ -24,7 +24,7 @@ from rasterio.windows import Window
 from satdelta.imagery.errors import AreaOfInterestError
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 
-__all__ = ["AOI_MARGIN_PX", "AreaOfInterest", "aoi_mask", "aoi_window"]
+__all__ = ["AOI_MARGIN_PX", "AreaOfInterest", "aoi_mask", "aoi_window", "claim_area"]
 
 #: Context (pixels per side) read around an area of interest: the normalisation, score
 #: scales and threshold are fitted on the area plus this margin, so a small area still has
@@ -191,6 +191,35 @@ class AreaOfInterest:
         w, s, e, n = self.bbox
         dense = shapely.segmentize(self.geometry, max(e - w, n - s) / 64)
         return shapely.transform(dense, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
+
+
+def claim_area(claim: Any, radius_m: float | None = None) -> AreaOfInterest:
+    """The area of a claim of the annotation store: its box, or its point plus ``radius_m``.
+
+    ``claim`` is anything with ``id``, ``bbox`` (W, S, E, N or None) and ``point`` (lon, lat
+    or None), such as :class:`satdelta.annotations.Claim`; a radius picks the point.
+
+    Raises
+    ------
+    AreaOfInterestError
+        A claim without a box or point, or a point without a radius.
+    """
+    if radius_m is not None:
+        if claim.point is None:
+            raise AreaOfInterestError(
+                f"claim {claim.id} has no point for a radius; give it one (satdelta claim edit "
+                "--point) or drop --radius."
+            )
+        return AreaOfInterest.around(*claim.point, radius_m)
+    if claim.bbox is not None:
+        return AreaOfInterest.from_bbox(claim.bbox)
+    if claim.point is not None:
+        raise AreaOfInterestError(
+            f"claim {claim.id} has a point but no box; give a radius (--radius M, metres)."
+        )
+    raise AreaOfInterestError(
+        f"claim {claim.id} has neither a box nor a point; give it one or use --aoi."
+    )
 
 
 def _float(v: Any) -> float:

@@ -11,48 +11,17 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
-from satdelta.imagery.aoi import AreaOfInterest
+from satdelta.imagery.aoi import claim_area
 from satdelta.imagery.errors import AreaOfInterestError, InvalidParameterError
 from satdelta.plugins.cli.options import FiniteFloat, detection_options, parse_bands
 
 if TYPE_CHECKING:
     from satdelta.imagery.options import DetectionOptions
 
-__all__ = ["claim_area", "detect", "parse_bands"]
-
-
-def claim_area(
-    claim: Any, radius_m: float | None, aoi: AreaOfInterest | None = None
-) -> AreaOfInterest:
-    """The area of interest of a store claim: its box, or its point plus ``radius_m`` metres.
-
-    Raises
-    ------
-    AreaOfInterestError
-        Both an ``aoi`` and a claim, or a claim without a box or point (or a point without
-        a radius).
-    """
-    if aoi is not None:
-        raise AreaOfInterestError("give either --aoi or --claim, not both.")
-    if radius_m is not None:
-        if claim.point is None:
-            raise AreaOfInterestError(
-                f"claim {claim.id} has no point for --radius; set one with `satdelta claim "
-                "edit` or drop --radius."
-            )
-        return AreaOfInterest.around(*claim.point, radius_m)
-    if claim.bbox is not None:
-        return AreaOfInterest.from_bbox(claim.bbox)
-    if claim.point is not None:
-        raise AreaOfInterestError(
-            f"claim {claim.id} has a point but no box; give --radius M (metres around it)."
-        )
-    raise AreaOfInterestError(
-        f"claim {claim.id} has neither a box nor a point; give it one or use --aoi."
-    )
+__all__ = ["detect", "parse_bands"]
 
 
 class _TerminalProgress(logging.Handler):
@@ -117,7 +86,9 @@ def detect(
 
         store = open_store(ctx)
         claim = store.get_claim(claim_id)
-        options = replace(options, aoi=claim_area(claim, radius_m, options.aoi))
+        if options.aoi is not None:
+            raise AreaOfInterestError("give either --aoi or --claim, not both.")
+        options = replace(options, aoi=claim_area(claim, radius_m))
     elif radius_m is not None:
         raise InvalidParameterError("--radius needs --claim ID (the claim's point is the centre).")
     progress = None
