@@ -13,18 +13,9 @@ the fixture.
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
+from make_store_v3 import HERE, square  # this folder is the script's sys.path[0]
 from satdelta.annotations import Store
-
-HERE = Path(__file__).resolve().parent
-
-
-def square(x: float, y: float, d: float = 0.001) -> dict:
-    return {
-        "type": "Polygon",
-        "coordinates": [[[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]],
-    }
 
 
 def main() -> None:
