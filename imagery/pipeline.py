@@ -265,9 +265,13 @@ def detection_stages(
         Paths, http(s) URLs, or already opened scenes.
     options : DetectionOptions, optional
         ``bands``, ``max_shift_px`` and ``resampling`` steer the alignment; ``pixel_size_m``
-        is used for images without a CRS (ignored, with a warning, otherwise); the others go
-        to :func:`~satdelta.imagery.detect.detect_change`, and ``min_area_m2`` also drops
-        smaller polygons.
+        is used for images without a CRS (ignored, with a warning, otherwise); ``aoi`` reads
+        only the area of interest's window plus
+        :data:`~satdelta.imagery.aoi.AOI_MARGIN_PX` and marks the pixels outside it not
+        valid; the others go to :func:`~satdelta.imagery.detect.detect_change`. The polygons
+        are the candidates of the cleaned mask (:func:`~satdelta.imagery.vectorize.vectorize`
+        with ``merge_gap_px=MERGE_GAP_PX``), ranked and typed by
+        :func:`~satdelta.imagery.candidates.describe_candidates`.
 
     Yields
     ------
