@@ -546,6 +546,9 @@ def test_rerun_updates_score_and_mask_layers_in_place(
     viewer = _viewer(make_napari_viewer)
     widget = _dock(viewer)
     assert widget.open_store(tmp_path / "s.gpkg")
+    # cva: this test is about the layers, not the RGB default (whose few scattered pixels on
+    # this flat pair fall under the 4-pixel candidate floor)
+    widget.detect_panel.method_box.setCurrentText("cva")
     layers = []
     for name in ("1", "2"):
         widget.detect_panel.before_edit.setEditText(str(paths[name][0]))
