@@ -19,6 +19,9 @@ __all__ = [
     "InvalidParameterError",
     "OutputError",
     "AreaOfInterestError",
+    "FetchError",
+    "StacError",
+    "TileError",
     "one_line",
 ]
 
@@ -49,6 +52,21 @@ class AreaOfInterestError(InvalidParameterError):
 
 class OutputError(SatdeltaError, OSError):
     """An output file or directory could not be written."""
+
+
+class FetchError(SceneReadError):
+    """A remote file could not be fetched (not found, timed out, truncated, no range support)."""
+
+    #: The HTTP status that ended the fetch, when the server answered with one.
+    status: int | None = None
+
+
+class StacError(SatdeltaError, ValueError):
+    """A STAC item, search or asset choice gave nothing satdelta can use."""
+
+
+class TileError(SatdeltaError, OSError):
+    """A web tile service could not be mosaicked for the area asked for."""
 
 
 def one_line(exc: BaseException | str) -> str:

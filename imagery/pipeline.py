@@ -66,6 +66,8 @@ def scene_ref(s: Scene) -> dict[str, Any]:
     }
     if s.remote is not None:  # a URL: the server's ETag/Last-Modified/length stand for sha256
         ref["remote"] = s.remote
+    if s.stac is not None:  # a STAC Item: its id, datetime, collection, licence, asset, href
+        ref["stac"] = s.stac
     return ref
 
 

@@ -3,11 +3,13 @@
 A :class:`Scene` is a lazy, immutable handle: opening one reads only the
 header (and hashes a local file for provenance); pixels travel only when
 :meth:`Scene.read` asks for a window.  Remote files are read through GDAL's
-``/vsicurl/`` with HTTP range requests, so only the needed blocks travel.
+``/vsicurl/`` with HTTP range requests, so only the needed blocks travel.  A STAC Item (file
+or URL) opens its chosen asset and keeps the item's provenance (:mod:`satdelta.imagery.stac`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import http.client
@@ -21,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -32,7 +35,9 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.transform import array_bounds
 from rasterio.windows import Window
-from satdelta.imagery.errors import InvalidParameterError, SceneReadError
+from satdelta.imagery.errors import FetchError, InvalidParameterError, SceneReadError, StacError
+from satdelta.imagery.fetch import describe_failure
+from satdelta.imagery.stac import read_item, resolve_item
 
 __all__ = ["Scene", "open_scene", "parse_date", "gdal_env"]
 
@@ -44,6 +49,9 @@ GDAL_OPTIONS: dict[str, str] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "VSI_CACHE": "TRUE",
+    "GDAL_HTTP_TIMEOUT": "30",
+    "GDAL_HTTP_MAX_RETRY": "3",  # on 429 and 5xx, waiting longer each time
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
 }
 
 # metadata keys that state when the image was acquired, in order of trust
@@ -80,9 +88,10 @@ _COLOUR_NAMES = {
 def gdal_env(gdal_path: str = "") -> rasterio.Env:
     """Return a :class:`rasterio.Env` for opening ``gdal_path``.
 
-    Remote (``/vsicurl/``) names get range-request friendly options (:data:`GDAL_OPTIONS`).
+    Remote (``/vsicurl/``) names, and VRT documents naming them, get range-request friendly
+    options (:data:`GDAL_OPTIONS`).
     """
-    if gdal_path.startswith("/vsicurl"):
+    if "/vsicurl/" in gdal_path:  # a remote file, or a VRT document over remote files
         return rasterio.Env(**GDAL_OPTIONS)
     return rasterio.Env()
 
@@ -151,6 +160,9 @@ class Scene:
         For URLs, what the server says identifies this version of the file, in place of a
         sha256 (hashing would download it whole): ``etag``, ``last_modified`` and
         ``content_length`` from a HEAD request (None where the server does not say).
+    stac : dict or None
+        For a STAC Item source, the item's provenance: ``item``, ``item_id``, ``collection``,
+        ``datetime``, ``license``, ``asset``, ``href`` (see :mod:`satdelta.imagery.stac`).
     """
 
     source: str
@@ -167,6 +179,7 @@ class Scene:
     scene_id: str
     gdal_path: str = field(default="", repr=False, compare=False)
     remote: dict[str, str | int | None] | None = field(default=None, compare=False, hash=False)
+    stac: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.count <= 0:
@@ -384,18 +397,43 @@ def _acquired(src: DatasetReader, stem: str) -> _dt.date | None:
     return None
 
 
-def open_scene(source: str | os.PathLike[str], *, checksum: bool = True) -> Scene:
+def _open_item(item: dict[str, Any], where: str, *, asset: str | None, checksum: bool) -> Scene:
+    """Open the chosen asset of a STAC Item; the scene keeps the item's id, date and provenance."""
+    chosen = resolve_item(item, where, asset=asset)
+    try:
+        scene = open_scene(chosen.href, checksum=checksum)
+    except SceneReadError as exc:  # say which item and asset, and how to pick another
+        raise type(exc)(
+            f"STAC item {item.get('id')}, asset {chosen.provenance['asset']}: {exc} "
+            "Another asset of the item can be chosen with --asset KEY."
+        ) from exc
+    return dataclasses.replace(
+        scene,
+        source=where,
+        scene_id=str(item.get("id") or scene.scene_id),
+        acquired=chosen.acquired or scene.acquired,
+        stac=chosen.provenance,
+    )
+
+
+def open_scene(
+    source: str | os.PathLike[str], *, checksum: bool = True, asset: str | None = None
+) -> Scene:
     """Open a raster as a :class:`Scene` (header only; pixels are read on demand).
 
     Parameters
     ----------
     source : str or os.PathLike
         Local path of any raster GDAL reads (GeoTIFF, COG, ENVI, JPEG2000, PNG...), an
-        ``http(s)://`` URL (read with range requests through ``/vsicurl/``), or a GDAL
-        ``/vsi...`` name.
+        ``http(s)://`` URL (read with range requests through ``/vsicurl/``), a GDAL
+        ``/vsi...`` name, or a STAC Item (local JSON file or URL, recognised by its content).
     checksum : bool, default True
         Compute the sha256 of a local file for provenance; for a URL, which is never
         downloaded whole, record the server's ETag, Last-Modified and Content-Length instead.
+    asset : str, optional
+        For a STAC Item, the asset key to open (default: the true-colour ``visual`` asset,
+        else the raster with most red/green/blue/nir bands; see
+        :func:`~satdelta.imagery.stac.choose_assets`; ``"B04,B03,B02"`` stacks one-band assets).
 
     Returns
     -------
@@ -404,7 +442,10 @@ def open_scene(source: str | os.PathLike[str], *, checksum: bool = True) -> Scen
     Raises
     ------
     SceneReadError
-        When the source is missing or GDAL cannot read it.
+        When the source is missing or GDAL cannot read it (:class:`FetchError` for URLs that
+        are missing, time out or are served without range support).
+    StacError
+        A STAC Item without a usable asset, or ``asset`` given for a source that is no item.
 
     Examples
     --------
@@ -419,14 +460,23 @@ def open_scene(source: str | os.PathLike[str], *, checksum: bool = True) -> Scen
     ((1, 3, 4), datetime.date(2020, 5, 1), 10.0, ('b1',))
     """
     raw = os.fspath(source)
+    item = read_item(raw)
+    if item is not None:
+        where = raw if _is_url(raw) else str(Path(raw).expanduser().resolve())
+        return _open_item(item, where, asset=asset, checksum=checksum)
+    if asset is not None:
+        raise StacError(
+            f"asset {asset!r} asked for, but {raw} is not a STAC Item. Drop the asset option "
+            "or pass the item's path or URL."
+        )
     if _is_url(raw):
         gdal_path = "/vsicurl/" + raw
         src_str = raw
         stem = Path(raw.split("?", 1)[0].rstrip("/")).stem or "scene"
         local: Path | None = None
-    elif raw.startswith("/vsi"):
+    elif raw.startswith("/vsi") or raw.startswith("<VRTDataset"):
         gdal_path = src_str = raw
-        stem = Path(raw).stem
+        stem = Path(raw).stem if raw.startswith("/vsi") else "vrt"
         local = None
     else:
         local = Path(raw).expanduser().resolve()
@@ -458,6 +508,8 @@ def open_scene(source: str | os.PathLike[str], *, checksum: bool = True) -> Scen
                 )
         except RasterioIOError as exc:
             what = "URL" if local is None else "file"
+            if _is_url(raw) and (why := describe_failure(raw)):
+                raise FetchError(f"cannot read the raster: {why}") from exc
             raise SceneReadError(
                 f"cannot read {src_str} as a raster: {' '.join(str(exc).split())}. "
                 f"Expected a {what} GDAL reads (GeoTIFF, COG, PNG, JPEG2000, ENVI...)."

@@ -5,13 +5,17 @@
   missing they skip, except under ``CI=true`` where they fail.
 * ``write_raster`` -- writes a small raster with a known transform/CRS to ``tmp_path``.
 * ``textured`` -- a deterministic smooth random texture for registration tests.
+* ``serve_folder`` -- starts ``tests/range_server.py`` or ``tests/stac_server.py`` on a folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -179,3 +183,46 @@ def process_gone(pid: int, within: float) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+class Served:
+    """A test HTTP server subprocess on 127.0.0.1: its folder, base URL and request log."""
+
+    def __init__(self, root: Path, base: str, log: Path) -> None:
+        self.root, self.base, self.log = root, base, log
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests answered so far (method, path, range, status, bytes)."""
+        if not self.log.exists():
+            return []
+        return [json.loads(x) for x in self.log.read_text().splitlines()]
+
+    def bytes_sent(self, path_part: str = "") -> int:
+        """Body bytes sent for requests whose path contains ``path_part``."""
+        return sum(r["bytes"] for r in self.requests() if path_part in r["path"])
+
+
+@pytest.fixture
+def serve_folder(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Return ``serve(root, script="range_server.py")`` that starts a server on ``root``.
+
+    Servers are stopped when the test ends.
+    """
+    procs: list[subprocess.Popen[str]] = []
+
+    def serve(root: Path, script: str = "range_server.py") -> Served:
+        log = tmp_path / f"requests-{len(procs)}.jsonl"
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "tests" / script), str(root), str(log)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("PORT "), line
+        return Served(root, f"http://127.0.0.1:{int(line.split()[1])}", log)
+
+    yield serve
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)

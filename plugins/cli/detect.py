@@ -11,7 +11,7 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from satdelta.imagery.aoi import claim_area
@@ -45,6 +45,12 @@ class _TerminalProgress(logging.Handler):
     "run.json in it are replaced).",
 )
 @click.option(
+    "--asset",
+    metavar="KEY",
+    default=None,
+    help="For STAC Item inputs: the asset to open [default: visual, else the RGB(N) data].",
+)
+@click.option(
     "--claim",
     "claim_id",
     type=int,
@@ -64,11 +70,12 @@ def detect(
     before: str,
     after: str,
     outdir: Path,
+    asset: str | None,
     claim_id: int | None,
     radius_m: float | None,
     options: DetectionOptions,
 ) -> None:
-    """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters).
+    """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters or STAC Items).
 
     Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data or outside the area of
     interest), OUTDIR/score.tif, OUTDIR/changes.geojson (RFC 7946; georeferenced input only;
@@ -80,12 +87,12 @@ def detect(
 
     thread_count()  # a malformed SATDELTA_THREADS fails before the work, not after it
     out = check_outdir(outdir)
-    store = claim = None
+    claim = None
     if claim_id is not None:
         from satdelta.plugins.cli.annotation import open_store
 
-        store = open_store(ctx)
-        claim = store.get_claim(claim_id)
+        with open_store(ctx) as store:
+            claim = store.get_claim(claim_id)
         if options.aoi is not None:
             raise AreaOfInterestError("give either --aoi or --claim, not both.")
         options = replace(options, aoi=claim_area(claim, radius_m))
@@ -100,15 +107,21 @@ def detect(
             pipeline_log.setLevel(logging.INFO)
             pipeline_log.propagate = False
     try:
-        run = run_detection(before, after, options)
+        inputs: tuple[Any, Any] = (before, after)
+        if asset is not None:  # open the items' asset here; run_detection takes the scenes
+            from satdelta.imagery.scene import open_scene
+
+            inputs = (open_scene(before, asset=asset), open_scene(after, asset=asset))
+        run = run_detection(*inputs, options)
         written = write_outputs(run, out)
     finally:
         if progress is not None:
             logging.getLogger("satdelta.imagery.pipeline").removeHandler(progress)
-    if store is not None and claim is not None and "changes.geojson" in written:
-        anns = store.import_geojson(
-            written["changes.geojson"], report_id=claim.report_id, claim_id=claim.id
-        )
+    if claim is not None and "changes.geojson" in written:
+        with open_store(ctx) as store:
+            anns = store.import_geojson(
+                written["changes.geojson"], report_id=claim.report_id, claim_id=claim.id
+            )
         click.echo(f"imported {len(anns)} candidates under claim {claim.id}", err=True)
     if "changes.geojson" not in written:
         click.echo(

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "import": "satdelta.plugins.cli.importing:import_cmd",
     "export": "satdelta.plugins.cli.export:export",
     "undo": "satdelta.plugins.cli.undo:undo",
+    "imagery": "satdelta.plugins.cli.imagery:imagery",
 }
 
 

@@ -19,7 +19,9 @@ class ViewerUnavailableError(SatdeltaError, RuntimeError):
 
 
 def _check_source(source: str) -> None:
-    if source.startswith(("http://", "https://")):
+    from satdelta.imagery.stac import read_item
+
+    if source.startswith(("http://", "https://")) or read_item(source) is not None:
         return
     path = Path(source)
     if not path.exists():

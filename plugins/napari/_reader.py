@@ -35,7 +35,13 @@ LayerData = tuple[Any, dict[str, Any], str]
 
 
 def _gdal_path(source: str | os.PathLike[str]) -> str:
+    """The name GDAL opens for ``source``; a STAC Item gives its chosen asset's."""
+    from satdelta.imagery.stac import read_item, resolve_item
+
     text = os.fspath(source)
+    item = read_item(text)
+    if item is not None:
+        text = resolve_item(item, text).href
     if text.startswith(("http://", "https://")):
         return "/vsicurl/" + text
     return text
