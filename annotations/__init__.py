@@ -27,8 +27,10 @@ from satdelta.annotations.errors import (
 from satdelta.annotations.geojson import geometry_to_geojson, to_feature_collection
 from satdelta.annotations.geometry import CleanGeometry, clean_polygon
 from satdelta.annotations.model import (
+    CHANGES,
     DEFAULT_LABELS,
     ORIGINS,
+    SORTS,
     STATUSES,
     VERDICTS,
     Annotation,
@@ -44,6 +46,8 @@ __all__ = [
     "DEFAULT_LABELS",
     "ORIGINS",
     "SCHEMA_VERSION",
+    "CHANGES",
+    "SORTS",
     "STATUSES",
     "VERDICTS",
     "Annotation",

@@ -35,6 +35,7 @@ _NUMERIC = {
     "confidence": np.float64,
     "revision": np.int64,
     "area_m2": np.float64,
+    "rank": np.float64,  # NULL for annotations that were not detected
     "repaired": np.bool_,
 }
 _DATETIME = ("created", "updated")

@@ -312,14 +312,23 @@ def _legacy_crs(crs: Any) -> str | None:
 
 
 def _from_detection(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
-    detection = {k: props.get(k) for k in ("id", "area_m2", "score") if k in props}
-    return {
+    detection = {
+        k: props.get(k)
+        for k in ("id", "area_m2", "planar_area_m2", "pixel_count", "score", "compactness")
+        if k in props
+    }
+    item: dict[str, Any] = {
         "label": "other",
         "origin": "detected",
         "status": "candidate",
         "verdict": "inconclusive",
         "provenance": {**dict(run), "detection": detection},
     }
+    # the detector's ellipsoidal area is kept when it is this polygon's (see rows.area_m2)
+    for key in ("area_m2", "rank", "change"):
+        if props.get(key) is not None:
+            item[key] = props[key]
+    return item
 
 
 def _from_export(props: Mapping[str, Any], feat: Mapping[str, Any]) -> dict[str, Any]:

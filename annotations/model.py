@@ -26,6 +26,9 @@ __all__ = [
     "VERDICTS",
     "STATUSES",
     "ORIGINS",
+    "CHANGES",
+    "SORTS",
+    "ChangeKind",
     "Verdict",
     "Status",
     "Origin",
@@ -58,6 +61,12 @@ DEFAULT_LABELS: tuple[str, ...] = (
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 STATUSES: tuple[str, ...] = get_args(Status)
 ORIGINS: tuple[str, ...] = get_args(Origin)
+#: What a detected candidate shows (``satdelta.imagery.candidates.change_kind``).
+ChangeKind = Literal["appeared", "disappeared", "altered"]
+CHANGES: tuple[str, ...] = get_args(ChangeKind)
+#: Orders :meth:`Store.list_annotations` can sort by: the order they were added, or the
+#: detection's rank (1 = strongest evidence first; unranked ones last).
+SORTS: tuple[str, ...] = ("added", "rank")
 
 
 #: Fields of :class:`Annotation` held as plain values (all but id, geometry, repairs, provenance).
@@ -76,6 +85,8 @@ ATTRIBUTES: tuple[str, ...] = (
     "revision",
     "area_m2",
     "source_crs",
+    "rank",
+    "change",
 )
 _get_attributes = operator.attrgetter(*ATTRIBUTES)
 #: Fields of :class:`Annotation` that :meth:`Store.update_annotation` changes (besides geometry).
@@ -277,6 +288,10 @@ class Annotation:
     repairs : tuple of str
         What :func:`~satdelta.annotations.geometry.clean_polygon` changed; empty
         when the geometry was valid as given.
+    rank : int or None
+        For detected candidates: 1 = the strongest evidence of its run (None otherwise).
+    change : {"appeared", "disappeared", "altered"} or None
+        For detected candidates: what the candidate shows (None otherwise).
     provenance : dict
         JSON-serialisable; for detected polygons ``{"before": {"source",
         "scene_id", "sha256", "acquired"}, "after": {...}, "method",
@@ -299,6 +314,8 @@ class Annotation:
     revision: int = 0
     area_m2: float = 0.0
     source_crs: str = "EPSG:4326"
+    rank: int | None = None
+    change: ChangeKind | None = None
     repairs: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -324,6 +341,12 @@ class Annotation:
                     f"confidence: expected a number from 0 to 1, got {self.confidence!r}"
                 )
             object.__setattr__(self, "confidence", conf)
+        if self.rank is not None and (
+            isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1
+        ):
+            raise AnnotationValueError(f"rank: expected a whole number >= 1, got {self.rank!r}")
+        if self.change is not None:
+            _choice(self.change, CHANGES, "change")
         object.__setattr__(self, "repairs", tuple(self.repairs))
         try:
             json.dumps(self.provenance, allow_nan=False)

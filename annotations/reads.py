@@ -15,7 +15,7 @@ from typing import Any
 
 from satdelta.annotations.connection import Database, Transaction
 from satdelta.annotations.errors import AnnotationValueError, NotFoundError
-from satdelta.annotations.model import Annotation, Change, Claim, Report, Revision
+from satdelta.annotations.model import SORTS, Annotation, Change, Claim, Report, Revision
 from satdelta.annotations.records import (
     Kind,
     claim_from_row,
@@ -135,9 +135,19 @@ def get_annotation(db: Database, annotation_id: str, *, include_deleted: bool) -
 
 
 def list_annotations(
-    db: Database, *, bbox: tuple[float, float, float, float] | None, **equal: Any
+    db: Database,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    sort: str = "added",
+    **equal: Any,
 ) -> list[Annotation]:
-    """Current annotations whose columns have the ``equal`` values (None: any) within ``bbox``."""
+    """Current annotations whose columns have the ``equal`` values (None: any) within ``bbox``.
+
+    ``sort``: ``"added"`` (the order they were added) or ``"rank"`` (detection rank, 1
+    first; unranked ones last, in the order they were added).
+    """
+    if sort not in SORTS:
+        raise AnnotationValueError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     where, params = [], []
     for col, val in equal.items():
         if val is not None:
@@ -158,7 +168,8 @@ def list_annotations(
     sql = f"SELECT {ANN_COLUMNS} FROM annotations"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return rows_to_annotations(db.read(sql + " ORDER BY fid", params))
+    order = " ORDER BY rank IS NULL, rank, fid" if sort == "rank" else " ORDER BY fid"
+    return rows_to_annotations(db.read(sql + order, params))
 
 
 def history(db: Database, annotation_id: str) -> list[Revision]:

@@ -1,6 +1,6 @@
 """Tables of the satdelta GeoPackage store, and migrations from older schema versions.
 
-The schema history (versions 1-4) is described in ``docs/design-store.md``; every table is
+The schema history (versions 1-5) is described in ``docs/design-store.md``; every table is
 registered in ``gpkg_contents`` so GDAL and QGIS list them.
 """
 
@@ -25,7 +25,7 @@ __all__ = ["SCHEMA_VERSION", "APP_NAME", "create_schema", "migrate"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APP_NAME = "satdelta"
 
 _PROVENANCE_COLUMNS = """
@@ -33,6 +33,9 @@ _PROVENANCE_COLUMNS = """
   after_scene_id TEXT, after_acquired DATE, after_source TEXT, after_sha256 TEXT,
   change_method TEXT, change_threshold_method TEXT, change_threshold DOUBLE,
   change_parameters TEXT, provenance TEXT"""
+
+#: Added in version 5: the rank and kind of change of a detected candidate (NULL otherwise).
+_CANDIDATE_COLUMNS = "rank INTEGER, change TEXT"
 
 _TABLES_V2 = {
     "satdelta_meta": """CREATE TABLE satdelta_meta (
@@ -56,7 +59,8 @@ _TABLES_V2 = {
   label TEXT NOT NULL, verdict TEXT NOT NULL, confidence DOUBLE, status TEXT NOT NULL,
   origin TEXT NOT NULL, notes TEXT, analyst TEXT, created DATETIME NOT NULL,
   updated DATETIME NOT NULL, revision INTEGER NOT NULL, area_m2 DOUBLE, source_crs TEXT,
-  repaired BOOLEAN NOT NULL DEFAULT 0, repair_notes TEXT,{_PROVENANCE_COLUMNS})""",
+  repaired BOOLEAN NOT NULL DEFAULT 0, repair_notes TEXT,{_PROVENANCE_COLUMNS},
+  {_CANDIDATE_COLUMNS})""",
     "changes": """CREATE TABLE changes (
   id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, description TEXT,
   created DATETIME NOT NULL, analyst TEXT, undoes INTEGER)""",
@@ -138,6 +142,9 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
         for ddl in _INDEXES_V4:
             conn.execute(ddl)
         _register(conn, ["record_revisions"])
+    if from_version < 5:
+        for column in _CANDIDATE_COLUMNS.split(", "):
+            conn.execute(f"ALTER TABLE annotations ADD COLUMN {column}")
     conn.execute(
         "UPDATE satdelta_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
     )

@@ -25,6 +25,7 @@ from satdelta.annotations.gpkg import gpkg_now
 from satdelta.annotations.model import (
     Annotation,
     Change,
+    ChangeKind,
     Claim,
     Origin,
     Report,
@@ -393,20 +394,27 @@ class Store:
         claim_id: int | None = None,
         status: Status | None = None,
         label: str | None = None,
+        change: ChangeKind | None = None,
         bbox: tuple[float, float, float, float] | None = None,
+        sort: Literal["added", "rank"] = "added",
     ) -> list[Annotation]:
         """Current (non-deleted) annotations matching every given filter, oldest first.
 
         Parameters
         ----------
-        report_id, claim_id, status, label : optional
-            Keep annotations with this value.
+        report_id, claim_id, status, label, change : optional
+            Keep annotations with this value (``change``: what a detected candidate shows).
         bbox : (west, south, east, north), optional
             WGS84 box; keeps annotations whose bounding box intersects it (looked
             up in the GeoPackage R-tree index, so a map view of a big store is fast).
+        sort : {"added", "rank"}, default "added"
+            Oldest first, or by detection rank (1 = strongest evidence first; annotations
+            without a rank after the ranked ones, oldest first).
         """
-        equal = dict(report_id=report_id, claim_id=claim_id, status=status, label=label)
-        return reads.list_annotations(self._db, bbox=bbox, **equal)
+        equal = dict(
+            report_id=report_id, claim_id=claim_id, status=status, label=label, change=change
+        )
+        return reads.list_annotations(self._db, bbox=bbox, sort=sort, **equal)
 
     def update_annotation(self, annotation_id: str, **changes: Any) -> Annotation:
         """Change fields of an annotation (a new revision); returns the new state.
@@ -484,12 +492,14 @@ class Store:
             allow_duplicates=allow_duplicates,
         )
 
-    def to_feature_collection(self, **filters: Any) -> dict[str, Any]:
-        """The (filtered) annotations as an RFC 7946 FeatureCollection mapping."""
+    def to_feature_collection(
+        self, *, sort: Literal["added", "rank"] = "added", **filters: Any
+    ) -> dict[str, Any]:
+        """The (filtered, sorted) annotations as an RFC 7946 FeatureCollection mapping."""
         from satdelta.annotations.geojson import to_feature_collection
 
         with self.snapshot():  # the three reads see one state, whatever other writers do
-            anns = self.list_annotations(**filters)
+            anns = self.list_annotations(sort=sort, **filters)
             by_id = {r.id: r for r in self.list_reports()}
             claims = {c.id: c for c in self.list_claims()}
         return to_feature_collection(anns, by_id, claims, filters=filters)
@@ -503,10 +513,13 @@ class Store:
         claim_id: int | None = None,
         status: str | None = None,
         label: str | None = None,
+        change: str | None = None,
+        sort: Literal["added", "rank"] = "added",
     ) -> int:
         """Write the (filtered) annotations to GeoJSON, a GeoPackage layer or CSV+WKT.
 
-        ``format="auto"`` picks from the suffix (.geojson/.json, .gpkg, .csv).
+        ``format="auto"`` picks from the suffix (.geojson/.json, .gpkg, .csv); filters and
+        ``sort`` as in :meth:`list_annotations`.
         The file is written beside the target and moved into place, so a failed
         export never leaves half a file.  Returns the number of features.
         """
@@ -518,6 +531,11 @@ class Store:
                 f"export target {target} is the store itself; choose another file name"
             )
         fc = self.to_feature_collection(
-            report_id=report_id, claim_id=claim_id, status=status, label=label
+            report_id=report_id,
+            claim_id=claim_id,
+            status=status,
+            label=label,
+            change=change,
+            sort=sort,
         )
         return export_collection(fc, target, format=format)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from satdelta.imagery.errors import (
     AlignmentError,
+    AreaOfInterestError,
     BandMismatchError,
     InvalidParameterError,
     NoOverlapError,
@@ -28,6 +29,8 @@ from satdelta.imagery.errors import (
 _LAZY: dict[str, str] = {
     "AlignedPair": "align",
     "coregister": "align",
+    "AreaOfInterest": "aoi",
+    "describe_candidates": "candidates",
     "read_pairs": "pairs",
     "run_batch": "batch",
     "write_cog": "cog",
@@ -46,6 +49,8 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AlignedPair",
+    "AreaOfInterest",
+    "AreaOfInterestError",
     "ChangePolygon",
     "DetectionOptions",
     "DetectionRun",
@@ -68,6 +73,7 @@ __all__ = [
     "SatdeltaError",
     "RasterTooLargeError",
     "SceneReadError",
+    "describe_candidates",
     "detect_change",
 ]
 
@@ -87,7 +93,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from satdelta.imagery.align import AlignedPair, coregister
+    from satdelta.imagery.aoi import AreaOfInterest
     from satdelta.imagery.batch import run_batch
+    from satdelta.imagery.candidates import describe_candidates
     from satdelta.imagery.cog import write_cog
     from satdelta.imagery.detect import ChangeMaps, detect_change
     from satdelta.imagery.options import DetectionOptions

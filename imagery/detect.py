@@ -26,7 +26,7 @@ from satdelta.imagery.detector import (
     score_both,
 )
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
-from satdelta.imagery.morphology import area_to_pixels
+from satdelta.imagery.morphology import min_region_pixels
 from satdelta.imagery.no_change import no_change_quantile
 from satdelta.imagery.normalisation_guard import Normalisation, guard_normalisation
 from satdelta.imagery.options import DetectionOptions
@@ -212,7 +212,7 @@ class _Fit:
                     null_q, thr.method, {**thr.parameters, "fitted_threshold": thr.threshold}
                 )
         px = self.pixel_size_m
-        min_pixels = 0 if opts.min_area_m2 is None else area_to_pixels(opts.min_area_m2, px)
+        min_pixels = min_region_pixels(opts.min_area_m2, px, opts.min_pixels)
         radius = cleanup_radius_px(px)
         smooth_px = self.score.smooth_px
         params: dict[str, Any] = {

@@ -16,7 +16,13 @@ from numpy.typing import NDArray
 from satdelta.imagery.cues import max_segment_pixels, segment_labels, segment_vote
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.local_gain import LocalGain
-from satdelta.imagery.morphology import clean_mask, cleanup_halo_px, majority3, remove_small
+from satdelta.imagery.morphology import (
+    MERGE_GAP_PX,
+    clean_mask,
+    cleanup_halo_px,
+    majority3,
+    remove_small,
+)
 from satdelta.imagery.parallel import map_row_blocks
 from satdelta.imagery.radiometry import HistogramMatching, LinearNormalisation
 from satdelta.imagery.scores import ScoreModel
@@ -120,7 +126,10 @@ class ChangeDetector:
     score : ScoreModel
     threshold : ThresholdFit
     cleanup_radius_px, min_pixels : int
-        Morphological clean-up radius and minimum region size in pixels.
+        Morphological clean-up radius and minimum region size in pixels (a region being a
+        candidate: 4-connected pixels, fragments up to
+        :data:`~satdelta.imagery.morphology.MERGE_GAP_PX` apart joined, as the vectoriser
+        groups them).
     parameters : dict
         JSON-serialisable record of everything used.
     """
@@ -138,7 +147,7 @@ class ChangeDetector:
 
         Score smoothing + clean-up opening. The delineation needs less (the unsmoothed
         score's edge term plus one pixel), so it adds nothing. The minimum-area filter is
-        exact only for regions that fit in the window plus halo
+        exact only for candidates (fragments joined) that fit in the window plus halo
         (:mod:`satdelta.imagery.morphology`).
         """
         return self.score.halo_px + cleanup_halo_px(self.cleanup_radius_px)
@@ -162,14 +171,16 @@ class ChangeDetector:
         """Score, threshold, clean and delineate one window (include :attr:`halo_px` of context).
 
         1. *Which* places changed: the (smoothed) score above the threshold, opened with the
-           1 m disk and filtered by the minimum area
-           (:func:`~satdelta.imagery.morphology.clean_mask`).
+           1 m disk (:func:`~satdelta.imagery.morphology.clean_mask`).
         2. *Where exactly* (only when the score is smoothed, i.e. pixels of 2 m or finer):
            inside those regions, a pixel stays changed when the 3 x 3 majority
            (:func:`~satdelta.imagery.morphology.majority3`) of "its own unsmoothed score
-           exceeds the threshold" holds; regions that fall below the minimum area are
-           dropped again. Regions never grow; their outline follows the change rather than
-           the smoothing kernel (why: ``docs/design-detection.md``).
+           exceeds the threshold" holds. Regions never grow; their outline follows the
+           change rather than the smoothing kernel (why: ``docs/design-detection.md``).
+        3. Candidates smaller than :attr:`min_pixels` are dropped, a candidate being what
+           the vectoriser outlines as one (4-connected, fragments up to
+           :data:`~satdelta.imagery.morphology.MERGE_GAP_PX` pixels apart joined), so the
+           mask and the polygons hold the same pixels.
 
         Without smoothing (coarse pixels) step 2 changes nothing and is skipped.
 
@@ -217,14 +228,12 @@ class ChangeDetector:
             raw,
             valid=ok,
             radius_px=self.cleanup_radius_px,
-            min_pixels=self.min_pixels,
             mode=CLEANUP_MODE,  # type: ignore[arg-type]
         )
         if self.score.smooth_px > 0:
             with np.errstate(invalid="ignore"):
                 changed &= majority3(fine > t)
-            if self.min_pixels > 1:
-                changed = remove_small(changed, self.min_pixels)
+        changed = remove_small(changed, self.min_pixels, gap_px=MERGE_GAP_PX, connectivity=4)
         changed &= ok
         return changed
 

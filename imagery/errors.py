@@ -19,6 +19,7 @@ __all__ = [
     "BandMismatchError",
     "InvalidParameterError",
     "OutputError",
+    "AreaOfInterestError",
     "FetchError",
     "StacError",
     "TileError",
@@ -48,6 +49,10 @@ class BandMismatchError(SatdeltaError, ValueError):
 
 class InvalidParameterError(SatdeltaError, ValueError):
     """A method, threshold or other option is out of its allowed range."""
+
+
+class AreaOfInterestError(InvalidParameterError):
+    """An area of interest is malformed, empty, not in lon/lat or outside the scene."""
 
 
 class OutputError(SatdeltaError, OSError):

@@ -21,12 +21,26 @@ __all__ = [
     "area_to_pixels",
     "clean_mask",
     "cleanup_halo_px",
+    "MERGE_GAP_PX",
+    "MIN_REGION_PX",
     "disk",
+    "group_labels",
     "majority3",
+    "min_region_pixels",
     "remove_small",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Changed fragments this many pixels apart or closer are one candidate: a change seen through
+#: noise often breaks into pieces a pixel or two apart (a roof split by a ridge line, a
+#: clearing by one standing tree), and an analyst reviews it as one thing.
+MERGE_GAP_PX = 2
+#: Smallest candidate, in pixels, whatever the minimum area in m²: a smaller region cannot
+#: be told from a misregistered edge or a single noisy pixel.
+MIN_REGION_PX = 4
+#: Minimum area in m² when none is given.
+DEFAULT_MIN_AREA_M2 = 4.0
 
 
 def area_to_pixels(min_area_m2: float, pixel_size_m: float | None) -> int:
@@ -54,18 +68,90 @@ def area_to_pixels(min_area_m2: float, pixel_size_m: float | None) -> int:
     return int(math.ceil(min_area_m2 / pixel_size_m**2 - 1e-9))
 
 
-def remove_small(mask: NDArray[np.bool_], min_pixels: int) -> NDArray[np.bool_]:
-    """Drop 8-connected True regions smaller than ``min_pixels``.
+def group_labels(
+    mask: NDArray[np.bool_], *, gap_px: int = 0, connectivity: Literal[4, 8] = 8
+) -> tuple[NDArray[np.int32], int]:
+    """Label the True pixels by region: ``connectivity``-connected, bridging gaps of ``gap_px``.
+
+    Fragments at most ``gap_px`` pixels apart get one label: the components are found on the
+    mask dilated by a square of half-width ``ceil(gap_px / 2)`` (used for grouping only;
+    the labels are kept on the True pixels alone).
+
+    Returns
+    -------
+    labels : (M, N) int32 ndarray
+        0 where False, 1..n on the regions (in raster order of their first pixel).
+    n : int
+
+    Examples
+    --------
+    >>> m = np.zeros((3, 6), bool); m[1, 0] = m[1, 3] = True
+    >>> group_labels(m, gap_px=2, connectivity=4)[1], group_labels(m, connectivity=4)[1]
+    (1, 2)
+    """
+    if connectivity not in (4, 8):
+        raise InvalidParameterError(f"connectivity must be 4 or 8; got {connectivity!r}.")
+    if gap_px < 0:
+        raise InvalidParameterError(f"gap_px must be >= 0; got {gap_px!r}.")
+    mask = np.asarray(mask, dtype=bool)
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    half = -(-int(gap_px) // 2)
+    grown = mask if half == 0 else _square_dilation(mask, half)
+    lab, n = ndimage.label(grown, structure=structure)
+    if half == 0:
+        return lab.astype(np.int32, copy=False), int(n)
+    lab = np.where(mask, lab, 0)
+    # renumber the labels that kept a pixel, in raster order of their first pixel
+    used, first = np.unique(lab[mask], return_index=True)
+    order = used[np.argsort(first)]
+    lut = np.zeros(n + 1, dtype=np.int32)
+    lut[order] = np.arange(1, order.size + 1, dtype=np.int32)
+    return lut[lab], int(order.size)
+
+
+def _square_dilation(mask: NDArray[np.bool_], half: int) -> NDArray[np.bool_]:
+    u = mask.view(np.uint8)
+    size = 2 * half + 1
+    rows = ndimage.maximum_filter1d(u, size, axis=0, mode="constant", cval=0)
+    return ndimage.maximum_filter1d(rows, size, axis=1, mode="constant", cval=0).view(bool)
+
+
+def min_region_pixels(
+    min_area_m2: float | None, pixel_size_m: float | None, min_pixels: int = MIN_REGION_PX
+) -> int:
+    """Smallest candidate in pixels: ``max(min_area_m2 or 4 m², min_pixels)`` in pixels.
+
+    Examples
+    --------
+    >>> min_region_pixels(None, 5.0), min_region_pixels(1000.0, 5.0), min_region_pixels(0, 0.5)
+    (4, 40, 4)
+    >>> min_region_pixels(None, 0.5)  # 4 m² is 16 pixels of 0.5 m
+    16
+    """
+    area = DEFAULT_MIN_AREA_M2 if min_area_m2 is None else min_area_m2
+    return max(area_to_pixels(area, pixel_size_m), int(min_pixels))
+
+
+def remove_small(
+    mask: NDArray[np.bool_],
+    min_pixels: int,
+    *,
+    gap_px: int = 0,
+    connectivity: Literal[4, 8] = 8,
+) -> NDArray[np.bool_]:
+    """Drop True regions (as :func:`group_labels` defines them) smaller than ``min_pixels``.
 
     Examples
     --------
     >>> m = np.zeros((5, 5), bool); m[0, 0] = True; m[2:5, 2:5] = True
     >>> remove_small(m, 2).sum()
     np.int64(9)
+    >>> remove_small(m, 2, gap_px=2, connectivity=4).sum()  # the speck joins the square
+    np.int64(10)
     """
     if min_pixels <= 1:
         return mask.copy()
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    lab, n = group_labels(mask, gap_px=gap_px, connectivity=connectivity)
     if n == 0:
         return mask.copy()
     sizes = np.bincount(lab.ravel())

@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from satdelta.imagery.align import RESAMPLING_METHODS, ResamplingName
+from satdelta.imagery.aoi import AreaOfInterest
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.morphology import MIN_REGION_PX
 from satdelta.imagery.radiometry import NORMALISE_METHODS, NormaliseMethod
 from satdelta.imagery.scores import SCORE_METHODS, ScoreMethod
 from satdelta.imagery.threshold import THRESHOLD_METHODS, ThresholdMethod
@@ -30,6 +32,8 @@ CLI_FLAGS: dict[str, str] = {
     "threshold_value": "--threshold-value",
     "normalise": "--normalise",
     "min_area_m2": "--min-area",
+    "min_pixels": "--min-pixels",
+    "aoi": "--aoi",
     "bands": "--bands",
     "pixel_size_m": "--pixel-size",
     "max_shift_px": "--max-shift",
@@ -72,8 +76,15 @@ class DetectionOptions:
     normalise : {"auto", "none", "histogram", "irmad", "local"}
         Radiometric normalisation of after onto before (:mod:`satdelta.imagery.radiometry`).
     min_area_m2 : float or None
-        Changed regions (and polygons) smaller than this many square metres are dropped; read
-        as pixels when the imagery has no pixel size.
+        Candidates smaller than this many square metres are dropped (None: 4 m²); read as
+        pixels when the imagery has no pixel size.
+    min_pixels : int, default 4
+        Floor of the minimum area in pixels: the smallest candidate kept is
+        ``max(min_area_m2 or 4 m², min_pixels pixels)``.
+    aoi : AreaOfInterest or None
+        Analyse only this lon/lat area (:mod:`satdelta.imagery.aoi`); None: the whole
+        overlap. Given as an :class:`~satdelta.imagery.aoi.AreaOfInterest`, a ``W,S,E,N``
+        box (degrees) or a GeoJSON geometry mapping.
     bands : tuple of int or str, or None
         1-based band numbers or band names picked from each scene (None: all, matched).
     pixel_size_m : float or None
@@ -108,6 +119,8 @@ class DetectionOptions:
     null_quantile: float | None = 0.99
     normalise: NormaliseMethod = "auto"
     min_area_m2: float | None = None
+    min_pixels: int = MIN_REGION_PX
+    aoi: AreaOfInterest | None = None
     bands: tuple[int | str, ...] | None = None
     pixel_size_m: float | None = None
     max_shift_px: float = 5.0
@@ -125,6 +138,8 @@ class DetectionOptions:
         out = self._values()
         if self.bands is not None:
             out["bands"] = list(self.bands)
+        if self.aoi is not None:
+            out["aoi"] = self.aoi.to_dict()
         return out
 
     @classmethod
@@ -185,6 +200,17 @@ def _checked(values: dict[str, Any], label: Callable[[str], str]) -> dict[str, A
             )
         out["null_quantile"] = _number(q)
     out["bands"] = _bands(out["bands"], label)
+    m = out["min_pixels"]
+    whole = (isinstance(m, int) and not isinstance(m, bool)) or (
+        isinstance(m, float) and m.is_integer()
+    )
+    if not whole or m < 1:
+        raise InvalidParameterError(
+            f"{label('min_pixels')} must be a whole number of pixels >= 1; got {m!r}."
+        )
+    out["min_pixels"] = int(m)
+    if out["aoi"] is not None:
+        out["aoi"] = AreaOfInterest.from_dict(out["aoi"])
     return out
 
 

@@ -10,6 +10,7 @@ written by :func:`satdelta.imagery.outputs.write_outputs`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -22,12 +23,21 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+import numpy as np
 from satdelta.imagery.align import AlignedPair, coregister
+from satdelta.imagery.aoi import aoi_mask, aoi_window
+from satdelta.imagery.candidates import describe_candidates
 from satdelta.imagery.detect import ChangeMaps, detect_change
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.morphology import MERGE_GAP_PX, remove_small
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.scene import Scene, open_scene
-from satdelta.imagery.vectorize import ChangePolygon, to_feature_collection, vectorize
+from satdelta.imagery.vectorize import (
+    CHANGE_KINDS,
+    ChangePolygon,
+    to_feature_collection,
+    vectorize,
+)
 
 __all__ = ["DetectionRun", "Stage", "detection_stages", "run_detection", "scene_ref"]
 
@@ -122,7 +132,8 @@ class DetectionRun:
     maps : ChangeMaps
         Score, changed mask (True = changed) and validity on that grid.
     polygons : tuple of ChangePolygon
-        Changed regions (scene CRS + WGS84, m², mean score).
+        The candidates in rank order (scene CRS + WGS84, m², mean score, rank, change); they
+        hold exactly the changed pixels of ``maps``.
     options : DetectionOptions
         The options the run was asked for.
     timings : dict of str to float
@@ -181,6 +192,7 @@ class DetectionRun:
         nchanged = int(self.maps.changed.sum())
         px = self.pixel_size_m
         a = self.aligned
+        area = _f(sum(p.area_m2 for p in self.polygons)) if px else None
         return {
             "satdelta": {"kind": "change-detection-run", "created": self.created},
             "inputs": {"before": _scene_info(self.before), "after": _scene_info(self.after)},
@@ -217,11 +229,16 @@ class DetectionRun:
                 "parameters": self.maps.parameters,
                 "changed_pixels": nchanged,
                 "changed_fraction_of_valid": round(nchanged / max(nvalid, 1), 6),
-                "changed_area_m2": nchanged * px * px if px else None,
+                "changed_area_m2": area,
+                "changed_planar_area_m2": nchanged * px * px if px else None,
+                "area_of_interest": (
+                    None if self.options.aoi is None else self.options.aoi.to_dict()
+                ),
             },
             "polygons": {
                 "count": len(self.polygons),
-                "area_m2": _f(sum(p.area_m2 for p in self.polygons)) if px else None,
+                "area_m2": area,
+                "change": {k: sum(p.change == k for p in self.polygons) for k in CHANGE_KINDS},
             },
             "timings_s": dict(self.timings),
             "versions": _versions(),
@@ -250,9 +267,13 @@ def detection_stages(
         Paths, http(s) URLs, or already opened scenes.
     options : DetectionOptions, optional
         ``bands``, ``max_shift_px`` and ``resampling`` steer the alignment; ``pixel_size_m``
-        is used for images without a CRS (ignored, with a warning, otherwise); the others go
-        to :func:`~satdelta.imagery.detect.detect_change`, and ``min_area_m2`` also drops
-        smaller polygons.
+        is used for images without a CRS (ignored, with a warning, otherwise); ``aoi`` reads
+        only the area of interest's window plus
+        :data:`~satdelta.imagery.aoi.AOI_MARGIN_PX` and marks the pixels outside it not
+        valid; the others go to :func:`~satdelta.imagery.detect.detect_change`. The polygons
+        are the candidates of the cleaned mask (:func:`~satdelta.imagery.vectorize.vectorize`
+        with ``merge_gap_px=MERGE_GAP_PX``), ranked and typed by
+        :func:`~satdelta.imagery.candidates.describe_candidates`.
 
     Yields
     ------
@@ -274,6 +295,11 @@ def detection_stages(
         after = after_source if isinstance(after_source, Scene) else open_scene(after_source)
     yield Stage("align")
     with _stage(timings, "align"):
+        window = None
+        if options.aoi is not None:  # read only the area of interest plus a margin
+            window = aoi_window(
+                options.aoi, before.transform, before.crs, (before.height, before.width)
+            )
         aligned = coregister(
             before,
             after,
@@ -281,6 +307,7 @@ def detection_stages(
             max_shift_px=options.max_shift_px,
             resampling=options.resampling,
             sample_size=SHIFT_SAMPLE_PX,
+            window=window,
         )
     px = _pixel_size(aligned, options.pixel_size_m)
     yield Stage("detect", aligned)
@@ -293,16 +320,30 @@ def detection_stages(
             pixel_size_m=px,
             band_names=aligned.band_names,
         )
+        if options.aoi is not None:
+            maps = _inside_aoi(
+                maps, aoi_mask(options.aoi, aligned.transform, aligned.crs, aligned.shape)
+            )
     yield Stage("vectorize", aligned, maps)
     with _stage(timings, "vectorize"):
+        # the mask's clean-up already dropped candidates under the minimum area, grouping
+        # pixels as vectorize does: the polygons hold exactly the mask's changed pixels
         polygons = vectorize(
             maps.changed,
             maps.score,
             aligned.transform,
             aligned.crs,
             valid=maps.valid,
-            min_area_m2=(options.min_area_m2 or 0) if px else 0,
             pixel_size_m=px,
+            merge_gap_px=MERGE_GAP_PX,
+        )
+        polygons = describe_candidates(
+            polygons,
+            maps.changed,
+            aligned.before,
+            aligned.after,
+            maps.valid,
+            threshold=maps.threshold,
         )
     created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     return DetectionRun(
@@ -315,6 +356,19 @@ def detection_stages(
         timings=timings,
         created=created,
     )
+
+
+def _inside_aoi(maps: ChangeMaps, inside: np.ndarray) -> ChangeMaps:
+    """``maps`` limited to the area of interest (outside: not valid, so 255 in mask.tif).
+
+    Candidates cut by its edge and now under the minimum area are dropped.
+    """
+    valid = maps.valid & inside
+    changed = remove_small(
+        maps.changed & valid, maps.parameters["min_pixels"], gap_px=MERGE_GAP_PX, connectivity=4
+    )
+    score = np.where(valid, maps.score, np.float32(np.nan)).astype(np.float32)
+    return dataclasses.replace(maps, score=score, changed=changed, valid=valid)
 
 
 def _pixel_size(aligned: AlignedPair, given: float | None) -> float | None:

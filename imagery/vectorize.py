@@ -1,10 +1,12 @@
 """Turn a change mask into polygons (holes kept) with area in m² and mean score.
 
 Pure: arrays plus an affine transform and a CRS in, plain objects out.  Connected changed
-pixels (4-connectivity, so every polygon is valid without repair) become one polygon each,
-traced by ``rasterio.features.shapes`` along pixel edges; holes (unchanged islands inside a
-changed region) are kept as interior rings.  Geometries are given in the scene CRS and in WGS84
-with counter-clockwise exterior rings (RFC 7946 §3.1.6).
+pixels (4-connectivity, so every polygon is valid without repair; fragments up to
+``merge_gap_px`` apart joined into one MultiPolygon) become one candidate each, traced by
+``rasterio.features.shapes`` along pixel edges; holes (unchanged islands inside a changed
+region) are kept as interior rings.  Geometries are given in the scene CRS and in WGS84 with
+counter-clockwise exterior rings (RFC 7946 §3.1.6).  ``area_m2`` is ellipsoidal (WGS84), the
+area the annotation store measures; ``planar_area_m2`` is the map projection's.
 """
 
 from __future__ import annotations
@@ -13,22 +15,37 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import shapely
 from affine import Affine
+from pyproj import Geod
 from rasterio.crs import CRS
 from rasterio.features import shapes
 from satdelta.imagery.errors import InvalidParameterError
-from scipy import ndimage
+from satdelta.imagery.morphology import group_labels
 from shapely.geometry import MultiPolygon, Polygon, shape
 
-__all__ = ["ChangePolygon", "vectorize", "geometry_area_m2", "to_feature_collection"]
+__all__ = [
+    "CHANGE_KINDS",
+    "ChangeKind",
+    "ChangePolygon",
+    "vectorize",
+    "geometry_area_m2",
+    "to_feature_collection",
+]
+
+#: What a candidate shows: something is there after that was not before (``appeared``),
+#: something that was there is gone (``disappeared``), or it is there on both dates but
+#: different (``altered``); see :func:`satdelta.imagery.candidates.change_kind`.
+ChangeKind = Literal["appeared", "disappeared", "altered"]
+CHANGE_KINDS: tuple[str, ...] = get_args(ChangeKind)
 
 log = logging.getLogger(__name__)
 
 _WGS84 = CRS.from_epsg(4326)
+_GEOD = Geod(ellps="WGS84")
 
 
 @dataclass(frozen=True)
@@ -42,11 +59,22 @@ class ChangePolygon:
     geometry_wgs84 : shapely.Polygon or shapely.MultiPolygon or None
         Longitude/latitude (WGS84), exterior CCW; None when not georeferenced.
     area_m2 : float
-        Area in square metres (NaN when the pixel size is unknown).
+        Area in square metres on the WGS84 ellipsoid (georeferenced grids; the store's
+        measure), else pixels times the pixel size squared (NaN when that is unknown).
     score : float
         Mean change score of the region's pixels.
     pixel_count : int
         Number of changed pixels in the region.
+    planar_area_m2 : float
+        Area in the map projection, in square metres (NaN for a geographic CRS or an
+        unknown pixel size).
+    compactness : float
+        Polsby-Popper ``4 pi A / P²`` of the outline (1 for a disk, about 0.785 for a
+        square; smaller for ragged or fragmented candidates).
+    rank : int or None
+        1 = the strongest evidence of the run (:mod:`satdelta.imagery.candidates`).
+    change : {"appeared", "disappeared", "altered"} or None
+        What the candidate shows (:func:`satdelta.imagery.candidates.change_kind`).
     """
 
     geometry: Polygon | MultiPolygon
@@ -54,6 +82,10 @@ class ChangePolygon:
     area_m2: float
     score: float
     pixel_count: int
+    planar_area_m2: float = math.nan
+    compactness: float = math.nan
+    rank: int | None = None
+    change: ChangeKind | None = None
 
     def __post_init__(self) -> None:
         for g in (self.geometry, self.geometry_wgs84):
@@ -63,6 +95,12 @@ class ChangePolygon:
                 )
         if self.pixel_count < 1:
             raise InvalidParameterError(f"pixel_count must be >= 1; got {self.pixel_count}.")
+        if self.rank is not None and self.rank < 1:
+            raise InvalidParameterError(f"rank must be >= 1 or None; got {self.rank}.")
+        if self.change is not None and self.change not in CHANGE_KINDS:
+            raise InvalidParameterError(
+                f"change must be one of {', '.join(CHANGE_KINDS)} or None; got {self.change!r}."
+            )
 
 
 def geometry_area_m2(
@@ -121,6 +159,7 @@ def vectorize(
     min_area_m2: float = 0,
     pixel_size_m: float | None = None,
     connectivity: Literal[4, 8] = 4,
+    merge_gap_px: int = 0,
 ) -> list[ChangePolygon]:
     """Polygons of the connected changed regions.
 
@@ -137,25 +176,73 @@ def vectorize(
     valid : (M, N) ndarray of bool, optional
         True where there is data; changed pixels outside it are ignored.
     min_area_m2 : float, default 0
-        Drop regions smaller than this (square metres).
+        Drop regions whose ``area_m2`` is smaller than this (square metres).
     pixel_size_m : float, optional
         Pixel edge in metres for a grid without CRS (areas are NaN without it).
     connectivity : {4, 8}, default 4
         Pixel neighbourhood joining a region; with 8, regions touching at a corner are joined
         and the geometry is repaired with ``shapely.make_valid`` (it may be a MultiPolygon).
+    merge_gap_px : int, default 0
+        Regions this many pixels apart or closer are one candidate, a MultiPolygon of their
+        pixel outlines (:func:`~satdelta.imagery.morphology.group_labels`); the pipeline uses
+        :data:`~satdelta.imagery.morphology.MERGE_GAP_PX`, as the mask's clean-up does.
 
     Returns
     -------
     list of ChangePolygon
-        In raster order of each region's first pixel.
+        In raster order of each region's first pixel (``rank`` and ``change`` unset).
 
     Examples
     --------
     >>> m = np.zeros((5, 5), bool); m[1:4, 1:4] = True; m[2, 2] = False
-    >>> p, = vectorize(m, m.astype("float32"), Affine(10, 0, 0, 0, -10, 50), CRS.from_epsg(32651))
-    >>> p.area_m2, len(p.geometry.interiors), p.pixel_count
-    (800.0, 1, 8)
+    >>> t = Affine(10, 0, 500000, 0, -10, 4000000)  # on UTM 51N's central meridian
+    >>> p, = vectorize(m, m.astype("float32"), t, CRS.from_epsg(32651))
+    >>> p.planar_area_m2, round(p.area_m2, 1), len(p.geometry.interiors), p.pixel_count
+    (800.0, 800.6, 1, 8)
     """
+    changed = _checked_mask(changed, score, valid, connectivity)
+    if min_area_m2 < 0:
+        raise InvalidParameterError(f"min_area_m2 must be >= 0; got {min_area_m2}.")
+    if min_area_m2 > 0 and crs is None and pixel_size_m is None:
+        raise InvalidParameterError(
+            f"min_area_m2={min_area_m2} needs a pixel size: the grid has no CRS. Pass "
+            "pixel_size_m (CLI: --pixel-size)."
+        )
+    labels, n = group_labels(changed, gap_px=merge_gap_px, connectivity=connectivity)
+    if n == 0:
+        return []
+    counts, means = _region_stats(labels, changed, np.asarray(score), n)
+    label_ids, geoms = _outlines(labels, changed, transform, connectivity)
+    planar = _planar_areas_m2(geoms, crs, pixel_size_m)
+    wgs = _to_wgs84(geoms, crs) if crs is not None else [None] * len(geoms)
+    areas = planar if crs is None else [_ellipsoidal_area_m2(g) for g in wgs]
+    compact = _compactness(geoms)
+    out = [
+        ChangePolygon(
+            geometry=geoms[i],
+            geometry_wgs84=None if wgs[i] is None else shapely.orient_polygons(wgs[i]),
+            area_m2=areas[i],
+            score=float(means[label_ids[i] - 1]),
+            pixel_count=int(counts[label_ids[i] - 1]),
+            planar_area_m2=planar[i],
+            compactness=compact[i],
+        )
+        for i in range(len(geoms))
+        if not (min_area_m2 > 0 and areas[i] < min_area_m2)
+    ]
+    log.info(
+        "vectorised %d changed regions (%d dropped below %.1f m²)",
+        len(out),
+        len(label_ids) - len(out),
+        min_area_m2,
+    )
+    return out
+
+
+def _checked_mask(
+    changed: np.ndarray, score: np.ndarray, valid: np.ndarray | None, connectivity: int
+) -> np.ndarray:
+    """``changed & valid`` after checking the shapes and the connectivity."""
     changed = np.asarray(changed, dtype=bool)
     score = np.asarray(score)
     if changed.ndim != 2 or score.shape != changed.shape:
@@ -172,27 +259,26 @@ def vectorize(
         changed = changed & valid
     if connectivity not in (4, 8):
         raise InvalidParameterError(f"connectivity must be 4 or 8; got {connectivity!r}.")
-    if min_area_m2 < 0:
-        raise InvalidParameterError(f"min_area_m2 must be >= 0; got {min_area_m2}.")
-    if min_area_m2 > 0 and crs is None and pixel_size_m is None:
-        raise InvalidParameterError(
-            f"min_area_m2={min_area_m2} needs a pixel size: the grid has no CRS. Pass "
-            "pixel_size_m (CLI: --pixel-size)."
-        )
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    labels, n = ndimage.label(changed, structure=structure)
-    if n == 0:
-        return []
-    # per-region pixel counts and score sums over the changed pixels only (one bincount each,
-    # far cheaper than ndimage.sum_labels over the whole grid)
+    return changed
+
+
+def _region_stats(
+    labels: np.ndarray, changed: np.ndarray, score: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel counts and mean finite scores of regions 1..n (one bincount each, changed only)."""
     lab = labels[changed]
     counts = np.bincount(lab, minlength=n + 1)[1:]
     vals = score[changed].astype("float64")
     finite = np.isfinite(vals)
     sums = np.bincount(lab[finite], weights=vals[finite], minlength=n + 1)[1:]
     nfin = np.bincount(lab[finite], minlength=n + 1)[1:]
-    means = np.where(nfin > 0, sums / np.maximum(nfin, 1), np.nan)
+    return counts, np.where(nfin > 0, sums / np.maximum(nfin, 1), np.nan)
 
+
+def _outlines(
+    labels: np.ndarray, changed: np.ndarray, transform: Affine, connectivity: int
+) -> tuple[list[int], list[Any]]:
+    """(label ids, valid CCW (Multi)Polygons) of the labelled regions, traced on pixel edges."""
     parts: dict[int, list[Polygon]] = {}
     for geom, value in shapes(
         labels.astype("int32", copy=False),
@@ -212,37 +298,34 @@ def vectorize(
                 [p for p in shapely.get_parts(g) if isinstance(p, Polygon | MultiPolygon)]
             )
         geoms.append(shapely.orient_polygons(g))
-    if crs is None or crs.is_projected:  # planar: one vectorised shapely.area call
-        factor = (crs.linear_units_factor[1] ** 2) if crs is not None else None
-        planar = shapely.area(np.asarray(geoms, dtype=object))
-        if factor is not None:
-            areas = [float(a) * factor for a in planar]
-        elif pixel_size_m:
-            areas = [float(a) * pixel_size_m**2 for a in planar]
-        else:
-            areas = [math.nan] * len(geoms)
-    else:
-        areas = [geometry_area_m2(g, crs, pixel_size_m=pixel_size_m) for g in geoms]
-    keep = [i for i, a in enumerate(areas) if not (min_area_m2 > 0 and a < min_area_m2)]
-    geoms = [geoms[i] for i in keep]
-    wgs = _to_wgs84(geoms, crs) if crs is not None else [None] * len(geoms)
-    out = [
-        ChangePolygon(
-            geometry=geoms[j],
-            geometry_wgs84=None if wgs[j] is None else shapely.orient_polygons(wgs[j]),
-            area_m2=areas[i],
-            score=float(means[label_ids[i] - 1]),
-            pixel_count=int(counts[label_ids[i] - 1]),
-        )
-        for j, i in enumerate(keep)
-    ]
-    log.info(
-        "vectorised %d changed regions (%d dropped below %.1f m²)",
-        len(out),
-        len(label_ids) - len(out),
-        min_area_m2,
-    )
-    return out
+    return label_ids, geoms
+
+
+def _planar_areas_m2(geoms: list[Any], crs: CRS | None, pixel_size_m: float | None) -> list[float]:
+    """Map-projection areas in m² (pixels x pixel size² without CRS; NaN when geographic)."""
+    if crs is not None and not crs.is_projected:
+        return [math.nan] * len(geoms)
+    planar = shapely.area(np.asarray(geoms, dtype=object))
+    if crs is not None:
+        factor = crs.linear_units_factor[1] ** 2
+        return [float(a) * factor for a in planar]
+    if pixel_size_m:
+        return [float(a) * pixel_size_m**2 for a in planar]
+    return [math.nan] * len(geoms)
+
+
+def _ellipsoidal_area_m2(geom_wgs84: Any) -> float:
+    """Area of a lon/lat geometry on the WGS84 ellipsoid (what the annotation store measures)."""
+    area, _ = _GEOD.geometry_area_perimeter(geom_wgs84)
+    return abs(float(area))
+
+
+def _compactness(geoms: list[Any]) -> list[float]:
+    arr = np.asarray(geoms, dtype=object)
+    area, length = shapely.area(arr), shapely.length(arr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pp = np.where(length > 0, 4 * math.pi * area / length**2, math.nan)
+    return [float(v) for v in pp]
 
 
 def _round_coords(geom: Any, ndigits: int) -> Any:
@@ -275,7 +358,9 @@ def to_feature_collection(
     -------
     dict
         ``{"type": "FeatureCollection", "features": [...], "satdelta": {...}}``; each feature has
-        properties ``id`` (1-based), ``area_m2``, ``score``, ``origin="detected"``.  No ``crs``.
+        properties ``id`` (1-based, in the order given), ``area_m2`` (ellipsoidal),
+        ``planar_area_m2``, ``pixel_count``, ``score``, ``compactness``, ``rank``,
+        ``change`` and ``origin="detected"``.  No ``crs``.
     """
     features = []
     for i, p in enumerate(polygons, start=1):
@@ -293,7 +378,12 @@ def to_feature_collection(
                 "properties": {
                     "id": i,
                     "area_m2": _num(p.area_m2),
+                    "planar_area_m2": _num(p.planar_area_m2),
+                    "pixel_count": p.pixel_count,
                     "score": _num(p.score),
+                    "compactness": _num(p.compactness),
+                    "rank": p.rank,
+                    "change": p.change,
                     "origin": "detected",
                 },
             }

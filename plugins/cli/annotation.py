@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 from satdelta.annotations import (
+    CHANGES,
+    SORTS,
     STATUSES,
     VERDICTS,
     Annotation,
@@ -63,6 +65,8 @@ _LIST_COLUMNS: tuple[tuple[str, Callable[[Annotation], Any]], ...] = (
     ("conf", lambda a: a.confidence),
     ("origin", lambda a: a.origin),
     ("area_m2", lambda a: f"{a.area_m2:.1f}"),
+    ("rank", lambda a: a.rank),
+    ("change", lambda a: a.change),
     ("rev", lambda a: a.revision),
     ("repaired", lambda a: _yes(a.repaired)),
 )
@@ -90,6 +94,18 @@ filter_options = [
     click.option("--claim", "claim_id", type=int, help="Only annotations of this claim id."),
     click.option("--status", type=click.Choice(STATUSES), help="Only this status."),
     click.option("--label", help="Only this label."),
+    click.option(
+        "--change",
+        type=click.Choice(CHANGES),
+        help="Only detected candidates showing this kind of change.",
+    ),
+    click.option(
+        "--sort",
+        type=click.Choice(SORTS),
+        default="added",
+        show_default=True,
+        help="Order: as added, or by detection rank (1 = strongest evidence first).",
+    ),
 ]
 
 
@@ -126,13 +142,20 @@ def list_cmd(
     claim_id: int | None,
     status: str | None,
     label: str | None,
+    change: str | None,
+    sort: str,
     as_json: bool,
 ) -> None:
     """List current (not deleted) annotations."""
     with open_store(ctx) as store, store.snapshot():
         check_filter_ids(store, report_id, claim_id)
         anns = store.list_annotations(
-            report_id=report_id, claim_id=claim_id, status=status, label=label
+            report_id=report_id,
+            claim_id=claim_id,
+            status=status,  # type: ignore[arg-type]
+            label=label,
+            change=change,  # type: ignore[arg-type]
+            sort=sort,  # type: ignore[arg-type]
         )
     if as_json:
         echo_json([a.to_dict() for a in anns])

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from satdelta.imagery.aoi import claim_area
+from satdelta.imagery.errors import AreaOfInterestError, InvalidParameterError
 from satdelta.plugins.cli.hints import next_steps, shown_path
-from satdelta.plugins.cli.options import detection_options, parse_bands
+from satdelta.plugins.cli.options import FiniteFloat, detection_options, parse_bands
 
 if TYPE_CHECKING:
     from satdelta.imagery.options import DetectionOptions
@@ -48,18 +51,36 @@ class _TerminalProgress(logging.Handler):
     default=None,
     help="For STAC Item inputs: the asset to open [default: visual, else the RGB(N) data].",
 )
+@click.option(
+    "--claim",
+    "claim_id",
+    type=int,
+    help="Analyse the area of this claim of the --store (its box, or its point and --radius) "
+    "and import the candidates into the store under it.",
+)
+@click.option(
+    "--radius",
+    "radius_m",
+    type=FiniteFloat(min=0.0, min_open=True),
+    help="With --claim: metres around the claim's point (for a claim without a box).",
+)
 @detection_options
+@click.pass_context
 def detect(
+    ctx: click.Context,
     before: str,
     after: str,
     outdir: Path,
     asset: str | None,
+    claim_id: int | None,
+    radius_m: float | None,
     options: DetectionOptions,
 ) -> None:
     """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters or STAC Items).
 
-    Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data), OUTDIR/score.tif,
-    OUTDIR/changes.geojson (RFC 7946; georeferenced input only) and OUTDIR/run.json.
+    Writes OUTDIR/mask.tif (1 changed, 0 unchanged, 255 no data or outside the area of
+    interest), OUTDIR/score.tif, OUTDIR/changes.geojson (RFC 7946; georeferenced input only;
+    candidates in rank order) and OUTDIR/run.json.
     """
     from satdelta.imagery.outputs import check_outdir, write_outputs
     from satdelta.imagery.parallel import thread_count
@@ -67,6 +88,17 @@ def detect(
 
     thread_count()  # a malformed SATDELTA_THREADS fails before the work, not after it
     out = check_outdir(outdir)
+    claim = None
+    if claim_id is not None:
+        from satdelta.plugins.cli.annotation import open_store
+
+        with open_store(ctx) as store:
+            claim = store.get_claim(claim_id)
+        if options.aoi is not None:
+            raise AreaOfInterestError("give either --aoi or --claim, not both.")
+        options = replace(options, aoi=claim_area(claim, radius_m))
+    elif radius_m is not None:
+        raise InvalidParameterError("--radius needs --claim ID (the claim's point is the centre).")
     progress = None
     if sys.stderr.isatty():
         progress = _TerminalProgress(level=logging.INFO)
@@ -86,6 +118,12 @@ def detect(
     finally:
         if progress is not None:
             logging.getLogger("satdelta.imagery.pipeline").removeHandler(progress)
+    if claim is not None and "changes.geojson" in written:
+        with open_store(ctx) as store:
+            anns = store.import_geojson(
+                written["changes.geojson"], report_id=claim.report_id, claim_id=claim.id
+            )
+        click.echo(f"imported {len(anns)} candidates under claim {claim.id}", err=True)
     if "changes.geojson" not in written:
         click.echo(
             "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "

@@ -34,6 +34,8 @@ def export(
     claim_id: int | None,
     status: str | None,
     label: str | None,
+    change: str | None,
+    sort: str,
 ) -> None:
     """Export the current annotations (filtered) with every property."""
     with open_store(ctx) as store:
@@ -45,5 +47,7 @@ def export(
             claim_id=claim_id,  # type: ignore[arg-type]
             status=status,
             label=label,
+            change=change,
+            sort=sort,  # type: ignore[arg-type]
         )
     info(f"wrote {n} annotations to {output}")

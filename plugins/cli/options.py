@@ -8,19 +8,22 @@ applies them all and hands the command one
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 from satdelta.imagery.align import RESAMPLING_METHODS
-from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.aoi import AreaOfInterest
+from satdelta.imagery.errors import AreaOfInterestError, InvalidParameterError, one_line
 from satdelta.imagery.options import CLI_FLAGS, DetectionOptions
 from satdelta.imagery.radiometry import NORMALISE_METHODS
 from satdelta.imagery.scores import SCORE_METHODS
 from satdelta.imagery.threshold import THRESHOLD_METHODS
 
-__all__ = ["detection_options", "parse_bands"]
+__all__ = ["detection_options", "parse_aoi", "parse_bands"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +41,32 @@ def parse_bands(text: str | None) -> list[int | str] | None:
             )
         out.append(int(p) if p.isdigit() else p)
     return out
+
+
+def parse_aoi(text: str | None) -> AreaOfInterest | None:
+    """``--aoi``: ``W,S,E,N`` in degrees, or the path of a GeoJSON file; None/empty -> None.
+
+    Raises
+    ------
+    AreaOfInterestError
+        A file that cannot be read or is not GeoJSON, or a malformed or empty area.
+    """
+    if text is None or not text.strip():
+        return None
+    path = Path(text).expanduser()
+    if not (path.suffix.lower() in (".geojson", ".json") or path.exists()):
+        return AreaOfInterest.parse(text)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise AreaOfInterestError(
+            f"--aoi: no file {path}; expected W,S,E,N in degrees or a GeoJSON file."
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AreaOfInterestError(
+            f"--aoi: cannot read {path} as GeoJSON ({one_line(exc)}); expected a GeoJSON polygon."
+        ) from None
+    return AreaOfInterest.from_geojson(data)
 
 
 class FiniteFloat(click.ParamType):
@@ -89,7 +118,21 @@ _OPTIONS = [
         FiniteFloat(),
         "Score value for --threshold value; percentile for --threshold percentile.",
     ),
-    _option("min_area_m2", FiniteFloat(min=0.0), "Drop changed regions smaller than this many m²."),
+    _option(
+        "min_area_m2",
+        FiniteFloat(min=0.0),
+        "Drop candidates smaller than this many m² [default: 4].",
+    ),
+    _option(
+        "min_pixels",
+        click.IntRange(min=1),
+        "Drop candidates smaller than this many pixels, whatever --min-area says.",
+    ),
+    _option(
+        "aoi",
+        None,
+        "Analyse only this area: W,S,E,N in degrees (lon/lat), or a GeoJSON polygon file.",
+    ),
     _option(
         "bands", None, "Bands picked from each scene, 1-based: 1,2,3 (or band names: red,nir)."
     ),
@@ -117,8 +160,8 @@ _OPTIONS = [
 
 
 def detection_options(func: F) -> F:
-    """Add --method, --threshold, --threshold-value, --min-area, --bands, --normalise,
-    --pixel-size, --max-shift and --resampling to a click command.
+    """Add --method, --threshold, --threshold-value, --min-area, --min-pixels, --aoi, --bands,
+    --normalise, --pixel-size, --max-shift and --resampling to a click command.
 
     The command's function receives them as one keyword argument, ``options``: a
     :class:`~satdelta.imagery.options.DetectionOptions` (so bad options fail before the
@@ -129,6 +172,7 @@ def detection_options(func: F) -> F:
     def command(*args: Any, **kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name in CLI_FLAGS}
         values["bands"] = parse_bands(values["bands"])
+        values["aoi"] = parse_aoi(values["aoi"])
         return func(*args, options=DetectionOptions.from_dict(values), **kwargs)
 
     wrapped: Callable[..., Any] = command

@@ -8,12 +8,14 @@ are handed to the dock through the ``show_saved`` callback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -24,6 +26,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
 )
+from satdelta.imagery.aoi import claim_area
 from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.imagery.options import DetectionOptions
@@ -54,6 +57,9 @@ __all__ = ["DetectPanel"]
 
 #: Steps the progress bar counts: open, align, score, outline, count, save.
 PROGRESS_STEPS = 6
+#: Metres around a claim's point analysed by "Detect in the claim's area" when the claim
+#: has no box.
+CLAIM_RADIUS_M = 500.0
 
 
 class DetectPanel(QGroupBox):
@@ -129,6 +135,11 @@ class DetectPanel(QGroupBox):
         self.min_area.setSuffix(" m²")
         self.min_area.setValue(4.0)  # as `satdelta demo`: drops single-pixel speckle
         form.addRow("Minimum area", self.min_area)
+        self.claim_area_box = QCheckBox("Detect in the claim's area")
+        self.claim_area_box.setToolTip(
+            f"Only the current claim's box (or {CLAIM_RADIUS_M:g} m around its point)"
+        )
+        form.addRow(self.claim_area_box)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
@@ -237,6 +248,10 @@ class DetectPanel(QGroupBox):
         options = self.detection_options()
         session = self._ensure_session()
         claim_id = session.ensure_claim()  # the child saves the candidates to it
+        if self.claim_area_box.isChecked():
+            claim = session.store.get_claim(claim_id)
+            radius = CLAIM_RADIUS_M if claim.bbox is None else None
+            options = dataclasses.replace(options, aoi=claim_area(claim, radius))
         job = DetectionJob(
             str(before),
             str(after),

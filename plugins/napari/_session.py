@@ -210,8 +210,12 @@ class Session:
 
     # -- annotations ----------------------------------------------------------
     def annotations(self) -> list[Annotation]:
-        """Current annotations of the current report (all when none is selected)."""
-        return self.store.list_annotations(report_id=self.report_id)
+        """Current annotations of the current report (all when none is selected).
+
+        Detected candidates come first in rank order (1 = strongest evidence), so the desk
+        reviews them strongest first; the others follow in the order they were added.
+        """
+        return self.store.list_annotations(report_id=self.report_id, sort="rank")
 
     def rows(self) -> LayerRows:
         """The current report's annotations as Shapes rows."""
@@ -341,6 +345,9 @@ class Session:
                     "label": "other",
                     "status": "candidate",
                     "origin": "detected",
+                    "area_m2": _finite(p.area_m2),
+                    "rank": p.rank,
+                    "change": p.change,
                     "provenance": {
                         **provenance,
                         "score": _finite(p.score),

@@ -272,7 +272,7 @@ def test_v3_store_written_by_schema_3_code_is_migrated(tmp_path: Path) -> None:
     con.close()
     keep, gone = "33333333-3333-4333-8333-333333333333", "55555555-5555-4555-8555-555555555555"
     with Store.open(path, analyst="v4") as s:
-        assert s.schema_version == SCHEMA_VERSION == 4
+        assert s.schema_version == SCHEMA_VERSION == 5
         assert [r.title for r in s.list_reports()] == ["Sunan cleared 순안", "Second report"]
         assert [c.text for c in s.list_claims(1)] == ["Aircraft gone", "Apron repainted"]
         assert s.get_annotation(keep).notes == "checked"
@@ -297,6 +297,60 @@ def test_v3_store_written_by_schema_3_code_is_migrated(tmp_path: Path) -> None:
     assert con.execute(
         "SELECT key FROM satdelta_meta WHERE key LIKE 'migrated_from_%'"
     ).fetchall() == [("migrated_from_3",)]
+    con.close()
+    res = validate_gpkg(path)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_v4_store_written_by_schema_4_code_gets_rank_and_change(tmp_path: Path) -> None:
+    """store_v4.gpkg was written by the schema-4 code (data/make_store_v4.py)."""
+    path = tmp_path / "old.gpkg"
+    shutil.copyfile(FIXTURE_V3.with_name("store_v4.gpkg"), path)
+    con = sqlite3.connect(path)
+    columns = [r[1] for r in con.execute("PRAGMA table_info(annotations)")]
+    assert "rank" not in columns and "change" not in columns
+    con.close()
+    with Store.open(path, analyst="v5") as s:
+        assert s.schema_version == SCHEMA_VERSION == 5
+        old = s.list_annotations()
+        assert [a.origin for a in old] == ["detected", "detected", "drawn"]
+        assert all(a.rank is None and a.change is None for a in old)
+        fc = {
+            "type": "FeatureCollection",
+            "satdelta": {"kind": "change-candidates", "run": {"method": "cva"}},
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [
+                            [
+                                [125.6 + i / 1000, 39.2],
+                                [125.6 + i / 1000, 39.201],
+                                [125.6005 + i / 1000, 39.2],
+                                [125.6 + i / 1000, 39.2],
+                            ]
+                        ],
+                    },
+                    "properties": {"rank": rank, "change": change, "score": 1.0},
+                }
+                for i, (rank, change) in enumerate([(2, "altered"), (1, "appeared")])
+            ],
+        }
+        s.import_geojson(fc, report_id=1, claim_id=1)
+        ranked = s.list_annotations(sort="rank")
+        assert [(a.rank, a.change) for a in ranked] == [
+            (1, "appeared"),
+            (2, "altered"),
+            (None, None),
+            (None, None),
+            (None, None),
+        ]
+        assert [a.rank for a in s.list_annotations(change="appeared")] == [1]
+    con = sqlite3.connect(path)
+    assert con.execute(
+        "SELECT key FROM satdelta_meta WHERE key LIKE 'migrated_from_%'"
+    ).fetchall() == [("migrated_from_4",)]
     con.close()
     res = validate_gpkg(path)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -21,6 +21,8 @@ def test_defaults_round_trip_through_json():
         "null_quantile": 0.99,
         "normalise": "auto",
         "min_area_m2": None,
+        "min_pixels": 4,
+        "aoi": None,
         "bands": None,
         "pixel_size_m": None,
         "max_shift_px": 5.0,
@@ -97,3 +99,22 @@ def test_good_threshold_values():
     assert DetectionOptions(threshold="percentile").threshold_value is None
     assert DetectionOptions(threshold="percentile", threshold_value=98).threshold_value == 98.0
     assert DetectionOptions(null_quantile=None).null_quantile is None
+
+
+def test_area_of_interest_and_pixel_floor_round_trip_and_are_checked():
+    from satdelta.imagery.aoi import AreaOfInterest
+    from satdelta.imagery.errors import AreaOfInterestError
+
+    opts = DetectionOptions(aoi=(10.0, 45.0, 10.01, 45.01), min_pixels=9)
+    assert isinstance(opts.aoi, AreaOfInterest) and opts.aoi.bbox == (10.0, 45.0, 10.01, 45.01)
+    record = json.loads(json.dumps(opts.to_dict()))
+    assert record["aoi"]["type"] == "Polygon" and record["min_pixels"] == 9
+    assert DetectionOptions.from_dict(record) == opts
+    assert pickle.loads(pickle.dumps(opts)) == opts
+    with pytest.raises(AreaOfInterestError, match="longitude/latitude"):
+        DetectionOptions(aoi="500000,4000000,500100,4000100")
+    with pytest.raises(AreaOfInterestError, match="empty"):
+        DetectionOptions(aoi=(10.0, 45.0, 9.0, 46.0))
+    for bad in (0, 2.5, True, "4"):
+        with pytest.raises(InvalidParameterError, match="min_pixels"):
+            DetectionOptions(min_pixels=bad)

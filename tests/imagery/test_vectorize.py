@@ -34,7 +34,7 @@ def test_ring_keeps_hole_and_rings_are_oriented():
     assert p.geometry.exterior.is_ccw and not p.geometry.interiors[0].is_ccw
     assert p.geometry_wgs84.exterior.is_ccw and not p.geometry_wgs84.interiors[0].is_ccw
     assert p.pixel_count == 64 - 12
-    assert p.area_m2 == pytest.approx((64 - 12) * 100.0)
+    assert p.planar_area_m2 == pytest.approx((64 - 12) * 100.0)
     # the hole is where the unchanged pixels are, in map coordinates
     hole = shapely.Polygon(p.geometry.interiors[0])
     assert hole.bounds == (500040.0, 4000000.0 - 70, 500080.0, 4000000.0 - 40)
@@ -53,7 +53,7 @@ def test_mean_score_valid_and_min_area():
     polys = vectorize(m, score, T10, UTM)
     assert [p.pixel_count for p in polys] == [4, 16]
     assert polys[1].score == pytest.approx(7.5)
-    assert [p.area_m2 for p in vectorize(m, score, T10, UTM, min_area_m2=500)] == [1600.0]
+    assert [p.planar_area_m2 for p in vectorize(m, score, T10, UTM, min_area_m2=500)] == [1600.0]
     valid = np.ones((10, 10), bool)
     valid[5:9, 5:7] = False
     polys = vectorize(m, score, T10, UTM, valid=valid)
@@ -66,7 +66,7 @@ def test_diagonal_pixels_split_with_4_joined_with_8():
     s = m.astype("float32")
     assert len(vectorize(m, s, T10, UTM)) == 2
     (p,) = vectorize(m, s, T10, UTM, connectivity=8)
-    assert p.geometry.is_valid and p.area_m2 == pytest.approx(200.0)
+    assert p.geometry.is_valid and p.planar_area_m2 == pytest.approx(200.0)
 
 
 def test_area_in_feet_crs():
@@ -74,7 +74,7 @@ def test_area_in_feet_crs():
     t = Affine(3.0, 0.0, 1000000.0, 0.0, -3.0, 200000.0)
     m = np.ones((2, 5), bool)
     (p,) = vectorize(m, m.astype("float32"), t, ft)
-    assert p.area_m2 == pytest.approx(10 * 9 * (1200 / 3937) ** 2, rel=1e-9)
+    assert p.planar_area_m2 == pytest.approx(10 * 9 * (1200 / 3937) ** 2, rel=1e-9)
 
 
 def _ellipsoid_band_area(lat1: float, lat2: float, dlon_deg: float) -> float:
@@ -122,10 +122,36 @@ def test_feature_collection_is_rfc7946():
     assert set(report["problematic"]) <= {"holes", "excessive_coordinate_precision"}
     props = [f["properties"] for f in fc["features"]]
     assert [p["id"] for p in props] == [1, 2] and {p["origin"] for p in props} == {"detected"}
-    assert [p["area_m2"] for p in props] == pytest.approx([100.0, 5200.0])  # raster order
+    assert [p["planar_area_m2"] for p in props] == pytest.approx([100.0, 5200.0])  # raster order
     for f in fc["features"]:
         for ring in f["geometry"]["coordinates"]:
             for x, y in ring:
                 assert round(x, 7) == x and round(y, 7) == y
     ext = shapely.geometry.shape(fc["features"][1]["geometry"])
     assert ext.exterior.is_ccw and len(ext.interiors) == 1
+
+
+def test_area_m2_is_ellipsoidal_and_planar_area_has_its_own_name():
+    from pyproj import Geod
+
+    m = ring_mask()
+    (p,) = vectorize(m, m.astype("float32"), T10, UTM)
+    expected = abs(Geod(ellps="WGS84").geometry_area_perimeter(p.geometry_wgs84)[0])
+    assert p.area_m2 == pytest.approx(expected, rel=1e-12)
+    assert p.planar_area_m2 == pytest.approx(5200.0)
+    assert abs(p.area_m2 / p.planar_area_m2 - 1) < 2e-3  # UTM scale error, not zero
+
+
+def test_fragments_within_the_gap_are_one_multipolygon():
+    m = np.zeros((8, 12), bool)
+    m[1:4, 1:4] = True
+    m[1:4, 6:9] = True  # 2 px gap: joined with merge_gap_px=2
+    m[6, 11] = True  # diagonal neighbours only at 1 px: joined too
+    m[7, 10] = True
+    s = m.astype("float32")
+    assert len(vectorize(m, s, T10, UTM)) == 4
+    polys = vectorize(m, s, T10, UTM, merge_gap_px=2)
+    assert [p.pixel_count for p in polys] == [18, 2]
+    assert polys[0].geometry.geom_type == "MultiPolygon" and polys[0].geometry.is_valid
+    assert polys[1].geometry.is_valid
+    assert all(0 < p.compactness <= 1 for p in polys)

@@ -151,6 +151,8 @@ def test_detect_options_are_used_and_recorded(change_pair, tmp_path):
         "null_quantile": 0.99,
         "normalise": "none",
         "min_area_m2": 2000.0,
+        "min_pixels": 4,
+        "aoi": None,
         "bands": [1, 2],
         "pixel_size_m": None,
         "max_shift_px": 2.0,

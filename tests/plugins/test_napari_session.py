@@ -185,7 +185,8 @@ def test_detection_steps_hand_over_the_maps_before_vectorising(write_raster) -> 
     after[:, 20:50, 30:70] = 230
     b = write_raster("b.tif", before)
     a = write_raster("a.tif", after)
-    steps = detection_steps(b, a, DetectionOptions())
+    # min_pixels=1: the pre-issue-9 floor; this test is about the hand-over, not the default
+    steps = detection_steps(b, a, DetectionOptions(min_pixels=1))
     seen = []
     try:
         while True:
@@ -202,3 +203,26 @@ def test_detection_steps_hand_over_the_maps_before_vectorising(write_raster) -> 
     rows, cols = np.nonzero(layers.maps.changed)  # change found only in the painted block
     assert rows.size and 20 <= rows.min() <= rows.max() < 50 and 30 <= cols.min() <= cols.max() < 70
     assert len(result.polygons) >= 1 and result.evidence is None  # nothing saved here
+
+
+def test_candidates_are_listed_in_rank_order_with_their_change(tmp_path: Path) -> None:
+    from satdelta.imagery.vectorize import ChangePolygon
+    from shapely.geometry import box
+
+    session = Session.open(tmp_path / "r.gpkg", FRAME)
+    polys = []
+    for i, (rank, change) in enumerate([(3, "altered"), (1, "appeared"), (2, "disappeared")]):
+        x = 500000 + 20 * i
+        ll = FRAME.map_to_lonlat(np.array([[x, 3999990], [x + 10, 4000000]]))
+        geom = box(x, 3999990, x + 10, 4000000)
+        polys.append(
+            ChangePolygon(geom, box(*ll[0], *ll[1]), 100.0, 2.0, 1, rank=rank, change=change)
+        )
+    session.add_candidates(polys, {"method": "cva"})
+    listed = session.annotations()
+    assert [(a.rank, a.change) for a in listed] == [
+        (1, "appeared"),
+        (2, "disappeared"),
+        (3, "altered"),
+    ]
+    assert session.rows().properties["annotation_id"] == [a.id for a in listed]

@@ -528,7 +528,6 @@ def test_closing_the_dock_gives_the_viewer_its_own_keys_back(
 def test_rerun_updates_score_and_mask_layers_in_place(
     make_napari_viewer, qtbot, write_raster, tmp_path: Path
 ) -> None:
-    t = Affine(10, 0, 500000, 0, -10, 4000000)
     rng = np.random.default_rng(1)
     paths = {}
     for name, dims, block in (
@@ -539,13 +538,12 @@ def test_rerun_updates_score_and_mask_layers_in_place(
         after = base.copy()
         r0, r1, c0, c1 = block
         after[:, r0:r1, c0:c1] = 230
-        paths[name] = (
-            write_raster(f"b{name}.tif", base, transform=t),
-            write_raster(f"a{name}.tif", after, transform=t),
-        )
+        # write_raster's default grid: 10 m pixels from (500000, 4000000) in UTM 51N
+        paths[name] = (write_raster(f"b{name}.tif", base), write_raster(f"a{name}.tif", after))
     viewer = _viewer(make_napari_viewer)
     widget = _dock(viewer)
     assert widget.open_store(tmp_path / "s.gpkg")
+    widget.detect_panel.method_box.setCurrentText("cva")  # about layers, not the RGB default
     layers = []
     for name in ("1", "2"):
         widget.detect_panel.before_edit.setEditText(str(paths[name][0]))
