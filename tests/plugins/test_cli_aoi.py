@@ -18,7 +18,7 @@ from shapely.geometry import box, shape
 from tests.conftest import make_pair
 from tests.plugins.test_cli_detect import assert_one_line_error, satdelta
 
-PINNED = ("--method", "cva", "--threshold", "otsu")
+PINNED = ("--method", "cva", "--threshold", "otsu", "--normalise", "none")
 
 
 @pytest.fixture
