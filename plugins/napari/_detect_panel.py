@@ -98,6 +98,7 @@ class DetectPanel(QGroupBox):
         self.result: DetectionResult | None = None
         self._maps_shown: ChangeMaps | None = None
         self._cancelling = False
+        self._status = ""  # the run's status line, shown again once candidates are drawn
         # started now: its imports take a second or two, and a Run pressed earlier waits
         self.detector = DetectionProcess()
         self.detector.start()
@@ -256,7 +257,7 @@ class DetectPanel(QGroupBox):
         if self.worker is not None:
             self._cancelling = True
             self.detector.cancel()
-            self.progress_label.setText("cancelling…")
+            self._say("cancelling…")
 
     def shutdown(self) -> None:
         """Stop the run and the child process (the dock is closing)."""
@@ -276,6 +277,17 @@ class DetectPanel(QGroupBox):
         finally:
             self.progress.setUpdatesEnabled(True)  # schedules the bar's paint
 
+    def _say(self, text: str) -> None:
+        self._status = text
+        self.progress_label.setText(text)
+
+    def show_loading(self, shown: int, total: int) -> None:
+        """Say how many candidates the evidence layer shows while it fills."""
+        if shown < total:
+            self.progress_label.setText(f"showing {shown}/{total} candidates")
+        else:
+            self.progress_label.setText(self._status)
+
     def show_maps(self, layers: ChangeLayers) -> None:
         """Show (or update in place) the score and mask layers of a run."""
         show_change_maps(self.viewer, layers)
@@ -284,7 +296,7 @@ class DetectPanel(QGroupBox):
     def _on_step(self, step: tuple[Any, ...]) -> None:
         i, _total, message = step[:3]
         self._set_progress(i)
-        self.progress_label.setText(message)
+        self._say(message)
         if len(step) > 3 and not self._cancelling:
             # the maps exist and the child now outlines and saves the candidates: show
             # the maps meanwhile (a cancel before the save keeps them and saves nothing)
@@ -301,18 +313,19 @@ class DetectPanel(QGroupBox):
             self._on_error(result.error)
             return
         self.result = result
+        self._set_progress(self.progress.maximum())
+        self._say(
+            f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
+            f"({result.maps.method}/{result.maps.threshold_method})"
+        )  # shown once the candidates are drawn (show_loading)
         try:
             if self._maps_shown is not result.maps:
                 self.show_maps(result)
             self._show_saved(result)
         except SatdeltaError as exc:
             notify_error(exc)
+            self._say("failed")
             return
-        self._set_progress(self.progress.maximum())
-        self.progress_label.setText(
-            f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
-            f"({result.maps.method}/{result.maps.threshold_method})"
-        )
         if result.crs is None and result.polygons:
             notify_info(
                 f"{len(result.polygons)} changed regions found, but the images are not "
@@ -321,14 +334,12 @@ class DetectPanel(QGroupBox):
             )
 
     def _on_cancelled(self, outcome: Cancelled | None = None) -> None:
-        self.progress_label.setText(
-            outcome.message if outcome is not None else "cancelled: nothing saved"
-        )
+        self._say(outcome.message if outcome is not None else "cancelled: nothing saved")
         self._reload()  # the store as it is (with all candidates or none)
 
     def _on_error(self, exc: SatdeltaError) -> None:
         notify_error(exc)
-        self.progress_label.setText("failed")
+        self._say("failed")
         if isinstance(exc, DetectionProcessDied):  # its save may have committed: all or none
             self._reload()
 

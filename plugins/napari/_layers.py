@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.errors import SatdeltaError
+from satdelta.plugins.napari._features import MASK_COLOUR
 from satdelta.plugins.napari._frame import MapFrame, layer_affine
 from satdelta.plugins.napari._reader import frame_of_layers, raster_layer_data
+from satdelta.plugins.napari._session import display_tolerance
 
 if TYPE_CHECKING:
     import napari
@@ -31,10 +33,13 @@ __all__ = [
     "source_layer_names",
     "tag_role",
     "viewer_frame",
+    "viewer_tolerance",
 ]
 
 SCORE = "change score"
 MASK = "change mask"
+#: Opacity of the change mask: light enough to see the image and the outlines through.
+MASK_OPACITY = 0.5
 
 
 class InputError(SatdeltaError, ValueError):
@@ -48,6 +53,17 @@ def _satdelta(layer: Any) -> dict[str, Any]:
 def viewer_frame(viewer: napari.Viewer) -> MapFrame | None:
     """The viewer's map frame (from the first satdelta layer)."""
     return frame_of_layers(list(viewer.layers))
+
+
+def viewer_tolerance(viewer: napari.Viewer) -> float:
+    """How much detected outlines may be simplified for display: half a pixel of the
+    before raster (or of the first raster with a transform), in map units; 0 if none."""
+    layers = [role_layer(viewer, "before"), *image_layers(viewer)]
+    for layer in layers:
+        transform = _satdelta(layer).get("transform") if layer is not None else None
+        if transform:
+            return display_tolerance(transform[0])
+    return 0.0
 
 
 def image_layers(viewer: napari.Viewer) -> list[Any]:
@@ -149,12 +165,19 @@ def show_change_maps(viewer: napari.Viewer, result: ChangeLayers) -> None:
         MASK,
         _as_uint8(result.maps.changed),
         affine=affine,
-        colormap="red",
+        colormap=_mask_colormap(),
         contrast_limits=[0, 1],
-        blending="additive",
-        opacity=0.6,
+        blending="translucent",  # additive blending turned candidate outlines yellow-green
+        opacity=MASK_OPACITY,
         metadata={"satdelta": {**meta, "role": "mask"}},
     )
+
+
+def _mask_colormap() -> Any:
+    """Unchanged pixels transparent, changed ones in :data:`MASK_COLOUR`."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap([[0.0, 0.0, 0.0, 0.0], [*MASK_COLOUR, 1.0]], name="satdelta mask")
 
 
 def _replace_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
 )
-from satdelta.plugins.napari._features import STATUS_COLOURS
+from satdelta.plugins.napari._features import MASK_COLOUR, STATUS_COLOURS
 from satdelta.plugins.napari._forms import narrow_combo
 
 __all__ = ["PolygonPanel"]
@@ -143,8 +143,10 @@ class PolygonPanel(QGroupBox):
 
 
 def _legend() -> str:
-    """The status colours of the evidence outlines, as rich text."""
+    """The status colours of the evidence outlines and the mask's colour, as rich text."""
+    items = [(f"□ {k}", rgba[:3]) for k, rgba in STATUS_COLOURS.items()]
+    items.append(("■ change mask", MASK_COLOUR))
     return " ".join(
-        f"<span style='color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})'>■ {k}</span>"
-        for k, (r, g, b, _a) in STATUS_COLOURS.items()
+        f"<span style='color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})'>{text}</span>"
+        for text, (r, g, b) in items
     )

@@ -546,7 +546,7 @@ def _save_and_read(conn: Any, job: DetectionJob, result: Any) -> Any:
     """Save the candidates (replacing the earlier run's undecided ones) and read the rows."""
     from satdelta.annotations import Store
     from satdelta.plugins.napari._frame import MapFrame
-    from satdelta.plugins.napari._session import Session
+    from satdelta.plugins.napari._session import Session, display_tolerance
 
     store = Store.open(job.store, timeout=CHILD_LOCK_TIMEOUT)
     try:
@@ -557,6 +557,8 @@ def _save_and_read(conn: Any, job: DetectionJob, result: Any) -> Any:
         session = Session(store, frame)
         session.report_id, session.claim_id = job.report_id, job.claim_id
         session.add_candidates(result.polygons, result.provenance, replace_earlier=True)
-        return session.rows() if frame is not None else None
+        if frame is None or not frame.georeferenced:
+            return None
+        return session.rows(tolerance=display_tolerance(result.transform.a))
     finally:
         store.close()

@@ -10,6 +10,7 @@ between Shapes-layer rows and these calls.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,15 @@ from satdelta.plugins.napari._features import (
 )
 from satdelta.plugins.napari._frame import MapFrame
 
-__all__ = ["EvidenceRows", "LayerRows", "Session", "annotations_to_rows", "WORKING_REPORT"]
+__all__ = [
+    "EvidenceRows",
+    "LayerRows",
+    "Session",
+    "annotations_to_rows",
+    "display_tolerance",
+    "review_order",
+    "WORKING_REPORT",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +88,57 @@ class EvidenceRows:
     mark: tuple[Session, int, int | None, MapFrame | None]
 
 
-def annotations_to_rows(annotations: Sequence[Annotation], frame: MapFrame) -> LayerRows:
-    """Store annotations (WGS84) as Shapes rows in the viewer's frame.
+def display_tolerance(pixel_size: float) -> float:
+    """How far a drawn outline may stray from the stored one: half a pixel (map units).
+
+    Examples
+    --------
+    >>> display_tolerance(5.0)
+    2.5
+    """
+    return abs(float(pixel_size)) / 2.0
+
+
+def review_order(annotations: Sequence[Annotation]) -> list[Annotation]:
+    """The annotations in the order an analyst reviews them: by rank, then largest first.
+
+    A candidate's ``rank`` (an attribute, or ``provenance["rank"]``; 1 is the most
+    likely change) comes first; annotations without one follow, by area descending.
+    The evidence layer's rows, and so key N, follow this order.
+    """
+
+    def key(ann: Annotation) -> tuple[float, float]:
+        rank = getattr(ann, "rank", None)
+        if rank is None and isinstance(ann.provenance, Mapping):
+            rank = ann.provenance.get("rank")
+        area = float(ann.area_m2) if ann.area_m2 is not None else 0.0
+        return (float(rank) if rank is not None else math.inf, -area)
+
+    return sorted(annotations, key=key)
+
+
+def annotations_to_rows(
+    annotations: Sequence[Annotation], frame: MapFrame, *, tolerance: float = 0.0
+) -> LayerRows:
+    """Store annotations (WGS84) as Shapes rows in the viewer's frame, in review order.
 
     A MultiPolygon becomes one row per part, all with the same ``annotation_id``.
+    With ``tolerance`` (map units, see :func:`display_tolerance`) detected outlines are
+    simplified for display (topology kept); the store keeps the full geometry, and an
+    outline is saved back only when the analyst edits it.
     """
+    annotations = review_order(annotations)
     shapes: list[np.ndarray] = []
     cols: dict[str, list[Any]] = {k: [] for k in ANNOTATION_COLUMNS}
     # one pyproj call for every vertex of every annotation (5,000 calls would take seconds)
     geoms_map = shapely.transform(
         np.array([a.geometry for a in annotations], dtype=object), frame.lonlat_to_map
     )
+    detected = np.array([a.origin == "detected" for a in annotations], dtype=bool)
+    if tolerance > 0 and detected.any():  # drawn outlines are shown as drawn
+        geoms_map[detected] = shapely.simplify(
+            geoms_map[detected], tolerance, preserve_topology=True
+        )
     for ann, geom_map in zip(annotations, geoms_map, strict=True):
         parts = geometry_to_shapes(geom_map, frame)
         score = ann.provenance.get("score") if isinstance(ann.provenance, Mapping) else None
@@ -213,9 +262,10 @@ class Session:
         """Current annotations of the current report (all when none is selected)."""
         return self.store.list_annotations(report_id=self.report_id)
 
-    def rows(self) -> LayerRows:
-        """The current report's annotations as Shapes rows."""
-        return annotations_to_rows(self.annotations(), self._frame())
+    def rows(self, *, tolerance: float = 0.0) -> LayerRows:
+        """The current report's annotations as Shapes rows (``tolerance``: see
+        :func:`annotations_to_rows`)."""
+        return annotations_to_rows(self.annotations(), self._frame(), tolerance=tolerance)
 
     def mark(self) -> tuple[Session, int, int | None, MapFrame | None]:
         """What rows read now depend on: this session, its writes so far, report, frame.

@@ -67,7 +67,10 @@ class ChangeAnnotator(QWidget):
         self._docked = False
         self._closed = False
         self.evidence = EvidenceLayer(
-            napari_viewer, session=lambda: self.session, on_selection=self._show_selection
+            napari_viewer,
+            session=lambda: self.session,
+            on_selection=self._show_selection,
+            on_progress=lambda shown, total: self.detect_panel.show_loading(shown, total),
         )
         self.detect_panel = DetectPanel(
             napari_viewer,
@@ -181,6 +184,7 @@ class ChangeAnnotator(QWidget):
             return
         if self.session.frame is None:
             self.session.frame = self.frame()
+        self._show_choices()  # the run may have made the "Working notes" report
         self.evidence.show(self.session.note_write_elsewhere(result.evidence))
 
     def _show_choices(self) -> None:
