@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._detection import DetectionParams, Failed
+from satdelta.plugins.napari._evidence import NOT_STORED
 from satdelta.plugins.napari._forms import narrow_combo
 from satdelta.plugins.napari._layers import (
     resolve_source,
@@ -317,7 +318,8 @@ class DetectPanel(QGroupBox):
         self._say(
             f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
             f"({result.maps.method}/{result.maps.threshold_method})"
-        )  # shown once the candidates are drawn (show_loading)
+            + ("; not stored (no georeferencing)" if result.crs is None else "")
+        )  # shown again once the candidates are drawn (show_loading)
         try:
             if self._maps_shown is not result.maps:
                 self.show_maps(result)
@@ -326,12 +328,8 @@ class DetectPanel(QGroupBox):
             notify_error(exc)
             self._say("failed")
             return
-        if result.crs is None and result.polygons:
-            notify_info(
-                f"{len(result.polygons)} changed regions found, but the images are not "
-                "georeferenced, so they cannot be stored as evidence (the store keeps lon/lat); "
-                "the change mask shows them. Use georeferenced images to annotate."
-            )
+        if result.crs is None:
+            notify_info(f"{len(result.polygons)} changed regions found. {NOT_STORED}")
 
     def _on_cancelled(self, outcome: Cancelled | None = None) -> None:
         self._say(outcome.message if outcome is not None else "cancelled: nothing saved")

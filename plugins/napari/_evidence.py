@@ -9,7 +9,7 @@ MultiPolygon is one row per part with the same id.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,14 +18,20 @@ from satdelta.plugins.napari._features import ANNOTATION_COLUMNS, status_colours
 from satdelta.plugins.napari._layers import viewer_frame, viewer_tolerance
 from satdelta.plugins.napari._notify import notify_error as _notify_error
 from satdelta.plugins.napari._notify import notify_info as _notify_info
-from satdelta.plugins.napari._session import EvidenceRows, LayerRows, Session
+from satdelta.plugins.napari._session import EvidenceRows, LayerRows, Session, polygons_to_rows
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["EVIDENCE", "EvidenceLayer"]
+__all__ = ["EVIDENCE", "NOT_STORED", "EvidenceLayer"]
 
 EVIDENCE = "evidence"
+#: What the desk says when layers without georeferencing are reviewed.
+NOT_STORED = (
+    "these layers are not georeferenced: their candidates are shown and reviewed in the "
+    "evidence layer in pixel coordinates but not stored (the store keeps lon/lat), so "
+    "there is nothing to undo or export; use georeferenced rasters to keep evidence."
+)
 #: Outline width of the evidence polygons, and of the selected ones (highlighted).
 EDGE_WIDTH, SELECTED_EDGE_WIDTH = 2.0, 6.0
 
@@ -135,6 +141,18 @@ class EvidenceLayer:
         self._highlighted = selected
 
     @property
+    def stores(self) -> bool:
+        """False when the layers have no georeferencing: candidates are shown, not stored."""
+        frame = self.session.frame if self.session is not None else None
+        return frame is None or frame.georeferenced
+
+    def show_unstored(self, polygons: Sequence[Any]) -> None:
+        """Show a run's polygons in a pixel frame: reviewed in the layer, never stored."""
+        frame = viewer_frame(self.viewer)
+        if frame is not None:
+            self.show_rows(polygons_to_rows(polygons, frame))
+
+    @property
     def loading(self) -> bool:
         """True while the evidence layer is still being filled (many polygons)."""
         return self._loading
@@ -146,8 +164,8 @@ class EvidenceLayer:
         by :meth:`show_rows`.
         """
         session, frame = self.session, viewer_frame(self.viewer)
-        if session is None or frame is None:
-            return
+        if session is None or frame is None or not frame.georeferenced:
+            return  # nothing stored can be placed on layers without georeferencing
         session.frame = session.frame or frame
         self.show_rows(session.rows(tolerance=viewer_tolerance(self.viewer)))
 
@@ -236,7 +254,7 @@ class EvidenceLayer:
             layer.edge_color = status_colours(list(layer.features["status"]))
 
     def _on_shapes_data(self, event: Any) -> None:
-        if self._syncing or self.loading or self.session is None:
+        if self._syncing or self.loading or self.session is None or not self.stores:
             return
         action = str(getattr(event, "action", ""))
         layer = event.source
@@ -337,6 +355,13 @@ class EvidenceLayer:
             _notify_info("select a polygon in the evidence layer first")
             return
         layer = self.viewer.layers[EVIDENCE]
+        if not self.stores:  # reviewed in the layer only
+            for i in self._selected_rows():
+                for key, value in changes.items():
+                    layer.features.loc[i, key] = value
+            self._recolour(layer)
+            self._on_selection()
+            return
         try:
             for aid in ids:
                 ann = session.update(aid, **changes)
@@ -373,6 +398,9 @@ class EvidenceLayer:
         """Undo the latest change in the store and redraw (key U)."""
         session = self.session
         if session is None:
+            return
+        if not self.stores:
+            _notify_info(NOT_STORED)
             return
         try:
             text = session.undo()

@@ -33,6 +33,8 @@ __all__ = [
     "Session",
     "annotations_to_rows",
     "display_tolerance",
+    "polygons_to_rows",
+    "UNSTORED",
     "review_order",
     "WORKING_REPORT",
 ]
@@ -44,6 +46,9 @@ WORKING_REPORT = {
     "report": {"title": "Working notes", "notes": "Created by the napari Change annotator."},
     "claims": [{"text": "Unassigned evidence"}],
 }
+
+#: Id prefix of candidates shown but not stored (a pair without georeferencing).
+UNSTORED = "unstored-"
 
 #: Seconds the GUI waits for another program's write lock before telling the analyst.
 GUI_LOCK_TIMEOUT = 2.0
@@ -99,22 +104,49 @@ def display_tolerance(pixel_size: float) -> float:
     return abs(float(pixel_size)) / 2.0
 
 
-def review_order(annotations: Sequence[Annotation]) -> list[Annotation]:
-    """The annotations in the order an analyst reviews them: by rank, then largest first.
+def review_order(items: Sequence[Any]) -> list[Any]:
+    """Annotations or change polygons in the order an analyst reviews them.
 
-    A candidate's ``rank`` (an attribute, or ``provenance["rank"]``; 1 is the most
-    likely change) comes first; annotations without one follow, by area descending.
-    The evidence layer's rows, and so key N, follow this order.
+    By ``rank`` first (an attribute, or ``provenance["rank"]``; 1 is the most likely
+    change), then the rest largest first (``area_m2``, or ``pixel_count`` when the area
+    is unknown).  The evidence layer's rows, and so key N, follow this order.
     """
 
-    def key(ann: Annotation) -> tuple[float, float]:
-        rank = getattr(ann, "rank", None)
-        if rank is None and isinstance(ann.provenance, Mapping):
-            rank = ann.provenance.get("rank")
-        area = float(ann.area_m2) if ann.area_m2 is not None else 0.0
-        return (float(rank) if rank is not None else math.inf, -area)
+    def key(item: Any) -> tuple[float, float]:
+        rank = getattr(item, "rank", None)
+        provenance = getattr(item, "provenance", None)
+        if rank is None and isinstance(provenance, Mapping):
+            rank = provenance.get("rank")
+        area = getattr(item, "area_m2", None)
+        if area is None or not math.isfinite(area):
+            area = getattr(item, "pixel_count", 0)
+        return (float(rank) if rank is not None else math.inf, -float(area))
 
-    return sorted(annotations, key=key)
+    return sorted(items, key=key)
+
+
+def polygons_to_rows(polygons: Sequence[Any], frame: MapFrame) -> LayerRows:
+    """A run's change polygons as Shapes rows that are not stored (pixel frames).
+
+    For a pair without georeferencing: the store keeps lon/lat, so these candidates
+    live only in the layer; their ids are ``"unstored-<k>"``.
+    """
+    shapes: list[np.ndarray] = []
+    cols: dict[str, list[Any]] = {k: [] for k in ANNOTATION_COLUMNS}
+    for k, p in enumerate(review_order(polygons), start=1):
+        row = {
+            **ANNOTATION_COLUMNS,
+            "annotation_id": f"{UNSTORED}{k}",
+            "status": "candidate",
+            "origin": "detected",
+            "area_m2": float(p.area_m2),
+            "score": float(p.score),
+        }
+        for part in geometry_to_shapes(p.geometry, frame):
+            shapes.append(part)
+            for c in cols:
+                cols[c].append(row[c])
+    return LayerRows(shapes, cols)
 
 
 def annotations_to_rows(
@@ -264,7 +296,10 @@ class Session:
 
     def rows(self, *, tolerance: float = 0.0) -> LayerRows:
         """The current report's annotations as Shapes rows (``tolerance``: see
-        :func:`annotations_to_rows`)."""
+        :func:`annotations_to_rows`); none in a frame without georeferencing, where
+        lon/lat cannot be placed."""
+        if not self._frame().georeferenced:
+            return LayerRows([], {k: [] for k in ANNOTATION_COLUMNS})
         return annotations_to_rows(self.annotations(), self._frame(), tolerance=tolerance)
 
     def mark(self) -> tuple[Session, int, int | None, MapFrame | None]:
@@ -291,6 +326,14 @@ class Session:
         return self.frame
 
     def _map_geometry(self, vertices: np.ndarray, shape_type: str) -> Any:
+        if not self._frame().georeferenced:
+            from satdelta.plugins.napari._frame import FrameError
+
+            raise FrameError(
+                "these layers are not georeferenced, so a polygon drawn on them has no lon/lat "
+                "and is not stored (the store keeps lon/lat); open rasters that carry a CRS "
+                "to keep evidence."
+            )
         geom = shape_to_geometry(vertices, shape_type, self._frame())
         if geom.geom_type != "Polygon":
             from satdelta.plugins.napari._features import ExportError
