@@ -30,6 +30,8 @@ from satdelta.plugins.napari._detection import DetectionParams, Failed
 from satdelta.plugins.napari._evidence import NOT_STORED
 from satdelta.plugins.napari._forms import narrow_combo
 from satdelta.plugins.napari._layers import (
+    MASK,
+    SCORE,
     resolve_source,
     role_layer,
     show_change_maps,
@@ -98,6 +100,7 @@ class DetectPanel(QGroupBox):
         self.worker: Any = None
         self.result: DetectionResult | None = None
         self._maps_shown: ChangeMaps | None = None
+        self._score_shown: ChangeMaps | None = None
         self._cancelling = False
         self._status = ""  # the run's status line, shown again once candidates are drawn
         # started now: its imports take a second or two, and a Run pressed earlier waits
@@ -235,6 +238,8 @@ class DetectPanel(QGroupBox):
         after, a_layer = resolve_source(self.viewer, self.after_edit.currentText(), "after")
         tag_role(self.viewer, b_layer, "before")
         tag_role(self.viewer, a_layer, "after")
+        self.before_edit.setEditText(b_layer.name)  # tag_role may have named them by role
+        self.after_edit.setEditText(a_layer.name)
         params = self.detection_params()
         session = self._ensure_session()
         claim_id = session.ensure_claim()  # the child saves the candidates to it
@@ -283,16 +288,29 @@ class DetectPanel(QGroupBox):
         self.progress_label.setText(text)
 
     def show_loading(self, shown: int, total: int) -> None:
-        """Say how many candidates the evidence layer shows while it fills."""
+        """Say how many candidates the evidence layer holds while it fills."""
         if shown < total:
-            self.progress_label.setText(f"showing {shown}/{total} candidates")
+            self.progress_label.setText(f"drawing {shown}/{total} candidates")
         else:
             self.progress_label.setText(self._status)
 
     def show_maps(self, layers: ChangeLayers) -> None:
-        """Show (or update in place) the score and mask layers of a run."""
-        show_change_maps(self.viewer, layers)
+        """Show (or update in place) the mask of a run now, its score on the next turn.
+
+        One layer per event-loop turn: adding a layer costs napari a few tenths of a
+        second on the main thread.
+        """
+        from qtpy.QtCore import QTimer
+
+        show_change_maps(self.viewer, layers, only=(MASK,))
         self._maps_shown = layers.maps
+        QTimer.singleShot(0, functools.partial(self._show_score, layers))
+
+    def _show_score(self, layers: ChangeLayers) -> None:
+        # once per run, and not when a newer run's maps took over
+        if self._maps_shown is layers.maps and self._score_shown is not layers.maps:
+            show_change_maps(self.viewer, layers, only=(SCORE,))
+            self._score_shown = layers.maps
 
     def _on_step(self, step: tuple[Any, ...]) -> None:
         i, _total, message = step[:3]
@@ -323,6 +341,7 @@ class DetectPanel(QGroupBox):
         try:
             if self._maps_shown is not result.maps:
                 self.show_maps(result)
+            self._show_score(result)  # if its turn has not come yet
             self._show_saved(result)
         except SatdeltaError as exc:
             notify_error(exc)

@@ -53,10 +53,13 @@ class EvidenceLayer:
     """
 
     #: Shapes added at once when the layer is redrawn; more are added in later event-loop
-    #: turns, each sized to take about :attr:`slice_seconds`.
-    first_slice: int = 100
+    #: turns, each sized to take about :attr:`slice_seconds`, with the layer hidden
+    #: meanwhile (so the canvas is not repainted after every slice).
+    first_slice: int = 50
     #: Time one event-loop turn may spend adding shapes (the window stays responsive).
     slice_seconds: float = 0.08
+    #: Fewest shapes added per turn.
+    min_slice: int = 50
 
     def __init__(
         self,
@@ -209,6 +212,9 @@ class EvidenceLayer:
         self._loading = True
         layer.editable = False
         load = _Load(layer, rows, self._load_generation)
+        if len(rows.shapes) > self.first_slice:
+            # hidden while it fills: each slice would otherwise repaint the whole canvas
+            layer.visible = False
         self._add_slice(load, self.first_slice)
 
     def _raise(self, layer: Any) -> None:
@@ -241,12 +247,15 @@ class EvidenceLayer:
         self._on_progress(load.shown(), load.total)
         if hi < len(load.rows.shapes):
             elapsed = max(time.perf_counter() - started, 1e-3)
-            # size the next slice from this one's pace, growing at most fourfold
-            nxt = int(min(4 * (hi - lo), (hi - lo) * self.slice_seconds / elapsed))
+            # size the next slice from this one's pace: at most fourfold growth, and never
+            # below min_slice (each add has a fixed cost and each turn a repaint)
+            pace = (hi - lo) * self.slice_seconds / elapsed
+            nxt = int(max(self.min_slice, min(4 * (hi - lo), pace)))
             QTimer.singleShot(0, lambda: self._add_slice(load, nxt))
             return
         self._loading = False
         layer.editable = True
+        layer.visible = load.visible
         self._on_selection()
 
     def _recolour(self, layer: Any) -> None:
@@ -416,6 +425,7 @@ class _Load:
 
     def __init__(self, layer: Any, rows: LayerRows, generation: int) -> None:
         self.layer, self.rows, self.generation = layer, rows, generation
+        self.visible = layer.visible  # shown again once filled
         self.colours = status_colours(rows.properties["status"])  # given with the shapes
         ids = list(rows.properties["annotation_id"])
         # annotations shown after each row (a multi-part annotation's rows are consecutive)

@@ -65,6 +65,7 @@ def _run(widget, qtbot) -> None:
     worker = widget.run()
     assert worker is not None
     qtbot.waitUntil(lambda: widget.detect_panel.worker is None, timeout=120_000)
+    qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=60_000)  # drawn in slices
 
 
 def _world_to_screen(viewer, world: np.ndarray, shot: np.ndarray) -> tuple[int, int]:
