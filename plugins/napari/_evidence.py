@@ -185,6 +185,7 @@ class EvidenceLayer:
             and viewer_frame(self.viewer) is not None
             and evidence.mark == session.mark()
         ):
+            session.display_tolerance = viewer_tolerance(self.viewer)  # as the child drew
             self.show_rows(evidence.rows)
         else:
             self.reload()
@@ -343,6 +344,16 @@ class EvidenceLayer:
             return []
         ids = [layer.features["annotation_id"].iloc[i] for i in self._selected_rows()]
         return [a for a in dict.fromkeys(ids) if a]
+
+    def review_progress(self) -> tuple[int, int]:
+        """(reviewed, total) detected candidates in the layer (reviewed: accepted or rejected)."""
+        if EVIDENCE not in self.viewer.layers or self._loading:
+            return 0, 0
+        feats = self.viewer.layers[EVIDENCE].features
+        if not len(feats):
+            return 0, 0
+        detected = feats[feats["origin"] == "detected"].drop_duplicates("annotation_id")
+        return int(detected["status"].isin(("accepted", "rejected")).sum()), len(detected)
 
     def selected(self) -> tuple[dict[str, Any], int] | None:
         """The first selected row's fields and how many rows are selected (None: none)."""

@@ -209,6 +209,8 @@ class Session:
         self.frame = frame
         self.report_id: int | None = None
         self.claim_id: int | None = None
+        #: Simplification of the detected outlines the layer shows (see ``rows``).
+        self.display_tolerance = 0.0
         self._writes = 0  # store writes made through this session, see mark()
 
     @classmethod
@@ -300,6 +302,7 @@ class Session:
         lon/lat cannot be placed."""
         if not self._frame().georeferenced:
             return LayerRows([], {k: [] for k in ANNOTATION_COLUMNS})
+        self.display_tolerance = tolerance
         return annotations_to_rows(self.annotations(), self._frame(), tolerance=tolerance)
 
     def mark(self) -> tuple[Session, int, int | None, MapFrame | None]:
@@ -375,11 +378,22 @@ class Session:
         wgs84 = shapely.transform(geom, self._frame().map_to_lonlat)
         if shapely.equals_exact(
             shapely.normalize(wgs84), shapely.normalize(current.geometry), tolerance=1e-8
+        ) or shapely.equals_exact(
+            shapely.normalize(geom), shapely.normalize(self._as_shown(current)), tolerance=1e-3
         ):
             return current  # napari re-sent an unchanged shape: no new revision
         return self._wrote(
             self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
         )
+
+    def _as_shown(self, ann: Annotation) -> Any:
+        """``ann`` as the layer draws it (map frame): simplified if detected, no holes."""
+        geom = shapely.transform(ann.geometry, self._frame().lonlat_to_map)
+        if ann.origin == "detected" and self.display_tolerance > 0:
+            geom = shapely.simplify(geom, self.display_tolerance, preserve_topology=True)
+        parts = list(geom.geoms) if isinstance(geom, shapely.MultiPolygon) else [geom]
+        shells = [shapely.Polygon(p.exterior) for p in parts]
+        return shells[0] if len(shells) == 1 else shapely.MultiPolygon(shells)
 
     def update(self, annotation_id: str, **changes: Any) -> Annotation:
         """Save form fields (label, claim_id, verdict, confidence, status, notes)."""

@@ -218,6 +218,7 @@ class ChangeAnnotator(QWidget):
             self.evidence.apply({field: value})
 
     def _show_selection(self) -> None:
+        self.polygon_panel.show_review(*self.evidence.review_progress())
         selected = self.evidence.selected() if self.session is not None else None
         if selected is None:
             self.polygon_panel.show_selection(None)

@@ -23,7 +23,7 @@ import shapely
 from affine import Affine
 from satdelta.annotations import Store
 from satdelta.plugins.napari._frame import MapFrame
-from satdelta.plugins.napari._layers import tag_role
+from satdelta.plugins.napari._layers import MASK_OPACITY, tag_role
 from shapely.geometry import shape
 
 from tests.conftest import process_gone
@@ -138,7 +138,7 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     mask_layer = viewer.layers["change mask"]
     changed = np.argwhere(mask_layer.data > 0)
     unchanged = np.argwhere(mask_layer.data == 0)
-    for rows, expect_red in ((changed, True), (unchanged, False)):
+    for rows, expect_mask in ((changed, True), (unchanged, False)):
         pick = rows[np.linspace(0, len(rows) - 1, 40).astype(int)]
         hits = 0
         for r, c in pick:
@@ -147,9 +147,14 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
             if block.min() != block.max():
                 continue
             sr, sc = _world_to_screen(viewer, mask_layer.data_to_world((r, c)), shot)
-            red, green = int(shot[sr, sc, 0]), int(shot[sr, sc, 1])
+            red, green, blue = (int(v) for v in shot[sr, sc, :3])
             hits += 1
-            assert (red > 100 and green < 60) == expect_red, (r, c, shot[sr, sc])
+            # violet (MASK_COLOUR at half opacity), not the "rejected" red
+            assert (blue > 80 and blue > red > green and green < 60) == expect_mask, (
+                r,
+                c,
+                shot[sr, sc],
+            )
         assert hits >= 5
     for name in ("sunan-airport before", "sunan-airport after", "evidence"):
         viewer.layers[name].visible = True
@@ -242,7 +247,8 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     viewer2 = _viewer(make_napari_viewer)
     viewer2.open_sample("satdelta", "sunan-airport")
     widget2 = _dock(viewer2)
-    widget2.evidence.chunk_vertices = 40  # force the chunked redraw used for thousands of outlines
+    # force the sliced redraw used for thousands of outlines
+    widget2.evidence.first_slice = widget2.evidence.min_slice = 2
     assert widget2.open_store(store_path)
     ev2 = viewer2.layers["evidence"]
     assert widget2.evidence.loading and not ev2.editable  # filled over several event-loop turns
@@ -319,6 +325,20 @@ def test_swipe_shows_before_left_after_right(
     assert abs(widget.compare_panel.swipe.position - 700.0) < 30.0
     _press(viewer, qtbot, "w")
     assert not widget.compare_panel.swipe.enabled
+    # zoomed in on the left quarter: the divider starts mid-view and stays there on pan
+    camera = viewer.scene.camera
+    camera.zoom *= 4
+    camera.center = (600.0, 300.0)
+    _press(viewer, qtbot, "w")
+    swipe = widget.compare_panel.swipe
+    for centre in (300.0, 500.0):
+        camera.center = (600.0, centre)
+        assert swipe.position == pytest.approx(centre, abs=1.0)  # the middle of the view
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        h, w = shot.shape[:2]
+        left, right = shot[h // 2, w // 4, 0], shot[h // 2, 3 * w // 4, 0]
+        assert abs(int(left) - 30) <= 3 and abs(int(right) - 220) <= 3, (centre, left, right)
+    _press(viewer, qtbot, "w")
     # flicker (Q toggles after), hold-to-compare (H shows before while held)
     after_layer = viewer.layers[1]
     _press(viewer, qtbot, "q")
@@ -561,7 +581,7 @@ def test_rerun_updates_score_and_mask_layers_in_place(
         lo, hi = np.nanmin(res.maps.score), np.nanmax(res.maps.score)
         assert tuple(score.contrast_limits) == pytest.approx((lo, hi))
         assert tuple(score.contrast_limits_range) == pytest.approx((lo, hi))
-        assert not score.visible and mask.visible and mask.opacity == pytest.approx(0.6)
+        assert not score.visible and mask.visible and mask.opacity == pytest.approx(MASK_OPACITY)
         assert mask.metadata["satdelta"]["role"] == "mask"
         assert mask.data[res.maps.changed].min() == 1
         score.visible = True  # the analyst looked at the score; a re-run hides it again
