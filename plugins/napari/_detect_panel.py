@@ -181,6 +181,7 @@ class DetectPanel(QGroupBox):
 
     def refresh_sources(self) -> None:
         """Offer the viewer's file-backed image layers as before and after."""
+        self._name_pair()
         names = source_layer_names(self.viewer)
         for box, role in ((self.before_edit, "before"), (self.after_edit, "after")):
             current = box.currentText()
@@ -196,6 +197,24 @@ class DetectPanel(QGroupBox):
         if not self.before_edit.currentText() and len(names) >= 2:
             self.before_edit.setEditText(names[0])
             self.after_edit.setEditText(names[1])
+
+    def _name_pair(self) -> None:
+        """Tag the before/after layers (the first two opened, if none is tagged yet).
+
+        :func:`~._layers.tag_role` names a layer still named after its file by role and
+        date ("before 2009-08-18").
+        """
+        tagged = {role: role_layer(self.viewer, role) for role in ("before", "after")}
+        if not any(tagged.values()):
+            sources = source_layer_names(self.viewer)[:2]
+            if len(sources) < 2:
+                return
+            tagged = {
+                r: self.viewer.layers[n] for r, n in zip(("before", "after"), sources, strict=True)
+            }
+        for role, layer in tagged.items():
+            if layer is not None:
+                tag_role(self.viewer, layer, role)
 
     # ------------------------------------------------------------ the run
     def run(self) -> Any:
