@@ -57,9 +57,9 @@ class EvidenceLayer:
     #: meanwhile (so the canvas is not repainted after every slice).
     first_slice: int = 50
     #: Time one event-loop turn may spend adding shapes (the window stays responsive).
-    slice_seconds: float = 0.08
+    slice_seconds: float = 0.12
     #: Fewest shapes added per turn.
-    min_slice: int = 50
+    min_slice: int = 100
 
     def __init__(
         self,
