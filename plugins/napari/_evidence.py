@@ -247,11 +247,9 @@ class EvidenceLayer:
         load.done = hi
         self._on_progress(load.shown(), load.total)
         if hi < len(load.rows.shapes):
-            elapsed = max(time.perf_counter() - started, 1e-3)
-            # size the next slice from this one's pace: at most fourfold growth, and never
-            # below min_slice (each add has a fixed cost and each turn a repaint)
-            pace = (hi - lo) * self.slice_seconds / elapsed
-            nxt = int(max(self.min_slice, min(4 * (hi - lo), pace)))
+            nxt = _next_slice(
+                hi - lo, time.perf_counter() - started, self.slice_seconds, self.min_slice
+            )
             QTimer.singleShot(0, lambda: self._add_slice(load, nxt))
             return
         self._loading = False
@@ -429,6 +427,25 @@ class EvidenceLayer:
             return
         self.reload()
         _notify_info(text)
+
+
+def _next_slice(count: int, elapsed: float, budget: float, minimum: int) -> int:
+    """Shapes to add in the next turn, from this turn's pace (``count`` in ``elapsed`` s).
+
+    Sized to take ``budget`` seconds, growing at most fourfold and never below
+    ``minimum`` (each add has a fixed cost, and each turn its own events).
+
+    Examples
+    --------
+    >>> _next_slice(100, 0.05, 0.1, 50)  # fast: twice as many
+    200
+    >>> _next_slice(100, 1.0, 0.1, 50)  # slow: down to the minimum
+    50
+    >>> _next_slice(100, 0.0001, 0.1, 50)  # very fast: fourfold at most
+    400
+    """
+    pace = count * budget / max(elapsed, 1e-6)
+    return int(max(minimum, min(4 * count, pace)))
 
 
 class _Load:

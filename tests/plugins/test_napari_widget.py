@@ -604,9 +604,9 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
     reads: list[int] = []  # store reads of rows in this (the napari) process
     real_rows = Session.rows
 
-    def rows(self):  # noqa: ANN001, ANN202 - counts the calls, reads for real
+    def rows(self, **kwargs):  # noqa: ANN001, ANN202 - counts the calls, reads for real
         reads.append(1)
-        return real_rows(self)
+        return real_rows(self, **kwargs)
 
     monkeypatch.setattr(Session, "rows", rows)
 
