@@ -8,6 +8,7 @@ whole-loop figure depends on the machine's load and is reported, not asserted).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from satdelta.plugins.napari._session import LayerRows, review_order
 from tests.conftest import require_shared
 
 pytestmark = [pytest.mark.gui, pytest.mark.realdata, pytest.mark.slow]
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: With SATDELTA_UPDATE_DOCS=1 the NAIP test redraws docs/napari-detection.png and
+#: docs/napari-swipe.png (shown in docs/napari.md and the README).
+UPDATE_DOCS = os.environ.get("SATDELTA_UPDATE_DOCS") == "1"
 
 #: The longest a slice of outlines added by the desk may keep the event loop (s).
 SLICE_LIMIT = 0.25
@@ -121,6 +127,24 @@ def test_naip_run_from_the_run_button_shows_candidates_without_freezing(
     assert evidence.edge_width[row] > evidence.edge_width[(row + 1) % len(evidence.data)]
     widget.evidence.set_status("accepted")
     assert widget.polygon_panel.review_label.text() == f"reviewed 1/{n} candidates"
+    if UPDATE_DOCS:
+        _draw_docs(viewer, widget, evidence.data[row])
+
+
+def _draw_docs(viewer, widget, around: np.ndarray) -> None:
+    """The README's pictures: the desk after the NAIP run, and swipe while zoomed in."""
+    viewer.window._qt_window.resize(1500, 950)
+    camera = viewer.scene.camera
+    camera.center = tuple(np.asarray(around).mean(axis=0))
+    camera.zoom = 0.5
+    viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
+    for name in ("change mask", "evidence"):
+        viewer.layers[name].visible = False
+    widget.compare_panel.swipe_check.setChecked(True)  # the divider starts mid-view
+    viewer.screenshot(str(DOCS / "napari-swipe.png"), canvas_only=True, flash=False)
+    widget.compare_panel.swipe_check.setChecked(False)
+    for name in ("change mask", "evidence"):
+        viewer.layers[name].visible = True
 
 
 def test_levir_png_pair_runs_reviews_and_explains_what_is_not_stored(

@@ -1,8 +1,8 @@
 """The Change annotator driven end to end in a real napari window under Xvfb.
 
 Few tests, each doing a lot (a napari viewer costs seconds on two shared cores).
-Screenshots are checked by pixels.  With ``SATDELTA_UPDATE_DOCS=1`` the
-screenshots used in the README are written to ``docs/``.
+Screenshots are checked by pixels (the README's screenshots are drawn from the real
+NAIP pair in ``test_napari_desk.py``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ from tests.conftest import process_gone
 
 pytestmark = pytest.mark.gui
 
-REPO = Path(__file__).resolve().parents[2]
-DOCS = REPO / "docs"
-UPDATE_DOCS = os.environ.get("SATDELTA_UPDATE_DOCS") == "1"
 
 
 @pytest.fixture
@@ -189,19 +186,6 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
         for v in verts
     )
     assert green >= 0.5 * len(verts)  # the accepted outline is drawn green on its vertices
-    if UPDATE_DOCS:  # README pictures: the desk after a run, and swipe on the sample
-        viewer.layers["change mask"].visible = True
-        viewer.reset_view()
-        viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
-        for name in ("change mask", "evidence"):
-            viewer.layers[name].visible = False
-        widget.compare_panel.swipe_check.setChecked(True)
-        extent = np.asarray(viewer.layers["sunan-airport before"].extent.world)
-        widget.compare_panel.swipe.set_position(float(extent[:, -1].mean()))
-        viewer.screenshot(str(DOCS / "napari-swipe.png"), canvas_only=True, flash=False)
-        widget.compare_panel.swipe_check.setChecked(False)
-        for name in ("change mask", "evidence"):
-            viewer.layers[name].visible = True
 
     # -- draw a polygon, fill its form, undo the last edit
     frame = widget.frame()
@@ -636,7 +620,10 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
         assert locker.stdout.readline().strip() == "locked"
         # -- the maps are shown while the child saves; a cancel then keeps them, saves none
         assert widget.run() is not None
-        qtbot.waitUntil(lambda: _mask_shown(viewer), timeout=60_000)
+        # the mask first, the score on the next event-loop turn
+        qtbot.waitUntil(
+            lambda: _mask_shown(viewer) and "change score" in viewer.layers, timeout=60_000
+        )
         assert widget.detect_panel.worker is not None  # shown while the child still runs
         ref = run_detection_sync(before, after, DetectionParams(min_area_m2=4.0))
         np.testing.assert_array_equal(viewer.layers["change mask"].data, ref.maps.changed)
