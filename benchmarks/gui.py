@@ -302,7 +302,7 @@ class Heartbeat:
         return float(np.max(np.diff(self.ticks)))
 
 
-def _timed_slices(w) -> list[float]:  # noqa: ANN001
+def timed_slices(w) -> list[float]:  # noqa: ANN001
     """Durations of the evidence layer's redraw slices (the desk's own main-thread work)."""
     times: list[float] = []
     add = w.evidence._add_slice
@@ -332,7 +332,7 @@ def bench_naip(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
         app.processEvents()
     w.open_store(folder / "naip.gpkg")
     _settle(app, viewer)
-    slices = _timed_slices(w)
+    slices = timed_slices(w)
     beat = Heartbeat()
     t0 = time.perf_counter()
     w.detect_panel.run_button.click()
@@ -416,7 +416,7 @@ def bench_polygons(viewer, folder: Path, rows: list, n: int = 5000) -> None:  # 
     stored = time.perf_counter() - t0
     from qtpy.QtWidgets import QApplication
 
-    slices = _timed_slices(w)
+    slices = timed_slices(w)
     beat = Heartbeat()
     t0 = time.perf_counter()
     w.evidence.reload()

@@ -9,13 +9,13 @@ whole-loop figure depends on the machine's load and is reported, not asserted).
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from satdelta.plugins.napari._session import LayerRows, review_order
 
+from benchmarks.gui import Heartbeat, timed_slices
 from tests.conftest import require_shared
 
 pytestmark = [pytest.mark.gui, pytest.mark.realdata, pytest.mark.slow]
@@ -27,36 +27,6 @@ UPDATE_DOCS = os.environ.get("SATDELTA_UPDATE_DOCS") == "1"
 
 #: The longest a slice of outlines added by the desk may keep the event loop (s).
 SLICE_LIMIT = 0.25
-
-
-class _Heartbeat:
-    """A 10 ms QTimer; ``longest`` is the longest gap between its ticks."""
-
-    def __init__(self) -> None:
-        from qtpy.QtCore import QTimer
-
-        self.ticks = [time.perf_counter()]
-        self.timer = QTimer()
-        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
-        self.timer.start(10)
-
-    def stop(self) -> float:
-        self.timer.stop()
-        return float(np.max(np.diff(self.ticks))) if len(self.ticks) > 1 else 0.0
-
-
-def _timed_slices(widget) -> list[float]:
-    """Record how long each slice of the evidence layer's redraw takes."""
-    times: list[float] = []
-    add = widget.evidence._add_slice
-
-    def timed(load, count) -> None:  # noqa: ANN001
-        t0 = time.perf_counter()
-        add(load, count)
-        times.append(time.perf_counter() - t0)
-
-    widget.evidence._add_slice = timed
-    return times
 
 
 def _open_pair(make_napari_viewer, before: Path, after: Path, store: Path):
@@ -88,9 +58,9 @@ def test_naip_run_from_the_run_button_shows_candidates_without_freezing(
     viewer, widget = _open_pair(make_napari_viewer, before, after, tmp_path / "naip.gpkg")
     assert [ly.name for ly in viewer.layers][:2] == ["before 2009-08-18", "after 2020-08-31"]
     qtbot.waitUntil(lambda: widget.detect_panel.detector.wait_ready(0.05), timeout=120_000)
-    slices = _timed_slices(widget)
+    slices = timed_slices(widget)
     labels: list[str] = []
-    beat = _Heartbeat()
+    beat = Heartbeat()
     beat.timer.timeout.connect(lambda: labels.append(widget.detect_panel.progress_label.text()))
     status = _press_run(widget, qtbot)
     stall = beat.stop()
@@ -210,8 +180,8 @@ def test_five_thousand_candidates_are_drawn_in_short_slices(
         "area_m2": [100.0] * n,
         "score": [1.0] * n,
     }
-    slices = _timed_slices(widget)
-    beat = _Heartbeat()
+    slices = timed_slices(widget)
+    beat = Heartbeat()
     widget.evidence.show_rows(LayerRows(shapes, props))
     qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=120_000)
     stall = beat.stop()
