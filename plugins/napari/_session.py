@@ -378,9 +378,7 @@ class Session:
         wgs84 = shapely.transform(geom, self._frame().map_to_lonlat)
         if shapely.equals_exact(
             shapely.normalize(wgs84), shapely.normalize(current.geometry), tolerance=1e-8
-        ) or shapely.equals_exact(
-            shapely.normalize(geom), shapely.normalize(self._as_shown(current)), tolerance=1e-3
-        ):
+        ) or _same_outline(geom, self._as_shown(current)):
             return current  # napari re-sent an unchanged shape: no new revision
         return self._wrote(
             self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
@@ -506,6 +504,24 @@ class Session:
     def export(self, path: str | os.PathLike[str]) -> int:
         """Write the current report's annotations as RFC 7946 GeoJSON; returns the count."""
         return self.store.export(path, format="geojson", report_id=self.report_id)
+
+
+def _same_outline(a: Any, b: Any, grid: float = 1e-3) -> bool:
+    """True when two map-frame geometries match to ``grid`` (float32 round trips differ).
+
+    Snapped to the grid first, so near-equal vertices cannot make ``normalize`` start the
+    two rings at different vertices.
+
+    Examples
+    --------
+    >>> a = shapely.box(0, 0, 1, 1)
+    >>> _same_outline(a, shapely.box(1e-9, 0, 1 - 1e-9, 1))
+    True
+    >>> _same_outline(a, shapely.box(0, 0, 1, 2))
+    False
+    """
+    a, b = (shapely.normalize(shapely.set_precision(g, grid)) for g in (a, b))
+    return bool(shapely.equals_exact(a, b, tolerance=grid))
 
 
 def _finite(v: float) -> float | None:
