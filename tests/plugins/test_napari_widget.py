@@ -31,7 +31,6 @@ from tests.conftest import process_gone
 pytestmark = pytest.mark.gui
 
 
-
 @pytest.fixture
 def notes():
     """Every napari notification message shown during the test."""
