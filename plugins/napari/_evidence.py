@@ -57,7 +57,7 @@ class EvidenceLayer:
     #: meanwhile (so the canvas is not repainted after every slice).
     first_slice: int = 50
     #: Time one event-loop turn may spend adding shapes (the window stays responsive).
-    slice_seconds: float = 0.12
+    slice_seconds: float = 0.1
     #: Fewest shapes added per turn.
     min_slice: int = 100
 
@@ -432,20 +432,20 @@ class EvidenceLayer:
 def _next_slice(count: int, elapsed: float, budget: float, minimum: int) -> int:
     """Shapes to add in the next turn, from this turn's pace (``count`` in ``elapsed`` s).
 
-    Sized to take ``budget`` seconds, growing at most fourfold and never below
+    Sized to take ``budget`` seconds, growing at most twofold and never below
     ``minimum`` (each add has a fixed cost, and each turn its own events).
 
     Examples
     --------
-    >>> _next_slice(100, 0.05, 0.1, 50)  # fast: twice as many
-    200
-    >>> _next_slice(100, 1.0, 0.1, 50)  # slow: down to the minimum
+    >>> _next_slice(100, 0.2, 0.1, 50)  # slow: half as many
     50
-    >>> _next_slice(100, 0.0001, 0.1, 50)  # very fast: fourfold at most
-    400
+    >>> _next_slice(100, 1.0, 0.1, 50)  # very slow: down to the minimum
+    50
+    >>> _next_slice(100, 0.0001, 0.1, 50)  # fast: twice as many at most
+    200
     """
     pace = count * budget / max(elapsed, 1e-6)
-    return int(max(minimum, min(4 * count, pace)))
+    return int(max(minimum, min(2 * count, pace)))
 
 
 class _Load:
