@@ -145,12 +145,8 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
             sr, sc = _world_to_screen(viewer, mask_layer.data_to_world((r, c)), shot)
             red, green, blue = (int(v) for v in shot[sr, sc, :3])
             hits += 1
-            # violet (MASK_COLOUR at half opacity), not the "rejected" red
-            assert (blue > 80 and blue > red > green and green < 60) == expect_mask, (
-                r,
-                c,
-                shot[sr, sc],
-            )
+            violet = blue > 80 and blue > red > green and green < 60  # MASK_COLOUR, not red
+            assert violet == expect_mask, (r, c, shot[sr, sc])
         assert hits >= 5
     for name in ("sunan-airport before", "sunan-airport after", "evidence"):
         viewer.layers[name].visible = True
@@ -318,8 +314,7 @@ def test_swipe_shows_before_left_after_right(
         camera.center = (600.0, centre)
         assert swipe.position == pytest.approx(centre, abs=1.0)  # the middle of the view
         shot = viewer.screenshot(canvas_only=True, flash=False)
-        h, w = shot.shape[:2]
-        left, right = shot[h // 2, w // 4, 0], shot[h // 2, 3 * w // 4, 0]
+        left, right = shot[shot.shape[0] // 2, [shot.shape[1] // 4, 3 * shot.shape[1] // 4], 0]
         assert abs(int(left) - 30) <= 3 and abs(int(right) - 220) <= 3, (centre, left, right)
     _press(viewer, qtbot, "w")
     # flicker (Q toggles after), hold-to-compare (H shows before while held)
@@ -619,10 +614,8 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
         assert locker.stdout.readline().strip() == "locked"
         # -- the maps are shown while the child saves; a cancel then keeps them, saves none
         assert widget.run() is not None
-        # the mask first, the score on the next event-loop turn
-        qtbot.waitUntil(
-            lambda: _mask_shown(viewer) and "change score" in viewer.layers, timeout=60_000
-        )
+        score_too = lambda: _mask_shown(viewer) and "change score" in viewer.layers  # noqa: E731
+        qtbot.waitUntil(score_too, timeout=60_000)  # the score comes a turn after the mask
         assert widget.detect_panel.worker is not None  # shown while the child still runs
         ref = run_detection_sync(before, after, DetectionParams(min_area_m2=4.0))
         np.testing.assert_array_equal(viewer.layers["change mask"].data, ref.maps.changed)
