@@ -140,6 +140,8 @@ def view(
             loop = QEventLoop()
             worker.finished.connect(loop.quit)
             loop.exec()
+            while widget.evidence.loading:  # the outlines are drawn a slice per turn
+                loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
     if screenshot is not None:
         viewer.window._qt_window.resize(1400, 900)
         viewer.reset_view()

@@ -31,8 +31,11 @@ from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.imagery.options import DetectionOptions
 from satdelta.plugins.napari._detection import Failed
+from satdelta.plugins.napari._evidence import NOT_STORED
 from satdelta.plugins.napari._forms import narrow_combo
 from satdelta.plugins.napari._layers import (
+    MASK,
+    SCORE,
     resolve_source,
     role_layer,
     show_change_maps,
@@ -104,7 +107,9 @@ class DetectPanel(QGroupBox):
         self.worker: Any = None
         self.result: DetectionResult | None = None
         self._maps_shown: ChangeMaps | None = None
+        self._score_shown: ChangeMaps | None = None
         self._cancelling = False
+        self._status = ""  # the run's status line, shown again once candidates are drawn
         # started now: its imports take a second or two, and a Run pressed earlier waits
         self.detector = DetectionProcess()
         self.detector.start()
@@ -188,6 +193,7 @@ class DetectPanel(QGroupBox):
 
     def refresh_sources(self) -> None:
         """Offer the viewer's file-backed image layers as before and after."""
+        self._name_pair()
         names = source_layer_names(self.viewer)
         for box, role in ((self.before_edit, "before"), (self.after_edit, "after")):
             current = box.currentText()
@@ -203,6 +209,24 @@ class DetectPanel(QGroupBox):
         if not self.before_edit.currentText() and len(names) >= 2:
             self.before_edit.setEditText(names[0])
             self.after_edit.setEditText(names[1])
+
+    def _name_pair(self) -> None:
+        """Tag the before/after layers (the first two opened, if none is tagged yet).
+
+        :func:`~._layers.tag_role` names a layer still named after its file by role and
+        date ("before 2009-08-18").
+        """
+        tagged = {role: role_layer(self.viewer, role) for role in ("before", "after")}
+        if not any(tagged.values()):
+            sources = source_layer_names(self.viewer)[:2]
+            if len(sources) < 2:
+                return
+            tagged = {
+                r: self.viewer.layers[n] for r, n in zip(("before", "after"), sources, strict=True)
+            }
+        for role, layer in tagged.items():
+            if layer is not None:
+                tag_role(self.viewer, layer, role)
 
     # ------------------------------------------------------------ the run
     def run(self) -> Any:
@@ -245,6 +269,8 @@ class DetectPanel(QGroupBox):
         after, a_layer = resolve_source(self.viewer, self.after_edit.currentText(), "after")
         tag_role(self.viewer, b_layer, "before")
         tag_role(self.viewer, a_layer, "after")
+        self.before_edit.setEditText(b_layer.name)  # tag_role may have named them by role
+        self.after_edit.setEditText(a_layer.name)
         options = self.detection_options()
         session = self._ensure_session()
         claim_id = session.ensure_claim()  # the child saves the candidates to it
@@ -272,7 +298,7 @@ class DetectPanel(QGroupBox):
         if self.worker is not None:
             self._cancelling = True
             self.detector.cancel()
-            self.progress_label.setText("cancelling…")
+            self._say("cancelling…")
 
     def shutdown(self) -> None:
         """Stop the run and the child process (the dock is closing)."""
@@ -292,15 +318,39 @@ class DetectPanel(QGroupBox):
         finally:
             self.progress.setUpdatesEnabled(True)  # schedules the bar's paint
 
+    def _say(self, text: str) -> None:
+        self._status = text
+        self.progress_label.setText(text)
+
+    def show_loading(self, shown: int, total: int) -> None:
+        """Say how many candidates the evidence layer holds while it fills."""
+        if shown < total:
+            self.progress_label.setText(f"drawing {shown}/{total} candidates")
+        else:
+            self.progress_label.setText(self._status)
+
     def show_maps(self, layers: ChangeLayers) -> None:
-        """Show (or update in place) the score and mask layers of a run."""
-        show_change_maps(self.viewer, layers)
+        """Show (or update in place) the mask of a run now, its score on the next turn.
+
+        One layer per event-loop turn: adding a layer costs napari a few tenths of a
+        second on the main thread.
+        """
+        from qtpy.QtCore import QTimer
+
+        show_change_maps(self.viewer, layers, only=(MASK,))
         self._maps_shown = layers.maps
+        QTimer.singleShot(0, functools.partial(self._show_score, layers))
+
+    def _show_score(self, layers: ChangeLayers) -> None:
+        # once per run, and not when a newer run's maps took over
+        if self._maps_shown is layers.maps and self._score_shown is not layers.maps:
+            show_change_maps(self.viewer, layers, only=(SCORE,))
+            self._score_shown = layers.maps
 
     def _on_step(self, step: tuple[Any, ...]) -> None:
         i, _total, message = step[:3]
         self._set_progress(i)
-        self.progress_label.setText(message)
+        self._say(message)
         if len(step) > 3 and not self._cancelling:
             # the maps exist and the child now outlines and saves the candidates: show
             # the maps meanwhile (a cancel before the save keeps them and saves nothing)
@@ -317,34 +367,31 @@ class DetectPanel(QGroupBox):
             self._on_error(result.error)
             return
         self.result = result
+        self._set_progress(self.progress.maximum())
+        self._say(
+            f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
+            f"({result.maps.method}/{result.maps.threshold_method})"
+            + ("; not stored (no georeferencing)" if result.crs is None else "")
+        )  # shown again once the candidates are drawn (show_loading)
         try:
             if self._maps_shown is not result.maps:
                 self.show_maps(result)
+            self._show_score(result)  # if its turn has not come yet
             self._show_saved(result)
         except SatdeltaError as exc:
             notify_error(exc)
+            self._say("failed")
             return
-        self._set_progress(self.progress.maximum())
-        self.progress_label.setText(
-            f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
-            f"({result.maps.method}/{result.maps.threshold_method})"
-        )
-        if result.crs is None and result.polygons:
-            notify_info(
-                f"{len(result.polygons)} changed regions found, but the images are not "
-                "georeferenced, so they cannot be stored as evidence (the store keeps lon/lat); "
-                "the change mask shows them. Use georeferenced images to annotate."
-            )
+        if result.crs is None:
+            notify_info(f"{len(result.polygons)} changed regions found. {NOT_STORED}")
 
     def _on_cancelled(self, outcome: Cancelled | None = None) -> None:
-        self.progress_label.setText(
-            outcome.message if outcome is not None else "cancelled: nothing saved"
-        )
+        self._say(outcome.message if outcome is not None else "cancelled: nothing saved")
         self._reload()  # the store as it is (with all candidates or none)
 
     def _on_error(self, exc: SatdeltaError) -> None:
         notify_error(exc)
-        self.progress_label.setText("failed")
+        self._say("failed")
         if isinstance(exc, DetectionProcessDied):  # its save may have committed: all or none
             self._reload()
 

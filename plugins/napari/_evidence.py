@@ -8,23 +8,32 @@ MultiPolygon is one row per part with the same id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._features import ANNOTATION_COLUMNS, status_colours
-from satdelta.plugins.napari._layers import viewer_frame
+from satdelta.plugins.napari._layers import viewer_frame, viewer_tolerance
 from satdelta.plugins.napari._notify import notify_error as _notify_error
 from satdelta.plugins.napari._notify import notify_info as _notify_info
-from satdelta.plugins.napari._session import EvidenceRows, LayerRows, Session
+from satdelta.plugins.napari._session import EvidenceRows, LayerRows, Session, polygons_to_rows
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["EVIDENCE", "EvidenceLayer"]
+__all__ = ["EVIDENCE", "NOT_STORED", "EvidenceLayer"]
 
 EVIDENCE = "evidence"
+#: What the desk says when layers without georeferencing are reviewed.
+NOT_STORED = (
+    "these layers are not georeferenced: their candidates are shown and reviewed in the "
+    "evidence layer in pixel coordinates but not stored (the store keeps lon/lat), so "
+    "there is nothing to undo or export; use georeferenced rasters to keep evidence."
+)
+#: Outline width of the evidence polygons, and of the selected ones (highlighted).
+EDGE_WIDTH, SELECTED_EDGE_WIDTH = 2.0, 6.0
 
 
 class EvidenceLayer:
@@ -38,11 +47,19 @@ class EvidenceLayer:
         Returns the current :class:`~._session.Session`, or None when no store is open.
     on_selection : callable
         Called when the selection (or the selected rows' fields) may have changed.
+    on_progress : callable, optional
+        Called with ``(shown, total)`` annotations while a redraw fills the layer, and
+        once more when it is complete.
     """
 
-    #: Vertices triangulated per event-loop turn when redrawing many polygons; a
-    #: budget of 40,000 keeps each turn around a quarter of a second here.
-    chunk_vertices: int = 40_000
+    #: Shapes added at once when the layer is redrawn; more are added in later event-loop
+    #: turns, each sized to take about :attr:`slice_seconds`, with the layer hidden
+    #: meanwhile (so the canvas is not repainted after every slice).
+    first_slice: int = 50
+    #: Time one event-loop turn may spend adding shapes (the window stays responsive).
+    slice_seconds: float = 0.1
+    #: Fewest shapes added per turn.
+    min_slice: int = 100
 
     def __init__(
         self,
@@ -50,14 +67,17 @@ class EvidenceLayer:
         *,
         session: Callable[[], Session | None],
         on_selection: Callable[[], None],
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.viewer = viewer
         self._session = session
         self._on_selection = on_selection
+        self._on_progress = on_progress or (lambda _shown, _total: None)
         self._syncing = False
         self._loading = False
         self._load_generation = 0
         self._removing: list[str] = []
+        self._highlighted: set[int] = set()  # rows drawn with SELECTED_EDGE_WIDTH
         self._followed: Any = None  # the layer whose events are connected here
 
     @property
@@ -78,7 +98,7 @@ class EvidenceLayer:
                 name=EVIDENCE,
                 ndim=2,
                 face_color=[0, 0, 0, 0],
-                edge_width=2,
+                edge_width=EDGE_WIDTH,
                 features={
                     k: np.array([], dtype=object if isinstance(v, str) else float)
                     for k, v in ANNOTATION_COLUMNS.items()
@@ -108,7 +128,32 @@ class EvidenceLayer:
             self._followed = None
 
     def _selection_changed(self, _event: Any = None) -> None:
+        if self._followed is not None and not self._loading:
+            self._highlight(self._followed)
         self._on_selection()
+
+    def _highlight(self, layer: Any) -> None:
+        """Draw the selected polygons with a wider outline."""
+        selected = {i for i in layer.selected_data if i < len(layer.data)}
+        if selected == self._highlighted or not len(layer.data):
+            self._highlighted = selected
+            return
+        widths = np.full(len(layer.data), EDGE_WIDTH)
+        widths[sorted(selected)] = SELECTED_EDGE_WIDTH
+        layer.edge_width = widths.tolist()
+        self._highlighted = selected
+
+    @property
+    def stores(self) -> bool:
+        """False when the layers have no georeferencing: candidates are shown, not stored."""
+        frame = self.session.frame if self.session is not None else None
+        return frame is None or frame.georeferenced
+
+    def show_unstored(self, polygons: Sequence[Any]) -> None:
+        """Show a run's polygons in a pixel frame: reviewed in the layer, never stored."""
+        frame = viewer_frame(self.viewer)
+        if frame is not None:
+            self.show_rows(polygons_to_rows(polygons, frame))
 
     @property
     def loading(self) -> bool:
@@ -118,16 +163,14 @@ class EvidenceLayer:
     def reload(self) -> None:
         """Redraw the evidence layer from the store.
 
-        Up to :attr:`chunk_vertices` vertices are drawn at once; more are added a
-        chunk per event-loop turn, so the window keeps responding while thousands
-        of detected outlines are triangulated.  Meanwhile the layer is not editable
-        (nothing drawn could be lost) and :attr:`loading` is True.
+        Detected outlines are simplified by half a pixel for display; the rows are drawn
+        by :meth:`show_rows`.
         """
         session, frame = self.session, viewer_frame(self.viewer)
-        if session is None or frame is None:
-            return
+        if session is None or frame is None or not frame.georeferenced:
+            return  # nothing stored can be placed on layers without georeferencing
         session.frame = session.frame or frame
-        self.show_rows(session.rows())
+        self.show_rows(session.rows(tolerance=viewer_tolerance(self.viewer)))
 
     def show(self, evidence: EvidenceRows | None) -> None:
         """Draw rows read elsewhere (a worker thread) if they are still current, else reload.
@@ -142,68 +185,76 @@ class EvidenceLayer:
             and viewer_frame(self.viewer) is not None
             and evidence.mark == session.mark()
         ):
+            session.display_tolerance = viewer_tolerance(self.viewer)  # as the child drew
             self.show_rows(evidence.rows)
         else:
             self.reload()
 
     def show_rows(self, rows: LayerRows) -> None:
-        """Replace the evidence layer's content with ``rows`` (chunked when there are many).
+        """Replace the evidence layer's content with ``rows``, in slices when there are many.
 
-        Only napari work happens here; the rows come from :meth:`reload` or, after a
-        run, from the detection child.
+        :attr:`first_slice` shapes are added now; the rest in later event-loop turns of
+        about :attr:`slice_seconds` each, so the window keeps responding while thousands
+        of outlines are triangulated.  Meanwhile the layer is not editable (nothing drawn
+        could be lost) and :attr:`loading` is True.  Only napari work happens here; the
+        rows come from :meth:`reload` or, after a run, from the detection child.
         """
         layer = self.layer()
+        self._raise(layer)
         self._load_generation += 1
-        chunks = _chunks(rows.shapes, self.chunk_vertices)
-        # status colours given with the shapes: one colour update instead of two
-        colours = status_colours(rows.properties["status"])
+        self._highlighted = set()
         self._syncing = True
         try:
             if len(layer.data):  # clearing an empty layer (a first run) still costs a refresh
                 layer.selected_data = set()
                 layer.data = []
-            if len(chunks) <= 1:
-                if rows.shapes:
-                    layer.add(rows.shapes, shape_type="polygon", edge_color=colours)
-                    layer.features = rows.properties
-                self._loading = False
         finally:
             self._syncing = False
-        if len(chunks) <= 1:
-            self._on_selection()
-            return
         self._loading = True
         layer.editable = False
-        self._add_chunks(layer, rows, colours, chunks, 0, self._load_generation)
+        load = _Load(layer, rows, self._load_generation)
+        if len(rows.shapes) > self.first_slice:
+            # hidden while it fills: each slice would otherwise repaint the whole canvas
+            layer.visible = False
+        self._add_slice(load, self.first_slice)
 
-    def _add_chunks(
-        self,
-        layer: Any,
-        rows: LayerRows,
-        colours: np.ndarray,
-        chunks: list[tuple[int, int]],
-        k: int,
-        generation: int,
-    ) -> None:
+    def _raise(self, layer: Any) -> None:
+        """Put the evidence layer on top (above a change mask added after it)."""
+        index = self.viewer.layers.index(layer)
+        if index != len(self.viewer.layers) - 1:
+            self.viewer.layers.move(index, len(self.viewer.layers))
+
+    def _add_slice(self, load: _Load, count: int) -> None:
+        """Add the next ``count`` shapes of ``load``; schedule the rest for the next turn."""
         from qtpy.QtCore import QTimer
 
-        if generation != self._load_generation or layer not in self.viewer.layers:
+        layer = load.layer
+        if load.generation != self._load_generation or layer not in self.viewer.layers:
             return  # a newer reload (or the layer's removal) took over
+        lo = load.done
+        hi = min(len(load.rows.shapes), lo + max(count, 1))
+        started = time.perf_counter()
         self._syncing = True
         try:
-            lo, hi = chunks[k]
-            layer.add(rows.shapes[lo:hi], shape_type="polygon", edge_color=colours[lo:hi])
-            if k + 1 == len(chunks):
-                layer.features = rows.properties
+            if hi > lo:
+                layer.add(
+                    load.rows.shapes[lo:hi], shape_type="polygon", edge_color=load.colours[lo:hi]
+                )
+            if hi == len(load.rows.shapes) and hi:
+                layer.features = load.rows.properties
         finally:
             self._syncing = False
-        if k + 1 < len(chunks):
-            QTimer.singleShot(
-                0, lambda: self._add_chunks(layer, rows, colours, chunks, k + 1, generation)
+        load.done = hi
+        self._on_progress(load.shown(), load.total)
+        if hi < len(load.rows.shapes):
+            nxt = _next_slice(
+                hi - lo, time.perf_counter() - started, self.slice_seconds, self.min_slice
             )
+            QTimer.singleShot(0, lambda: self._add_slice(load, nxt))
             return
         self._loading = False
         layer.editable = True
+        layer.visible = load.visible
         self._on_selection()
 
     def _recolour(self, layer: Any) -> None:
@@ -211,7 +262,7 @@ class EvidenceLayer:
             layer.edge_color = status_colours(list(layer.features["status"]))
 
     def _on_shapes_data(self, event: Any) -> None:
-        if self._syncing or self.loading or self.session is None:
+        if self._syncing or self.loading or self.session is None or not self.stores:
             return
         action = str(getattr(event, "action", ""))
         layer = event.source
@@ -292,6 +343,16 @@ class EvidenceLayer:
         ids = [layer.features["annotation_id"].iloc[i] for i in self._selected_rows()]
         return [a for a in dict.fromkeys(ids) if a]
 
+    def review_progress(self) -> tuple[int, int]:
+        """(reviewed, total) detected candidates in the layer (reviewed: accepted or rejected)."""
+        if EVIDENCE not in self.viewer.layers or self._loading:
+            return 0, 0
+        feats = self.viewer.layers[EVIDENCE].features
+        if not len(feats):
+            return 0, 0
+        detected = feats[feats["origin"] == "detected"].drop_duplicates("annotation_id")
+        return int(detected["status"].isin(("accepted", "rejected")).sum()), len(detected)
+
     def selected(self) -> tuple[dict[str, Any], int] | None:
         """The first selected row's fields and how many rows are selected (None: none)."""
         rows = self._selected_rows()
@@ -312,6 +373,13 @@ class EvidenceLayer:
             _notify_info("select a polygon in the evidence layer first")
             return
         layer = self.viewer.layers[EVIDENCE]
+        if not self.stores:  # reviewed in the layer only
+            for i in self._selected_rows():
+                for key, value in changes.items():
+                    layer.features.loc[i, key] = value
+            self._recolour(layer)
+            self._on_selection()
+            return
         try:
             for aid in ids:
                 ann = session.update(aid, **changes)
@@ -349,6 +417,9 @@ class EvidenceLayer:
         session = self.session
         if session is None:
             return
+        if not self.stores:
+            _notify_info(NOT_STORED)
+            return
         try:
             text = session.undo()
         except SatdeltaError as exc:
@@ -358,22 +429,39 @@ class EvidenceLayer:
         _notify_info(text)
 
 
-def _chunks(shapes: list[np.ndarray], max_vertices: int) -> list[tuple[int, int]]:
-    """Split shapes into consecutive ``(start, stop)`` runs of at most ``max_vertices``.
+def _next_slice(count: int, elapsed: float, budget: float, minimum: int) -> int:
+    """Shapes to add in the next turn, from this turn's pace (``count`` in ``elapsed`` s).
+
+    Sized to take ``budget`` seconds, growing at most twofold and never below
+    ``minimum`` (each add has a fixed cost, and each turn its own events).
 
     Examples
     --------
-    >>> _chunks([np.zeros((4, 2))] * 5, 8)
-    [(0, 2), (2, 4), (4, 5)]
+    >>> _next_slice(100, 0.2, 0.1, 50)  # slow: half as many
+    50
+    >>> _next_slice(100, 1.0, 0.1, 50)  # very slow: down to the minimum
+    50
+    >>> _next_slice(100, 0.0001, 0.1, 50)  # fast: twice as many at most
+    200
     """
-    out: list[tuple[int, int]] = []
-    start, count = 0, 0
-    for i, s in enumerate(shapes):
-        n = len(s)
-        if count and count + n > max_vertices:
-            out.append((start, i))
-            start, count = i, 0
-        count += n
-    if start < len(shapes):
-        out.append((start, len(shapes)))
-    return out
+    pace = count * budget / max(elapsed, 1e-6)
+    return int(max(minimum, min(2 * count, pace)))
+
+
+class _Load:
+    """One redraw of the evidence layer in progress: the rows and how many are added."""
+
+    def __init__(self, layer: Any, rows: LayerRows, generation: int) -> None:
+        self.layer, self.rows, self.generation = layer, rows, generation
+        self.visible = layer.visible  # shown again once filled
+        self.colours = status_colours(rows.properties["status"])  # given with the shapes
+        ids = list(rows.properties["annotation_id"])
+        # annotations shown after each row (a multi-part annotation's rows are consecutive)
+        starts = [i == 0 or ids[i] != ids[i - 1] for i in range(len(ids))]
+        self._shown = np.cumsum(starts) if ids else np.zeros(0, dtype=int)
+        self.total = int(self._shown[-1]) if ids else 0
+        self.done = 0
+
+    def shown(self) -> int:
+        """Annotations whose rows were added so far."""
+        return int(self._shown[self.done - 1]) if self.done else 0

@@ -22,6 +22,7 @@ from shapely.geometry import LineString, MultiPolygon, Polygon, mapping
 
 __all__ = [
     "ANNOTATION_COLUMNS",
+    "MASK_COLOUR",
     "STATUS_COLOURS",
     "ShapeType",
     "empty_properties",
@@ -41,6 +42,9 @@ STATUS_COLOURS: dict[str, tuple[float, float, float, float]] = {
     "rejected": (0.95, 0.15, 0.15, 1.0),  # red: analyst rejected
     "drawn": (0.0, 0.8, 1.0, 1.0),  # cyan: drawn, no status yet
 }
+
+#: Colour (RGB 0-1) of the change mask: violet, unlike every status colour above.
+MASK_COLOUR: tuple[float, float, float] = (0.7, 0.25, 1.0)
 
 #: Per-shape properties every satdelta Shapes layer carries (name -> default).
 ANNOTATION_COLUMNS: dict[str, Any] = {

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.errors import SatdeltaError
+from satdelta.plugins.napari._features import MASK_COLOUR
 from satdelta.plugins.napari._frame import MapFrame, layer_affine
-from satdelta.plugins.napari._reader import frame_of_layers, raster_layer_data
+from satdelta.plugins.napari._reader import frame_of_layers, raster_layer_data, role_name
+from satdelta.plugins.napari._session import display_tolerance
 
 if TYPE_CHECKING:
     import napari
@@ -31,10 +33,13 @@ __all__ = [
     "source_layer_names",
     "tag_role",
     "viewer_frame",
+    "viewer_tolerance",
 ]
 
 SCORE = "change score"
 MASK = "change mask"
+#: Opacity of the change mask: light enough to see the image and the outlines through.
+MASK_OPACITY = 0.5
 
 
 class InputError(SatdeltaError, ValueError):
@@ -48,6 +53,17 @@ def _satdelta(layer: Any) -> dict[str, Any]:
 def viewer_frame(viewer: napari.Viewer) -> MapFrame | None:
     """The viewer's map frame (from the first satdelta layer)."""
     return frame_of_layers(list(viewer.layers))
+
+
+def viewer_tolerance(viewer: napari.Viewer) -> float:
+    """How much detected outlines may be simplified for display: half a pixel of the
+    before raster (or of the first raster with a transform), in map units; 0 if none."""
+    layers = [role_layer(viewer, "before"), *image_layers(viewer)]
+    for layer in layers:
+        transform = _satdelta(layer).get("transform") if layer is not None else None
+        if transform:
+            return display_tolerance(transform[0])
+    return 0.0
 
 
 def image_layers(viewer: napari.Viewer) -> list[Any]:
@@ -66,13 +82,20 @@ def role_layer(viewer: napari.Viewer, role: str) -> Any | None:
 
 
 def tag_role(viewer: napari.Viewer, layer: Any, role: str) -> None:
-    """Tag ``layer`` with ``role``, taking the role from any other layer that had it."""
+    """Tag ``layer`` with ``role``, taking the role from any other layer that had it.
+
+    A layer still named after its file (``m_..._20090818``, ``name [1]``) is renamed by
+    role and date (``before 2009-08-18``); a name the analyst gave is kept.
+    """
     sd = layer.metadata.setdefault("satdelta", {})
     for other in image_layers(viewer):
         osd = other.metadata.get("satdelta") or {}
         if other is not layer and osd.get("role") == role:
             osd["role"] = None
     sd["role"] = role
+    stem = sd.get("stem")
+    if stem and (layer.name == stem or layer.name.startswith(f"{stem} [")):
+        layer.name = role_name(role, sd.get("acquired"))
 
 
 def source_layer_names(viewer: napari.Viewer) -> list[str]:
@@ -111,14 +134,19 @@ def resolve_source(viewer: napari.Viewer, text: str, role: str) -> tuple[str, An
         if _satdelta(ly).get("source") == text:
             return text, ly
     data = raster_layer_data(text, frame=viewer_frame(viewer), role=role)
-    data[1]["name"] = f"{role}: {data[1]['name']}"
     from napari.layers import Layer
 
     return text, viewer.add_layer(Layer.create(*data))
 
 
-def show_change_maps(viewer: napari.Viewer, result: ChangeLayers) -> None:
-    """Show (or update in place) the score and mask layers of ``result``."""
+def show_change_maps(
+    viewer: napari.Viewer, result: ChangeLayers, *, only: tuple[str, ...] = (MASK, SCORE)
+) -> None:
+    """Show (or update in place) the score and mask layers of ``result``.
+
+    ``only`` names the layers to show now: adding a layer to napari costs a few tenths
+    of a second on the main thread, so the dock adds one per event-loop turn.
+    """
     frame = viewer_frame(viewer) or MapFrame.from_transform(result.transform, result.crs)
     affine = layer_affine(frame, result.transform, result.crs, shape=result.maps.score.shape)
     meta = {
@@ -126,7 +154,25 @@ def show_change_maps(viewer: napari.Viewer, result: ChangeLayers) -> None:
         "crs": result.crs.to_wkt() if result.crs is not None else None,
         "transform": list(tuple(result.transform)[:6]),
     }
-    score = result.maps.score
+    if SCORE in only:
+        _show_score(viewer, result.maps.score, affine, meta)
+    if MASK in only:
+        _replace_image(
+            viewer,
+            MASK,
+            _as_uint8(result.maps.changed),
+            affine=affine,
+            colormap=_mask_colormap(),
+            contrast_limits=[0, 1],
+            blending="translucent",  # additive blending turned candidate outlines yellow-green
+            opacity=MASK_OPACITY,
+            metadata={"satdelta": {**meta, "role": "mask"}},
+        )
+
+
+def _show_score(
+    viewer: napari.Viewer, score: np.ndarray, affine: Any, meta: dict[str, Any]
+) -> None:
     # explicit contrast limits, so napari does not estimate them; nanmin/nanmax scan the
     # score without copying its finite part
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -144,17 +190,13 @@ def show_change_maps(viewer: napari.Viewer, result: ChangeLayers) -> None:
         visible=False,
         metadata={"satdelta": {**meta, "role": "score"}},
     )
-    _replace_image(
-        viewer,
-        MASK,
-        _as_uint8(result.maps.changed),
-        affine=affine,
-        colormap="red",
-        contrast_limits=[0, 1],
-        blending="additive",
-        opacity=0.6,
-        metadata={"satdelta": {**meta, "role": "mask"}},
-    )
+
+
+def _mask_colormap() -> Any:
+    """Unchanged pixels transparent, changed ones in :data:`MASK_COLOUR`."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap([[0.0, 0.0, 0.0, 0.0], [*MASK_COLOUR, 1.0]], name="satdelta mask")
 
 
 def _replace_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs: Any) -> Any:

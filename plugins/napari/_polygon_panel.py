@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
 )
-from satdelta.plugins.napari._features import STATUS_COLOURS
+from satdelta.plugins.napari._features import MASK_COLOUR, STATUS_COLOURS
 from satdelta.plugins.napari._forms import narrow_combo
 
 __all__ = ["PolygonPanel"]
@@ -53,6 +53,7 @@ class PolygonPanel(QGroupBox):
         self._syncing = False
         form = QFormLayout(self)
         self.status_label = QLabel("—")
+        self.review_label = QLabel("")  # "reviewed 12/2383 candidates"
         self.label_box = QComboBox()
         self.label_box.addItems(DEFAULT_LABELS)
         self.form_claim = narrow_combo()
@@ -64,6 +65,7 @@ class PolygonPanel(QGroupBox):
         self.confidence.setValue(0.5)
         self.notes = QLineEdit()
         for text, widget in (
+            ("Review", self.review_label),
             ("Status", self.status_label),
             ("Label", self.label_box),
             ("Claim", self.form_claim),
@@ -98,6 +100,10 @@ class PolygonPanel(QGroupBox):
             self.form_claim.addItem(text, claim_id)
         self.label_box.clear()
         self.label_box.addItems(list(labels))
+
+    def show_review(self, reviewed: int, total: int) -> None:
+        """Say how many detected candidates were accepted or rejected so far."""
+        self.review_label.setText(f"reviewed {reviewed}/{total} candidates" if total else "")
 
     def show_selection(self, row: Mapping[str, Any] | None, count: int = 0) -> None:
         """Show the first selected polygon's fields (``row``), or nothing when None."""
@@ -143,8 +149,10 @@ class PolygonPanel(QGroupBox):
 
 
 def _legend() -> str:
-    """The status colours of the evidence outlines, as rich text."""
+    """The status colours of the evidence outlines and the mask's colour, as rich text."""
+    items = [(f"□ {k}", rgba[:3]) for k, rgba in STATUS_COLOURS.items()]
+    items.append(("■ change mask", MASK_COLOUR))
     return " ".join(
-        f"<span style='color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})'>■ {k}</span>"
-        for k, (r, g, b, _a) in STATUS_COLOURS.items()
+        f"<span style='color: rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})'>{text}</span>"
+        for text, (r, g, b) in items
     )

@@ -549,17 +549,21 @@ def _save_and_read(conn: Any, job: DetectionJob, result: Any) -> Any:
     """Save the candidates (replacing the earlier run's undecided ones) and read the rows."""
     from satdelta.annotations import Store
     from satdelta.plugins.napari._frame import MapFrame
-    from satdelta.plugins.napari._session import Session
+    from satdelta.plugins.napari._session import Session, display_tolerance
 
+    frame = MapFrame.from_dict(job.frame) if job.frame is not None else None
+    if frame is not None and not frame.georeferenced:
+        return None  # no lon/lat: nothing is stored, the dock shows the polygons unstored
     store = Store.open(job.store, timeout=CHILD_LOCK_TIMEOUT)
     try:
         changes = store.changes()
         conn.send(("saving", changes[-1].id if changes else 0))
         conn.send(("step", (5, 6, f"saving {len(result.polygons)} candidates")))
-        frame = MapFrame.from_dict(job.frame) if job.frame is not None else None
         session = Session(store, frame)
         session.report_id, session.claim_id = job.report_id, job.claim_id
         session.add_candidates(result.polygons, result.provenance, replace_earlier=True)
-        return session.rows() if frame is not None else None
+        if frame is None:
+            return None
+        return session.rows(tolerance=display_tolerance(result.transform.a))
     finally:
         store.close()

@@ -21,7 +21,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
 from satdelta.imagery.errors import SceneReadError
 from satdelta.imagery.pyramid import open_pyramid
-from satdelta.imagery.scene import gdal_env
+from satdelta.imagery.scene import gdal_env, parse_date
 from satdelta.plugins.napari._frame import MapFrame, affine_to_list, layer_affine
 
 __all__ = ["get_reader", "raster_layer_data", "display_bands", "frame_of_layers"]
@@ -170,8 +170,9 @@ def raster_layer_data(
         data = np.asarray(pyramid.levels[0][...])
         sample = data
     stem = Path(str(source).split("?")[0]).stem or "raster"
+    acquired = _acquired(tags, stem)
     kwargs: dict[str, Any] = {
-        "name": name or stem,
+        "name": name or (role_name(role, acquired) if role else stem),
         "affine": layer_affine(frame, transform, crs, shape=(height, width)),
         "rgb": layout == "last",
         "multiscale": lazy,
@@ -186,11 +187,34 @@ def raster_layer_data(
                 "bands": list(chosen),
                 "source": os.fspath(source),
                 "role": role,
-                "acquired": tags.get("ACQUISITION_DATE") or tags.get("acquired"),
+                "acquired": acquired,
+                "stem": stem,
             }
         },
     }
     return (data, kwargs, "image")
+
+
+def role_name(role: str, acquired: str | None) -> str:
+    """A layer's name from its role and acquisition date.
+
+    Examples
+    --------
+    >>> role_name("before", "2009-08-18")
+    'before 2009-08-18'
+    >>> role_name("after", None)
+    'after'
+    """
+    return f"{role} {acquired}" if acquired else role
+
+
+def _acquired(tags: dict[str, str], stem: str) -> str | None:
+    """Acquisition date (ISO text) from the raster's tags, else from its file name."""
+    text = tags.get("ACQUISITION_DATE") or tags.get("acquired")
+    if text:
+        return text
+    found = parse_date(stem)
+    return found.isoformat() if found is not None else None
 
 
 def frame_of_layers(layers: Sequence[Any]) -> MapFrame | None:
@@ -225,9 +249,11 @@ def read_rasters(path: str | list[str]) -> list[LayerData]:
     """Reader function: one image layer per path, all in one map frame."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     frame = _current_frame()
+    # two rasters opened together are a before/after pair, in the order given
+    roles: list[str | None] = ["before", "after"] if len(paths) == 2 else [None] * len(paths)
     out: list[LayerData] = []
-    for p in paths:
-        layer = raster_layer_data(p, frame=frame)
+    for p, role in zip(paths, roles, strict=True):
+        layer = raster_layer_data(p, frame=frame, role=role)
         if frame is None:
             frame = MapFrame.from_dict(layer[1]["metadata"]["satdelta"]["frame"])
         out.append(layer)

@@ -10,6 +10,7 @@ between Shapes-layer rows and these calls.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,17 @@ from satdelta.plugins.napari._features import (
 )
 from satdelta.plugins.napari._frame import MapFrame
 
-__all__ = ["EvidenceRows", "LayerRows", "Session", "annotations_to_rows", "WORKING_REPORT"]
+__all__ = [
+    "EvidenceRows",
+    "LayerRows",
+    "Session",
+    "annotations_to_rows",
+    "display_tolerance",
+    "polygons_to_rows",
+    "UNSTORED",
+    "review_order",
+    "WORKING_REPORT",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +46,9 @@ WORKING_REPORT = {
     "report": {"title": "Working notes", "notes": "Created by the napari Change annotator."},
     "claims": [{"text": "Unassigned evidence"}],
 }
+
+#: Id prefix of candidates shown but not stored (a pair without georeferencing).
+UNSTORED = "unstored-"
 
 #: Seconds the GUI waits for another program's write lock before telling the analyst.
 GUI_LOCK_TIMEOUT = 2.0
@@ -79,17 +93,84 @@ class EvidenceRows:
     mark: tuple[Session, int, int | None, MapFrame | None]
 
 
-def annotations_to_rows(annotations: Sequence[Annotation], frame: MapFrame) -> LayerRows:
-    """Store annotations (WGS84) as Shapes rows in the viewer's frame.
+def display_tolerance(pixel_size: float) -> float:
+    """How far a drawn outline may stray from the stored one: half a pixel (map units).
+
+    Examples
+    --------
+    >>> display_tolerance(5.0)
+    2.5
+    """
+    return abs(float(pixel_size)) / 2.0
+
+
+def review_order(items: Sequence[Any]) -> list[Any]:
+    """Annotations or change polygons in the order an analyst reviews them.
+
+    By ``rank`` first (an attribute, or ``provenance["rank"]``; 1 is the most likely
+    change), then the rest largest first (``area_m2``, or ``pixel_count`` when the area
+    is unknown).  The evidence layer's rows, and so key N, follow this order.
+    """
+
+    def key(item: Any) -> tuple[float, float]:
+        rank = getattr(item, "rank", None)
+        provenance = getattr(item, "provenance", None)
+        if rank is None and isinstance(provenance, Mapping):
+            rank = provenance.get("rank")
+        area = getattr(item, "area_m2", None)
+        if area is None or not math.isfinite(area):
+            area = getattr(item, "pixel_count", 0)
+        return (float(rank) if rank is not None else math.inf, -float(area))
+
+    return sorted(items, key=key)
+
+
+def polygons_to_rows(polygons: Sequence[Any], frame: MapFrame) -> LayerRows:
+    """A run's change polygons as Shapes rows that are not stored (pixel frames).
+
+    For a pair without georeferencing: the store keeps lon/lat, so these candidates
+    live only in the layer; their ids are ``"unstored-<k>"``.
+    """
+    shapes: list[np.ndarray] = []
+    cols: dict[str, list[Any]] = {k: [] for k in ANNOTATION_COLUMNS}
+    for k, p in enumerate(review_order(polygons), start=1):
+        row = {
+            **ANNOTATION_COLUMNS,
+            "annotation_id": f"{UNSTORED}{k}",
+            "status": "candidate",
+            "origin": "detected",
+            "area_m2": float(p.area_m2),
+            "score": float(p.score),
+        }
+        for part in geometry_to_shapes(p.geometry, frame):
+            shapes.append(part)
+            for c in cols:
+                cols[c].append(row[c])
+    return LayerRows(shapes, cols)
+
+
+def annotations_to_rows(
+    annotations: Sequence[Annotation], frame: MapFrame, *, tolerance: float = 0.0
+) -> LayerRows:
+    """Store annotations (WGS84) as Shapes rows in the viewer's frame, in review order.
 
     A MultiPolygon becomes one row per part, all with the same ``annotation_id``.
+    With ``tolerance`` (map units, see :func:`display_tolerance`) detected outlines are
+    simplified for display (topology kept); the store keeps the full geometry, and an
+    outline is saved back only when the analyst edits it.
     """
+    annotations = review_order(annotations)
     shapes: list[np.ndarray] = []
     cols: dict[str, list[Any]] = {k: [] for k in ANNOTATION_COLUMNS}
     # one pyproj call for every vertex of every annotation (5,000 calls would take seconds)
     geoms_map = shapely.transform(
         np.array([a.geometry for a in annotations], dtype=object), frame.lonlat_to_map
     )
+    detected = np.array([a.origin == "detected" for a in annotations], dtype=bool)
+    if tolerance > 0 and detected.any():  # drawn outlines are shown as drawn
+        geoms_map[detected] = shapely.simplify(
+            geoms_map[detected], tolerance, preserve_topology=True
+        )
     for ann, geom_map in zip(annotations, geoms_map, strict=True):
         parts = geometry_to_shapes(geom_map, frame)
         score = ann.provenance.get("score") if isinstance(ann.provenance, Mapping) else None
@@ -128,6 +209,8 @@ class Session:
         self.frame = frame
         self.report_id: int | None = None
         self.claim_id: int | None = None
+        #: Simplification of the detected outlines the layer shows (see ``rows``).
+        self.display_tolerance = 0.0
         self._writes = 0  # store writes made through this session, see mark()
 
     @classmethod
@@ -217,9 +300,14 @@ class Session:
         """
         return self.store.list_annotations(report_id=self.report_id, sort="rank")
 
-    def rows(self) -> LayerRows:
-        """The current report's annotations as Shapes rows."""
-        return annotations_to_rows(self.annotations(), self._frame())
+    def rows(self, *, tolerance: float = 0.0) -> LayerRows:
+        """The current report's annotations as Shapes rows (``tolerance``: see
+        :func:`annotations_to_rows`); none in a frame without georeferencing, where
+        lon/lat cannot be placed."""
+        if not self._frame().georeferenced:
+            return LayerRows([], {k: [] for k in ANNOTATION_COLUMNS})
+        self.display_tolerance = tolerance
+        return annotations_to_rows(self.annotations(), self._frame(), tolerance=tolerance)
 
     def mark(self) -> tuple[Session, int, int | None, MapFrame | None]:
         """What rows read now depend on: this session, its writes so far, report, frame.
@@ -245,6 +333,14 @@ class Session:
         return self.frame
 
     def _map_geometry(self, vertices: np.ndarray, shape_type: str) -> Any:
+        if not self._frame().georeferenced:
+            from satdelta.plugins.napari._frame import FrameError
+
+            raise FrameError(
+                "these layers are not georeferenced, so a polygon drawn on them has no lon/lat "
+                "and is not stored (the store keeps lon/lat); open rasters that carry a CRS "
+                "to keep evidence."
+            )
         geom = shape_to_geometry(vertices, shape_type, self._frame())
         if geom.geom_type != "Polygon":
             from satdelta.plugins.napari._features import ExportError
@@ -286,11 +382,20 @@ class Session:
         wgs84 = shapely.transform(geom, self._frame().map_to_lonlat)
         if shapely.equals_exact(
             shapely.normalize(wgs84), shapely.normalize(current.geometry), tolerance=1e-8
-        ):
+        ) or _same_outline(geom, self._as_shown(current)):
             return current  # napari re-sent an unchanged shape: no new revision
         return self._wrote(
             self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
         )
+
+    def _as_shown(self, ann: Annotation) -> Any:
+        """``ann`` as the layer draws it (map frame): simplified if detected, no holes."""
+        geom = shapely.transform(ann.geometry, self._frame().lonlat_to_map)
+        if ann.origin == "detected" and self.display_tolerance > 0:
+            geom = shapely.simplify(geom, self.display_tolerance, preserve_topology=True)
+        parts = list(geom.geoms) if isinstance(geom, shapely.MultiPolygon) else [geom]
+        shells = [shapely.Polygon(p.exterior) for p in parts]
+        return shells[0] if len(shells) == 1 else shapely.MultiPolygon(shells)
 
     def update(self, annotation_id: str, **changes: Any) -> Annotation:
         """Save form fields (label, claim_id, verdict, confidence, status, notes)."""
@@ -406,6 +511,24 @@ class Session:
     def export(self, path: str | os.PathLike[str]) -> int:
         """Write the current report's annotations as RFC 7946 GeoJSON; returns the count."""
         return self.store.export(path, format="geojson", report_id=self.report_id)
+
+
+def _same_outline(a: Any, b: Any, grid: float = 1e-3) -> bool:
+    """True when two map-frame geometries match to ``grid`` (float32 round trips differ).
+
+    Snapped to the grid first, so near-equal vertices cannot make ``normalize`` start the
+    two rings at different vertices.
+
+    Examples
+    --------
+    >>> a = shapely.box(0, 0, 1, 1)
+    >>> _same_outline(a, shapely.box(1e-9, 0, 1 - 1e-9, 1))
+    True
+    >>> _same_outline(a, shapely.box(0, 0, 1, 2))
+    False
+    """
+    a, b = (shapely.normalize(shapely.set_precision(g, grid)) for g in (a, b))
+    return bool(shapely.equals_exact(a, b, tolerance=grid))
 
 
 def _finite(v: float) -> float | None:

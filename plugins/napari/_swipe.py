@@ -36,6 +36,15 @@ def _scene(viewer: napari.Viewer) -> Any:
     return _canvas(viewer).view.scene
 
 
+def _view_cols(viewer: napari.Viewer) -> tuple[float, float]:
+    """World column range the canvas shows now (left edge, right edge)."""
+    camera = viewer.scene.camera
+    zoom = float(camera.zoom) or 1.0  # screen px per world unit
+    half = _canvas(viewer).size[-1] / (2.0 * zoom)
+    centre = float(camera.center[-1])
+    return centre - half, centre + half
+
+
 class Swipe:
     """A divider that shows ``before`` left of it and ``after`` right of it.
 
@@ -49,7 +58,8 @@ class Swipe:
     Notes
     -----
     ``position`` is the divider's world column coordinate (metres east of the
-    frame origin for georeferenced layers).
+    frame origin for georeferenced layers).  The divider keeps its place on screen
+    (``fraction`` of the view's width from the left) through pan and zoom.
     """
 
     def __init__(self, viewer: napari.Viewer, after: Any) -> None:
@@ -65,17 +75,25 @@ class Swipe:
         self._line.set_gl_state("translucent", depth_test=False)
         self._line.visible = False
         self._line.parent = _scene(viewer)
-        self.position = float(np.mean(self._world_cols()))
+        self.fraction = 0.5
+        self.position = self._at_fraction()
         self.enabled = False
         self._dragging = False
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         viewer.layers.events.moved.connect(self._on_layers_changed)
+        viewer.scene.camera.events.center.connect(self._on_camera)
+        viewer.scene.camera.events.zoom.connect(self._on_camera)
 
     # -- geometry ---------------------------------------------------------
-    def _world_cols(self) -> tuple[float, float]:
-        ext = np.asarray(self.viewer.layers.extent.world, dtype=float)
-        return float(ext[0, -1]), float(ext[1, -1])
+    def _at_fraction(self) -> float:
+        left, right = _view_cols(self.viewer)
+        return left + self.fraction * (right - left)
+
+    def _on_camera(self, _event: Any = None) -> None:
+        if self.enabled:  # the divider stays where it is on screen
+            self.position = self._at_fraction()
+            self._update()
 
     def _world_rows(self) -> tuple[float, float]:
         ext = np.asarray(self.viewer.layers.extent.world, dtype=float)
@@ -123,9 +141,12 @@ class Swipe:
 
     # -- public -----------------------------------------------------------
     def enable(self, position: float | None = None) -> None:
-        """Show the divider (at ``position``, default: the middle of the data)."""
-        if position is not None:
-            self.position = float(position)
+        """Show the divider (at world column ``position``, default: mid-view)."""
+        if position is None:
+            self.fraction = 0.5
+            self.position = self._at_fraction()
+        else:
+            self._place(position)
         self.enabled = True
         if self._drag not in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.append(self._drag)
@@ -149,8 +170,13 @@ class Swipe:
 
     def set_position(self, position: float) -> None:
         """Move the divider to a world column coordinate."""
-        self.position = float(position)
+        self._place(position)
         self._update()
+
+    def _place(self, position: float) -> None:
+        self.position = float(position)
+        left, right = _view_cols(self.viewer)
+        self.fraction = (self.position - left) / (right - left) if right > left else 0.5
 
     def close(self) -> None:
         """Remove the divider and the clipper for good."""
@@ -160,6 +186,8 @@ class Swipe:
             (self.viewer.layers.events.inserted, self._on_layers_changed),
             (self.viewer.layers.events.removed, self._on_layers_changed),
             (self.viewer.layers.events.moved, self._on_layers_changed),
+            (self.viewer.scene.camera.events.center, self._on_camera),
+            (self.viewer.scene.camera.events.zoom, self._on_camera),
         ):
             ev.disconnect(cb)
 

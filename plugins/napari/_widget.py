@@ -19,7 +19,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._compare_panel import ComparePanel
 from satdelta.plugins.napari._detect_panel import DetectPanel
-from satdelta.plugins.napari._evidence import EvidenceLayer
+from satdelta.plugins.napari._evidence import NOT_STORED, EvidenceLayer
 from satdelta.plugins.napari._keys import ViewerKeys
 from satdelta.plugins.napari._layers import InputError, viewer_frame
 from satdelta.plugins.napari._notify import notify_error, notify_info
@@ -68,7 +68,10 @@ class ChangeAnnotator(QWidget):
         self._docked = False
         self._closed = False
         self.evidence = EvidenceLayer(
-            napari_viewer, session=lambda: self.session, on_selection=self._show_selection
+            napari_viewer,
+            session=lambda: self.session,
+            on_selection=self._show_selection,
+            on_progress=lambda shown, total: self.detect_panel.show_loading(shown, total),
         )
         self.detect_panel = DetectPanel(
             napari_viewer,
@@ -155,6 +158,9 @@ class ChangeAnnotator(QWidget):
         if self.session is None:
             notify_info("open a store first (Evidence store)")
             return None
+        if not self.evidence.stores:
+            notify_info(f"GeoJSON export skipped: {NOT_STORED}")
+            return None
         try:
             n = self.session.export(path)
         except SatdeltaError as exc:
@@ -202,6 +208,10 @@ class ChangeAnnotator(QWidget):
             return
         if self.session.frame is None:
             self.session.frame = self.frame()
+        self._show_choices()  # the run may have made the "Working notes" report
+        if result.crs is None:
+            self.evidence.show_unstored(result.polygons)
+            return
         self.evidence.show(self.session.note_write_elsewhere(result.evidence))
 
     def _show_choices(self) -> None:
@@ -229,6 +239,7 @@ class ChangeAnnotator(QWidget):
             self.evidence.apply({field: value})
 
     def _show_selection(self) -> None:
+        self.polygon_panel.show_review(*self.evidence.review_progress())
         selected = self.evidence.selected() if self.session is not None else None
         if selected is None:
             self.polygon_panel.show_selection(None)

@@ -1,8 +1,8 @@
 """The Change annotator driven end to end in a real napari window under Xvfb.
 
 Few tests, each doing a lot (a napari viewer costs seconds on two shared cores).
-Screenshots are checked by pixels.  With ``SATDELTA_UPDATE_DOCS=1`` the
-screenshots used in the README are written to ``docs/``.
+Screenshots are checked by pixels (the README's screenshots are drawn from the real
+NAIP pair in ``test_napari_desk.py``).
 """
 
 from __future__ import annotations
@@ -23,16 +23,12 @@ import shapely
 from affine import Affine
 from satdelta.annotations import Store
 from satdelta.plugins.napari._frame import MapFrame
-from satdelta.plugins.napari._layers import tag_role
+from satdelta.plugins.napari._layers import MASK_OPACITY, tag_role
 from shapely.geometry import shape
 
 from tests.conftest import process_gone
 
 pytestmark = pytest.mark.gui
-
-REPO = Path(__file__).resolve().parents[2]
-DOCS = REPO / "docs"
-UPDATE_DOCS = os.environ.get("SATDELTA_UPDATE_DOCS") == "1"
 
 
 @pytest.fixture
@@ -65,6 +61,7 @@ def _run(widget, qtbot) -> None:
     worker = widget.run()
     assert worker is not None
     qtbot.waitUntil(lambda: widget.detect_panel.worker is None, timeout=120_000)
+    qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=60_000)  # drawn in slices
 
 
 def _world_to_screen(viewer, world: np.ndarray, shot: np.ndarray) -> tuple[int, int]:
@@ -137,7 +134,7 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     mask_layer = viewer.layers["change mask"]
     changed = np.argwhere(mask_layer.data > 0)
     unchanged = np.argwhere(mask_layer.data == 0)
-    for rows, expect_red in ((changed, True), (unchanged, False)):
+    for rows, expect_mask in ((changed, True), (unchanged, False)):
         pick = rows[np.linspace(0, len(rows) - 1, 40).astype(int)]
         hits = 0
         for r, c in pick:
@@ -146,9 +143,10 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
             if block.min() != block.max():
                 continue
             sr, sc = _world_to_screen(viewer, mask_layer.data_to_world((r, c)), shot)
-            red, green = int(shot[sr, sc, 0]), int(shot[sr, sc, 1])
+            red, green, blue = (int(v) for v in shot[sr, sc, :3])
             hits += 1
-            assert (red > 100 and green < 60) == expect_red, (r, c, shot[sr, sc])
+            violet = blue > 80 and blue > red > green and green < 60  # MASK_COLOUR, not red
+            assert violet == expect_mask, (r, c, shot[sr, sc])
         assert hits >= 5
     for name in ("sunan-airport before", "sunan-airport after", "evidence"):
         viewer.layers[name].visible = True
@@ -183,19 +181,6 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
         for v in verts
     )
     assert green >= 0.5 * len(verts)  # the accepted outline is drawn green on its vertices
-    if UPDATE_DOCS:  # README pictures: the desk after a run, and swipe on the sample
-        viewer.layers["change mask"].visible = True
-        viewer.reset_view()
-        viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
-        for name in ("change mask", "evidence"):
-            viewer.layers[name].visible = False
-        widget.compare_panel.swipe_check.setChecked(True)
-        extent = np.asarray(viewer.layers["sunan-airport before"].extent.world)
-        widget.compare_panel.swipe.set_position(float(extent[:, -1].mean()))
-        viewer.screenshot(str(DOCS / "napari-swipe.png"), canvas_only=True, flash=False)
-        widget.compare_panel.swipe_check.setChecked(False)
-        for name in ("change mask", "evidence"):
-            viewer.layers[name].visible = True
 
     # -- draw a polygon, fill its form, undo the last edit
     frame = widget.frame()
@@ -241,7 +226,8 @@ def test_whole_workflow_sample_detect_accept_draw_form_reopen_export(
     viewer2 = _viewer(make_napari_viewer)
     viewer2.open_sample("satdelta", "sunan-airport")
     widget2 = _dock(viewer2)
-    widget2.evidence.chunk_vertices = 40  # force the chunked redraw used for thousands of outlines
+    # force the sliced redraw used for thousands of outlines
+    widget2.evidence.first_slice = widget2.evidence.min_slice = 2
     assert widget2.open_store(store_path)
     ev2 = viewer2.layers["evidence"]
     assert widget2.evidence.loading and not ev2.editable  # filled over several event-loop turns
@@ -318,6 +304,19 @@ def test_swipe_shows_before_left_after_right(
     assert abs(widget.compare_panel.swipe.position - 700.0) < 30.0
     _press(viewer, qtbot, "w")
     assert not widget.compare_panel.swipe.enabled
+    # zoomed in on the left quarter: the divider starts mid-view and stays there on pan
+    camera = viewer.scene.camera
+    camera.zoom *= 4
+    camera.center = (600.0, 300.0)
+    _press(viewer, qtbot, "w")
+    swipe = widget.compare_panel.swipe
+    for centre in (300.0, 500.0):
+        camera.center = (600.0, centre)
+        assert swipe.position == pytest.approx(centre, abs=1.0)  # the middle of the view
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        left, right = shot[shot.shape[0] // 2, [shot.shape[1] // 4, 3 * shot.shape[1] // 4], 0]
+        assert abs(int(left) - 30) <= 3 and abs(int(right) - 220) <= 3, (centre, left, right)
+    _press(viewer, qtbot, "w")
     # flicker (Q toggles after), hold-to-compare (H shows before while held)
     after_layer = viewer.layers[1]
     _press(viewer, qtbot, "q")
@@ -558,7 +557,7 @@ def test_rerun_updates_score_and_mask_layers_in_place(
         lo, hi = np.nanmin(res.maps.score), np.nanmax(res.maps.score)
         assert tuple(score.contrast_limits) == pytest.approx((lo, hi))
         assert tuple(score.contrast_limits_range) == pytest.approx((lo, hi))
-        assert not score.visible and mask.visible and mask.opacity == pytest.approx(0.6)
+        assert not score.visible and mask.visible and mask.opacity == pytest.approx(MASK_OPACITY)
         assert mask.metadata["satdelta"]["role"] == "mask"
         assert mask.data[res.maps.changed].min() == 1
         score.visible = True  # the analyst looked at the score; a re-run hides it again
@@ -582,9 +581,9 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
     reads: list[int] = []  # store reads of rows in this (the napari) process
     real_rows = Session.rows
 
-    def rows(self):  # noqa: ANN001, ANN202 - counts the calls, reads for real
+    def rows(self, **kwargs):  # noqa: ANN001, ANN202 - counts the calls, reads for real
         reads.append(1)
-        return real_rows(self)
+        return real_rows(self, **kwargs)
 
     monkeypatch.setattr(Session, "rows", rows)
 
@@ -614,7 +613,8 @@ def test_maps_shown_while_the_child_saves_cancel_crash_rows_rerun_and_undo(
         assert locker.stdout.readline().strip() == "locked"
         # -- the maps are shown while the child saves; a cancel then keeps them, saves none
         assert widget.run() is not None
-        qtbot.waitUntil(lambda: _mask_shown(viewer), timeout=60_000)
+        score_too = lambda: _mask_shown(viewer) and "change score" in viewer.layers  # noqa: E731
+        qtbot.waitUntil(score_too, timeout=60_000)  # the score comes a turn after the mask
         assert widget.detect_panel.worker is not None  # shown while the child still runs
         ref = run_detection_sync(before, after, DetectionOptions(min_area_m2=4.0))
         np.testing.assert_array_equal(viewer.layers["change mask"].data, ref.maps.changed)

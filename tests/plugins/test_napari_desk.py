@@ -1,0 +1,191 @@
+"""The desk on real imagery, driven only through the dock's visible controls, under Xvfb.
+
+The NAIP pair (two 4-band GeoTIFFs on different grids) and a LEVIR-CD PNG pair (no
+georeferencing), plus 5,000 synthetic candidates.  A QTimer heartbeat measures the
+longest event-loop stall; the assertions are on the slices the desk controls (the
+whole-loop figure depends on the machine's load and is reported, not asserted).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from satdelta.plugins.napari._session import LayerRows, review_order
+
+from benchmarks.gui import Heartbeat, timed_slices
+from tests.conftest import require_shared
+
+pytestmark = [pytest.mark.gui, pytest.mark.realdata, pytest.mark.slow]
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: With SATDELTA_UPDATE_DOCS=1 the NAIP test redraws docs/napari-detection.png and
+#: docs/napari-swipe.png (shown in docs/napari.md and the README).
+UPDATE_DOCS = os.environ.get("SATDELTA_UPDATE_DOCS") == "1"
+
+#: The longest a slice of outlines added by the desk may keep the event loop (s).
+SLICE_LIMIT = 0.25
+
+
+def _open_pair(make_napari_viewer, before: Path, after: Path, store: Path):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1300, 850)
+    viewer.open([str(before), str(after)], plugin="satdelta")
+    _dw, widget = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    assert widget.open_store(store)
+    return viewer, widget
+
+
+def _press_run(widget, qtbot) -> str:
+    """Click Run and wait until the status line says the run ended; returns it."""
+    panel = widget.detect_panel
+    qtbot.mouseClick(panel.run_button, __import__("qtpy.QtCore").QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: panel.progress_label.text().startswith(("done", "failed", "cancel")),
+        timeout=300_000,
+    )
+    return panel.progress_label.text()
+
+
+def test_naip_run_from_the_run_button_shows_candidates_without_freezing(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    folder = require_shared("naip-nd")
+    before = folder / "m_4709963_se_14_1_20090818.tif"
+    after = folder / "m_4709963_se_14_1_20200831.tif"
+    viewer, widget = _open_pair(make_napari_viewer, before, after, tmp_path / "naip.gpkg")
+    assert [ly.name for ly in viewer.layers][:2] == ["before 2009-08-18", "after 2020-08-31"]
+    qtbot.waitUntil(lambda: widget.detect_panel.detector.wait_ready(0.05), timeout=120_000)
+    slices = timed_slices(widget)
+    labels: list[str] = []
+    beat = Heartbeat()
+    beat.timer.timeout.connect(lambda: labels.append(widget.detect_panel.progress_label.text()))
+    status = _press_run(widget, qtbot)
+    stall = beat.stop()
+    print(f"NAIP run: longest event-loop stall {stall:.3f} s; slices {np.round(slices, 3)}")
+    assert status.startswith("done"), status
+    evidence = viewer.layers["evidence"]
+    assert evidence.visible and len(evidence.data) > 1000 and not widget.evidence.loading
+    # the progress text said how many were drawn while the layer filled
+    n = len(set(evidence.features["annotation_id"]))
+    drawing = [t for t in labels if t.startswith("drawing ")]
+    assert drawing and all(t.endswith(f"/{n} candidates") for t in drawing), drawing[:3]
+    assert len(slices) > 1 and max(slices) <= SLICE_LIMIT, slices
+    # above the mask, which is not red and not additive
+    names = [ly.name for ly in viewer.layers]
+    assert names.index("evidence") > names.index("change mask")
+    assert viewer.layers["change mask"].blending == "translucent"
+    # the Report and Claim boxes show what the store holds; the review line; rank order
+    panel = widget.store_panel
+    assert panel.report_box.currentText() == "Working notes" and panel.claim_box.currentText()
+    assert widget.polygon_panel.review_label.text() == f"reviewed 0/{n} candidates"
+    stored = widget.session.store.list_annotations(status="candidate")
+    ids = list(dict.fromkeys(evidence.features["annotation_id"]))
+    assert ids == [a.id for a in review_order(stored)]
+    areas = [a.area_m2 for a in review_order(stored)]
+    assert areas == sorted(areas, reverse=True)  # no rank yet: largest first
+    # the store keeps the full outline, the layer a simplified one (half a pixel, 2.5 m)
+    biggest = review_order(stored)[0]
+    shown = evidence.data[ids.index(biggest.id)]
+    full = len(biggest.geometry.exterior.coords) - 1
+    assert len(shown) < full
+    # select with N: highlighted; accept with J: reviewed 1/n
+    widget.evidence.next_candidate()
+    (row,) = evidence.selected_data
+    assert evidence.edge_width[row] > evidence.edge_width[(row + 1) % len(evidence.data)]
+    widget.evidence.set_status("accepted")
+    assert widget.polygon_panel.review_label.text() == f"reviewed 1/{n} candidates"
+    if UPDATE_DOCS:
+        _draw_docs(viewer, widget, evidence.data[row])
+
+
+def _draw_docs(viewer, widget, around: np.ndarray) -> None:
+    """The README's pictures: the desk after the NAIP run, and swipe while zoomed in."""
+    viewer.window._qt_window.resize(1500, 950)
+    camera = viewer.scene.camera
+    camera.center = tuple(np.asarray(around).mean(axis=0))
+    camera.zoom = 0.5
+    viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
+    for name in ("change mask", "evidence"):
+        viewer.layers[name].visible = False
+    widget.compare_panel.swipe_check.setChecked(True)  # the divider starts mid-view
+    viewer.screenshot(str(DOCS / "napari-swipe.png"), canvas_only=True, flash=False)
+    widget.compare_panel.swipe_check.setChecked(False)
+    for name in ("change mask", "evidence"):
+        viewer.layers[name].visible = True
+
+
+def test_levir_png_pair_runs_reviews_and_explains_what_is_not_stored(
+    make_napari_viewer, qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    folder = require_shared("levir-cd")
+    name = "test_2_0000_0000.png"
+    viewer, widget = _open_pair(
+        make_napari_viewer, folder / "A" / name, folder / "B" / name, tmp_path / "levir.gpkg"
+    )
+    assert [ly.name for ly in viewer.layers][:2] == ["before", "after"]
+    notes: list[str] = []
+    from satdelta.plugins.napari import _detect_panel, _evidence, _widget
+
+    for module in (_detect_panel, _widget):
+        monkeypatch.setattr(module, "notify_info", notes.append)
+    monkeypatch.setattr(_evidence, "_notify_info", notes.append)
+    qtbot.waitUntil(lambda: widget.detect_panel.detector.wait_ready(0.05), timeout=120_000)
+    status = _press_run(widget, qtbot)
+    assert status.startswith("done") and "not stored" in status, status
+    qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=60_000)
+    evidence = viewer.layers["evidence"]
+    assert len(evidence.data) > 10 and evidence.visible
+    assert viewer.layers["change mask"].data.any()
+    assert any("not georeferenced" in n for n in notes)
+    # review in the layer: J accepts the selected candidate, nothing reaches the store
+    widget.evidence.next_candidate()
+    (row,) = evidence.selected_data
+    widget.evidence.set_status("accepted")
+    assert evidence.features["status"].iloc[row] == "accepted"
+    assert widget.session.store.list_annotations() == []
+    assert widget.polygon_panel.review_label.text().startswith("reviewed 1/")
+    # export: skipped with a note, as on the command line
+    assert widget.export_geojson(tmp_path / "out.geojson") is None
+    assert not (tmp_path / "out.geojson").exists()
+    assert any("GeoJSON export skipped" in n for n in notes)
+
+
+def test_five_thousand_candidates_are_drawn_in_short_slices(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    folder = require_shared("naip-nd")
+    viewer, widget = _open_pair(
+        make_napari_viewer,
+        folder / "m_4709963_se_14_1_20090818.tif",
+        folder / "m_4709963_se_14_1_20200831.tif",
+        tmp_path / "many.gpkg",
+    )
+    n = 5000
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(100, 5000, (n, 2))
+    ring = np.array([[0, 0], [0, 12], [9, 15], [12, 6], [6, -3]], dtype=float)
+    shapes = [c + ring for c in centres]
+    props = {
+        "annotation_id": [f"a{k}" for k in range(n)],
+        "label": ["other"] * n,
+        "claim_id": [""] * n,
+        "verdict": ["inconclusive"] * n,
+        "confidence": [0.5] * n,
+        "status": ["candidate"] * n,
+        "origin": ["detected"] * n,
+        "notes": [""] * n,
+        "area_m2": [100.0] * n,
+        "score": [1.0] * n,
+    }
+    slices = timed_slices(widget)
+    beat = Heartbeat()
+    widget.evidence.show_rows(LayerRows(shapes, props))
+    qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=120_000)
+    stall = beat.stop()
+    print(f"5,000 candidates: longest event-loop stall {stall:.3f} s; {len(slices)} slices")
+    evidence = viewer.layers["evidence"]
+    assert len(evidence.data) == n and evidence.visible
+    assert max(slices) <= SLICE_LIMIT, slices
