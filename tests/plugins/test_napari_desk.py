@@ -84,10 +84,11 @@ def test_naip_run_from_the_run_button_shows_candidates_without_freezing(
     stored = widget.session.store.list_annotations(status="candidate")
     ids = list(dict.fromkeys(evidence.features["annotation_id"]))
     assert ids == [a.id for a in review_order(stored)]
-    areas = [a.area_m2 for a in review_order(stored)]
-    assert areas == sorted(areas, reverse=True)  # no rank yet: largest first
+    ranks = [a.rank for a in review_order(stored)]
+    assert ranks == sorted(ranks) and ranks[0] == 1  # detected candidates carry a rank
     # the store keeps the full outline, the layer a simplified one (half a pixel, 2.5 m)
-    biggest = review_order(stored)[0]
+    single = [a for a in stored if a.geometry.geom_type == "Polygon"]
+    biggest = max(single, key=lambda a: a.area_m2)
     shown = evidence.data[ids.index(biggest.id)]
     full = len(biggest.geometry.exterior.coords) - 1
     assert len(shown) < full
