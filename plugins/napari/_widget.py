@@ -20,6 +20,7 @@ from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._compare_panel import ComparePanel
 from satdelta.plugins.napari._detect_panel import DetectPanel
 from satdelta.plugins.napari._evidence import EvidenceLayer
+from satdelta.plugins.napari._imagery_panel import ImageryPanel
 from satdelta.plugins.napari._keys import ViewerKeys
 from satdelta.plugins.napari._layers import InputError, viewer_frame
 from satdelta.plugins.napari._notify import notify_error, notify_info
@@ -76,11 +77,13 @@ class ChangeAnnotator(QWidget):
             reload=self.evidence.reload,
         )
         self.compare_panel = ComparePanel(napari_viewer)
+        self.imagery_panel = ImageryPanel(napari_viewer)
         self.store_panel = StorePanel()
         self.polygon_panel = PolygonPanel()
         self.setMaximumWidth(520)
         layout = QVBoxLayout(self)
-        for panel in (self.detect_panel, self.compare_panel, self.store_panel, self.polygon_panel):
+        panels = (self.detect_panel, self.compare_panel, self.store_panel, self.polygon_panel)
+        for panel in (*panels, self.imagery_panel):
             layout.addWidget(panel)
         layout.addStretch(1)
         self._connect_panels()
@@ -106,6 +109,7 @@ class ChangeAnnotator(QWidget):
         polygon.status_requested.connect(evidence.set_status)
         polygon.next_requested.connect(evidence.next_candidate)
         polygon.undo_requested.connect(evidence.undo)
+        self.imagery_panel.opened.connect(self.detect_panel.use_sources)
 
     def _bind_keys(self) -> ViewerKeys:
         keys = ViewerKeys(self.viewer)
@@ -191,6 +195,7 @@ class ChangeAnnotator(QWidget):
         reports = [(r.title, r.id) for r in s.reports()]
         self.store_panel.show_choices(reports, s.report_id, claims, s.claim_id)
         self.polygon_panel.set_choices(claims, s.store.labels())
+        self._show_claim()
 
     def _on_report_chosen(self, report_id: int) -> None:
         if self.session is None:
@@ -202,6 +207,12 @@ class ChangeAnnotator(QWidget):
     def _on_claim_chosen(self, claim_id: int) -> None:
         if self.session is not None:
             self.session.claim_id = claim_id
+            self._show_claim()
+
+    def _show_claim(self) -> None:
+        s = self.session
+        claim = s.store.get_claim(s.claim_id) if s is not None and s.claim_id is not None else None
+        self.imagery_panel.show_claim(claim)
 
     def _on_field_edited(self, field: str, value: Any) -> None:
         if self.session is not None:
