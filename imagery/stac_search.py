@@ -151,15 +151,14 @@ def search_items(
             "Pass its Item URLs to `satdelta detect` directly, or use a STAC API root URL."
         ) from exc
     except APIError as exc:
+        if getattr(exc, "status_code", None) is None:  # no answer at all: down or unreachable
+            raise _unreachable(api_url, exc.__context__ or exc) from exc
         raise FetchError(
             f"the STAC API at {api_url} refused the search: {' '.join(str(exc).split())[:300]}. "
             "Check the collection id and the API URL."
         ) from exc
     except (OSError, ValueError) as exc:
-        raise FetchError(
-            f"cannot reach a STAC API at {api_url}: {exc}. Expected the API's root URL "
-            "(e.g. https://earth-search.aws.element84.com/v1); check it and your connection."
-        ) from exc
+        raise _unreachable(api_url, exc) from exc
     kept = [i for i in items if max_cloud is None or not _cloud(i) > max_cloud]
     if not kept:
         cloud = "" if max_cloud is None else f" with at most {max_cloud:g} % cloud"
@@ -170,6 +169,14 @@ def search_items(
             "collection id."
         )
     return kept
+
+
+def _unreachable(api_url: str, exc: BaseException) -> FetchError:
+    reason = " ".join(str(exc).split())[:200]
+    return FetchError(
+        f"cannot reach a STAC API at {api_url} ({reason}). Expected the API's root URL "
+        "(e.g. https://earth-search.aws.element84.com/v1); check it and your connection."
+    )
 
 
 def _cloud(item: Mapping[str, Any]) -> float:

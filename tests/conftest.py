@@ -6,6 +6,7 @@
 * ``write_raster`` -- writes a small raster with a known transform/CRS to ``tmp_path``.
 * ``textured`` -- a deterministic smooth random texture for registration tests.
 * ``stac_item``, ``footprint_of`` -- a STAC Item for a test server, a raster's WGS84 bounds.
+* ``notes`` -- every napari notification message shown during a test.
 * ``serve_folder`` -- starts ``tests/range_server.py`` or ``tests/stac_server.py`` on a folder.
 """
 
@@ -248,6 +249,21 @@ def footprint_of(path: Path) -> tuple[float, float, float, float]:
 
     with rasterio.open(path) as src:
         return transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+
+
+@pytest.fixture
+def notes():
+    """Every napari notification message shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def grab(n) -> None:  # noqa: ANN001
+        seen.append(str(n.message))
+
+    notification_manager.notification_ready.connect(grab)
+    yield seen
+    notification_manager.notification_ready.disconnect(grab)
 
 
 @pytest.fixture
