@@ -2,7 +2,8 @@
 
 A thin composition over the Qt-free :class:`._session.Session`: the panels
 (:mod:`._detect_panel`, :mod:`._compare_panel`, :mod:`._store_panel`,
-:mod:`._polygon_panel`) and the evidence layer (:mod:`._evidence`) are wired here.
+:mod:`._polygon_panel`, :mod:`._imagery_panel`) and the evidence layer
+(:mod:`._evidence`) are wired here.
 Keys J accept, K reject, N next candidate, U undo, Q flicker, H hold to see before and
 W swipe are bound on the viewer while the dock is open, and given back when it closes.
 """
@@ -54,7 +55,7 @@ class ChangeAnnotator(QWidget):
     ----------
     session : Session or None
         The open store, report and claim (None until a store is opened).
-    detect_panel, compare_panel, store_panel, polygon_panel : QWidget
+    detect_panel, compare_panel, store_panel, polygon_panel, imagery_panel : QWidget
         The dock's panels, top to bottom.
     evidence : EvidenceLayer
         The ``evidence`` Shapes layer kept in step with the store.
