@@ -19,7 +19,6 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -89,6 +88,10 @@ class ImageryPanel(QGroupBox):
         self.worker: Any = None
         self._searched_url = ""
         self._items_dir = tempfile.TemporaryDirectory(prefix="satdelta-stac-")
+        self._build_form()
+        self.show_claim(None)
+
+    def _build_form(self) -> None:
         form = QFormLayout(self)
         self.url_edit = QLineEdit()
         self.url_edit.setPlaceholderText("https://earth-search.aws.element84.com/v1")
@@ -96,11 +99,10 @@ class ImageryPanel(QGroupBox):
         self.collection_edit = QLineEdit()
         self.collection_edit.setPlaceholderText("sentinel-2-l2a, naip, …")
         form.addRow("Collection", self.collection_edit)
-        self.claim_label = QLabel("no claim selected")
+        self.claim_label = QLabel()
         self.claim_label.setWordWrap(True)
         form.addRow("Area", self.claim_label)
         self.window_edits: dict[str, QLineEdit] = {}
-        self.lists: dict[str, QListWidget] = {}
         for side in SIDES:
             edit = QLineEdit()
             edit.setPlaceholderText("START/END, e.g. 2020-06-01/2020-09-30")
@@ -114,18 +116,16 @@ class ImageryPanel(QGroupBox):
         self.search_button = QPushButton("Search")
         self.search_button.clicked.connect(self.search)
         form.addRow(self.search_button)
+        self.lists: dict[str, QListWidget] = {}
         for side in SIDES:
             box = QListWidget()
             box.setMaximumHeight(80)
             self.lists[side] = box
             form.addRow(side.capitalize(), box)
-        row = QHBoxLayout()
         self.open_button = QPushButton("Open before and after")
         self.open_button.setEnabled(False)
         self.open_button.clicked.connect(self.open_selected)
-        row.addWidget(self.open_button)
-        form.addRow(row)
-        self.show_claim(None)
+        form.addRow(self.open_button)
 
     # ------------------------------------------------------------ claim
     def show_claim(self, claim: Claim | None) -> None:
@@ -145,6 +145,14 @@ class ImageryPanel(QGroupBox):
         windows = default_windows(start, end, today=_dt.date.today())
         for side, window in zip(SIDES, windows, strict=True):
             self.window_edits[side].setText(window)
+        if self.worker is None:  # a running search lists its items when it ends
+            self._clear_choices()
+
+    def _clear_choices(self) -> None:
+        for box in self.lists.values():
+            box.clear()
+        self.choices = {side: [] for side in SIDES}
+        self.open_button.setEnabled(False)
 
     def area(self) -> tuple[float, float, float, float] | None:
         """The claim's bbox, or a small box around its point (None without either)."""
@@ -173,12 +181,8 @@ class ImageryPanel(QGroupBox):
         windows = {side: self.window_edits[side].text().strip() for side in SIDES}
         cloud = self.max_cloud.value()
         max_cloud = None if cloud >= 100.0 else cloud
-        for box in self.lists.values():
-            box.clear()
-        self.choices = {side: [] for side in SIDES}
-        self.open_button.setEnabled(False)
+        self._clear_choices()
         self._searched_url = url
-
         return self._start(_search_sides, self._on_found, url, collection, area, windows, max_cloud)
 
     def _on_found(self, found: dict[str, list[ItemChoice] | StacError]) -> None:
