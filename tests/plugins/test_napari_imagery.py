@@ -130,6 +130,11 @@ def test_search_for_the_claim_preselects_the_best_and_open_fills_detect(
     assert layer is before and source.endswith("before-best.json")
     assert not [m for m in notes if "error" in m.lower()], notes
 
+    # another claim: the lists of this one go
+    widget.store_panel.claim_box.setCurrentIndex(0)
+    assert panel.choices == {"before": [], "after": []} and panel.lists["after"].count() == 0
+    assert not panel.open_button.isEnabled()
+
 
 def _closed_port() -> int:
     with socket.socket() as sock:
