@@ -23,6 +23,8 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 from satdelta.imagery.errors import StacError
 from satdelta.imagery.stac_search import ItemChoice, area_around, best_items, default_windows
@@ -70,6 +72,8 @@ class ImageryPanel(QGroupBox):
 
     Attributes
     ----------
+    body : QWidget
+        The form, shown while the panel's box is ticked.
     claim : Claim or None
         The claim searched for (:meth:`show_claim`).
     choices : dict of str to list of ItemChoice
@@ -92,7 +96,14 @@ class ImageryPanel(QGroupBox):
         self.show_claim(None)
 
     def _build_form(self) -> None:
-        form = QFormLayout(self)
+        # folded until ticked: the dock is already about a screen tall (napari does not scroll it)
+        self.setCheckable(True)
+        self.setChecked(False)
+        self.body = QWidget()
+        self.body.setVisible(False)
+        self.toggled.connect(self.body.setVisible)
+        QVBoxLayout(self).addWidget(self.body)
+        form = QFormLayout(self.body)
         self.url_edit = QLineEdit()
         self.url_edit.setPlaceholderText("https://earth-search.aws.element84.com/v1")
         form.addRow("STAC API", self.url_edit)

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._compare_panel import ComparePanel
 from satdelta.plugins.napari._detect_panel import DetectPanel
@@ -82,11 +82,8 @@ class ChangeAnnotator(QWidget):
         self.store_panel = StorePanel()
         self.polygon_panel = PolygonPanel()
         self.setMaximumWidth(520)
-        layout = QVBoxLayout(self)
         panels = (self.detect_panel, self.compare_panel, self.store_panel, self.polygon_panel)
-        for panel in (*panels, self.imagery_panel):
-            layout.addWidget(panel)
-        layout.addStretch(1)
+        self._lay_out(*panels, self.imagery_panel)
         self._connect_panels()
         self.keys = self._bind_keys()
         # closing the viewer destroys the dock without a closeEvent: give the keys back then
@@ -99,6 +96,24 @@ class ChangeAnnotator(QWidget):
             self._adopt_report(layer)
         if store is not None:
             self.open_store(store)
+
+    def _lay_out(self, *panels: QWidget) -> None:
+        """Stack the panels in a scroll area: the dock never makes the window taller."""
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
+        for panel in panels:
+            layout.addWidget(panel)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(inner.minimumSizeHint().width() + bar)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     def _connect_panels(self) -> None:
         store, polygon, evidence = self.store_panel, self.polygon_panel, self.evidence
