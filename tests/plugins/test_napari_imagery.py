@@ -83,9 +83,9 @@ def test_search_for_the_claim_preselects_the_best_and_open_fills_detect(
     viewer, widget = _dock(make_napari_viewer, _store(tmp_path / "s.gpkg", fp))
     panel = widget.imagery_panel
 
-    assert not panel.body.isVisible()  # folded until ticked
+    assert panel.body.isHidden()  # folded until ticked
     panel.setChecked(True)
-    assert panel.body.isVisible()
+    assert not panel.body.isHidden()
 
     # the point claim (selected on open) searches a ~1 km box around its point
     assert panel.claim.text == "A point"
