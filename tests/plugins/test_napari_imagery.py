@@ -65,11 +65,21 @@ def _store(path: Path, fp: tuple[float, float, float, float]) -> Path:
     return path
 
 
-def _dock(make_napari_viewer, store: Path):
-    viewer = make_napari_viewer()
-    _dw, widget = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
-    assert widget.open_store(store)
-    return viewer, widget
+@pytest.fixture
+def dock(make_napari_viewer):
+    """``open_dock(store)`` -> (viewer, Change annotator with ``store`` open)."""
+    widgets = []
+
+    def open_dock(store: Path):
+        viewer = make_napari_viewer()
+        _dw, widget = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+        widgets.append(widget)
+        assert widget.open_store(store)
+        return viewer, widget
+
+    yield open_dock
+    for widget in widgets:  # stop the detection child now, not in a later test's event loop
+        widget.close()
 
 
 def _wait(panel, qtbot) -> None:
@@ -77,10 +87,10 @@ def _wait(panel, qtbot) -> None:
 
 
 def test_search_for_the_claim_preselects_the_best_and_open_fills_detect(
-    make_napari_viewer, qtbot, tmp_path, stac_api, notes
+    dock, qtbot, tmp_path, stac_api, notes
 ):
     srv, fp = stac_api
-    viewer, widget = _dock(make_napari_viewer, _store(tmp_path / "s.gpkg", fp))
+    viewer, widget = dock(_store(tmp_path / "s.gpkg", fp))
     panel = widget.imagery_panel
 
     assert panel.body.isHidden()  # folded until ticked
@@ -147,10 +157,10 @@ def _closed_port() -> int:
 
 
 def test_server_down_404_and_no_results_are_one_line_notifications(
-    make_napari_viewer, qtbot, tmp_path, stac_api, notes
+    dock, qtbot, tmp_path, stac_api, notes
 ):
     srv, fp = stac_api
-    _viewer, widget = _dock(make_napari_viewer, _store(tmp_path / "s.gpkg", fp))
+    _viewer, widget = dock(_store(tmp_path / "s.gpkg", fp))
     panel = widget.imagery_panel
     widget.store_panel.claim_box.setCurrentIndex(1)
     panel.collection_edit.setText("test-imagery")
