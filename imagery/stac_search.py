@@ -25,7 +25,11 @@ from satdelta.imagery.stac import item_datetime, resolve_href
 
 __all__ = [
     "ItemChoice",
+    "area_around",
+    "best_items",
     "clip_item",
+    "default_windows",
+    "item_source",
     "parse_bbox",
     "parse_window",
     "rank_items",
@@ -147,15 +151,14 @@ def search_items(
             "Pass its Item URLs to `satdelta detect` directly, or use a STAC API root URL."
         ) from exc
     except APIError as exc:
+        if getattr(exc, "status_code", None) is None:  # no answer at all: down or unreachable
+            raise _unreachable(api_url, exc.__context__ or exc) from exc
         raise FetchError(
             f"the STAC API at {api_url} refused the search: {' '.join(str(exc).split())[:300]}. "
             "Check the collection id and the API URL."
         ) from exc
     except (OSError, ValueError) as exc:
-        raise FetchError(
-            f"cannot reach a STAC API at {api_url}: {exc}. Expected the API's root URL "
-            "(e.g. https://earth-search.aws.element84.com/v1); check it and your connection."
-        ) from exc
+        raise _unreachable(api_url, exc) from exc
     kept = [i for i in items if max_cloud is None or not _cloud(i) > max_cloud]
     if not kept:
         cloud = "" if max_cloud is None else f" with at most {max_cloud:g} % cloud"
@@ -166,6 +169,14 @@ def search_items(
             "collection id."
         )
     return kept
+
+
+def _unreachable(api_url: str, exc: BaseException) -> FetchError:
+    reason = " ".join(str(exc).split())[:200]
+    return FetchError(
+        f"cannot reach a STAC API at {api_url} ({reason}). Expected the API's root URL "
+        "(e.g. https://earth-search.aws.element84.com/v1); check it and your connection."
+    )
 
 
 def _cloud(item: Mapping[str, Any]) -> float:
@@ -245,6 +256,81 @@ def rank_items(
         days = abs((when - edge).total_seconds()) / 86400 if when else math.inf
         out.append(ItemChoice(dict(item), coverage(item, bbox), _cloud(item), days))
     return sorted(out, key=ItemChoice.key)
+
+
+def best_items(
+    api_url: str,
+    *,
+    collection: str,
+    bbox: BBox,
+    window: str,
+    side: Side,
+    max_cloud: float | None = None,
+) -> list[ItemChoice]:
+    """The items of one side of an event, best first (:func:`search_items`, then
+    :func:`rank_items`); raises as :func:`search_items` does."""
+    items = search_items(
+        api_url, collection=collection, bbox=bbox, datetime=window, max_cloud=max_cloud
+    )
+    return rank_items(items, bbox, window=window, side=side)
+
+
+def area_around(lon: float, lat: float, *, half_side_m: float = 500.0) -> BBox:
+    """A small W,S,E,N box centred on a point (a point claim's search area).
+
+    Examples
+    --------
+    >>> w, s, e, n = area_around(10.0, 0.0, half_side_m=1113.2)
+    >>> round(e - w, 3), round(n - s, 3)
+    (0.02, 0.02)
+    """
+    dlat = half_side_m / 111_320.0
+    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+    return (
+        max(lon - dlon, -180.0),
+        max(lat - dlat, -90.0),
+        min(lon + dlon, 180.0),
+        min(lat + dlat, 90.0),
+    )
+
+
+def default_windows(
+    start: _dt.date | None, end: _dt.date | None, *, today: _dt.date, days: int = 90
+) -> tuple[str, str]:
+    """Before and after windows ``START/END`` around an event dated ``start``..``end``.
+
+    Before: the ``days`` up to the day before ``start``; after: the ``days`` from the day
+    after ``end`` (either date stands for both when one is missing).  With no dates, the
+    event is taken as ``days`` before ``today``.
+
+    Examples
+    --------
+    >>> default_windows(_dt.date(2021, 2, 1), _dt.date(2021, 2, 3), today=_dt.date(2025, 1, 1))
+    ('2020-11-03/2021-01-31', '2021-02-04/2021-05-04')
+    """
+    first = start or end or today - _dt.timedelta(days=days)
+    last = end or first
+    span = _dt.timedelta(days=days)
+    one = _dt.timedelta(days=1)
+    return (
+        f"{(first - span).isoformat()}/{(first - one).isoformat()}",
+        f"{(last + one).isoformat()}/{(last + span).isoformat()}",
+    )
+
+
+def item_source(item: Mapping[str, Any], folder: Path, *, api_url: str | None = None) -> str:
+    """Where a searched item can be opened from: its ``self`` link, else a snapshot file.
+
+    Items without a ``self`` link are written to ``folder/ID.json`` with absolute asset
+    hrefs (relative ones resolved against ``api_url``), which any satdelta input accepts.
+    """
+    for link in item.get("links") or ():
+        if isinstance(link, Mapping) and link.get("rel") == "self" and link.get("href"):
+            return str(link["href"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{Path(str(item.get('id') or 'item')).name}.json"
+    path.write_text(json.dumps(_snapshot(item, api_url)), encoding="utf-8")
+    return str(path)
 
 
 def _snapshot(item: Mapping[str, Any], where: str | None) -> dict[str, Any]:

@@ -5,6 +5,8 @@
   missing they skip, except under ``CI=true`` where they fail.
 * ``write_raster`` -- writes a small raster with a known transform/CRS to ``tmp_path``.
 * ``textured`` -- a deterministic smooth random texture for registration tests.
+* ``stac_item``, ``footprint_of`` -- a STAC Item for a test server, a raster's WGS84 bounds.
+* ``notes`` -- every napari notification message shown during a test.
 * ``serve_folder`` -- starts ``tests/range_server.py`` or ``tests/stac_server.py`` on a folder.
 """
 
@@ -200,6 +202,68 @@ class Served:
     def bytes_sent(self, path_part: str = "") -> int:
         """Body bytes sent for requests whose path contains ``path_part``."""
         return sum(r["bytes"] for r in self.requests() if path_part in r["path"])
+
+
+#: Media type of a cloud-optimized GeoTIFF asset.
+COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+def stac_item(
+    item_id: str,
+    href: str,
+    when: str,
+    footprint: tuple[float, float, float, float],
+    *,
+    collection: str = "test-imagery",
+    cloud: float | None = None,
+) -> dict:
+    """A STAC Item over ``footprint`` whose ``image`` asset (a COG) is ``href`` (``{BASE}`` is the
+    test server's URL, see ``tests/stac_server.py``), beside a thumbnail."""
+    w, s, e, n = footprint
+    props = {"datetime": when}
+    if cloud is not None:
+        props["eo:cloud_cover"] = cloud
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": item_id,
+        "collection": collection,
+        "bbox": [w, s, e, n],
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+        },
+        "properties": props,
+        "links": [{"rel": "collection", "href": f"{{BASE}}/collections/{collection}"}],
+        "assets": {
+            "thumbnail": {"href": "{BASE}/thumb.jpg", "type": "image/jpeg", "roles": ["thumbnail"]},
+            "image": {"href": href, "type": COG_TYPE, "roles": ["data"]},
+        },
+    }
+
+
+def footprint_of(path: Path) -> tuple[float, float, float, float]:
+    """WGS84 bounds of a raster."""
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    with rasterio.open(path) as src:
+        return transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+
+
+@pytest.fixture
+def notes():
+    """Every napari notification message shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def grab(n) -> None:  # noqa: ANN001
+        seen.append(str(n.message))
+
+    notification_manager.notification_ready.connect(grab)
+    yield seen
+    notification_manager.notification_ready.disconnect(grab)
 
 
 @pytest.fixture

@@ -164,15 +164,22 @@ def pair_cmd(
     Best = most of the area covered, then least cloud, then closest to the event (the end
     of the before window, the start of the after window).
     """
-    from satdelta.imagery.stac_search import rank_items, write_pair
+    from satdelta.imagery.stac_search import best_items, write_pair
 
     chosen = []
     for side, window in (("before", before_window), ("after", after_window)):
-        items = query.search(window)
-        best = rank_items(items, query.area, window=window, side=side)[0]  # type: ignore[arg-type]
+        ranked = best_items(
+            query.api_url,
+            collection=query.collection,
+            bbox=query.area,
+            window=window,
+            side=side,  # type: ignore[arg-type]
+            max_cloud=query.max_cloud,
+        )
+        best = ranked[0]
         info(
             f"{side}: {best.item_id} ({(best.item.get('properties') or {}).get('datetime')}, "
-            f"{100 * best.coverage:.0f} % of the area, best of {len(items)})"
+            f"{100 * best.coverage:.0f} % of the area, best of {len(ranked)})"
         )
         chosen.append(best)
     label = name or (f"claim-{query.claim_id}" if query.claim_id is not None else "pair")

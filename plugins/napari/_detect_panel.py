@@ -191,6 +191,11 @@ class DetectPanel(QGroupBox):
             min_area_m2=self.min_area.value() or None,
         )
 
+    def use_sources(self, before: str, after: str) -> None:
+        """Choose these layers (names), files or URLs as before and after."""
+        self.before_edit.setEditText(before)
+        self.after_edit.setEditText(after)
+
     def refresh_sources(self) -> None:
         """Offer the viewer's file-backed image layers as before and after."""
         self._name_pair()
@@ -404,13 +409,13 @@ class DetectPanel(QGroupBox):
             self.detector.start()
 
 
-def _start_in_python_thread(worker: Any) -> None:
+def _start_in_python_thread(worker: Any, *, name: str = "satdelta-detection") -> None:
     """Run a superqt worker in a new Python thread instead of Qt's global thread pool.
 
     A Qt pool thread gets a fresh Python thread state per runnable, which crashed pyproj
     3.7 on a second Run (see docs/design-napari.md); a Python thread lives for one run.
     """
-    threading.Thread(target=worker.run, name="satdelta-detection", daemon=True).start()
+    threading.Thread(target=worker.run, name=name, daemon=True).start()
 
 
 def _stop_detector(detector: DetectionProcess, *_args: Any) -> None:

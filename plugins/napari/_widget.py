@@ -2,7 +2,8 @@
 
 A thin composition over the Qt-free :class:`._session.Session`: the panels
 (:mod:`._detect_panel`, :mod:`._compare_panel`, :mod:`._store_panel`,
-:mod:`._polygon_panel`) and the evidence layer (:mod:`._evidence`) are wired here.
+:mod:`._polygon_panel`, :mod:`._imagery_panel`) and the evidence layer
+(:mod:`._evidence`) are wired here.
 Keys J accept, K reject, N next candidate, U undo, Q flicker, H hold to see before and
 W swipe are bound on the viewer while the dock is open, and given back when it closes.
 """
@@ -14,12 +15,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._compare_panel import ComparePanel
 from satdelta.plugins.napari._detect_panel import DetectPanel
 from satdelta.plugins.napari._evidence import NOT_STORED, EvidenceLayer
+from satdelta.plugins.napari._imagery_panel import ImageryPanel
 from satdelta.plugins.napari._keys import ViewerKeys
 from satdelta.plugins.napari._layers import InputError, viewer_frame
 from satdelta.plugins.napari._notify import notify_error, notify_info
@@ -54,7 +56,7 @@ class ChangeAnnotator(QWidget):
     ----------
     session : Session or None
         The open store, report and claim (None until a store is opened).
-    detect_panel, compare_panel, store_panel, polygon_panel : QWidget
+    detect_panel, compare_panel, store_panel, polygon_panel, imagery_panel : QWidget
         The dock's panels, top to bottom.
     evidence : EvidenceLayer
         The ``evidence`` Shapes layer kept in step with the store.
@@ -80,13 +82,12 @@ class ChangeAnnotator(QWidget):
             reload=self.evidence.reload,
         )
         self.compare_panel = ComparePanel(napari_viewer)
+        self.imagery_panel = ImageryPanel(napari_viewer)
         self.store_panel = StorePanel()
         self.polygon_panel = PolygonPanel()
         self.setMaximumWidth(520)
-        layout = QVBoxLayout(self)
-        for panel in (self.detect_panel, self.compare_panel, self.store_panel, self.polygon_panel):
-            layout.addWidget(panel)
-        layout.addStretch(1)
+        panels = (self.detect_panel, self.compare_panel, self.store_panel, self.polygon_panel)
+        self._lay_out(*panels, self.imagery_panel)
         self._connect_panels()
         self.keys = self._bind_keys()
         # closing the viewer destroys the dock without a closeEvent: give the keys back then
@@ -100,6 +101,24 @@ class ChangeAnnotator(QWidget):
         if store is not None:
             self.open_store(store)
 
+    def _lay_out(self, *panels: QWidget) -> None:
+        """Stack the panels in a scroll area: the dock never makes the window taller."""
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
+        for panel in panels:
+            layout.addWidget(panel)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(inner.minimumSizeHint().width() + bar)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
     def _connect_panels(self) -> None:
         store, polygon, evidence = self.store_panel, self.polygon_panel, self.evidence
         store.open_requested.connect(self.open_store)
@@ -111,6 +130,7 @@ class ChangeAnnotator(QWidget):
         polygon.status_requested.connect(evidence.set_status)
         polygon.next_requested.connect(evidence.next_candidate)
         polygon.undo_requested.connect(evidence.undo)
+        self.imagery_panel.opened.connect(self.detect_panel.use_sources)
 
     def _bind_keys(self) -> ViewerKeys:
         keys = ViewerKeys(self.viewer)
@@ -222,6 +242,7 @@ class ChangeAnnotator(QWidget):
         reports = [(r.title, r.id) for r in s.reports()]
         self.store_panel.show_choices(reports, s.report_id, claims, s.claim_id)
         self.polygon_panel.set_choices(claims, s.store.labels())
+        self._show_claim()
 
     def _on_report_chosen(self, report_id: int) -> None:
         if self.session is None:
@@ -233,6 +254,12 @@ class ChangeAnnotator(QWidget):
     def _on_claim_chosen(self, claim_id: int) -> None:
         if self.session is not None:
             self.session.claim_id = claim_id
+            self._show_claim()
+
+    def _show_claim(self) -> None:
+        s = self.session
+        claim = s.store.get_claim(s.claim_id) if s is not None and s.claim_id is not None else None
+        self.imagery_panel.show_claim(claim)
 
     def _on_field_edited(self, field: str, value: Any) -> None:
         if self.session is not None:

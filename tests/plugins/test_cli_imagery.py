@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,10 +17,10 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from satdelta.imagery.cog import write_cog
 
-from tests.conftest import make_pair, require_shared
+from tests.conftest import COG_TYPE, footprint_of, make_pair, require_shared
+from tests.conftest import stac_item as item
 
 NAIP = ("m_4709963_se_14_1_20090818.tif", "m_4709963_se_14_1_20200831.tif")
-COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
 def satdelta(*args: str | os.PathLike[str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -34,43 +33,6 @@ def one_line_error(res: subprocess.CompletedProcess) -> str:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("satdelta: error: "), res.stderr
     return lines[0]
-
-
-def item(
-    item_id: str,
-    href: str,
-    when: str,
-    footprint: tuple[float, float, float, float],
-    *,
-    collection: str = "test-imagery",
-    cloud: float | None = None,
-) -> dict:
-    w, s, e, n = footprint
-    props = {"datetime": when}
-    if cloud is not None:
-        props["eo:cloud_cover"] = cloud
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": item_id,
-        "collection": collection,
-        "bbox": [w, s, e, n],
-        "geometry": {
-            "type": "Polygon",
-            "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
-        },
-        "properties": props,
-        "links": [{"rel": "collection", "href": f"{{BASE}}/collections/{collection}"}],
-        "assets": {
-            "thumbnail": {"href": "{BASE}/thumb.jpg", "type": "image/jpeg", "roles": ["thumbnail"]},
-            "image": {"href": href, "type": COG_TYPE, "roles": ["data"]},
-        },
-    }
-
-
-def footprint_of(path: Path) -> tuple[float, float, float, float]:
-    with rasterio.open(path) as src:
-        return transform_bounds(src.crs, "EPSG:4326", *src.bounds)
 
 
 @pytest.fixture

@@ -31,21 +31,6 @@ from tests.conftest import process_gone
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def notes():
-    """Every napari notification message shown during the test."""
-    from napari.utils.notifications import notification_manager
-
-    seen: list[str] = []
-
-    def grab(n) -> None:  # noqa: ANN001
-        seen.append(str(n.message))
-
-    notification_manager.notification_ready.connect(grab)
-    yield seen
-    notification_manager.notification_ready.disconnect(grab)
-
-
 def _viewer(make_napari_viewer):
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1300, 850)
