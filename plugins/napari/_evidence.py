@@ -75,6 +75,7 @@ class EvidenceLayer:
         self._on_progress = on_progress or (lambda _shown, _total: None)
         self._syncing = False
         self._loading = False
+        self._visible_after_load = True
         self._load_generation = 0
         self._removing: list[str] = []
         self._highlighted: set[int] = set()  # rows drawn with SELECTED_EDGE_WIDTH
@@ -210,9 +211,13 @@ class EvidenceLayer:
                 layer.data = []
         finally:
             self._syncing = False
+        # a load that supersedes one still filling keeps that one's visibility, not the
+        # hidden state it left the layer in
+        visible = self._visible_after_load if self._loading else layer.visible
+        self._visible_after_load = visible
         self._loading = True
         layer.editable = False
-        load = _Load(layer, rows, self._load_generation)
+        load = _Load(layer, rows, self._load_generation, visible)
         if len(rows.shapes) > self.first_slice:
             # hidden while it fills: each slice would otherwise repaint the whole canvas
             layer.visible = False
@@ -451,9 +456,9 @@ def _next_slice(count: int, elapsed: float, budget: float, minimum: int) -> int:
 class _Load:
     """One redraw of the evidence layer in progress: the rows and how many are added."""
 
-    def __init__(self, layer: Any, rows: LayerRows, generation: int) -> None:
+    def __init__(self, layer: Any, rows: LayerRows, generation: int, visible: bool) -> None:
         self.layer, self.rows, self.generation = layer, rows, generation
-        self.visible = layer.visible  # shown again once filled
+        self.visible = visible  # shown again once filled
         self.colours = status_colours(rows.properties["status"])  # given with the shapes
         ids = list(rows.properties["annotation_id"])
         # annotations shown after each row (a multi-part annotation's rows are consecutive)

@@ -190,3 +190,10 @@ def test_five_thousand_candidates_are_drawn_in_short_slices(
     evidence = viewer.layers["evidence"]
     assert len(evidence.data) == n and evidence.visible
     assert max(slices) <= SLICE_LIMIT, slices
+    # a reload that supersedes one still filling (the layer hidden meanwhile) ends shown
+    widget.evidence.show_rows(LayerRows(shapes, props))
+    assert widget.evidence.loading and not evidence.visible
+    half = {k: v[: n // 2] for k, v in props.items()}
+    widget.evidence.show_rows(LayerRows(shapes[: n // 2], half))
+    qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=120_000)
+    assert len(evidence.data) == n // 2 and evidence.visible
