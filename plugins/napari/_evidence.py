@@ -250,7 +250,9 @@ class EvidenceLayer:
         finally:
             self._syncing = False
         load.done = hi
-        self._on_progress(load.shown(), load.total)
+        filled = hi == len(load.rows.shapes)
+        # "all shown" only once every row is in: the last annotation may have more parts left
+        self._on_progress(load.total if filled else min(load.shown(), load.total - 1), load.total)
         if hi < len(load.rows.shapes):
             nxt = _next_slice(
                 hi - lo, time.perf_counter() - started, self.slice_seconds, self.min_slice

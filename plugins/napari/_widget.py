@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent, Qt
+from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.plugins.napari._compare_panel import ComparePanel
@@ -108,13 +108,11 @@ class ChangeAnnotator(QWidget):
         for panel in panels:
             layout.addWidget(panel)
         layout.addStretch(1)
-        scroll = QScrollArea()
+        scroll = _VerticalScroll()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(inner)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        bar = scroll.verticalScrollBar().sizeHint().width()
-        scroll.setMinimumWidth(inner.minimumSizeHint().width() + bar)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
@@ -334,3 +332,28 @@ class ChangeAnnotator(QWidget):
 def _release_keys(keys: ViewerKeys, *_args: Any) -> None:
     """Give the viewer its keys back (the dock widget was destroyed)."""
     keys.release()
+
+
+class _VerticalScroll(QScrollArea):
+    """A scroll area that scrolls only vertically and is never narrower than its content.
+
+    QScrollArea's own minimum width ignores its widget's, so content that grows wider after
+    construction (a long status line, a store path) was clipped on the left.
+    """
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 (Qt's name)
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is not None:
+            bar = self.verticalScrollBar().sizeHint().width()
+            hint.setWidth(inner.minimumSizeHint().width() + bar)
+        return hint

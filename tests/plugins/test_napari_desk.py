@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from satdelta.plugins.napari._session import LayerRows, review_order
+from satdelta.plugins.napari._widget import ChangeAnnotator
 
 from benchmarks.gui import Heartbeat, timed_slices
 from tests.conftest import require_shared
@@ -99,15 +100,14 @@ def test_naip_run_from_the_run_button_shows_candidates_without_freezing(
     widget.evidence.set_status("accepted")
     assert widget.polygon_panel.review_label.text() == f"reviewed 1/{n} candidates"
     if UPDATE_DOCS:
-        _draw_docs(viewer, widget, evidence.data[row])
+        _draw_docs(viewer, widget)
 
 
-def _draw_docs(viewer, widget, around: np.ndarray) -> None:
+def _draw_docs(viewer, widget) -> None:
     """The README's pictures: the desk after the NAIP run, and swipe while zoomed in."""
     viewer.window._qt_window.resize(1500, 950)
-    camera = viewer.scene.camera
-    camera.center = tuple(np.asarray(around).mean(axis=0))
-    camera.zoom = 0.5
+    viewer.reset_view()  # the scene's middle, where the rank-1 candidate may not be
+    viewer.scene.camera.zoom *= 1.6
     viewer.screenshot(str(DOCS / "napari-detection.png"), canvas_only=False, flash=False)
     for name in ("change mask", "evidence"):
         viewer.layers[name].visible = False
@@ -197,3 +197,22 @@ def test_five_thousand_candidates_are_drawn_in_short_slices(
     widget.evidence.show_rows(LayerRows(shapes[: n // 2], half))
     qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=120_000)
     assert len(evidence.data) == n // 2 and evidence.visible
+
+
+def test_progress_says_all_drawn_only_when_every_part_is_in(make_napari_viewer, qtbot) -> None:
+    viewer = make_napari_viewer(show=True)
+    widget = ChangeAnnotator(viewer)
+    viewer.window.add_dock_widget(widget)
+    ring = np.array([[0, 0], [0, 12], [9, 15], [12, 6]], dtype=float)
+    n = 400
+    ids = [f"a{k}" for k in range(n - 2)] + ["last", "last"]  # a two-part annotation last
+    props = {"annotation_id": ids, "status": ["candidate"] * n, "origin": ["detected"] * n}
+    seen: list[tuple[int, int, bool]] = []
+    evidence = widget.evidence
+    evidence._on_progress = lambda shown, total: seen.append((shown, total, evidence.loading))
+    evidence.first_slice = n - 1  # the first slice ends between the last annotation's parts
+    evidence.show_rows(LayerRows([k * 20.0 + ring for k in range(n)], props))
+    qtbot.waitUntil(lambda: not evidence.loading, timeout=60_000)
+    total = n - 1
+    assert seen[-1][:2] == (total, total)
+    assert all(shown < total for shown, _, _ in seen[:-1]), seen
