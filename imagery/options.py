@@ -16,6 +16,7 @@ from typing import Any
 
 from satdelta.imagery.align import RESAMPLING_METHODS, ResamplingName
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.objects import ObjectOptions
 from satdelta.imagery.radiometry import NORMALISE_METHODS, NormaliseMethod
 from satdelta.imagery.scores import SCORE_METHODS, ScoreMethod
 from satdelta.imagery.threshold import THRESHOLD_METHODS, ThresholdMethod
@@ -34,6 +35,7 @@ CLI_FLAGS: dict[str, str] = {
     "pixel_size_m": "--pixel-size",
     "max_shift_px": "--max-shift",
     "resampling": "--resampling",
+    "objects": "--objects/--no-objects",
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -82,6 +84,11 @@ class DetectionOptions:
         Largest residual shift between the scenes the alignment accepts, in pixels.
     resampling : {"nearest", "bilinear", "cubic", "lanczos"}, default "cubic"
         Resampling of the after scene onto the before grid.
+    objects : bool or None, default None
+        Look for discrete objects and their change (:mod:`satdelta.imagery.object_change`):
+        True or False forces it, None decides from the pixel size (about 1 m or finer).
+    object_options : ObjectOptions
+        Constants of object finding and matching (a mapping of its fields is accepted).
 
     Raises
     ------
@@ -112,6 +119,8 @@ class DetectionOptions:
     pixel_size_m: float | None = None
     max_shift_px: float = 5.0
     resampling: ResamplingName = "cubic"
+    objects: bool | None = None
+    object_options: ObjectOptions = ObjectOptions()
 
     def __post_init__(self) -> None:
         for name, value in _checked(self._values(), _plain).items():
@@ -125,6 +134,7 @@ class DetectionOptions:
         out = self._values()
         if self.bands is not None:
             out["bands"] = list(self.bands)
+        out["object_options"] = self.object_options.to_dict()
         return out
 
     @classmethod
@@ -185,6 +195,24 @@ def _checked(values: dict[str, Any], label: Callable[[str], str]) -> dict[str, A
             )
         out["null_quantile"] = _number(q)
     out["bands"] = _bands(out["bands"], label)
+    if out["objects"] is not None and not isinstance(out["objects"], bool):
+        raise InvalidParameterError(
+            f"{label('objects')} must be True, False or None (decide from the pixel size); "
+            f"got {out['objects']!r}."
+        )
+    if isinstance(out["object_options"], Mapping):
+        known = {f.name for f in fields(ObjectOptions)}
+        unknown = sorted(set(out["object_options"]) - known)
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown object options {unknown}; expected some of {sorted(known)}."
+            )
+        out["object_options"] = ObjectOptions(**out["object_options"])
+    elif not isinstance(out["object_options"], ObjectOptions):
+        raise InvalidParameterError(
+            f"object_options must be an ObjectOptions or a mapping of its fields; got "
+            f"{out['object_options']!r}."
+        )
     return out
 
 

@@ -36,7 +36,7 @@ __all__ = [
 
 #: ``(step, total, message)``, with a :class:`ChangeLayers` fourth when the maps exist.
 Step = tuple[Any, ...]
-TOTAL_STEPS = 5
+TOTAL_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ STAGE_MESSAGES = {
     "align": "aligning after onto before",
     "detect": "scoring change",
     "vectorize": "outlining changed regions",
+    "objects": "finding objects",
 }
 
 

@@ -110,7 +110,7 @@ def test_detect_end_to_end(change_pair, tmp_path):
     assert info["inputs"]["before"]["sha256"] == run["before"]["sha256"]
     assert info["alignment"]["shift_before_px"] == pytest.approx([0.4, -0.3], abs=0.1)
     assert max(map(abs, info["alignment"]["shift_after_px"])) < 0.1
-    assert set(info["timings_s"]) == {"open", "align", "detect", "vectorize", "write"}
+    assert set(info["timings_s"]) == {"open", "align", "detect", "vectorize", "objects", "write"}
     assert info["detection"]["threshold"] == run["threshold"]
     assert info["versions"]["rasterio"] and info["versions"]["gdal"]
     assert info["options"]["method"] == "cva" and info["detection"]["method"] == "cva"
