@@ -229,6 +229,8 @@ def plan_import(
         props = feat.get("properties") or {}
         if kind == "change-candidates":
             item = _from_detection(props, meta.get("run") or {})
+        elif kind == "object-candidates":
+            item = _from_object(props, meta.get("run") or {})
         elif kind == "annotations":
             item = _from_export(props, feat)
         else:
@@ -266,6 +268,24 @@ def _from_detection(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[st
         "status": "candidate",
         "verdict": "inconclusive",
         "provenance": {**dict(run), "detection": detection},
+    }
+
+
+#: Store label of each object size class of a ``satdelta detect`` objects.geojson.
+OBJECT_LABELS = {"aircraft-sized": "aircraft", "vehicle": "vehicles"}
+#: Object attributes kept in the provenance's ``object`` member.
+OBJECT_KEYS = ("id", "change", "size_class", "length_m", "width_m", "orientation_deg", "area_m2")
+
+
+def _from_object(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    conf = props.get("confidence")
+    return {
+        "label": OBJECT_LABELS.get(str(props.get("size_class")), "other"),
+        "origin": "detected",
+        "status": "candidate",
+        "verdict": "inconclusive",
+        "confidence": conf if isinstance(conf, int | float) else None,
+        "provenance": {**dict(run), "object": {k: props.get(k) for k in OBJECT_KEYS if k in props}},
     }
 
 
