@@ -304,9 +304,7 @@ def object_changes(
     ]
 
 
-def _footprints(
-    labels: NDArray[np.int32], transform: Affine
-) -> dict[int, Polygon | MultiPolygon]:
+def _footprints(labels: NDArray[np.int32], transform: Affine) -> dict[int, Polygon | MultiPolygon]:
     """Footprint polygon of every label value > 0, in the grid's coordinates."""
     parts: dict[int, list[Any]] = {}
     for geom, value in shapes(labels, mask=labels > 0, connectivity=8, transform=transform):

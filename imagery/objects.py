@@ -258,7 +258,10 @@ def nodata_mask(
     top = float(np.percentile(finite, 99.9)) if finite.size else 0.0
     black = np.all(image <= options.nodata_fraction * top, axis=0) & ~out
     if black.any():
-        black = morphology.remove_small_objects(black, max(1, int(options.nodata_min_m2 / px**2)))
+        lab, _ = ndi.label(black)
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        black = sizes[lab] >= options.nodata_min_m2 / px**2
         if black.any():
             out |= ndi.binary_dilation(black, iterations=_px(options.nodata_margin_m, px))
     return out
@@ -427,7 +430,9 @@ def find_objects(
     px = float(pixel_size_m)
     nodata = nodata_mask(image, px, options, invalid)
     z = local_contrast(luminance(image), nodata, px, options)
-    bright = _close(filters.apply_hysteresis_threshold(z, options.grow_z, options.seed_z), px, options)
+    bright = _close(
+        filters.apply_hysteresis_threshold(z, options.grow_z, options.seed_z), px, options
+    )
     dark = filters.apply_hysteresis_threshold(-z, options.grow_z, options.seed_z) & ~bright
     labels = np.zeros(z.shape, np.int32)
     found: list[FoundObject] = []

@@ -16,6 +16,7 @@ import pytest
 import rasterio
 import rasterio.warp
 import shapely
+from satdelta.imagery.objects import ObjectOptions
 from shapely.geometry import box, shape
 
 from tests.conftest import require_file
@@ -82,7 +83,14 @@ def test_detect_end_to_end(change_pair, tmp_path):
     res = satdelta("detect", before, after, "-o", out, "--method", "cva", "--threshold", "otsu")
     assert res.returncode == 0, res.stderr
     assert res.stdout == "" and res.stderr == ""  # piped: nothing extra
-    assert sorted(os.listdir(out)) == ["changes.geojson", "mask.tif", "run.json", "score.tif"]
+    assert sorted(os.listdir(out)) == [
+        "changes.geojson",
+        "mask.tif",
+        "objects.csv",
+        "objects.geojson",
+        "run.json",
+        "score.tif",
+    ]
     assert_valid_cog(out / "mask.tif")
     assert_valid_cog(out / "score.tif")
     with rasterio.open(out / "mask.tif") as m, rasterio.open(before) as b:
@@ -155,6 +163,8 @@ def test_detect_options_are_used_and_recorded(change_pair, tmp_path):
         "pixel_size_m": None,
         "max_shift_px": 2.0,
         "resampling": "bilinear",
+        "objects": None,
+        "object_options": ObjectOptions().to_dict(),
     }
     assert info["grid"]["band_names"] == ["red", "green"]  # 3-band uint8 GeoTIFF: RGB
     assert info["detection"]["method"] == "absdiff"
@@ -189,7 +199,7 @@ def test_plain_png_pair_skips_geojson_with_one_line_notice(change_pair, tmp_path
         "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
         "(GeoJSON needs lon/lat)"
     ]
-    assert sorted(os.listdir(out)) == ["mask.tif", "run.json", "score.tif"]
+    assert sorted(os.listdir(out)) == ["mask.tif", "objects.csv", "run.json", "score.tif"]
     assert_valid_cog(out / "mask.tif")
     info = json.loads((out / "run.json").read_text())
     assert info["grid"]["crs"] is None and info["grid"]["pixel_size_m"] == 0.5
