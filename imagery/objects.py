@@ -252,7 +252,7 @@ def luminance(image: NDArray) -> NDArray[np.float32]:
 def nodata_mask(
     image: NDArray, px: float, options: ObjectOptions, invalid: NDArray[np.bool_] | None = None
 ) -> NDArray[np.bool_]:
-    """True where the date has no data: ``invalid``, and large near-black areas grown by a margin."""
+    """True where the date has no data: ``invalid``, and large near-black areas (grown)."""
     out = np.zeros(image.shape[1:], bool) if invalid is None else invalid.copy()
     finite = image[:, ~out] if out.any() else image.reshape(image.shape[0], -1)
     top = float(np.percentile(finite, 99.9)) if finite.size else 0.0

@@ -5,8 +5,8 @@ Stages, each a separate call so a front-end can show progress and stop between t
 (:func:`~satdelta.imagery.align.coregister`), ``detect``
 (:func:`~satdelta.imagery.detect.detect_change`), ``vectorize``
 (:func:`~satdelta.imagery.vectorize.vectorize`) and, for imagery of about 1 m or finer,
-``objects`` (:func:`~satdelta.imagery.object_change.detect_objects`). The result, a :class:`DetectionRun`, is
-written by :func:`satdelta.imagery.outputs.write_outputs`.
+``objects`` (:func:`~satdelta.imagery.object_change.detect_objects`). The result, a
+:class:`DetectionRun`, is written by :func:`satdelta.imagery.outputs.write_outputs`.
 """
 
 from __future__ import annotations
