@@ -244,7 +244,7 @@ def _classify(
         if not fp.any() or other.nodata[sl][fp].mean() > options.nodata_max_frac:
             continue  # not observable on the other date: no change claimed
         presence = float(present[sl][fp].mean())
-        region = ndi.binary_dilation(fp, iterations=tol)
+        region = ndi.distance_transform_cdt(~fp, metric="taxicab") <= tol  # fp grown by tol
         structure = _ncc(mine.grad[sl][region], other.grad[sl][region])
         ol = other.labels[sl][fp]
         n = int(fp.sum())

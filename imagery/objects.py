@@ -292,8 +292,9 @@ def local_contrast(
 
 def _close(mask: NDArray[np.bool_], px: float, options: ObjectOptions) -> NDArray[np.bool_]:
     r = round(options.close_m / px)
-    if r >= 1:
-        mask = morphology.closing(mask, morphology.disk(r)).astype(bool)
+    if r >= 1:  # padded so that the image edge does not erode what touches it
+        padded = np.pad(mask, r)
+        mask = ndi.binary_closing(padded, structure=morphology.disk(r))[r:-r, r:-r]
     return ndi.binary_fill_holes(mask)
 
 
@@ -315,18 +316,17 @@ def _describe(
         length_m=float(length),
         width_m=float(width),
         area_m2=float(region.area * px**2),
-        solidity=float(region.solidity),
+        solidity=math.nan,  # set once the cheaper tests pass (the convex hull is costly)
         orientation_deg=float(-np.degrees(region.orientation) % 180.0),
         size_class="vehicle" if length <= options.vehicle_max_m else "aircraft-sized",
         contrast_z=0.0,
     )
 
 
-def _shape_ok(obj: FoundObject, options: ObjectOptions) -> bool:
+def _size_ok(obj: FoundObject, options: ObjectOptions) -> bool:
+    """Length, area and (for long objects) width / length within the options' bounds."""
     o = options
-    if not (o.min_length_m <= obj.length_m <= o.max_length_m):
-        return False
-    if obj.area_m2 < o.min_area_m2 or obj.solidity < o.min_solidity:
+    if not (o.min_length_m <= obj.length_m <= o.max_length_m) or obj.area_m2 < o.min_area_m2:
         return False
     if obj.length_m <= o.vehicle_max_m or obj.width_m >= o.min_aspect_large * obj.length_m:
         return True
@@ -348,10 +348,15 @@ def _add_objects(
         if region.area * px**2 < options.min_area_m2:
             continue
         obj = _describe(region, px, polarity, options)
-        if not _shape_ok(obj, options):
+        if not _size_ok(obj, options) or region.solidity < options.min_solidity:
             continue
         idx = tuple(region.coords.T)
-        obj = replace(obj, id=len(found), contrast_z=float(np.abs(z[idx]).mean()))
+        obj = replace(
+            obj,
+            id=len(found),
+            solidity=float(region.solidity),
+            contrast_z=float(np.abs(z[idx]).mean()),
+        )
         found.append(obj)
         labels[idx] = obj.id + 1
 
