@@ -560,6 +560,10 @@ def _save_and_read(conn: Any, job: DetectionJob, result: Any) -> Any:
         session = Session(store, frame)
         session.report_id, session.claim_id = job.report_id, job.claim_id
         session.add_candidates(result.polygons, result.provenance, replace_earlier=True)
+        if result.objects is not None:  # as `satdelta import objects.geojson` does
+            store.import_geojson(
+                result.objects, report_id=session.report_id, claim_id=session.claim_id
+            )
         return session.rows() if frame is not None else None
     finally:
         store.close()
