@@ -23,6 +23,7 @@ from satdelta.plugins.napari._evidence import EvidenceLayer
 from satdelta.plugins.napari._keys import ViewerKeys
 from satdelta.plugins.napari._layers import InputError, viewer_frame
 from satdelta.plugins.napari._notify import notify_error, notify_info
+from satdelta.plugins.napari._objects_panel import ObjectsPanel
 from satdelta.plugins.napari._polygon_panel import PolygonPanel
 from satdelta.plugins.napari._session import Session
 from satdelta.plugins.napari._status import install_lonlat_status
@@ -78,10 +79,12 @@ class ChangeAnnotator(QWidget):
         self.compare_panel = ComparePanel(napari_viewer)
         self.store_panel = StorePanel()
         self.polygon_panel = PolygonPanel()
+        self.objects_panel = ObjectsPanel(napari_viewer)
         self.setMaximumWidth(520)
         layout = QVBoxLayout(self)
         for panel in (self.detect_panel, self.compare_panel, self.store_panel, self.polygon_panel):
             layout.addWidget(panel)
+        layout.addWidget(self.objects_panel)
         layout.addStretch(1)
         self._connect_panels()
         self.keys = self._bind_keys()
@@ -208,6 +211,7 @@ class ChangeAnnotator(QWidget):
             self.evidence.apply({field: value})
 
     def _show_selection(self) -> None:
+        self.objects_panel.refresh(self.session)  # after every reload, save, accept or reject
         selected = self.evidence.selected() if self.session is not None else None
         if selected is None:
             self.polygon_panel.show_selection(None)
