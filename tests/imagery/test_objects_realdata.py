@@ -1,0 +1,41 @@
+"""Object-level change on two real 0.5 m airport pairs (airbus-airport-dev, read in place).
+
+``benchmarks/objects.py`` runs all 18 pairs with the same scoring; here P04 (a black no-data
+band over 11 % of image_a) and P05 (a 10 px offset between the dates), with the figures the
+benchmark reached on them minus a small margin.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_shared
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "objects.py"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("objects_benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    # place, found at least, one-date aircraft, flagged at most, standing aircraft
+    ("place", "min_found", "one_date", "max_flagged", "standing"),
+    [("P04", FOUND_P04, 37, FLAG_P04, 16), ("P05", FOUND_P05, 18, FLAG_P05, 38)],
+)
+def test_airport_pair_objects(place, min_found, one_date, max_flagged, standing):
+    require_shared("airbus-airport-dev", "pairs.csv")
+    bench = _benchmark()
+    row = next(r for r in bench.pairs() if r["place"] == place)
+    score = bench.score_pair(row, bench.boxes_by_image())
+    assert (score.one_date, score.standing) == (one_date, standing)
+    assert score.found >= min_found
+    assert score.flagged <= max_flagged
