@@ -83,14 +83,7 @@ def test_detect_end_to_end(change_pair, tmp_path):
     res = satdelta("detect", before, after, "-o", out, "--method", "cva", "--threshold", "otsu")
     assert res.returncode == 0, res.stderr
     assert res.stdout == "" and res.stderr == ""  # piped: nothing extra
-    assert sorted(os.listdir(out)) == [
-        "changes.geojson",
-        "mask.tif",
-        "objects.csv",
-        "objects.geojson",
-        "run.json",
-        "score.tif",
-    ]
+    assert sorted(os.listdir(out)) == ["changes.geojson", "mask.tif", "run.json", "score.tif"]
     assert_valid_cog(out / "mask.tif")
     assert_valid_cog(out / "score.tif")
     with rasterio.open(out / "mask.tif") as m, rasterio.open(before) as b:
@@ -118,7 +111,7 @@ def test_detect_end_to_end(change_pair, tmp_path):
     assert info["inputs"]["before"]["sha256"] == run["before"]["sha256"]
     assert info["alignment"]["shift_before_px"] == pytest.approx([0.4, -0.3], abs=0.1)
     assert max(map(abs, info["alignment"]["shift_after_px"])) < 0.1
-    assert set(info["timings_s"]) == {"open", "align", "detect", "vectorize", "objects", "write"}
+    assert set(info["timings_s"]) == {"open", "align", "detect", "vectorize", "write"}
     assert info["detection"]["threshold"] == run["threshold"]
     assert info["versions"]["rasterio"] and info["versions"]["gdal"]
     assert info["options"]["method"] == "cva" and info["detection"]["method"] == "cva"
