@@ -36,7 +36,7 @@ __all__ = [
 
 #: ``(step, total, message)``, with a :class:`ChangeLayers` fourth when the maps exist.
 Step = tuple[Any, ...]
-TOTAL_STEPS = 6
+TOTAL_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def detection_steps(
         else:  # the widget shows score and mask while the polygons are outlined
             layers = ChangeLayers(stage.maps, stage.aligned.transform, stage.aligned.crs)
             yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage.name], layers)
-        step += 1
+        step += stage.name != "objects"  # the optional objects stage shares the last step
     yield (step, TOTAL_STEPS, f"{len(run.polygons)} candidate regions")
     return DetectionResult(
         run.maps,

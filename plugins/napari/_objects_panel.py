@@ -22,7 +22,7 @@ __all__ = ["CHANGE_COLOURS", "OBJECTS_LAYER", "ObjectsPanel"]
 
 OBJECTS_LAYER = "objects"
 #: Edge colour of each change kind on the objects layer.
-CHANGE_COLOURS = {"disappeared": "#ff4040", "appeared": "#40c0ff", "unchanged": "#c0c0c0"}
+CHANGE_COLOURS = {"disappeared": "#ff2020", "appeared": "#40c0ff", "unchanged": "#c0c0c0"}
 
 
 class ObjectsPanel(QGroupBox):

@@ -33,7 +33,7 @@ def test_run_shows_objects_layer_and_counts_that_follow_review(
 
     layer = viewer.layers[OBJECTS_LAYER]
     assert len(layer.data) >= len(objects)
-    red = np.array([1.0, 0x40 / 255, 0x40 / 255, 1.0])
+    red = np.array([1.0, 0x20 / 255, 0x20 / 255, 1.0])
 
     def red_rows() -> int:
         return int((np.abs(layer.edge_color - red).sum(axis=1) < 1e-6).sum())
@@ -59,4 +59,4 @@ def test_run_shows_objects_layer_and_counts_that_follow_review(
     text = widget.objects_panel.counts.text()
     assert f"disappeared {len(gone) - 1} ·" in text
     assert 0 < red_rows() < red_before
-    assert CHANGE_COLOURS["disappeared"] == "#ff4040"
+    assert CHANGE_COLOURS["disappeared"] == "#ff2020"
