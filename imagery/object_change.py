@@ -173,17 +173,21 @@ class ObjectChanges:
     options: ObjectOptions = field(default_factory=ObjectOptions)
 
     def counts(self, within: Any = None) -> dict[str, dict[str, int]]:
-        """Counts per change kind and size class, of the objects whose footprint centre is
-        inside ``within`` (a shapely geometry in the grid's CRS; None = the whole scene)."""
+        """Counts per change kind and size class, of the objects whose footprint centroid is
+        inside ``within`` (a shapely lon/lat geometry, such as an area of interest's; None =
+        the whole scene). Objects without lon/lat are outside any such area."""
         objs = self.objects
         if within is not None:
             objs = tuple(
-                o for o in objs if o.geometry is not None and within.contains(o.geometry.centroid)
+                o
+                for o in objs
+                if o.geometry_wgs84 is not None and within.contains(o.geometry_wgs84.centroid)
             )
         return count_objects(objs)
 
     def summary(self, aoi: Any = None) -> dict[str, Any]:
-        """The ``objects`` member of run.json: counts for the scene (and the AOI when given)."""
+        """The ``objects`` member of run.json: counts for the scene and, when ``aoi`` (a lon/lat
+        geometry) is given, for the objects inside it."""
         out: dict[str, Any] = {
             "pixel_size_m": self.pixel_size_m,
             "options": self.options.to_dict(),

@@ -128,3 +128,21 @@ def test_options_are_checked_and_recorded():
 )
 def test_objects_run_at_about_one_metre_or_finer(pixel, requested, expected):
     assert objects_apply(pixel, requested) is expected
+
+
+def test_counts_within_an_area_of_interest_in_lonlat():
+    from affine import Affine
+    from rasterio.crs import CRS
+    from shapely.geometry import box
+
+    before, after = scene(14), scene(15)
+    aircraft(before, 100, 100)
+    aircraft(before, 200, 220)
+    transform = Affine(0.5, 0, 500000.0, 0, -0.5, 4300000.0)
+    found = detect_objects(before, after, PX, transform=transform, crs=CRS.from_epsg(32651))
+    assert found.counts()["disappeared"]["total"] == 2
+    lon, lat = found.objects[0].centre_lonlat()
+    aoi = box(lon - 1e-4, lat - 1e-4, lon + 1e-4, lat + 1e-4)
+    summary = found.summary(aoi)
+    assert summary["counts"]["aoi"]["disappeared"]["total"] == 1
+    assert summary["counts"]["scene"]["disappeared"]["aircraft-sized"] == 2
