@@ -282,6 +282,8 @@ def plan_import(
         props = feat.get("properties") or {}
         if kind == "change-candidates":
             item = _from_detection(props, meta.get("run") or {})
+        elif kind == "object-candidates":
+            item = _from_object(props, meta.get("run") or {})
         elif kind == "annotations":
             item = _from_export(props, feat)
         else:
@@ -329,6 +331,24 @@ def _from_detection(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[st
         if props.get(key) is not None:
             item[key] = props[key]
     return item
+
+
+#: Store label of each object size class of a ``satdelta detect`` objects.geojson.
+OBJECT_LABELS = {"aircraft-sized": "aircraft", "vehicle": "vehicles"}
+#: Object attributes kept in the provenance's ``object`` member.
+OBJECT_KEYS = ("id", "change", "size_class", "length_m", "width_m", "orientation_deg", "area_m2")
+
+
+def _from_object(props: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    conf = props.get("confidence")
+    return {
+        "label": OBJECT_LABELS.get(str(props.get("size_class")), "other"),
+        "origin": "detected",
+        "status": "candidate",
+        "verdict": "inconclusive",
+        "confidence": conf if isinstance(conf, int | float) else None,
+        "provenance": {**dict(run), "object": {k: props.get(k) for k in OBJECT_KEYS if k in props}},
+    }
 
 
 def _from_export(props: Mapping[str, Any], feat: Mapping[str, Any]) -> dict[str, Any]:

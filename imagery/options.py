@@ -18,6 +18,7 @@ from satdelta.imagery.align import RESAMPLING_METHODS, ResamplingName
 from satdelta.imagery.aoi import AreaOfInterest
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.morphology import MIN_REGION_PX
+from satdelta.imagery.objects import ObjectOptions
 from satdelta.imagery.radiometry import NORMALISE_METHODS, NormaliseMethod
 from satdelta.imagery.scores import SCORE_METHODS, ScoreMethod
 from satdelta.imagery.threshold import THRESHOLD_METHODS, ThresholdMethod
@@ -38,6 +39,7 @@ CLI_FLAGS: dict[str, str] = {
     "pixel_size_m": "--pixel-size",
     "max_shift_px": "--max-shift",
     "resampling": "--resampling",
+    "objects": "--objects/--no-objects",
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -93,6 +95,11 @@ class DetectionOptions:
         Largest residual shift between the scenes the alignment accepts, in pixels.
     resampling : {"nearest", "bilinear", "cubic", "lanczos"}, default "cubic"
         Resampling of the after scene onto the before grid.
+    objects : bool or None, default None
+        Look for discrete objects and their change (:mod:`satdelta.imagery.object_change`):
+        True or False forces it, None decides from the pixel size (about 1 m or finer).
+    object_options : ObjectOptions
+        Constants of object finding and matching (a mapping of its fields is accepted).
 
     Raises
     ------
@@ -125,6 +132,8 @@ class DetectionOptions:
     pixel_size_m: float | None = None
     max_shift_px: float = 5.0
     resampling: ResamplingName = "cubic"
+    objects: bool | None = None
+    object_options: ObjectOptions = ObjectOptions()
 
     def __post_init__(self) -> None:
         for name, value in _checked(self._values(), _plain).items():
@@ -140,6 +149,7 @@ class DetectionOptions:
             out["bands"] = list(self.bands)
         if self.aoi is not None:
             out["aoi"] = self.aoi.to_dict()
+        out["object_options"] = self.object_options.to_dict()
         return out
 
     @classmethod
@@ -211,6 +221,24 @@ def _checked(values: dict[str, Any], label: Callable[[str], str]) -> dict[str, A
     out["min_pixels"] = int(m)
     if out["aoi"] is not None:
         out["aoi"] = AreaOfInterest.from_dict(out["aoi"])
+    if out["objects"] is not None and not isinstance(out["objects"], bool):
+        raise InvalidParameterError(
+            f"{label('objects')} must be True, False or None (decide from the pixel size); "
+            f"got {out['objects']!r}."
+        )
+    if isinstance(out["object_options"], Mapping):
+        known = {f.name for f in fields(ObjectOptions)}
+        unknown = sorted(set(out["object_options"]) - known)
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown object options {unknown}; expected some of {sorted(known)}."
+            )
+        out["object_options"] = ObjectOptions(**out["object_options"])
+    elif not isinstance(out["object_options"], ObjectOptions):
+        raise InvalidParameterError(
+            f"object_options must be an ObjectOptions or a mapping of its fields; got "
+            f"{out['object_options']!r}."
+        )
     return out
 
 

@@ -1,4 +1,5 @@
-"""Writing one run's outputs: ``mask.tif``, ``score.tif``, ``changes.geojson`` and ``run.json``.
+"""Writing one run's outputs: ``mask.tif``, ``score.tif``, ``changes.geojson``, ``run.json``
+and, when the run looked for objects, ``objects.csv`` and ``objects.geojson``.
 
 :func:`write_outputs` writes them into a temporary folder beside the output folder and moves
 them into place only when all are written, so a failure (or a kill) while writing leaves the
@@ -8,6 +9,7 @@ run.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -29,8 +31,16 @@ __all__ = ["MASK_NODATA", "OUTPUT_FILES", "check_outdir", "chmod_as_created", "w
 
 log = logging.getLogger(__name__)
 
-#: Files :func:`write_outputs` writes (``changes.geojson`` only for georeferenced input).
-OUTPUT_FILES: tuple[str, ...] = ("mask.tif", "score.tif", "changes.geojson", "run.json")
+#: Files :func:`write_outputs` writes (the GeoJSON files only for georeferenced input, the
+#: objects files only when the run looked for objects).
+OUTPUT_FILES: tuple[str, ...] = (
+    "mask.tif",
+    "score.tif",
+    "changes.geojson",
+    "objects.csv",
+    "objects.geojson",
+    "run.json",
+)
 #: Value of ``mask.tif`` where either date has no data.
 MASK_NODATA = 255
 
@@ -65,7 +75,8 @@ def check_outdir(outdir: str | os.PathLike[str]) -> Path:
 
 
 def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write mask.tif, score.tif, changes.geojson (georeferenced only) and run.json.
+    """Write mask.tif, score.tif, changes.geojson (georeferenced only), run.json and, when the
+    run looked for objects, objects.csv and objects.geojson (georeferenced only).
 
     Everything is written into a temporary folder beside ``outdir`` and moved into place at
     the end; a failure while writing leaves ``outdir`` as it was.  A new ``outdir`` appears
@@ -157,6 +168,8 @@ def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
         written.append("changes.geojson")
     else:
         log.info("inputs are not georeferenced: changes.geojson skipped (RFC 7946 is lon/lat)")
+    if run.objects is not None:
+        written += _write_objects(run, tmp)
     return written
 
 
@@ -175,6 +188,20 @@ def _check_free_space(run: DetectionRun, folder: Path) -> None:
             f"{need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB is free. Free some space or pick "
             "another -o/--outdir."
         )
+def _write_objects(run: DetectionRun, tmp: Path) -> list[str]:
+    """objects.csv always, objects.geojson for georeferenced runs."""
+    from satdelta.imagery.object_change import CSV_COLUMNS
+
+    assert run.objects is not None
+    with open(tmp / "objects.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(o.csv_row() for o in run.objects.objects)
+    if not run.georeferenced:
+        return ["objects.csv"]
+    with open(tmp / "objects.geojson", "w", encoding="utf-8") as fh:
+        json.dump(run.objects_feature_collection(), fh, allow_nan=False)
+    return ["objects.csv", "objects.geojson"]
 
 
 def _move_into_place(tmp: Path, out: Path, names: list[str]) -> dict[str, Path]:

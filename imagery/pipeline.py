@@ -3,9 +3,10 @@
 Stages, each a separate call so a front-end can show progress and stop between them:
 ``open`` (:func:`~satdelta.imagery.scene.open_scene`), ``align``
 (:func:`~satdelta.imagery.align.coregister`), ``detect``
-(:func:`~satdelta.imagery.detect.detect_change`) and ``vectorize``
-(:func:`~satdelta.imagery.vectorize.vectorize`). The result, a :class:`DetectionRun`, is
-written by :func:`satdelta.imagery.outputs.write_outputs`.
+(:func:`~satdelta.imagery.detect.detect_change`), ``vectorize``
+(:func:`~satdelta.imagery.vectorize.vectorize`) and, for imagery of about 1 m or finer,
+``objects`` (:func:`~satdelta.imagery.object_change.detect_objects`). The result, a
+:class:`DetectionRun`, is written by :func:`satdelta.imagery.outputs.write_outputs`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from satdelta.imagery.candidates import describe_candidates
 from satdelta.imagery.detect import ChangeMaps, detect_change
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.morphology import MERGE_GAP_PX, remove_small
+from satdelta.imagery.object_change import ObjectChanges, detect_objects
+from satdelta.imagery.objects import objects_apply
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.scene import Scene, open_scene
 from satdelta.imagery.vectorize import (
@@ -105,7 +108,7 @@ class Stage:
 
     Attributes
     ----------
-    name : {"open", "align", "detect", "vectorize"}
+    name : {"open", "align", "detect", "vectorize", "objects"}
         The stage about to run.
     aligned : AlignedPair or None
         Both dates on the before grid, once aligned (from the ``detect`` stage on).
@@ -137,9 +140,11 @@ class DetectionRun:
     options : DetectionOptions
         The options the run was asked for.
     timings : dict of str to float
-        Seconds per stage (``open``, ``align``, ``detect``, ``vectorize``).
+        Seconds per stage (``open``, ``align``, ``detect``, ``vectorize``, ``objects``).
     created : str
         UTC time the run finished, ISO 8601.
+    objects : ObjectChanges or None
+        Discrete objects and their change; None when the run did not look for them.
     """
 
     before: Scene
@@ -150,6 +155,7 @@ class DetectionRun:
     options: DetectionOptions
     timings: dict[str, float] = field(default_factory=dict)
     created: str = ""
+    objects: ObjectChanges | None = None
 
     def __post_init__(self) -> None:
         if self.maps.valid.shape != self.aligned.shape:
@@ -184,6 +190,12 @@ class DetectionRun:
     def feature_collection(self) -> dict[str, Any]:
         """RFC 7946 FeatureCollection of the change polygons with provenance."""
         return to_feature_collection(self.polygons, run=self.provenance())
+
+    def objects_feature_collection(self) -> dict[str, Any]:
+        """RFC 7946 FeatureCollection of the objects with provenance (georeferenced runs)."""
+        if self.objects is None:
+            raise InvalidParameterError("this run did not look for objects (options.objects).")
+        return self.objects.feature_collection(run=self.provenance())
 
     def summary(self) -> dict[str, Any]:
         """The content of run.json (without the write timing)."""
@@ -240,6 +252,11 @@ class DetectionRun:
                 "area_m2": area,
                 "change": {k: sum(p.change == k for p in self.polygons) for k in CHANGE_KINDS},
             },
+            "objects": None
+            if self.objects is None
+            else self.objects.summary(
+                None if self.options.aoi is None else self.options.aoi.geometry
+            ),
             "timings_s": dict(self.timings),
             "versions": _versions(),
         }
@@ -270,9 +287,11 @@ def detection_stages(
         is used for images without a CRS (ignored, with a warning, otherwise); ``aoi`` reads
         only the area of interest's window plus
         :data:`~satdelta.imagery.aoi.AOI_MARGIN_PX` and marks the pixels outside it not
-        valid; the others go to :func:`~satdelta.imagery.detect.detect_change`. The polygons
-        are the candidates of the cleaned mask (:func:`~satdelta.imagery.vectorize.vectorize`
-        with ``merge_gap_px=MERGE_GAP_PX``), ranked and typed by
+        valid; ``objects`` and ``object_options`` steer the ``objects`` stage (run when the
+        pixel size is about 1 m or finer unless ``objects`` says otherwise); the others go to
+        :func:`~satdelta.imagery.detect.detect_change`. The polygons are the candidates of the
+        cleaned mask (:func:`~satdelta.imagery.vectorize.vectorize` with
+        ``merge_gap_px=MERGE_GAP_PX``), ranked and typed by
         :func:`~satdelta.imagery.candidates.describe_candidates`.
 
     Yields
@@ -310,6 +329,11 @@ def detection_stages(
             window=window,
         )
     px = _pixel_size(aligned, options.pixel_size_m)
+    if options.objects and px is None:
+        raise InvalidParameterError(
+            "objects were asked for (--objects) but the images have no pixel size; pass "
+            "--pixel-size (metres) for images that are not georeferenced."
+        )
     yield Stage("detect", aligned)
     with _stage(timings, "detect"):
         maps = detect_change(
@@ -345,6 +369,19 @@ def detection_stages(
             maps.valid,
             threshold=maps.threshold,
         )
+    objects = None
+    if px is not None and objects_apply(px, options.objects):
+        yield Stage("objects", aligned)
+        with _stage(timings, "objects"):
+            objects = detect_objects(
+                aligned.before,
+                aligned.after,
+                px,
+                options.object_options,
+                valid=aligned.valid,
+                transform=aligned.transform,
+                crs=aligned.crs,
+            )
     created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     return DetectionRun(
         before=before,
@@ -355,6 +392,7 @@ def detection_stages(
         options=options,
         timings=timings,
         created=created,
+        objects=objects,
     )
 
 

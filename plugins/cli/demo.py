@@ -7,7 +7,9 @@ detected polygons against the site's true change polygons
 how many polygons it holds and how well they match.  The scores are also written to
 ``OUTDIR/demo.json``.  Finally the sample report and its claims are loaded into an annotation
 store (``OUTDIR/satdelta.gpkg`` unless ``--store`` is given) and each site's candidates are
-imported under the claim about that site.
+imported under the claim about that site. The counts of objects that disappeared, appeared
+or stayed (``objects.csv``/``objects.geojson``) are printed per site; ``satdelta import``
+brings a site's ``objects.geojson`` into the store.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def _run_site(site: str, site_out: Path, options: DetectionOptions) -> dict[str,
         "shift_after_px": [round(float(v), 3) for v in run.aligned.shift_after_px],
         "truth": str(paths.truth),
         "scores": scores.to_dict(),
+        "objects": None if run.objects is None else run.objects.counts(),
     }
 
 
@@ -83,6 +86,15 @@ def _print_site(s: dict[str, Any]) -> None:
         f"IoU {sc['iou']:.3f}  objects found {sc['objects_found']}/{sc['objects_total']}  "
         f"false alarms {sc['false_alarms']}"
     )
+    if s["objects"] is not None:
+        click.echo(
+            "  objects:   "
+            + " · ".join(
+                f"{kind} {n['total']} ({n['aircraft-sized']} aircraft-sized, {n['vehicle']} "
+                "vehicle)"
+                for kind, n in s["objects"].items()
+            )
+        )
 
 
 def _fill_store(store_path: Path, results: list[dict[str, Any]], *, fresh: bool) -> dict[str, Any]:

@@ -156,12 +156,19 @@ _OPTIONS = [
         click.Choice(RESAMPLING_METHODS),
         "Resampling of the after scene onto the before grid.",
     ),
+    _option(
+        "objects",
+        None,
+        "Look for discrete objects (vehicles, aircraft) and their change; writes objects.csv "
+        "and objects.geojson [default: when pixels are about 1 m or finer].",
+    ),
 ]
 
 
 def detection_options(func: F) -> F:
     """Add --method, --threshold, --threshold-value, --min-area, --min-pixels, --aoi, --bands,
-    --normalise, --pixel-size, --max-shift and --resampling to a click command.
+    --normalise, --pixel-size, --max-shift, --resampling and --objects/--no-objects to a click
+    command.
 
     The command's function receives them as one keyword argument, ``options``: a
     :class:`~satdelta.imagery.options.DetectionOptions` (so bad options fail before the

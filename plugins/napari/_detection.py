@@ -77,12 +77,16 @@ class DetectionResult(ChangeLayers):
         detection child, so the widget only sets layer data), marked with the session's
         mark from when the run began; None when nothing was saved or the session has no
         map frame yet.
+    objects : dict or None
+        The run's objects as an ``objects.geojson`` FeatureCollection (georeferenced runs that
+        looked for objects), imported as candidates by the detection child.
     """
 
     polygons: list[ChangePolygon] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     shift_px: tuple[float, float] = (0.0, 0.0)
     evidence: EvidenceRows | None = None
+    objects: dict[str, Any] | None = None
 
 
 #: What the progress bar says while each library stage runs.
@@ -91,6 +95,7 @@ STAGE_MESSAGES = {
     "align": "aligning after onto before",
     "detect": "scoring change",
     "vectorize": "outlining changed regions",
+    "objects": "finding objects",
 }
 
 
@@ -121,7 +126,7 @@ def detection_steps(
         else:  # the widget shows score and mask while the polygons are outlined
             layers = ChangeLayers(stage.maps, stage.aligned.transform, stage.aligned.crs)
             yield (step, TOTAL_STEPS, STAGE_MESSAGES[stage.name], layers)
-        step += 1
+        step += stage.name != "objects"  # the optional objects stage shares the last step
     yield (step, TOTAL_STEPS, f"{len(run.polygons)} candidate regions")
     return DetectionResult(
         run.maps,
@@ -130,6 +135,11 @@ def detection_steps(
         polygons=list(run.polygons),
         provenance=run.provenance(),
         shift_px=tuple(run.aligned.shift_before_px),
+        objects=(
+            run.objects_feature_collection()
+            if run.objects is not None and run.georeferenced and run.objects.objects
+            else None
+        ),
     )
 
 

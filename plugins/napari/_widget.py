@@ -25,6 +25,7 @@ from satdelta.plugins.napari._imagery_panel import ImageryPanel
 from satdelta.plugins.napari._keys import ViewerKeys
 from satdelta.plugins.napari._layers import InputError, viewer_frame
 from satdelta.plugins.napari._notify import notify_error, notify_info
+from satdelta.plugins.napari._objects_panel import ObjectsPanel
 from satdelta.plugins.napari._polygon_panel import PolygonPanel
 from satdelta.plugins.napari._session import Session
 from satdelta.plugins.napari._status import install_lonlat_status
@@ -85,9 +86,10 @@ class ChangeAnnotator(QWidget):
         self.imagery_panel = ImageryPanel(napari_viewer)
         self.store_panel = StorePanel()
         self.polygon_panel = PolygonPanel()
+        self.objects_panel = ObjectsPanel(napari_viewer)
         self.setMaximumWidth(520)
         panels = (self.detect_panel, self.compare_panel, self.store_panel, self.polygon_panel)
-        self._lay_out(*panels, self.imagery_panel)
+        self._lay_out(*panels, self.objects_panel, self.imagery_panel)
         self._connect_panels()
         self.keys = self._bind_keys()
         # closing the viewer destroys the dock without a closeEvent: give the keys back then
@@ -265,6 +267,7 @@ class ChangeAnnotator(QWidget):
 
     def _show_selection(self) -> None:
         self.polygon_panel.show_review(*self.evidence.review_progress())
+        self.objects_panel.refresh(self.session)  # after every reload, save, accept or reject
         selected = self.evidence.selected() if self.session is not None else None
         if selected is None:
             self.polygon_panel.show_selection(None)

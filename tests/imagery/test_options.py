@@ -9,6 +9,7 @@ import pickle
 import pytest
 from satdelta.imagery import DetectionOptions
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.objects import ObjectOptions
 
 
 def test_defaults_round_trip_through_json():
@@ -27,6 +28,8 @@ def test_defaults_round_trip_through_json():
         "pixel_size_m": None,
         "max_shift_px": 5.0,
         "resampling": "cubic",
+        "objects": None,
+        "object_options": ObjectOptions().to_dict(),
     }
     assert DetectionOptions.from_dict(record) == opts
     assert DetectionOptions.from_dict({}) == opts

@@ -153,7 +153,13 @@ def test_rerun_with_plain_images_removes_the_earlier_geojson(tmp_path, write_ras
         pb = write_raster("b.png", b.read(), driver="PNG", crs=None)
         pa = write_raster("a.png", a.read(), driver="PNG", crs=None)
     write_outputs(run_detection(pb, pa, DetectionOptions(pixel_size_m=0.5)), out)
-    assert sorted(os.listdir(out)) == ["mask.tif", "notes.txt", "run.json", "score.tif"]
+    assert sorted(os.listdir(out)) == [
+        "mask.tif",
+        "notes.txt",
+        "objects.csv",
+        "run.json",
+        "score.tif",
+    ]
     assert json.loads((out / "run.json").read_text())["grid"]["crs"] is None
 
 

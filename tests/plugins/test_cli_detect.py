@@ -16,6 +16,7 @@ import pytest
 import rasterio
 import rasterio.warp
 import shapely
+from satdelta.imagery.objects import ObjectOptions
 from shapely.geometry import box, shape
 
 from tests.conftest import require_file
@@ -157,6 +158,8 @@ def test_detect_options_are_used_and_recorded(change_pair, tmp_path):
         "pixel_size_m": None,
         "max_shift_px": 2.0,
         "resampling": "bilinear",
+        "objects": None,
+        "object_options": ObjectOptions().to_dict(),
     }
     assert info["grid"]["band_names"] == ["red", "green"]  # 3-band uint8 GeoTIFF: RGB
     assert info["detection"]["method"] == "absdiff"
@@ -191,7 +194,7 @@ def test_plain_png_pair_skips_geojson_with_one_line_notice(change_pair, tmp_path
         "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
         "(GeoJSON needs lon/lat)"
     ]
-    assert sorted(os.listdir(out)) == ["mask.tif", "run.json", "score.tif"]
+    assert sorted(os.listdir(out)) == ["mask.tif", "objects.csv", "run.json", "score.tif"]
     assert_valid_cog(out / "mask.tif")
     info = json.loads((out / "run.json").read_text())
     assert info["grid"]["crs"] is None and info["grid"]["pixel_size_m"] == 0.5

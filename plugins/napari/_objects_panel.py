@@ -1,0 +1,90 @@
+"""The "Objects" panel and layer: counts per claim and the detected objects coloured by change.
+
+Counting is Qt-free (:func:`satdelta.annotations.object_counts.object_counts_by_claim`); this
+module only shows it. The ``objects`` Shapes layer holds the store's object candidates that are
+not rejected (a view: review them on the evidence layer, keys J/K), edges coloured by change
+kind; both are refreshed by :meth:`ObjectsPanel.refresh` whenever the evidence changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import QGroupBox, QLabel, QVBoxLayout
+from satdelta.annotations.object_counts import object_change, object_counts_by_claim
+from satdelta.plugins.napari._session import annotations_to_rows
+
+if TYPE_CHECKING:
+    import napari
+    from satdelta.plugins.napari._session import Session
+
+__all__ = ["CHANGE_COLOURS", "OBJECTS_LAYER", "ObjectsPanel"]
+
+OBJECTS_LAYER = "objects"
+#: Edge colour of each change kind on the objects layer.
+CHANGE_COLOURS = {"disappeared": "#ff2020", "appeared": "#40c0ff", "unchanged": "#c0c0c0"}
+
+
+class ObjectsPanel(QGroupBox):
+    """Counts of the objects per claim ("before 6 · after 1 · disappeared 5 ...").
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Where the ``objects`` layer is shown.
+    """
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        super().__init__("Objects")
+        self.viewer = viewer
+        self.counts = QLabel("no objects yet")
+        self.counts.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.counts)
+        self._shown: tuple[Any, ...] | None = None
+
+    def refresh(self, session: Session | None) -> None:
+        """Recount the current report's objects and redraw the layer when they changed."""
+        anns = [] if session is None else session.annotations()
+        objects = [a for a in anns if object_change(a) is not None and not a.deleted]
+        key = tuple((a.id, a.status) for a in objects)
+        if key == self._shown:
+            return
+        self._shown = key
+        claims = {c.id: c.text for c in session.claims()} if session is not None else {}
+        lines = [
+            f"{_short(claims.get(cid, f'claim {cid}'))}: {counts}"
+            for cid, counts in object_counts_by_claim(objects).items()
+        ]
+        self.counts.setText("\n".join(lines) or "no objects yet")
+        shown = [a for a in objects if a.status != "rejected"]
+        frame = session.frame if session is not None else None
+        if frame is not None:
+            self._draw(shown, frame)
+
+    def _draw(self, shown: list[Any], frame: Any) -> None:
+        # one colour per row: a MultiPolygon gives one row per part, all of one annotation
+        parts = [annotations_to_rows([a], frame).shapes for a in shown]
+        shapes = [s for p in parts for s in p]
+        colours = [
+            CHANGE_COLOURS[object_change(a)] for a, p in zip(shown, parts, strict=True) for _ in p
+        ]
+        layers = self.viewer.layers
+        if OBJECTS_LAYER in layers:
+            layer = layers[OBJECTS_LAYER]
+            layer.data = []
+            if shapes:
+                layer.add(shapes, shape_type="polygon", edge_color=colours)
+        elif shapes:
+            self.viewer.add_shapes(
+                shapes,
+                shape_type="polygon",
+                name=OBJECTS_LAYER,
+                edge_color=colours,
+                face_color="transparent",
+                edge_width=2,
+            )
+
+
+def _short(text: str) -> str:
+    return text if len(text) < 40 else text[:37] + "…"
