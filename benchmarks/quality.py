@@ -178,17 +178,18 @@ def sample_sites() -> None:
 
 
 def naip() -> None:
-    """NAIP without labels: flagged share, 4-connected candidates, candidates < 100 m²."""
-    from scipy import ndimage
+    """NAIP without labels: flagged share, candidates (grouped as the pipeline groups them:
+    4-connected, fragments up to MERGE_GAP_PX apart joined), candidates < 100 m²."""
+    from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels
 
     pair = load_naip()
-    print("\n## naip (no labels): flagged, candidates (4-connected), under 100 m2\n")
+    print("\n## naip (no labels): flagged, candidates (as the pipeline groups them), < 100 m2\n")
     for label, options in VARIANTS.items():
         if label in RGB_ONLY:
             continue
         t0 = time.perf_counter()
         m = _mask(pair, options)
-        lab, n = ndimage.label(m)
+        lab, n = group_labels(m, gap_px=MERGE_GAP_PX, connectivity=4)
         sizes = np.bincount(lab.ravel())[1:] * pair.pixel_size_m**2
         share = m[pair.valid].mean()
         n4 = int((sizes >= 4 * pair.pixel_size_m**2).sum())
