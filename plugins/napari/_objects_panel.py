@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["CHANGE_COLOURS", "OBJECTS_LAYER", "ObjectsPanel"]
 
 OBJECTS_LAYER = "objects"
-#: Edge colour of each change kind on the objects layer.
-CHANGE_COLOURS = {"disappeared": "#ff2020", "appeared": "#40c0ff", "unchanged": "#c0c0c0"}
+#: Edge colour of each change kind on the objects layer: none is a colour of the review
+#: status legend (yellow, green, red, cyan) or the violet change mask.
+CHANGE_COLOURS = {"disappeared": "#ff9020", "appeared": "#4060ff", "unchanged": "#c0c0c0"}
 
 
 class ObjectsPanel(QGroupBox):
