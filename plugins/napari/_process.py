@@ -564,9 +564,10 @@ def _save_and_read(conn: Any, job: DetectionJob, result: Any) -> Any:
         session.add_candidates(result.polygons, result.provenance, replace_earlier=True)
         if frame is None:
             return None
-        # objects are not imported here yet: their outlines, re-sent unchanged by napari,
-        # were saved as new revisions (found in the workflow test; see CHANGES). The CLI
-        # path (`satdelta import objects.geojson`) imports them.
+        if result.objects is not None:  # as `satdelta import objects.geojson` does
+            store.import_geojson(
+                result.objects, report_id=session.report_id, claim_id=session.claim_id
+            )
         return session.rows(tolerance=display_tolerance(result.transform.a))
     finally:
         store.close()

@@ -11,11 +11,6 @@ from satdelta.plugins.napari._objects_panel import CHANGE_COLOURS, OBJECTS_LAYER
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the desk's detection child does not import objects yet: imported object outlines "
-    "re-sent unchanged by napari became new revisions (test_whole_workflow caught it)",
-)
 def test_run_shows_objects_layer_and_counts_that_follow_review(
     make_napari_viewer, qtbot, tmp_path: Path
 ) -> None:
