@@ -182,6 +182,7 @@ class EvidenceLayer:
             return  # nothing stored can be placed on layers without georeferencing
         session.frame = session.frame or frame
         tolerance = viewer_tolerance(self.viewer)
+        self.layer()  # there (empty, not editable) while the rows are read
         self._begin_loading()
         self._load_generation += 1
         generation, mark = self._load_generation, session.mark()
