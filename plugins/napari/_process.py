@@ -64,10 +64,6 @@ SHM_PREFIX = "satdelta-maps-"
 #: Seconds the child may wait for the store's write lock (it does not block the window).
 CHILD_LOCK_TIMEOUT = 10.0
 
-#: How much lower the child's CPU priority is than the window's (``os.nice``): on a busy
-#: machine the window's thread then gets a core first, so a run does not stall the window.
-CHILD_NICENESS = 5
-
 _PR_SET_PDEATHSIG = 1
 _jobs = itertools.count(1)
 
@@ -454,8 +450,6 @@ def _child_main(conn: Any, parent_pid: int) -> None:
     """The child's loop: warm up, then one job per message until EOF."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in a terminal is the parent's
-    if CHILD_NICENESS and hasattr(os, "nice"):  # the window's thread first when both want a core
-        os.nice(CHILD_NICENESS)
     # warm-up: the imports a run needs (about a second or two)
     import rasterio  # noqa: F401
     import satdelta.imagery.pipeline  # noqa: F401
