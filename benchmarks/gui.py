@@ -379,6 +379,10 @@ class Heartbeat:
             )
             for key, n in sorted(seen.items(), key=lambda kv: -kv[1])[:4]:
                 lines.append(f"    {n:3d}x {key}")
+        cpu = np.diff(self.cpu)
+        for k in np.argsort(cpu)[::-1][:3]:
+            at = starts[k] - self.ticks[0]
+            lines.append(f"most CPU: {cpu[k]:.3f} s in a {gaps[k]:.3f} s gap at +{at:.2f} s")
         return "\n".join(lines)
 
 
@@ -426,9 +430,22 @@ def bench_naip(viewer, folder: Path, rows: list, trace: float | None = None) -> 
     _settle(app, viewer)
     slices = timed_slices(w)
     beat = Heartbeat(trace)
+    label = w.detect_panel.progress_label
+    said: list[tuple[float, str]] = []  # the status line's changes (with --trace)
+
+    def note_status() -> None:
+        text = (
+            label.text().split(" candidates")[0]
+            if label.text().startswith("drawing")
+            else label.text()
+        )
+        if not said or said[-1][1] != text:
+            said.append((time.perf_counter() - t0, text))
+
+    if trace is not None:
+        beat.timer.timeout.connect(note_status)
     t0 = time.perf_counter()
     w.detect_panel.run_button.click()
-    label = w.detect_panel.progress_label
     _wait(app, lambda: label.text().startswith(("done", "failed")))
     total = time.perf_counter() - t0
     _idle(app, 1.0)
@@ -444,6 +461,7 @@ def bench_naip(viewer, folder: Path, rows: list, trace: float | None = None) -> 
     )
     if trace is not None:
         print("NAIP stalls:\n" + beat.report(), flush=True)
+        print("\n".join(f"  +{t:.2f} s {text[:60]}" for t, text in said), flush=True)
     viewer.layers.clear()
     w.close()
 

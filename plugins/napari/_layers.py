@@ -182,11 +182,16 @@ def prepare_change_layer(viewer: napari.Viewer, name: str) -> None:
         return
     style = _mask_style() if name == MASK else {"colormap": "magma", "contrast_limits": [0, 1]}
     role = "mask" if name == MASK else "score"
+    # the before image's first pixel: the scene's extent stays as it is (a change of extent
+    # makes napari slice and upload every image layer again)
+    before = role_layer(viewer, "before")
+    placed = {"affine": before.affine} if before is not None and before.ndim == 2 else {}
     viewer.add_image(
         np.zeros((1, 1), dtype=np.uint8 if name == MASK else np.float32),
         name=name,
         visible=False,
         metadata={"satdelta": {"role": role, "prepared": True}},
+        **placed,
         **style,
     )
 
