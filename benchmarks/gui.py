@@ -20,8 +20,10 @@ offset, noise and 40 changed rectangles), a 10,000 x 10,000 3-band tiled
 GeoTIFF with internal overviews (COG layout), and 5,000 small square
 candidates.  The NAIP row runs the real pair in ../shared/data/naip-nd from the
 dock's Run button; it and the 5,000-polygon row report the longest event-loop stall
-(a 10 ms QTimer heartbeat) and the longest slice of outlines the desk added in one
-turn.  Prints one table; times are wall-clock seconds, memory is the
+(a 10 ms QTimer heartbeat, kept beating for a second after the end), the main thread's
+CPU time in it (less sensitive to the machine's load) and the longest slice of outlines
+the desk added in one turn; ``--trace SECONDS`` prints where the main thread was in each
+longer stall.  Prints one table; times are wall-clock seconds, memory is the
 growth of the process's resident set size.
 """
 
