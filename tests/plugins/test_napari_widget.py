@@ -374,6 +374,8 @@ def test_bad_input_shows_notifications_and_loses_nothing(
     _run(widget, qtbot)
     assert any("overlap" in n for n in notes), notes
     assert widget.detect_panel.run_button.isEnabled()
+    # the empty mask and score layers added while it ran are gone again
+    assert not {"change mask", "change score"} & {ly.name for ly in viewer.layers}
 
     # a store locked by another program: the polygon stays in the layer and is saved later
     evidence = widget.evidence.layer()
