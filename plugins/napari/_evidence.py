@@ -218,9 +218,14 @@ class EvidenceLayer:
             self.show_rows(rows)
 
     def _read_failed(self, exc: BaseException, generation: int) -> None:
-        if generation == self._load_generation:
-            layer = self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None
-            self._end_loading(layer, self._visible_after_load)
+        """A read failed: say why, unless a newer load took over or the store was closed
+        meanwhile (another store opened, the dock closed: the read's error is moot)."""
+        if generation != self._load_generation:
+            return
+        layer = self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None
+        self._end_loading(layer, self._visible_after_load)
+        if self.session is None:
+            return
         if not isinstance(exc, SatdeltaError):
             raise exc
         _notify_error(exc)

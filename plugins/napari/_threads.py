@@ -7,11 +7,15 @@ global pool (see :func:`start_in_python_thread`).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["read_in_thread", "start_in_python_thread"]
+
+#: Workers started here whose ``finished`` signal has not reached the main thread yet.
+_RUNNING: set[Any] = set()
 
 
 def start_in_python_thread(worker: Any, *, name: str) -> None:
@@ -19,7 +23,12 @@ def start_in_python_thread(worker: Any, *, name: str) -> None:
 
     A Qt pool thread gets a fresh Python thread state per runnable, which crashed pyproj
     3.7 on a second Run (see docs/design-napari.md); a Python thread lives for one job.
+    The worker is kept alive until its ``finished`` signal reaches the main thread (as
+    superqt's own ``start`` does): dropped earlier, its last reference could go in the
+    worker thread while its queued signals still wait in the main thread.
     """
+    _RUNNING.add(worker)
+    worker.finished.connect(functools.partial(_RUNNING.discard, worker))
     threading.Thread(target=worker.run, name=name, daemon=True).start()
 
 
@@ -36,8 +45,9 @@ def read_in_thread(
     """
     from napari.qt.threading import create_worker
 
-    worker = create_worker(read, _start_thread=False)
-    worker.returned.connect(done)
-    worker.errored.connect(failed)
+    # given as _connect: superqt then adds no handler of its own that re-raises the error
+    worker = create_worker(
+        read, _connect={"returned": done, "errored": failed}, _start_thread=False
+    )
     start_in_python_thread(worker, name=name)
     return worker

@@ -415,6 +415,29 @@ def test_bad_input_shows_notifications_and_loses_nothing(
     assert len([n for n in notes if "corrupt" in n.lower() or "damaged" in n.lower()]) >= 1, notes
 
 
+def test_store_opened_while_another_is_read_shows_its_own_rows(
+    make_napari_viewer, qtbot, write_raster, tmp_path: Path, notes
+) -> None:
+    raster = _flat(write_raster, "r.tif", 80, Affine(10, 0, 500000, 0, -10, 4000000))
+    viewer = _viewer(make_napari_viewer)
+    viewer.open(str(raster), plugin="satdelta")
+    widget = _dock(viewer)
+    loaded = lambda: not widget.evidence.loading  # noqa: E731 - rows are read in a thread
+    assert widget.open_store(tmp_path / "a.gpkg")
+    qtbot.waitUntil(loaded, timeout=30_000)
+    square = widget.frame().map_to_world([[500100, 3999900], [500300, 3999900], [500300, 3999700]])
+    widget.evidence.layer().add_polygons([square])  # saved to a.gpkg
+    # each open supersedes the read in flight (its store closed under it): no error shown
+    for name in ("b.gpkg", "a.gpkg", "b.gpkg"):
+        assert widget.open_store(tmp_path / name)
+    qtbot.waitUntil(loaded, timeout=30_000)
+    assert len(viewer.layers["evidence"].data) == 0 and viewer.layers["evidence"].editable
+    assert widget.open_store(tmp_path / "a.gpkg")
+    qtbot.waitUntil(loaded, timeout=30_000)
+    assert len(viewer.layers["evidence"].data) == 1
+    assert not [n for n in notes if "closed" in n or "rror" in n], notes
+
+
 def test_kill_minus_9_loses_nothing(tmp_path: Path, write_raster) -> None:
     raster = _flat(write_raster, "r.tif", 80, Affine(10, 0, 500000, 0, -10, 4000000))
     store_path = tmp_path / "crash.gpkg"
