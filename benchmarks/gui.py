@@ -142,7 +142,7 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     before, after = make_pair(folder)
     viewer.open([str(before), str(after)], plugin="satdelta")
     t_dock = time.perf_counter()
-    _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    dock, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
     # the dock starts the detection child; the window keeps handling events meanwhile
     # (no child: a widget from before the child process, for A/B runs of this script)
     detector = getattr(w.detect_panel, "detector", None)
@@ -288,7 +288,9 @@ def bench_run(viewer, folder: Path, rows: list) -> None:  # noqa: ANN001
     )
     rows.append(("  same run, library only, no GUI", time.perf_counter() - t0, "main thread"))
     viewer.layers.clear()
-    w.close()
+    # a fresh dock for the next part (napari hands back a dock still in the window, with
+    # the before/after names of this part's layers)
+    viewer.window.remove_dock_widget(dock)
 
 
 class Heartbeat:
@@ -425,7 +427,7 @@ def bench_naip(viewer, folder: Path, rows: list, trace: float | None = None) -> 
         rows.append(("NAIP pair: not found", float("nan"), str(naip)))
         return
     viewer.open([str(p) for p in pair], plugin="satdelta")
-    _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    dock, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
     while not w.detect_panel.detector.wait_ready(0.005):
         app.processEvents()
     w.open_store(folder / "naip.gpkg")
@@ -465,7 +467,9 @@ def bench_naip(viewer, folder: Path, rows: list, trace: float | None = None) -> 
         print("NAIP stalls:\n" + beat.report(), flush=True)
         print("\n".join(f"  +{t:.2f} s {text[:60]}" for t, text in said), flush=True)
     viewer.layers.clear()
-    w.close()
+    # a fresh dock for the next part (napari hands back a dock still in the window, with
+    # the before/after names of this part's layers)
+    viewer.window.remove_dock_widget(dock)
 
 
 def bench_cog(viewer, folder: Path, size: int, rows: list) -> None:  # noqa: ANN001
@@ -517,7 +521,7 @@ def bench_polygons(  # noqa: ANN001
     small.mkdir(exist_ok=True)
     before, _after = make_pair(small, size=256)
     viewer.open(str(before), plugin="satdelta")
-    _dw, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
+    dock, w = viewer.window.add_plugin_dock_widget("satdelta", "Change annotator")
     w.open_store(folder / "polys.gpkg")
     frame = MapFrame(CRS, *ORIGIN)
     side = int(np.ceil(np.sqrt(n)))
@@ -554,7 +558,9 @@ def bench_polygons(  # noqa: ANN001
     if trace is not None:
         print(f"{n} polygons stalls:\n" + beat.report(), flush=True)
     viewer.layers.clear()
-    w.close()
+    # a fresh dock for the next part (napari hands back a dock still in the window, with
+    # the before/after names of this part's layers)
+    viewer.window.remove_dock_widget(dock)
 
 
 def main(argv: list[str] | None = None) -> int:
