@@ -33,6 +33,7 @@ from satdelta.annotations.model import (
     Status,
     Verdict,
 )
+from satdelta.annotations.postgres import is_postgres_url
 from satdelta.annotations.writes import ImportResult
 
 __all__ = ["Store"]
@@ -77,12 +78,15 @@ class Store:
 
         Parameters
         ----------
-        path : path-like
-            The GeoPackage file (``.gpkg``).
+        path : path-like or str
+            The GeoPackage file (``.gpkg``), or a PostgreSQL/PostGIS database as
+            ``postgresql://USER@HOST:PORT/DATABASE`` (password from PGPASSWORD or ~/.pgpass;
+            see ``docs/team-store.md``).
         create : bool
             Create a new store when ``path`` does not exist.
         analyst : str, optional
-            Name written in the ``analyst`` field of new revisions (default: $USER).
+            Name written in the ``analyst`` field of new revisions (default: $USER; for
+            PostgreSQL the database user).
         timeout : float
             Seconds to keep retrying when other processes hold the write lock.
 
@@ -97,13 +101,27 @@ class Store:
         StoreError
             The file cannot be created or opened.
         """
+        if is_postgres_url(path):
+            from satdelta.annotations.postgres import PgDatabase
+
+            return cls(PgDatabase.open(path, create=create, analyst=analyst, timeout=timeout))
         analyst = analyst if analyst is not None else os.environ.get("USER") or None
         return cls(Database.open(Path(path), create=create, analyst=analyst, timeout=timeout))
 
     @property
-    def path(self) -> Path:
-        """The store file."""
+    def path(self) -> Path | str:
+        """The store file, or the PostgreSQL store's address without its password."""
         return self._db.path
+
+    @property
+    def location(self) -> Path | str:
+        """What :meth:`open` takes to open this store again (a URL may hold a password)."""
+        return self._db.location
+
+    @property
+    def backend(self) -> Literal["geopackage", "postgresql"]:
+        """Which kind of store this is."""
+        return self._db.dialect
 
     @property
     def analyst(self) -> str | None:
@@ -526,7 +544,11 @@ class Store:
         from satdelta.annotations.export import export_collection
 
         target = Path(path)
-        if target.exists() and target.resolve() == self.path.resolve():
+        if (
+            isinstance(self.path, Path)
+            and target.exists()
+            and target.resolve() == self.path.resolve()
+        ):
             raise AnnotationValueError(
                 f"export target {target} is the store itself; choose another file name"
             )
