@@ -434,17 +434,30 @@ class Store:
         )
         return reads.list_annotations(self._db, bbox=bbox, sort=sort, **equal)
 
-    def update_annotation(self, annotation_id: str, **changes: Any) -> Annotation:
+    def update_annotation(
+        self, annotation_id: str, *, expected_revision: int | None = None, **changes: Any
+    ) -> Annotation:
         """Change fields of an annotation (a new revision); returns the new state.
 
         Allowed: ``label, verdict, confidence, status, notes, analyst, claim_id,
-        provenance, origin`` and ``geometry`` (with optional ``crs``).
+        provenance, origin`` and ``geometry`` (with optional ``crs``).  With
+        ``expected_revision`` (the revision the edit was based on) an annotation someone
+        else changed since is refused with :class:`StaleRevisionError` naming who and when.
         """
-        return writes.update_annotation(self._db, annotation_id, changes)
+        return writes.update_annotation(
+            self._db, annotation_id, changes, expected_revision=expected_revision
+        )
 
-    def delete_annotation(self, annotation_id: str) -> Revision:
-        """Delete an annotation: removes it from the layer and writes a tombstone revision."""
-        return writes.delete_annotation(self._db, annotation_id)
+    def delete_annotation(
+        self, annotation_id: str, *, expected_revision: int | None = None
+    ) -> Revision:
+        """Delete an annotation: removes it from the layer and writes a tombstone revision.
+
+        ``expected_revision`` as in :meth:`update_annotation`.
+        """
+        return writes.delete_annotation(
+            self._db, annotation_id, expected_revision=expected_revision
+        )
 
     def history(self, annotation_id: str) -> list[Revision]:
         """Every revision of an annotation, oldest first (tombstones included)."""
