@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from satdelta.annotations import history, reads, reports, writes
 from satdelta.annotations.connection import Database
-from satdelta.annotations.errors import AnnotationValueError
+from satdelta.annotations.errors import AnnotationValueError, StoreError
 from satdelta.annotations.gpkg import gpkg_now
 from satdelta.annotations.model import (
     Annotation,
@@ -163,6 +163,30 @@ class Store:
         """
         with self._db.snapshot():
             yield self
+
+    def grant(self, role: str, access: Literal["read", "review", "edit"]) -> str:
+        """Give database user ``role`` read, review or edit access (PostgreSQL stores only).
+
+        ``review`` may change only an annotation's status and verdict.  Returns the group role
+        granted; ``docs/team-store.md`` describes the three.
+        """
+        if self.backend != "postgresql":
+            raise StoreError(
+                f"roles are for a PostgreSQL store; {self.path} is a GeoPackage file (its access "
+                "is the file's permissions): copy it to PostgreSQL with `satdelta store copy`"
+            )
+        from satdelta.annotations.pg_schema import grant
+
+        return grant(self._db, role, access)
+
+    def copy_to(self, target: Store) -> dict[str, int]:
+        """Copy everything, with full history, into the new empty store ``target``.
+
+        Works between GeoPackage and PostgreSQL stores either way; returns rows per table.
+        """
+        from satdelta.annotations.store_copy import copy_store
+
+        return copy_store(self, target)
 
     # ------------------------------------------------------------------- labels
     def labels(self, *, include_inactive: bool = False) -> tuple[str, ...]:

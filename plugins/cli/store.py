@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from satdelta.annotations import Store, StoreError
+from satdelta.annotations import Store
 from satdelta.plugins.cli.annotation import open_store
 from satdelta.plugins.cli.report import store_option
 
@@ -26,10 +26,8 @@ def copy_cmd(source: Path, target: Path) -> None:
     Either may be a GeoPackage file or postgresql://USER@HOST:PORT/DB; TARGET must be new
     or empty. Exporting the copy gives the same GeoJSON as exporting SOURCE.
     """
-    from satdelta.annotations.store_copy import copy_store
-
     with Store.open(source, create=False) as src, Store.open(target) as dst:
-        counts = copy_store(src, dst)
+        counts = src.copy_to(dst)
         shown = f"{src.path} -> {dst.path}"
     click.echo(
         f"copied {shown}: {counts['reports']} reports, {counts['claims']} claims, "
@@ -53,13 +51,7 @@ def grant_cmd(ctx: click.Context, role: str, access: str | None) -> None:
     """
     if access is None:
         raise click.UsageError("say which access: --read, --review or --edit")
-    from satdelta.annotations.pg_schema import grant
-
     with open_store(ctx) as s:
-        if s.backend != "postgresql":
-            raise StoreError(
-                f"roles are for a PostgreSQL store; {s.path} is a GeoPackage file (its access is "
-                "the file's permissions): copy it to PostgreSQL with `satdelta store copy` first"
-            )
-        group = grant(s._db, role, access)  # type: ignore[arg-type]
-    click.echo(f"{role}: {access} access to {s.path} (member of {group})")
+        group = s.grant(role, access)  # type: ignore[arg-type]
+        shown = s.path
+    click.echo(f"{role}: {access} access to {shown} (member of {group})")

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -212,7 +211,7 @@ def test_gdal_opens_the_annotations_layer_directly(pg_server, pg_url: str, claim
 
 
 def test_roles_reader_reviewer_editor(
-    pg_server, pg_url: str, claim_in: int, capsys: pytest.CaptureFixture
+    pg_server, pg_url: str, claim_in: int, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     with Store.open(pg_url) as s:
         ann = s.add_annotation(square(0, 0), claim_id=claim_in, label="other")
@@ -254,6 +253,12 @@ def test_roles_reader_reviewer_editor(
     assert code == 1 and "rene may not" in err
     code, out, err = as_user("rita", "store", "grant", "rita", "--edit")
     assert code == 1 and err.count("\n") == 1 and "may not grant roles" in err
+    code, out, err = cli(capsys, "--store", pg_url, "store", "grant", "nobody", "--read")
+    assert code == 1 and "no user 'nobody'; create it first" in err
+    desk = tmp_path / "desk.gpkg"
+    Store.open(desk).close()
+    code, out, err = cli(capsys, "--store", str(desk), "store", "grant", "rita", "--read")
+    assert code == 1 and "roles are for a PostgreSQL store" in err
 
 
 def exported(path: Path) -> str:
@@ -279,7 +284,9 @@ def test_copy_both_directions_keeps_history_and_exports(
         s.export(tmp_path / "desk.geojson")
     code, out, err = cli(capsys, "store", "copy", str(gpkg), pg_url)
     assert code == 0, err
-    assert "1 reports, 1 claims, 1 annotations, 4 revisions, 5 changes" in out and PASSWORD not in out
+    assert (
+        "1 reports, 1 claims, 1 annotations, 4 revisions, 5 changes" in out and PASSWORD not in out
+    )
     back = tmp_path / "back.gpkg"
     assert cli(capsys, "store", "copy", pg_url, str(back))[0] == 0
     for where, name in ((pg_url, "pg.geojson"), (back, "back.geojson")):
