@@ -117,8 +117,8 @@ def stored_version(conn: PgConnection) -> int | None:
     return int(row[0]) if row else None
 
 
-def _require_postgis(db: PgDatabase) -> None:
-    conn = db._conn
+def _require_postgis(db: PgDatabase, conn: PgConnection) -> None:
+    """PostGIS in the database: there already, or added now (inside the caller's transaction)."""
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'").fetchone():
         return
     if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'").fetchone():
@@ -149,10 +149,10 @@ def check_or_create(db: PgDatabase, *, create: bool) -> None:
         raise StoreError(
             f"no store in {db.path}; create one by writing to it (e.g. `satdelta report add`)"
         )
-    _require_postgis(db)
     with db.write() as tx:
         version = stored_version(tx.conn)  # another process may have done it meanwhile
         if version is None:
+            _require_postgis(db, tx.conn)
             taken = [t for t in TABLES if tx.execute("SELECT to_regclass(?)", (t,)).fetchone()[0]]
             if taken:
                 raise NotAStoreError(
@@ -194,8 +194,9 @@ def migrate(conn: PgConnection, from_version: int) -> None:
         step = MIGRATIONS.get(version)
         if step is None:
             raise StoreVersionError(
-                f"no migration of the PostgreSQL store from schema {version}; copy it with an "
-                "older satdelta to a GeoPackage (`satdelta store copy`) and back"
+                f"no migration of the PostgreSQL store from schema {version} to "
+                f"{SCHEMA_VERSION} in this satdelta; nothing was changed: install the satdelta "
+                "that made the store, or report it"
             )
         step(conn)
     conn.execute(

@@ -142,10 +142,11 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, conn: Any, where: str, user: str):
+    def __init__(self, conn: Any, where: str, user: str, timeout: float):
         self.raw = conn
         self.where = where
         self.user = user
+        self.timeout = timeout
 
     def _run(self, fn: Callable[[], T]) -> T:
         import psycopg
@@ -160,15 +161,33 @@ class PgConnection:
                 f"ask the store's owner for a role: `satdelta store grant {self.user} --edit` "
                 "(or --review)"
             ) from None
-        except psycopg.errors.QueryCanceled as exc:
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+            holder = self._lock_holder()
             raise StoreBusyError(
-                f"{self.where}: waited too long for other writers ({_first_line(exc)}); retry later"
+                f"store {self.where} stayed locked by another writer{holder} for more than "
+                f"{self.timeout:g} s; nothing was written: retry later or ask them to finish"
             ) from None
         except psycopg.OperationalError as exc:
             raise StoreError(
                 f"{self.where}: lost the connection to the server ({_first_line(exc)}); "
                 "nothing of this change was saved: check the server and retry"
             ) from None
+
+    def _lock_holder(self) -> str:
+        """`` (user U from ADDRESS, pid N)`` of the session holding the write lock, if known."""
+        try:
+            self.raw.execute("ROLLBACK")
+            row = self.raw.execute(
+                "SELECT a.usename, a.client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a "
+                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
+                "l.pid != pg_backend_pid() LIMIT 1"
+            ).fetchone()
+        except Exception:  # only for the message: the refusal stands without it
+            return ""
+        if row is None:
+            return ""
+        user, address, pid = row
+        return f" (user {user} from {address or 'a local socket'}, server pid {pid})"
 
     def execute(self, sql: str, params: Iterable[Any] = (), *, returning: bool = True) -> _Cursor:
         text, returns = _translate(sql, returning)
@@ -246,7 +265,7 @@ class PgDatabase:
         self.user = conn.info.user
         self.analyst = analyst or self.user
         self.timeout = timeout
-        self._conn = PgConnection(conn, self.path, self.user)
+        self._conn = PgConnection(conn, self.path, self.user, timeout)
         self._lock = threading.RLock()
         self._closed = False
         self._in_snapshot = False

@@ -20,6 +20,7 @@ from satdelta.annotations import (
     NotAStoreError,
     StaleRevisionError,
     Store,
+    StoreBusyError,
     StoreError,
     StoreVersionError,
 )
@@ -82,6 +83,11 @@ def test_kill_9_of_a_writer_mid_transaction_loses_only_its_change(
         [sys.executable, "-c", HOLDER, pg_url], stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "inside"
+    with Store.open(pg_url, timeout=0.5) as impatient:
+        with pytest.raises(StoreBusyError) as busy:
+            impatient.add_report(title="waits")
+        assert "stayed locked by another writer (user postgres from 127.0.0.1" in str(busy.value)
+        assert "\n" not in str(busy.value) and PASSWORD not in str(busy.value)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=30)
     # a writer killed while importing: what it printed (committed) is all there
@@ -302,3 +308,54 @@ def test_copy_both_directions_keeps_history_and_exports(
         assert exported(tmp_path / name) == exported(tmp_path / "desk.geojson")
     code, out, err = cli(capsys, "store", "copy", str(gpkg), pg_url)
     assert code == 1 and "is not empty" in err
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys
+    from satdelta.annotations import Store
+    with Store.open(sys.argv[1], analyst=sys.argv[2]) as store:
+        print(store.add_report(title=sys.argv[2]).id, flush=True)
+    """
+)
+
+
+def test_processes_creating_the_same_new_store_at_once_make_one_schema(pg_server) -> None:
+    bare = pg_server.url(pg_server.new_database(postgis=False))  # PostGIS added on creation
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, bare, f"p{i}"], stdout=subprocess.PIPE, text=True
+        )
+        for i in range(4)
+    ]
+    ids = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        ids.append(int(out))
+    assert sorted(ids) == [1, 2, 3, 4]
+    with Store.open(bare) as s:
+        assert s.schema_version == 5 and s.labels()[:2] == ("aircraft", "vehicles")
+
+
+def test_schema_migrations_run_once_and_an_unknown_step_is_refused(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from satdelta.annotations import pg_schema
+
+    with Store.open(pg_url) as s:
+        s._db.read("UPDATE satdelta_meta SET value = '4' WHERE key = 'schema_version'")
+    with pytest.raises(StoreVersionError, match="no migration of the PostgreSQL store from schema 4 to 5"):
+        Store.open(pg_url)
+
+    def add_column(conn) -> None:  # a step as a later version would register it
+        conn.execute("ALTER TABLE annotations ADD COLUMN reviewed_by TEXT", returning=False)
+
+    monkeypatch.setitem(pg_schema.MIGRATIONS, 4, add_column)
+    with Store.open(pg_url) as s:
+        assert s.schema_version == 5
+        meta = dict(s._db.read("SELECT key, value FROM satdelta_meta"))
+        assert "migrated_from_4" in meta
+        assert s._db.read("SELECT count(reviewed_by) FROM annotations") == [(0,)]
+    with Store.open(pg_url) as s:  # nothing left to migrate: the step does not run twice
+        assert s.schema_version == 5
