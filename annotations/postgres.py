@@ -19,16 +19,15 @@ import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from satdelta.annotations.connection import Transaction
 from satdelta.annotations.errors import (
     AnnotationValueError,
     StoreBusyError,
     StoreError,
     StorePermissionError,
 )
-from satdelta.annotations.gpkg import gpkg_now
 
 __all__ = ["PgDatabase", "PgConnection", "is_postgres_url", "redact_url"]
 
@@ -226,31 +225,10 @@ def register_geometry_loader(conn: Any) -> None:
     conn.adapters.register_loader(row[0], GeometryLoader)
 
 
-@dataclass(eq=False)
-class PgTransaction:
-    """One write transaction (the counterpart of ``connection.Transaction``)."""
+class PgTransaction(Transaction):
+    """One write transaction of a PostgreSQL store (``conn`` is a :class:`PgConnection`)."""
 
-    conn: PgConnection
-    path: str
-    analyst: str | None
     dialect = "postgresql"
-    bounds: list[tuple[float, float, float, float]] = field(default_factory=list)
-
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> _Cursor:
-        return self.conn.execute(sql, tuple(params))
-
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        self.conn.executemany(sql, rows)
-
-    def new_change(self, action: str, description: str, *, undoes: int | None = None) -> int:
-        return self.execute(
-            "INSERT INTO changes (action, description, created, analyst, undoes) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (action, description, gpkg_now(), self.analyst, undoes),
-        ).lastrowid
-
-    def change_time(self, change: int) -> str:
-        return self.execute("SELECT created FROM changes WHERE id = ?", (change,)).fetchone()[0]
 
 
 class PgDatabase:

@@ -22,27 +22,16 @@ from typing import Any
 from satdelta.annotations import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.store import make_polygons  # noqa: E402
+from benchmarks.store import make_items, make_polygons  # noqa: E402
 
 
 def time_backend(location: Any, n: int, single: int, out: Path) -> dict[str, tuple[float, int]]:
     """Seconds and feature count of each step on the store at ``location`` (empty)."""
-    labels = ["aircraft", "vehicles", "structure", "ground marking"]
     steps: dict[str, tuple[float, int]] = {}
     with Store.open(location, analyst="bench") as store:
         rep = store.add_report(title="benchmark")
         claim = store.add_claim(report_id=rep.id, text="benchmark claim")
-        items = [
-            dict(
-                geometry=p,
-                claim_id=claim.id,
-                label=labels[i % 4],
-                confidence=round((i % 100) / 100, 2),
-                notes=f"polygon {i}",
-                provenance={"method": "cva", "threshold": 0.5},
-            )
-            for i, p in enumerate(make_polygons(n))
-        ]
+        items = make_items(make_polygons(n), claim.id)
         t = time.perf_counter()
         store.add_annotations(items)
         steps[f"insert {n} (one transaction)"] = (time.perf_counter() - t, n)

@@ -345,7 +345,8 @@ def test_schema_migrations_run_once_and_an_unknown_step_is_refused(
 
     with Store.open(pg_url) as s:
         s._db.read("UPDATE satdelta_meta SET value = '4' WHERE key = 'schema_version'")
-    with pytest.raises(StoreVersionError, match="no migration of the PostgreSQL store from schema 4 to 5"):
+    refused = "no migration of the PostgreSQL store from schema 4 to 5"
+    with pytest.raises(StoreVersionError, match=refused):
         Store.open(pg_url)
 
     def add_column(conn) -> None:  # a step as a later version would register it
