@@ -160,11 +160,15 @@ def list_annotations(
                 f"bbox: expected (west, south, east, north) with west <= east and "
                 f"south <= north, got {tuple(bbox)}"
             )
-        where.append(
-            "fid IN (SELECT id FROM rtree_annotations_geom WHERE minx <= ? AND maxx >= ? "
-            "AND miny <= ? AND maxy >= ?)"
-        )
-        params += [east, west, north, south]
+        if db.dialect == "postgresql":  # the GiST index of the PostGIS column
+            where.append("geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)")
+            params += [west, south, east, north]
+        else:
+            where.append(
+                "fid IN (SELECT id FROM rtree_annotations_geom WHERE minx <= ? AND maxx >= ? "
+                "AND miny <= ? AND maxy >= ?)"
+            )
+            params += [east, west, north, south]
     sql = f"SELECT {ANN_COLUMNS} FROM annotations"
     if where:
         sql += " WHERE " + " AND ".join(where)
