@@ -19,9 +19,11 @@ from satdelta.annotations.errors import (
     InUseError,
     NotAStoreError,
     NotFoundError,
+    StaleRevisionError,
     StoreBusyError,
     StoreCorruptError,
     StoreError,
+    StorePermissionError,
     StoreVersionError,
 )
 from satdelta.annotations.geojson import geometry_to_geojson, to_feature_collection
@@ -64,9 +66,11 @@ __all__ = [
     "Report",
     "Revision",
     "Store",
+    "StaleRevisionError",
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
+    "StorePermissionError",
     "StoreVersionError",
     "clean_polygon",
     "geometry_to_geojson",

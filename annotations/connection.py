@@ -102,6 +102,7 @@ class Transaction:
     conn: sqlite3.Connection
     path: Path
     analyst: str | None
+    dialect = "geopackage"
     bounds: list[tuple[float, float, float, float]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
@@ -125,6 +126,8 @@ class Transaction:
 
 class Database:
     """The connection to one store file, shared by the threads of one :class:`Store`."""
+
+    dialect = "geopackage"
 
     def __init__(
         self, conn: sqlite3.Connection, path: Path, *, analyst: str | None, timeout: float
@@ -219,6 +222,11 @@ class Database:
                 migrate(tx.conn, version)
         # copy the WAL into the main file so that tools reading the raw header see a GeoPackage
         self.retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
+    @property
+    def location(self) -> Path:
+        """What :meth:`Store.open` takes to open this store again."""
+        return self.path
 
     def schema_version(self) -> int | None:
         """The ``schema_version`` of ``satdelta_meta`` (None before the schema exists)."""

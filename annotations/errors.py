@@ -16,6 +16,8 @@ __all__ = [
     "StoreCorruptError",
     "StoreVersionError",
     "StoreBusyError",
+    "StorePermissionError",
+    "StaleRevisionError",
     "NotFoundError",
     "AnnotationValueError",
     "InUseError",
@@ -43,6 +45,14 @@ class StoreVersionError(StoreError):
 
 class StoreBusyError(StoreError):
     """Another process held the store's write lock for longer than the timeout."""
+
+
+class StorePermissionError(StoreError, PermissionError):
+    """The database user's role does not allow this change (a PostgreSQL store's grants)."""
+
+
+class StaleRevisionError(StoreError):
+    """An edit was based on a revision of an annotation that someone else has since changed."""
 
 
 class NotFoundError(SatdeltaError, LookupError):

@@ -154,7 +154,12 @@ def register_attributes(
 def touch_contents(
     conn: sqlite3.Connection, table: str, bounds: Sequence[float | None] | None = None
 ) -> None:
-    """Update a table's ``last_change`` (and its bounds when given) in gpkg_contents."""
+    """Update a table's ``last_change`` (and its bounds when given) in gpkg_contents.
+
+    A PostgreSQL store has no gpkg_contents: nothing to do there.
+    """
+    if getattr(conn, "dialect", "geopackage") != "geopackage":
+        return
     if bounds is None:
         conn.execute(
             "UPDATE gpkg_contents SET last_change = ? WHERE table_name = ?", (gpkg_now(), table)

@@ -58,6 +58,16 @@ def put(tx: Transaction, ann: Annotation, *, insert: bool) -> None:
     """Write ``ann`` as the current row of the layer (replacing its old row unless ``insert``)."""
     values = annotation_values(ann)
     tx.bounds.append(struct.unpack_from("<4d", values["geom"], 8))
+    if not insert and tx.dialect == "postgresql":
+        # one UPDATE (so a reviewer's grants and trigger see the old row), moved to the end of
+        # the layer's order like the GeoPackage store's DELETE + INSERT
+        sets = ", ".join(f"{col} = ?" for col in values)
+        tx.execute(
+            "UPDATE annotations SET fid = nextval(pg_get_serial_sequence('annotations', "
+            f"'fid')), {sets} WHERE uuid = ?",
+            (*values.values(), ann.id),
+        )
+        return
     if not insert:
         tx.execute("DELETE FROM annotations WHERE uuid = ?", (ann.id,))
     cols = list(values)
@@ -127,6 +137,9 @@ def touch_annotations(tx: Transaction) -> None:
     The extent only grows (a deletion does not shrink it): recomputing it would
     read every geometry on every write; GDAL and QGIS recompute it on demand.
     """
+    if tx.dialect != "geopackage":  # PostGIS keeps its own extent
+        tx.bounds.clear()
+        return
     row = tx.execute(
         "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = 'annotations'"
     ).fetchone()

@@ -162,13 +162,20 @@ def list_annotations(
                 f"bbox: expected (west, south, east, north) with west <= east and "
                 f"south <= north, got {tuple(bbox)}"
             )
-        where.append(
-            "fid IN (SELECT id FROM rtree_annotations_geom WHERE minx <= ? AND maxx >= ? "
-            "AND miny <= ? AND maxy >= ?)"
-        )
-        params += [east, west, north, south]
-    if objects:
-        where.append("json_extract(provenance, '$.object') IS NOT NULL")
+        if db.dialect == "postgresql":  # the GiST index of the PostGIS column
+            where.append("geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)")
+            params += [west, south, east, north]
+        else:
+            where.append(
+                "fid IN (SELECT id FROM rtree_annotations_geom WHERE minx <= ? AND maxx >= ? "
+                "AND miny <= ? AND maxy >= ?)"
+            )
+            params += [east, west, north, south]
+    if objects:  # provenance is JSON text in both stores
+        if db.dialect == "postgresql":
+            where.append("(provenance::jsonb -> 'object') IS NOT NULL")
+        else:
+            where.append("json_extract(provenance, '$.object') IS NOT NULL")
     sql = f"SELECT {ANN_COLUMNS} FROM annotations"
     if where:
         sql += " WHERE " + " AND ".join(where)

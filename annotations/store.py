@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from satdelta.annotations import history, reads, reports, writes
 from satdelta.annotations.connection import Database
-from satdelta.annotations.errors import AnnotationValueError
+from satdelta.annotations.errors import AnnotationValueError, StoreError
 from satdelta.annotations.gpkg import gpkg_now
 from satdelta.annotations.model import (
     Annotation,
@@ -33,6 +33,7 @@ from satdelta.annotations.model import (
     Status,
     Verdict,
 )
+from satdelta.annotations.postgres import is_postgres_url
 from satdelta.annotations.writes import ImportResult
 
 __all__ = ["Store"]
@@ -77,12 +78,15 @@ class Store:
 
         Parameters
         ----------
-        path : path-like
-            The GeoPackage file (``.gpkg``).
+        path : path-like or str
+            The GeoPackage file (``.gpkg``), or a PostgreSQL/PostGIS database as
+            ``postgresql://USER@HOST:PORT/DATABASE`` (password from PGPASSWORD or ~/.pgpass;
+            see ``docs/team-store.md``).
         create : bool
             Create a new store when ``path`` does not exist.
         analyst : str, optional
-            Name written in the ``analyst`` field of new revisions (default: $USER).
+            Name written in the ``analyst`` field of new revisions (default: $USER; for
+            PostgreSQL the database user).
         timeout : float
             Seconds to keep retrying when other processes hold the write lock.
 
@@ -97,13 +101,27 @@ class Store:
         StoreError
             The file cannot be created or opened.
         """
+        if is_postgres_url(path):
+            from satdelta.annotations.postgres import PgDatabase
+
+            return cls(PgDatabase.open(path, create=create, analyst=analyst, timeout=timeout))
         analyst = analyst if analyst is not None else os.environ.get("USER") or None
         return cls(Database.open(Path(path), create=create, analyst=analyst, timeout=timeout))
 
     @property
-    def path(self) -> Path:
-        """The store file."""
+    def path(self) -> Path | str:
+        """The store file, or the PostgreSQL store's address without its password."""
         return self._db.path
+
+    @property
+    def location(self) -> Path | str:
+        """What :meth:`open` takes to open this store again (a URL may hold a password)."""
+        return self._db.location
+
+    @property
+    def backend(self) -> Literal["geopackage", "postgresql"]:
+        """Which kind of store this is."""
+        return self._db.dialect
 
     @property
     def analyst(self) -> str | None:
@@ -145,6 +163,30 @@ class Store:
         """
         with self._db.snapshot():
             yield self
+
+    def grant(self, role: str, access: Literal["read", "review", "edit"]) -> str:
+        """Give database user ``role`` read, review or edit access (PostgreSQL stores only).
+
+        ``review`` may change only an annotation's status and verdict.  Returns the group role
+        granted; ``docs/team-store.md`` describes the three.
+        """
+        if self.backend != "postgresql":
+            raise StoreError(
+                f"roles are for a PostgreSQL store; {self.path} is a GeoPackage file (its access "
+                "is the file's permissions): copy it to PostgreSQL with `satdelta store copy`"
+            )
+        from satdelta.annotations.pg_schema import grant
+
+        return grant(self._db, role, access)
+
+    def copy_to(self, target: Store) -> dict[str, int]:
+        """Copy everything, with full history, into the new empty store ``target``.
+
+        Works between GeoPackage and PostgreSQL stores either way; returns rows per table.
+        """
+        from satdelta.annotations.store_copy import copy_store
+
+        return copy_store(self, target)
 
     # ------------------------------------------------------------------- labels
     def labels(self, *, include_inactive: bool = False) -> tuple[str, ...]:
@@ -421,17 +463,30 @@ class Store:
         )
         return reads.list_annotations(self._db, bbox=bbox, sort=sort, objects=objects, **equal)
 
-    def update_annotation(self, annotation_id: str, **changes: Any) -> Annotation:
+    def update_annotation(
+        self, annotation_id: str, *, expected_revision: int | None = None, **changes: Any
+    ) -> Annotation:
         """Change fields of an annotation (a new revision); returns the new state.
 
         Allowed: ``label, verdict, confidence, status, notes, analyst, claim_id,
-        provenance, origin`` and ``geometry`` (with optional ``crs``).
+        provenance, origin`` and ``geometry`` (with optional ``crs``).  With
+        ``expected_revision`` (the revision the edit was based on) an annotation someone
+        else changed since is refused with :class:`StaleRevisionError` naming who and when.
         """
-        return writes.update_annotation(self._db, annotation_id, changes)
+        return writes.update_annotation(
+            self._db, annotation_id, changes, expected_revision=expected_revision
+        )
 
-    def delete_annotation(self, annotation_id: str) -> Revision:
-        """Delete an annotation: removes it from the layer and writes a tombstone revision."""
-        return writes.delete_annotation(self._db, annotation_id)
+    def delete_annotation(
+        self, annotation_id: str, *, expected_revision: int | None = None
+    ) -> Revision:
+        """Delete an annotation: removes it from the layer and writes a tombstone revision.
+
+        ``expected_revision`` as in :meth:`update_annotation`.
+        """
+        return writes.delete_annotation(
+            self._db, annotation_id, expected_revision=expected_revision
+        )
 
     def history(self, annotation_id: str) -> list[Revision]:
         """Every revision of an annotation, oldest first (tombstones included)."""
@@ -531,7 +586,11 @@ class Store:
         from satdelta.annotations.export import export_collection
 
         target = Path(path)
-        if target.exists() and target.resolve() == self.path.resolve():
+        if (
+            isinstance(self.path, Path)
+            and target.exists()
+            and target.resolve() == self.path.resolve()
+        ):
             raise AnnotationValueError(
                 f"export target {target} is the store itself; choose another file name"
             )

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import shapely
 from satdelta.annotations.connection import Database, Transaction
-from satdelta.annotations.errors import AnnotationValueError, GeometryError, NotFoundError
+from satdelta.annotations.errors import (
+    AnnotationValueError,
+    GeometryError,
+    NotFoundError,
+    StaleRevisionError,
+)
 from satdelta.annotations.geometry import (
     CleanGeometry,
     clean_polygon,
@@ -320,7 +325,33 @@ def _supersedable(tx: Transaction, uids: list[str]) -> list[Annotation]:
 
 
 # ------------------------------------------------------------- editing one
-def update_annotation(db: Database, annotation_id: str, changes: dict[str, Any]) -> Annotation:
+def check_revision(tx: Transaction, old: Annotation, expected: int | None) -> None:
+    """Refuse an edit based on revision ``expected`` when ``old`` is a later one.
+
+    The message names who wrote the current revision and when, so the analyst can look
+    before redoing the edit (no silent last-writer-wins between analysts).
+    """
+    if expected is None or int(expected) == old.revision:
+        return
+    who, when = tx.execute(
+        "SELECT analyst, created FROM annotation_revisions WHERE annotation_uuid = ? AND "
+        "revision = ?",
+        (old.id, old.revision),
+    ).fetchone()
+    raise StaleRevisionError(
+        f"annotation {old.id} was changed by {who or 'an unnamed analyst'} at {when} (now "
+        f"revision {old.revision}, your edit was based on revision {expected}); nothing was "
+        "written: reload it, check their change and redo yours"
+    )
+
+
+def update_annotation(
+    db: Database,
+    annotation_id: str,
+    changes: dict[str, Any],
+    *,
+    expected_revision: int | None = None,
+) -> Annotation:
     """See :meth:`Store.update_annotation`."""
     unknown = set(changes) - set(UPDATABLE) - {"geometry", "crs"}
     if unknown:
@@ -348,6 +379,7 @@ def update_annotation(db: Database, annotation_id: str, changes: dict[str, Any])
             claim = require_row(tx.conn, db.path, "claim", changes["claim_id"])
             changes["report_id"] = claim["report_id"]
         old = current(tx, full)
+        check_revision(tx, old, expected_revision)
         new = old.replace(
             **changes,
             **geom_fields,
@@ -364,10 +396,13 @@ def update_annotation(db: Database, annotation_id: str, changes: dict[str, Any])
     return new
 
 
-def delete_annotation(db: Database, annotation_id: str) -> Revision:
+def delete_annotation(
+    db: Database, annotation_id: str, *, expected_revision: int | None = None
+) -> Revision:
     full = resolve(db, annotation_id)
     with db.write() as tx:
         old = current(tx, full)
+        check_revision(tx, old, expected_revision)
         change = tx.new_change("delete", f"delete {full}")
         rev = tombstone(tx, old, change, "delete")
         touch_annotations(tx)

@@ -40,6 +40,22 @@ def make_polygons(n: int, seed: int = 0) -> list[shapely.Polygon]:
     return polys
 
 
+def make_items(polys: list[shapely.Polygon], claim_id: int) -> list[dict]:
+    """Store.add_annotations items of ``polys``: four labels, varied confidence, provenance."""
+    labels = ["aircraft", "vehicles", "structure", "ground marking"]
+    return [
+        dict(
+            geometry=p,
+            claim_id=claim_id,
+            label=labels[i % 4],
+            confidence=round((i % 100) / 100, 2),
+            notes=f"polygon {i}",
+            provenance={"method": "cva", "threshold": 0.5},
+        )
+        for i, p in enumerate(polys)
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=10_000, help="number of annotations")
@@ -55,17 +71,7 @@ def main() -> None:
         with Store.open(tmpd / "bench.gpkg", analyst="bench") as store:
             rep = store.add_report(title="benchmark")
             claim = store.add_claim(report_id=rep.id, text="benchmark claim")
-            items = [
-                dict(
-                    geometry=p,
-                    claim_id=claim.id,
-                    label=labels[i % 4],
-                    confidence=round((i % 100) / 100, 2),
-                    notes=f"polygon {i}",
-                    provenance={"method": "cva", "threshold": 0.5},
-                )
-                for i, p in enumerate(polys)
-            ]
+            items = make_items(polys, claim.id)
             t = time.perf_counter()
             store.add_annotations(items)
             rows.append(

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcb-cursor0
   libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-shape0
   libxcb-image0 libfontconfig1 libdbus-1-3 python3-gdal gdal-bin python3-venv python3-pip time
-  chromium poppler-utils
+  chromium poppler-utils postgresql postgresql-15-postgis-3
 )
 
 missing=()
@@ -35,7 +35,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[napari,qt,batch,test,dev]"
+.venv/bin/python -m pip install -q -e ".[napari,qt,batch,postgresql,test,dev]"
 
 case "$job" in
   demo)

@@ -290,3 +290,23 @@ def serve_folder(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     for proc in procs:
         proc.kill()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A PostgreSQL + PostGIS server for the whole session (tests/pg_server.py)."""
+    from tests.pg_server import PgServer, postgres_available
+
+    if not postgres_available():
+        missing("PostgreSQL 15 + PostGIS (apt postgresql postgresql-15-postgis-3; setup.sh)")
+    server = PgServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The address of a new, empty PostGIS database (with the superuser's password)."""
+    return pg_server.url(pg_server.new_database())

@@ -237,6 +237,11 @@ def add_cmd(ctx: click.Context, geometry: str, **fields: Any) -> None:
     click.echo(ann.id)
 
 
+_REVISION_HELP = (
+    "The revision you looked at (`annotation show`): refused if someone changed it since."
+)
+
+
 @annotation.command("set")
 @click.argument("annotation_id")
 @click.option("--status", type=click.Choice(STATUSES))
@@ -245,8 +250,9 @@ def add_cmd(ctx: click.Context, geometry: str, **fields: Any) -> None:
 @click.option("--confidence", type=click.FloatRange(0, 1))
 @click.option("--notes")
 @click.option("--claim", "claim_id", type=int, help="Move the annotation to another claim.")
+@click.option("--revision", type=click.IntRange(min=1), help=_REVISION_HELP)
 @click.pass_context
-def set_cmd(ctx: click.Context, annotation_id: str, **fields: Any) -> None:
+def set_cmd(ctx: click.Context, annotation_id: str, revision: int | None, **fields: Any) -> None:
     """Change fields of an annotation (a new revision); prints the new revision number."""
     changes = {k: v for k, v in fields.items() if v is not None}
     if not changes:
@@ -255,17 +261,18 @@ def set_cmd(ctx: click.Context, annotation_id: str, **fields: Any) -> None:
             "--confidence --notes --claim"
         )
     with open_store(ctx) as store:
-        ann = store.update_annotation(annotation_id, **changes)
+        ann = store.update_annotation(annotation_id, expected_revision=revision, **changes)
     click.echo(ann.revision)
 
 
 @annotation.command("delete")
 @click.argument("annotation_id")
+@click.option("--revision", type=click.IntRange(min=1), help=_REVISION_HELP)
 @click.pass_context
-def delete_cmd(ctx: click.Context, annotation_id: str) -> None:
+def delete_cmd(ctx: click.Context, annotation_id: str, revision: int | None) -> None:
     """Delete an annotation (a tombstone revision: `history` and `restore` still reach it)."""
     with open_store(ctx) as store:
-        rev = store.delete_annotation(annotation_id)
+        rev = store.delete_annotation(annotation_id, expected_revision=revision)
     info(f"deleted {rev.annotation_id} (revision {rev.revision}); `satdelta undo` brings it back")
 
 

@@ -117,7 +117,7 @@ def _fill_store(store_path: Path, results: list[dict[str, Any]], *, fresh: bool)
                 store.import_geojson(Path(s["changes"]), report_id=report.id, claim_id=claim.id)
             )
     return {
-        "path": str(store_path),
+        "path": str(store.path),  # a PostgreSQL store's address without its password
         "report_id": report.id,
         "claims": [c.id for c in claims],
         "candidates": imported,
@@ -222,14 +222,14 @@ def demo(
         ) from None
     click.echo(f"summary:   {demo_json}")
     if "store" in summary:
-        _print_next_steps(Path(summary["store"]["path"]), results[0])
+        _print_next_steps(summary["store"]["path"], results[0])
     if failures:
         raise _DemoFailed(
             f"{len(failures)} of {len(chosen)} sample site(s) failed: " + "; ".join(failures)
         )
 
 
-def _print_next_steps(store: Path, site: dict[str, Any]) -> None:
+def _print_next_steps(store: str, site: dict[str, Any]) -> None:
     """Where to look next: the candidates in the store it wrote, the desk, an export."""
     flag = f"--store {shown_path(store)}"
     steps = [

@@ -22,7 +22,14 @@ def command_name() -> str:
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:
-    """``path`` relative to the working folder when it lies inside it, quoted for a shell."""
+    """``path`` relative to the working folder when it lies inside it, quoted for a shell.
+
+    A PostgreSQL store's address is shown without its password.
+    """
+    from satdelta.annotations.postgres import is_postgres_url, normalise_url, redact_url
+
+    if is_postgres_url(path):
+        return shlex.quote(redact_url(normalise_url(path)))
     p = Path(path).absolute()
     try:
         text = str(p.relative_to(Path.cwd()))

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "import": "satdelta.plugins.cli.importing:import_cmd",
     "export": "satdelta.plugins.cli.export:export",
     "undo": "satdelta.plugins.cli.undo:undo",
+    "store": "satdelta.plugins.cli.store:store",
     "imagery": "satdelta.plugins.cli.imagery:imagery",
     "evidence": "satdelta.plugins.cli.evidence:evidence",
 }
@@ -58,13 +59,15 @@ class LazyGroup(click.Group):
     default=Path("satdelta.gpkg"),
     show_default=True,
     envvar="SATDELTA_STORE",
-    help="Annotation store (GeoPackage file).",
+    help="Annotation store: a GeoPackage file, or a PostgreSQL/PostGIS database as "
+    "postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass).",
 )
 @click.option(
     "--analyst",
     envvar="SATDELTA_ANALYST",
     default=None,
-    help="Name recorded in every revision this command writes [default: $USER].",
+    help="Name recorded in every revision this command writes [default: $USER; for a "
+    "PostgreSQL store the database user].",
 )
 @click.version_option(package_name="satdelta")
 @click.pass_context

@@ -30,7 +30,7 @@ def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         expose_value=False,
         is_eager=True,
         callback=remember,
-        help="Annotation store (GeoPackage file); same as the global --store.",
+        help="Annotation store (GeoPackage file or postgresql:// URL); same as the global --store.",
     )(fn)
 
 

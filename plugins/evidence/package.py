@@ -244,7 +244,9 @@ def make_package(
                 "scenes": scenes,
                 "software": software,
                 "parameters": {
-                    "store": str(store.path.resolve()),
+                    "store": str(
+                        store.path.resolve() if isinstance(store.path, Path) else store.path
+                    ),
                     "report_id": report_id,
                     "attribution": attribution,
                     "margin": margin,

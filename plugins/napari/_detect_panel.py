@@ -314,7 +314,7 @@ class DetectPanel(QGroupBox):
             str(before),
             str(after),
             options,
-            store=str(session.store.path),
+            store=str(session.store.location),  # a URL keeps its password for the child
             report_id=session.report_id,
             claim_id=claim_id,
             frame=session.frame.to_dict() if session.frame is not None else None,

@@ -14,7 +14,6 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -212,6 +211,9 @@ class Session:
         #: Simplification of the detected outlines the layer shows (see ``rows``).
         self.display_tolerance = 0.0
         self._writes = 0  # store writes made through this session, see mark()
+        #: Revision of each annotation as last shown or written here: an edit based on it is
+        #: refused if another analyst (a team store) changed the annotation since.
+        self._shown: dict[str, int] = {}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], frame: MapFrame | None = None) -> Session:
@@ -222,7 +224,7 @@ class Session:
         satdelta.annotations.StoreError
             Locked, corrupt, not a store, or not creatable; the message says what to do.
         """
-        store = Store.open(Path(path), timeout=GUI_LOCK_TIMEOUT)
+        store = Store.open(path, timeout=GUI_LOCK_TIMEOUT)
         session = cls(store, frame)
         reports = store.list_reports()
         if reports:
@@ -311,7 +313,9 @@ class Session:
         if not self._frame().georeferenced:
             return LayerRows([], {k: [] for k in ANNOTATION_COLUMNS})
         self.display_tolerance = tolerance
-        return annotations_to_rows(self.annotations(), self._frame(), tolerance=tolerance)
+        anns = self.annotations()
+        self._shown = {a.id: a.revision for a in anns}
+        return annotations_to_rows(anns, self._frame(), tolerance=tolerance)
 
     def mark(self) -> tuple[Session, int, int | None, MapFrame | None]:
         """What rows read now depend on: this session, its writes so far, report, frame.
@@ -324,7 +328,13 @@ class Session:
 
     def _wrote(self, result: Any) -> Any:
         self._writes += 1
+        if isinstance(result, Annotation):
+            self._shown[result.id] = result.revision
         return result
+
+    def _based_on(self, annotation_id: str) -> int | None:
+        """The revision the analyst's edit of ``annotation_id`` is based on (None: unknown)."""
+        return self._shown.get(annotation_id)
 
     def _frame(self) -> MapFrame:
         if self.frame is None:
@@ -389,7 +399,12 @@ class Session:
         ) or _same_outline(geom, self._as_shown(current)):
             return current  # napari re-sent an unchanged shape: no new revision
         return self._wrote(
-            self.store.update_annotation(annotation_id, geometry=geom, crs=self._frame().crs)
+            self.store.update_annotation(
+                annotation_id,
+                geometry=geom,
+                crs=self._frame().crs,
+                expected_revision=self._based_on(annotation_id),
+            )
         )
 
     def _as_shown(self, ann: Annotation) -> Any:
@@ -405,22 +420,31 @@ class Session:
         """Save form fields (label, claim_id, verdict, confidence, status, notes)."""
         if "claim_id" in changes:
             changes["claim_id"] = int(changes["claim_id"])
-        return self._wrote(self.store.update_annotation(annotation_id, **changes))
+        based_on = self._based_on(annotation_id)
+        return self._wrote(
+            self.store.update_annotation(annotation_id, expected_revision=based_on, **changes)
+        )
 
     def set_status(self, annotation_ids: Iterable[str], status: str) -> list[Annotation]:
         """Accept or reject annotations (one revision each)."""
         return [
-            self._wrote(self.store.update_annotation(a, status=status))
+            self._wrote(
+                self.store.update_annotation(a, status=status, expected_revision=self._based_on(a))
+            )
             for a in dict.fromkeys(annotation_ids)
         ]
 
     def delete(self, annotation_id: str) -> None:
         """Delete (tombstone) an annotation."""
-        self._wrote(self.store.delete_annotation(annotation_id))
+        based_on = self._based_on(annotation_id)
+        self._wrote(self.store.delete_annotation(annotation_id, expected_revision=based_on))
 
     def undo(self) -> str:
         """Undo the latest change; returns its description."""
-        return self._wrote(self.store.undo()).description
+        change = self._wrote(self.store.undo())
+        for annotation_id in change.annotation_ids:  # new revisions written by this session
+            self._shown.pop(annotation_id, None)
+        return change.description
 
     def add_candidates(
         self,

@@ -51,7 +51,7 @@ class StorePanel(QGroupBox):
         form = QFormLayout(self)
         row = QHBoxLayout()
         self.store_edit = QLineEdit()
-        self.store_edit.setPlaceholderText("project.gpkg")
+        self.store_edit.setPlaceholderText("project.gpkg or postgresql://USER@HOST:PORT/DB")
         self.store_edit.returnPressed.connect(
             lambda: self.open_requested.emit(self.store_edit.text())
         )

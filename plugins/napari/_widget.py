@@ -168,7 +168,7 @@ class ChangeAnnotator(QWidget):
         if self.session is not None:
             self.session.close()
         self.session = session
-        self.store_panel.show_store(str(path))
+        self.store_panel.show_store(str(session.store.path))  # a URL without its password
         self._load_pending_report()
         self._show_choices()
         self.evidence.reload()

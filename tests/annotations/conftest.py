@@ -43,8 +43,20 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "project.gpkg"
 
 
+@pytest.fixture(params=["geopackage", "postgresql"])
+def store(request: pytest.FixtureRequest, store_path: Path) -> Iterator[Store]:
+    """A new store on each backend: a GeoPackage file, and a PostGIS database."""
+    if request.param == "postgresql":
+        location: str | Path = request.getfixturevalue("pg_url")
+    else:
+        location = store_path
+    with Store.open(location, analyst="tester") as s:
+        yield s
+
+
 @pytest.fixture
-def store(store_path: Path) -> Iterator[Store]:
+def gpkg_store(store_path: Path) -> Iterator[Store]:
+    """A new GeoPackage store (for tests of the file format itself)."""
     with Store.open(store_path, analyst="tester") as s:
         yield s
 
@@ -57,3 +69,20 @@ def claim(store: Store):
         text="Aircraft gone from the apron",
         bbox=(125.66, 39.22, 125.68, 39.23),
     )
+
+
+def raw_rows(store: Store, table: str) -> list[tuple]:
+    """Every row of ``table`` as stored (either backend), by id."""
+    return store._db.read(f"SELECT * FROM {table} ORDER BY id")
+
+
+def check_store_valid(store: Store) -> None:
+    """GDAL's validator for a GeoPackage; for PostGIS, every geometry valid and in EPSG:4326."""
+    if store.backend == "geopackage":
+        res = validate_gpkg(Path(store.path))
+        assert res.returncode == 0, res.stderr + res.stdout
+        return
+    bad = store._db.read(
+        "SELECT count(*) FROM annotations WHERE NOT ST_IsValid(geom) OR ST_SRID(geom) != 4326"
+    )
+    assert bad == [(0,)]

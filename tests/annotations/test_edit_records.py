@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from satdelta.annotations import (
     Store,
 )
 
-from .conftest import square, validate_gpkg
+from .conftest import check_store_valid, raw_rows, square, validate_gpkg
 
 
 def state(store: Store) -> tuple[list, list, list]:
@@ -35,14 +34,6 @@ def state(store: Store) -> tuple[list, list, list]:
         [c.to_dict() for c in store.list_claims()],
         sorted(anns, key=lambda d: d["id"]),
     )
-
-
-def raw_rows(path: Path, table: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(path)
-    try:
-        return con.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture
@@ -65,10 +56,8 @@ def project(store: Store) -> dict[str, Any]:
     return dict(r1=r1, r2=r2, a=a, b=b, c=c, kept=kept, cand=cand, other=other)
 
 
-def test_update_report_and_undo_restores_the_row_exactly(
-    store: Store, store_path: Path, project: dict
-) -> None:
-    before_rows = raw_rows(store_path, "reports")
+def test_update_report_and_undo_restores_the_row_exactly(store: Store, project: dict) -> None:
+    before_rows = raw_rows(store, "reports")
     before = state(store)
     new = store.update_report(project["r1"].id, title="Sunan cleared (corrected)", outlet=None)
     assert (new.title, new.outlet, new.url) == (
@@ -83,7 +72,7 @@ def test_update_report_and_undo_restores_the_row_exactly(
     assert {f["properties"]["report_title"] for f in fc["features"]} == {new.title}
     change = store.undo()
     assert change.records == ("report 1",) and change.annotation_ids == ()
-    assert raw_rows(store_path, "reports") == before_rows
+    assert raw_rows(store, "reports") == before_rows
     assert state(store) == before
 
 
@@ -94,8 +83,8 @@ def test_update_with_same_values_logs_nothing(store: Store, project: dict) -> No
     assert len(store.changes()) == n
 
 
-def test_update_claim_fields_and_undo(store: Store, store_path: Path, project: dict) -> None:
-    before_rows = raw_rows(store_path, "claims")
+def test_update_claim_fields_and_undo(store: Store, project: dict) -> None:
+    before_rows = raw_rows(store, "claims")
     before = state(store)
     b = project["b"]
     new = store.update_claim(
@@ -109,7 +98,7 @@ def test_update_claim_fields_and_undo(store: Store, store_path: Path, project: d
     assert str(new.time_start) == "2024-06-01" and new.created == b.created
     assert store.get_claim(b.id) == new
     store.undo()
-    assert raw_rows(store_path, "claims") == before_rows
+    assert raw_rows(store, "claims") == before_rows
     assert state(store) == before
 
 
@@ -172,8 +161,8 @@ def test_bad_edits_are_refused_and_change_nothing(
     assert state(store) == before and len(store.changes()) == n
 
 
-def test_delete_claim_without_evidence(store: Store, store_path: Path, project: dict) -> None:
-    before_rows = raw_rows(store_path, "claims")
+def test_delete_claim_without_evidence(store: Store, project: dict) -> None:
+    before_rows = raw_rows(store, "claims")
     before = state(store)
     change = store.delete_claim(project["b"].id)
     assert change.records == ("claim 2",) and change.annotation_ids == ()
@@ -183,12 +172,12 @@ def test_delete_claim_without_evidence(store: Store, store_path: Path, project: 
     # a new claim never takes the deleted claim's id (so undo can put it back)
     assert store.add_claim(report_id=project["r1"].id, text="new").id == 4
     store.undo()  # the add is not a change: undo reverses the deletion
-    assert raw_rows(store_path, "claims")[:3] == before_rows
+    assert raw_rows(store, "claims")[:3] == before_rows
     assert state(store)[0] == before[0] and state(store)[2] == before[2]
 
 
 def test_delete_claim_with_evidence_needs_force_and_one_undo_restores_all(
-    store: Store, tmp_path: Path, store_path: Path, project: dict
+    store: Store, tmp_path: Path, project: dict
 ) -> None:
     a = project["a"]
     before = state(store)
@@ -207,8 +196,7 @@ def test_delete_claim_with_evidence_needs_force_and_one_undo_restores_all(
     assert store.export(tmp_path / "r1.geojson", report_id=project["r1"].id) == 0
     assert store.export(tmp_path / "all.gpkg") == 1
     assert validate_gpkg(tmp_path / "all.gpkg").returncode == 0
-    res = validate_gpkg(store_path)
-    assert res.returncode == 0, res.stdout + res.stderr
+    check_store_valid(store)
     # a tombstoned annotation of the deleted claim cannot come back on its own
     with pytest.raises(NotFoundError, match="is evidence for claim 1, which is deleted"):
         store.restore(project["kept"].id, 1)
@@ -219,11 +207,11 @@ def test_delete_claim_with_evidence_needs_force_and_one_undo_restores_all(
 
 
 def test_delete_report_takes_its_claims_and_undo_brings_everything_back(
-    store: Store, tmp_path: Path, store_path: Path, project: dict
+    store: Store, tmp_path: Path, project: dict
 ) -> None:
     r1 = project["r1"]
     before = state(store)
-    before_claims = raw_rows(store_path, "claims")
+    before_claims = raw_rows(store, "claims")
     with pytest.raises(InUseError, match="report 1 still has 2 annotations pointing at it"):
         store.delete_report(r1.id)
     assert state(store) == before
@@ -236,10 +224,10 @@ def test_delete_report_takes_its_claims_and_undo_brings_everything_back(
     assert store.export(out) == 1
     with out.open(newline="", encoding="utf-8") as f:
         assert [row["claim_id"] for row in csv.DictReader(f)] == [str(project["c"].id)]
-    assert validate_gpkg(store_path).returncode == 0
+    check_store_valid(store)
     store.undo()
     assert state(store) == before
-    assert raw_rows(store_path, "claims") == before_claims
+    assert raw_rows(store, "claims") == before_claims
     # a report whose claims have no evidence goes without force (a report loaded twice)
     dup = store.add_report(title="Parade rehearsal (loaded twice)")
     store.add_claim(report_id=dup.id, text="Formations on the square")

@@ -117,11 +117,19 @@ def test_filters(store: Store, claim) -> None:
 
 def test_unicode_and_sql_text_are_stored_verbatim(store: Store) -> None:
     title = "Путин в Пхеньяне 🇰🇵 — 김일성광장'; DROP TABLE reports; --"
-    rep = store.add_report(title=title, notes="\u202eRTL\u202c \x00 nul")
+    if store.backend == "postgresql":  # PostgreSQL text holds no NUL: refused, nothing written
+        with pytest.raises(AnnotationValueError, match=r"cannot hold NUL characters"):
+            store.add_report(title=title, notes="\u202eRTL\u202c \x00 nul")
+        assert store.list_reports() == [] and store.changes() == []
+        rep = store.add_report(title=title, notes="\u202eRTL\u202c nul")
+        assert store.get_report(rep.id).notes == "\u202eRTL\u202c nul"
+        rep = store.get_report(rep.id)
+    else:
+        rep = store.add_report(title=title, notes="\u202eRTL\u202c \x00 nul")
+        assert store.get_report(rep.id).notes == "\u202eRTL\u202c \x00 nul"
     cl = store.add_claim(report_id=rep.id, text='« 조선 » "quoted" %_ wildcard', place="평양")
     a = store.add_annotation(square(0, 0), claim_id=cl.id, label="other", notes="é\n中文\t🙂")
     assert store.get_report(rep.id).title == title
-    assert store.get_report(rep.id).notes == "\u202eRTL\u202c \x00 nul"
     assert store.get_claim(cl.id).place == "평양"
     assert store.get_annotation(a.id).notes == "é\n中文\t🙂"
     assert len(store.list_reports()) == 1
@@ -347,9 +355,7 @@ def test_update_geometry_claim_and_analyst(store: Store, claim) -> None:
     assert len(store.history(a.id)) == 2  # the refused updates wrote nothing
 
 
-def test_rtree_index_follows_every_change_and_serves_bbox(
-    store: Store, store_path: Path, claim
-) -> None:
+def test_rtree_index_follows_every_change_and_serves_bbox(store: Store, claim) -> None:
     a = store.add_annotation(square(125.0, 39.0), claim_id=claim.id, label="other")
     b = store.add_annotation(square(126.0, 40.0), claim_id=claim.id, label="other")
     assert [x.id for x in store.list_annotations(bbox=(124.9, 38.9, 125.5, 39.5))] == [a.id]
@@ -362,7 +368,15 @@ def test_rtree_index_follows_every_change_and_serves_bbox(
     assert store.list_annotations(bbox=(0, 0, 1, 1)) == []
     with pytest.raises(AnnotationValueError, match="bbox: expected"):
         store.list_annotations(bbox=(2, 0, 1, 1))
-    con = sqlite3.connect(store_path)
+    if store.backend == "postgresql":  # PostGIS: the GiST index serves the box query
+        plan = store._db.read(
+            "EXPLAIN SELECT fid FROM annotations WHERE geom && ST_MakeEnvelope(0, 0, 1, 1, 4326)"
+        )
+        assert "idx_annotations_geom" in str(plan) or "Seq Scan" in str(plan)  # tiny table
+        index = store._db.read("SELECT indexdef FROM pg_indexes WHERE tablename = 'annotations'")
+        assert any("gist (geom)" in row[0] for row in index)
+        return
+    con = sqlite3.connect(Path(store.path))
     index = con.execute("SELECT id, minx, maxx, miny, maxy FROM rtree_annotations_geom").fetchall()
     fids = con.execute("SELECT fid FROM annotations").fetchall()
     con.close()

@@ -226,3 +226,24 @@ def test_candidates_are_listed_in_rank_order_with_their_change(tmp_path: Path) -
         (3, "altered"),
     ]
     assert session.rows().properties["annotation_id"] == [a.id for a in listed]
+
+
+def test_desk_on_a_team_store_refuses_an_edit_of_what_another_analyst_changed(
+    pg_url: str,
+) -> None:
+    """The desk remembers the revision it showed; a colleague's later change is not overwritten."""
+    from satdelta.annotations import StaleRevisionError, Store
+
+    session = Session.open(pg_url, FRAME)
+    world = FRAME.map_to_world([[500010.0, 3999990.0], [500060, 3999990], [500060, 3999940]])
+    ann = session.add_drawn(world, "polygon", label="structure")
+    session.update(ann.id, notes="mine")  # its own writes keep the shown revision current
+    session.rows()  # what the layer shows now: revision 2
+    with Store.open(session.store.location, analyst="bob") as bob:
+        bob.update_annotation(ann.id, status="rejected")
+    with pytest.raises(StaleRevisionError, match=r"changed by bob at .*based on revision 2"):
+        session.set_status([ann.id], "accepted")
+    assert session.store.get_annotation(ann.id).status == "rejected"
+    session.rows()  # reloaded: the analyst saw bob's change and may now decide
+    assert session.set_status([ann.id], "accepted")[0].revision == 4
+    session.close()
