@@ -239,9 +239,12 @@ class Database:
         return int(row[0]) if row else None
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._conn.close()
+        # under the lock: another thread's read in progress ends first (closing the
+        # connection under a running query is undefined in sqlite3)
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
 
     def retry(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried every 1-10 ms (with jitter) while the file is busy, up to timeout."""

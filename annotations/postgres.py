@@ -280,9 +280,10 @@ class PgDatabase:
             return stored_version(self._conn)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._raw.close()
+        with self._lock:  # another thread's read in progress ends first
+            if not self._closed:
+                self._closed = True
+                self._raw.close()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -139,12 +139,14 @@ def list_annotations(
     *,
     bbox: tuple[float, float, float, float] | None,
     sort: str = "added",
+    objects: bool = False,
     **equal: Any,
 ) -> list[Annotation]:
     """Current annotations whose columns have the ``equal`` values (None: any) within ``bbox``.
 
     ``sort``: ``"added"`` (the order they were added) or ``"rank"`` (detection rank, 1
-    first; unranked ones last, in the order they were added).
+    first; unranked ones last, in the order they were added).  ``objects``: only object
+    candidates (their provenance has an ``object`` entry), filtered in SQL.
     """
     if sort not in SORTS:
         raise AnnotationValueError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
@@ -169,6 +171,11 @@ def list_annotations(
                 "AND miny <= ? AND maxy >= ?)"
             )
             params += [east, west, north, south]
+    if objects:  # provenance is JSON text in both stores
+        if db.dialect == "postgresql":
+            where.append("(provenance::jsonb -> 'object') IS NOT NULL")
+        else:
+            where.append("json_extract(provenance, '$.object') IS NOT NULL")
     sql = f"SELECT {ANN_COLUMNS} FROM annotations"
     if where:
         sql += " WHERE " + " AND ".join(where)

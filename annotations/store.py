@@ -439,6 +439,7 @@ class Store:
         change: ChangeKind | None = None,
         bbox: tuple[float, float, float, float] | None = None,
         sort: Literal["added", "rank"] = "added",
+        objects: bool = False,
     ) -> list[Annotation]:
         """Current (non-deleted) annotations matching every given filter, oldest first.
 
@@ -452,11 +453,15 @@ class Store:
         sort : {"added", "rank"}, default "added"
             Oldest first, or by detection rank (1 = strongest evidence first; annotations
             without a rank after the ranked ones, oldest first).
+        objects : bool, default False
+            Only object candidates (a ``provenance["object"]`` entry, see
+            :mod:`satdelta.annotations.object_counts`); read without decoding the others,
+            so counting objects stays fast in a store of thousands of candidates.
         """
         equal = dict(
             report_id=report_id, claim_id=claim_id, status=status, label=label, change=change
         )
-        return reads.list_annotations(self._db, bbox=bbox, sort=sort, **equal)
+        return reads.list_annotations(self._db, bbox=bbox, sort=sort, objects=objects, **equal)
 
     def update_annotation(
         self, annotation_id: str, *, expected_revision: int | None = None, **changes: Any

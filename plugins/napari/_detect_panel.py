@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +30,13 @@ from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.imagery.options import DetectionOptions
 from satdelta.plugins.napari._detection import Failed
-from satdelta.plugins.napari._evidence import NOT_STORED
+from satdelta.plugins.napari._evidence import EVIDENCE, NOT_STORED
 from satdelta.plugins.napari._forms import narrow_combo
 from satdelta.plugins.napari._layers import (
     MASK,
     SCORE,
+    discard_prepared,
+    prepare_change_layer,
     resolve_source,
     role_layer,
     show_change_maps,
@@ -49,6 +50,7 @@ from satdelta.plugins.napari._process import (
     DetectionProcess,
     DetectionProcessDied,
 )
+from satdelta.plugins.napari._threads import start_in_python_thread
 
 if TYPE_CHECKING:
     import napari
@@ -80,6 +82,8 @@ class DetectPanel(QGroupBox):
         saved (their rows read back are in ``result.evidence``).
     reload : callable
         Called when a cancelled or crashed run may have saved: read the store again.
+    prepare_evidence : callable, optional
+        Called while a run computes, to add the (empty) evidence layer ahead of its rows.
 
     Attributes
     ----------
@@ -98,12 +102,14 @@ class DetectPanel(QGroupBox):
         ensure_session: Callable[[], Session],
         show_saved: Callable[[DetectionResult], None],
         reload: Callable[[], None],
+        prepare_evidence: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__("Detect change")
         self.viewer = viewer
         self._ensure_session = ensure_session
         self._show_saved = show_saved
         self._reload = reload
+        self._prepare_evidence = prepare_evidence
         self.worker: Any = None
         self.result: DetectionResult | None = None
         self._maps_shown: ChangeMaps | None = None
@@ -265,8 +271,29 @@ class DetectPanel(QGroupBox):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._set_progress(0)
-        _start_in_python_thread(worker)
+        start_in_python_thread(worker, name="satdelta-detection")
+        self._prepare_layers()
         return worker
+
+    def _prepare_layers(self, names: tuple[str, ...] = (MASK, SCORE, EVIDENCE)) -> None:
+        """Add the mask, score and evidence layers empty while the run computes.
+
+        One per later event-loop turn: each costs napari a tenth of a second or more on
+        the main thread, which would otherwise add to the turns that show the results.
+        """
+        from qtpy.QtCore import QTimer
+
+        if names:
+            QTimer.singleShot(0, functools.partial(self._prepare_layer, names))
+
+    def _prepare_layer(self, names: tuple[str, ...]) -> None:
+        if self.worker is None:
+            return  # the run ended (its maps, if any, are shown)
+        if names[0] == EVIDENCE:
+            self._prepare_evidence()
+        else:
+            prepare_change_layer(self.viewer, names[0])
+        self._prepare_layers(names[1:])
 
     def _job(self) -> tuple[DetectionJob, Session]:
         """The job the form describes, and the session its candidates go to."""
@@ -392,11 +419,13 @@ class DetectPanel(QGroupBox):
 
     def _on_cancelled(self, outcome: Cancelled | None = None) -> None:
         self._say(outcome.message if outcome is not None else "cancelled: nothing saved")
+        discard_prepared(self.viewer)
         self._reload()  # the store as it is (with all candidates or none)
 
     def _on_error(self, exc: SatdeltaError) -> None:
         notify_error(exc)
         self._say("failed")
+        discard_prepared(self.viewer)
         if isinstance(exc, DetectionProcessDied):  # its save may have committed: all or none
             self._reload()
 
@@ -407,15 +436,6 @@ class DetectPanel(QGroupBox):
         self.cancel_button.setEnabled(False)
         if not self.detector.is_alive():  # cancelled or crashed: warm a fresh child
             self.detector.start()
-
-
-def _start_in_python_thread(worker: Any, *, name: str = "satdelta-detection") -> None:
-    """Run a superqt worker in a new Python thread instead of Qt's global thread pool.
-
-    A Qt pool thread gets a fresh Python thread state per runnable, which crashed pyproj
-    3.7 on a second Run (see docs/design-napari.md); a Python thread lives for one run.
-    """
-    threading.Thread(target=worker.run, name=name, daemon=True).start()
 
 
 def _stop_detector(detector: DetectionProcess, *_args: Any) -> None:

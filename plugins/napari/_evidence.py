@@ -57,7 +57,7 @@ class EvidenceLayer:
     #: meanwhile (so the canvas is not repainted after every slice).
     first_slice: int = 50
     #: Time one event-loop turn may spend adding shapes (the window stays responsive).
-    slice_seconds: float = 0.1
+    slice_seconds: float = 0.05
     #: Fewest shapes added per turn.
     min_slice: int = 100
 
@@ -79,6 +79,7 @@ class EvidenceLayer:
         self._load_generation = 0
         self._removing: list[str] = []
         self._highlighted: set[int] = set()  # rows drawn with SELECTED_EDGE_WIDTH
+        self._reader: Any = None  # the worker reading the store (kept while it runs)
         self._followed: Any = None  # the layer whose events are connected here
 
     @property
@@ -116,6 +117,11 @@ class EvidenceLayer:
             layer.editable = True
             self._followed = layer
         return layer
+
+    def prepare(self) -> None:
+        """Add the layer now if a store is open and it is missing (ahead of a run's rows)."""
+        if self.session is not None and viewer_frame(self.viewer) is not None:
+            self.layer()
 
     def disconnect(self) -> None:
         """Stop following the layer (the dock is closing).
@@ -164,14 +170,65 @@ class EvidenceLayer:
     def reload(self) -> None:
         """Redraw the evidence layer from the store.
 
-        Detected outlines are simplified by half a pixel for display; the rows are drawn
-        by :meth:`show_rows`.
+        The store is read in a worker thread (thousands of annotations take a few tenths
+        of a second to decode and project); meanwhile :attr:`loading` is True and the
+        layer is not editable.  Detected outlines are simplified by half a pixel for
+        display; the rows are drawn by :meth:`show_rows`.
         """
+        from satdelta.plugins.napari._threads import read_in_thread
+
         session, frame = self.session, viewer_frame(self.viewer)
         if session is None or frame is None or not frame.georeferenced:
             return  # nothing stored can be placed on layers without georeferencing
         session.frame = session.frame or frame
-        self.show_rows(session.rows(tolerance=viewer_tolerance(self.viewer)))
+        tolerance = viewer_tolerance(self.viewer)
+        self.layer()  # there (empty, not editable) while the rows are read
+        self._begin_loading()
+        self._load_generation += 1
+        generation, mark = self._load_generation, session.mark()
+        self._reader = read_in_thread(
+            lambda: session.rows(tolerance=tolerance),
+            lambda rows: self._rows_read(rows, generation, mark),
+            lambda exc: self._read_failed(exc, generation),
+            name="satdelta-evidence-read",
+        )
+
+    def _begin_loading(self) -> None:
+        """Mark the layer as filling (not editable) and remember whether it was shown."""
+        layer = self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None
+        if not self._loading:
+            self._visible_after_load = layer.visible if layer is not None else True
+        self._loading = True
+        if layer is not None:
+            layer.editable = False
+
+    def _rows_read(self, rows: LayerRows, generation: int, mark: tuple[Any, ...]) -> None:
+        """Draw rows the worker read, unless a newer load or a write made them stale."""
+        if generation != self._load_generation:
+            return  # a newer reload or redraw took over
+        session = self.session
+        if session is None:
+            self._end_loading(
+                self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None,
+                self._visible_after_load,
+            )
+        elif session.mark() != mark:
+            self.reload()  # the session wrote or chose something meanwhile: read again
+        else:
+            self.show_rows(rows)
+
+    def _read_failed(self, exc: BaseException, generation: int) -> None:
+        """A read failed: say why, unless a newer load took over or the store was closed
+        meanwhile (another store opened, the dock closed: the read's error is moot)."""
+        if generation != self._load_generation:
+            return
+        layer = self.viewer.layers[EVIDENCE] if EVIDENCE in self.viewer.layers else None
+        self._end_loading(layer, self._visible_after_load)
+        if self.session is None:
+            return
+        if not isinstance(exc, SatdeltaError):
+            raise exc
+        _notify_error(exc)
 
     def show(self, evidence: EvidenceRows | None) -> None:
         """Draw rows read elsewhere (a worker thread) if they are still current, else reload.
@@ -213,11 +270,8 @@ class EvidenceLayer:
             self._syncing = False
         # a load that supersedes one still filling keeps that one's visibility, not the
         # hidden state it left the layer in
-        visible = self._visible_after_load if self._loading else layer.visible
-        self._visible_after_load = visible
-        self._loading = True
-        layer.editable = False
-        load = _Load(layer, rows, self._load_generation, visible)
+        self._begin_loading()
+        load = _Load(layer, rows, self._load_generation, self._visible_after_load)
         if len(rows.shapes) > self.first_slice:
             # hidden while it fills: each slice would otherwise repaint the whole canvas
             layer.visible = False
@@ -250,19 +304,32 @@ class EvidenceLayer:
         finally:
             self._syncing = False
         load.done = hi
-        filled = hi == len(load.rows.shapes)
-        # "all shown" only once every row is in: the last annotation may have more parts left
-        self._on_progress(load.total if filled else min(load.shown(), load.total - 1), load.total)
         if hi < len(load.rows.shapes):
+            # "all shown" only once every row is in: the last annotation may have more parts
+            self._on_progress(min(load.shown(), load.total - 1), load.total)
             nxt = _next_slice(
                 hi - lo, time.perf_counter() - started, self.slice_seconds, self.min_slice
             )
             QTimer.singleShot(0, lambda: self._add_slice(load, nxt))
+        elif hi > self.first_slice:
+            # shown on a turn of its own: the canvas then redraws with every outline
+            QTimer.singleShot(0, lambda: self._finish(load))
+        else:
+            self._finish(load)
+
+    def _finish(self, load: _Load) -> None:
+        """Every row is in: show the layer, say so, and let the analyst edit again."""
+        if load.generation != self._load_generation or load.layer not in self.viewer.layers:
             return
-        self._loading = False
-        layer.editable = True
-        layer.visible = load.visible
+        self._end_loading(load.layer, load.visible)
+        self._on_progress(load.total, load.total)
         self._on_selection()
+
+    def _end_loading(self, layer: Any, visible: bool) -> None:
+        self._loading = False
+        if layer is not None:
+            layer.editable = True
+            layer.visible = visible
 
     def _recolour(self, layer: Any) -> None:
         if len(layer.data):

@@ -243,14 +243,14 @@ class ImageryPanel(QGroupBox):
         """Run ``fn(*args)`` in a worker thread; its result goes to ``on_returned``, an error
         to a one-line notification."""
         from napari.qt.threading import create_worker
-        from satdelta.plugins.napari._detect_panel import _start_in_python_thread
+        from satdelta.plugins.napari._threads import start_in_python_thread
 
         connect = {"returned": on_returned, "errored": notify_error, "finished": self._worker_done}
         worker = create_worker(fn, *args, _connect=connect, _start_thread=False)
         self.worker = worker
         self.search_button.setEnabled(False)
         self.open_button.setEnabled(False)
-        _start_in_python_thread(worker, name="satdelta-imagery")
+        start_in_python_thread(worker, name="satdelta-imagery")
         return worker
 
     def _worker_done(self) -> None:

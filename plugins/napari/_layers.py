@@ -26,7 +26,9 @@ __all__ = [
     "MASK",
     "SCORE",
     "InputError",
+    "discard_prepared",
     "image_layers",
+    "prepare_change_layer",
     "resolve_source",
     "role_layer",
     "show_change_maps",
@@ -162,12 +164,42 @@ def show_change_maps(
             MASK,
             _as_uint8(result.maps.changed),
             affine=affine,
-            colormap=_mask_colormap(),
-            contrast_limits=[0, 1],
-            blending="translucent",  # additive blending turned candidate outlines yellow-green
-            opacity=MASK_OPACITY,
+            **_mask_style(),
+            visible=True,  # a layer prepared empty is hidden
             metadata={"satdelta": {**meta, "role": "mask"}},
         )
+
+
+def prepare_change_layer(viewer: napari.Viewer, name: str) -> None:
+    """Add the score or mask layer empty (one pixel) and hidden, if it is not there yet.
+
+    Adding an image layer costs napari a tenth of a second or more on the main thread
+    (its controls, its visual, a redraw of the layer list): done while a run computes,
+    :func:`show_change_maps` later only sets the data.  :func:`discard_prepared` removes
+    layers that stayed empty (the run failed or was cancelled).
+    """
+    if name in viewer.layers:
+        return
+    style = _mask_style() if name == MASK else {"colormap": "magma", "contrast_limits": [0, 1]}
+    role = "mask" if name == MASK else "score"
+    # the before image's first pixel: the scene's extent stays as it is (a change of extent
+    # makes napari slice and upload every image layer again)
+    before = role_layer(viewer, "before")
+    placed = {"affine": before.affine} if before is not None and before.ndim == 2 else {}
+    viewer.add_image(
+        np.zeros((1, 1), dtype=np.uint8 if name == MASK else np.float32),
+        name=name,
+        visible=False,
+        metadata={"satdelta": {"role": role, "prepared": True}},
+        **placed,
+        **style,
+    )
+
+
+def discard_prepared(viewer: napari.Viewer) -> None:
+    """Remove the layers :func:`prepare_change_layer` added that never received data."""
+    for layer in [ly for ly in image_layers(viewer) if _satdelta(ly).get("prepared")]:
+        viewer.layers.remove(layer)
 
 
 def _show_score(
@@ -190,6 +222,15 @@ def _show_score(
         visible=False,
         metadata={"satdelta": {**meta, "role": "score"}},
     )
+
+
+def _mask_style() -> dict[str, Any]:
+    return {
+        "colormap": _mask_colormap(),
+        "contrast_limits": [0, 1],
+        "blending": "translucent",  # additive blending turned candidate outlines yellow-green
+        "opacity": MASK_OPACITY,
+    }
 
 
 def _mask_colormap() -> Any:

@@ -43,10 +43,20 @@ class ObjectsPanel(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addWidget(self.counts)
         self._shown: tuple[Any, ...] | None = None
+        self._read_at: tuple[Any, ...] | None = None  # the session's mark at the last read
 
     def refresh(self, session: Session | None) -> None:
-        """Recount the current report's objects and redraw the layer when they changed."""
-        anns = [] if session is None else session.annotations()
+        """Recount the current report's objects and redraw the layer when they changed.
+
+        Called after every reload, save, accept, reject and selection change: the store is
+        read again only when the session wrote or chose something since the last read
+        (its :meth:`~._session.Session.mark`), and then only the object candidates.
+        """
+        mark = None if session is None else session.mark()
+        if mark is not None and mark == self._read_at:
+            return
+        self._read_at = mark
+        anns = [] if session is None else session.objects()
         objects = [a for a in anns if object_change(a) is not None and not a.deleted]
         key = tuple((a.id, a.status) for a in objects)
         if key == self._shown:

@@ -302,6 +302,10 @@ class Session:
         """
         return self.store.list_annotations(report_id=self.report_id, sort="rank")
 
+    def objects(self) -> list[Annotation]:
+        """The current report's object candidates (:mod:`satdelta.annotations.object_counts`)."""
+        return self.store.list_annotations(report_id=self.report_id, objects=True)
+
     def rows(self, *, tolerance: float = 0.0) -> LayerRows:
         """The current report's annotations as Shapes rows (``tolerance``: see
         :func:`annotations_to_rows`); none in a frame without georeferencing, where

@@ -81,6 +81,7 @@ class ChangeAnnotator(QWidget):
             ensure_session=self._ensure_session,
             show_saved=self._show_saved,
             reload=self.evidence.reload,
+            prepare_evidence=self.evidence.prepare,
         )
         self.compare_panel = ComparePanel(napari_viewer)
         self.imagery_panel = ImageryPanel(napari_viewer)

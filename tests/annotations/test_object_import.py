@@ -44,3 +44,26 @@ def test_objects_import_as_candidates_and_counts_skip_rejected(tmp_path: Path) -
         after = object_counts_by_claim(store.list_annotations())[claims[0].id]
         assert after.disappeared == counts.disappeared - 1
         assert after.before == counts.before - 1 and after.after == counts.after
+
+
+def test_list_annotations_objects_only(store: Store, claim) -> None:
+    from satdelta.annotations.object_counts import object_change
+
+    from .conftest import square
+
+    plain = store.add_annotation(square(1, 1), claim_id=claim.id, label="vehicles")
+    obj = store.add_annotation(
+        square(1.01, 1),
+        claim_id=claim.id,
+        label="aircraft",
+        provenance={"object": {"change": "disappeared", "size_class": "aircraft-sized"}},
+    )
+    other = store.add_annotation(
+        square(1.02, 1), claim_id=claim.id, label="other", provenance={"rank": 1}
+    )
+    everything = store.list_annotations()
+    assert [a.id for a in everything] == [plain.id, obj.id, other.id]
+    only = store.list_annotations(objects=True, report_id=claim.report_id)
+    assert [a.id for a in only] == [a.id for a in everything if object_change(a)] == [obj.id]
+    store.delete_annotation(obj.id)
+    assert store.list_annotations(objects=True) == []
