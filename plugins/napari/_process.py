@@ -165,6 +165,10 @@ class DetectionProcess:
 
     def start(self) -> None:
         """Start the child in the background unless it is running (returns at once)."""
+        if self._cancelled and self._proc is not None:
+            # killed by cancel(): its thread group may still be exiting (the leader shows as
+            # a zombie before the other threads are gone, and waitpid waits for them all)
+            self._proc.join(5.0)
         if self.is_alive():
             return
         self.stop()
@@ -272,8 +276,8 @@ class DetectionProcess:
         RuntimeError
             A bug in the child, with the child's traceback.
         """
-        if not self.is_alive():
-            self.start()
+        if self._cancelled or not self.is_alive():
+            self.start()  # a cancelled child was killed, though it may not be reaped yet
         self._cancelled = False
         return self._steps(job, mark, changes)
 
