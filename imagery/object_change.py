@@ -238,9 +238,14 @@ def _level_kept(
     options: ObjectOptions,
 ) -> bool:
     """A dark or textured object whose footprint is, on the other date, still at least
-    ``level_keep`` as dark (textured) as on its own date."""
+    ``level_keep`` as dark (textured) as on its own date; a bright one whose footprint still
+    stands out (either way) by ``bright_level_keep`` of its own contrast."""
     if obj.polarity == "bright":
-        return False
+        if options.bright_level_keep <= 0:
+            return False
+        mine_level = float(np.abs(mine.contrast[sl][fp]).mean())
+        other_level = float(np.abs(other.contrast[sl][fp]).mean())
+        return other_level >= options.bright_level_keep * mine_level
     sign, layer = (-1.0, "contrast") if obj.polarity == "dark" else (1.0, "texture")
     level = sign * float(getattr(mine, layer)[sl][fp].mean())
     return level > 0 and sign * float(getattr(other, layer)[sl][fp].mean()) >= (

@@ -2,7 +2,8 @@
 
 Pure computation on a ``(band, row, col)`` array and a pixel size in metres: local contrast
 against a ~120 m median background, bright and dark foreground by hysteresis, whole objects by
-closing at object scale, shadows attached to bright objects kept as context, shape in metres
+closing at object scale, shadows attached to bright objects kept as context, dark and textured
+blocks (formations, vehicle columns) told from cast shadows by their texture, shape in metres
 and filters. :func:`satdelta.imagery.object_change.object_changes` matches two dates. Every
 constant is a field of :class:`ObjectOptions`; docs/objects.md says where each was chosen.
 """
@@ -53,7 +54,7 @@ def objects_apply(pixel_size_m: float | None, requested: bool | None) -> bool:
 
 @dataclass(frozen=True)
 class ObjectOptions:
-    """Constants of object finding and matching, in metres (configuration A by default).
+    """Constants of object finding and matching, in metres (one set for every sensor).
 
     Attributes
     ----------
@@ -122,6 +123,10 @@ class ObjectOptions:
         Gradient-magnitude correlation with the other date above which it is still there.
     grad_sigma_m : float
         Smoothing before that gradient.
+    bright_level_keep : float
+        A bright object is still there when the other date's mean absolute contrast over its
+        footprint is at least this fraction of its own: something else stands there (a blue
+        or differently painted aircraft on the same stand); 0 = off.
     change_grow_z, change_grow_m : float
         A changed object's footprint grows over the pixels whose contrast differs between the
         dates by at least ``change_grow_z``, within ``change_grow_m`` of its centre
@@ -170,13 +175,15 @@ class ObjectOptions:
     clutter_inner_m: float = 4.0
     clutter_outer_m: float = 12.0
     max_clutter_large: float = 0.2
+    # chosen on the sample square (its pale granite is bright foreground beside column 2)
     shadow_reach_m: float | None = 10.0
     max_near_bright: float = 0.2
-    dark_block_min_m2: float = 100.0
+    dark_block_min_m2: float = 100.0  # sample square (formations ~450 m²)
+    # sample square (formations 2.8-3.5, columns 11) and airbus P01 (building shadows < 0)
     dark_min_texture_z: float = 2.0
     column_min_texture_z: float = 8.0
-    texture_window_m: float = 1.5
-    texture_block_min_m2: float = 100.0
+    texture_window_m: float = 1.5  # people about 1.2 m apart (sample square)
+    texture_block_min_m2: float = 100.0  # sample square
     dark_columns: bool = True
     column_min_width_m: float = 3.0
     match_iou: float = 0.2
@@ -187,6 +194,8 @@ class ObjectOptions:
     nodata_max_frac: float = 0.1
     shadow_move_m: float = 15.0
     level_keep: float = 0.5
+    bright_level_keep: float = 0.5  # airbus dev split P01, P02, P09, P13 (0.4, 0.6 tried)
+    # airbus dev split P09 and P13 (change_grow_z 5; change_plain_z 1, 2 tried)
     change_grow_z: float = 3.0
     change_grow_m: float = 40.0
     change_plain_z: float = 1.5

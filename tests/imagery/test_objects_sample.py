@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from functools import cache
 
-import pytest
 from satdelta.imagery.pipeline import DetectionRun, run_detection
 from satdelta.sample_data import site_paths
 from shapely.geometry import box, shape
