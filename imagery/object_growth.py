@@ -19,7 +19,13 @@ from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
-from satdelta.imagery.objects import DateObjects, FoundObject, ObjectOptions, describe_mask
+from satdelta.imagery.objects import (
+    DateObjects,
+    FoundObject,
+    ObjectOptions,
+    describe_mask,
+    shape_ok,
+)
 from scipy import ndimage as ndi
 
 __all__ = ["grow_changed", "ncc"]
@@ -98,10 +104,11 @@ def grow_changed(
             # grown over something the other date still has: a fragment of a standing object
             out[i] = (obj, "unchanged", *rows[i][2:])
             continue
-        covered[win] |= grown
         paint = grown & ((mine.labels[win] == 0) | (mine.labels[win] == obj.id + 1))
-        mine.labels[win][paint] = obj.id + 1
         whole = describe_mask(paint, (win[0].start, win[1].start), px, obj.polarity, options)
-        if whole is not None:
-            out[i] = (replace(whole, id=obj.id, contrast_z=obj.contrast_z), *rows[i][1:])
+        if whole is None or not shape_ok(whole, options):
+            continue  # the change around it is not one object's shape: keep the fragment
+        covered[win] |= grown
+        mine.labels[win][paint] = obj.id + 1
+        out[i] = (replace(whole, id=obj.id, contrast_z=obj.contrast_z), *rows[i][1:])
     return [r for i, r in enumerate(out) if i not in dropped]

@@ -27,6 +27,7 @@ __all__ = [
     "SizeClass",
     "describe_mask",
     "find_objects",
+    "shape_ok",
     "objects_apply",
 ]
 
@@ -405,7 +406,13 @@ def describe_mask(
         ),
         centroid=(r0 + float(rows.mean()), c0 + float(cols.mean())),
         area_m2=float(mask.sum() * px**2),
+        solidity=float(region.solidity),
     )
+
+
+def shape_ok(obj: FoundObject, options: ObjectOptions) -> bool:
+    """Length, area, width / length (long objects) and solidity within the options' bounds."""
+    return _size_ok(obj, options) and obj.solidity >= options.min_solidity
 
 
 def _size_ok(obj: FoundObject, options: ObjectOptions) -> bool:

@@ -48,3 +48,16 @@ def test_a_formation_appears_and_an_equally_dark_smooth_block_is_a_shadow():
     arrived = [o for o in found.objects if o.change == "appeared"]
     assert [(o.size_class, o.found.polarity) for o in arrived] == [("aircraft-sized", "dark")]
     assert arrived[0].found.bbox == pytest.approx((60, 60, 104, 104), abs=3)
+
+
+def test_a_fragment_is_not_grown_into_a_shape_no_object_has():
+    # a bright 8 m x 8 m box that leaves, beside a 1.5 m wide, 90 m long dark strip (a moved
+    # cable trench shadow, say) that also differs between the dates: grown over the strip it
+    # would be far too thin for its length, so it stays as found
+    before, after = scene(31, 400), scene(32, 400)
+    before[:, 190:206, 190:206] = 220.0
+    before[:, 197:200, 206:386] = 80.0
+    after[:, 195:202, 200:386] = 110.0  # plain pavement there on the after date
+    (gone,) = [o for o in detect_objects(before, after, PX).objects if o.change == "disappeared"]
+    assert gone.size_class == "vehicle"
+    assert gone.found.bbox == pytest.approx((190, 190, 206, 206), abs=2)
