@@ -23,7 +23,7 @@ from satdelta.imagery.errors import AlignmentError, NoOverlapError
 from satdelta.imagery.pair import AlignedPair, match_bands
 from satdelta.imagery.registration import MIN_SIDE, MIN_VALID, estimate_shift, measurable
 from satdelta.imagery.scene import Scene
-from satdelta.imagery.shift_sample import extent_box, footprint, sample_window
+from satdelta.imagery.shift_sample import extent_box, footprint, ranked_windows, sample_window
 from satdelta.imagery.warp import (
     RESAMPLING_METHODS,
     ResamplingName,
@@ -49,6 +49,13 @@ log = logging.getLogger(__name__)
 _NO_SHIFT = (0.0, 0.0)
 _UNKNOWN = (math.nan, math.nan)
 _GIVEN = "shift given (shift_px), not measured here"
+#: Samples the shift is measured on when the grid holds more than one: the shift most of them
+#: agree on wins, so one sample dominated by moved objects or repeated patterns cannot decide
+#: it (on the airbus-airport-dev pair P07 the central 512 px sample alone gives (-26, -4) px
+#: where the whole image gives (2, 0)).
+CONSENSUS_SAMPLES = 5
+#: Two samples agree when their shifts differ by at most this many pixels on both axes.
+AGREE_PX = 1.5
 
 
 def check_max_shift(max_shift_px: float) -> float:
@@ -321,13 +328,14 @@ def _measure(job: _Job, sample_size: int) -> _Shift:
     inside the after scene's extent, or a small grid): then the after scene's real validity
     on the whole grid decides where to measure, or explains why it cannot be.
     """
-    sl = sample_window(
+    ranked = ranked_windows(
         job.data, job.valid & footprint(job.after, job.crs, job.transform, job.shape), sample_size
     )
+    sl = ranked[0]
     sample_after, sample_after_valid = job.resample(_NO_SHIFT, sl)
     sample_valid = sample_after_valid & job.valid[sl]
     if measurable(sample_valid):
-        shift = _Shift(job.measure(sl, sample_after, sample_valid), sl)
+        shift = _consensus(job, [(sl, job.measure(sl, sample_after, sample_valid))], ranked[1:])
     else:
         whole = (
             (sample_after, sample_after_valid)
@@ -348,6 +356,35 @@ def _measure(job: _Job, sample_size: int) -> _Shift:
         *shift.value,
     )
     return shift
+
+
+def _consensus(
+    job: _Job,
+    measured: list[tuple[tuple[slice, slice], tuple[float, float]]],
+    more: list[tuple[slice, slice]],
+) -> _Shift:
+    """The shift most samples agree on (within :data:`AGREE_PX`), measured on the first sample
+    and up to :data:`CONSENSUS_SAMPLES` in all; ties go to the better-ranked sample, and the
+    value is the median of the agreeing shifts (of all of them when no two agree)."""
+    for sl in more[: CONSENSUS_SAMPLES - len(measured)]:
+        sample_after, sample_after_valid = job.resample(_NO_SHIFT, sl)
+        ok = sample_after_valid & job.valid[sl]
+        if measurable(ok):
+            measured.append((sl, job.measure(sl, sample_after, ok)))
+    shifts = np.array([s for _, s in measured], float)
+    agree = (np.abs(shifts[:, None, :] - shifts[None, :, :]) <= AGREE_PX).all(axis=2)
+    best = int(np.argmax(agree.sum(axis=1)))  # first of the largest groups
+    agreeing = int(agree[best].sum())
+    group = shifts[agree[best]] if agreeing > 1 else shifts  # none agree: the median of all
+    if len(measured) > 1:
+        log.info(
+            "shift measured on %d samples: %s; %s",
+            len(measured),
+            ", ".join(f"({dy:.2f}, {dx:.2f})" for dy, dx in shifts),
+            f"{agreeing} agree" if agreeing > 1 else "none agree (median taken)",
+        )
+    value = (float(np.median(group[:, 0])), float(np.median(group[:, 1])))
+    return _Shift(value, measured[best][0])
 
 
 def _assume_no_shift(job: _Job, ok: np.ndarray) -> str:

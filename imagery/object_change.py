@@ -8,7 +8,6 @@ change kind and size class and turned into GeoJSON features and CSV rows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,11 +19,13 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.features import shapes
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.object_growth import grow_changed, ncc
 from satdelta.imagery.objects import (
     DateObjects,
     FoundObject,
     ObjectOptions,
     SizeClass,
+    bbox_slices,
     find_objects,
 )
 from satdelta.imagery.vectorize import _to_wgs84
@@ -228,12 +229,51 @@ class ObjectChanges:
         return fc
 
 
-def _ncc(a: NDArray, b: NDArray) -> float:
-    """Normalised cross-correlation of two equally shaped samples (0 when flat)."""
-    a = a - a.mean()
-    b = b - b.mean()
-    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0
+def _level_kept(
+    obj: FoundObject,
+    mine: DateObjects,
+    other: DateObjects,
+    sl: tuple[slice, slice],
+    fp: NDArray[np.bool_],
+    options: ObjectOptions,
+) -> bool:
+    """A dark or textured object whose footprint is, on the other date, still at least
+    ``level_keep`` as dark (textured) as on its own date; a bright one whose footprint still
+    stands out (either way) by ``bright_level_keep`` of its own contrast."""
+    if obj.polarity == "bright":
+        if options.bright_level_keep <= 0:
+            return False
+        mine_level = float(np.abs(mine.contrast[sl][fp]).mean())
+        other_level = float(np.abs(other.contrast[sl][fp]).mean())
+        return other_level >= options.bright_level_keep * mine_level
+    sign, layer = (-1.0, "contrast") if obj.polarity == "dark" else (1.0, "texture")
+    level = sign * float(getattr(mine, layer)[sl][fp].mean())
+    return level > 0 and sign * float(getattr(other, layer)[sl][fp].mean()) >= (
+        options.level_keep * level
+    )
+
+
+def _moved_shadow(
+    obj: FoundObject,
+    fp: NDArray[np.bool_],
+    sl: tuple[slice, slice],
+    other: DateObjects,
+    px: float,
+    options: ObjectOptions,
+) -> bool:
+    """A dark object with as much dark ground within ``shadow_move_m`` of it on the other date
+    as its own footprint (see ``ObjectOptions.shadow_move_m``)."""
+    if obj.polarity != "dark":
+        return False
+    reach = max(1, round(options.shadow_move_m / px))
+    box = bbox_slices(obj.bbox, reach, other.contrast.shape)
+    mask = np.zeros((box[0].stop - box[0].start, box[1].stop - box[1].start), bool)
+    mask[
+        sl[0].start - box[0].start : sl[0].stop - box[0].start,
+        sl[1].start - box[1].start : sl[1].stop - box[1].start,
+    ] = fp
+    near = ndi.distance_transform_edt(~mask) <= reach
+    return int((other.contrast[box][near] <= -options.grow_z).sum()) >= int(fp.sum())
 
 
 def _classify(
@@ -249,7 +289,7 @@ def _classify(
             continue  # not observable on the other date: no change claimed
         presence = float(present[sl][fp].mean())
         region = ndi.distance_transform_cdt(~fp, metric="taxicab") <= tol  # fp grown by tol
-        structure = _ncc(mine.grad[sl][region], other.grad[sl][region])
+        structure = ncc(mine.grad[sl][region], other.grad[sl][region])
         ol = other.labels[sl][fp]
         n = int(fp.sum())
         iou = 0.0
@@ -261,7 +301,10 @@ def _classify(
             iou >= options.match_iou
             or presence >= options.presence_min
             or structure >= options.structure_min
+            or _level_kept(obj, mine, other, sl, fp, options)
         )
+        if not unchanged and _moved_shadow(obj, fp, sl, other, px, options):
+            continue  # a shadow that moved with the sun, not an object that left or arrived
         strength = min(1.0, obj.contrast_z / (2 * options.seed_z))
         clarity = presence if unchanged else 1 - presence / options.presence_min
         confidence = float(np.clip(0.5 * strength + 0.5 * clarity, 0, 1))
@@ -289,8 +332,10 @@ def object_changes(
             f"before and after objects must be on one grid; got {before.labels.shape} and "
             f"{after.labels.shape}. Co-register the pair first."
         )
-    rows = [("before", r) for r in _classify(before, after, pixel_size_m, options, "disappeared")]
-    for r in _classify(after, before, pixel_size_m, options, "appeared"):
+    gone = _classify(before, after, pixel_size_m, options, "disappeared")
+    rows = [("before", r) for r in grow_changed(gone, before, after, pixel_size_m, options)]
+    new = _classify(after, before, pixel_size_m, options, "appeared")
+    for r in grow_changed(new, after, before, pixel_size_m, options):
         if not (r[1] == "unchanged" and r[5] > 0):
             rows.append(("after", r))
     return [

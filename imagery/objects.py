@@ -2,7 +2,8 @@
 
 Pure computation on a ``(band, row, col)`` array and a pixel size in metres: local contrast
 against a ~120 m median background, bright and dark foreground by hysteresis, whole objects by
-closing at object scale, shadows attached to bright objects kept as context, shape in metres
+closing at object scale, shadows attached to bright objects kept as context, dark and textured
+blocks (formations, vehicle columns) told from cast shadows by their texture, shape in metres
 and filters. :func:`satdelta.imagery.object_change.object_changes` matches two dates. Every
 constant is a field of :class:`ObjectOptions`; docs/objects.md says where each was chosen.
 """
@@ -24,12 +25,14 @@ __all__ = [
     "FoundObject",
     "ObjectOptions",
     "SizeClass",
+    "describe_mask",
     "find_objects",
+    "shape_ok",
     "objects_apply",
 ]
 
 SizeClass = Literal["vehicle", "aircraft-sized"]
-Polarity = Literal["bright", "dark"]
+Polarity = Literal["bright", "dark", "textured"]
 
 #: Objects are looked for by default when the pixel edge is at most this many metres.
 OBJECT_MAX_PIXEL_M = 1.25
@@ -52,7 +55,7 @@ def objects_apply(pixel_size_m: float | None, requested: bool | None) -> bool:
 
 @dataclass(frozen=True)
 class ObjectOptions:
-    """Constants of object finding and matching, in metres (configuration A by default).
+    """Constants of object finding and matching, in metres (one set for every sensor).
 
     Attributes
     ----------
@@ -86,13 +89,28 @@ class ObjectOptions:
         Ring around a footprint where clutter (foreground fraction) is measured.
     max_clutter_large : float
         Aircraft-sized objects with more clutter around them (roofs, car parks) are dropped.
-    max_bright_contact : float or None
-        Aircraft-sized dark objects are kept when at most this fraction of their rim touches
-        bright foreground; None drops them all as cast shadows (configuration A); 0.0 is
-        configuration B (dark formations and vehicle columns kept).
+    shadow_reach_m, max_near_bright : float or None, float
+        Aircraft-sized dark objects are kept only when at most ``max_near_bright`` of their
+        footprint lies within ``shadow_reach_m`` of bright foreground (components of at least
+        ``min_area_m2``): else they are taken for a cast shadow (of an aircraft, a jet bridge,
+        a building). ``shadow_reach_m`` None drops them all.
+    dark_min_texture_z, column_min_texture_z : float
+        Aircraft-sized dark objects need a median texture contrast (:func:`texture_contrast`)
+        of at least the first over their footprint, thin ones (vehicle columns) the second: a
+        cast shadow is the ground darkened, smoother than its surroundings; a formation or a
+        column of vehicles is a pattern of people or vehicles and their own small shadows.
+    dark_block_min_m2 : float
+        Dark components only ``grow_z`` deep (no ``seed_z`` seed) are objects too when at least
+        this large after an opening of ``close_m`` (a formation on a pale square); 0 = off.
+    texture_window_m : float
+        Window of the local standard deviation whose contrast against the background finds
+        textured blocks (people in a formation, neither brighter nor darker than the square).
+    texture_block_min_m2 : float
+        Textured components (hysteresis on that contrast, not bright or dark foreground) are
+        objects when at least this large after an opening of ``close_m``; 0 = off.
     dark_columns : bool
         Thin dark objects at least ``column_min_width_m`` wide (vehicle columns with their
-        shadows) pass the aspect filter (configuration B).
+        shadows) pass the aspect filter.
     column_min_width_m : float
         Narrowest such column.
     match_iou : float
@@ -106,6 +124,24 @@ class ObjectOptions:
         Gradient-magnitude correlation with the other date above which it is still there.
     grad_sigma_m : float
         Smoothing before that gradient.
+    bright_level_keep : float
+        A bright object is still there when the other date's mean absolute contrast over its
+        footprint is at least this fraction of its own: something else stands there (a blue
+        or differently painted aircraft on the same stand); 0 = off.
+    change_grow_z, change_grow_m : float
+        A changed object's footprint grows over the pixels whose contrast differs between the
+        dates by at least ``change_grow_z``, within ``change_grow_m`` of its centre
+        (:mod:`~satdelta.imagery.object_growth`) where the other date is plain ground (its
+        contrast within ``change_plain_z`` of the background); ``change_grow_z`` 0 = off.
+    level_keep : float
+        A dark or textured object is still there when the other date is, over its footprint,
+        at least this fraction as dark (or textured) against its background: such weak objects
+        sit near the threshold, where foreground alone flickers between dates.
+    shadow_move_m : float
+        A dark object missing on the other date is a moved shadow (not reported) when the
+        other date is dark (``grow_z``) over at least as many pixels as its footprint within
+        this distance of it: a shadow moves with the sun, a formation that arrives does not
+        leave a dark twin nearby.
     nodata_max_frac : float
         Objects with more of their footprint on the other date's no-data get no change.
 
@@ -116,10 +152,10 @@ class ObjectOptions:
 
     Examples
     --------
-    >>> ObjectOptions().max_bright_contact is None
-    True
-    >>> ObjectOptions(max_bright_contact=0.0, dark_columns=True).dark_columns
-    True
+    >>> ObjectOptions().shadow_reach_m
+    10.0
+    >>> ObjectOptions(shadow_reach_m=None, dark_columns=False).dark_columns
+    False
     """
 
     background_m: float = 120.0
@@ -140,8 +176,16 @@ class ObjectOptions:
     clutter_inner_m: float = 4.0
     clutter_outer_m: float = 12.0
     max_clutter_large: float = 0.2
-    max_bright_contact: float | None = None
-    dark_columns: bool = False
+    # chosen on the sample square (its pale granite is bright foreground beside column 2)
+    shadow_reach_m: float | None = 10.0
+    max_near_bright: float = 0.2
+    dark_block_min_m2: float = 100.0  # sample square (formations ~450 m²)
+    # sample square (formations 2.8-3.5, columns 11) and airbus P01 (building shadows < 0)
+    dark_min_texture_z: float = 2.0
+    column_min_texture_z: float = 8.0
+    texture_window_m: float = 1.5  # people about 1.2 m apart (sample square)
+    texture_block_min_m2: float = 100.0  # sample square
+    dark_columns: bool = True
     column_min_width_m: float = 3.0
     match_iou: float = 0.2
     presence_tol_m: float = 2.0
@@ -149,6 +193,13 @@ class ObjectOptions:
     structure_min: float = 0.3
     grad_sigma_m: float = 0.5
     nodata_max_frac: float = 0.1
+    shadow_move_m: float = 15.0
+    level_keep: float = 0.5
+    bright_level_keep: float = 0.5  # airbus dev split P01, P02, P09, P13 (0.4, 0.6 tried)
+    # airbus dev split P09 and P13 (change_grow_z 5; change_plain_z 1, 2 tried)
+    change_grow_z: float = 3.0
+    change_grow_m: float = 40.0
+    change_plain_z: float = 1.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -157,7 +208,7 @@ class ObjectOptions:
                 if not isinstance(v, bool):
                     raise InvalidParameterError(f"dark_columns must be True or False; got {v!r}.")
                 continue
-            if v is None and f.name == "max_bright_contact":
+            if v is None and f.name == "shadow_reach_m":
                 continue
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise InvalidParameterError(
@@ -209,6 +260,9 @@ class DateObjects:
         ``id + 1`` of the object whose footprint covers the pixel, 0 elsewhere.
     foreground : ndarray of bool
         True = bright or dark foreground (closed), objects, shadows and clutter alike.
+    contrast, texture : ndarray of float32
+        Robust z-scores of the luminance and of its local standard deviation against their
+        backgrounds (:func:`local_contrast`, :func:`texture_contrast`).
     nodata : ndarray of bool
         True = no data on this date (a black band, outside the scene).
     grad : ndarray of float32
@@ -219,6 +273,8 @@ class DateObjects:
 
     labels: NDArray[np.int32]
     foreground: NDArray[np.bool_]
+    contrast: NDArray[np.float32]
+    texture: NDArray[np.float32]
     nodata: NDArray[np.bool_]
     grad: NDArray[np.float32]
     objects: tuple[FoundObject, ...]
@@ -323,6 +379,42 @@ def _describe(
     )
 
 
+def describe_mask(
+    mask: NDArray[np.bool_],
+    offset: tuple[int, int],
+    px: float,
+    polarity: Polarity,
+    options: ObjectOptions,
+) -> FoundObject | None:
+    """Shape record (id -1) of the pixels of ``mask`` (its largest component's shape measures,
+    every pixel's box), ``mask`` lying at ``offset`` (row, col) on the grid; None when empty."""
+    lab = measure.label(mask, connectivity=2)
+    regions = measure.regionprops(lab)
+    if not regions:
+        return None
+    region = max(regions, key=lambda r: r.area)
+    obj = _describe(region, px, polarity, options)
+    rows, cols = np.nonzero(mask)
+    r0, c0 = offset
+    return replace(
+        obj,
+        bbox=(
+            r0 + int(rows.min()),
+            c0 + int(cols.min()),
+            r0 + int(rows.max()) + 1,
+            c0 + int(cols.max()) + 1,
+        ),
+        centroid=(r0 + float(rows.mean()), c0 + float(cols.mean())),
+        area_m2=float(mask.sum() * px**2),
+        solidity=float(region.solidity),
+    )
+
+
+def shape_ok(obj: FoundObject, options: ObjectOptions) -> bool:
+    """Length, area, width / length (long objects) and solidity within the options' bounds."""
+    return _size_ok(obj, options) and obj.solidity >= options.min_solidity
+
+
 def _size_ok(obj: FoundObject, options: ObjectOptions) -> bool:
     """Length, area and (for long objects) width / length within the options' bounds."""
     o = options
@@ -380,20 +472,84 @@ def _keep_large(
     obj: FoundObject,
     labels: NDArray[np.int32],
     fg: NDArray[np.bool_],
-    bright: NDArray[np.bool_],
+    near_bright: NDArray[np.bool_] | None,
+    texture: NDArray[np.float32],
     px: float,
     options: ObjectOptions,
 ) -> bool:
-    """Aircraft-sized objects: open surroundings; dark ones only when not a cast shadow."""
+    """Aircraft-sized objects: open surroundings; dark ones only far from bright foreground
+    (``near_bright``: True within ``shadow_reach_m`` of it; None = drop every dark one)."""
     inner, outer = round(options.clutter_inner_m / px), round(options.clutter_outer_m / px)
     if _ring_fraction(labels, fg, obj, inner, outer) > options.max_clutter_large:
         return False
     if obj.polarity == "bright":
         return True
-    if options.max_bright_contact is None:
+    if near_bright is None:
         return False
-    gap = _px(options.shadow_gap_m, px)
-    return _ring_fraction(labels, bright, obj, 0, gap) <= options.max_bright_contact
+    sl = bbox_slices(obj.bbox, 0, labels.shape)
+    fp = labels[sl] == obj.id + 1
+    thin = obj.width_m < options.min_aspect_large * obj.length_m
+    smooth = float(np.median(texture[sl][fp])) < (
+        options.column_min_texture_z if thin else options.dark_min_texture_z
+    )
+    return not smooth and near_bright[sl][fp].mean() <= options.max_near_bright
+
+
+def _near_bright(
+    bright: NDArray[np.bool_], px: float, options: ObjectOptions
+) -> NDArray[np.bool_] | None:
+    """True within ``shadow_reach_m`` of bright foreground components of ``min_area_m2`` or more
+    (painted specks do not count); None when ``shadow_reach_m`` is None."""
+    if options.shadow_reach_m is None:
+        return None
+    lab, _ = ndi.label(bright)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    big = sizes[lab] >= options.min_area_m2 / px**2
+    if not big.any():
+        return big
+    return ndi.distance_transform_edt(~big) <= options.shadow_reach_m / px
+
+
+def _blocks(mask: NDArray[np.bool_], min_m2: float, px: float, close_m: float) -> NDArray[np.bool_]:
+    """Components of ``mask`` opened by ``close_m`` that are at least ``min_m2`` large."""
+    r = round(close_m / px)
+    opened = ndi.binary_opening(mask, structure=morphology.disk(r)) if r >= 1 else mask
+    lab, _ = ndi.label(opened)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return sizes[lab] >= min_m2 / px**2
+
+
+def texture_contrast(
+    gray: NDArray[np.float32], nodata: NDArray[np.bool_], px: float, options: ObjectOptions
+) -> NDArray[np.float32]:
+    """Robust z-score of the local standard deviation (``texture_window_m``) against its
+    median background (:func:`local_contrast` of it)."""
+    size = max(3, round(options.texture_window_m / px) | 1)
+    mean = ndi.uniform_filter(gray, size)
+    spread = np.sqrt(np.clip(ndi.uniform_filter(gray * gray, size) - mean * mean, 0, None))
+    return local_contrast(spread.astype(np.float32), nodata, px, options)
+
+
+def _weak_blocks(
+    z: NDArray[np.float32],
+    texture: NDArray[np.float32],
+    taken: NDArray[np.bool_],
+    px: float,
+    options: ObjectOptions,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Dark blocks only ``grow_z`` deep and textured blocks, outside ``taken`` (see
+    ``dark_block_min_m2`` and ``texture_block_min_m2``)."""
+    dark = np.zeros(z.shape, bool)
+    if options.dark_block_min_m2 > 0:
+        weak = (z <= -options.grow_z) & ~taken
+        dark = _blocks(weak, options.dark_block_min_m2, px, options.close_m)
+    busy = np.zeros(z.shape, bool)
+    if options.texture_block_min_m2 > 0:
+        hyst = filters.apply_hysteresis_threshold(texture, options.grow_z, options.seed_z)
+        busy = _blocks(hyst & ~taken & ~dark, options.texture_block_min_m2, px, options.close_m)
+    return dark, busy
 
 
 def find_objects(
@@ -434,7 +590,8 @@ def find_objects(
         )
     px = float(pixel_size_m)
     nodata = nodata_mask(image, px, options, invalid)
-    z = local_contrast(luminance(image), nodata, px, options)
+    gray = luminance(image)
+    z = local_contrast(gray, nodata, px, options)
     bright = _close(
         filters.apply_hysteresis_threshold(z, options.grow_z, options.seed_z), px, options
     )
@@ -450,11 +607,21 @@ def find_objects(
     alone = dark & ~np.isin(dark_lab, attached[attached > 0])
     dark_c = _close(alone, px, options) & ~bright
     _add_objects(dark_c & ~nodata & (labels == 0), "dark", z, px, options, labels, found)
-    fg = bright | dark_c | dark
+    fg = bright | dark_c | dark  # clutter around objects is measured on this
+    texture = texture_contrast(gray, nodata, px, options)
+    weak_dark, textured = _weak_blocks(z, texture, fg, px, options)
+    _add_objects(weak_dark & ~nodata & (labels == 0), "dark", z, px, options, labels, found)
+    _add_objects(textured & ~nodata & (labels == 0), "textured", z, px, options, labels, found)
+    near_bright = (
+        _near_bright(bright, px, options)
+        if any(o.polarity != "bright" and o.size_class != "vehicle" for o in found)
+        else None
+    )
     kept = [
         o
         for o in found
-        if o.size_class == "vehicle" or _keep_large(o, labels, fg, bright, px, options)
+        if o.size_class == "vehicle"
+        or _keep_large(o, labels, fg, near_bright, texture, px, options)
     ]
     relabel = np.zeros(len(found) + 1, np.int32)
     for new_id, o in enumerate(kept):
@@ -462,7 +629,9 @@ def find_objects(
     grad = filters.sobel(ndi.gaussian_filter(z, options.grad_sigma_m / px)).astype(np.float32)
     return DateObjects(
         labels=relabel[labels],
-        foreground=fg,
+        foreground=fg,  # weak blocks are looked for on the other date by level (level_keep)
+        contrast=z,
+        texture=texture,
         nodata=nodata,
         grad=grad,
         objects=tuple(replace(o, id=i) for i, o in enumerate(kept)),

@@ -17,7 +17,7 @@ from satdelta.imagery.registration import MIN_VALID
 from satdelta.imagery.scene import Scene
 from satdelta.imagery.warp import coverage_mask
 
-__all__ = ["extent_box", "footprint", "sample_window"]
+__all__ = ["extent_box", "footprint", "ranked_windows", "sample_window"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,12 @@ def extent_box(
 
 
 def sample_window(data: np.ndarray, valid: np.ndarray, size: int) -> tuple[slice, slice]:
-    """Where to measure the shift: a ``size`` square with data and texture, central by default.
+    """Where to measure the shift: the first of :func:`ranked_windows`."""
+    return ranked_windows(data, valid, size)[0]
+
+
+def ranked_windows(data: np.ndarray, valid: np.ndarray, size: int) -> list[tuple[slice, slice]]:
+    """Where to measure the shift: ``size`` squares with data and texture, best first.
 
     Candidate squares: 3 x 3 positions (centre, edge middles, corners) plus the square
     centred on the valid pixels' centroid (which finds an overlap that lies between the
@@ -72,7 +77,9 @@ def sample_window(data: np.ndarray, valid: np.ndarray, size: int) -> tuple[slice
     pixel, counting pixels that are not valid as flat.  Squares with an (estimated) 256 valid
     pixels or more are preferred; among them the central square is kept unless another scores
     25 % higher, so a featureless or empty centre (water, cloud, a nodata hole, the part of the
-    before scene the after scene does not cover) does not decide the shift.
+    before scene the after scene does not cover) does not decide the shift.  The other squares
+    of that pool follow by score (:func:`~satdelta.imagery.align.coregister` measures on several
+    and keeps the shift most of them agree on).
 
     Parameters
     ----------
@@ -86,7 +93,7 @@ def sample_window(data: np.ndarray, valid: np.ndarray, size: int) -> tuple[slice
     h, w = min(rows, size), min(cols, size)
     centre = ((rows - h) // 2, (cols - w) // 2)
     if (h, w) == (rows, cols):
-        return slice(0, rows), slice(0, cols)
+        return [(slice(0, rows), slice(0, cols))]
     step = 4
     img = data[:, ::step, ::step].mean(axis=0, dtype="float32")
     ok = valid[::step, ::step] & np.isfinite(img)
@@ -124,4 +131,9 @@ def sample_window(data: np.ndarray, valid: np.ndarray, size: int) -> tuple[slice
         log.info(
             "shift sample moved from the centre to rows %d, cols %d (more texture or data)", r0, c0
         )
-    return slice(r0, r0 + h), slice(c0, c0 + w)
+    kept = [(r0, c0)]
+    for spot in sorted(pool, key=lambda spot: (-scores[spot], -counts[spot], spot)):
+        # the others overlap every kept square by less than half its side on some axis
+        if all(abs(spot[0] - r) >= h / 2 or abs(spot[1] - c) >= w / 2 for r, c in kept):
+            kept.append(spot)
+    return [(slice(r, r + h), slice(c, c + w)) for r, c in kept]

@@ -136,6 +136,22 @@ def test_featureless_centre_is_not_the_shift_sample(write_raster):
     assert max(map(abs, pair.shift_after_px)) < 0.1
 
 
+def test_one_misleading_sample_is_outvoted(write_raster):
+    # the central 512 px square of the after scene shows its own content moved by 20 px (an
+    # apron where everything changed, say), the rest is shifted by (1.5, -1): the central
+    # sample alone would measure about (20, 0) (beyond max_shift_px); the samples around it
+    # agree on the scene's shift
+    tex = make_texture((1536, 1536), seed=5) * 150 + 40
+    moved = fourier_shifted(tex, (1.5, -1.0))
+    moved[512:1024, 512:1024] = fourier_shifted(tex, (20.0, 0.0))[512:1024, 512:1024]
+    before = open_scene(write_raster("b.tif", tex.astype("float32")))
+    after = open_scene(write_raster("a.tif", moved.astype("float32")))
+    pair = coregister(before, after, sample_size=512)
+    assert pair.shift_before_px == pytest.approx((1.5, -1.0), abs=0.1)
+    r0, c0, h, w = pair.shift_sample
+    assert (r0, c0) != (512, 512) and (h, w) == (512, 512)
+
+
 def test_spline_shift_equals_scipy_shift():
     from satdelta.imagery.registration import _spline_shift
 

@@ -105,7 +105,8 @@ def test_footprints_are_polygons_in_grid_coordinates():
 
 
 def test_options_are_checked_and_recorded():
-    assert ObjectOptions().max_bright_contact is None
+    assert ObjectOptions().shadow_reach_m == 10.0
+    assert ObjectOptions(shadow_reach_m=None).shadow_reach_m is None
     assert json.loads(json.dumps(ObjectOptions().to_dict()))["seed_z"] == 4.0
     with pytest.raises(InvalidParameterError, match="seed_z"):
         ObjectOptions(seed_z=float("nan"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from functools import cache
 
-import pytest
 from satdelta.imagery.pipeline import DetectionRun, run_detection
 from satdelta.sample_data import site_paths
 from shapely.geometry import box, shape
@@ -62,13 +61,6 @@ def test_apron_six_leave_none_arrive_the_turboprop_stays():
     assert all(20 <= o.found.length_m <= 60 and o.confidence > 0.8 for o in big)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="configuration A drops aircraft-sized dark objects as cast shadows: 0 of the 6 "
-    "formations and 0 of the 2 vehicle columns are found as appeared (configuration B, "
-    "ObjectOptions(max_bright_contact=0.0, dark_columns=True), finds 5/6 and 2/2 but flags "
-    "19.9 % of standing aircraft on airbus P01-P08); see docs/objects.md",
-)
 def test_square_six_formations_and_two_vehicle_columns_appear():
     run = _run("kim-il-sung-square")
     wanted = [
