@@ -19,7 +19,14 @@ from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels
 from satdelta.imagery.vectorize import ChangeKind, ChangePolygon
 from scipy import ndimage
 
-__all__ = ["CHANGE_RATIO", "RING_PX", "change_kind", "describe_candidates", "evidence"]
+__all__ = [
+    "CHANGE_RATIO",
+    "RING_PX",
+    "change_kind",
+    "describe_candidates",
+    "evidence",
+    "rank_candidates",
+]
 
 #: Width (pixels) of the ring of surroundings a candidate is compared with on each date.
 RING_PX = 3
@@ -154,6 +161,16 @@ def describe_candidates(
                 _distinctness(after[(slice(None), *box)], inside, ring, sa),
             )
         described.append(dataclasses.replace(polygons[k - 1], change=kind))
+    return rank_candidates(described, threshold=threshold)
+
+
+def rank_candidates(
+    described: Sequence[ChangePolygon], *, threshold: float
+) -> list[ChangePolygon]:
+    """``described`` with ``rank`` set by :func:`evidence`, strongest first.
+
+    Ties are broken by size, then by the given order (raster order of the first pixel).
+    """
     strength = [evidence(p.score, threshold, p.pixel_count, p.compactness) for p in described]
     order = sorted(
         range(len(described)),
