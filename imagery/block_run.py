@@ -1,0 +1,463 @@
+"""One pair of any size in bounded memory: fit on a sample, apply per block, stream to COG.
+
+The I/O edge of :mod:`satdelta.imagery.blocks`: :func:`detect_in_files` opens both scenes,
+measures the residual shift on a sample (as :func:`~satdelta.imagery.align.coregister`
+does), fits the detector on a fixed set of patches, then reads each block with its halo
+(the after scene warped onto the block's window with the shift removed, GDAL's warper via
+:func:`~satdelta.imagery.warp.resample_to_grid`), applies the detector in threads and
+streams ``score.tif`` and ``mask.tif`` into tiled COGs; the candidates are joined across
+blocks and written to ``changes.geojson``. Design, limits and figures:
+``docs/design-blocks.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+from satdelta.imagery.align import AlignedPair, coregister
+from satdelta.imagery.blocks import (
+    MARGIN_PX,
+    Block,
+    BlockResult,
+    GroupIndex,
+    apply_window,
+    block_outlines,
+    final_block,
+    first_pixels,
+    plan_blocks,
+    stitch_candidates,
+)
+from satdelta.imagery.candidates import band_scales
+from satdelta.imagery.detect import fit_detector, resolve_auto
+from satdelta.imagery.detector import ChangeDetector
+from satdelta.imagery.errors import InvalidParameterError, NoOverlapError
+from satdelta.imagery.options import DetectionOptions
+from satdelta.imagery.parallel import run_jobs, thread_count
+from satdelta.imagery.radiometry import finite_pixels, fit_windows
+from satdelta.imagery.scene import Scene, open_scene
+from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
+
+__all__ = [
+    "BLOCK_PX",
+    "BLOCKS_FROM_PX",
+    "Progress",
+    "detect_in_files",
+    "uses_blocks",
+]
+
+log = logging.getLogger(__name__)
+
+#: Side (pixels) of a block's own area.
+BLOCK_PX = 1024
+#: Grids of at least this many pixels run block by block by default (``runner="auto"``);
+#: smaller ones whole, as before (their results, and benchmarks/quality.py's, unchanged).
+BLOCKS_FROM_PX = 4096 * 4096
+#: Side of the square the residual shift is measured in (the centre of the grid).
+SHIFT_REGION_PX = 1536
+#: Fitting sample: at most this many pixels in patches of FIT_PATCH_PX (plus halo).
+FIT_SAMPLE_PX = 16 * 512 * 512
+FIT_PATCH_PX = 512
+#: Invalid gutter between the sample's patches in the fitting mosaic.
+GUTTER_PX = 32
+
+#: ``progress(stage, done, total)``: called as blocks finish (``total`` 0 for a stage
+#: without steps); stages ``open``, ``align``, ``fit``, ``blocks``, ``candidates``, ``write``.
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def uses_blocks(before: Scene, options: DetectionOptions, runner: str = "auto") -> bool:
+    """Whether a pair runs block by block: ``runner`` "blocks", or "auto" and a large grid.
+
+    "auto" keeps the whole-array path for an area of interest, for local-gain normalisation
+    (fitted on the whole grid) and for grids under :data:`BLOCKS_FROM_PX`.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``runner`` is not auto/whole/blocks, or "blocks" with an option it cannot honour.
+    """
+    if runner not in ("auto", "whole", "blocks"):
+        raise InvalidParameterError(f"runner must be auto, whole or blocks; got {runner!r}.")
+    unsupported = [
+        name
+        for name, why in (
+            ("an area of interest (--aoi/--claim)", options.aoi is not None),
+            ("local-gain normalisation", options.normalise == "local"),
+            ("objects (--objects)", bool(options.objects)),
+        )
+        if why
+    ]
+    if runner == "blocks" and unsupported:
+        raise InvalidParameterError(
+            f"the block runner does not support {', '.join(unsupported)}; run it with "
+            "--runner whole (the whole grid in memory) or drop the option."
+        )
+    if runner == "auto":
+        return not unsupported and before.width * before.height >= BLOCKS_FROM_PX
+    return runner == "blocks"
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """The opened pair, its bands and the shift measured once for every window."""
+
+    before: Scene
+    after: Scene
+    options: DetectionOptions
+    shift: AlignedPair  # the alignment of the measuring region (shift, sample, note)
+    bands: tuple[int, ...]
+
+    def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Aligned before, after (float32, NaN where no data) and joint validity of a window."""
+        win = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        try:
+            a = coregister(
+                self.before,
+                self.after,
+                bands=self.options.bands,
+                max_shift_px=self.options.max_shift_px,
+                resampling=self.options.resampling,
+                window=win,
+                shift_px=self.shift.shift_before_px,
+            )
+        except NoOverlapError:  # this window only: nothing in common here
+            n = len(self.bands)
+            shape = (rows.stop - rows.start, cols.stop - cols.start)
+            return (
+                np.full((n, *shape), np.nan, np.float32),
+                np.full((n, *shape), np.nan, np.float32),
+                np.zeros(shape, bool),
+            )
+        b, af = a.before, a.after
+        return b, af, a.valid & finite_pixels(b, af)
+
+
+def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _Pair:
+    side = min(SHIFT_REGION_PX, before.height, before.width)
+    region = Window((before.width - side) // 2, (before.height - side) // 2, side, side)
+    shift = coregister(
+        before,
+        after,
+        bands=options.bands,
+        max_shift_px=options.max_shift_px,
+        resampling=options.resampling,
+        window=region,
+    )
+    return _Pair(before, after, options, shift, tuple(range(shift.before.shape[0])))
+
+
+def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.ndarray], int]:
+    """The detector fitted on a mosaic of patches with invalid gutters; band scales of it."""
+    shape = (pair.before.height, pair.before.width)
+    wins = fit_windows(shape, max_pixels=FIT_SAMPLE_PX, patch_px=FIT_PATCH_PX)
+    side = int(math.ceil(math.sqrt(len(wins))))
+    longest = max(max(r.stop - r.start, c.stop - c.start) for r, c in wins)
+    cell = longest + 2 * halo + GUTTER_PX
+    nb = len(pair.bands)
+    mb = np.full((nb, side * cell, side * cell), np.nan, np.float32)
+    ma = mb.copy()
+    mv = np.zeros(mb.shape[1:], bool)
+
+    def read(w: tuple[slice, slice]) -> tuple[np.ndarray, ...]:
+        r, c = w
+        rows = slice(max(r.start - halo, 0), min(r.stop + halo, shape[0]))
+        cols = slice(max(c.start - halo, 0), min(c.stop + halo, shape[1]))
+        return pair.read(rows, cols)
+
+    for k, (b, a, v) in enumerate(run_jobs(read, wins)):
+        r0, c0 = (k // side) * cell, (k % side) * cell
+        h, w = v.shape
+        mb[:, r0 : r0 + h, c0 : c0 + w] = b
+        ma[:, r0 : r0 + h, c0 : c0 + w] = a
+        mv[r0 : r0 + h, c0 : c0 + w] = v
+    det = fit_detector(
+        mb,
+        ma,
+        pair.options,
+        valid=mv,
+        pixel_size_m=pair.shift.pixel_size_m or pair.options.pixel_size_m,
+        band_names=pair.shift.band_names,
+    )
+    scales = (band_scales(mb, mv), band_scales(ma, mv))
+    return det, scales, len(wins)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _packed(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    return np.packbits(x, axis=None), x.shape
+
+
+def _unpacked(p: tuple[np.ndarray, tuple[int, ...]]) -> np.ndarray:
+    data, shape = p
+    return np.unpackbits(data, count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+
+@dataclass
+class _Kept:
+    """What pass 1 keeps of a block: packed masks and the region sums (a few bytes a pixel)."""
+
+    block: Block
+    pre: tuple[np.ndarray, tuple[int, ...]]
+    ok: tuple[np.ndarray, tuple[int, ...]]
+    valid: tuple[np.ndarray, tuple[int, ...]]
+    fragments: Any
+
+
+def detect_in_files(
+    before_source: str | os.PathLike[str] | Scene,
+    after_source: str | os.PathLike[str] | Scene,
+    outdir: str | os.PathLike[str],
+    options: DetectionOptions = DetectionOptions(),
+    *,
+    block_px: int = BLOCK_PX,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
+    """Detect change block by block and write mask.tif, score.tif, changes.geojson, run.json.
+
+    Parameters
+    ----------
+    before_source, after_source : str, os.PathLike or Scene
+    outdir : str or os.PathLike
+        Written as :func:`~satdelta.imagery.outputs.write_outputs` writes it.
+    options : DetectionOptions
+        As for :func:`~satdelta.imagery.pipeline.detection_stages`, without ``aoi``,
+        ``objects`` or ``normalise="local"`` (see :func:`uses_blocks`).
+    block_px : int
+        Side of a block's own area.
+    progress : callable, optional
+        ``progress(stage, done, total)`` (:data:`Progress`).
+
+    Returns
+    -------
+    dict
+        The run.json content.
+    """
+    from satdelta.imagery.cog import streamed_cog
+    from satdelta.imagery.outputs import MASK_NODATA, write_staged
+    from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
+
+    uses_blocks(
+        before_source if isinstance(before_source, Scene) else _NoScene(), options, "blocks"
+    )
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    progress("open", 0, 0)
+    before = before_source if isinstance(before_source, Scene) else open_scene(before_source)
+    after = after_source if isinstance(after_source, Scene) else open_scene(after_source)
+    timings["open"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    progress("align", 0, 0)
+    pair = _open_and_align(before, after, options)
+    timings["align"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    progress("fit", 0, 0)
+    score_method, _ = resolve_auto(
+        len(pair.bands), pair.shift.band_names, options.method, options.normalise
+    )
+    probe_halo = 64 if score_method == "cues" else 16
+    det, scales, n_patches = _fit(pair, probe_halo)
+    timings["fit"] = round(time.perf_counter() - t, 4)
+    shape = (before.height, before.width)
+    halo = det.halo_px + MARGIN_PX
+    plan = plan_blocks(shape, block_px, halo)
+    flat = [(i, j, b) for i, line in enumerate(plan) for j, b in enumerate(line)]
+    transform, crs = before.transform, before.crs
+    tags = {"satdelta_method": det.score.method, "satdelta_threshold": repr(det.threshold.threshold)}
+    kept: dict[tuple[int, int], _Kept] = {}
+    per_chunk = 2 * thread_count()
+
+    def work(item: tuple[int, int, Block]) -> BlockResult:
+        _, _, b = item
+        bb, aa, vv = pair.read(b.outer_rows, b.outer_cols)
+        return apply_window(det, b, bb, aa, vv, shape)
+
+    def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
+        t1 = time.perf_counter()
+        done = 0
+        with streamed_cog(
+            tmp / "score.tif", shape=shape, dtype="float32", transform=transform, crs=crs,
+            nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
+        ) as write_score:  # fmt: skip
+            progress("blocks", 0, len(flat))
+            for chunk in _chunks(flat, per_chunk):
+                for (i, j, b), r in zip(chunk, run_jobs(work, chunk), strict=True):
+                    write_score(np.where(r.valid, r.score, np.float32(np.nan)), b.rows.start, b.cols.start)
+                    kept[i, j] = _Kept(b, _packed(r.pre), _packed(r.ok), _packed(r.valid), r.fragments)
+                    done += 1
+                    progress("blocks", done, len(flat))
+        timings["blocks"] = round(time.perf_counter() - t1, 4)
+        t1 = time.perf_counter()
+        progress("candidates", 0, len(flat))
+        index = GroupIndex(plan, lambda i, j: _unpacked(kept[i, j].pre))
+        keep = index.kept(det.min_pixels)
+        # each region's anchor pixel, looked up in the block that holds it
+        anchors: dict[tuple[int, int], list[tuple[tuple[int, int], int, int, int]]] = {}
+        for key, k in kept.items():
+            for n, (row, col) in enumerate(k.fragments.anchors.tolist()):
+                anchors.setdefault((row // block_px, col // block_px), []).append((key, n, row, col))
+        frag_comp = {key: np.zeros(len(k.fragments.count), np.int64) for key, k in kept.items()}
+        pieces: dict[int, list] = {}
+        first: dict[int, int] = {}
+        n_changed = 0
+        n_valid = 0
+
+        def finish(item: tuple[int, int, Block]) -> tuple[Any, ...]:
+            i, j, b = item
+            k = kept[i, j]
+            grown, ok = _unpacked(k.pre), _unpacked(k.ok)
+            res = BlockResult(b, np.empty(0, np.float32), ok, ok, grown, k.fragments)
+            changed, comp = final_block(index, keep, i, j, res)
+            bt = transform * transform.translation(b.cols.start, b.rows.start)
+            return changed, comp, block_outlines(changed, comp, bt), first_pixels(changed, comp, b, shape[1])
+
+        with streamed_cog(
+            tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
+            nodata=MASK_NODATA, band_name="changed",
+            tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
+        ) as write_mask:  # fmt: skip
+            done = 0
+            for chunk in _chunks(flat, per_chunk):
+                for (i, j, b), (changed, comp, outl, fp) in zip(chunk, run_jobs(finish, chunk), strict=True):
+                    valid = _unpacked(kept[i, j].valid)
+                    write_mask(np.where(valid, changed.astype(np.uint8), np.uint8(MASK_NODATA)), b.rows.start, b.cols.start)
+                    n_changed += int(changed.sum())
+                    n_valid += int(valid.sum())
+                    for c, parts in outl.items():
+                        pieces.setdefault(c, []).extend(parts)
+                    for c, v in fp.items():
+                        first[c] = min(v, first.get(c, v))
+                    for key, n, row, col in anchors.get((i, j), ()):
+                        frag_comp[key][n] = comp[row - b.rows.start, col - b.cols.start]
+                    done += 1
+                    progress("candidates", done, len(flat))
+        px = before.pixel_size_m or options.pixel_size_m
+        polygons = stitch_candidates(
+            pieces, first, ((kept[key].fragments, frag_comp[key]) for key in kept),
+            crs=crs, pixel_size_m=px, threshold=det.threshold.threshold, band_scales=scales,
+        )  # fmt: skip
+        timings["candidates"] = round(time.perf_counter() - t1, 4)
+        created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        provenance = {
+            "before": scene_ref(before),
+            "after": scene_ref(after),
+            "method": det.score.method,
+            "threshold_method": det.threshold.method,
+            "threshold": float(det.threshold.threshold),
+            "parameters": det.parameters,
+            "shift_px": [float(v) for v in pair.shift.shift_before_px],
+            "created": created,
+        }
+        written = ["mask.tif", "score.tif"]
+        if crs is not None:
+            import json
+
+            with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
+                json.dump(to_feature_collection(polygons, run=provenance), fh, allow_nan=False)
+            written.append("changes.geojson")
+        summary = _summary(
+            before, after, options, pair, det, polygons, n_changed, n_valid, px, created,
+            {"block_px": block_px, "halo_px": halo, "blocks": len(flat),
+             "fit_patches": n_patches, "fit_patch_px": FIT_PATCH_PX, "threads": thread_count()},
+            scene_summary, software_versions,
+        )  # fmt: skip
+        summary["outputs"] = sorted(written) + ["run.json"]
+        return written, summary
+
+    t = time.perf_counter()
+    result: dict[str, Any] = {}
+
+    def write_and_keep(tmp: Path) -> tuple[list[str], dict[str, Any]]:
+        written, summary = write_files(tmp)
+        summary["timings_s"] = dict(timings)
+        result.update(summary)
+        return written, summary
+
+    write_staged(outdir, write_and_keep, timings)
+    progress("write", 1, 1)
+    result.setdefault("timings_s", {})["total_after_fit"] = round(time.perf_counter() - t, 4)
+    return result
+
+
+class _NoScene:
+    """Stands in for a scene not yet opened when only the options are checked."""
+
+    width = height = 0
+
+
+def _summary(
+    before: Scene,
+    after: Scene,
+    options: DetectionOptions,
+    pair: _Pair,
+    det: ChangeDetector,
+    polygons: Sequence[ChangePolygon],
+    n_changed: int,
+    n_valid: int,
+    px: float | None,
+    created: str,
+    runner: dict[str, Any],
+    scene_summary: Callable[[Scene], dict[str, Any]],
+    software_versions: Callable[[], dict[str, str | None]],
+) -> dict[str, Any]:
+    s = pair.shift
+    area = sum(p.area_m2 for p in polygons) if px else None
+    return {
+        "satdelta": {"kind": "change-detection-run", "created": created},
+        "inputs": {"before": scene_summary(before), "after": scene_summary(after)},
+        "options": options.to_dict(),
+        "runner": {"kind": "blocks", **runner},
+        "grid": {
+            "crs": before.crs.to_string() if before.crs else None,
+            "transform": list(before.transform)[:6],
+            "width": before.width,
+            "height": before.height,
+            "pixel_size_m": px,
+            "band_names": list(s.band_names),
+        },
+        "alignment": {
+            "shift_before_px": [float(v) for v in s.shift_before_px],
+            "shift_after_px": [None if math.isnan(v) else float(v) for v in s.shift_after_px],
+            "shift_order": "dy, dx (after content relative to before, before-grid pixels)",
+            "shift_measured": s.shift_measured,
+            "shift_note": s.shift_note or None,
+            "measured_in": "the central square of the grid (block runner)",
+            "resampling": options.resampling,
+            "valid_fraction": round(n_valid / max(before.width * before.height, 1), 6),
+        },
+        "detection": {
+            "method": det.score.method,
+            "threshold_method": det.threshold.method,
+            "threshold": float(det.threshold.threshold),
+            "parameters": det.parameters,
+            "changed_pixels": n_changed,
+            "changed_fraction_of_valid": round(n_changed / max(n_valid, 1), 6),
+            "changed_area_m2": area,
+            "changed_planar_area_m2": n_changed * px * px if px else None,
+            "area_of_interest": None,
+        },
+        "polygons": {
+            "count": len(polygons),
+            "area_m2": area,
+            "change": {k: sum(p.change == k for p in polygons) for k in CHANGE_KINDS},
+        },
+        "objects": None,
+        "versions": software_versions(),
+    }
