@@ -95,7 +95,11 @@ def make_pair(folder: Path, size: int) -> tuple[Path, Path, Path]:
         tiled=True, blockxsize=512, blockysize=512, compress="deflate", predictor=2,
         bigtiff="IF_SAFER",
     )  # fmt: skip
-    paths = [folder / "before_2024-05-01.tif", folder / "after_2024-06-01.tif", folder / "truth.tif"]
+    paths = [
+        folder / "before_2024-05-01.tif",
+        folder / "after_2024-06-01.tif",
+        folder / "truth.tif",
+    ]
     with (
         rasterio.open(paths[0], "w", count=4, dtype="uint16", **common) as bds,
         rasterio.open(paths[1], "w", count=4, dtype="uint16", **common) as ads,
@@ -181,7 +185,9 @@ def bench(folder: Path, size: int, repeat: int, otb: str | None) -> dict[str, ob
     row["polygons"] = summary["polygons"]["count"]
     if otb:
         mad = sub / "mad.tif"
-        row["otb"] = best_of([otb, "-in1", str(before), "-in2", str(after), "-out", str(mad)], repeat)
+        row["otb"] = best_of(
+            [otb, "-in1", str(before), "-in2", str(after), "-out", str(mad)], repeat
+        )
     shutil.rmtree(sub, ignore_errors=True)
     return row
 
@@ -204,20 +210,26 @@ def print_table(rows: list[dict[str, object]], repeat: int) -> None:
             tools.append(("OTB MAD", row["otb"], "-"))
         for tool, (t, m), f in tools:  # type: ignore[misc]
             print(f"{name:<16} {tool:<22} {t:7.2f} {mpix / t:7.2f} {m:8.0f} {f:>6} {t / sd_t:9.2f}")
-        print(f"{'':<16} precision {p:.3f} recall {r:.3f}; {row['polygons']} polygons; runner {row['runner']}")
+        print(
+            f"{'':<16} precision {p:.3f} recall {r:.3f}; {row['polygons']} polygons; "
+            f"runner {row['runner']}"
+        )
         stages = row["stages"]
         print(f"{'':<16} stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))  # type: ignore[union-attr]
         if "otb" in row:
             otb_t, otb_m = row["otb"]  # type: ignore[misc]
             dec_t = row["decode"][0]  # type: ignore[index]
             print(
-                f"{'':<16} OTB MAD / satdelta time {otb_t / sd_t:.2f}x, memory {otb_m / sd_m:.2f}x; "
+                f"{'':<16} OTB MAD / satdelta: time {otb_t / sd_t:.2f}x, "
+                f"memory {otb_m / sd_m:.2f}x; "
                 f"satdelta / decode time {sd_t / dec_t:.2f}x"
             )
     if len(rows) > 1:
         m0, m1 = rows[0]["satdelta"][1], rows[-1]["satdelta"][1]  # type: ignore[index]
         print(f"peak RSS {rows[-1]['size']}² / {rows[0]['size']}²: {m1 / m0:.2f}x")
-    print(f"\nbest wall time of {repeat} runs each; peak RSS is the largest of the runs (GNU time).")
+    print(
+        f"\nbest wall time of {repeat} runs each; peak RSS is the largest of the runs (GNU time)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,13 +29,11 @@ from satdelta.imagery.blocks import (
     MARGIN_PX,
     Block,
     BlockResult,
+    CandidateCollector,
     GroupIndex,
     apply_window,
-    block_outlines,
-    final_block,
-    first_pixels,
+    finish_block,
     plan_blocks,
-    stitch_candidates,
 )
 from satdelta.imagery.candidates import band_scales
 from satdelta.imagery.detect import fit_detector, resolve_auto
@@ -280,7 +278,10 @@ def detect_in_files(
     plan = plan_blocks(shape, block_px, halo)
     flat = [(i, j, b) for i, line in enumerate(plan) for j, b in enumerate(line)]
     transform, crs = before.transform, before.crs
-    tags = {"satdelta_method": det.score.method, "satdelta_threshold": repr(det.threshold.threshold)}
+    tags = {
+        "satdelta_method": det.score.method,
+        "satdelta_threshold": repr(det.threshold.threshold),
+    }
     kept: dict[tuple[int, int], _Kept] = {}
     per_chunk = 2 * thread_count()
 
@@ -299,8 +300,12 @@ def detect_in_files(
             progress("blocks", 0, len(flat))
             for chunk in _chunks(flat, per_chunk):
                 for (i, j, b), r in zip(chunk, run_jobs(work, chunk), strict=True):
-                    write_score(np.where(r.valid, r.score, np.float32(np.nan)), b.rows.start, b.cols.start)
-                    kept[i, j] = _Kept(b, _packed(r.pre), _packed(r.ok), _packed(r.valid), r.fragments)
+                    write_score(
+                        np.where(r.valid, r.score, np.float32(np.nan)), b.rows.start, b.cols.start
+                    )
+                    kept[i, j] = _Kept(
+                        b, _packed(r.pre), _packed(r.ok), _packed(r.valid), r.fragments
+                    )
                     done += 1
                     progress("blocks", done, len(flat))
         timings["blocks"] = round(time.perf_counter() - t1, 4)
@@ -308,25 +313,15 @@ def detect_in_files(
         progress("candidates", 0, len(flat))
         index = GroupIndex(plan, lambda i, j: _unpacked(kept[i, j].pre))
         keep = index.kept(det.min_pixels)
-        # each region's anchor pixel, looked up in the block that holds it
-        anchors: dict[tuple[int, int], list[tuple[tuple[int, int], int, int, int]]] = {}
-        for key, k in kept.items():
-            for n, (row, col) in enumerate(k.fragments.anchors.tolist()):
-                anchors.setdefault((row // block_px, col // block_px), []).append((key, n, row, col))
-        frag_comp = {key: np.zeros(len(k.fragments.count), np.int64) for key, k in kept.items()}
-        pieces: dict[int, list] = {}
-        first: dict[int, int] = {}
-        n_changed = 0
-        n_valid = 0
+        collector = CandidateCollector({key: k.fragments for key, k in kept.items()}, block_px)
+        n_changed = n_valid = 0
 
         def finish(item: tuple[int, int, Block]) -> tuple[Any, ...]:
-            i, j, b = item
+            i, j, _ = item
             k = kept[i, j]
-            grown, ok = _unpacked(k.pre), _unpacked(k.ok)
-            res = BlockResult(b, np.empty(0, np.float32), ok, ok, grown, k.fragments)
-            changed, comp = final_block(index, keep, i, j, res)
-            bt = transform * transform.translation(b.cols.start, b.rows.start)
-            return changed, comp, block_outlines(changed, comp, bt), first_pixels(changed, comp, b, shape[1])
+            return finish_block(
+                index, keep, i, j, _unpacked(k.pre), _unpacked(k.ok), transform, shape[1]
+            )
 
         with streamed_cog(
             tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
@@ -335,26 +330,25 @@ def detect_in_files(
         ) as write_mask:  # fmt: skip
             done = 0
             for chunk in _chunks(flat, per_chunk):
-                for (i, j, b), (changed, comp, outl, fp) in zip(chunk, run_jobs(finish, chunk), strict=True):
+                for (i, j, b), (changed, comp, outlines, first) in zip(
+                    chunk, run_jobs(finish, chunk), strict=True
+                ):
                     valid = _unpacked(kept[i, j].valid)
-                    write_mask(np.where(valid, changed.astype(np.uint8), np.uint8(MASK_NODATA)), b.rows.start, b.cols.start)
+                    mask = np.where(valid, changed.astype(np.uint8), np.uint8(MASK_NODATA))
+                    write_mask(mask, b.rows.start, b.cols.start)
                     n_changed += int(changed.sum())
                     n_valid += int(valid.sum())
-                    for c, parts in outl.items():
-                        pieces.setdefault(c, []).extend(parts)
-                    for c, v in fp.items():
-                        first[c] = min(v, first.get(c, v))
-                    for key, n, row, col in anchors.get((i, j), ()):
-                        frag_comp[key][n] = comp[row - b.rows.start, col - b.cols.start]
+                    collector.add(i, j, comp, outlines, first)
                     done += 1
                     progress("candidates", done, len(flat))
         px = before.pixel_size_m or options.pixel_size_m
-        polygons = stitch_candidates(
-            pieces, first, ((kept[key].fragments, frag_comp[key]) for key in kept),
-            crs=crs, pixel_size_m=px, threshold=det.threshold.threshold, band_scales=scales,
-        )  # fmt: skip
+        polygons = collector.candidates(
+            crs=crs, pixel_size_m=px, threshold=det.threshold.threshold, band_scales=scales
+        )
         timings["candidates"] = round(time.perf_counter() - t1, 4)
-        created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        created = (
+            _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        )
         provenance = {
             "before": scene_ref(before),
             "after": scene_ref(after),

@@ -11,6 +11,7 @@ joined into one polygon each (:func:`stitch_candidates`). The file-reading runne
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,9 +35,11 @@ from shapely.geometry import shape
 __all__ = [
     "Block",
     "BlockResult",
+    "CandidateCollector",
     "GroupIndex",
     "apply_window",
     "detect_in_blocks",
+    "finish_block",
     "plan_blocks",
     "stitch_candidates",
 ]
@@ -239,7 +242,10 @@ def _fragments(
             continue
         lab = labels[sl] == k + 1
         first = np.argmax(lab.ravel())
-        anchors[k] = (top + sl[0].start + first // lab.shape[1], left + sl[1].start + first % lab.shape[1])
+        anchors[k] = (
+            top + sl[0].start + first // lab.shape[1],
+            left + sl[1].start + first % lab.shape[1],
+        )
         box = tuple(
             slice(max(x.start - RING_PX, 0), min(x.stop + RING_PX, dim))
             for x, dim in zip(sl, pre_e.shape, strict=True)
@@ -327,15 +333,6 @@ class GroupIndex:
         return self.component[g]
 
 
-def final_block(
-    index: GroupIndex, keep: NDArray[np.bool_], i: int, j: int, result: BlockResult
-) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
-    """The block's changed mask after the size filter, and each pixel's component."""
-    comp = index.block_components(i, j, result.pre)
-    changed = result.pre[1:-1, 1:-1] & keep[comp] & result.ok
-    return changed, comp
-
-
 def block_outlines(
     changed: NDArray[np.bool_], comp: NDArray[np.int64], transform: Affine
 ) -> dict[int, list]:
@@ -351,7 +348,9 @@ def block_outlines(
     return pieces
 
 
-def first_pixels(changed: NDArray[np.bool_], comp: NDArray[np.int64], block: Block, width: int) -> dict[int, int]:
+def first_pixels(
+    changed: NDArray[np.bool_], comp: NDArray[np.int64], block: Block, width: int
+) -> dict[int, int]:
     """Raster index (row * width + col) of each component's first changed pixel in the block."""
     rows, cols = np.nonzero(changed)  # raster order within the block
     if rows.size == 0:
@@ -363,6 +362,87 @@ def first_pixels(changed: NDArray[np.bool_], comp: NDArray[np.int64], block: Blo
     c, idx = c[order], idx[order]
     start = np.r_[True, c[1:] != c[:-1]]
     return dict(zip(c[start].tolist(), idx[start].tolist(), strict=True))
+
+
+def finish_block(
+    index: GroupIndex,
+    keep: NDArray[np.bool_],
+    i: int,
+    j: int,
+    pre: NDArray[np.bool_],
+    ok: NDArray[np.bool_],
+    transform: Affine,
+    width: int,
+) -> tuple[NDArray[np.bool_], NDArray[np.int64], dict[int, list], dict[int, int]]:
+    """Block (i, j) after the size filter: its mask, components, outlines and first pixels.
+
+    ``transform`` is the grid's; ``width`` its number of columns.
+    """
+    b = index.plan[i][j]
+    comp = index.block_components(i, j, pre)
+    changed = pre[1:-1, 1:-1] & keep[comp] & ok
+    bt = transform @ Affine.translation(b.cols.start, b.rows.start)
+    return changed, comp, block_outlines(changed, comp, bt), first_pixels(changed, comp, b, width)
+
+
+class CandidateCollector:
+    """Gathers the blocks' outlines, first pixels and region sums into candidates.
+
+    Parameters
+    ----------
+    fragments : dict of (i, j) to Fragments
+        Every block's region sums (from :func:`apply_window`).
+    block_px : int
+        The plan's block side (to find the block holding a region's anchor).
+    """
+
+    def __init__(self, fragments: dict[tuple[int, int], Fragments], block_px: int):
+        self.fragments = fragments
+        self.block_px = block_px
+        self.anchors: dict[tuple[int, int], list[tuple[tuple[int, int], int, int, int]]] = {}
+        for key, f in fragments.items():
+            for n, (row, col) in enumerate(f.anchors.tolist()):
+                where = (row // block_px, col // block_px)
+                self.anchors.setdefault(where, []).append((key, n, row, col))
+        self.components = {key: np.zeros(len(f.count), np.int64) for key, f in fragments.items()}
+        self.pieces: dict[int, list] = {}
+        self.first: dict[int, int] = {}
+
+    def add(
+        self,
+        i: int,
+        j: int,
+        comp: NDArray[np.int64],
+        outlines: dict[int, list],
+        first: dict[int, int],
+    ) -> None:
+        """Take block (i, j)'s part (from :func:`finish_block`); blocks in any order."""
+        r0, c0 = i * self.block_px, j * self.block_px
+        for c, parts in outlines.items():
+            self.pieces.setdefault(c, []).extend(parts)
+        for c, v in first.items():
+            self.first[c] = min(v, self.first.get(c, v))
+        for key, n, row, col in self.anchors.get((i, j), ()):
+            self.components[key][n] = comp[row - r0, col - c0]
+
+    def candidates(
+        self,
+        *,
+        crs: CRS | None,
+        pixel_size_m: float | None,
+        threshold: float,
+        band_scales: tuple[NDArray, NDArray],
+    ) -> list[ChangePolygon]:
+        """The ranked candidates (:func:`stitch_candidates`) once every block was added."""
+        return stitch_candidates(
+            self.pieces,
+            self.first,
+            ((f, self.components[key]) for key, f in self.fragments.items()),
+            crs=crs,
+            pixel_size_m=pixel_size_m,
+            threshold=threshold,
+            band_scales=band_scales,
+        )
 
 
 def _distinctness(inside: NDArray, n: int, ring_mean: NDArray, scales: NDArray) -> float:
@@ -428,14 +508,8 @@ def stitch_candidates(
                 _distinctness(inside[:, 0], n, rsum[0] / rn, band_scales[0]),
                 _distinctness(inside[:, 1], n, rsum[1] / rn, band_scales[1]),
             )
-        described.append(_with_change(p, kind))
+        described.append(dataclasses.replace(p, change=kind))
     return rank_candidates(described, threshold=threshold)
-
-
-def _with_change(p: ChangePolygon, kind: str) -> ChangePolygon:
-    import dataclasses
-
-    return dataclasses.replace(p, change=kind)
 
 
 def detect_in_blocks(
@@ -445,16 +519,23 @@ def detect_in_blocks(
     valid: NDArray[np.bool_],
     *,
     block_px: int,
-) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """The score and changed mask of in-memory arrays, computed block by block.
+    transform: Affine = Affine.identity(),
+    crs: CRS | None = None,
+    band_scales: tuple[NDArray, NDArray] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_], list[ChangePolygon]]:
+    """Score, changed mask and candidates of in-memory arrays, computed block by block.
 
-    The same per-block steps as :mod:`satdelta.imagery.block_run` uses on files, on arrays
-    already aligned; equal to ``det.decide`` on the whole arrays (tests check it).
+    The per-block steps :mod:`satdelta.imagery.block_run` runs on files, on arrays already
+    aligned. The score and mask equal ``det.decide`` on the whole arrays, and the candidates
+    hold the same pixels as :func:`~satdelta.imagery.vectorize.vectorize` makes of that mask
+    (tests check both).
 
     Returns
     -------
     score : (M, N) float32 ndarray
     changed : (M, N) bool ndarray
+    candidates : list of ChangePolygon
+        Ranked, one per candidate however many blocks it spans.
     """
     shape = valid.shape
     plan = plan_blocks(shape, block_px, det.halo_px + MARGIN_PX)
@@ -472,10 +553,24 @@ def detect_in_blocks(
     }
     index = GroupIndex(plan, lambda i, j: results[i, j].pre)
     keep = index.kept(det.min_pixels)
+    collector = CandidateCollector({k: r.fragments for k, r in results.items()}, block_px)
     score = np.empty(shape, np.float32)
     changed = np.zeros(shape, bool)
     for (i, j), r in results.items():
         b = r.block
         score[b.rows, b.cols] = r.score
-        changed[b.rows, b.cols] = final_block(index, keep, i, j, r)[0]
-    return score, changed
+        mask, comp, outlines, first = finish_block(
+            index, keep, i, j, r.pre, r.ok, transform, shape[1]
+        )
+        changed[b.rows, b.cols] = mask
+        collector.add(i, j, comp, outlines, first)
+    if band_scales is None:
+        nb = before.shape[0]
+        band_scales = (np.ones(nb), np.ones(nb))
+    polygons = collector.candidates(
+        crs=crs,
+        pixel_size_m=det.parameters.get("pixel_size_m"),
+        threshold=det.threshold.threshold,
+        band_scales=band_scales,
+    )
+    return score, changed, polygons

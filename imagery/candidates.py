@@ -164,9 +164,7 @@ def describe_candidates(
     return rank_candidates(described, threshold=threshold)
 
 
-def rank_candidates(
-    described: Sequence[ChangePolygon], *, threshold: float
-) -> list[ChangePolygon]:
+def rank_candidates(described: Sequence[ChangePolygon], *, threshold: float) -> list[ChangePolygon]:
     """``described`` with ``rank`` set by :func:`evidence`, strongest first.
 
     Ties are broken by size, then by the given order (raster order of the first pixel).

@@ -213,6 +213,8 @@ def _check_free_space(run: DetectionRun, folder: Path) -> None:
             f"{need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB is free. Free some space or pick "
             "another -o/--outdir."
         )
+
+
 def _write_objects(run: DetectionRun, tmp: Path) -> list[str]:
     """objects.csv always, objects.geojson for georeferenced runs."""
     from satdelta.imagery.object_change import CSV_COLUMNS
