@@ -16,8 +16,10 @@ import datetime as _dt
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from satdelta.imagery.align import AlignedPair, coregister
 from satdelta.imagery.blocks import (
     MARGIN_PX,
     Block,
-    BlockResult,
+    BlockLabels,
     CandidateCollector,
     GroupIndex,
     apply_window,
@@ -40,10 +42,12 @@ from satdelta.imagery.detect import fit_detector, resolve_auto
 from satdelta.imagery.detector import ChangeDetector
 from satdelta.imagery.errors import InvalidParameterError, NoOverlapError
 from satdelta.imagery.options import DetectionOptions
+from satdelta.imagery.pair import match_bands
 from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels, fit_windows
-from satdelta.imagery.scene import Scene, open_scene
+from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
 from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
+from satdelta.imagery.warp import translate_window
 
 __all__ = [
     "BLOCK_PX",
@@ -61,10 +65,10 @@ BLOCK_PX = 1024
 #: smaller ones whole, as before (their results, and benchmarks/quality.py's, unchanged).
 BLOCKS_FROM_PX = 4096 * 4096
 #: Side of the square the residual shift is measured in (the centre of the grid).
-SHIFT_REGION_PX = 1536
+SHIFT_REGION_PX = 1024
 #: Fitting sample: at most this many pixels in patches of FIT_PATCH_PX (plus halo).
-FIT_SAMPLE_PX = 16 * 512 * 512
-FIT_PATCH_PX = 512
+FIT_SAMPLE_PX = 16 * 384 * 384
+FIT_PATCH_PX = 384
 #: Invalid gutter between the sample's patches in the fitting mosaic.
 GUTTER_PX = 32
 
@@ -75,6 +79,25 @@ Progress = Callable[[str, int, int], None]
 
 def _quiet(stage: str, done: int, total: int) -> None:
     return None
+
+
+def _return_freed_memory() -> None:
+    """Keep arrays of 1 MB or more in their own memory maps (glibc), returned when freed.
+
+    glibc raises its map threshold as large blocks are freed, after which the blocks' many
+    equal arrays come from the heap and its arenas, which fragment and do not shrink: the
+    resident memory then creeps up block after block. A fixed threshold keeps it flat.
+    Other C libraries: nothing is done.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
 
 
 def uses_blocks(before: Scene, options: DetectionOptions, runner: str = "auto") -> bool:
@@ -118,10 +141,26 @@ class _Pair:
     options: DetectionOptions
     shift: AlignedPair  # the alignment of the measuring region (shift, sample, note)
     bands: tuple[int, ...]
+    before_bands: tuple[int, ...]
+    after_bands: tuple[int, ...]
 
     def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Aligned before, after (float32, NaN where no data) and joint validity of a window."""
         win = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        if self.options.resampling == "cubic":
+            shape = (rows.stop - rows.start, cols.stop - cols.start)
+            moved = translate_window(
+                self.after,
+                transform=self.before.window_transform(win),
+                shape=shape,
+                bands=self.after_bands,
+                shift_px=self.shift.shift_before_px,
+            )
+            if moved is not None:  # the after scene on the before grid: a pure translation
+                b, valid = self.before.read(win, bands=self.before_bands)
+                b[:, ~valid] = np.nan
+                af, after_valid = moved
+                return b, af, valid & after_valid & finite_pixels(b, af)
         try:
             a = coregister(
                 self.before,
@@ -155,7 +194,8 @@ def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _
         resampling=options.resampling,
         window=region,
     )
-    return _Pair(before, after, options, shift, tuple(range(shift.before.shape[0])))
+    bidx, aidx = match_bands(before, after, options.bands)
+    return _Pair(before, after, options, shift, tuple(range(len(bidx))), bidx, aidx)
 
 
 def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.ndarray], int]:
@@ -217,6 +257,7 @@ class _Kept:
     ok: tuple[np.ndarray, tuple[int, ...]]
     valid: tuple[np.ndarray, tuple[int, ...]]
     fragments: Any
+    labels: BlockLabels
 
 
 def detect_in_files(
@@ -255,11 +296,23 @@ def detect_in_files(
     uses_blocks(
         before_source if isinstance(before_source, Scene) else _NoScene(), options, "blocks"
     )
+    _return_freed_memory()
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress("open", 0, 0)
-    before = before_source if isinstance(before_source, Scene) else open_scene(before_source)
-    after = after_source if isinstance(after_source, Scene) else open_scene(after_source)
+    before = (
+        before_source
+        if isinstance(before_source, Scene)
+        else open_scene(before_source, checksum=False)
+    )
+    after = (
+        after_source
+        if isinstance(after_source, Scene)
+        else open_scene(after_source, checksum=False)
+    )
+    # the inputs' sha256 in the background, beside the alignment and the first pass
+    hasher = ThreadPoolExecutor(1)
+    checksums = hasher.map(with_checksum, (before, after))
     timings["open"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
     progress("align", 0, 0)
@@ -285,33 +338,44 @@ def detect_in_files(
     kept: dict[tuple[int, int], _Kept] = {}
     per_chunk = 2 * thread_count()
 
-    def work(item: tuple[int, int, Block]) -> BlockResult:
-        _, _, b = item
-        bb, aa, vv = pair.read(b.outer_rows, b.outer_cols)
-        return apply_window(det, b, bb, aa, vv, shape)
+    lock = threading.Lock()
+    done = [0]
+
+    def step(stage: str) -> None:
+        with lock:
+            done[0] += 1
+            progress(stage, done[0], len(flat))
 
     def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
         t1 = time.perf_counter()
-        done = 0
         with streamed_cog(
             tmp / "score.tif", shape=shape, dtype="float32", transform=transform, crs=crs,
             nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
+            compress="zstd", level=1,
         ) as write_score:  # fmt: skip
-            progress("blocks", 0, len(flat))
-            for chunk in _chunks(flat, per_chunk):
-                for (i, j, b), r in zip(chunk, run_jobs(work, chunk), strict=True):
-                    write_score(
-                        np.where(r.valid, r.score, np.float32(np.nan)), b.rows.start, b.cols.start
-                    )
+
+            def row_of_blocks(i: int) -> None:
+                # one thread takes a row of blocks left to right: the halo of each block
+                # lies in tiles its left neighbour decoded, still in this thread's cache
+                for j, b in enumerate(plan[i]):
+                    bb, aa, vv = pair.read(b.outer_rows, b.outer_cols)
+                    r = apply_window(det, b, bb, aa, vv, shape)
+                    del bb, aa, vv
+                    score = np.where(r.valid, r.score, np.float32(np.nan))
+                    with lock:
+                        write_score(score, b.rows.start, b.cols.start)
                     kept[i, j] = _Kept(
-                        b, _packed(r.pre), _packed(r.ok), _packed(r.valid), r.fragments
+                        b, _packed(r.pre), _packed(r.ok), _packed(r.valid), r.fragments, r.labels
                     )
-                    done += 1
-                    progress("blocks", done, len(flat))
+                    step("blocks")
+
+            progress("blocks", 0, len(flat))
+            with handles_kept_open([before, after]):
+                run_jobs(row_of_blocks, range(len(plan)))
         timings["blocks"] = round(time.perf_counter() - t1, 4)
         t1 = time.perf_counter()
         progress("candidates", 0, len(flat))
-        index = GroupIndex(plan, lambda i, j: _unpacked(kept[i, j].pre))
+        index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
         keep = index.kept(det.min_pixels)
         collector = CandidateCollector({key: k.fragments for key, k in kept.items()}, block_px)
         n_changed = n_valid = 0
@@ -328,7 +392,7 @@ def detect_in_files(
             nodata=MASK_NODATA, band_name="changed",
             tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
         ) as write_mask:  # fmt: skip
-            done = 0
+            finished = 0
             for chunk in _chunks(flat, per_chunk):
                 for (i, j, b), (changed, comp, outlines, first) in zip(
                     chunk, run_jobs(finish, chunk), strict=True
@@ -339,9 +403,11 @@ def detect_in_files(
                     n_changed += int(changed.sum())
                     n_valid += int(valid.sum())
                     collector.add(i, j, comp, outlines, first)
-                    done += 1
-                    progress("candidates", done, len(flat))
+                    finished += 1
+                    progress("candidates", finished, len(flat))
         px = before.pixel_size_m or options.pixel_size_m
+        before_c, after_c = checksums  # the scenes with their sha256
+        hasher.shutdown()
         polygons = collector.candidates(
             crs=crs, pixel_size_m=px, threshold=det.threshold.threshold, band_scales=scales
         )
@@ -350,8 +416,8 @@ def detect_in_files(
             _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         )
         provenance = {
-            "before": scene_ref(before),
-            "after": scene_ref(after),
+            "before": scene_ref(before_c),
+            "after": scene_ref(after_c),
             "method": det.score.method,
             "threshold_method": det.threshold.method,
             "threshold": float(det.threshold.threshold),
@@ -367,7 +433,7 @@ def detect_in_files(
                 json.dump(to_feature_collection(polygons, run=provenance), fh, allow_nan=False)
             written.append("changes.geojson")
         summary = _summary(
-            before, after, options, pair, det, polygons, n_changed, n_valid, px, created,
+            before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
             {"block_px": block_px, "halo_px": halo, "blocks": len(flat),
              "fit_patches": n_patches, "fit_patch_px": FIT_PATCH_PX, "threads": thread_count()},
             scene_summary, software_versions,

@@ -34,6 +34,7 @@ from shapely.geometry import shape
 
 __all__ = [
     "Block",
+    "BlockLabels",
     "BlockResult",
     "CandidateCollector",
     "GroupIndex",
@@ -166,6 +167,8 @@ class BlockResult:
     pre : (h + 2, w + 2) bool ndarray
         The mask before the size filter on the block grown by one pixel (False past the grid).
     fragments : Fragments
+    labels : BlockLabels
+        The block's region labels at its edges and their sizes (for :class:`GroupIndex`).
     """
 
     block: Block
@@ -174,6 +177,33 @@ class BlockResult:
     ok: NDArray[np.bool_]
     pre: NDArray[np.bool_]
     fragments: Fragments
+    labels: BlockLabels
+
+
+@dataclass(frozen=True)
+class BlockLabels:
+    """A block's own region labels (1..n) on its four edges and each label's changed pixels.
+
+    Attributes
+    ----------
+    top, bottom, left, right : 1-D int32 ndarray
+        Labels along each edge (0 = no region).
+    counts : (n,) int64 ndarray
+        Changed pixels (before the size filter) of labels 1..n.
+    """
+
+    top: NDArray[np.int32]
+    bottom: NDArray[np.int32]
+    left: NDArray[np.int32]
+    right: NDArray[np.int32]
+    counts: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, pre_grown: NDArray[np.bool_]) -> BlockLabels:
+        """The labels of a block's ``pre`` mask grown by one pixel (:class:`BlockResult`)."""
+        lab, n = _block_labels(pre_grown)
+        counts = np.bincount(lab[pre_grown[1:-1, 1:-1]], minlength=n + 1)[1:]
+        return cls(lab[0].copy(), lab[-1].copy(), lab[:, 0].copy(), lab[:, -1].copy(), counts)
 
 
 def apply_window(
@@ -198,7 +228,15 @@ def apply_window(
     inner = block.inner
     grown = _grown_by_one(pre, block, grid_shape)
     frag = _fragments(block, pre, s, before, after, valid)
-    return BlockResult(block, s[inner].copy(), valid[inner].copy(), ok[inner].copy(), grown, frag)
+    return BlockResult(
+        block,
+        s[inner].copy(),
+        valid[inner].copy(),
+        ok[inner].copy(),
+        grown,
+        frag,
+        BlockLabels.of(grown),
+    )
 
 
 def _grown_by_one(pre: NDArray[np.bool_], block: Block, grid_shape: tuple[int, int]) -> NDArray:
@@ -282,10 +320,10 @@ class GroupIndex:
     Two changed pixels are one candidate when the mask dilated by the candidates' gap
     (:func:`~satdelta.imagery.morphology.group_labels`) joins them; each block labels its
     own pixels, and labels meeting across a block edge are joined (connected components of
-    a graph of a few thousand nodes). Built from the blocks' ``pre`` masks in plan order.
+    a graph of a few thousand nodes). Built from the blocks' :class:`BlockLabels`.
     """
 
-    def __init__(self, plan: Sequence[Sequence[Block]], pre: Callable[[int, int], NDArray]):
+    def __init__(self, plan: Sequence[Sequence[Block]], labels: Callable[[int, int], BlockLabels]):
         self.plan = plan
         self.offsets: dict[tuple[int, int], int] = {}
         total = 0
@@ -293,13 +331,14 @@ class GroupIndex:
         edges: dict[tuple[int, int], tuple[NDArray, ...]] = {}
         for i, line in enumerate(plan):
             for j, _ in enumerate(line):
-                grown = pre(i, j)
-                lab, n = _block_labels(grown)
+                bl = labels(i, j)
                 self.offsets[i, j] = total
-                g = np.where(lab > 0, lab + total, 0)
-                edges[i, j] = (g[0], g[-1], g[:, 0], g[:, -1])
-                counts.append(np.bincount(lab[grown[1:-1, 1:-1]], minlength=n + 1)[1:])
-                total += n
+                edges[i, j] = tuple(
+                    np.where(e > 0, e.astype(np.int64) + total, 0)
+                    for e in (bl.top, bl.bottom, bl.left, bl.right)
+                )
+                counts.append(bl.counts)
+                total += len(bl.counts)
         self.total = total
         a_parts, b_parts = [], []
         for (i, j), (_, bottom, _, right) in edges.items():
@@ -317,7 +356,7 @@ class GroupIndex:
         )
         _, comp = connected_components(graph, directed=False)
         self.component = comp.astype(np.int64)
-        per_label = np.concatenate([np.zeros(1, np.int64), *counts]) if counts else np.zeros(1)
+        per_label = np.concatenate([np.zeros(1, np.int64), *counts])
         self.sizes = np.bincount(self.component, weights=per_label).astype(np.int64)
 
     def kept(self, min_pixels: int) -> NDArray[np.bool_]:
@@ -340,11 +379,10 @@ def block_outlines(
     pieces: dict[int, list] = {}
     if not changed.any():
         return pieces
-    # components are renumbered per block: int32 for rasterio.features.shapes
-    ids, local = np.unique(np.where(changed, comp, -1), return_inverse=True)
-    local = local.reshape(comp.shape).astype(np.int32)
-    for geom, value in shapes(local, mask=changed, connectivity=4, transform=transform):
-        pieces.setdefault(int(ids[int(value)]), []).append(shape(geom))
+    for geom, value in shapes(
+        comp.astype(np.int32), mask=changed, connectivity=4, transform=transform
+    ):
+        pieces.setdefault(int(value), []).append(shape(geom))
     return pieces
 
 
@@ -551,7 +589,7 @@ def detect_in_blocks(
         for i, line in enumerate(plan)
         for j, b in enumerate(line)
     }
-    index = GroupIndex(plan, lambda i, j: results[i, j].pre)
+    index = GroupIndex(plan, lambda i, j: results[i, j].labels)
     keep = index.kept(det.min_pixels)
     collector = CandidateCollector({k: r.fragments for k, r in results.items()}, block_px)
     score = np.empty(shape, np.float32)
