@@ -533,6 +533,9 @@ def stitch_candidates(
     for c in order:
         parts = pieces[c]
         g = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+        # one canonical outline whatever the blocks: no vertex left on a block edge
+        # (collinear), rings starting at the same vertex
+        g = shapely.normalize(shapely.simplify(g, 0.0))
         geoms.append(shapely.orient_polygons(g))
     scores = [sums[c][1] / sums[c][2] if sums[c][2] else math.nan for c in order]
     counts = [sums[c][0] for c in order]
