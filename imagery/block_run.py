@@ -28,7 +28,6 @@ import numpy as np
 from rasterio.windows import Window
 from satdelta.imagery.align import AlignedPair, coregister
 from satdelta.imagery.blocks import (
-    MARGIN_PX,
     Block,
     BlockLabels,
     CandidateCollector,
@@ -36,6 +35,7 @@ from satdelta.imagery.blocks import (
     apply_window,
     finish_block,
     plan_blocks,
+    window_halo_px,
 )
 from satdelta.imagery.candidates import band_scales
 from satdelta.imagery.detect import fit_detector, resolve_auto
@@ -327,7 +327,7 @@ def detect_in_files(
     det, scales, n_patches = _fit(pair, probe_halo)
     timings["fit"] = round(time.perf_counter() - t, 4)
     shape = (before.height, before.width)
-    halo = det.halo_px + MARGIN_PX
+    halo = window_halo_px(det)
     plan = plan_blocks(shape, block_px, halo)
     flat = [(i, j, b) for i, line in enumerate(plan) for j, b in enumerate(line)]
     transform, crs = before.transform, before.crs

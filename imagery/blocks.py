@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.features import shapes
 from satdelta.imagery.candidates import RING_PX, change_kind, rank_candidates
+from satdelta.imagery.cues import SEGMENT_M
 from satdelta.imagery.detector import ChangeDetector, score_both
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels
@@ -43,6 +44,7 @@ __all__ = [
     "finish_block",
     "plan_blocks",
     "stitch_candidates",
+    "window_halo_px",
 ]
 
 #: Pixels past a block's own the per-block records need exact (the candidates' ring).
@@ -86,6 +88,26 @@ class Block:
             slice(max(r.start - margin, 0), min(r.stop + margin, oh)),
             slice(max(c.start - margin, 0), min(c.stop + margin, ow)),
         )
+
+
+#: Segments of overlap a window gets around its block for the ``"cues"`` segment vote.
+SEGMENT_OVERLAP = 4
+
+
+def window_halo_px(det: ChangeDetector) -> int:
+    """Pixels of context a block's window gets on each side.
+
+    The detector's :attr:`~satdelta.imagery.detector.ChangeDetector.halo_px` (exact) plus
+    :data:`MARGIN_PX` for the region sums; with the ``"cues"`` score also
+    :data:`SEGMENT_OVERLAP` superpixel sides, so that the segments near the block, which
+    SLIC seeds over the window it is given, are mostly those of a wider area (not exact:
+    ``docs/design-blocks.md``).
+    """
+    halo = det.halo_px + MARGIN_PX
+    if det.score.method == "cues":
+        side = SEGMENT_M / (det.score.parameters.get("pixel_size_m") or 1.0)
+        halo += int(math.ceil(SEGMENT_OVERLAP * side))
+    return halo
 
 
 def plan_blocks(shape: tuple[int, int], block_px: int, halo_px: int) -> list[list[Block]]:
@@ -579,7 +601,7 @@ def detect_in_blocks(
         Ranked, one per candidate however many blocks it spans.
     """
     shape = valid.shape
-    plan = plan_blocks(shape, block_px, det.halo_px + MARGIN_PX)
+    plan = plan_blocks(shape, block_px, window_halo_px(det))
     results = {
         (i, j): apply_window(
             det,

@@ -13,6 +13,8 @@ from typing import Any
 
 __all__ = ["progress_bars"]
 
+_UNITS = {"blocks": "block", "candidates": "block", "pairs": "pair"}
+
 
 @contextmanager
 def progress_bars(*, enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
@@ -32,7 +34,7 @@ def progress_bars(*, enabled: bool) -> Iterator[Callable[[str, int, int], None]]
             for other in bars.values():
                 other.close()
             bar = bars[stage] = tqdm(
-                total=total or None, desc=f"{stage:<10}", unit="block" if total else "",
+                total=total or None, desc=f"{stage:<10}", unit=_UNITS.get(stage, ""),
                 file=sys.stderr, leave=True, dynamic_ncols=True,
             )  # fmt: skip
         bar.update(done - bar.n)

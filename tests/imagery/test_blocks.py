@@ -120,3 +120,24 @@ def test_plan_covers_the_grid_once():
 def test_plan_refuses_tiny_blocks():
     with pytest.raises(InvalidParameterError, match="block_px >= 16"):
         plan_blocks((10, 10), 8, 0)
+
+
+def test_cues_blocks_are_close_to_the_whole_array():
+    # the RGB default's segment vote is seeded per window: close, not identical (documented)
+    rng = np.random.default_rng(7)
+    n = 240
+    tex = ndimage.gaussian_filter(rng.random((3, n, n)), (0, 3, 3)).astype(np.float32)
+    before = 60 + 400 * (tex - tex.min())
+    after = before * 1.03 + 2 + rng.normal(0, 1, before.shape).astype(np.float32)
+    for _ in range(12):
+        r, c = rng.integers(0, n - 40, 2)
+        after[:, r : r + 30, c : c + 24] = rng.uniform(30, 220, (3, 1, 1))
+    valid = np.ones((n, n), bool)
+    det = fit_detector(
+        before, after, valid=valid, pixel_size_m=0.5, band_names=("red", "green", "blue")
+    )
+    assert det.score.method == "cues"
+    _, changed = _whole(det, before, after, valid)
+    _, b_changed, _ = detect_in_blocks(det, before, after, valid, block_px=120)
+    assert changed.sum() > 2000
+    assert (b_changed == changed).mean() > 0.97
