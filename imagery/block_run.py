@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from rasterio.windows import Window
 from satdelta.imagery.align import AlignedPair, coregister
 from satdelta.imagery.blocks import (
@@ -69,6 +70,8 @@ SHIFT_REGION_PX = 1024
 #: Fitting sample: at most this many pixels in patches of FIT_PATCH_PX (plus halo).
 FIT_SAMPLE_PX = 16 * 384 * 384
 FIT_PATCH_PX = 384
+#: GDAL block cache (MB) while the blocks are read and the outputs written.
+GDAL_CACHE_MB = 128
 #: Invalid gutter between the sample's patches in the fitting mosaic.
 GUTTER_PX = 32
 
@@ -370,7 +373,7 @@ def detect_in_files(
                     step("blocks")
 
             progress("blocks", 0, len(flat))
-            with handles_kept_open([before, after]):
+            with handles_kept_open([before, after], cache_mb=GDAL_CACHE_MB):
                 run_jobs(row_of_blocks, range(len(plan)))
         timings["blocks"] = round(time.perf_counter() - t1, 4)
         t1 = time.perf_counter()
@@ -450,7 +453,10 @@ def detect_in_files(
         result.update(summary)
         return written, summary
 
-    write_staged(outdir, write_and_keep, timings)
+    # GDAL's block cache bounded for the whole write, the COG copies included (by default it
+    # may take 5 % of the RAM, and a COG copy reads the whole temporary raster through it)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
+        write_staged(outdir, write_and_keep, timings)
     progress("write", 1, 1)
     result.setdefault("timings_s", {})["total_after_fit"] = round(time.perf_counter() - t, 4)
     return result
