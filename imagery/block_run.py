@@ -32,6 +32,7 @@ from satdelta.imagery.blocks import (
     Block,
     BlockLabels,
     CandidateCollector,
+    Fragments,
     GroupIndex,
     apply_window,
     finish_block,
@@ -259,7 +260,7 @@ class _Kept:
     pre: tuple[np.ndarray, tuple[int, ...]]
     ok: tuple[np.ndarray, tuple[int, ...]]
     valid: tuple[np.ndarray, tuple[int, ...]]
-    fragments: Any
+    fragments: Fragments
     labels: BlockLabels
 
 
@@ -285,7 +286,8 @@ def detect_in_files(
     block_px : int
         Side of a block's own area.
     progress : callable, optional
-        ``progress(stage, done, total)`` (:data:`Progress`).
+        ``progress(stage, done, total)`` (:data:`Progress`); during the ``blocks`` stage it is
+        called from the worker threads, one call at a time.
 
     Returns
     -------

@@ -38,6 +38,7 @@ __all__ = [
     "BlockLabels",
     "BlockResult",
     "CandidateCollector",
+    "Fragments",
     "GroupIndex",
     "apply_window",
     "detect_in_blocks",

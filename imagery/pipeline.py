@@ -83,6 +83,7 @@ def scene_ref(s: Scene) -> dict[str, Any]:
 
 
 def scene_summary(s: Scene) -> dict[str, Any]:
+    """A scene's entry in run.json ``inputs``: :func:`scene_ref` plus its grid and bands."""
     return {
         **scene_ref(s),
         "crs": s.crs.to_string() if s.crs else None,
@@ -98,6 +99,7 @@ def scene_summary(s: Scene) -> dict[str, Any]:
 
 
 def software_versions() -> dict[str, str | None]:
+    """Versions of Python, satdelta, its main libraries and GDAL, for run.json."""
     out: dict[str, str | None] = {"python": platform.python_version()}
     for dist in ("satdelta", "numpy", "scipy", "rasterio", "scikit-image", "shapely", "pyproj"):
         try:
