@@ -243,23 +243,35 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
-def _packed(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
-    return np.packbits(x, axis=None), x.shape
+class _Bits:
+    """Bit masks of every block in one preallocated buffer (no small arrays to fragment the
+    heap: the resident memory stays flat over thousands of blocks)."""
 
+    def __init__(self, shapes: dict[tuple[int, int], tuple[int, int]]):
+        self.slots: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
+        start = 0
+        for key, shp in shapes.items():
+            self.slots[key] = (start, shp)
+            start += -(-(shp[0] * shp[1]) // 8)
+        self.buffer = np.zeros(max(start, 1), np.uint8)
 
-def _unpacked(p: tuple[np.ndarray, tuple[int, ...]]) -> np.ndarray:
-    data, shape = p
-    return np.unpackbits(data, count=int(np.prod(shape))).reshape(shape).astype(bool)
+    def put(self, key: tuple[int, int], mask: np.ndarray) -> None:
+        start, shp = self.slots[key]
+        packed = np.packbits(mask, axis=None)
+        self.buffer[start : start + packed.size] = packed
+
+    def get(self, key: tuple[int, int]) -> np.ndarray:
+        start, shp = self.slots[key]
+        n = shp[0] * shp[1]
+        bits = self.buffer[start : start + -(-n // 8)]
+        return np.unpackbits(bits, count=n).reshape(shp).view(bool)
 
 
 @dataclass
 class _Kept:
-    """What pass 1 keeps of a block: packed masks and the region sums (a few bytes a pixel)."""
+    """What pass 1 keeps of a block besides its bit masks: the region records."""
 
     block: Block
-    pre: tuple[np.ndarray, tuple[int, ...]]
-    ok: tuple[np.ndarray, tuple[int, ...]]
-    valid: tuple[np.ndarray, tuple[int, ...]]
     fragments: Fragments
     labels: BlockLabels
 
@@ -341,6 +353,9 @@ def detect_in_files(
         "satdelta_threshold": repr(det.threshold.threshold),
     }
     kept: dict[tuple[int, int], _Kept] = {}
+    own = {(i, j): b.shape for i, j, b in flat}
+    ok_bits, valid_bits = _Bits(own), _Bits(own)
+    pre_bits = _Bits({key: (h + 2, w + 2) for key, (h, w) in own.items()})
     per_chunk = 2 * thread_count()
 
     lock = threading.Lock()
@@ -369,9 +384,10 @@ def detect_in_files(
                     score = np.where(r.valid, r.score, np.float32(np.nan))
                     with lock:
                         write_score(score, b.rows.start, b.cols.start)
-                    kept[i, j] = _Kept(
-                        b, _packed(r.pre), _packed(r.ok), _packed(r.valid), r.fragments, r.labels
-                    )
+                    pre_bits.put((i, j), r.pre)
+                    ok_bits.put((i, j), r.ok)
+                    valid_bits.put((i, j), r.valid)
+                    kept[i, j] = _Kept(b, r.fragments, r.labels)
                     step("blocks")
 
             progress("blocks", 0, len(flat))
@@ -387,9 +403,8 @@ def detect_in_files(
 
         def finish(item: tuple[int, int, Block]) -> tuple[Any, ...]:
             i, j, _ = item
-            k = kept[i, j]
             return finish_block(
-                index, keep, i, j, _unpacked(k.pre), _unpacked(k.ok), transform, shape[1]
+                index, keep, i, j, pre_bits.get((i, j)), ok_bits.get((i, j)), transform, shape[1]
             )
 
         with streamed_cog(
@@ -402,7 +417,7 @@ def detect_in_files(
                 for (i, j, b), (changed, comp, outlines, first) in zip(
                     chunk, run_jobs(finish, chunk), strict=True
                 ):
-                    valid = _unpacked(kept[i, j].valid)
+                    valid = valid_bits.get((i, j))
                     mask = np.where(valid, changed.astype(np.uint8), np.uint8(MASK_NODATA))
                     write_mask(mask, b.rows.start, b.cols.start)
                     n_changed += int(changed.sum())
