@@ -125,7 +125,7 @@ def detect(
         if uses_blocks(inputs[0], options, runner):
             with progress_bars(enabled=sys.stderr.isatty()) as show:
                 summary = detect_in_files(*inputs, out, options, progress=show)
-            _report_blocks(summary, out, claim, ctx)
+            _report_blocks(summary, out)
             return
         run = run_detection(*inputs, options)
         written = write_outputs(run, out)
@@ -139,11 +139,7 @@ def detect(
             )
         click.echo(f"imported {len(anns)} candidates under claim {claim.id}", err=True)
     if "changes.geojson" not in written:
-        click.echo(
-            "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
-            "(GeoJSON needs lon/lat)",
-            err=True,
-        )
+        _notice_not_georeferenced()
     if sys.stdout.isatty():
         a = run.aligned
         click.echo(
@@ -160,17 +156,22 @@ def detect(
             click.echo(line)
 
 
-def _report_blocks(summary: dict[str, Any], out: Path, claim: Any, ctx: click.Context) -> None:
-    """What a block run wrote (the block runner's counterpart of the lines above)."""
+def _notice_not_georeferenced() -> None:
+    click.echo(
+        "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
+        "(GeoJSON needs lon/lat)",
+        err=True,
+    )
+
+
+def _report_blocks(summary: dict[str, Any], out: Path) -> None:
+    """What a block run wrote (the block runner's counterpart of the lines above).
+
+    A claim's area of interest never runs in blocks (:func:`uses_blocks`).
+    """
     names = summary["outputs"]
-    if claim is not None and "changes.geojson" in names:  # pragma: no cover - aoi refused
-        raise InvalidParameterError("--claim needs the whole runner.")
     if "changes.geojson" not in names:
-        click.echo(
-            "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
-            "(GeoJSON needs lon/lat)",
-            err=True,
-        )
+        _notice_not_georeferenced()
     if sys.stdout.isatty():
         d = summary["detection"]
         click.echo(
