@@ -119,15 +119,16 @@ def detect(
             pipeline_log.propagate = False
     try:
         from satdelta.imagery.block_run import detect_in_files, uses_blocks
-        from satdelta.imagery.scene import open_scene
+        from satdelta.imagery.scene import open_scene, with_checksum
 
-        inputs = (open_scene(before, asset=asset), open_scene(after, asset=asset))
+        # headers first; the block runner hashes the files beside its first pass
+        inputs = tuple(open_scene(s, asset=asset, checksum=False) for s in (before, after))
         if uses_blocks(inputs[0], options, runner):
             with progress_bars(enabled=sys.stderr.isatty()) as show:
                 summary = detect_in_files(*inputs, out, options, progress=show)
             _report_blocks(summary, out)
             return
-        run = run_detection(*inputs, options)
+        run = run_detection(with_checksum(inputs[0]), with_checksum(inputs[1]), options)
         written = write_outputs(run, out)
     finally:
         if progress is not None:
