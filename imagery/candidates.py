@@ -19,7 +19,14 @@ from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels
 from satdelta.imagery.vectorize import ChangeKind, ChangePolygon
 from scipy import ndimage
 
-__all__ = ["CHANGE_RATIO", "RING_PX", "change_kind", "describe_candidates", "evidence"]
+__all__ = [
+    "CHANGE_RATIO",
+    "RING_PX",
+    "change_kind",
+    "describe_candidates",
+    "evidence",
+    "rank_candidates",
+]
 
 #: Width (pixels) of the ring of surroundings a candidate is compared with on each date.
 RING_PX = 3
@@ -54,7 +61,7 @@ def evidence(score: float, threshold: float, pixel_count: int, compactness: floa
     return score / max(threshold, 1e-12) * math.log1p(pixel_count) * math.sqrt(max(c, 0.0))
 
 
-def _band_scales(image: NDArray, valid: NDArray[np.bool_]) -> NDArray[np.float64]:
+def band_scales(image: NDArray, valid: NDArray[np.bool_]) -> NDArray[np.float64]:
     """Standard deviation of each band over the valid pixels (1 where it is 0 or NaN)."""
     step = max(1, int(valid.sum()) // 200_000)
     s = np.array([np.nanstd(band[valid][::step].astype("float64")) for band in image])
@@ -138,7 +145,7 @@ def describe_candidates(
             f"{len(polygons)} polygons given for the {n} candidates of the mask; pass the "
             "polygons vectorize made of this mask (merge_gap_px=MERGE_GAP_PX, connectivity 4)."
         )
-    sb, sa = _band_scales(before, valid), _band_scales(after, valid)
+    sb, sa = band_scales(before, valid), band_scales(after, valid)
     described = []
     for k, sl in enumerate(ndimage.find_objects(labels), start=1):
         box = tuple(
@@ -154,6 +161,14 @@ def describe_candidates(
                 _distinctness(after[(slice(None), *box)], inside, ring, sa),
             )
         described.append(dataclasses.replace(polygons[k - 1], change=kind))
+    return rank_candidates(described, threshold=threshold)
+
+
+def rank_candidates(described: Sequence[ChangePolygon], *, threshold: float) -> list[ChangePolygon]:
+    """``described`` with ``rank`` set by :func:`evidence`, strongest first.
+
+    Ties are broken by size, then by the given order (raster order of the first pixel).
+    """
     strength = [evidence(p.score, threshold, p.pixel_count, p.compactness) for p in described]
     order = sorted(
         range(len(described)),

@@ -13,20 +13,22 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import rasterio
+import rasterio.shutil
+import rasterio.windows
 from affine import Affine
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from satdelta.imagery.errors import InvalidParameterError, OutputError
 
-__all__ = ["write_cog"]
+__all__ = ["streamed_cog", "write_cog"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,73 @@ def write_cog(
         ) from exc
     log.debug("wrote COG %s (%s, %d x %d x %d)", out, arr.dtype, *arr.shape)
     return out
+
+
+@contextmanager
+def streamed_cog(
+    path: str | os.PathLike[str],
+    *,
+    shape: tuple[int, int],
+    dtype: str,
+    transform: Affine,
+    crs: CRS | None,
+    nodata: float | None = None,
+    band_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    overview_resampling: Literal["nearest", "average", "mode"] = "nearest",
+    blocksize: int = 512,
+    compress: Literal["deflate", "lzw", "zstd"] = "deflate",
+    level: int | None = None,
+) -> Iterator[Callable[[np.ndarray, int, int], None]]:
+    """A one-band COG written window by window, in bounded memory.
+
+    Yields ``write(data, row_off, col_off)`` for (M, N) windows. The windows go to a tiled,
+    uncompressed GeoTIFF beside ``path``; when the block ends without error, GDAL's COG
+    driver copies it to ``path`` with ``compress`` at ``level`` (GDAL's default when None),
+    overviews built tile by tile as :func:`write_cog` lays them out, and the temporary file
+    is removed. ZSTD at level 1 copies a float score about 3x faster than DEFLATE.
+
+    Raises
+    ------
+    OutputError
+        When a file cannot be written.
+    """
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tiles.tif")
+    profile: dict[str, object] = {
+        "driver": "GTiff", "width": shape[1], "height": shape[0], "count": 1,
+        "dtype": dtype, "nodata": nodata, "tiled": True, "blockxsize": blocksize,
+        "blockysize": blocksize, "bigtiff": "IF_SAFER",
+    }  # fmt: skip
+    if crs is not None:
+        profile.update(crs=crs, transform=transform)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tmp, "w", **profile) as dst:
+
+                def write(data: np.ndarray, row_off: int, col_off: int) -> None:
+                    win = rasterio.windows.Window(col_off, row_off, data.shape[1], data.shape[0])
+                    dst.write(data, 1, window=win)
+
+                yield write
+                if band_name is not None:
+                    dst.set_band_description(1, band_name)
+                if tags:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            extra = {} if level is None else {"level": level}
+            rasterio.shutil.copy(
+                tmp, out, driver="COG", compress=compress, blocksize=blocksize,
+                predictor="YES", overview_resampling=overview_resampling,
+                bigtiff="IF_SAFER", num_threads="ALL_CPUS", **extra,
+            )  # fmt: skip
+    except (RasterioIOError, OSError, CPLE_BaseError) as exc:
+        raise OutputError(
+            f"cannot write {out}: {' '.join(str(exc).split())}. Check that the folder exists, "
+            "is writable and has free space."
+        ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -219,6 +219,25 @@ class ChangeDetector:
         segment (:func:`~satdelta.imagery.cues.segment_vote`).
         """
         ok = valid & np.isfinite(s)
+        changed = self.local_mask(fine, s, valid, segments)
+        changed = remove_small(changed, self.min_pixels, gap_px=MERGE_GAP_PX, connectivity=4)
+        changed &= ok
+        return changed
+
+    def local_mask(
+        self,
+        fine: NDArray[np.float32],
+        s: NDArray[np.float32],
+        valid: NDArray[np.bool_],
+        segments: NDArray | None = None,
+    ) -> NDArray[np.bool_]:
+        """Steps 1 and 2 of :meth:`apply`: the mask before the minimum-size filter.
+
+        Window-local (within :attr:`halo_px`, except the ``"cues"`` segment vote); the
+        minimum-size filter, which is not, is left to the caller (:meth:`decide` on a whole
+        array, :mod:`satdelta.imagery.blocks` across blocks).
+        """
+        ok = valid & np.isfinite(s)
         t = self.threshold.threshold
         with np.errstate(invalid="ignore"):
             raw = s > t
@@ -233,8 +252,6 @@ class ChangeDetector:
         if self.score.smooth_px > 0:
             with np.errstate(invalid="ignore"):
                 changed &= majority3(fine > t)
-        changed = remove_small(changed, self.min_pixels, gap_px=MERGE_GAP_PX, connectivity=4)
-        changed &= ok
         return changed
 
 

@@ -17,8 +17,9 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.cog import write_cog
@@ -27,7 +28,14 @@ from satdelta.imagery.errors import OutputError
 if TYPE_CHECKING:
     from satdelta.imagery.pipeline import DetectionRun
 
-__all__ = ["MASK_NODATA", "OUTPUT_FILES", "check_outdir", "chmod_as_created", "write_outputs"]
+__all__ = [
+    "MASK_NODATA",
+    "OUTPUT_FILES",
+    "check_outdir",
+    "chmod_as_created",
+    "write_outputs",
+    "write_staged",
+]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,26 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
     OutputError
         When the folder cannot be written.
     """
+
+    def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
+        _check_free_space(run, tmp)
+        return _write_all(run, tmp), run.summary()
+
+    return write_staged(outdir, write_files, run.timings)
+
+
+def write_staged(
+    outdir: str | os.PathLike[str],
+    write_files: Callable[[Path], tuple[list[str], dict[str, Any]]],
+    timings: Mapping[str, float],
+) -> dict[str, Path]:
+    """Write a run's files into a temporary folder beside ``outdir``, then move them in place.
+
+    ``write_files(tmp)`` writes the rasters and GeoJSON into ``tmp`` and returns their names
+    and the run.json content; run.json (with ``timings`` plus ``write``) is written last. The
+    folder rules are those of :func:`write_outputs`; the block runner
+    (:mod:`satdelta.imagery.block_run`) writes through this too.
+    """
     out = check_outdir(outdir)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -114,11 +142,8 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
             "output folder you can write."
         ) from exc
     try:
-        _check_free_space(run, tmp)
-        written = _write_all(run, tmp)
-        timings = {**run.timings, "write": round(time.perf_counter() - t0, 4)}
-        summary = run.summary()
-        summary["timings_s"] = timings
+        written, summary = write_files(tmp)
+        summary["timings_s"] = {**timings, "write": round(time.perf_counter() - t0, 4)}
         summary["outputs"] = sorted(written) + ["run.json"]
         with open(tmp / "run.json", "w", encoding="utf-8") as fh:
             json.dump(summary, fh, indent=2, allow_nan=False)

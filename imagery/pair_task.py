@@ -170,6 +170,7 @@ def run_pair(
         return PairResult(pair.name, status, str(target), secs, worker=worker, **kw)
 
     try:
+        from satdelta.imagery.block_run import detect_in_files, uses_blocks
         from satdelta.imagery.outputs import write_outputs
         from satdelta.imagery.pipeline import run_detection
         from satdelta.imagery.scene import open_scene
@@ -184,9 +185,13 @@ def run_pair(
                     polys, area = _summary_numbers(rec)
                     log.info("%s: outputs are up to date, skipped", pair.name)
                     return result("skipped", polygons=polys, changed_area_m2=area)
-            run = run_detection(before, after, options)
-            write_outputs(run, target)
-            polys, area = _summary_numbers(run.summary())
+            if uses_blocks(before, options):  # a large grid: block by block, bounded memory
+                summary = detect_in_files(before, after, target, options)
+            else:
+                run = run_detection(before, after, options)
+                write_outputs(run, target)
+                summary = run.summary()
+            polys, area = _summary_numbers(summary)
             return result("done", polygons=polys, changed_area_m2=area)
     except SatdeltaError as exc:
         log.info("%s failed: %s", pair.name, exc)

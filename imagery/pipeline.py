@@ -42,7 +42,15 @@ from satdelta.imagery.vectorize import (
     vectorize,
 )
 
-__all__ = ["DetectionRun", "Stage", "detection_stages", "run_detection", "scene_ref"]
+__all__ = [
+    "DetectionRun",
+    "Stage",
+    "detection_stages",
+    "run_detection",
+    "scene_ref",
+    "scene_summary",
+    "software_versions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +82,8 @@ def scene_ref(s: Scene) -> dict[str, Any]:
     return ref
 
 
-def _scene_info(s: Scene) -> dict[str, Any]:
+def scene_summary(s: Scene) -> dict[str, Any]:
+    """A scene's entry in run.json ``inputs``: :func:`scene_ref` plus its grid and bands."""
     return {
         **scene_ref(s),
         "crs": s.crs.to_string() if s.crs else None,
@@ -89,7 +98,8 @@ def _scene_info(s: Scene) -> dict[str, Any]:
     }
 
 
-def _versions() -> dict[str, str | None]:
+def software_versions() -> dict[str, str | None]:
+    """Versions of Python, satdelta, its main libraries and GDAL, for run.json."""
     out: dict[str, str | None] = {"python": platform.python_version()}
     for dist in ("satdelta", "numpy", "scipy", "rasterio", "scikit-image", "shapely", "pyproj"):
         try:
@@ -207,7 +217,7 @@ class DetectionRun:
         area = _f(sum(p.area_m2 for p in self.polygons)) if px else None
         return {
             "satdelta": {"kind": "change-detection-run", "created": self.created},
-            "inputs": {"before": _scene_info(self.before), "after": _scene_info(self.after)},
+            "inputs": {"before": scene_summary(self.before), "after": scene_summary(self.after)},
             "options": self.options.to_dict(),
             "grid": {
                 "crs": a.crs.to_string() if a.crs else None,
@@ -258,7 +268,7 @@ class DetectionRun:
                 None if self.options.aoi is None else self.options.aoi.geometry
             ),
             "timings_s": dict(self.timings),
-            "versions": _versions(),
+            "versions": software_versions(),
         }
 
 

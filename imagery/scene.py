@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import threading
 import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
@@ -44,7 +45,14 @@ from satdelta.imagery.errors import (
 from satdelta.imagery.fetch import describe_failure
 from satdelta.imagery.stac import read_item, resolve_item
 
-__all__ = ["Scene", "open_scene", "parse_date", "gdal_env"]
+__all__ = [
+    "Scene",
+    "gdal_env",
+    "handles_kept_open",
+    "open_scene",
+    "parse_date",
+    "with_checksum",
+]
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +263,23 @@ class Scene:
     # -- pixels ----------------------------------------------------------------------------
     @contextmanager
     def open(self) -> Iterator[DatasetReader]:
-        """Open the underlying rasterio dataset (within satdelta's GDAL environment)."""
+        """Open the underlying rasterio dataset (within satdelta's GDAL environment).
+
+        Inside :func:`handles_kept_open` for this scene, each thread reuses its own handle
+        (so GDAL's block cache serves the tiles a neighbouring window decoded).
+        """
+        kept = _KEPT.get(self.gdal_path)
+        if kept is not None:
+            src = getattr(kept.local, "src", None)
+            if src is None:
+                with gdal_env(self.gdal_path), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    src = kept.local.src = rasterio.open(self.gdal_path)
+                with kept.lock:
+                    kept.handles.append(src)
+            with gdal_env(self.gdal_path):
+                yield src
+            return
         with gdal_env(self.gdal_path), warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             try:
@@ -350,6 +374,38 @@ class Scene:
         return rasterio.windows.transform(window, self.transform)
 
 
+@dataclass
+class _Kept:
+    local: threading.local = field(default_factory=threading.local)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    handles: list[DatasetReader] = field(default_factory=list)
+
+
+_KEPT: dict[str, _Kept] = {}
+
+
+@contextmanager
+def handles_kept_open(scenes: Sequence[Scene], *, cache_mb: int = 128) -> Iterator[None]:
+    """Keep one open dataset per scene and thread while the block runs; GDAL's block cache
+    limited to ``cache_mb`` (it holds decoded tiles while their datasets stay open).
+
+    For window-by-window readers (:mod:`satdelta.imagery.block_run`): a window's halo
+    falls in tiles its neighbour already decoded, which the thread's open handle still has
+    in the cache. Every handle is closed when the block ends.
+    """
+    added = [s.gdal_path for s in scenes if s.gdal_path not in _KEPT]
+    for path in added:
+        _KEPT[path] = _Kept()
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20):
+            yield
+    finally:
+        for path in added:
+            kept = _KEPT.pop(path)
+            for src in kept.handles:
+                src.close()
+
+
 def gdal_reason(exc: BaseException) -> str:
     """GDAL's own words for a failure, on one line.
 
@@ -437,6 +493,19 @@ def _remote_fingerprint(url: str, *, timeout: float = 15.0) -> dict[str, str | i
         "last_modified": headers.get("Last-Modified"),
         "content_length": int(length) if length and length.isdigit() else None,
     }
+
+
+def with_checksum(scene: Scene) -> Scene:
+    """``scene`` with the sha256 (or a URL's fingerprint) :func:`open_scene` leaves out when
+    called with ``checksum=False``; the block runner computes it beside its first pass."""
+    if scene.sha256 is not None or scene.remote is not None:
+        return scene
+    if _is_url(scene.source):
+        return dataclasses.replace(scene, remote=_remote_fingerprint(scene.source))
+    local = Path(scene.source)
+    if not local.is_file():
+        return scene
+    return dataclasses.replace(scene, sha256=_sha256(local))
 
 
 def _sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "CHANGE_KINDS",
     "ChangeKind",
     "ChangePolygon",
+    "change_polygons",
     "vectorize",
     "geometry_area_m2",
     "to_feature_collection",
@@ -213,22 +214,16 @@ def vectorize(
         return []
     counts, means = _region_stats(labels, changed, np.asarray(score), n)
     label_ids, geoms = _outlines(labels, changed, transform, connectivity)
-    planar = _planar_areas_m2(geoms, crs, pixel_size_m)
-    wgs = _to_wgs84(geoms, crs) if crs is not None else [None] * len(geoms)
-    areas = planar if crs is None else [_ellipsoidal_area_m2(g) for g in wgs]
-    compact = _compactness(geoms)
     out = [
-        ChangePolygon(
-            geometry=geoms[i],
-            geometry_wgs84=None if wgs[i] is None else shapely.orient_polygons(wgs[i]),
-            area_m2=areas[i],
-            score=float(means[label_ids[i] - 1]),
-            pixel_count=int(counts[label_ids[i] - 1]),
-            planar_area_m2=planar[i],
-            compactness=compact[i],
+        p
+        for p in change_polygons(
+            geoms,
+            [float(means[k - 1]) for k in label_ids],
+            [int(counts[k - 1]) for k in label_ids],
+            crs,
+            pixel_size_m,
         )
-        for i in range(len(geoms))
-        if not (min_area_m2 > 0 and areas[i] < min_area_m2)
+        if not (min_area_m2 > 0 and p.area_m2 < min_area_m2)
     ]
     log.info(
         "vectorised %d changed regions (%d dropped below %.1f m²)",
@@ -237,6 +232,36 @@ def vectorize(
         min_area_m2,
     )
     return out
+
+
+def change_polygons(
+    geoms: list[Any],
+    scores: list[float],
+    pixel_counts: list[int],
+    crs: CRS | None,
+    pixel_size_m: float | None,
+) -> list[ChangePolygon]:
+    """:class:`ChangePolygon` of each outline (scene CRS, CCW) with its mean score and pixels.
+
+    Adds the WGS84 outline, the areas and the compactness; used by :func:`vectorize` and by
+    the block runner's stitcher (:mod:`satdelta.imagery.blocks`).
+    """
+    planar = _planar_areas_m2(geoms, crs, pixel_size_m)
+    wgs = _to_wgs84(geoms, crs) if crs is not None else [None] * len(geoms)
+    areas = planar if crs is None else [_ellipsoidal_area_m2(g) for g in wgs]
+    compact = _compactness(geoms)
+    return [
+        ChangePolygon(
+            geometry=geoms[i],
+            geometry_wgs84=None if wgs[i] is None else shapely.orient_polygons(wgs[i]),
+            area_m2=areas[i],
+            score=float(scores[i]),
+            pixel_count=int(pixel_counts[i]),
+            planar_area_m2=planar[i],
+            compactness=compact[i],
+        )
+        for i in range(len(geoms))
+    ]
 
 
 def _checked_mask(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 from satdelta.plugins.cli.options import detection_options
+from satdelta.plugins.cli.progress import progress_bars
 
 if TYPE_CHECKING:
     from satdelta.imagery.batch import PairResult
@@ -71,23 +72,27 @@ def batch(
     out = check_outdir(outdir)
     shown: list[str] = []
 
-    def show(result: PairResult) -> None:
-        if not shown:
-            click.echo(HEADER)
-        shown.append(result.name)
-        click.echo(format_result(result))
-        sys.stdout.flush()
+    with progress_bars(enabled=sys.stderr.isatty()) as bar:
+        bar("pairs", 0, len(pair_list))
 
-    res = run_batch(
-        pair_list,
-        out,
-        options=options,
-        workers=workers,
-        scheduler=scheduler,
-        force=force,
-        pairs_source=str(pairs.absolute()),
-        on_result=show,
-    )
+        def show(result: PairResult) -> None:
+            if not shown:
+                click.echo(HEADER)
+            shown.append(result.name)
+            click.echo(format_result(result))
+            sys.stdout.flush()
+            bar("pairs", len(shown), len(pair_list))
+
+        res = run_batch(
+            pair_list,
+            out,
+            options=options,
+            workers=workers,
+            scheduler=scheduler,
+            force=force,
+            pairs_source=str(pairs.absolute()),
+            on_result=show,
+        )
     if res.failed:
         names = ", ".join(r.name for r in res.failed[:3]) + (", ..." if len(res.failed) > 3 else "")
         # main() prints it as the one stderr line and exits 1

@@ -18,6 +18,7 @@ from satdelta.imagery.aoi import claim_area
 from satdelta.imagery.errors import AreaOfInterestError, InvalidParameterError
 from satdelta.plugins.cli.hints import next_steps, shown_path
 from satdelta.plugins.cli.options import FiniteFloat, detection_options, parse_bands
+from satdelta.plugins.cli.progress import progress_bars
 
 if TYPE_CHECKING:
     from satdelta.imagery.options import DetectionOptions
@@ -64,6 +65,14 @@ class _TerminalProgress(logging.Handler):
     type=FiniteFloat(min=0.0, min_open=True),
     help="With --claim: metres around the claim's point (for a claim without a box).",
 )
+@click.option(
+    "--runner",
+    type=click.Choice(["auto", "whole", "blocks"]),
+    default="auto",
+    show_default=True,
+    help="whole: both scenes in memory; blocks: block by block in bounded memory; auto: "
+    "blocks for grids of 4096 x 4096 pixels or more (docs/design-blocks.md).",
+)
 @detection_options
 @click.pass_context
 def detect(
@@ -74,6 +83,7 @@ def detect(
     asset: str | None,
     claim_id: int | None,
     radius_m: float | None,
+    runner: str,
     options: DetectionOptions,
 ) -> None:
     """Find what changed between BEFORE and AFTER (paths or http(s) URLs of rasters or STAC Items).
@@ -108,12 +118,17 @@ def detect(
             pipeline_log.setLevel(logging.INFO)
             pipeline_log.propagate = False
     try:
-        inputs: tuple[Any, Any] = (before, after)
-        if asset is not None:  # open the items' asset here; run_detection takes the scenes
-            from satdelta.imagery.scene import open_scene
+        from satdelta.imagery.block_run import detect_in_files, uses_blocks
+        from satdelta.imagery.scene import open_scene, with_checksum
 
-            inputs = (open_scene(before, asset=asset), open_scene(after, asset=asset))
-        run = run_detection(*inputs, options)
+        # headers first; the block runner hashes the files beside its first pass
+        inputs = tuple(open_scene(s, asset=asset, checksum=False) for s in (before, after))
+        if uses_blocks(inputs[0], options, runner):
+            with progress_bars(enabled=sys.stderr.isatty()) as show:
+                summary = detect_in_files(*inputs, out, options, progress=show)
+            _report_blocks(summary, out)
+            return
+        run = run_detection(with_checksum(inputs[0]), with_checksum(inputs[1]), options)
         written = write_outputs(run, out)
     finally:
         if progress is not None:
@@ -125,11 +140,7 @@ def detect(
             )
         click.echo(f"imported {len(anns)} candidates under claim {claim.id}", err=True)
     if "changes.geojson" not in written:
-        click.echo(
-            "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
-            "(GeoJSON needs lon/lat)",
-            err=True,
-        )
+        _notice_not_georeferenced()
     if sys.stdout.isatty():
         a = run.aligned
         click.echo(
@@ -144,3 +155,29 @@ def detect(
             steps.insert(0, f"import {geojson} --report ID --claim ID   # into the store")
         for line in next_steps(steps):
             click.echo(line)
+
+
+def _notice_not_georeferenced() -> None:
+    click.echo(
+        "satdelta: notice: inputs are not georeferenced; changes.geojson skipped "
+        "(GeoJSON needs lon/lat)",
+        err=True,
+    )
+
+
+def _report_blocks(summary: dict[str, Any], out: Path) -> None:
+    """What a block run wrote (the block runner's counterpart of the lines above).
+
+    A claim's area of interest never runs in blocks (:func:`uses_blocks`).
+    """
+    names = summary["outputs"]
+    if "changes.geojson" not in names:
+        _notice_not_georeferenced()
+    if sys.stdout.isatty():
+        d = summary["detection"]
+        click.echo(
+            f"{summary['polygons']['count']} changed regions, "
+            f"{100 * d['changed_fraction_of_valid']:.2f} % of valid pixels ({d['method']} + "
+            f"{d['threshold_method']} threshold {d['threshold']:.4g}); "
+            f"{summary['runner']['blocks']} blocks; wrote {', '.join(names)} to {out}"
+        )

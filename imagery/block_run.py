@@ -1,0 +1,546 @@
+"""One pair of any size in bounded memory: fit on a sample, apply per block, stream to COG.
+
+The I/O edge of :mod:`satdelta.imagery.blocks`: :func:`detect_in_files` opens both scenes,
+measures the residual shift on a sample (as :func:`~satdelta.imagery.align.coregister`
+does), fits the detector on a fixed set of patches, then reads each block with its halo
+(the after scene warped onto the block's window with the shift removed, GDAL's warper via
+:func:`~satdelta.imagery.warp.resample_to_grid`), applies the detector in threads and
+streams ``score.tif`` and ``mask.tif`` into tiled COGs; the candidates are joined across
+blocks and written to ``changes.geojson``. Design, limits and figures:
+``docs/design-blocks.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from satdelta.imagery.align import AlignedPair, coregister
+from satdelta.imagery.blocks import (
+    Block,
+    BlockLabels,
+    CandidateCollector,
+    Fragments,
+    GroupIndex,
+    apply_window,
+    finish_block,
+    plan_blocks,
+    window_halo_px,
+)
+from satdelta.imagery.candidates import band_scales
+from satdelta.imagery.detect import fit_detector, resolve_auto
+from satdelta.imagery.detector import ChangeDetector
+from satdelta.imagery.errors import InvalidParameterError, NoOverlapError
+from satdelta.imagery.options import DetectionOptions
+from satdelta.imagery.pair import match_bands
+from satdelta.imagery.parallel import run_jobs, thread_count
+from satdelta.imagery.radiometry import finite_pixels, fit_windows
+from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
+from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
+from satdelta.imagery.warp import translate_window
+
+__all__ = [
+    "BLOCK_PX",
+    "BLOCKS_FROM_PX",
+    "Progress",
+    "detect_in_files",
+    "uses_blocks",
+]
+
+log = logging.getLogger(__name__)
+
+#: Side (pixels) of a block's own area.
+BLOCK_PX = 1024
+#: Grids of at least this many pixels run block by block by default (``runner="auto"``);
+#: smaller ones whole, as before (their results, and benchmarks/quality.py's, unchanged).
+BLOCKS_FROM_PX = 4096 * 4096
+#: Side of the square the residual shift is measured in (the centre of the grid).
+SHIFT_REGION_PX = 1024
+#: Fitting sample: at most this many pixels in patches of FIT_PATCH_PX (plus halo).
+FIT_SAMPLE_PX = 16 * 384 * 384
+FIT_PATCH_PX = 384
+#: GDAL block cache (MB) while the blocks are read and the outputs written.
+GDAL_CACHE_MB = 128
+#: Invalid gutter between the sample's patches in the fitting mosaic.
+GUTTER_PX = 32
+
+#: ``progress(stage, done, total)``: called as blocks finish (``total`` 0 for a stage
+#: without steps); stages ``open``, ``align``, ``fit``, ``blocks``, ``candidates``, ``write``.
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _return_freed_memory() -> None:
+    """Keep arrays of 1 MB or more in their own memory maps (glibc), returned when freed.
+
+    glibc raises its map threshold as large blocks are freed, after which the blocks' many
+    equal arrays come from the heap and its arenas, which fragment and do not shrink: the
+    resident memory then creeps up block after block. A fixed threshold keeps it flat.
+    Other C libraries: nothing is done.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
+
+
+def uses_blocks(before: Scene, options: DetectionOptions, runner: str = "auto") -> bool:
+    """Whether a pair runs block by block: ``runner`` "blocks", or "auto" and a large grid.
+
+    "auto" keeps the whole-array path for an area of interest, for local-gain normalisation
+    (fitted on the whole grid) and for grids under :data:`BLOCKS_FROM_PX`.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``runner`` is not auto/whole/blocks, or "blocks" with an option it cannot honour.
+    """
+    if runner not in ("auto", "whole", "blocks"):
+        raise InvalidParameterError(f"runner must be auto, whole or blocks; got {runner!r}.")
+    unsupported = [
+        name
+        for name, why in (
+            ("an area of interest (--aoi/--claim)", options.aoi is not None),
+            ("local-gain normalisation", options.normalise == "local"),
+            ("objects (--objects)", bool(options.objects)),
+        )
+        if why
+    ]
+    if runner == "blocks" and unsupported:
+        raise InvalidParameterError(
+            f"the block runner does not support {', '.join(unsupported)}; run it with "
+            "--runner whole (the whole grid in memory) or drop the option."
+        )
+    if runner == "auto":
+        return not unsupported and before.width * before.height >= BLOCKS_FROM_PX
+    return runner == "blocks"
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """The opened pair, its bands and the shift measured once for every window."""
+
+    before: Scene
+    after: Scene
+    options: DetectionOptions
+    shift: AlignedPair  # the alignment of the measuring region (shift, sample, note)
+    bands: tuple[int, ...]
+    before_bands: tuple[int, ...]
+    after_bands: tuple[int, ...]
+
+    def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Aligned before, after (float32, NaN where no data) and joint validity of a window."""
+        win = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        if self.options.resampling == "cubic":
+            shape = (rows.stop - rows.start, cols.stop - cols.start)
+            moved = translate_window(
+                self.after,
+                transform=self.before.window_transform(win),
+                shape=shape,
+                bands=self.after_bands,
+                shift_px=self.shift.shift_before_px,
+            )
+            if moved is not None:  # the after scene on the before grid: a pure translation
+                b, valid = self.before.read(win, bands=self.before_bands)
+                b[:, ~valid] = np.nan
+                af, after_valid = moved
+                return b, af, valid & after_valid & finite_pixels(b, af)
+        try:
+            a = coregister(
+                self.before,
+                self.after,
+                bands=self.options.bands,
+                max_shift_px=self.options.max_shift_px,
+                resampling=self.options.resampling,
+                window=win,
+                shift_px=self.shift.shift_before_px,
+            )
+        except NoOverlapError:  # this window only: nothing in common here
+            n = len(self.bands)
+            shape = (rows.stop - rows.start, cols.stop - cols.start)
+            return (
+                np.full((n, *shape), np.nan, np.float32),
+                np.full((n, *shape), np.nan, np.float32),
+                np.zeros(shape, bool),
+            )
+        b, af = a.before, a.after
+        return b, af, a.valid & finite_pixels(b, af)
+
+
+def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _Pair:
+    side = min(SHIFT_REGION_PX, before.height, before.width)
+    region = Window((before.width - side) // 2, (before.height - side) // 2, side, side)
+    shift = coregister(
+        before,
+        after,
+        bands=options.bands,
+        max_shift_px=options.max_shift_px,
+        resampling=options.resampling,
+        window=region,
+    )
+    bidx, aidx = match_bands(before, after, options.bands)
+    return _Pair(before, after, options, shift, tuple(range(len(bidx))), bidx, aidx)
+
+
+def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.ndarray], int]:
+    """The detector fitted on a mosaic of patches with invalid gutters; band scales of it."""
+    shape = (pair.before.height, pair.before.width)
+    wins = fit_windows(shape, max_pixels=FIT_SAMPLE_PX, patch_px=FIT_PATCH_PX)
+    side = int(math.ceil(math.sqrt(len(wins))))
+    longest = max(max(r.stop - r.start, c.stop - c.start) for r, c in wins)
+    cell = longest + 2 * halo + GUTTER_PX
+    nb = len(pair.bands)
+    mb = np.full((nb, side * cell, side * cell), np.nan, np.float32)
+    ma = mb.copy()
+    mv = np.zeros(mb.shape[1:], bool)
+
+    def read(w: tuple[slice, slice]) -> tuple[np.ndarray, ...]:
+        r, c = w
+        rows = slice(max(r.start - halo, 0), min(r.stop + halo, shape[0]))
+        cols = slice(max(c.start - halo, 0), min(c.stop + halo, shape[1]))
+        return pair.read(rows, cols)
+
+    for k, (b, a, v) in enumerate(run_jobs(read, wins)):
+        r0, c0 = (k // side) * cell, (k % side) * cell
+        h, w = v.shape
+        mb[:, r0 : r0 + h, c0 : c0 + w] = b
+        ma[:, r0 : r0 + h, c0 : c0 + w] = a
+        mv[r0 : r0 + h, c0 : c0 + w] = v
+    det = fit_detector(
+        mb,
+        ma,
+        pair.options,
+        valid=mv,
+        pixel_size_m=pair.shift.pixel_size_m or pair.options.pixel_size_m,
+        band_names=pair.shift.band_names,
+    )
+    scales = (band_scales(mb, mv), band_scales(ma, mv))
+    return det, scales, len(wins)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class _Bits:
+    """Bit masks of every block in one preallocated buffer (no small arrays to fragment the
+    heap: the resident memory stays flat over thousands of blocks)."""
+
+    def __init__(self, shapes: dict[tuple[int, int], tuple[int, int]]):
+        self.slots: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
+        start = 0
+        for key, shp in shapes.items():
+            self.slots[key] = (start, shp)
+            start += -(-(shp[0] * shp[1]) // 8)
+        self.buffer = np.zeros(max(start, 1), np.uint8)
+
+    def put(self, key: tuple[int, int], mask: np.ndarray) -> None:
+        start, shp = self.slots[key]
+        packed = np.packbits(mask, axis=None)
+        self.buffer[start : start + packed.size] = packed
+
+    def get(self, key: tuple[int, int]) -> np.ndarray:
+        start, shp = self.slots[key]
+        n = shp[0] * shp[1]
+        bits = self.buffer[start : start + -(-n // 8)]
+        return np.unpackbits(bits, count=n).reshape(shp).view(bool)
+
+
+@dataclass
+class _Kept:
+    """What pass 1 keeps of a block besides its bit masks: the region records."""
+
+    block: Block
+    fragments: Fragments
+    labels: BlockLabels
+
+
+def detect_in_files(
+    before_source: str | os.PathLike[str] | Scene,
+    after_source: str | os.PathLike[str] | Scene,
+    outdir: str | os.PathLike[str],
+    options: DetectionOptions = DetectionOptions(),
+    *,
+    block_px: int = BLOCK_PX,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
+    """Detect change block by block and write mask.tif, score.tif, changes.geojson, run.json.
+
+    Parameters
+    ----------
+    before_source, after_source : str, os.PathLike or Scene
+    outdir : str or os.PathLike
+        Written as :func:`~satdelta.imagery.outputs.write_outputs` writes it.
+    options : DetectionOptions
+        As for :func:`~satdelta.imagery.pipeline.detection_stages`, without ``aoi``,
+        ``objects`` or ``normalise="local"`` (see :func:`uses_blocks`).
+    block_px : int
+        Side of a block's own area.
+    progress : callable, optional
+        ``progress(stage, done, total)`` (:data:`Progress`); during the ``blocks`` stage it is
+        called from the worker threads, one call at a time.
+
+    Returns
+    -------
+    dict
+        The run.json content.
+    """
+    from satdelta.imagery.cog import streamed_cog
+    from satdelta.imagery.outputs import MASK_NODATA, write_staged
+    from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
+
+    uses_blocks(
+        before_source if isinstance(before_source, Scene) else _NoScene(), options, "blocks"
+    )
+    _return_freed_memory()
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    progress("open", 0, 0)
+    before = (
+        before_source
+        if isinstance(before_source, Scene)
+        else open_scene(before_source, checksum=False)
+    )
+    after = (
+        after_source
+        if isinstance(after_source, Scene)
+        else open_scene(after_source, checksum=False)
+    )
+    # the inputs' sha256 in the background, beside the alignment and the first pass
+    hasher = ThreadPoolExecutor(1)
+    checksums = hasher.map(with_checksum, (before, after))
+    timings["open"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    progress("align", 0, 0)
+    pair = _open_and_align(before, after, options)
+    timings["align"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    progress("fit", 0, 0)
+    score_method, _ = resolve_auto(
+        len(pair.bands), pair.shift.band_names, options.method, options.normalise
+    )
+    probe_halo = 64 if score_method == "cues" else 16
+    det, scales, n_patches = _fit(pair, probe_halo)
+    timings["fit"] = round(time.perf_counter() - t, 4)
+    shape = (before.height, before.width)
+    halo = window_halo_px(det)
+    plan = plan_blocks(shape, block_px, halo)
+    flat = [(i, j, b) for i, line in enumerate(plan) for j, b in enumerate(line)]
+    transform, crs = before.transform, before.crs
+    tags = {
+        "satdelta_method": det.score.method,
+        "satdelta_threshold": repr(det.threshold.threshold),
+    }
+    kept: dict[tuple[int, int], _Kept] = {}
+    own = {(i, j): b.shape for i, j, b in flat}
+    ok_bits, valid_bits = _Bits(own), _Bits(own)
+    pre_bits = _Bits({key: (h + 2, w + 2) for key, (h, w) in own.items()})
+    per_chunk = 2 * thread_count()
+
+    lock = threading.Lock()
+    done = [0]
+
+    def step(stage: str) -> None:
+        with lock:
+            done[0] += 1
+            progress(stage, done[0], len(flat))
+
+    def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
+        t1 = time.perf_counter()
+        with streamed_cog(
+            tmp / "score.tif", shape=shape, dtype="float32", transform=transform, crs=crs,
+            nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
+            compress="zstd", level=1,
+        ) as write_score:  # fmt: skip
+
+            def row_of_blocks(i: int) -> None:
+                # one thread takes a row of blocks left to right: the halo of each block
+                # lies in tiles its left neighbour decoded, still in this thread's cache
+                for j, b in enumerate(plan[i]):
+                    bb, aa, vv = pair.read(b.outer_rows, b.outer_cols)
+                    r = apply_window(det, b, bb, aa, vv, shape)
+                    del bb, aa, vv
+                    score = np.where(r.valid, r.score, np.float32(np.nan))
+                    with lock:
+                        write_score(score, b.rows.start, b.cols.start)
+                    pre_bits.put((i, j), r.pre)
+                    ok_bits.put((i, j), r.ok)
+                    valid_bits.put((i, j), r.valid)
+                    kept[i, j] = _Kept(b, r.fragments, r.labels)
+                    step("blocks")
+
+            progress("blocks", 0, len(flat))
+            with handles_kept_open([before, after], cache_mb=GDAL_CACHE_MB):
+                run_jobs(row_of_blocks, range(len(plan)))
+        timings["blocks"] = round(time.perf_counter() - t1, 4)
+        t1 = time.perf_counter()
+        progress("candidates", 0, len(flat))
+        index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
+        keep = index.kept(det.min_pixels)
+        collector = CandidateCollector({key: k.fragments for key, k in kept.items()}, block_px)
+        n_changed = n_valid = 0
+
+        def finish(item: tuple[int, int, Block]) -> tuple[Any, ...]:
+            i, j, _ = item
+            return finish_block(
+                index, keep, i, j, pre_bits.get((i, j)), ok_bits.get((i, j)), transform, shape[1]
+            )
+
+        with streamed_cog(
+            tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
+            nodata=MASK_NODATA, band_name="changed",
+            tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
+        ) as write_mask:  # fmt: skip
+            finished = 0
+            for chunk in _chunks(flat, per_chunk):
+                for (i, j, b), (changed, comp, outlines, first) in zip(
+                    chunk, run_jobs(finish, chunk), strict=True
+                ):
+                    valid = valid_bits.get((i, j))
+                    mask = np.where(valid, changed.astype(np.uint8), np.uint8(MASK_NODATA))
+                    write_mask(mask, b.rows.start, b.cols.start)
+                    n_changed += int(changed.sum())
+                    n_valid += int(valid.sum())
+                    collector.add(i, j, comp, outlines, first)
+                    finished += 1
+                    progress("candidates", finished, len(flat))
+        px = before.pixel_size_m or options.pixel_size_m
+        before_c, after_c = checksums  # the scenes with their sha256
+        hasher.shutdown()
+        polygons = collector.candidates(
+            crs=crs, pixel_size_m=px, threshold=det.threshold.threshold, band_scales=scales
+        )
+        timings["candidates"] = round(time.perf_counter() - t1, 4)
+        created = (
+            _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        )
+        provenance = {
+            "before": scene_ref(before_c),
+            "after": scene_ref(after_c),
+            "method": det.score.method,
+            "threshold_method": det.threshold.method,
+            "threshold": float(det.threshold.threshold),
+            "parameters": det.parameters,
+            "shift_px": [float(v) for v in pair.shift.shift_before_px],
+            "created": created,
+        }
+        written = ["mask.tif", "score.tif"]
+        if crs is not None:
+            import json
+
+            with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
+                json.dump(to_feature_collection(polygons, run=provenance), fh, allow_nan=False)
+            written.append("changes.geojson")
+        summary = _summary(
+            before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
+            {"block_px": block_px, "halo_px": halo, "blocks": len(flat),
+             "fit_patches": n_patches, "fit_patch_px": FIT_PATCH_PX, "threads": thread_count()},
+            scene_summary, software_versions,
+        )  # fmt: skip
+        summary["outputs"] = sorted(written) + ["run.json"]
+        return written, summary
+
+    t = time.perf_counter()
+    result: dict[str, Any] = {}
+
+    def write_and_keep(tmp: Path) -> tuple[list[str], dict[str, Any]]:
+        written, summary = write_files(tmp)
+        summary["timings_s"] = dict(timings)
+        result.update(summary)
+        return written, summary
+
+    # GDAL's block cache bounded for the whole write, the COG copies included (by default it
+    # may take 5 % of the RAM, and a COG copy reads the whole temporary raster through it)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
+        write_staged(outdir, write_and_keep, timings)
+    progress("write", 1, 1)
+    result.setdefault("timings_s", {})["total_after_fit"] = round(time.perf_counter() - t, 4)
+    return result
+
+
+class _NoScene:
+    """Stands in for a scene not yet opened when only the options are checked."""
+
+    width = height = 0
+
+
+def _summary(
+    before: Scene,
+    after: Scene,
+    options: DetectionOptions,
+    pair: _Pair,
+    det: ChangeDetector,
+    polygons: Sequence[ChangePolygon],
+    n_changed: int,
+    n_valid: int,
+    px: float | None,
+    created: str,
+    runner: dict[str, Any],
+    scene_summary: Callable[[Scene], dict[str, Any]],
+    software_versions: Callable[[], dict[str, str | None]],
+) -> dict[str, Any]:
+    s = pair.shift
+    area = sum(p.area_m2 for p in polygons) if px else None
+    return {
+        "satdelta": {"kind": "change-detection-run", "created": created},
+        "inputs": {"before": scene_summary(before), "after": scene_summary(after)},
+        "options": options.to_dict(),
+        "runner": {"kind": "blocks", **runner},
+        "grid": {
+            "crs": before.crs.to_string() if before.crs else None,
+            "transform": list(before.transform)[:6],
+            "width": before.width,
+            "height": before.height,
+            "pixel_size_m": px,
+            "band_names": list(s.band_names),
+        },
+        "alignment": {
+            "shift_before_px": [float(v) for v in s.shift_before_px],
+            "shift_after_px": [None if math.isnan(v) else float(v) for v in s.shift_after_px],
+            "shift_order": "dy, dx (after content relative to before, before-grid pixels)",
+            "shift_measured": s.shift_measured,
+            "shift_note": s.shift_note or None,
+            "measured_in": "the central square of the grid (block runner)",
+            "resampling": options.resampling,
+            "valid_fraction": round(n_valid / max(before.width * before.height, 1), 6),
+        },
+        "detection": {
+            "method": det.score.method,
+            "threshold_method": det.threshold.method,
+            "threshold": float(det.threshold.threshold),
+            "parameters": det.parameters,
+            "changed_pixels": n_changed,
+            "changed_fraction_of_valid": round(n_changed / max(n_valid, 1), 6),
+            "changed_area_m2": area,
+            "changed_planar_area_m2": n_changed * px * px if px else None,
+            "area_of_interest": None,
+        },
+        "polygons": {
+            "count": len(polygons),
+            "area_m2": area,
+            "change": {k: sum(p.change == k for p in polygons) for k in CHANGE_KINDS},
+        },
+        "objects": None,
+        "versions": software_versions(),
+    }
