@@ -307,7 +307,7 @@ def detect_in_files(
         The run.json content.
     """
     from satdelta.imagery.cog import streamed_cog
-    from satdelta.imagery.outputs import MASK_NODATA, write_staged
+    from satdelta.imagery.outputs import MASK_NODATA, check_output_space, write_staged
     from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
 
     uses_blocks(
@@ -327,6 +327,8 @@ def detect_in_files(
         if isinstance(after_source, Scene)
         else open_scene(after_source, checksum=False)
     )
+    # a grid whose outputs cannot fit is refused before any pixel is read
+    check_output_space((before.height, before.width), outdir, source=before.source)
     # the inputs' sha256 in the background, beside the alignment and the first pass
     hasher = ThreadPoolExecutor(1)
     checksums = hasher.map(with_checksum, (before, after))

@@ -32,6 +32,7 @@ __all__ = [
     "MASK_NODATA",
     "OUTPUT_FILES",
     "check_outdir",
+    "check_output_space",
     "chmod_as_created",
     "write_outputs",
     "write_staged",
@@ -199,19 +200,33 @@ def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
 
 
 def _check_free_space(run: DetectionRun, folder: Path) -> None:
-    """Refuse, before writing, outputs that would not fit on the disk of ``folder``.
+    """Refuse, before writing, outputs that would not fit on the disk of ``folder``."""
+    check_output_space(run.maps.changed.shape, folder, polygons=len(run.polygons))
+
+
+def check_output_space(
+    shape: tuple[int, int], folder: str | os.PathLike[str], *, polygons: int = 0, source: str = ""
+) -> None:
+    """Refuse, before writing, outputs of a ``shape`` grid that would not fit on ``folder``'s disk.
 
     The bound is generous (uncompressed mask and score plus overviews, ~1 kB a polygon), so a
     full disk is named as such instead of surfacing as a libtiff seek error half-way.
+    ``folder`` may not exist yet: its nearest existing parent is asked.  ``source`` names the
+    input in the message (the block runner checks before reading anything).
     """
-    rows, cols = run.maps.changed.shape
-    need = int(rows * cols * (1 + 4) * 4 / 3) + 1024 * len(run.polygons) + (1 << 16)
-    free = shutil.disk_usage(folder).free
+    rows, cols = shape
+    need = int(rows * cols * (1 + 4) * 4 / 3) + 1024 * polygons + (1 << 16)
+    where = Path(folder).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
     if free < need:
+        grid = f"{source} is {cols}x{rows} px: " if source else ""
         raise OutputError(
-            f"not enough free space for the outputs in {folder.parent}: they need up to "
-            f"{need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB is free. Free some space or pick "
-            "another -o/--outdir."
+            f"not enough free space for the outputs in {where}: {grid}they need up to "
+            f"{need / 2**30:.2f} GiB ({need / 2**20:.1f} MiB), {free / 2**30:.2f} GiB is free. "
+            "Free some space, pick another -o/--outdir, or crop the inputs to the area of "
+            "interest first (e.g. gdal_translate -projwin)."
         )
 
 

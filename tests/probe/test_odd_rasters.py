@@ -59,9 +59,15 @@ def test_raster_too_large_for_memory_is_refused_before_allocating(tmp_path: Path
     )
     for big in (sparse, vrt):
         start = time.monotonic()
-        res = satdelta("detect", big, big, "-o", tmp_path / "out")
+        res = satdelta("detect", big, big, "-o", tmp_path / "out", "--runner", "whole")
         assert_one_line_error(res, big.name, "too large to read whole", "GiB")
         assert time.monotonic() - start < 30
+    # the default runner takes such a grid block by block: refused before reading when its
+    # outputs (2^31 px on a side) cannot fit on the disk
+    start = time.monotonic()
+    res = satdelta("detect", vrt, vrt, "-o", tmp_path / "out")
+    assert_one_line_error(res, vrt.name, "2147483647x2147483647 px", "not enough free space", "GiB")
+    assert time.monotonic() - start < 30
     assert not (tmp_path / "out").exists()
 
 
