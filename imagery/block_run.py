@@ -371,7 +371,7 @@ def detect_in_files(
         with streamed_cog(
             tmp / "score.tif", shape=shape, dtype="float32", transform=transform, crs=crs,
             nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
-            compress="zstd", level=1,
+            compress="none",  # noisy float scores: ZSTD saved 20 % at 2.5x the copy time
         ) as write_score:  # fmt: skip
 
             def row_of_blocks(i: int) -> None:
