@@ -11,6 +11,7 @@ joined into one polygon each (:func:`stitch_candidates`). The file-reading runne
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -111,30 +112,46 @@ def window_halo_px(det: ChangeDetector) -> int:
     return halo
 
 
-def plan_blocks(shape: tuple[int, int], block_px: int, halo_px: int) -> list[list[Block]]:
+def plan_blocks(
+    shape: tuple[int, int],
+    block_px: int,
+    halo_px: int,
+    first_px: tuple[int, int] | None = None,
+) -> list[list[Block]]:
     """Blocks of about ``block_px`` covering a grid of ``shape``, in rows of blocks.
+
+    ``first_px`` (rows, cols): the size of the first row and column of blocks (``block_px``
+    when None), e.g. to put block edges in the middle of a file's tiles, so that a window's
+    halo decodes one tile row or column more rather than two.
 
     Examples
     --------
-    >>> plan = plan_blocks((5, 7), 4, 1)
+    >>> plan = plan_blocks((20, 28), 16, 1)
     >>> [(b.rows, b.cols, b.outer_cols) for b in plan[0]]  # doctest: +NORMALIZE_WHITESPACE
-    [(slice(0, 4, None), slice(0, 4, None), slice(0, 5, None)),
-     (slice(0, 4, None), slice(4, 7, None), slice(3, 7, None))]
+    [(slice(0, 16, None), slice(0, 16, None), slice(0, 17, None)),
+     (slice(0, 16, None), slice(16, 28, None), slice(15, 28, None))]
     >>> len(plan), plan[1][0].rows
-    (2, slice(4, 5, None))
+    (2, slice(16, 20, None))
+    >>> [b.cols for b in plan_blocks((20, 28), 16, 1, first_px=(16, 8))[0]]
+    [slice(0, 8, None), slice(8, 24, None), slice(24, 28, None)]
     """
     rows, cols = shape
-    if block_px < 16 or halo_px < 0 or rows < 1 or cols < 1:
+    first = (block_px, block_px) if first_px is None else first_px
+    if (
+        block_px < 16
+        or halo_px < 0
+        or min(rows, cols) < 1
+        or not all(0 < f <= block_px for f in first)
+    ):
         raise InvalidParameterError(
-            f"blocks need block_px >= 16, halo_px >= 0 and a non-empty grid; got block_px="
-            f"{block_px}, halo_px={halo_px}, grid {shape}."
+            f"blocks need block_px >= 16, halo_px >= 0, first blocks of 1..block_px and a "
+            f"non-empty grid; got block_px={block_px}, halo_px={halo_px}, first_px={first_px}, "
+            f"grid {shape}."
         )
     plan = []
-    for r0 in range(0, rows, block_px):
-        r1 = min(r0 + block_px, rows)
+    for r0, r1 in _spans(rows, block_px, first[0]):
         line = []
-        for c0 in range(0, cols, block_px):
-            c1 = min(c0 + block_px, cols)
+        for c0, c1 in _spans(cols, block_px, first[1]):
             line.append(
                 Block(
                     slice(r0, r1),
@@ -145,6 +162,16 @@ def plan_blocks(shape: tuple[int, int], block_px: int, halo_px: int) -> list[lis
             )
         plan.append(line)
     return plan
+
+
+def _spans(n: int, block_px: int, first_px: int) -> list[tuple[int, int]]:
+    starts = [0, *range(first_px, n, block_px)] if first_px < n else [0]
+    return [(a, min(a + (first_px if a == 0 else block_px), n)) for a in starts]
+
+
+def block_starts(plan: Sequence[Sequence[Block]]) -> tuple[list[int], list[int]]:
+    """First grid row of each row of blocks, first grid column of each column of blocks."""
+    return [line[0].rows.start for line in plan], [b.cols.start for b in plan[0]]
 
 
 @dataclass(frozen=True)
@@ -453,17 +480,22 @@ class CandidateCollector:
     ----------
     fragments : dict of (i, j) to Fragments
         Every block's region sums (from :func:`apply_window`).
-    block_px : int
-        The plan's block side (to find the block holding a region's anchor).
+    plan : list of list of Block
+        The blocks (to find the block holding a region's anchor).
     """
 
-    def __init__(self, fragments: dict[tuple[int, int], Fragments], block_px: int):
+    def __init__(
+        self, fragments: dict[tuple[int, int], Fragments], plan: Sequence[Sequence[Block]]
+    ):
         self.fragments = fragments
-        self.block_px = block_px
+        self.row_starts, self.col_starts = block_starts(plan)
         self.anchors: dict[tuple[int, int], list[tuple[tuple[int, int], int, int, int]]] = {}
         for key, f in fragments.items():
             for n, (row, col) in enumerate(f.anchors.tolist()):
-                where = (row // block_px, col // block_px)
+                where = (
+                    bisect.bisect_right(self.row_starts, row) - 1,
+                    bisect.bisect_right(self.col_starts, col) - 1,
+                )
                 self.anchors.setdefault(where, []).append((key, n, row, col))
         self.components = {key: np.zeros(len(f.count), np.int64) for key, f in fragments.items()}
         self.pieces: dict[int, list] = {}
@@ -478,7 +510,7 @@ class CandidateCollector:
         first: dict[int, int],
     ) -> None:
         """Take block (i, j)'s part (from :func:`finish_block`); blocks in any order."""
-        r0, c0 = i * self.block_px, j * self.block_px
+        r0, c0 = self.row_starts[i], self.col_starts[j]
         for c, parts in outlines.items():
             self.pieces.setdefault(c, []).extend(parts)
         for c, v in first.items():
@@ -583,6 +615,7 @@ def detect_in_blocks(
     valid: NDArray[np.bool_],
     *,
     block_px: int,
+    first_px: tuple[int, int] | None = None,
     transform: Affine = Affine.identity(),
     crs: CRS | None = None,
     band_scales: tuple[NDArray, NDArray] | None = None,
@@ -592,7 +625,7 @@ def detect_in_blocks(
     The per-block steps :mod:`satdelta.imagery.block_run` runs on files, on arrays already
     aligned. The score and mask equal ``det.decide`` on the whole arrays, and the candidates
     hold the same pixels as :func:`~satdelta.imagery.vectorize.vectorize` makes of that mask
-    (tests check both).
+    (tests check both). ``block_px`` and ``first_px`` as for :func:`plan_blocks`.
 
     Returns
     -------
@@ -602,7 +635,7 @@ def detect_in_blocks(
         Ranked, one per candidate however many blocks it spans.
     """
     shape = valid.shape
-    plan = plan_blocks(shape, block_px, window_halo_px(det))
+    plan = plan_blocks(shape, block_px, window_halo_px(det), first_px)
     results = {
         (i, j): apply_window(
             det,
@@ -617,7 +650,7 @@ def detect_in_blocks(
     }
     index = GroupIndex(plan, lambda i, j: results[i, j].labels)
     keep = index.kept(det.min_pixels)
-    collector = CandidateCollector({k: r.fragments for k, r in results.items()}, block_px)
+    collector = CandidateCollector({k: r.fragments for k, r in results.items()}, plan)
     score = np.empty(shape, np.float32)
     changed = np.zeros(shape, bool)
     for (i, j), r in results.items():

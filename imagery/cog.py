@@ -139,7 +139,7 @@ def streamed_cog(
     tags: Mapping[str, str] | None = None,
     overview_resampling: Literal["nearest", "average", "mode"] = "nearest",
     blocksize: int = 512,
-    compress: Literal["deflate", "lzw", "zstd"] = "deflate",
+    compress: Literal["deflate", "lzw", "zstd", "none"] = "deflate",
     level: int | None = None,
 ) -> Iterator[Callable[[np.ndarray, int, int], None]]:
     """A one-band COG written window by window, in bounded memory.
@@ -148,7 +148,9 @@ def streamed_cog(
     uncompressed GeoTIFF beside ``path``; when the block ends without error, GDAL's COG
     driver copies it to ``path`` with ``compress`` at ``level`` (GDAL's default when None),
     overviews built tile by tile as :func:`write_cog` lays them out, and the temporary file
-    is removed. ZSTD at level 1 copies a float score about 3x faster than DEFLATE.
+    is removed. ZSTD at level 1 copies a float score about 3x faster than DEFLATE;
+    ``compress="none"`` (no predictor) about 2.5x faster again, for data that hardly
+    compresses (a float score of noisy imagery: ZSTD saves about 20 %).
 
     Raises
     ------
@@ -178,10 +180,12 @@ def streamed_cog(
                     dst.set_band_description(1, band_name)
                 if tags:
                     dst.update_tags(**{k: str(v) for k, v in tags.items()})
-            extra = {} if level is None else {"level": level}
+            extra: dict[str, object] = {} if level is None else {"level": level}
+            if compress != "none":
+                extra["predictor"] = "YES"
             rasterio.shutil.copy(
-                tmp, out, driver="COG", compress=compress, blocksize=blocksize,
-                predictor="YES", overview_resampling=overview_resampling,
+                tmp, out, driver="COG", compress=compress.upper(), blocksize=blocksize,
+                overview_resampling=overview_resampling,
                 bigtiff="IF_SAFER", num_threads="ALL_CPUS", **extra,
             )  # fmt: skip
     except (RasterioIOError, OSError, CPLE_BaseError) as exc:

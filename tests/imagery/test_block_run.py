@@ -93,11 +93,14 @@ def test_outputs_are_cogs_and_candidates_one_polygon_each(pair, tmp_path):
 
 def test_the_mask_does_not_depend_on_block_size_or_threads(pair, tmp_path):
     results = []
-    for block_px, n_threads in ((64, 1), (64, 2), (100, 2), (512, 1)):
+    for block_px, n_threads in ((64, 1), (64, 2), (100, 2), (128, 2), (512, 1)):
         out = tmp_path / f"out-{block_px}-{n_threads}"
         with threads(n_threads):
             detect_in_files(*pair, out, block_px=block_px)
         results.append(_read(out))
+        # 128-pixel tiles: blocks of 128 or 512 start with 64 or 448, edges mid-tile
+        first = [block_px - 64] * 2 if block_px % 128 == 0 else [block_px] * 2
+        assert results[-1][3]["runner"]["first_px"] == first
     mask0, score0, fc0, _ = results[0]
     for mask, score, fc, _ in results[1:]:
         assert np.array_equal(mask, mask0)

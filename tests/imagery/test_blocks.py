@@ -43,13 +43,18 @@ def _whole(det, before, after, valid):  # noqa: ANN001, ANN202
 
 
 @pytest.mark.parametrize("pixel_size_m", [0.5, 10.0])  # smoothed + opened; neither
-@pytest.mark.parametrize("block_px", [16, 50, 64, 100, 256])
-def test_blocks_give_the_whole_array_mask_and_score(pixel_size_m, block_px):
+@pytest.mark.parametrize(
+    ("block_px", "first_px"),
+    [(16, None), (50, None), (64, None), (100, None), (256, None), (64, (32, 40)), (100, (7, 100))],
+)
+def test_blocks_give_the_whole_array_mask_and_score(pixel_size_m, block_px, first_px):
     before, after, valid = _pair()
     det = fit_detector(before, after, valid=valid, pixel_size_m=pixel_size_m)
     score, changed = _whole(det, before, after, valid)
     assert changed.sum() > 1000  # the rectangles were found: the comparison means something
-    b_score, b_changed, _ = detect_in_blocks(det, before, after, valid, block_px=block_px)
+    b_score, b_changed, _ = detect_in_blocks(
+        det, before, after, valid, block_px=block_px, first_px=first_px
+    )
     assert np.array_equal(b_changed, changed)
     assert np.array_equal(b_score, score, equal_nan=True)
 
@@ -71,8 +76,10 @@ def test_small_regions_spanning_blocks_are_kept_or_dropped_as_a_whole():
     assert len(polys) == 1 and polys[0].pixel_count == 6
 
 
-@pytest.mark.parametrize("block_px", [32, 64, 100])
-def test_candidates_are_one_polygon_each_across_block_edges(block_px):
+@pytest.mark.parametrize(
+    ("block_px", "first_px"), [(32, None), (64, None), (100, None), (64, (48, 16))]
+)
+def test_candidates_are_one_polygon_each_across_block_edges(block_px, first_px):
     before, after, valid = _pair(seed=3)
     t = Affine(10, 0, 500000, 0, -10, 4000000)
     det = fit_detector(before, after, valid=valid, pixel_size_m=10.0)
@@ -85,7 +92,15 @@ def test_candidates_are_one_polygon_each_across_block_edges(block_px):
     )
     scales = (band_scales(before, valid), band_scales(after, valid))
     _, _, polys = detect_in_blocks(
-        det, before, after, valid, block_px=block_px, transform=t, crs=UTM, band_scales=scales
+        det,
+        before,
+        after,
+        valid,
+        block_px=block_px,
+        first_px=first_px,
+        transform=t,
+        crs=UTM,
+        band_scales=scales,
     )
     # the same candidates: same pixels, same outlines (no seam), same order of evidence
     assert len(polys) == len(whole) > 5
@@ -99,14 +114,18 @@ def test_candidates_are_one_polygon_each_across_block_edges(block_px):
         assert p.compactness == pytest.approx(q.compactness, rel=1e-6)
         x0, y0, x1, y1 = p.geometry.bounds
         cols = (int((x0 - 500000) / 10), int((x1 - 500000) / 10))
-        crossing += cols[0] // block_px != (cols[1] - 1) // block_px
+        first = block_px if first_px is None else first_px[1]
+        crossing += (cols[0] - first) // block_px != (cols[1] - 1 - first) // block_px
     assert crossing > 0  # some candidates did span a block edge
     # the change kind comes from the same sums: the same on this pair
     assert [p.change for p in polys] == [q.change for q in whole]
 
 
-def test_plan_covers_the_grid_once():
-    plan = plan_blocks((70, 45), 16, 5)
+@pytest.mark.parametrize("first_px", [None, (8, 3), (16, 16)])
+def test_plan_covers_the_grid_once(first_px):
+    plan = plan_blocks((70, 45), 16, 5, first_px)
+    if first_px is not None:
+        assert plan[0][0].shape == first_px and plan[1][1].shape == (16, 16)
     hits = np.zeros((70, 45), int)
     for line in plan:
         for b in line:
@@ -120,6 +139,8 @@ def test_plan_covers_the_grid_once():
 def test_plan_refuses_tiny_blocks():
     with pytest.raises(InvalidParameterError, match="block_px >= 16"):
         plan_blocks((10, 10), 8, 0)
+    with pytest.raises(InvalidParameterError, match="first blocks of 1..block_px"):
+        plan_blocks((100, 100), 16, 0, (20, 8))
 
 
 def test_cues_blocks_are_close_to_the_whole_array():
