@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.errors import SatdeltaError
-from satdelta.plugins.napari._features import ANNOTATION_COLUMNS, status_colours
+from satdelta.plugins.napari._features import ANNOTATION_COLUMNS, status_colours, status_z
 from satdelta.plugins.napari._layers import viewer_frame, viewer_tolerance
 from satdelta.plugins.napari._notify import notify_error as _notify_error
 from satdelta.plugins.napari._notify import notify_info as _notify_info
@@ -297,7 +297,10 @@ class EvidenceLayer:
         try:
             if hi > lo:
                 layer.add(
-                    load.rows.shapes[lo:hi], shape_type="polygon", edge_color=load.colours[lo:hi]
+                    load.rows.shapes[lo:hi],
+                    shape_type="polygon",
+                    edge_color=load.colours[lo:hi],
+                    z_index=load.z[lo:hi],
                 )
             if hi == len(load.rows.shapes) and hi:
                 layer.features = load.rows.properties
@@ -333,7 +336,15 @@ class EvidenceLayer:
 
     def _recolour(self, layer: Any) -> None:
         if len(layer.data):
-            layer.edge_color = status_colours(list(layer.features["status"]))
+            statuses = list(layer.features["status"])
+            layer.edge_color = status_colours(statuses)
+            # only the rows whose order changed: napari's z_index setter re-sorts per shape
+            view = layer._data_view  # private: napari has no public per-shape z update
+            moved = [(i, z) for i, z in enumerate(status_z(statuses)) if view._z_index[i] != z]
+            for i, z in moved:
+                view.update_z_index(i, z)
+            if moved:
+                layer.refresh()
 
     def _on_shapes_data(self, event: Any) -> None:
         if self._syncing or self.loading or self.session is None or not self.stores:
@@ -529,6 +540,7 @@ class _Load:
         self.layer, self.rows, self.generation = layer, rows, generation
         self.visible = visible  # shown again once filled
         self.colours = status_colours(rows.properties["status"])  # given with the shapes
+        self.z = status_z(rows.properties["status"])  # reviewed outlines drawn on top
         ids = list(rows.properties["annotation_id"])
         # annotations shown after each row (a multi-part annotation's rows are consecutive)
         starts = [i == 0 or ids[i] != ids[i - 1] for i in range(len(ids))]

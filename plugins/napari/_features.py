@@ -30,6 +30,7 @@ __all__ = [
     "geometry_to_shapes",
     "shape_to_geometry",
     "status_colours",
+    "status_z",
     "to_wgs84",
 ]
 
@@ -81,6 +82,20 @@ def status_colours(statuses: Sequence[str]) -> np.ndarray:
     default = STATUS_COLOURS["drawn"]
     rows = [STATUS_COLOURS.get(str(s), default) for s in statuses]
     return np.asarray(rows, dtype=np.float32).reshape(-1, 4)
+
+
+def status_z(statuses: Sequence[str]) -> list[int]:
+    """Draw order per status: reviewed outlines (accepted, rejected) above undecided ones.
+
+    An object's footprint can lie on the change candidate of the same aircraft; the outline
+    the analyst decided on must not sink under the one still waiting.
+
+    Examples
+    --------
+    >>> status_z(["candidate", "accepted", "rejected", "drawn"])
+    [0, 1, 1, 0]
+    """
+    return [1 if str(s) in ("accepted", "rejected") else 0 for s in statuses]
 
 
 def _ellipse_ring(corners: np.ndarray, n: int = 64) -> np.ndarray:
