@@ -338,12 +338,15 @@ class EvidenceLayer:
         if len(layer.data):
             statuses = list(layer.features["status"])
             layer.edge_color = status_colours(statuses)
-            # only the rows whose order changed: napari's z_index setter re-sorts per shape
-            view = layer._data_view  # private: napari has no public per-shape z update
+            # only the rows whose order changed, then one re-sort: napari's z_index setter
+            # and update_z_index re-sort the whole layer per shape (private: no public API)
+            view = layer._data_view
             moved = [(i, z) for i, z in enumerate(status_z(statuses)) if view._z_index[i] != z]
             for i, z in moved:
-                view.update_z_index(i, z)
+                view.shapes[i].z_index = z
+                view._z_index[i] = z
             if moved:
+                view._update_z_order()
                 layer.refresh()
 
     def _on_shapes_data(self, event: Any) -> None:
