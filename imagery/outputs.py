@@ -65,9 +65,7 @@ def check_outdir(outdir: str | os.PathLike[str]) -> Path:
     out = Path(outdir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} is a file; expected a folder. Pick another -o/--outdir.")
-    probe = out.parent
-    while not probe.exists():
-        probe = probe.parent
+    probe = _nearest_existing(out.parent)
     if not probe.is_dir():
         raise OutputError(f"cannot create {out}: {probe} is a file. Pick another output folder.")
     # real probes (permissions, read-only or special filesystems, quotas): the temp folder is
@@ -113,7 +111,7 @@ def write_outputs(run: DetectionRun, outdir: str | os.PathLike[str]) -> dict[str
     """
 
     def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
-        _check_free_space(run, tmp)
+        check_output_space(run.maps.changed.shape, tmp, polygons=len(run.polygons))
         return _write_all(run, tmp), run.summary()
 
     return write_staged(outdir, write_files, run.timings)
@@ -199,11 +197,6 @@ def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
     return written
 
 
-def _check_free_space(run: DetectionRun, folder: Path) -> None:
-    """Refuse, before writing, outputs that would not fit on the disk of ``folder``."""
-    check_output_space(run.maps.changed.shape, folder, polygons=len(run.polygons))
-
-
 def check_output_space(
     shape: tuple[int, int], folder: str | os.PathLike[str], *, polygons: int = 0, source: str = ""
 ) -> None:
@@ -216,9 +209,7 @@ def check_output_space(
     """
     rows, cols = shape
     need = int(rows * cols * (1 + 4) * 4 / 3) + 1024 * polygons + (1 << 16)
-    where = Path(folder).absolute()
-    while not where.exists() and where != where.parent:
-        where = where.parent
+    where = _nearest_existing(Path(folder).absolute())
     free = shutil.disk_usage(where).free
     if free < need:
         grid = f"{source} is {cols}x{rows} px: " if source else ""
@@ -228,6 +219,13 @@ def check_output_space(
             "Free some space, pick another -o/--outdir, or crop the inputs to the area of "
             "interest first (e.g. gdal_translate -projwin)."
         )
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest parent that exists (a folder not made yet is asked there)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _write_objects(run: DetectionRun, tmp: Path) -> list[str]:
