@@ -25,8 +25,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from satdelta.imagery.batch_progress import PairProgress, dask_progress, pool_progress
 from satdelta.imagery.errors import InvalidParameterError, OutputError, SatdeltaError
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.outputs import chmod_as_created
@@ -120,6 +122,8 @@ def run_batch(
     force: bool = False,
     pairs_source: str | None = None,
     on_result: Callable[[PairResult], None] | None = None,
+    runner: str = "auto",
+    progress: PairProgress | None = None,
 ) -> BatchResult:
     """Run every pair on a local process pool, or on a Dask cluster, and write batch.json.
 
@@ -145,6 +149,14 @@ def run_batch(
         The pairs list's path, recorded in batch.json.
     on_result : callable, optional
         Called in this process with each :class:`PairResult` as it arrives.
+    runner : {"auto", "whole", "blocks"}, default "auto"
+        Whole grids in memory, block by block, or blocks for large grids
+        (:func:`~satdelta.imagery.block_run.uses_blocks`).
+    progress : callable, optional
+        ``progress(pair_name, stage, done, total)`` called in this process as the pairs in
+        flight go on: their stages (``open``, ``align``, ... ``write``) and, for pairs run
+        block by block, their blocks (:mod:`satdelta.imagery.batch_progress`). Reports are
+        throttled; a pair's last report comes before its ``on_result``.
 
     Returns
     -------
@@ -165,9 +177,12 @@ def run_batch(
         ``workers`` < 1, repeated pair names or a malformed ``SATDELTA_THREADS``; raised
         before OUTDIR is made or any pair starts.
     """
+    from satdelta.imagery.block_run import uses_blocks
     from satdelta.imagery.outputs import check_outdir
 
     thread_count()  # a malformed SATDELTA_THREADS fails here, before any work
+    # a bad runner, or "blocks" with an option it cannot honour, fails here (no pair opened)
+    uses_blocks(SimpleNamespace(width=0, height=0), options, runner)  # type: ignore[arg-type]
     if workers is not None and workers < 1:
         raise InvalidParameterError(f"workers must be >= 1; got {workers}.")
     names = [p.name.lower() for p in pairs]
@@ -177,7 +192,15 @@ def run_batch(
     client = _connect(scheduler) if scheduler else None  # fails before OUTDIR is made
     try:
         return _run_batch(
-            pairs, out, options, workers, scheduler, client, force, pairs_source, on_result
+            pairs,
+            out,
+            options,
+            workers,
+            scheduler,
+            client,
+            _TaskArgs(force, runner, progress),
+            pairs_source,
+            on_result,
         )
     finally:
         if client is not None:
@@ -191,7 +214,7 @@ def _run_batch(
     workers: int | None,
     scheduler: str | None,
     client: Any,
-    force: bool,
+    task: _TaskArgs,
     pairs_source: str | None,
     on_result: Callable[[PairResult], None] | None,
 ) -> BatchResult:
@@ -227,7 +250,8 @@ def _run_batch(
             "pairs_file": pairs_source,
             "outdir": str(out),
             "options": options.to_dict(),
-            "force": force,
+            "force": task.force,
+            "runner": task.runner,
             "executor": executor,
             "client": {"host": socket.gethostname(), "pid": os.getpid()},
             "counts": counts,
@@ -249,9 +273,9 @@ def _run_batch(
 
     report(finished=False)
     if client is not None:
-        _run_on_dask(pairs, out, options, force, client, collect)
+        _run_on_dask(pairs, out, options, task, client, collect)
     else:
-        _run_on_pool(pairs, out, options, force, executor["workers"], collect)
+        _run_on_pool(pairs, out, options, task, executor["workers"], collect)
     report(finished=True)
     seconds = round(time.perf_counter() - t0, 3)
     results = tuple(by_name[p.name] for p in pairs)
@@ -262,7 +286,7 @@ def _run_on_pool(
     pairs: Sequence[Pair],
     out: Path,
     options: DetectionOptions,
-    force: bool,
+    task: _TaskArgs,
     n: int,
     collect: Callable[[PairResult], None],
 ) -> None:
@@ -281,6 +305,21 @@ def _run_on_pool(
     # a spawned worker starts without logging config: give it this process's level when the
     # application configured logging (e.g. `satdelta -v`), else leave it quiet
     log_level = log.getEffectiveLevel() if logging.getLogger().handlers else None
+    with pool_progress(ctx, task.progress) as reporter:
+        _pool_rounds(pairs, out, options, task, n, collect, ctx, log_level, reporter)
+
+
+def _pool_rounds(
+    pairs: Sequence[Pair],
+    out: Path,
+    options: DetectionOptions,
+    task: _TaskArgs,
+    n: int,
+    collect: Callable[[PairResult], None],
+    ctx: Any,
+    log_level: int | None,
+    reporter: Callable[[str], Any] | None,
+) -> None:
     todo: deque[Pair] = deque(pairs)
     attempts: dict[str, int] = {}
     suspects: set[str] = set()  # in flight when a worker died: rerun one at a time
@@ -305,7 +344,15 @@ def _run_on_pool(
                 while todo and len(inflight) < limit and not lost:
                     pair = todo.popleft()
                     try:
-                        fut = pool.submit(run_pair, pair, str(out), options, force=force)
+                        fut = pool.submit(
+                            run_pair,
+                            pair,
+                            str(out),
+                            options,
+                            force=task.force,
+                            runner=task.runner,
+                            progress=reporter(pair.name) if reporter else None,
+                        )
                     except BrokenProcessPool:  # died between tasks: nobody to blame
                         todo.appendleft(pair)
                         break
@@ -347,6 +394,15 @@ def _run_on_pool(
                 todo.appendleft(pair)
 
 
+@dataclass(frozen=True)
+class _TaskArgs:
+    """What every pair's task is given besides the pair: rerun, runner, progress."""
+
+    force: bool
+    runner: str
+    progress: PairProgress | None
+
+
 def _lost(pair: Pair, out: Path, error: str, *, attempts: int = 1) -> PairResult:
     """The result of a pair whose worker gave none (it died, or the cluster lost it)."""
     return PairResult(
@@ -376,7 +432,7 @@ def _run_on_dask(
     pairs: Sequence[Pair],
     out: Path,
     options: DetectionOptions,
-    force: bool,
+    task: _TaskArgs,
     client: Any,
     collect: Callable[[PairResult], None],
 ) -> None:
@@ -388,25 +444,28 @@ def _run_on_dask(
     # the client is closed by run_batch
     if not client.scheduler_info().get("workers"):
         log.warning("the Dask scheduler has no workers yet: the pairs wait for one")
-    futures = {
-        client.submit(
-            run_pair,
-            p,
-            str(out),
-            options,
-            force=force,
-            key=f"satdelta-pair-{token}-{i}-{p.name}",
-            pure=False,
-        ): p
-        for i, p in enumerate(pairs)
-    }
-    for fut in as_completed(list(futures)):
-        pair = futures[fut]
-        try:
-            collect(fut.result())
-        except Exception as exc:  # the task itself never raises: the worker was lost
-            error = f"Dask task failed: {type(exc).__name__}: {one_line_error(exc)}"
-            collect(_lost(pair, out, error))
+    with dask_progress(client, task.progress, token) as reporter:
+        futures = {
+            client.submit(
+                run_pair,
+                p,
+                str(out),
+                options,
+                force=task.force,
+                runner=task.runner,
+                progress=reporter(p.name) if reporter else None,
+                key=f"satdelta-pair-{token}-{i}-{p.name}",
+                pure=False,
+            ): p
+            for i, p in enumerate(pairs)
+        }
+        for fut in as_completed(list(futures)):
+            pair = futures[fut]
+            try:
+                collect(fut.result())
+            except Exception as exc:  # the task itself never raises: the worker was lost
+                error = f"Dask task failed: {type(exc).__name__}: {one_line_error(exc)}"
+                collect(_lost(pair, out, error))
 
 
 def _utc_now() -> str:

@@ -14,6 +14,7 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +138,8 @@ def run_pair(
     options: DetectionOptions = DetectionOptions(),
     *,
     force: bool = False,
+    runner: str = "auto",
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> PairResult:
     """Run (or skip) one pair into ``outdir/<pair.name>/``; never raises for a bad pair.
 
@@ -151,6 +154,12 @@ def run_pair(
         What to run (the defaults: ``"auto"`` everywhere).
     force : bool, default False
         Recompute even when the recorded run has the same inputs and the same options.
+    runner : {"auto", "whole", "blocks"}, default "auto"
+        As :func:`~satdelta.imagery.block_run.uses_blocks` takes it.
+    progress : callable, optional
+        ``progress(stage, done, total)`` (:data:`~satdelta.imagery.block_run.Progress`): the
+        block runner's stages and blocks, or the whole-array stages (``total`` 0), then
+        ``write``.
 
     Returns
     -------
@@ -164,6 +173,7 @@ def run_pair(
     # a Dask worker runs several tasks at once in its threads: one thread each, unless the
     # operator set SATDELTA_THREADS (local pool workers got theirs from worker_setup.init_worker)
     task_threads = 1 if "address" in worker and not operator_threads() else None
+    report = progress if progress is not None else _quiet
 
     def result(status: Status, **kw: Any) -> PairResult:
         secs = round(time.perf_counter() - t0, 3)
@@ -172,7 +182,7 @@ def run_pair(
     try:
         from satdelta.imagery.block_run import detect_in_files, uses_blocks
         from satdelta.imagery.outputs import write_outputs
-        from satdelta.imagery.pipeline import run_detection
+        from satdelta.imagery.pipeline import detection_stages
         from satdelta.imagery.scene import open_scene
 
         with threads(task_threads):
@@ -185,10 +195,17 @@ def run_pair(
                     polys, area = _summary_numbers(rec)
                     log.info("%s: outputs are up to date, skipped", pair.name)
                     return result("skipped", polygons=polys, changed_area_m2=area)
-            if uses_blocks(before, options):  # a large grid: block by block, bounded memory
-                summary = detect_in_files(before, after, target, options)
+            if uses_blocks(before, options, runner):  # large: block by block, bounded memory
+                summary = detect_in_files(before, after, target, options, progress=report)
             else:
-                run = run_detection(before, after, options)
+                stages = detection_stages(before, after, options)
+                while True:
+                    try:
+                        report(next(stages).name, 0, 0)
+                    except StopIteration as finished:
+                        run = finished.value
+                        break
+                report("write", 0, 0)
                 write_outputs(run, target)
                 summary = run.summary()
             polys, area = _summary_numbers(summary)
@@ -202,6 +219,10 @@ def run_pair(
         err = f"internal error: {type(exc).__name__}: {one_line_error(exc)}"
         log.info("%s failed: %s", pair.name, err, exc_info=log.isEnabledFor(logging.DEBUG))
         return result("failed", error=err)
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    return None
 
 
 def _same_options(recorded: Any, options: DetectionOptions) -> bool:

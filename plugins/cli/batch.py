@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from satdelta.plugins.cli.options import detection_options
-from satdelta.plugins.cli.progress import progress_bars
+from satdelta.plugins.cli.options import detection_options, runner_option
+from satdelta.plugins.cli.progress import BatchBars
 
 if TYPE_CHECKING:
     from satdelta.imagery.batch import PairResult
@@ -47,6 +47,7 @@ HEADER = "name\tstatus\tpolygons\tchanged_m2\tseconds\terror"
     "its workers must have satdelta and see the same paths.",
 )
 @click.option("--force", is_flag=True, help="Recompute pairs whose outputs are already up to date.")
+@runner_option
 @detection_options
 def batch(
     pairs: Path,
@@ -54,6 +55,7 @@ def batch(
     workers: int | None,
     scheduler: str | None,
     force: bool,
+    runner: str,
     options: DetectionOptions,
 ) -> None:
     """Find what changed in every pair of PAIRS.
@@ -63,7 +65,8 @@ def batch(
     Each pair writes OUTDIR/<name>/ (mask.tif, score.tif, changes.geojson, run.json); a
     pair that fails is recorded and the others go on. OUTDIR/batch.json records every pair.
     Pairs whose outputs are complete for the same inputs (sha256) and options are skipped
-    unless --force. Exit status 1 when any pair failed.
+    unless --force. Exit status 1 when any pair failed. On a terminal, stderr shows a bar
+    of the pairs and one line per pair in flight (its stage, and its blocks with an ETA).
     """
     from satdelta.imagery.batch import BatchError, format_result, read_pairs, run_batch
     from satdelta.imagery.outputs import check_outdir
@@ -71,18 +74,16 @@ def batch(
     pair_list = read_pairs(pairs)  # bad lists fail here, before any work
     out = check_outdir(outdir)
     shown: list[str] = []
+    bars = BatchBars(len(pair_list), enabled=sys.stderr.isatty())
 
-    with progress_bars(enabled=sys.stderr.isatty()) as bar:
-        bar("pairs", 0, len(pair_list))
+    def show(result: PairResult) -> None:
+        if not shown:
+            bars.echo(HEADER)
+        shown.append(result.name)
+        bars.echo(format_result(result))
+        bars.finished(result.name, len(shown))
 
-        def show(result: PairResult) -> None:
-            if not shown:
-                click.echo(HEADER)
-            shown.append(result.name)
-            click.echo(format_result(result))
-            sys.stdout.flush()
-            bar("pairs", len(shown), len(pair_list))
-
+    try:
         res = run_batch(
             pair_list,
             out,
@@ -92,7 +93,11 @@ def batch(
             force=force,
             pairs_source=str(pairs.absolute()),
             on_result=show,
+            runner=runner,
+            progress=bars.pair if bars.enabled else None,
         )
+    finally:
+        bars.close()
     if res.failed:
         names = ", ".join(r.name for r in res.failed[:3]) + (", ..." if len(res.failed) > 3 else "")
         # main() prints it as the one stderr line and exits 1

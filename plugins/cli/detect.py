@@ -17,7 +17,12 @@ import click
 from satdelta.imagery.aoi import claim_area
 from satdelta.imagery.errors import AreaOfInterestError, InvalidParameterError
 from satdelta.plugins.cli.hints import next_steps, shown_path
-from satdelta.plugins.cli.options import FiniteFloat, detection_options, parse_bands
+from satdelta.plugins.cli.options import (
+    FiniteFloat,
+    detection_options,
+    parse_bands,
+    runner_option,
+)
 from satdelta.plugins.cli.progress import progress_bars
 
 if TYPE_CHECKING:
@@ -65,14 +70,7 @@ class _TerminalProgress(logging.Handler):
     type=FiniteFloat(min=0.0, min_open=True),
     help="With --claim: metres around the claim's point (for a claim without a box).",
 )
-@click.option(
-    "--runner",
-    type=click.Choice(["auto", "whole", "blocks"]),
-    default="auto",
-    show_default=True,
-    help="whole: both scenes in memory; blocks: block by block in bounded memory; auto: "
-    "blocks for grids of 4096 x 4096 pixels or more (docs/design-blocks.md).",
-)
+@runner_option
 @detection_options
 @click.pass_context
 def detect(

@@ -23,7 +23,7 @@ from satdelta.imagery.radiometry import NORMALISE_METHODS
 from satdelta.imagery.scores import SCORE_METHODS
 from satdelta.imagery.threshold import THRESHOLD_METHODS
 
-__all__ = ["detection_options", "parse_aoi", "parse_bands"]
+__all__ = ["detection_options", "parse_aoi", "parse_bands", "runner_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -186,3 +186,14 @@ def detection_options(func: F) -> F:
     for option in reversed(_OPTIONS):
         wrapped = option(wrapped)
     return cast(F, wrapped)
+
+
+#: ``--runner`` of detect and batch (:func:`satdelta.imagery.block_run.uses_blocks`).
+runner_option = click.option(
+    "--runner",
+    type=click.Choice(["auto", "whole", "blocks"]),
+    default="auto",
+    show_default=True,
+    help="whole: both scenes in memory; blocks: block by block in bounded memory; auto: "
+    "blocks for grids of 4096 x 4096 pixels or more (docs/design-blocks.md).",
+)
