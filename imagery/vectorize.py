@@ -32,6 +32,7 @@ __all__ = [
     "ChangeKind",
     "ChangePolygon",
     "change_polygons",
+    "from_feature_collection",
     "vectorize",
     "geometry_area_m2",
     "to_feature_collection",
@@ -351,6 +352,73 @@ def _compactness(geoms: list[Any]) -> list[float]:
     with np.errstate(divide="ignore", invalid="ignore"):
         pp = np.where(length > 0, 4 * math.pi * area / length**2, math.nan)
     return [float(v) for v in pp]
+
+
+def _from_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
+    if crs == _WGS84:
+        return list(geoms)
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs("EPSG:4326", crs.to_wkt(), always_xy=True)
+
+    def fn(coords: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    moved = shapely.transform(np.asarray(geoms, dtype=object), fn)
+    return list(shapely.orient_polygons(moved))
+
+
+def from_feature_collection(fc: Mapping[str, Any], crs: CRS) -> list[ChangePolygon]:
+    """The change polygons of a :func:`to_feature_collection` mapping, back in ``crs``.
+
+    The inverse of :func:`to_feature_collection` up to its rounding (7 decimals of a degree,
+    about 1 cm): ``geometry`` is the WGS84 outline projected to ``crs``; the other fields
+    are the features' properties (``null`` numbers are NaN again).
+
+    Raises
+    ------
+    InvalidParameterError
+        A feature is not a change polygon of that form (no Polygon/MultiPolygon geometry or
+        no ``pixel_count``).
+
+    Examples
+    --------
+    >>> sq = Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    >>> p = ChangePolygon(sq, sq, 1.0, 0.5, 4, rank=1, change="altered")
+    >>> back = from_feature_collection(to_feature_collection([p]), CRS.from_epsg(4326))
+    >>> back[0].geometry.equals(sq), back[0].pixel_count, back[0].change
+    (True, 4, 'altered')
+    """
+
+    def num(value: Any) -> float:
+        return math.nan if value is None else float(value)
+
+    feats = list(fc.get("features") or [])
+    try:
+        wgs = [shape(f["geometry"]) for f in feats]
+        props = [f["properties"] for f in feats]
+        counts = [int(p["pixel_count"]) for p in props]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidParameterError(
+            f"expected a change-candidates FeatureCollection (changes.geojson); a feature has "
+            f"no polygon or pixel_count ({exc!r}). Give the file `satdelta detect` wrote."
+        ) from exc
+    geoms = _from_wgs84(wgs, crs) if wgs else []
+    return [
+        ChangePolygon(
+            geometry=g,
+            geometry_wgs84=w,
+            area_m2=num(p.get("area_m2")),
+            score=num(p.get("score")),
+            pixel_count=n,
+            planar_area_m2=num(p.get("planar_area_m2")),
+            compactness=num(p.get("compactness")),
+            rank=p.get("rank"),
+            change=p.get("change"),
+        )
+        for g, w, p, n in zip(geoms, wgs, props, counts, strict=True)
+    ]
 
 
 def _round_coords(geom: Any, ndigits: int) -> Any:

@@ -3,7 +3,8 @@
 Detection runs in a warm child process (:class:`._process.DetectionProcess`, started
 with the panel); a thread of this process waits on its pipe and passes its steps to
 the panel.  The score and mask are shown as soon as they exist; the saved candidates
-are handed to the dock through the ``show_saved`` callback.
+are handed to the dock through the ``show_saved`` callback.  A large pair runs block by
+block into a run folder and its maps are shown from the files (:mod:`._block_detection`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from qtpy.QtWidgets import (
     QPushButton,
 )
 from satdelta.imagery.aoi import claim_area
+from satdelta.imagery.block_run import BLOCK_PX, BLOCKS_FROM_PX
 from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.imagery.options import DetectionOptions
+from satdelta.plugins.napari._block_detection import RunFolders
 from satdelta.plugins.napari._detection import Failed
 from satdelta.plugins.napari._evidence import EVIDENCE, NOT_STORED
 from satdelta.plugins.napari._forms import narrow_combo
@@ -36,6 +39,7 @@ from satdelta.plugins.napari._layers import (
     MASK,
     SCORE,
     discard_prepared,
+    image_layers,
     prepare_change_layer,
     resolve_source,
     role_layer,
@@ -93,6 +97,15 @@ class DetectPanel(QGroupBox):
         The running detection, if any.
     result : DetectionResult or None
         The last finished run.
+    blocks_from_px : int
+        Pairs whose grid has at least this many pixels run block by block, in bounded
+        memory, with progress per block (default: the CLI's
+        :data:`~satdelta.imagery.block_run.BLOCKS_FROM_PX`, 4096²); options the block
+        runner cannot honour (the claim's area) keep the whole-array path.
+    block_px : int
+        Side of a block (default :data:`~satdelta.imagery.block_run.BLOCK_PX`).
+    run_folders : RunFolders
+        Where block runs write their outputs (a temporary folder of this process).
     """
 
     def __init__(
@@ -116,11 +129,14 @@ class DetectPanel(QGroupBox):
         self._score_shown: ChangeMaps | None = None
         self._cancelling = False
         self._status = ""  # the run's status line, shown again once candidates are drawn
+        self.blocks_from_px = BLOCKS_FROM_PX
+        self.block_px = BLOCK_PX
+        self.run_folders = RunFolders()
         # started now: its imports take a second or two, and a Run pressed earlier waits
         self.detector = DetectionProcess()
         self.detector.start()
         # closing the viewer destroys the dock without a closeEvent: stop the child then too
-        self.destroyed.connect(functools.partial(_stop_detector, self.detector))
+        self.destroyed.connect(functools.partial(_stop_detector, self.detector, self.run_folders))
         self._build_form()
 
     def _build_form(self) -> None:
@@ -318,6 +334,9 @@ class DetectPanel(QGroupBox):
             report_id=session.report_id,
             claim_id=claim_id,
             frame=session.frame.to_dict() if session.frame is not None else None,
+            run_folder=self.run_folders.next(),  # used if the child runs it block by block
+            blocks_from_px=self.blocks_from_px,
+            block_px=self.block_px,
         )
         return job, session
 
@@ -337,15 +356,20 @@ class DetectPanel(QGroupBox):
         if self.worker is not None:
             self.detector.cancel()
         self.detector.stop()
+        self.run_folders.remove()
 
-    def _set_progress(self, value: int) -> None:
-        """Move the progress bar, painted with the window's next frame.
+    def _set_progress(self, value: int, total: int = PROGRESS_STEPS) -> None:
+        """Move the progress bar to ``value`` of ``total`` (at least the six steps), painted
+        with the window's next frame.
 
         ``QProgressBar.setValue`` repaints at once, and a synchronous repaint in this window
         also redraws the GL canvas; with updates off during the call it is only scheduled.
         """
         self.progress.setUpdatesEnabled(False)
         try:
+            top = max(total, PROGRESS_STEPS)  # the whole-array path counts 5 steps, then 6
+            if self.progress.maximum() != top:
+                self.progress.setRange(0, top)
             self.progress.setValue(value)
         finally:
             self.progress.setUpdatesEnabled(True)  # schedules the bar's paint
@@ -380,8 +404,8 @@ class DetectPanel(QGroupBox):
             self._score_shown = layers.maps
 
     def _on_step(self, step: tuple[Any, ...]) -> None:
-        i, _total, message = step[:3]
-        self._set_progress(i)
+        i, total, message = step[:3]
+        self._set_progress(i, total)
         self._say(message)
         if len(step) > 3 and not self._cancelling:
             # the maps exist and the child now outlines and saves the candidates: show
@@ -430,6 +454,14 @@ class DetectPanel(QGroupBox):
             self._reload()
 
     def _worker_done(self) -> None:
+        # the run folders no layer shows any more (replaced, failed, cancelled) go
+        self.run_folders.prune(
+            {
+                run
+                for layer in image_layers(self.viewer)
+                if (run := (layer.metadata.get("satdelta") or {}).get("run_folder"))
+            }
+        )
         self.worker = None
         self._cancelling = False
         self.run_button.setEnabled(True)
@@ -438,7 +470,8 @@ class DetectPanel(QGroupBox):
             self.detector.start()
 
 
-def _stop_detector(detector: DetectionProcess, *_args: Any) -> None:
-    """Stop the detection child (the panel was destroyed)."""
+def _stop_detector(detector: DetectionProcess, folders: RunFolders, *_args: Any) -> None:
+    """Stop the detection child and remove the run folders (the panel was destroyed)."""
     detector.cancel()
     detector.stop()
+    folders.remove()

@@ -23,6 +23,7 @@ from satdelta.imagery.errors import SatdeltaError
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.pipeline import DetectionRun, detection_stages
 from satdelta.imagery.vectorize import ChangePolygon
+from satdelta.plugins.napari._block_detection import ChangeFiles
 from satdelta.plugins.napari._session import EvidenceRows
 
 __all__ = [
@@ -45,15 +46,16 @@ class ChangeLayers:
 
     Attributes
     ----------
-    maps : ChangeMaps
-        Score (NaN where not valid) and mask (True = changed) on the grid below.
+    maps : ChangeMaps or ChangeFiles
+        Score (NaN where not valid) and mask (True = changed) on the grid below; for a pair
+        run block by block, the files they were written to (:mod:`._block_detection`).
     transform : affine.Affine
         Grid of ``maps`` (the before scene's).
     crs : rasterio CRS or None
         CRS of that grid.
     """
 
-    maps: ChangeMaps
+    maps: ChangeMaps | ChangeFiles
     transform: Affine
     crs: Any
 

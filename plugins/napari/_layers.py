@@ -149,13 +149,20 @@ def show_change_maps(
     ``only`` names the layers to show now: adding a layer to napari costs a few tenths
     of a second on the main thread, so the dock adds one per event-loop turn.
     """
+    from satdelta.plugins.napari._block_detection import ChangeFiles
+
+    files = result.maps if isinstance(result.maps, ChangeFiles) else None
+    shape = files.shape if files is not None else result.maps.score.shape
     frame = viewer_frame(viewer) or MapFrame.from_transform(result.transform, result.crs)
-    affine = layer_affine(frame, result.transform, result.crs, shape=result.maps.score.shape)
+    affine = layer_affine(frame, result.transform, result.crs, shape=shape)
     meta = {
         "frame": frame.to_dict(),
         "crs": result.crs.to_wkt() if result.crs is not None else None,
         "transform": list(tuple(result.transform)[:6]),
     }
+    if files is not None:  # a block run: lazy levels of its COGs, never the whole raster
+        _show_change_files(viewer, files, affine, {**meta, "run_folder": files.folder}, only)
+        return
     if SCORE in only:
         _show_score(viewer, result.maps.score, affine, meta)
     if MASK in only:
@@ -168,6 +175,25 @@ def show_change_maps(
             visible=True,  # a layer prepared empty is hidden
             metadata={"satdelta": {**meta, "role": "mask"}},
         )
+
+
+def _show_change_files(
+    viewer: napari.Viewer, files: Any, affine: Any, meta: dict[str, Any], only: tuple[str, ...]
+) -> None:
+    from satdelta.plugins.napari._block_detection import change_file_levels
+
+    score, mask, (lo, hi) = change_file_levels(files)
+    if SCORE in only:
+        _replace_image(
+            viewer, SCORE, score, multiscale=True, affine=affine, colormap="magma",
+            contrast_limits=[lo, hi], visible=False,
+            metadata={"satdelta": {**meta, "role": "score"}},
+        )  # fmt: skip
+    if MASK in only:
+        _replace_image(
+            viewer, MASK, mask, multiscale=True, affine=affine, **_mask_style(), visible=True,
+            metadata={"satdelta": {**meta, "role": "mask"}},
+        )  # fmt: skip
 
 
 def prepare_change_layer(viewer: napari.Viewer, name: str) -> None:
@@ -249,15 +275,20 @@ def _replace_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs:
     from napari.layers import Image
 
     layer = viewer.layers[name] if name in viewer.layers else None
-    if isinstance(layer, Image) and not layer.multiscale and layer.ndim == data.ndim:
+    in_place = isinstance(layer, Image) and not (kwargs.get("multiscale") or layer.multiscale)
+    if in_place and layer.ndim == data.ndim:
         layer.data = data
         if "contrast_limits" in kwargs:  # a new layer's range is its given limits
             layer.contrast_limits_range = kwargs["contrast_limits"]
         for key, value in kwargs.items():
             setattr(layer, key, value)
         return layer
-    if layer is not None:
+    if layer is not None:  # a multiscale layer is made anew (its levels are fixed)
+        index = viewer.layers.index(layer)
         viewer.layers.remove(name)
+        new = Image(data, name=name, **kwargs)
+        viewer.layers.insert(index, new)
+        return new
     return viewer.add_image(data, name=name, **kwargs)
 
 

@@ -15,7 +15,9 @@ process) when the dock opens, so that
 Protocol (one :class:`multiprocessing.connection.Connection`, pickles): the child sends
 ``("ready", pid)`` once its imports are done; per job (:class:`DetectionJob`) it sends
 ``("step", step)`` tuples, once ``("maps", step, meta)`` with the score, changed and valid
-maps in a shared-memory block the parent named, ``("saving", change_id)`` (the store's
+maps in a shared-memory block the parent named (or, for a pair run block by block,
+``("layers", step, layers)`` naming the run folder's files, see :mod:`._block_detection`),
+``("saving", change_id)`` (the store's
 latest change before its save, so a cancel can tell whether the save committed), then
 ``("result", fields)`` or ``("error", exc)`` / ``("bug", traceback)``.  The parent copies
 the maps out and unlinks the block always (also after an error, a cancel or a crash).
@@ -43,6 +45,7 @@ from multiprocessing import shared_memory
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from satdelta.imagery.block_run import BLOCK_PX, BLOCKS_FROM_PX
 from satdelta.imagery.errors import SatdeltaError
 
 if TYPE_CHECKING:
@@ -92,6 +95,13 @@ class DetectionJob:
         Report whose rows are read back and claim the candidates go to.
     frame : dict or None
         :meth:`MapFrame.to_dict` of the viewer's frame, to read the rows back in it.
+    run_folder : str or None
+        Where a pair run block by block writes its outputs (None: such pairs run whole).
+    blocks_from_px : int
+        Grids of at least this many pixels run block by block
+        (:func:`~._block_detection.runs_in_blocks`; default the CLI's).
+    block_px : int
+        Side of a block (the block runner's default).
     """
 
     before: str
@@ -101,6 +111,9 @@ class DetectionJob:
     report_id: int | None = None
     claim_id: int | None = None
     frame: dict[str, Any] | None = None
+    run_folder: str | None = None
+    blocks_from_px: int = BLOCKS_FROM_PX
+    block_px: int = BLOCK_PX
 
 
 @dataclass(frozen=True)
@@ -322,6 +335,9 @@ class DetectionProcess:
                     maps = ChangeMaps(*_take_maps(shm_name, meta["shape"]), **meta["maps"])
                     layers = ChangeLayers(maps, meta["transform"], meta["crs"])
                     yield (*step, layers)
+                elif kind == "layers":  # a block run: its maps are files, shown lazily
+                    layers = payload[3]
+                    yield payload
                 elif kind == "result":
                     rows = payload.pop("rows")
                     evidence = EvidenceRows(rows, mark) if rows is not None else None
@@ -497,22 +513,42 @@ def _portable(exc: SatdeltaError) -> SatdeltaError:
 
 
 def _child_job(conn: Any, job: DetectionJob, shm_name: str) -> None:
+    from satdelta.imagery.scene import open_scene
+    from satdelta.plugins.napari._block_detection import (
+        BLOCK_STEPS,
+        SAVE_AT,
+        run_in_blocks,
+        runs_in_blocks,
+    )
     from satdelta.plugins.napari._detection import detection_steps
 
-    gen = detection_steps(job.before, job.after, job.options)
-    while True:
-        try:
-            step = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        if len(step) > 3:
-            conn.send(("maps", (step[:3], _put_maps(shm_name, step[3]))))
-        else:
-            conn.send(("step", step))
+    before = open_scene(job.before, checksum=False)  # the header: which path to take
+    if job.run_folder is not None and runs_in_blocks(before, job.options, job.blocks_from_px):
+        after = open_scene(job.after, checksum=False)
+
+        def send(step: tuple[Any, ...]) -> None:
+            conn.send(("layers", step) if len(step) > 3 else ("step", step))
+
+        result = run_in_blocks(
+            before, after, job.options, job.run_folder, send=send, block_px=job.block_px
+        )
+        save_step = (SAVE_AT, BLOCK_STEPS)
+    else:
+        gen = detection_steps(job.before, job.after, job.options)
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            if len(step) > 3:
+                conn.send(("maps", (step[:3], _put_maps(shm_name, step[3]))))
+            else:
+                conn.send(("step", step))
+        save_step = (5, 6)
     rows = None
     if job.store is not None:
-        rows = _save_and_read(conn, job, result)
+        rows = _save_and_read(conn, job, result, save_step)
     fields = {
         "polygons": result.polygons,
         "provenance": result.provenance,
@@ -549,7 +585,7 @@ def _put_maps(name: str, layers: Any) -> dict[str, Any]:
     }
 
 
-def _save_and_read(conn: Any, job: DetectionJob, result: Any) -> Any:
+def _save_and_read(conn: Any, job: DetectionJob, result: Any, step: tuple[int, int]) -> Any:
     """Save the candidates (replacing the earlier run's undecided ones) and read the rows."""
     from satdelta.annotations import Store
     from satdelta.plugins.napari._frame import MapFrame
@@ -562,7 +598,7 @@ def _save_and_read(conn: Any, job: DetectionJob, result: Any) -> Any:
     try:
         changes = store.changes()
         conn.send(("saving", changes[-1].id if changes else 0))
-        conn.send(("step", (5, 6, f"saving {len(result.polygons)} candidates")))
+        conn.send(("step", (*step, f"saving {len(result.polygons)} candidates")))
         session = Session(store, frame)
         session.report_id, session.claim_id = job.report_id, job.claim_id
         session.add_candidates(result.polygons, result.provenance, replace_earlier=True)
