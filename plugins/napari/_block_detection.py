@@ -126,7 +126,7 @@ def block_step(stage: str, done: int, total: int) -> tuple[int, int, str]:
     >>> block_step("blocks", 0, 81)
     (200, 1000, 'scoring block 0/81')
     >>> block_step("candidates", 81, 81)
-    (950, 1000, 'outlining block 81/81')
+    (950, 1000, 'outlining block 81/81, writing mask.tif and changes.geojson')
     >>> block_step("fit", 0, 0)[2]
     'fitting the detector on a sample'
     """
@@ -134,8 +134,12 @@ def block_step(stage: str, done: int, total: int) -> tuple[int, int, str]:
     step = start + (end - start) * done // total if total else start
     if stage == "blocks":
         text = f"scoring block {done}/{total}"
+        if total and done == total:  # the runner then finishes score.tif's COG
+            text += ", writing score.tif"
     elif stage == "candidates":
         text = f"outlining block {done}/{total}"
+        if total and done == total:  # then mask.tif's COG and changes.geojson
+            text += ", writing mask.tif and changes.geojson"
     else:
         text = STAGE_TEXT.get(stage, stage)
     return step, BLOCK_STEPS, text

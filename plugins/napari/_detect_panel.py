@@ -423,7 +423,7 @@ class DetectPanel(QGroupBox):
             self._on_error(result.error)
             return
         self.result = result
-        self._set_progress(self.progress.maximum())
+        self._set_progress(self.progress.maximum(), self.progress.maximum())  # full
         self._say(
             f"done: {len(result.polygons)} candidates, threshold {result.maps.threshold:.4g} "
             f"({result.maps.method}/{result.maps.threshold_method})"

@@ -275,15 +275,20 @@ def _replace_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs:
     from napari.layers import Image
 
     layer = viewer.layers[name] if name in viewer.layers else None
-    in_place = isinstance(layer, Image) and not (kwargs.get("multiscale") or layer.multiscale)
-    if in_place and layer.ndim == data.ndim:
+    multiscale = bool(kwargs.get("multiscale"))
+    if (
+        isinstance(layer, Image)
+        and layer.multiscale == multiscale
+        and layer.ndim == (data[0] if multiscale else data).ndim
+    ):
         layer.data = data
         if "contrast_limits" in kwargs:  # a new layer's range is its given limits
             layer.contrast_limits_range = kwargs["contrast_limits"]
         for key, value in kwargs.items():
-            setattr(layer, key, value)
+            if key != "multiscale":
+                setattr(layer, key, value)
         return layer
-    if layer is not None:  # a multiscale layer is made anew (its levels are fixed)
+    if layer is not None:  # single-scale to multiscale or back: a new layer in its place
         index = viewer.layers.index(layer)
         viewer.layers.remove(name)
         new = Image(data, name=name, **kwargs)
