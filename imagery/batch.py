@@ -306,92 +306,72 @@ def _run_on_pool(
     # application configured logging (e.g. `satdelta -v`), else leave it quiet
     log_level = log.getEffectiveLevel() if logging.getLogger().handlers else None
     with pool_progress(ctx, task.progress) as reporter:
-        _pool_rounds(pairs, out, options, task, n, collect, ctx, log_level, reporter)
-
-
-def _pool_rounds(
-    pairs: Sequence[Pair],
-    out: Path,
-    options: DetectionOptions,
-    task: _TaskArgs,
-    n: int,
-    collect: Callable[[PairResult], None],
-    ctx: Any,
-    log_level: int | None,
-    reporter: Callable[[str], Any] | None,
-) -> None:
-    todo: deque[Pair] = deque(pairs)
-    attempts: dict[str, int] = {}
-    suspects: set[str] = set()  # in flight when a worker died: rerun one at a time
-    idle_pools = 0
-    while todo:
-        if idle_pools >= 3:
-            raise BatchError(
-                f"local worker processes die before running any pair ({len(todo)} left); "
-                "check that `python -c 'import satdelta.imagery.pipeline'` works."
-            )
-        lost: list[Pair] = []
-        started = sum(attempts.values())
-        with ProcessPoolExecutor(
-            max_workers=n,
-            mp_context=ctx,
-            initializer=init_worker,
-            initargs=(log_level, worker_threads(n)),
-        ) as pool:
-            inflight: dict[Future[PairResult], Pair] = {}
-            while todo or inflight:
-                limit = 1 if suspects else n
-                while todo and len(inflight) < limit and not lost:
-                    pair = todo.popleft()
-                    try:
-                        fut = pool.submit(
-                            run_pair,
-                            pair,
-                            str(out),
-                            options,
-                            force=task.force,
-                            runner=task.runner,
-                            progress=reporter(pair.name) if reporter else None,
-                        )
-                    except BrokenProcessPool:  # died between tasks: nobody to blame
-                        todo.appendleft(pair)
-                        break
-                    attempts[pair.name] = attempts.get(pair.name, 0) + 1
-                    inflight[fut] = pair
-                if not inflight:
-                    break
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pair = inflight.pop(fut)
-                    try:
-                        res = fut.result()
-                    except BrokenProcessPool:
-                        lost.append(pair)
-                        continue
-                    suspects.discard(pair.name)
-                    collect(replace(res, attempts=attempts[pair.name]))
-                if lost:  # the pool is unusable; its other in-flight pairs are lost too
-                    wait(inflight)
-                    for fut, pair in inflight.items():
+        todo: deque[Pair] = deque(pairs)
+        attempts: dict[str, int] = {}
+        suspects: set[str] = set()  # in flight when a worker died: rerun one at a time
+        idle_pools = 0
+        while todo:
+            if idle_pools >= 3:
+                raise BatchError(
+                    f"local worker processes die before running any pair ({len(todo)} left); "
+                    "check that `python -c 'import satdelta.imagery.pipeline'` works."
+                )
+            lost: list[Pair] = []
+            started = sum(attempts.values())
+            with ProcessPoolExecutor(
+                max_workers=n,
+                mp_context=ctx,
+                initializer=init_worker,
+                initargs=(log_level, worker_threads(n)),
+            ) as pool:
+                inflight: dict[Future[PairResult], Pair] = {}
+                while todo or inflight:
+                    limit = 1 if suspects else n
+                    while todo and len(inflight) < limit and not lost:
+                        pair = todo.popleft()
                         try:
-                            collect(replace(fut.result(), attempts=attempts[pair.name]))
+                            fut = pool.submit(
+                                run_pair, pair, str(out), options, **task.of(pair, reporter)
+                            )
+                        except BrokenProcessPool:  # died between tasks: nobody to blame
+                            todo.appendleft(pair)
+                            break
+                        attempts[pair.name] = attempts.get(pair.name, 0) + 1
+                        inflight[fut] = pair
+                    if not inflight:
+                        break
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        pair = inflight.pop(fut)
+                        try:
+                            res = fut.result()
                         except BrokenProcessPool:
                             lost.append(pair)
-                    inflight.clear()
-                    break
-        idle_pools = idle_pools + 1 if sum(attempts.values()) == started else 0
-        for pair in reversed(lost):
-            if pair.name in suspects:  # died again, alone: this pair kills its worker
-                suspects.discard(pair.name)
-                error = (
-                    "its worker process died twice while running it (out of memory or "
-                    "killed?); try it alone with `satdelta detect`"
-                )
-                collect(_lost(pair, out, error, attempts=attempts[pair.name]))
-            else:
-                log.warning("a worker process died; %s will be run again", pair.name)
-                suspects.add(pair.name)
-                todo.appendleft(pair)
+                            continue
+                        suspects.discard(pair.name)
+                        collect(replace(res, attempts=attempts[pair.name]))
+                    if lost:  # the pool is unusable; its other in-flight pairs are lost too
+                        wait(inflight)
+                        for fut, pair in inflight.items():
+                            try:
+                                collect(replace(fut.result(), attempts=attempts[pair.name]))
+                            except BrokenProcessPool:
+                                lost.append(pair)
+                        inflight.clear()
+                        break
+            idle_pools = idle_pools + 1 if sum(attempts.values()) == started else 0
+            for pair in reversed(lost):
+                if pair.name in suspects:  # died again, alone: this pair kills its worker
+                    suspects.discard(pair.name)
+                    error = (
+                        "its worker process died twice while running it (out of memory or "
+                        "killed?); try it alone with `satdelta detect`"
+                    )
+                    collect(_lost(pair, out, error, attempts=attempts[pair.name]))
+                else:
+                    log.warning("a worker process died; %s will be run again", pair.name)
+                    suspects.add(pair.name)
+                    todo.appendleft(pair)
 
 
 @dataclass(frozen=True)
@@ -401,6 +381,14 @@ class _TaskArgs:
     force: bool
     runner: str
     progress: PairProgress | None
+
+    def of(self, pair: Pair, reporter: Callable[[str], Any] | None) -> dict[str, Any]:
+        """:func:`run_pair`'s keyword arguments for ``pair`` (its progress reporter, if any)."""
+        return {
+            "force": self.force,
+            "runner": self.runner,
+            "progress": reporter(pair.name) if reporter is not None else None,
+        }
 
 
 def _lost(pair: Pair, out: Path, error: str, *, attempts: int = 1) -> PairResult:
@@ -451,9 +439,7 @@ def _run_on_dask(
                 p,
                 str(out),
                 options,
-                force=task.force,
-                runner=task.runner,
-                progress=reporter(p.name) if reporter else None,
+                **task.of(p, reporter),
                 key=f"satdelta-pair-{token}-{i}-{p.name}",
                 pure=False,
             ): p

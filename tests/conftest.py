@@ -8,6 +8,7 @@
 * ``stac_item``, ``footprint_of`` -- a STAC Item for a test server, a raster's WGS84 bounds.
 * ``notes`` -- every napari notification message shown during a test.
 * ``serve_folder`` -- starts ``tests/range_server.py`` or ``tests/stac_server.py`` on a folder.
+* ``dask_cluster`` -- a one-worker, one-thread Dask cluster in this process (tcp on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -310,3 +311,18 @@ def pg_server() -> Iterator[Any]:
 def pg_url(pg_server: Any) -> str:
     """The address of a new, empty PostGIS database (with the superuser's password)."""
     return pg_server.url(pg_server.new_database())
+
+
+@pytest.fixture
+def dask_cluster() -> Iterator[Any]:
+    """A LocalCluster of one single-threaded worker in this process, on 127.0.0.1 (tcp)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster

@@ -311,20 +311,13 @@ def test_good_options_are_completed_with_the_defaults():
     assert full["method"] == "auto" and full["resampling"] == "cubic"
 
 
-def test_dask_client_is_closed_when_the_first_report_fails(tmp_path):
-    distributed = pytest.importorskip("distributed")
+def test_dask_client_is_closed_when_the_first_report_fails(tmp_path, dask_cluster):
+    import distributed
+
     out = tmp_path / "out"
     (out / BATCH_FILE).mkdir(parents=True)  # batch.json cannot be written
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        gone = str(tmp_path / "gone.tif")
-        with pytest.raises(OutputError, match="cannot write"):
-            run_batch([Pair("x", gone, gone)], out, scheduler=cluster.scheduler_address)
-        with pytest.raises(ValueError):  # no client left open (and set as default)
-            distributed.default_client()
+    gone = str(tmp_path / "gone.tif")
+    with pytest.raises(OutputError, match="cannot write"):
+        run_batch([Pair("x", gone, gone)], out, scheduler=dask_cluster.scheduler_address)
+    with pytest.raises(ValueError):  # no client left open (and set as default)
+        distributed.default_client()

@@ -133,8 +133,7 @@ def test_bad_pairs_list_fails_before_any_work(tmp_path, text, needle):
     assert not out.exists()
 
 
-def test_batch_on_a_dask_cluster(pairs_csv, tmp_path):
-    distributed = pytest.importorskip("distributed")
+def test_batch_on_a_dask_cluster(pairs_csv, tmp_path, dask_cluster):
     # the same pairs as a JSON list, in another folder: paths stay relative to the list
     sub = tmp_path / "lists"
     sub.mkdir()
@@ -149,27 +148,20 @@ def test_batch_on_a_dask_cluster(pairs_csv, tmp_path):
     pairs_json.write_text(json.dumps(items))
     # the scheduler and one single-threaded worker live in this (pytest) process; the CLI
     # subprocess is the client: a task that ran on the cluster reports this process's pid
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        worker_addresses = set(cluster.scheduler_info["workers"])
-        out = tmp_path / "dask-out"
-        res = satdelta(
-            "batch",
-            pairs_json,
-            "-o",
-            out,
-            "--scheduler",
-            cluster.scheduler_address,
-            "--min-area",
-            "300",
-            timeout=120,
-        )
+    cluster = dask_cluster
+    worker_addresses = set(cluster.scheduler_info["workers"])
+    out = tmp_path / "dask-out"
+    res = satdelta(
+        "batch",
+        pairs_json,
+        "-o",
+        out,
+        "--scheduler",
+        cluster.scheduler_address,
+        "--min-area",
+        "300",
+        timeout=120,
+    )
     assert_one_line_error(res, "1 of 4 pairs failed (broken)")
     report = json.loads((out / "batch.json").read_text())
     assert report["pairs_file"] == str(pairs_json)

@@ -19,8 +19,6 @@ import termios
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import make_pair
 from tests.plugins.test_cli_batch import rows
 from tests.plugins.test_cli_detect import satdelta
@@ -120,21 +118,12 @@ def test_batch_bars_on_a_terminal_and_nothing_when_piped(tmp_path: Path) -> None
     ]
 
 
-def test_batch_bars_on_a_dask_cluster(tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+def test_batch_bars_on_a_dask_cluster(tmp_path: Path, dask_cluster) -> None:
     csv = _pairs(tmp_path, 1)
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        code, stdout, drawn = on_terminal(
-            "batch", csv, "-o", tmp_path / "out", "--runner", "blocks", "--min-area", "300",
-            "--scheduler", cluster.scheduler_address,
-        )  # fmt: skip
+    code, stdout, drawn = on_terminal(
+        "batch", csv, "-o", tmp_path / "out", "--runner", "blocks", "--min-area", "300",
+        "--scheduler", dask_cluster.scheduler_address,
+    )  # fmt: skip
     assert code == 0, drawn
     assert rows(stdout)["p0"][1] == "done"
     _assert_blocks_shown(_states(drawn), "p0")
