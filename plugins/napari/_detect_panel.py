@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
@@ -31,7 +32,7 @@ from satdelta.imagery.block_run import BLOCK_PX, BLOCKS_FROM_PX
 from satdelta.imagery.detect import SCORE_METHODS, THRESHOLD_METHODS
 from satdelta.imagery.errors import SatdeltaError
 from satdelta.imagery.options import DetectionOptions
-from satdelta.plugins.napari._block_detection import RunFolders
+from satdelta.plugins.napari._block_detection import RunFolders, runs_in_blocks
 from satdelta.plugins.napari._detection import Failed
 from satdelta.plugins.napari._evidence import EVIDENCE, NOT_STORED
 from satdelta.plugins.napari._forms import narrow_combo
@@ -132,6 +133,7 @@ class DetectPanel(QGroupBox):
         self.blocks_from_px = BLOCKS_FROM_PX
         self.block_px = BLOCK_PX
         self.run_folders = RunFolders()
+        self._expect_blocks = False  # the running pair's layers are prepared multiscale
         # started now: its imports take a second or two, and a Run pressed earlier waits
         self.detector = DetectionProcess()
         self.detector.start()
@@ -308,7 +310,7 @@ class DetectPanel(QGroupBox):
         if names[0] == EVIDENCE:
             self._prepare_evidence()
         else:
-            prepare_change_layer(self.viewer, names[0])
+            prepare_change_layer(self.viewer, names[0], multiscale=self._expect_blocks)
         self._prepare_layers(names[1:])
 
     def _job(self) -> tuple[DetectionJob, Session]:
@@ -320,6 +322,7 @@ class DetectPanel(QGroupBox):
         self.before_edit.setEditText(b_layer.name)  # tag_role may have named them by role
         self.after_edit.setEditText(a_layer.name)
         options = self.detection_options()
+        self._expect_blocks = _expects_blocks(b_layer, options, self.blocks_from_px)
         session = self._ensure_session()
         claim_id = session.ensure_claim()  # the child saves the candidates to it
         if self.claim_area_box.isChecked():
@@ -468,6 +471,15 @@ class DetectPanel(QGroupBox):
         self.cancel_button.setEnabled(False)
         if not self.detector.is_alive():  # cancelled or crashed: warm a fresh child
             self.detector.start()
+
+
+def _expects_blocks(before: Any, options: DetectionOptions, blocks_from_px: int) -> bool:
+    """Whether the child will run this pair block by block, from the before layer's grid
+    (the child decides from the file; a wrong guess costs only a layer made anew)."""
+    sd = before.metadata.get("satdelta") or {}
+    height, width = sd.get("shape") or (0, 0)
+    grid = SimpleNamespace(height=height, width=width, crs=sd.get("crs"))
+    return runs_in_blocks(grid, options, blocks_from_px)  # type: ignore[arg-type]
 
 
 def _stop_detector(detector: DetectionProcess, folders: RunFolders, *_args: Any) -> None:

@@ -196,24 +196,33 @@ def _show_change_files(
         )  # fmt: skip
 
 
-def prepare_change_layer(viewer: napari.Viewer, name: str) -> None:
+def prepare_change_layer(viewer: napari.Viewer, name: str, *, multiscale: bool = False) -> None:
     """Add the score or mask layer empty (one pixel) and hidden, if it is not there yet.
+
+    ``multiscale`` (a pair run block by block, shown from its COGs' levels) makes it a
+    multiscale layer, so that the levels are set in place too; an empty layer of the other
+    kind is made anew.
 
     Adding an image layer costs napari a tenth of a second or more on the main thread
     (its controls, its visual, a redraw of the layer list): done while a run computes,
     :func:`show_change_maps` later only sets the data.  :func:`discard_prepared` removes
     layers that stayed empty (the run failed or was cancelled).
     """
-    if name in viewer.layers:
-        return
+    layer = viewer.layers[name] if name in viewer.layers else None
+    if layer is not None:
+        if layer.multiscale == multiscale or not _satdelta(layer).get("prepared"):
+            return  # it shows a run's maps: updated, or replaced, when the new ones come
+        viewer.layers.remove(name)  # an empty one of the other kind
     style = _mask_style() if name == MASK else {"colormap": "magma", "contrast_limits": [0, 1]}
     role = "mask" if name == MASK else "score"
     # the before image's first pixel: the scene's extent stays as it is (a change of extent
     # makes napari slice and upload every image layer again)
     before = role_layer(viewer, "before")
     placed = {"affine": before.affine} if before is not None and before.ndim == 2 else {}
+    empty = np.zeros((2, 2), dtype=np.uint8 if name == MASK else np.float32)
     viewer.add_image(
-        np.zeros((1, 1), dtype=np.uint8 if name == MASK else np.float32),
+        [empty, empty[:1, :1]] if multiscale else empty[:1, :1],
+        multiscale=multiscale,
         name=name,
         visible=False,
         metadata={"satdelta": {"role": role, "prepared": True}},

@@ -61,6 +61,10 @@ def test_large_pair_runs_in_blocks_with_progress_and_lazy_maps(
     beat = QTimer()
     beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
     beat.start(10)
+    # added while the child computes, as multiscale layers: the maps only set their levels
+    qtbot.waitUntil(lambda: "change score" in viewer.layers, timeout=60_000)
+    prepared = (viewer.layers["change mask"], viewer.layers["change score"])
+    assert all(layer.multiscale for layer in prepared)
     qtbot.waitUntil(lambda: panel.worker is None, timeout=240_000)
     qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=60_000)
     beat.stop()
@@ -82,6 +86,7 @@ def test_large_pair_runs_in_blocks_with_progress_and_lazy_maps(
 
     # -- the maps: lazy levels of the run's COGs, the same as the CLI's block runner writes
     mask, score = viewer.layers["change mask"], viewer.layers["change score"]
+    assert mask is prepared[0] and score is prepared[1]  # the levels were set in place
     assert mask.multiscale and score.multiscale
     assert all(isinstance(level, MaskLevel) for level in mask.data)
     assert all(isinstance(level, PyramidLevel) for level in score.data)
@@ -142,6 +147,19 @@ def test_large_pair_runs_in_blocks_with_progress_and_lazy_maps(
     assert [ly.name for ly in viewer.layers].count("change mask") == 1
     root = panel.run_folders.root
     assert root is not None and sorted(p.name for p in root.iterdir()) == [new_folder.name]
+
+    # -- cancelled among the blocks: nothing saved, the shown run kept, its partial files gone
+    n_stored = len(widget.session.store.list_annotations(status="candidate"))
+    worker = panel.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: panel.progress_label.text().startswith("scoring"), timeout=120_000)
+    panel.cancel()
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=60_000)
+    assert panel.progress_label.text() == "cancelled: nothing saved"
+    assert mask.metadata["satdelta"]["run_folder"] == str(new_folder)
+    assert sorted(p.name for p in root.iterdir()) == [new_folder.name]
+    assert len(widget.session.store.list_annotations(status="candidate")) == n_stored
+    qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=60_000)  # reloaded
     viewer.close()
     assert not root.exists()  # the dock's run folders go with it
 
