@@ -255,6 +255,7 @@ def test_shapes_layer_saves_as_geojson_in_map_coordinates(tmp_path: Path) -> Non
         "satdelta.plugins.napari._evidence",
         "satdelta.plugins.napari._keys",
         "satdelta.plugins.napari._layers",
+        "satdelta.plugins.napari._block_detection",
     ],
 )
 def test_docstring_examples_run(module: str) -> None:
