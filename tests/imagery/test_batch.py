@@ -321,3 +321,24 @@ def test_dask_client_is_closed_when_the_first_report_fails(tmp_path, dask_cluste
         run_batch([Pair("x", gone, gone)], out, scheduler=dask_cluster.scheduler_address)
     with pytest.raises(ValueError):  # no client left open (and set as default)
         distributed.default_client()
+
+
+def test_run_pair_reports_its_stages_and_blocks(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    before, after, _ = make_pair(folder, shape=(300, 1100))  # 1 x 2 blocks of 1024
+    pair = Pair("p", str(before), str(after))
+    opts = DetectionOptions(min_area_m2=300.0)
+    calls: dict[str, list[tuple[str, int, int]]] = {"whole": [], "blocks": []}
+    for runner, seen in calls.items():
+        res = run_pair(
+            pair, tmp_path / runner, opts, runner=runner,
+            progress=lambda stage, done, total, seen=seen: seen.append((stage, done, total)),
+        )  # fmt: skip
+        assert res.status == "done", res.error
+    assert [s for s, _d, _t in calls["whole"]] == ["open", "align", "detect", "vectorize", "write"]
+    stages = [s for s, _d, _t in calls["blocks"]]
+    assert stages[:3] == ["open", "align", "fit"] and stages[-1] == "write"
+    assert [(d, t) for s, d, t in calls["blocks"] if s == "blocks"] == [(0, 2), (1, 2), (2, 2)]
+    with pytest.raises(InvalidParameterError, match="runner must be"):
+        run_batch([pair], tmp_path / "bad", runner="tiles")

@@ -155,3 +155,24 @@ def test_fragments_within_the_gap_are_one_multipolygon():
     assert polys[0].geometry.geom_type == "MultiPolygon" and polys[0].geometry.is_valid
     assert polys[1].geometry.is_valid
     assert all(0 < p.compactness <= 1 for p in polys)
+
+
+def test_from_feature_collection_gives_the_polygons_back_in_the_scene_crs():
+    from satdelta.imagery.vectorize import from_feature_collection
+
+    m = ring_mask()
+    m[0, 11] = True  # a second region, one pixel
+    score = np.where(m, 2.0, 0.0).astype("float32")
+    polys = vectorize(m, score, T10, UTM)
+    back = from_feature_collection(json.loads(json.dumps(to_feature_collection(polys))), UTM)
+    assert len(back) == len(polys) == 2
+    for p, q in zip(polys, back, strict=True):
+        # 7 decimals of a degree: within about a centimetre
+        assert shapely.hausdorff_distance(p.geometry, q.geometry) < 0.02
+        assert q.geometry.exterior.is_ccw and not any(r.is_ccw for r in q.geometry.interiors)
+        assert shapely.hausdorff_distance(p.geometry_wgs84, q.geometry_wgs84) < 1e-6
+        assert (q.pixel_count, q.rank, q.change) == (p.pixel_count, p.rank, p.change)
+        assert q.area_m2 == pytest.approx(p.area_m2, rel=1e-5)
+        assert q.score == pytest.approx(p.score)
+    with pytest.raises(InvalidParameterError, match="changes.geojson"):
+        from_feature_collection({"features": [{"geometry": None, "properties": {}}]}, UTM)
