@@ -9,7 +9,7 @@ MultiPolygon is one row per part with the same id.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,8 @@ NOT_STORED = (
 )
 #: Outline width of the evidence polygons, and of the selected ones (highlighted).
 EDGE_WIDTH, SELECTED_EDGE_WIDTH = 2.0, 6.0
+#: Milliseconds between a new layer's warm-up slice and the next (its first draw between).
+WARM_DRAW_MS = 30
 
 
 class EvidenceLayer:
@@ -81,6 +83,9 @@ class EvidenceLayer:
         self._highlighted: set[int] = set()  # rows drawn with SELECTED_EDGE_WIDTH
         self._reader: Any = None  # the worker reading the store (kept while it runs)
         self._followed: Any = None  # the layer whose events are connected here
+        # layers drawn with outlines once (napari's unique_id: the layer objects handed
+        # out may be proxies, a new one per lookup)
+        self._drawn_layers: set[Hashable] = set()
 
     @property
     def session(self) -> Session | None:
@@ -273,8 +278,13 @@ class EvidenceLayer:
         self._begin_loading()
         load = _Load(layer, rows, self._load_generation, self._visible_after_load)
         if len(rows.shapes) > self.first_slice:
-            # hidden while it fills: each slice would otherwise repaint the whole canvas
-            layer.visible = False
+            # hidden while it fills: each slice would otherwise repaint the whole canvas;
+            # a layer never drawn with outlines is first drawn with the first slice alone
+            # (vispy builds its shaders and glyphs on that draw: ~0.1 s that would
+            # otherwise join the full layer's upload in the last turn)
+            load.hide_after_first = layer.unique_id not in self._drawn_layers and load.visible
+            layer.visible = load.hide_after_first
+            self._drawn_layers.add(layer.unique_id)
         self._add_slice(load, self.first_slice)
 
     def _raise(self, layer: Any) -> None:
@@ -290,6 +300,9 @@ class EvidenceLayer:
         layer = load.layer
         if load.generation != self._load_generation or layer not in self.viewer.layers:
             return  # a newer reload (or the layer's removal) took over
+        if load.done and load.hide_after_first:
+            load.hide_after_first = False
+            layer.visible = False
         lo = load.done
         hi = min(len(load.rows.shapes), lo + max(count, 1))
         started = time.perf_counter()
@@ -313,7 +326,9 @@ class EvidenceLayer:
             nxt = _next_slice(
                 hi - lo, time.perf_counter() - started, self.slice_seconds, self.min_slice
             )
-            QTimer.singleShot(0, lambda: self._add_slice(load, nxt))
+            # after the warm-up slice, a pause lets the canvas draw it in a turn of its own
+            pause_ms = WARM_DRAW_MS if load.hide_after_first else 0
+            QTimer.singleShot(pause_ms, lambda: self._add_slice(load, nxt))
         elif hi > self.first_slice:
             # shown on a turn of its own: the canvas then redraws with every outline
             QTimer.singleShot(0, lambda: self._finish(load))
@@ -550,6 +565,7 @@ class _Load:
         self._shown = np.cumsum(starts) if ids else np.zeros(0, dtype=int)
         self.total = int(self._shown[-1]) if ids else 0
         self.done = 0
+        self.hide_after_first = False  # shown for the first slice only (see show_rows)
 
     def shown(self) -> int:
         """Annotations whose rows were added so far."""

@@ -232,3 +232,36 @@ def test_progress_says_all_drawn_only_when_every_part_is_in(make_napari_viewer, 
     total = n - 1
     assert seen[-1][:2] == (total, total)
     assert all(shown < total for shown, _, _ in seen[:-1]), seen
+
+
+def test_a_new_layer_is_drawn_once_with_its_first_slice_then_hidden_while_it_fills(
+    make_napari_viewer, qtbot
+) -> None:
+    """The first draw of an outline layer builds vispy's shaders: it comes with a small
+    first slice in a turn of its own, not with the whole layer's upload at the end."""
+    viewer = make_napari_viewer(show=True)
+    widget = ChangeAnnotator(viewer)
+    viewer.window.add_dock_widget(widget)
+    ring = np.array([[0, 0], [0, 12], [9, 15], [12, 6]], dtype=float)
+    n = 400
+    props = {
+        "annotation_id": [f"a{k}" for k in range(n)],
+        "status": ["candidate"] * n,
+        "origin": ["detected"] * n,
+    }
+    evidence = widget.evidence
+    evidence.first_slice = evidence.min_slice = 50
+    evidence.slice_seconds = 0.0  # slices of min_slice rows: several turns
+    visible: list[bool] = []
+    evidence._on_progress = lambda shown, total: visible.append(viewer.layers["evidence"].visible)
+    rows = LayerRows([k * 20.0 + ring for k in range(n)], props)
+    evidence.show_rows(rows)
+    assert viewer.layers["evidence"].visible  # the warm-up slice is shown
+    qtbot.waitUntil(lambda: not evidence.loading, timeout=60_000)
+    assert visible[0] and not any(visible[1:-1]) and visible[-1], visible
+    # the same layer again: hidden from its first slice (its shaders exist)
+    visible.clear()
+    evidence.show_rows(rows)
+    assert not viewer.layers["evidence"].visible
+    qtbot.waitUntil(lambda: not evidence.loading, timeout=60_000)
+    assert not any(visible[:-1]) and visible[-1], visible
