@@ -211,6 +211,9 @@ class EvidenceLayer:
         """Draw rows the worker read, unless a newer load or a write made them stale."""
         if generation != self._load_generation:
             return  # a newer reload or redraw took over
+        if _viewer_closed(self.viewer):
+            self._loading = False  # napari closed meanwhile: nothing to draw in
+            return
         session = self.session
         if session is None:
             self._end_loading(
@@ -549,6 +552,13 @@ def _next_slice(count: int, elapsed: float, budget: float, minimum: int) -> int:
     """
     pace = count * budget / max(elapsed, 1e-6)
     return int(max(minimum, min(2 * count, pace)))
+
+
+def _viewer_closed(viewer: Any) -> bool:
+    """Whether napari closed the viewer's window (a layer added then could never be drawn
+    or removed: napari's own teardown then fails on it). ``Window.close`` deletes its
+    ``_qt_window``; napari has no public flag for it."""
+    return not hasattr(viewer.window, "_qt_window")
 
 
 class _Load:

@@ -265,3 +265,22 @@ def test_a_new_layer_is_drawn_once_with_its_first_slice_then_hidden_while_it_fil
     assert not viewer.layers["evidence"].visible
     qtbot.waitUntil(lambda: not evidence.loading, timeout=60_000)
     assert not any(visible[:-1]) and visible[-1], visible
+
+
+def test_a_store_read_that_ends_after_the_viewer_closed_is_dropped(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    """Closing napari while the evidence is read from the store: the read's answer finds
+    no viewer to draw in, and is dropped without an error in the event loop."""
+    folder = require_shared("naip-nd")
+    viewer, widget = _open_pair(
+        make_napari_viewer,
+        folder / "m_4709963_se_14_1_20090818.tif",
+        folder / "m_4709963_se_14_1_20200831.tif",
+        tmp_path / "closing.gpkg",
+    )
+    qtbot.waitUntil(lambda: not widget.evidence.loading, timeout=60_000)
+    widget.evidence.reload()
+    assert widget.evidence.loading
+    viewer.close()
+    qtbot.wait(1500)  # the worker's answer arrives; pytest-qt fails on an exception in a slot
