@@ -12,6 +12,8 @@ blocks and written to ``changes.geojson``. Design, limits and figures:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -49,7 +51,8 @@ from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels, fit_windows
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
 from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
-from satdelta.imagery.warp import translate_window
+from satdelta.imagery.tile_cache import TileCache
+from satdelta.imagery.warp import translate_window, translation
 
 __all__ = [
     "BLOCK_PX",
@@ -72,8 +75,12 @@ SHIFT_REGION_PX = 1024
 #: Fitting sample: at most this many pixels in patches of FIT_PATCH_PX (plus halo).
 FIT_SAMPLE_PX = 16 * 384 * 384
 FIT_PATCH_PX = 384
-#: GDAL block cache (MB) while the blocks are read and the outputs written.
+#: GDAL block cache (MB) while the outputs are written (the COG copies read through it).
 GDAL_CACHE_MB = 128
+#: GDAL block cache (MB) during the blocks: the inputs' tiles are kept decoded by
+#: :class:`~satdelta.imagery.tile_cache.TileCache`, GDAL's cache only passes them on (and
+#: holds score.tif's tiles until they are written).
+BLOCKS_GDAL_CACHE_MB = 32
 #: Allocations of this many bytes or more get their own memory map (glibc), returned to
 #: the system when freed: the block arrays and GDAL's decoded tiles (512 x 512 x 2 bytes a
 #: band; at 1 MB they came from fragmenting heaps: 760 MB peak at 8192², 510 MB at 256 KB).
@@ -152,24 +159,36 @@ class _Pair:
     bands: tuple[int, ...]
     before_bands: tuple[int, ...]
     after_bands: tuple[int, ...]
+    # the blocks' tiles decoded once (before, after), for translated windows only
+    tiles: tuple[TileCache, TileCache] | None = None
 
     def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Aligned before, after (float32, NaN where no data) and joint validity of a window."""
-        win = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        win = _window(rows, cols)
         if self.options.resampling == "cubic":
             shape = (rows.stop - rows.start, cols.stop - cols.start)
+            tiles = self.tiles
             moved = translate_window(
                 self.after,
                 transform=self.before.window_transform(win),
                 shape=shape,
                 bands=self.after_bands,
                 shift_px=self.shift.shift_before_px,
+                read_into=None if tiles is None else tiles[1].read_into,
+                finite_source=tiles is not None and tiles[1].finite,
             )
             if moved is not None:  # the after scene on the before grid: a pure translation
-                b, valid = self.before.read(win, bands=self.before_bands)
-                b[:, ~valid] = np.nan
+                if tiles is None:
+                    b, valid = self.before.read(win, bands=self.before_bands)
+                else:
+                    b, valid = tiles[0].read(win)
+                if not valid.all():
+                    b[:, ~valid] = np.nan
                 af, after_valid = moved
-                return b, af, valid & after_valid & finite_pixels(b, af)
+                valid &= after_valid
+                if tiles is None or not tiles[0].finite:
+                    valid &= finite_pixels(b, af)
+                return b, af, valid
         try:
             a = coregister(
                 self.before,
@@ -190,6 +209,36 @@ class _Pair:
             )
         b, af = a.before, a.after
         return b, af, a.valid & finite_pixels(b, af)
+
+
+def _with_tiles(pair: _Pair, blocks: Sequence[Block]) -> _Pair:
+    """``pair`` reading the blocks' windows from tiles decoded once (:class:`TileCache`), when
+    the after scene comes onto them by a pure translation (else ``pair`` itself)."""
+    if pair.options.resampling != "cubic":
+        return pair
+    wins, moved = [], []
+    for b in blocks:
+        win = _window(b.outer_rows, b.outer_cols)
+        where = translation(
+            pair.after,
+            transform=pair.before.window_transform(win),
+            shape=(int(win.height), int(win.width)),
+            shift_px=pair.shift.shift_before_px,
+        )
+        if where is None:
+            return pair
+        wins.append(win)
+        if where.window is not None:
+            moved.append(where.window)
+    tiles = (
+        TileCache(pair.before, pair.before_bands, wins),
+        TileCache(pair.after, pair.after_bands, moved),
+    )
+    return dataclasses.replace(pair, tiles=tiles)
+
+
+def _window(rows: slice, cols: slice) -> Window:
+    return Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
 
 
 def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _Pair:
@@ -390,32 +439,47 @@ def detect_in_files(
 
     def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
         t1 = time.perf_counter()
-        with streamed_cog(
+        score_file = contextlib.ExitStack()
+        write_score = score_file.enter_context(streamed_cog(
             tmp / "score.tif", shape=shape, dtype="float32", transform=transform, crs=crs,
             nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
             compress="none",  # noisy float scores: ZSTD saved 20 % at 2.5x the copy time
-        ) as write_score:  # fmt: skip
+        ))  # fmt: skip
+        with contextlib.ExitStack() as on_error:
+            on_error.push(score_file)  # a failed block: the staging file removed, no copy
 
-            def row_of_blocks(i: int) -> None:
-                # one thread takes a row of blocks left to right: the halo of each block
-                # lies in tiles its left neighbour decoded, still in this thread's cache
-                for j, b in enumerate(plan[i]):
-                    bb, aa, vv = pair.read(b.outer_rows, b.outer_cols)
-                    r = apply_window(det, b, bb, aa, vv, shape)
-                    del bb, aa, vv
-                    score = np.where(r.valid, r.score, np.float32(np.nan))
-                    with lock:
-                        write_score(score, b.rows.start, b.cols.start)
-                    pre_bits.put((i, j), r.pre)
-                    ok_bits.put((i, j), r.ok)
-                    valid_bits.put((i, j), r.valid)
-                    kept[i, j] = _Kept(b, r.fragments, r.labels)
-                    step("blocks")
+            def one_block(item: tuple[int, int, Block]) -> None:
+                i, j, b = item
+                bb, aa, vv = tiled.read(b.outer_rows, b.outer_cols)
+                r = apply_window(det, b, bb, aa, vv, shape)
+                del bb, aa, vv
+                score = np.where(r.valid, r.score, np.float32(np.nan))
+                with lock:
+                    write_score(score, b.rows.start, b.cols.start)
+                pre_bits.put((i, j), r.pre)
+                ok_bits.put((i, j), r.ok)
+                valid_bits.put((i, j), r.valid)
+                kept[i, j] = _Kept(b, r.fragments, r.labels)
+                step("blocks")
 
             progress("blocks", 0, len(flat))
-            with handles_kept_open([before, after], cache_mb=GDAL_CACHE_MB):
-                run_jobs(row_of_blocks, range(len(plan)))
+            # blocks in raster order over the threads: neighbours read the tiles they share
+            # at about the same time, so few decoded tiles wait for their last reader
+            tiled = _with_tiles(pair, [b for _, _, b in flat])
+            with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
+                run_jobs(one_block, flat)
+            on_error.pop_all()
         timings["blocks"] = round(time.perf_counter() - t1, 4)
+        # score.tif's COG copy (about 1.5 s at 8192²) in the background, beside the second pass
+        copier = ThreadPoolExecutor(1)
+        copied = copier.submit(_closed_timed, score_file, timings, "score_cog")
+        try:
+            return second_pass(tmp)
+        finally:
+            copied.result()  # raises what the copy raised
+            copier.shutdown()
+
+    def second_pass(tmp: Path) -> tuple[list[str], dict[str, Any]]:
         t1 = time.perf_counter()
         progress("candidates", 0, len(flat))
         index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
@@ -472,7 +536,8 @@ def detect_in_files(
             import json
 
             with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
-                json.dump(to_feature_collection(polygons, run=provenance), fh, allow_nan=False)
+                # C encoder (json.dump streams through the Python one, ~10x slower)
+                fh.write(json.dumps(to_feature_collection(polygons, run=provenance), allow_nan=False))
             written.append("changes.geojson")
         summary = _summary(
             before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
@@ -500,6 +565,14 @@ def detect_in_files(
     progress("write", 1, 1)
     result.setdefault("timings_s", {})["total_after_fit"] = round(time.perf_counter() - t, 4)
     return result
+
+
+def _closed_timed(stack: contextlib.ExitStack, timings: dict[str, float], name: str) -> None:
+    """Close ``stack`` (in a worker thread) within GDAL's cache limit; its duration as ``name``."""
+    t = time.perf_counter()
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
+        stack.close()
+    timings[name] = round(time.perf_counter() - t, 4)
 
 
 class _NoScene:

@@ -307,52 +307,69 @@ def _fragments(
     after: NDArray,
     valid: NDArray[np.bool_],
 ) -> Fragments:
-    """Region sums of the block's own pixels (regions labelled on the block plus MARGIN_PX)."""
+    """Region sums of the block's own pixels (regions labelled on the block plus MARGIN_PX).
+
+    The sums are taken with ``np.bincount`` over the pixels in raster order (each region's
+    ring gathered region by region), in float64.
+    """
     er, ec = block.around(MARGIN_PX)
     pre_e = pre[er, ec]
     labels, n = group_labels(pre_e, gap_px=MERGE_GAP_PX, connectivity=4)
     nb = before.shape[0]
-    anchors = np.zeros((n, 2), np.int64)
-    count = np.zeros(n, np.int64)
-    score_sum = np.zeros(n, np.float64)
-    score_n = np.zeros(n, np.int64)
-    inside = np.zeros((n, 2, 2, nb), np.float64)
-    ring_n = np.zeros(n, np.int64)
-    ring_sum = np.zeros((n, 2, nb), np.float64)
-    own = np.zeros(pre_e.shape, bool)  # the block's own pixels in the grown window
     ir, ic = block.inner
-    own[ir.start - er.start : ir.stop - er.start, ic.start - ec.start : ic.stop - ec.start] = True
+    own = (slice(ir.start - er.start, ir.stop - er.start), slice(ic.start - ec.start, ic.stop - ec.start))
+    # anchors: each region's first pixel in raster order (labels are numbered in that order,
+    # so a pixel is its region's first when its label is larger than every one before it)
+    flat = labels.ravel()
+    at = np.flatnonzero(flat)
+    lab = flat[at]
+    first = np.ones(lab.size, bool)
+    first[1:] = lab[1:] > np.maximum.accumulate(lab)[:-1]
+    width = labels.shape[1]
     top, left = block.outer_rows.start + er.start, block.outer_cols.start + ec.start
-    dates = (before[:, er, ec], after[:, er, ec])
-    s_e, valid_e = s[er, ec], valid[er, ec]
+    anchors = np.stack([top + at[first] // width, left + at[first] % width], axis=1).astype(np.int64)
+    # the block's own changed pixels (positions in the outer arrays) and their regions
+    rows, cols = np.nonzero(labels[own])
+    region = labels[own][rows, cols] - 1
+    rows += ir.start
+    cols += ic.start
+    count = np.bincount(region, minlength=n).astype(np.int64)
+    sv = s[rows, cols]
+    fin = np.isfinite(sv)
+    score_sum = np.bincount(region[fin], weights=sv[fin].astype(np.float64), minlength=n)
+    score_n = np.bincount(region[fin], minlength=n).astype(np.int64)
+    # rings: within RING_PX of a region (a square), valid, unchanged, the block's own
+    base = ~pre_e & valid[er, ec]
+    outside = np.ones(base.shape, bool)
+    outside[own] = False
+    base[outside] = False
+    ring_rows, ring_cols, ring_region = [], [], []
     for k, sl in enumerate(ndimage.find_objects(labels)):
         if sl is None:
             continue
-        lab = labels[sl] == k + 1
-        first = np.argmax(lab.ravel())
-        anchors[k] = (
-            top + sl[0].start + first // lab.shape[1],
-            left + sl[1].start + first % lab.shape[1],
-        )
         box = tuple(
             slice(max(x.start - RING_PX, 0), min(x.stop + RING_PX, dim))
             for x, dim in zip(sl, pre_e.shape, strict=True)
         )
-        mine = labels[box] == k + 1
-        inside_own = mine & own[box]
-        ring = ndimage.maximum_filter(mine, size=2 * RING_PX + 1)
-        ring &= ~pre_e[box] & valid_e[box] & own[box]
-        count[k] = int(inside_own.sum())
-        sv = s_e[box][inside_own]
-        fin = np.isfinite(sv)
-        score_sum[k] = float(sv[fin].astype(np.float64).sum())
-        score_n[k] = int(fin.sum())
-        ring_n[k] = int(ring.sum())
-        for d, img in enumerate(dates):
-            x = img[(slice(None), *box)][:, inside_own].astype(np.float64)
-            inside[k, 0, d] = x.sum(axis=1)
-            inside[k, 1, d] = (x * x).sum(axis=1)
-            ring_sum[k, d] = img[(slice(None), *box)][:, ring].astype(np.float64).sum(axis=1)
+        ring = ndimage.maximum_filter(labels[box] == k + 1, size=2 * RING_PX + 1)
+        ring &= base[box]
+        rr, cc = np.nonzero(ring)
+        ring_rows.append(rr + (box[0].start + er.start))
+        ring_cols.append(cc + (box[1].start + ec.start))
+        ring_region.append(np.full(rr.size, k, np.intp))
+    rr = np.concatenate(ring_rows) if ring_rows else np.zeros(0, np.intp)
+    cc = np.concatenate(ring_cols) if ring_cols else np.zeros(0, np.intp)
+    rk = np.concatenate(ring_region) if ring_region else np.zeros(0, np.intp)
+    ring_n = np.bincount(rk, minlength=n).astype(np.int64)
+    inside = np.zeros((n, 2, 2, nb), np.float64)
+    ring_sum = np.zeros((n, 2, nb), np.float64)
+    for d, img in enumerate((before, after)):
+        for band in range(nb):
+            x = img[band][rows, cols].astype(np.float64)
+            inside[:, 0, d, band] = np.bincount(region, weights=x, minlength=n)
+            inside[:, 1, d, band] = np.bincount(region, weights=x * x, minlength=n)
+            y = img[band][rr, cc].astype(np.float64)
+            ring_sum[:, d, band] = np.bincount(rk, weights=y, minlength=n)
     return Fragments(anchors, count, score_sum, score_n, inside, ring_n, ring_sum)
 
 
