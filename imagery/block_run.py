@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +30,13 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 from satdelta.imagery.align import AlignedPair, coregister
+from satdelta.imagery.block_join import CandidateCollector, GroupIndex
 from satdelta.imagery.blocks import (
     Block,
     BlockLabels,
-    CandidateCollector,
+    BlockPieces,
     Fragments,
-    GroupIndex,
     apply_window,
-    finish_block,
     plan_blocks,
     window_halo_px,
 )
@@ -50,8 +49,8 @@ from satdelta.imagery.pair import match_bands
 from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels, fit_windows
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
-from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
 from satdelta.imagery.tile_cache import TileCache
+from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
 from satdelta.imagery.warp import translate_window, translation
 
 __all__ = [
@@ -306,42 +305,26 @@ def mid_tile_first_blocks(scene: Scene, block_px: int) -> tuple[int, int]:
     return first(tile_h), first(tile_w)
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-class _Bits:
-    """Bit masks of every block in one preallocated buffer (no small arrays to fragment the
-    heap: the resident memory stays flat over thousands of blocks)."""
-
-    def __init__(self, shapes: dict[tuple[int, int], tuple[int, int]]):
-        self.slots: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
-        start = 0
-        for key, shp in shapes.items():
-            self.slots[key] = (start, shp)
-            start += -(-(shp[0] * shp[1]) // 8)
-        self.buffer = np.zeros(max(start, 1), np.uint8)
-
-    def put(self, key: tuple[int, int], mask: np.ndarray) -> None:
-        start, shp = self.slots[key]
-        packed = np.packbits(mask, axis=None)
-        self.buffer[start : start + packed.size] = packed
-
-    def get(self, key: tuple[int, int]) -> np.ndarray:
-        start, shp = self.slots[key]
-        n = shp[0] * shp[1]
-        bits = self.buffer[start : start + -(-n // 8)]
-        return np.unpackbits(bits, count=n).reshape(shp).view(bool)
-
-
 @dataclass
 class _Kept:
-    """What pass 1 keeps of a block besides its bit masks: the region records."""
+    """What the blocks stage keeps of a block for the candidates."""
 
     block: Block
     fragments: Fragments
     labels: BlockLabels
+    pieces: BlockPieces
+
+
+def _clear(
+    write_mask: Callable[[np.ndarray, int, int], None], dropped: np.ndarray, b: Block
+) -> None:
+    """Write 0 (unchanged) over a block's pixels the size filter dropped (raster indexes)."""
+    w = b.cols.stop - b.cols.start
+    for index in dropped.tolist():
+        write_mask(_UNCHANGED, b.rows.start + index // w, b.cols.start + index % w)
+
+
+_UNCHANGED = np.zeros((1, 1), np.uint8)
 
 
 def detect_in_files(
@@ -424,10 +407,7 @@ def detect_in_files(
         "satdelta_threshold": repr(det.threshold.threshold),
     }
     kept: dict[tuple[int, int], _Kept] = {}
-    own = {(i, j): b.shape for i, j, b in flat}
-    ok_bits, valid_bits = _Bits(own), _Bits(own)
-    pre_bits = _Bits({key: (h + 2, w + 2) for key, (h, w) in own.items()})
-    per_chunk = 2 * thread_count()
+    counted = [0, 0]  # changed and valid pixels
 
     lock = threading.Lock()
     done = [0]
@@ -439,27 +419,33 @@ def detect_in_files(
 
     def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
         t1 = time.perf_counter()
-        score_file = contextlib.ExitStack()
-        write_score = score_file.enter_context(streamed_cog(
+        files = contextlib.ExitStack()
+        write_score = files.enter_context(streamed_cog(
             tmp / "score.tif", shape=shape, dtype="float32", transform=transform, crs=crs,
             nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
             compress="none",  # noisy float scores: ZSTD saved 20 % at 2.5x the copy time
         ))  # fmt: skip
         with contextlib.ExitStack() as on_error:
-            on_error.push(score_file)  # a failed block: the staging file removed, no copy
+            on_error.push(files)  # a failed block: the staging files removed, no copy
+            write_mask = files.enter_context(streamed_cog(
+                tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
+                nodata=MASK_NODATA, band_name="changed",
+                tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
+            ))  # fmt: skip
 
             def one_block(item: tuple[int, int, Block]) -> None:
                 i, j, b = item
                 bb, aa, vv = tiled.read(b.outer_rows, b.outer_cols)
-                r = apply_window(det, b, bb, aa, vv, shape)
+                r = apply_window(det, b, bb, aa, vv, shape, transform)
                 del bb, aa, vv
                 score = np.where(r.valid, r.score, np.float32(np.nan))
+                mask = np.where(r.valid, r.changed.view(np.uint8), np.uint8(MASK_NODATA))
                 with lock:
                     write_score(score, b.rows.start, b.cols.start)
-                pre_bits.put((i, j), r.pre)
-                ok_bits.put((i, j), r.ok)
-                valid_bits.put((i, j), r.valid)
-                kept[i, j] = _Kept(b, r.fragments, r.labels)
+                    write_mask(mask, b.rows.start, b.cols.start)
+                    counted[0] += int(r.changed.sum())
+                    counted[1] += int(r.valid.sum())
+                kept[i, j] = _Kept(b, r.fragments, r.labels, r.pieces)
                 step("blocks")
 
             progress("blocks", 0, len(flat))
@@ -468,49 +454,34 @@ def detect_in_files(
             tiled = _with_tiles(pair, [b for _, _, b in flat])
             with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
                 run_jobs(one_block, flat)
+            timings["blocks"] = round(time.perf_counter() - t1, 4)
+            t1 = time.perf_counter()
+            progress("candidates", 0, len(flat))
+            # the size filter across blocks: pixels of small candidates cut by block edges
+            index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
+            collector = CandidateCollector(
+                plan, index, det.min_pixels, lambda i, j: kept[i, j].labels
+            )
+            for n, (i, j, b) in enumerate(flat, start=1):
+                k = kept[i, j]
+                dropped = collector.add(i, j, k.fragments, k.pieces)
+                _clear(write_mask, dropped, b)
+                counted[0] -= int(dropped.size)
+                progress("candidates", n, len(flat))
             on_error.pop_all()
-        timings["blocks"] = round(time.perf_counter() - t1, 4)
-        # score.tif's COG copy (about 1.5 s at 8192²) in the background, beside the second pass
+        # the COG copies (about 2 s at 8192²) in the background, beside the polygons
         copier = ThreadPoolExecutor(1)
-        copied = copier.submit(_closed_timed, score_file, timings, "score_cog")
+        copied = copier.submit(_closed_timed, files, timings, "cog_copies")
         try:
-            return second_pass(tmp)
+            return candidates(tmp, collector, t1)
         finally:
             copied.result()  # raises what the copy raised
             copier.shutdown()
 
-    def second_pass(tmp: Path) -> tuple[list[str], dict[str, Any]]:
-        t1 = time.perf_counter()
-        progress("candidates", 0, len(flat))
-        index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
-        keep = index.kept(det.min_pixels)
-        collector = CandidateCollector({key: k.fragments for key, k in kept.items()}, plan)
-        n_changed = n_valid = 0
-
-        def finish(item: tuple[int, int, Block]) -> tuple[Any, ...]:
-            i, j, _ = item
-            return finish_block(
-                index, keep, i, j, pre_bits.get((i, j)), ok_bits.get((i, j)), transform, shape[1]
-            )
-
-        with streamed_cog(
-            tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
-            nodata=MASK_NODATA, band_name="changed",
-            tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
-        ) as write_mask:  # fmt: skip
-            finished = 0
-            for chunk in _chunks(flat, per_chunk):
-                for (i, j, b), (changed, comp, outlines, first) in zip(
-                    chunk, run_jobs(finish, chunk), strict=True
-                ):
-                    valid = valid_bits.get((i, j))
-                    mask = np.where(valid, changed.astype(np.uint8), np.uint8(MASK_NODATA))
-                    write_mask(mask, b.rows.start, b.cols.start)
-                    n_changed += int(changed.sum())
-                    n_valid += int(valid.sum())
-                    collector.add(i, j, comp, outlines, first)
-                    finished += 1
-                    progress("candidates", finished, len(flat))
+    def candidates(
+        tmp: Path, collector: CandidateCollector, t1: float
+    ) -> tuple[list[str], dict[str, Any]]:
+        n_changed, n_valid = counted
         px = before.pixel_size_m or options.pixel_size_m
         before_c, after_c = checksums  # the scenes with their sha256
         hasher.shutdown()
@@ -537,7 +508,9 @@ def detect_in_files(
 
             with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
                 # C encoder (json.dump streams through the Python one, ~10x slower)
-                fh.write(json.dumps(to_feature_collection(polygons, run=provenance), allow_nan=False))
+                fh.write(
+                    json.dumps(to_feature_collection(polygons, run=provenance), allow_nan=False)
+                )
             written.append("changes.geojson")
         summary = _summary(
             before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
