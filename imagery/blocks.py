@@ -24,7 +24,7 @@ from satdelta.imagery.candidates import RING_PX
 from satdelta.imagery.cues import SEGMENT_M
 from satdelta.imagery.detector import ChangeDetector, score_both
 from satdelta.imagery.errors import InvalidParameterError
-from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels
+from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels, square_dilation
 from scipy import ndimage
 from shapely.geometry import shape
 
@@ -403,41 +403,40 @@ def _fragments(
     labels, n = group_labels(pre_e, gap_px=MERGE_GAP_PX, connectivity=4)
     nb = before.shape[0]
     ir, ic = block.inner
-    own = (
-        slice(ir.start - er.start, ir.stop - er.start),
-        slice(ic.start - ec.start, ic.stop - ec.start),
-    )
-    # anchors: each region's first pixel in raster order (labels are numbered in that order,
-    # so a pixel is its region's first when its label is larger than every one before it)
-    flat = labels.ravel()
-    at = np.flatnonzero(flat)
-    seq = flat[at]
+    h, width = labels.shape
+    # every region pixel (raster order) and its region; anchors: each region's first pixel
+    # (labels are numbered in that order, so a pixel is its region's first when its label
+    # is larger than every one before it)
+    at = np.flatnonzero(labels)
+    seq = labels.ravel()[at]
     first = np.ones(seq.size, bool)
     first[1:] = seq[1:] > np.maximum.accumulate(seq)[:-1]
-    width = labels.shape[1]
-    top, left = block.outer_rows.start + er.start, block.outer_cols.start + ec.start
-    anchors = np.stack([top + at[first] // width, left + at[first] % width], axis=1)
-    anchors = anchors.astype(np.int64)
-    # the block's own changed pixels (positions in the outer arrays) and their regions
-    rows, cols = np.nonzero(labels[own])
-    region = labels[own][rows, cols] - 1
-    rows += ir.start
-    cols += ic.start
+    rows, cols = at // width + er.start, at % width + ec.start  # in the outer window
+    anchors = np.stack(
+        [block.outer_rows.start + rows[first], block.outer_cols.start + cols[first]], axis=1
+    ).astype(np.int64)
+    # the block's own changed pixels and their regions
+    own = (rows >= ir.start) & (rows < ir.stop) & (cols >= ic.start) & (cols < ic.stop)
+    rows, cols, region = rows[own], cols[own], seq[own].astype(np.intp) - 1
     count = np.bincount(region, minlength=n).astype(np.int64)
     # each region named by the block's label of one of its own pixels (any: they are all in
     # one candidate), 0 when it has none
     named = np.zeros(n, np.int64)
     named[region] = lab[rows - ir.start, cols - ic.start]
-    sv = s[rows, cols]
+    outer_w = s.shape[1]
+    inside_at = rows * outer_w + cols
+    sv = s.ravel()[inside_at]
     fin = np.isfinite(sv)
     score_sum = np.bincount(region[fin], weights=sv[fin].astype(np.float64), minlength=n)
     score_n = np.bincount(region[fin], minlength=n).astype(np.int64)
     # rings: within RING_PX of a region (a square), valid, unchanged, the block's own
-    base = ~pre_e & valid[er, ec]
-    outside = np.ones(base.shape, bool)
-    outside[own] = False
-    base[outside] = False
-    ring_rows, ring_cols, ring_region = [], [], []
+    own_e = (
+        slice(ir.start - er.start, ir.stop - er.start),
+        slice(ic.start - ec.start, ic.stop - ec.start),
+    )
+    base = np.zeros(pre_e.shape, bool)
+    base[own_e] = ~pre_e[own_e] & valid[ir, ic]
+    ring_at, ring_region = [], []
     for k, sl in enumerate(ndimage.find_objects(labels)):
         if sl is None:
             continue
@@ -445,31 +444,29 @@ def _fragments(
             slice(max(x.start - RING_PX, 0), min(x.stop + RING_PX, dim))
             for x, dim in zip(sl, pre_e.shape, strict=True)
         )
-        ring = ndimage.maximum_filter(labels[box] == k + 1, size=2 * RING_PX + 1)
+        ring = square_dilation(labels[box] == k + 1, RING_PX)
         ring &= base[box]
         rr, cc = np.nonzero(ring)
-        ring_rows.append(rr + (box[0].start + er.start))
-        ring_cols.append(cc + (box[1].start + ec.start))
+        ring_at.append((rr + (box[0].start + er.start)) * outer_w + cc + (box[1].start + ec.start))
         ring_region.append(np.full(rr.size, k, np.intp))
-    rr = np.concatenate(ring_rows) if ring_rows else np.zeros(0, np.intp)
-    cc = np.concatenate(ring_cols) if ring_cols else np.zeros(0, np.intp)
+    ring_idx = np.concatenate(ring_at) if ring_at else np.zeros(0, np.intp)
     rk = np.concatenate(ring_region) if ring_region else np.zeros(0, np.intp)
     ring_n = np.bincount(rk, minlength=n).astype(np.int64)
     inside = np.zeros((n, 2, 2, nb), np.float64)
     ring_sum = np.zeros((n, 2, nb), np.float64)
     for d, img in enumerate((before, after)):
+        flat = img.reshape(nb, -1)  # a view for arrays of whole rows (a copy otherwise)
+        x = flat[:, inside_at].astype(np.float64)
+        y = flat[:, ring_idx].astype(np.float64)
         for band in range(nb):
-            x = img[band][rows, cols].astype(np.float64)
-            inside[:, 0, d, band] = np.bincount(region, weights=x, minlength=n)
-            inside[:, 1, d, band] = np.bincount(region, weights=x * x, minlength=n)
-            y = img[band][rr, cc].astype(np.float64)
-            ring_sum[:, d, band] = np.bincount(rk, weights=y, minlength=n)
+            inside[:, 0, d, band] = np.bincount(region, weights=x[band], minlength=n)
+            inside[:, 1, d, band] = np.bincount(region, weights=x[band] * x[band], minlength=n)
+            ring_sum[:, d, band] = np.bincount(rk, weights=y[band], minlength=n)
     return Fragments(anchors, named, count, score_sum, score_n, inside, ring_n, ring_sum)
 
 
 def _block_labels(pre_grown: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     """4-connected labels of the block's pixels on the mask dilated to bridge the gap."""
     half = -(-MERGE_GAP_PX // 2)
-    grown = ndimage.maximum_filter(pre_grown, size=2 * half + 1, mode="constant", cval=False)
-    lab, n = ndimage.label(grown[1:-1, 1:-1])
+    lab, n = ndimage.label(square_dilation(pre_grown, half)[1:-1, 1:-1])
     return lab.astype(np.int32, copy=False), int(n)
