@@ -50,7 +50,7 @@ from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels, fit_windows
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
 from satdelta.imagery.tile_cache import TileCache
-from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
+from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, write_feature_collection
 from satdelta.imagery.warp import translate_window, translation
 
 __all__ = [
@@ -75,7 +75,7 @@ SHIFT_REGION_PX = 1024
 FIT_SAMPLE_PX = 16 * 384 * 384
 FIT_PATCH_PX = 384
 #: GDAL block cache (MB) while the outputs are written (the COG copies read through it).
-GDAL_CACHE_MB = 128
+GDAL_CACHE_MB = 32
 #: GDAL block cache (MB) during the blocks: the inputs' tiles are kept decoded by
 #: :class:`~satdelta.imagery.tile_cache.TileCache`, GDAL's cache only passes them on (and
 #: holds score.tif's tiles until they are written).
@@ -517,13 +517,8 @@ def detect_in_files(
         }
         written = ["mask.tif", "score.tif"]
         if crs is not None:
-            import json
-
             with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
-                # C encoder (json.dump streams through the Python one, ~10x slower)
-                fh.write(
-                    json.dumps(to_feature_collection(polygons, run=provenance), allow_nan=False)
-                )
+                write_feature_collection(fh, polygons, run=provenance)
             written.append("changes.geojson")
         summary = _summary(
             before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
