@@ -50,11 +50,15 @@ def tile_grid(block_shape: tuple[int, int], width: int) -> tuple[int, int]:
     return rows, min(cols, width)
 
 
+Box = tuple[int, int, int, int]  # rows r0..r1, cols c0..c1 of the scene
+
+
 @dataclass
 class _Tile:
     ready: threading.Event = field(default_factory=threading.Event)
-    data: np.ndarray | None = None  # (B, h, w) in the file's data type
-    valid: np.ndarray | None = None  # (h, w) bool; None = every pixel has data
+    # ((row, col) of data[:, 0, 0] in the scene, (B, h, w) data in the file's data type,
+    # (h, w) bool validity or None = every pixel has data); replaced as one when trimmed
+    region: tuple[tuple[int, int], np.ndarray, np.ndarray | None] | None = None
     error: BaseException | None = None
 
 
@@ -70,7 +74,9 @@ class TileCache:
         1-based band indexes every read returns.
     windows : iterable of Window
         The windows that will be read (whole pixels, inside the scene), in any order: a
-        tile is kept until as many reads touching it have been served as it has here.
+        tile is kept until each of them touching it has been read, cut down meanwhile to
+        the part the windows still to be read need (a block row's tiles shared with the
+        next row keep only the rows the next one reads).
     """
 
     def __init__(self, scene: Scene, bands: Sequence[int], windows: Iterable[Window]):
@@ -88,10 +94,10 @@ class TileCache:
         self.finite = self.read_dtype.kind in "iu"
         # every pixel has data: no mask to read (files without nodata, mask or alpha)
         self.all_valid = all(f == [MaskFlags.all_valid] for f in flags)
-        self.uses: dict[Key, int] = {}
+        self.uses: dict[Key, list[Box]] = {}  # windows still to be read, per tile
         for w in windows:
             for key in self._keys(w):
-                self.uses[key] = self.uses.get(key, 0) + 1
+                self.uses.setdefault(key, []).append(_box(w))
         self.tiles: dict[Key, _Tile] = {}
         self.lock = threading.Lock()
         self.decoded = 0  # tiles decoded (for tests and the design notes' figures)
@@ -119,19 +125,17 @@ class TileCache:
         buffer)."""
         r0, c0 = int(window.row_off), int(window.col_off)
         h, w = int(window.height), int(window.width)
-        th, tw = self.tile
         for key in self._keys(window):
-            tile = self._get(key)
-            tr, tc = key[0] * th, key[1] * tw
-            rows = slice(max(r0, tr), min(r0 + h, tr + tile.data.shape[1]))
-            cols = slice(max(c0, tc), min(c0 + w, tc + tile.data.shape[2]))
+            (tr, tc), tile_data, tile_valid = self._get(key)
+            rows = slice(max(r0, tr), min(r0 + h, tr + tile_data.shape[1]))
+            cols = slice(max(c0, tc), min(c0 + w, tc + tile_data.shape[2]))
             out = (slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0))
             src = (slice(rows.start - tr, rows.stop - tr), slice(cols.start - tc, cols.stop - tc))
-            data[(slice(None), *out)] = tile.data[(slice(None), *src)]
-            valid[out] = True if tile.valid is None else tile.valid[src]
-            self._release(key)
+            data[(slice(None), *out)] = tile_data[(slice(None), *src)]
+            valid[out] = True if tile_valid is None else tile_valid[src]
+            self._release(key, _box(window))
 
-    def _get(self, key: Key) -> _Tile:
+    def _get(self, key: Key) -> tuple[tuple[int, int], np.ndarray, np.ndarray | None]:
         with self.lock:
             kept = key in self.uses
             tile = self.tiles.get(key) if kept else None
@@ -143,7 +147,7 @@ class TileCache:
         assert tile is not None
         if mine:
             try:
-                tile.data, tile.valid = self._decode(key)
+                tile.region = self._decode(key)
             except BaseException as exc:
                 tile.error = exc
             finally:
@@ -152,20 +156,38 @@ class TileCache:
             tile.ready.wait()
         if tile.error is not None:
             raise tile.error
-        return tile
+        assert tile.region is not None
+        return tile.region
 
-    def _release(self, key: Key) -> None:
+    def _release(self, key: Key, box: Box) -> None:
+        """One read of ``box`` done: drop the tile after its last, else keep what the windows
+        still to be read need of it."""
         with self.lock:
-            n = self.uses.get(key)
-            if n is None:
+            left = self.uses.get(key)
+            if left is None or box not in left:
                 return
-            if n <= 1:
+            left.remove(box)
+            tile = self.tiles.get(key)
+            if not left:
                 del self.uses[key]
                 self.tiles.pop(key, None)
-            else:
-                self.uses[key] = n - 1
+                return
+            if tile is None or tile.region is None:
+                return
+            (tr, tc), data, valid = tile.region
+            r0 = max(min(b[0] for b in left), tr)
+            r1 = min(max(b[1] for b in left), tr + data.shape[1])
+            c0 = max(min(b[2] for b in left), tc)
+            c1 = min(max(b[3] for b in left), tc + data.shape[2])
+            if (r1 - r0) * (c1 - c0) < data.shape[1] * data.shape[2] * 3 // 4:
+                rows, cols = slice(r0 - tr, r1 - tr), slice(c0 - tc, c1 - tc)
+                tile.region = (
+                    (r0, c0),
+                    data[:, rows, cols].copy(),
+                    None if valid is None else valid[rows, cols].copy(),
+                )
 
-    def _decode(self, key: Key) -> tuple[np.ndarray, np.ndarray | None]:
+    def _decode(self, key: Key) -> tuple[tuple[int, int], np.ndarray, np.ndarray | None]:
         th, tw = self.tile
         r0, c0 = key[0] * th, key[1] * tw
         win = Window(c0, r0, min(tw, self.scene.width - c0), min(th, self.scene.height - r0))
@@ -184,4 +206,9 @@ class TileCache:
                 ) from exc
         with self.lock:
             self.decoded += 1
-        return data, None if masks is None else np.all(masks > 0, axis=0)
+        return (r0, c0), data, None if masks is None else np.all(masks > 0, axis=0)
+
+
+def _box(w: Window) -> Box:
+    r0, c0 = int(w.row_off), int(w.col_off)
+    return r0, r0 + int(w.height), c0, c0 + int(w.width)
