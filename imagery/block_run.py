@@ -58,7 +58,7 @@ __all__ = [
     "BLOCKS_FROM_PX",
     "Progress",
     "detect_in_files",
-    "mid_tile_first_blocks",
+    "tile_edge_first_blocks",
     "uses_blocks",
 ]
 
@@ -299,16 +299,27 @@ def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.n
     return det, scales, len(wins)
 
 
-def mid_tile_first_blocks(scene: Scene, block_px: int) -> tuple[int, int]:
-    """First blocks' size (rows, cols) that puts the block edges in the middle of the
-    scene's tiles: a window's halo of a few pixels then decodes one tile row (column) more
-    than the block's own, not two (blocks aligned on tile edges reach into the tiles on
-    both sides). ``block_px`` where the tiles do not divide it."""
+def tile_edge_first_blocks(scene: Scene, block_px: int, reach_px: int) -> tuple[int, int]:
+    """First blocks' size (rows, cols) that ends every block ``reach_px`` before a tile
+    edge of the scene (``block_px`` where the tiles do not divide it, or are not longer
+    than ``reach_px``).
+
+    ``reach_px``: how far a window reaches past its block (halo, cubic taps and shift). A
+    block's window then ends at a tile edge, and the next row of blocks reads, of the tiles
+    the two rows share, only about 2 ``reach_px`` rows: all that the decoded-tile store
+    (:class:`~satdelta.imagery.tile_cache.TileCache`) keeps between two rows of blocks.
+
+    Examples
+    --------
+    With 512-pixel tiles, blocks of 1024 and a reach of 10 pixels the first blocks have 1014
+    rows and columns; their windows end at pixel 1024.
+    """
     with scene.open() as src:
         tile_h, tile_w = src.block_shapes[0]
 
     def first(tile: int) -> int:
-        return block_px - tile // 2 if tile >= 2 and block_px % tile == 0 else block_px
+        fits = tile > reach_px and block_px % tile == 0
+        return block_px - reach_px if fits else block_px
 
     return first(tile_h), first(tile_w)
 
@@ -406,7 +417,9 @@ def detect_in_files(
     timings["fit"] = round(time.perf_counter() - t, 4)
     shape = (before.height, before.width)
     halo = window_halo_px(det)
-    first_px = mid_tile_first_blocks(before, block_px)
+    # a window reaches the halo, the cubic taps (1 before, 2 after) and the shift past its block
+    reach = halo + 3 + int(math.ceil(max(abs(v) for v in pair.shift.shift_before_px)))
+    first_px = tile_edge_first_blocks(before, block_px, reach)
     plan = plan_blocks(shape, block_px, halo, first_px)
     flat = [(i, j, b) for i, line in enumerate(plan) for j, b in enumerate(line)]
     transform, crs = before.transform, before.crs

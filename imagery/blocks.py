@@ -210,28 +210,31 @@ class BlockLabels:
 
     Attributes
     ----------
-    top, bottom : (m, w) int32 ndarray
+    top, bottom : (m, w) uint16 or int32 ndarray
         The first and last ``m = min(MARGIN_PX, h)`` rows of labels (0 = no region).
-    left, right : (h, m') int32 ndarray
+    left, right : (h, m') uint16 or int32 ndarray
         The first and last ``m' = min(MARGIN_PX, w)`` columns.
     counts : (n,) int64 ndarray
         Changed pixels (before the size filter) of labels 1..n.
     """
 
-    top: NDArray[np.int32]
-    bottom: NDArray[np.int32]
-    left: NDArray[np.int32]
-    right: NDArray[np.int32]
+    top: NDArray[np.integer]
+    bottom: NDArray[np.integer]
+    left: NDArray[np.integer]
+    right: NDArray[np.integer]
     counts: NDArray[np.int64]
 
     @classmethod
     def of(cls, lab: NDArray[np.int32], counts: NDArray[np.int64]) -> BlockLabels:
-        """The strips of a block's ``(h, w)`` labels ``lab``."""
+        """The strips of a block's ``(h, w)`` labels ``lab`` (uint16 when they fit: the
+        strips are most of what a block keeps)."""
         m = MARGIN_PX
-        return cls(lab[:m].copy(), lab[-m:].copy(), lab[:, :m].copy(), lab[:, -m:].copy(), counts)
+        kind = np.uint16 if counts.size < 2**16 else np.int32
+        strips = (lab[:m], lab[-m:], lab[:, :m], lab[:, -m:])
+        return cls(*(x.astype(kind) for x in strips), counts)
 
     @property
-    def edges(self) -> tuple[NDArray[np.int32], ...]:
+    def edges(self) -> tuple[NDArray[np.integer], ...]:
         """Labels along the top, bottom, left and right edge."""
         return self.top[0], self.bottom[-1], self.left[:, 0], self.right[:, -1]
 
