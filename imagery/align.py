@@ -21,6 +21,7 @@ from rasterio.windows import Window
 from satdelta.imagery.checks import positive_number
 from satdelta.imagery.errors import AlignmentError, NoOverlapError
 from satdelta.imagery.pair import AlignedPair, match_bands
+from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.registration import MIN_SIDE, MIN_VALID, estimate_shift, measurable
 from satdelta.imagery.scene import Scene
 from satdelta.imagery.shift_sample import extent_box, footprint, ranked_windows, sample_window
@@ -366,11 +367,17 @@ def _consensus(
     """The shift most samples agree on (within :data:`AGREE_PX`), measured on the first sample
     and up to :data:`CONSENSUS_SAMPLES` in all; ties go to the better-ranked sample, and the
     value is the median of the agreeing shifts (of all of them when no two agree)."""
-    for sl in more[: CONSENSUS_SAMPLES - len(measured)]:
+
+    def measure(sl: tuple[slice, slice]) -> tuple[float, float] | None:
         sample_after, sample_after_valid = job.resample(_NO_SHIFT, sl)
         ok = sample_after_valid & job.valid[sl]
-        if measurable(ok):
-            measured.append((sl, job.measure(sl, sample_after, ok)))
+        return job.measure(sl, sample_after, ok) if measurable(ok) else None
+
+    # the samples in threads (each measurement as in one thread; results in sample order)
+    samples = more[: CONSENSUS_SAMPLES - len(measured)]
+    for sl, found in zip(samples, run_jobs(measure, samples), strict=True):
+        if found is not None:
+            measured.append((sl, found))
     shifts = np.array([s for _, s in measured], float)
     agree = (np.abs(shifts[:, None, :] - shifts[None, :, :]) <= AGREE_PX).all(axis=2)
     best = int(np.argmax(agree.sum(axis=1)))  # first of the largest groups

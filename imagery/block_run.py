@@ -12,13 +12,15 @@ blocks and written to ``changes.geojson``. Design, limits and figures:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +30,13 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 from satdelta.imagery.align import AlignedPair, coregister
+from satdelta.imagery.block_join import CandidateCollector, GroupIndex
 from satdelta.imagery.blocks import (
     Block,
     BlockLabels,
-    CandidateCollector,
+    BlockPieces,
     Fragments,
-    GroupIndex,
     apply_window,
-    finish_block,
     plan_blocks,
     window_halo_px,
 )
@@ -48,15 +49,16 @@ from satdelta.imagery.pair import match_bands
 from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels, fit_windows
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
-from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, to_feature_collection
-from satdelta.imagery.warp import translate_window
+from satdelta.imagery.tile_cache import TileCache
+from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, write_feature_collection
+from satdelta.imagery.warp import translate_window, translation
 
 __all__ = [
     "BLOCK_PX",
     "BLOCKS_FROM_PX",
     "Progress",
     "detect_in_files",
-    "mid_tile_first_blocks",
+    "tile_edge_first_blocks",
     "uses_blocks",
 ]
 
@@ -72,12 +74,20 @@ SHIFT_REGION_PX = 1024
 #: Fitting sample: at most this many pixels in patches of FIT_PATCH_PX (plus halo).
 FIT_SAMPLE_PX = 16 * 384 * 384
 FIT_PATCH_PX = 384
-#: GDAL block cache (MB) while the blocks are read and the outputs written.
-GDAL_CACHE_MB = 128
-#: Allocations of this many bytes or more get their own memory map (glibc), returned to
-#: the system when freed: the block arrays and GDAL's decoded tiles (512 x 512 x 2 bytes a
-#: band; at 1 MB they came from fragmenting heaps: 760 MB peak at 8192², 510 MB at 256 KB).
-MMAP_THRESHOLD = 256 * 1024
+#: GDAL block cache (MB) while the outputs are written (the COG copies read through it).
+GDAL_CACHE_MB = 32
+#: GDAL block cache (MB) during the blocks: the inputs' tiles are kept decoded by
+#: :class:`~satdelta.imagery.tile_cache.TileCache`, GDAL's cache only passes them on (and
+#: holds score.tif's tiles until they are written).
+BLOCKS_GDAL_CACHE_MB = 32
+#: Allocations of this many bytes or more get their own memory map (glibc); smaller ones,
+#: every array of a block included, come from the heap and are reused from block to block.
+#: 32 MB is glibc's largest. At 256 KB (every block array mapped and page-faulted afresh)
+#: the kernel took 11-13 s of an 8192² run (``sys`` time), as long as the work itself.
+MMAP_THRESHOLD = 32 * 1024 * 1024
+#: malloc arenas (glibc): one, shared by every thread, so that the arrays one thread frees
+#: serve the next block of another instead of fragmenting one heap per thread.
+MALLOC_ARENAS = 1
 #: Invalid gutter between the sample's patches in the fitting mosaic.
 GUTTER_PX = 32
 
@@ -91,12 +101,15 @@ def _quiet(stage: str, done: int, total: int) -> None:
 
 
 def _return_freed_memory() -> None:
-    """Keep allocations of MMAP_THRESHOLD or more in their own memory maps (glibc).
+    """Fix glibc's map threshold at :data:`MMAP_THRESHOLD` and its arenas at
+    :data:`MALLOC_ARENAS` (for the threads started afterwards).
 
-    glibc raises its map threshold as large blocks are freed, after which the blocks' many
-    equal arrays come from the heap and its arenas, which fragment and do not shrink: the
-    resident memory then creeps up block after block. A fixed threshold keeps it flat.
-    Other C libraries: nothing is done.
+    glibc raises its map threshold as large blocks are freed, and gives each thread its own
+    arena; the blocks' many equal arrays, freed in one thread and allocated in another, then
+    fragment several heaps, which do not shrink: the resident memory crept up block after
+    block (760 MB at 8192² with 1 MB maps and an arena per thread). With one arena the
+    arrays freed by a block are reused by the next, in whichever thread: 520 MB at 8192²,
+    and no page faults for them. Other C libraries: nothing is done.
     """
     import ctypes
     import ctypes.util
@@ -105,6 +118,7 @@ def _return_freed_memory() -> None:
     try:
         libc = ctypes.CDLL(name or "libc.so.6")
         libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
     except (OSError, AttributeError):
         return
 
@@ -152,24 +166,36 @@ class _Pair:
     bands: tuple[int, ...]
     before_bands: tuple[int, ...]
     after_bands: tuple[int, ...]
+    # the blocks' tiles decoded once (before, after), for translated windows only
+    tiles: tuple[TileCache, TileCache] | None = None
 
     def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Aligned before, after (float32, NaN where no data) and joint validity of a window."""
-        win = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        win = _window(rows, cols)
         if self.options.resampling == "cubic":
             shape = (rows.stop - rows.start, cols.stop - cols.start)
+            tiles = self.tiles
             moved = translate_window(
                 self.after,
                 transform=self.before.window_transform(win),
                 shape=shape,
                 bands=self.after_bands,
                 shift_px=self.shift.shift_before_px,
+                read_into=None if tiles is None else tiles[1].read_into,
+                finite_source=tiles is not None and tiles[1].finite,
             )
             if moved is not None:  # the after scene on the before grid: a pure translation
-                b, valid = self.before.read(win, bands=self.before_bands)
-                b[:, ~valid] = np.nan
+                if tiles is None:
+                    b, valid = self.before.read(win, bands=self.before_bands)
+                else:
+                    b, valid = tiles[0].read(win)
+                if not valid.all():
+                    b[:, ~valid] = np.nan
                 af, after_valid = moved
-                return b, af, valid & after_valid & finite_pixels(b, af)
+                valid &= after_valid
+                if tiles is None or not tiles[0].finite:
+                    valid &= finite_pixels(b, af)
+                return b, af, valid
         try:
             a = coregister(
                 self.before,
@@ -190,6 +216,36 @@ class _Pair:
             )
         b, af = a.before, a.after
         return b, af, a.valid & finite_pixels(b, af)
+
+
+def _with_tiles(pair: _Pair, blocks: Sequence[Block]) -> _Pair:
+    """``pair`` reading the blocks' windows from tiles decoded once (:class:`TileCache`), when
+    the after scene comes onto them by a pure translation (else ``pair`` itself)."""
+    if pair.options.resampling != "cubic":
+        return pair
+    wins, moved = [], []
+    for b in blocks:
+        win = _window(b.outer_rows, b.outer_cols)
+        where = translation(
+            pair.after,
+            transform=pair.before.window_transform(win),
+            shape=(int(win.height), int(win.width)),
+            shift_px=pair.shift.shift_before_px,
+        )
+        if where is None:
+            return pair
+        wins.append(win)
+        if where.window is not None:
+            moved.append(where.window)
+    tiles = (
+        TileCache(pair.before, pair.before_bands, wins),
+        TileCache(pair.after, pair.after_bands, moved),
+    )
+    return dataclasses.replace(pair, tiles=tiles)
+
+
+def _window(rows: slice, cols: slice) -> Window:
+    return Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
 
 
 def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _Pair:
@@ -243,56 +299,51 @@ def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.n
     return det, scales, len(wins)
 
 
-def mid_tile_first_blocks(scene: Scene, block_px: int) -> tuple[int, int]:
-    """First blocks' size (rows, cols) that puts the block edges in the middle of the
-    scene's tiles: a window's halo of a few pixels then decodes one tile row (column) more
-    than the block's own, not two (blocks aligned on tile edges reach into the tiles on
-    both sides). ``block_px`` where the tiles do not divide it."""
+def tile_edge_first_blocks(scene: Scene, block_px: int, reach_px: int) -> tuple[int, int]:
+    """First blocks' size (rows, cols) that ends every block ``reach_px`` before a tile
+    edge of the scene (``block_px`` where the tiles do not divide it, or are not longer
+    than ``reach_px``).
+
+    ``reach_px``: how far a window reaches past its block (halo, cubic taps and shift). A
+    block's window then ends at a tile edge, and the next row of blocks reads, of the tiles
+    the two rows share, only about 2 ``reach_px`` rows: all that the decoded-tile store
+    (:class:`~satdelta.imagery.tile_cache.TileCache`) keeps between two rows of blocks.
+
+    Examples
+    --------
+    With 512-pixel tiles, blocks of 1024 and a reach of 10 pixels the first blocks have 1014
+    rows and columns; their windows end at pixel 1024.
+    """
     with scene.open() as src:
         tile_h, tile_w = src.block_shapes[0]
 
     def first(tile: int) -> int:
-        return block_px - tile // 2 if tile >= 2 and block_px % tile == 0 else block_px
+        fits = tile > reach_px and block_px % tile == 0
+        return block_px - reach_px if fits else block_px
 
     return first(tile_h), first(tile_w)
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-class _Bits:
-    """Bit masks of every block in one preallocated buffer (no small arrays to fragment the
-    heap: the resident memory stays flat over thousands of blocks)."""
-
-    def __init__(self, shapes: dict[tuple[int, int], tuple[int, int]]):
-        self.slots: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
-        start = 0
-        for key, shp in shapes.items():
-            self.slots[key] = (start, shp)
-            start += -(-(shp[0] * shp[1]) // 8)
-        self.buffer = np.zeros(max(start, 1), np.uint8)
-
-    def put(self, key: tuple[int, int], mask: np.ndarray) -> None:
-        start, shp = self.slots[key]
-        packed = np.packbits(mask, axis=None)
-        self.buffer[start : start + packed.size] = packed
-
-    def get(self, key: tuple[int, int]) -> np.ndarray:
-        start, shp = self.slots[key]
-        n = shp[0] * shp[1]
-        bits = self.buffer[start : start + -(-n // 8)]
-        return np.unpackbits(bits, count=n).reshape(shp).view(bool)
-
-
 @dataclass
 class _Kept:
-    """What pass 1 keeps of a block besides its bit masks: the region records."""
+    """What the blocks stage keeps of a block for the candidates."""
 
     block: Block
     fragments: Fragments
     labels: BlockLabels
+    pieces: BlockPieces
+
+
+def _clear(
+    write_mask: Callable[[np.ndarray, int, int], None], dropped: np.ndarray, b: Block
+) -> None:
+    """Write 0 (unchanged) over a block's pixels the size filter dropped (raster indexes)."""
+    w = b.cols.stop - b.cols.start
+    for index in dropped.tolist():
+        write_mask(_UNCHANGED, b.rows.start + index // w, b.cols.start + index % w)
+
+
+_UNCHANGED = np.zeros((1, 1), np.uint8)
 
 
 def detect_in_files(
@@ -366,7 +417,9 @@ def detect_in_files(
     timings["fit"] = round(time.perf_counter() - t, 4)
     shape = (before.height, before.width)
     halo = window_halo_px(det)
-    first_px = mid_tile_first_blocks(before, block_px)
+    # a window reaches the halo, the cubic taps (1 before, 2 after) and the shift past its block
+    reach = halo + 3 + int(math.ceil(max(abs(v) for v in pair.shift.shift_before_px)))
+    first_px = tile_edge_first_blocks(before, block_px, reach)
     plan = plan_blocks(shape, block_px, halo, first_px)
     flat = [(i, j, b) for i, line in enumerate(plan) for j, b in enumerate(line)]
     transform, crs = before.transform, before.crs
@@ -375,10 +428,7 @@ def detect_in_files(
         "satdelta_threshold": repr(det.threshold.threshold),
     }
     kept: dict[tuple[int, int], _Kept] = {}
-    own = {(i, j): b.shape for i, j, b in flat}
-    ok_bits, valid_bits = _Bits(own), _Bits(own)
-    pre_bits = _Bits({key: (h + 2, w + 2) for key, (h, w) in own.items()})
-    per_chunk = 2 * thread_count()
+    counted = [0, 0]  # changed and valid pixels
 
     lock = threading.Lock()
     done = [0]
@@ -390,63 +440,74 @@ def detect_in_files(
 
     def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
         t1 = time.perf_counter()
-        with streamed_cog(
+        files = {"score": contextlib.ExitStack(), "mask": contextlib.ExitStack()}
+        write_score = files["score"].enter_context(streamed_cog(
             tmp / "score.tif", shape=shape, dtype="float32", transform=transform, crs=crs,
             nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
             compress="none",  # noisy float scores: ZSTD saved 20 % at 2.5x the copy time
-        ) as write_score:  # fmt: skip
+        ))  # fmt: skip
+        with contextlib.ExitStack() as on_error:
+            for stack in files.values():  # a failed block: staging files removed, no copy
+                on_error.push(stack)
+            write_mask = files["mask"].enter_context(streamed_cog(
+                tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
+                nodata=MASK_NODATA, band_name="changed",
+                tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
+            ))  # fmt: skip
 
-            def row_of_blocks(i: int) -> None:
-                # one thread takes a row of blocks left to right: the halo of each block
-                # lies in tiles its left neighbour decoded, still in this thread's cache
-                for j, b in enumerate(plan[i]):
-                    bb, aa, vv = pair.read(b.outer_rows, b.outer_cols)
-                    r = apply_window(det, b, bb, aa, vv, shape)
-                    del bb, aa, vv
-                    score = np.where(r.valid, r.score, np.float32(np.nan))
-                    with lock:
-                        write_score(score, b.rows.start, b.cols.start)
-                    pre_bits.put((i, j), r.pre)
-                    ok_bits.put((i, j), r.ok)
-                    valid_bits.put((i, j), r.valid)
-                    kept[i, j] = _Kept(b, r.fragments, r.labels)
-                    step("blocks")
+            def one_block(item: tuple[int, int, Block]) -> None:
+                i, j, b = item
+                bb, aa, vv = tiled.read(b.outer_rows, b.outer_cols)
+                r = apply_window(det, b, bb, aa, vv, shape, transform)
+                del bb, aa, vv
+                score = np.where(r.valid, r.score, np.float32(np.nan))
+                mask = np.where(r.valid, r.changed.view(np.uint8), np.uint8(MASK_NODATA))
+                with lock:
+                    write_score(score, b.rows.start, b.cols.start)
+                    write_mask(mask, b.rows.start, b.cols.start)
+                    counted[0] += int(r.changed.sum())
+                    counted[1] += int(r.valid.sum())
+                kept[i, j] = _Kept(b, r.fragments, r.labels, r.pieces)
+                step("blocks")
 
             progress("blocks", 0, len(flat))
-            with handles_kept_open([before, after], cache_mb=GDAL_CACHE_MB):
-                run_jobs(row_of_blocks, range(len(plan)))
-        timings["blocks"] = round(time.perf_counter() - t1, 4)
-        t1 = time.perf_counter()
-        progress("candidates", 0, len(flat))
-        index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
-        keep = index.kept(det.min_pixels)
-        collector = CandidateCollector({key: k.fragments for key, k in kept.items()}, plan)
-        n_changed = n_valid = 0
-
-        def finish(item: tuple[int, int, Block]) -> tuple[Any, ...]:
-            i, j, _ = item
-            return finish_block(
-                index, keep, i, j, pre_bits.get((i, j)), ok_bits.get((i, j)), transform, shape[1]
+            # blocks in raster order over the threads: neighbours read the tiles they share
+            # at about the same time, so few decoded tiles wait for their last reader
+            tiled = _with_tiles(pair, [b for _, _, b in flat])
+            with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
+                run_jobs(one_block, flat)
+            timings["blocks"] = round(time.perf_counter() - t1, 4)
+            t1 = time.perf_counter()
+            progress("candidates", 0, len(flat))
+            # the size filter across blocks: pixels of small candidates cut by block edges
+            index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
+            collector = CandidateCollector(
+                plan, index, det.min_pixels, lambda i, j: kept[i, j].labels
             )
+            for n, (i, j, b) in enumerate(flat, start=1):
+                k = kept[i, j]
+                dropped = collector.add(i, j, k.fragments, k.pieces)
+                _clear(write_mask, dropped, b)
+                counted[0] -= int(dropped.size)
+                progress("candidates", n, len(flat))
+            on_error.pop_all()
+        # the COG copies (about 2 s at 8192²) in two threads, beside the polygons
+        copier = ThreadPoolExecutor(2)
+        copied = [
+            copier.submit(_closed_timed, stack, timings, f"{name}_cog")
+            for name, stack in files.items()
+        ]
+        try:
+            return candidates(tmp, collector, t1)
+        finally:
+            for done_copy in copied:
+                done_copy.result()  # raises what the copy raised
+            copier.shutdown()
 
-        with streamed_cog(
-            tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
-            nodata=MASK_NODATA, band_name="changed",
-            tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
-        ) as write_mask:  # fmt: skip
-            finished = 0
-            for chunk in _chunks(flat, per_chunk):
-                for (i, j, b), (changed, comp, outlines, first) in zip(
-                    chunk, run_jobs(finish, chunk), strict=True
-                ):
-                    valid = valid_bits.get((i, j))
-                    mask = np.where(valid, changed.astype(np.uint8), np.uint8(MASK_NODATA))
-                    write_mask(mask, b.rows.start, b.cols.start)
-                    n_changed += int(changed.sum())
-                    n_valid += int(valid.sum())
-                    collector.add(i, j, comp, outlines, first)
-                    finished += 1
-                    progress("candidates", finished, len(flat))
+    def candidates(
+        tmp: Path, collector: CandidateCollector, t1: float
+    ) -> tuple[list[str], dict[str, Any]]:
+        n_changed, n_valid = counted
         px = before.pixel_size_m or options.pixel_size_m
         before_c, after_c = checksums  # the scenes with their sha256
         hasher.shutdown()
@@ -469,10 +530,8 @@ def detect_in_files(
         }
         written = ["mask.tif", "score.tif"]
         if crs is not None:
-            import json
-
             with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
-                json.dump(to_feature_collection(polygons, run=provenance), fh, allow_nan=False)
+                write_feature_collection(fh, polygons, run=provenance)
             written.append("changes.geojson")
         summary = _summary(
             before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
@@ -500,6 +559,14 @@ def detect_in_files(
     progress("write", 1, 1)
     result.setdefault("timings_s", {})["total_after_fit"] = round(time.perf_counter() - t, 4)
     return result
+
+
+def _closed_timed(stack: contextlib.ExitStack, timings: dict[str, float], name: str) -> None:
+    """Close ``stack`` (in a worker thread) within GDAL's cache limit; its duration as ``name``."""
+    t = time.perf_counter()
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
+        stack.close()
+    timings[name] = round(time.perf_counter() - t, 4)
 
 
 class _NoScene:

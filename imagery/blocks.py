@@ -1,51 +1,42 @@
-"""Change detection block by block: window plan, per-window apply, candidates across blocks.
+"""Change detection block by block: the window plan and what each window keeps.
 
 Pure: arrays in, arrays and plain objects out. A fitted
 :class:`~satdelta.imagery.detector.ChangeDetector` is applied to each window with its halo
-(:func:`apply_window`); the minimum-size filter and the candidates, which are not
-window-local, are resolved across blocks from small per-block records (:class:`GroupIndex`:
-region labels joined over block edges) and the candidates' outlines traced per block are
-joined into one polygon each (:func:`stitch_candidates`). The file-reading runner is
-:mod:`satdelta.imagery.block_run`; what is exact and what is not: ``docs/design-blocks.md``.
+(:func:`apply_window`), which keeps the block's score, its mask (every region that is not
+certainly smaller than the minimum size), the outlines of its regions and small records
+for what is not window-local: the region labels near its edges, and per-region sums for
+the candidates. Those are resolved across blocks by :mod:`satdelta.imagery.block_join`; the
+file-reading runner is :mod:`satdelta.imagery.block_run`; what is exact and what is not:
+``docs/design-blocks.md``.
 """
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from affine import Affine
 from numpy.typing import NDArray
-from rasterio.crs import CRS
 from rasterio.features import shapes
-from satdelta.imagery.candidates import RING_PX, change_kind, rank_candidates
+from satdelta.imagery.candidates import RING_PX
 from satdelta.imagery.cues import SEGMENT_M
 from satdelta.imagery.detector import ChangeDetector, score_both
 from satdelta.imagery.errors import InvalidParameterError
-from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels
-from satdelta.imagery.vectorize import ChangePolygon, change_polygons
+from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels, square_dilation
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from shapely.geometry import shape
 
 __all__ = [
     "Block",
     "BlockLabels",
+    "BlockPieces",
     "BlockResult",
-    "CandidateCollector",
     "Fragments",
-    "GroupIndex",
     "apply_window",
-    "detect_in_blocks",
-    "finish_block",
+    "block_starts",
     "plan_blocks",
-    "stitch_candidates",
     "window_halo_px",
 ]
 
@@ -179,12 +170,17 @@ class Fragments:
     """Per-region sums of one block, for regions of the mask before the size filter.
 
     A region (``group_labels`` with the candidates' gap on the block plus its margin) is
-    named by its anchor, its first pixel in raster order (grid row, col). Sums cover the
-    block's own pixels only, so each pixel counts once over all blocks.
+    named by the block's label of one of its own pixels, or, when it has none (it lies in
+    the margin), by its anchor: its first pixel in raster order (grid row, col), within
+    MARGIN_PX of a neighbouring block's edge. Sums cover the block's own pixels only, so
+    each pixel counts once over all blocks.
 
     Attributes
     ----------
     anchors : (K, 2) int64 ndarray
+    labels : (K,) int64 ndarray
+        The block's label (:class:`BlockLabels`) of one of the region's own pixels; 0 when it
+        has none.
     count, score_sum, score_n : (K,) arrays
         Changed pixels, sum and number of finite scores over them.
     inside : (K, 2, 2, B) float64 ndarray
@@ -195,12 +191,90 @@ class Fragments:
     """
 
     anchors: NDArray[np.int64]
+    labels: NDArray[np.int64]
     count: NDArray[np.int64]
     score_sum: NDArray[np.float64]
     score_n: NDArray[np.int64]
     inside: NDArray[np.float64]
     ring_n: NDArray[np.int64]
     ring_sum: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class BlockLabels:
+    """A block's own region labels (1..n) within MARGIN_PX of its edges, and their sizes.
+
+    The labels are the 4-connected components of the mask before the size filter dilated to
+    bridge the candidates' gap (on the block grown by one pixel, so that labels meeting
+    across a block edge can be joined).
+
+    Attributes
+    ----------
+    top, bottom : (m, w) uint16 or int32 ndarray
+        The first and last ``m = min(MARGIN_PX, h)`` rows of labels (0 = no region).
+    left, right : (h, m') uint16 or int32 ndarray
+        The first and last ``m' = min(MARGIN_PX, w)`` columns.
+    counts : (n,) int64 ndarray
+        Changed pixels (before the size filter) of labels 1..n.
+    """
+
+    top: NDArray[np.integer]
+    bottom: NDArray[np.integer]
+    left: NDArray[np.integer]
+    right: NDArray[np.integer]
+    counts: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, lab: NDArray[np.int32], counts: NDArray[np.int64]) -> BlockLabels:
+        """The strips of a block's ``(h, w)`` labels ``lab`` (uint16 when they fit: the
+        strips are most of what a block keeps)."""
+        m = MARGIN_PX
+        kind = np.uint16 if counts.size < 2**16 else np.int32
+        strips = (lab[:m], lab[-m:], lab[:, :m], lab[:, -m:])
+        return cls(*(x.astype(kind) for x in strips), counts)
+
+    @property
+    def edges(self) -> tuple[NDArray[np.integer], ...]:
+        """Labels along the top, bottom, left and right edge."""
+        return self.top[0], self.bottom[-1], self.left[:, 0], self.right[:, -1]
+
+    def at(self, row: int, col: int) -> int:
+        """Label of the block's pixel (row, col) (block coordinates, within MARGIN_PX of an
+        edge)."""
+        h, w = self.left.shape[0], self.top.shape[1]
+        if row < self.top.shape[0]:
+            return int(self.top[row, col])
+        if row >= h - self.bottom.shape[0]:
+            return int(self.bottom[row - (h - self.bottom.shape[0]), col])
+        if col < self.left.shape[1]:
+            return int(self.left[row, col])
+        if col >= w - self.right.shape[1]:
+            return int(self.right[row, col - (w - self.right.shape[1])])
+        raise InvalidParameterError(
+            f"pixel ({row}, {col}) is more than {MARGIN_PX} px from the edges of a {h} x {w} "
+            "block: only labels near the edges are kept."
+        )
+
+
+@dataclass(frozen=True)
+class BlockPieces:
+    """What the candidates take from a block's mask, by the block's labels.
+
+    Attributes
+    ----------
+    outlines : dict of int to list of Polygon
+        Pixel-edge outlines (grid coordinates) of each label's changed pixels.
+    first : dict of int to int
+        Raster index (row * width + col in the grid) of each label's first changed pixel.
+    undecided : dict of int to (k,) int64 ndarray
+        Labels on an edge with fewer changed pixels than the minimum size: whether their
+        candidate is kept depends on the blocks beside. Their changed pixels, as indexes
+        (row * w + col) into the block.
+    """
+
+    outlines: dict[int, list]
+    first: dict[int, int]
+    undecided: dict[int, NDArray[np.int64]]
 
 
 @dataclass(frozen=True)
@@ -212,48 +286,24 @@ class BlockResult:
     block : Block
     score : (h, w) float32 ndarray
         The block's own score, NaN where not valid.
-    valid, ok : (h, w) bool ndarray
-        True = both dates have data; ``ok`` also needs a finite score.
-    pre : (h + 2, w + 2) bool ndarray
-        The mask before the size filter on the block grown by one pixel (False past the grid).
+    valid : (h, w) bool ndarray
+        True = both dates have data.
+    changed : (h, w) bool ndarray
+        True = changed: the mask before the size filter where the score is finite, less the
+        regions certainly smaller than the minimum size (off the block's edges); the
+        ``pieces.undecided`` labels are still in it.
     fragments : Fragments
     labels : BlockLabels
-        The block's region labels at its edges and their sizes (for :class:`GroupIndex`).
+    pieces : BlockPieces
     """
 
     block: Block
     score: NDArray[np.float32]
     valid: NDArray[np.bool_]
-    ok: NDArray[np.bool_]
-    pre: NDArray[np.bool_]
+    changed: NDArray[np.bool_]
     fragments: Fragments
     labels: BlockLabels
-
-
-@dataclass(frozen=True)
-class BlockLabels:
-    """A block's own region labels (1..n) on its four edges and each label's changed pixels.
-
-    Attributes
-    ----------
-    top, bottom, left, right : 1-D int32 ndarray
-        Labels along each edge (0 = no region).
-    counts : (n,) int64 ndarray
-        Changed pixels (before the size filter) of labels 1..n.
-    """
-
-    top: NDArray[np.int32]
-    bottom: NDArray[np.int32]
-    left: NDArray[np.int32]
-    right: NDArray[np.int32]
-    counts: NDArray[np.int64]
-
-    @classmethod
-    def of(cls, pre_grown: NDArray[np.bool_]) -> BlockLabels:
-        """The labels of a block's ``pre`` mask grown by one pixel (:class:`BlockResult`)."""
-        lab, n = _block_labels(pre_grown)
-        counts = np.bincount(lab[pre_grown[1:-1, 1:-1]], minlength=n + 1)[1:]
-        return cls(lab[0].copy(), lab[-1].copy(), lab[:, 0].copy(), lab[:, -1].copy(), counts)
+    pieces: BlockPieces
 
 
 def apply_window(
@@ -263,30 +313,68 @@ def apply_window(
     after: NDArray,
     valid: NDArray[np.bool_],
     grid_shape: tuple[int, int],
+    transform: Affine = Affine.identity(),
 ) -> BlockResult:
-    """Score and decide one outer window; keep the block's own results and region sums.
+    """Score and decide one outer window; keep the block's own results, outlines and sums.
 
     ``before`` and ``after`` are the aligned dates on the outer window (float32, not
     normalised), ``valid`` True where both have data. The window must carry
     ``det.halo_px + MARGIN_PX`` of context where the grid has it (:func:`plan_blocks`).
+    ``transform`` is the grid's (for the outlines).
     """
     a_n = after if det.normalisation is None else det.normalisation.apply(after)
     fine, s = score_both(det.score, before, a_n, valid)
     pre = det.local_mask(fine, s, valid, det.segments(before, a_n))
-    del fine
-    ok = valid & np.isfinite(s)
+    del fine, a_n
     inner = block.inner
+    ok = valid[inner] & np.isfinite(s[inner])
     grown = _grown_by_one(pre, block, grid_shape)
-    frag = _fragments(block, pre, s, before, after, valid)
-    return BlockResult(
-        block,
-        s[inner].copy(),
-        valid[inner].copy(),
-        ok[inner].copy(),
-        grown,
-        frag,
-        BlockLabels.of(grown),
-    )
+    lab, n = _block_labels(grown)
+    pre_own = grown[1:-1, 1:-1]
+    counts = np.bincount(lab[pre_own], minlength=n + 1)[1:].astype(np.int64)
+    labels = BlockLabels.of(lab, counts)
+    frag = _fragments(block, pre, s, before, after, valid, lab)
+    # a label off the edges is a whole candidate: below the minimum size it is dropped here
+    small = np.zeros(n + 1, bool)
+    small[1:] = counts < max(det.min_pixels, 1)
+    on_edge = np.zeros(n + 1, bool)
+    for edge in labels.edges:
+        on_edge[edge] = True
+    changed = pre_own & ok & ~(small & ~on_edge)[lab]
+    small[0] = False
+    pieces = _pieces(changed, lab, small & on_edge, block, transform, grid_shape[1])
+    return BlockResult(block, s[inner].copy(), valid[inner].copy(), changed, frag, labels, pieces)
+
+
+def _pieces(
+    changed: NDArray[np.bool_],
+    lab: NDArray[np.int32],
+    undecided: NDArray[np.bool_],
+    block: Block,
+    transform: Affine,
+    width: int,
+) -> BlockPieces:
+    """Outlines, first pixels and undecided pixels of a block's labels."""
+    rows, cols = np.nonzero(changed)  # raster order: the block's and the grid's agree
+    if rows.size == 0:
+        return BlockPieces({}, {}, {})
+    at = lab[rows, cols]
+    used, first_at = np.unique(at, return_index=True)
+    index = (rows[first_at] + block.rows.start) * width + cols[first_at] + block.cols.start
+    first = dict(zip(used.tolist(), index.tolist(), strict=True))
+    bt = transform @ Affine.translation(block.cols.start, block.rows.start)
+    outlines: dict[int, list] = {}
+    for geom, value in shapes(lab, mask=changed, connectivity=4, transform=bt):
+        outlines.setdefault(int(value), []).append(shape(geom))
+    wait = undecided[at]
+    flat = rows[wait].astype(np.int64) * changed.shape[1] + cols[wait]
+    which = at[wait]
+    order = np.argsort(which, kind="stable")
+    which, flat = which[order], flat[order]
+    cuts = np.flatnonzero(np.diff(which)) + 1
+    parts = np.split(flat, cuts) if which.size else []
+    names = [int(part_label) for part_label in which[np.r_[0, cuts]]] if which.size else []
+    return BlockPieces(outlines, first, dict(zip(names, parts, strict=True)))
 
 
 def _grown_by_one(pre: NDArray[np.bool_], block: Block, grid_shape: tuple[int, int]) -> NDArray:
@@ -306,368 +394,82 @@ def _fragments(
     before: NDArray,
     after: NDArray,
     valid: NDArray[np.bool_],
+    lab: NDArray[np.int32],
 ) -> Fragments:
-    """Region sums of the block's own pixels (regions labelled on the block plus MARGIN_PX)."""
+    """Region sums of the block's own pixels (regions labelled on the block plus MARGIN_PX).
+
+    The sums are taken with ``np.bincount`` over the pixels in raster order (each region's
+    ring gathered region by region), in float64.
+    """
     er, ec = block.around(MARGIN_PX)
     pre_e = pre[er, ec]
     labels, n = group_labels(pre_e, gap_px=MERGE_GAP_PX, connectivity=4)
     nb = before.shape[0]
-    anchors = np.zeros((n, 2), np.int64)
-    count = np.zeros(n, np.int64)
-    score_sum = np.zeros(n, np.float64)
-    score_n = np.zeros(n, np.int64)
-    inside = np.zeros((n, 2, 2, nb), np.float64)
-    ring_n = np.zeros(n, np.int64)
-    ring_sum = np.zeros((n, 2, nb), np.float64)
-    own = np.zeros(pre_e.shape, bool)  # the block's own pixels in the grown window
     ir, ic = block.inner
-    own[ir.start - er.start : ir.stop - er.start, ic.start - ec.start : ic.stop - ec.start] = True
-    top, left = block.outer_rows.start + er.start, block.outer_cols.start + ec.start
-    dates = (before[:, er, ec], after[:, er, ec])
-    s_e, valid_e = s[er, ec], valid[er, ec]
+    h, width = labels.shape
+    # every region pixel (raster order) and its region; anchors: each region's first pixel
+    # (labels are numbered in that order, so a pixel is its region's first when its label
+    # is larger than every one before it)
+    at = np.flatnonzero(labels)
+    seq = labels.ravel()[at]
+    first = np.ones(seq.size, bool)
+    first[1:] = seq[1:] > np.maximum.accumulate(seq)[:-1]
+    rows, cols = at // width + er.start, at % width + ec.start  # in the outer window
+    anchors = np.stack(
+        [block.outer_rows.start + rows[first], block.outer_cols.start + cols[first]], axis=1
+    ).astype(np.int64)
+    # the block's own changed pixels and their regions
+    own = (rows >= ir.start) & (rows < ir.stop) & (cols >= ic.start) & (cols < ic.stop)
+    rows, cols, region = rows[own], cols[own], seq[own].astype(np.intp) - 1
+    count = np.bincount(region, minlength=n).astype(np.int64)
+    # each region named by the block's label of one of its own pixels (any: they are all in
+    # one candidate), 0 when it has none
+    named = np.zeros(n, np.int64)
+    named[region] = lab[rows - ir.start, cols - ic.start]
+    outer_w = s.shape[1]
+    inside_at = rows * outer_w + cols
+    sv = s.ravel()[inside_at]
+    fin = np.isfinite(sv)
+    score_sum = np.bincount(region[fin], weights=sv[fin].astype(np.float64), minlength=n)
+    score_n = np.bincount(region[fin], minlength=n).astype(np.int64)
+    # rings: within RING_PX of a region (a square), valid, unchanged, the block's own
+    own_e = (
+        slice(ir.start - er.start, ir.stop - er.start),
+        slice(ic.start - ec.start, ic.stop - ec.start),
+    )
+    base = np.zeros(pre_e.shape, bool)
+    base[own_e] = ~pre_e[own_e] & valid[ir, ic]
+    ring_at, ring_region = [], []
     for k, sl in enumerate(ndimage.find_objects(labels)):
         if sl is None:
             continue
-        lab = labels[sl] == k + 1
-        first = np.argmax(lab.ravel())
-        anchors[k] = (
-            top + sl[0].start + first // lab.shape[1],
-            left + sl[1].start + first % lab.shape[1],
-        )
         box = tuple(
             slice(max(x.start - RING_PX, 0), min(x.stop + RING_PX, dim))
             for x, dim in zip(sl, pre_e.shape, strict=True)
         )
-        mine = labels[box] == k + 1
-        inside_own = mine & own[box]
-        ring = ndimage.maximum_filter(mine, size=2 * RING_PX + 1)
-        ring &= ~pre_e[box] & valid_e[box] & own[box]
-        count[k] = int(inside_own.sum())
-        sv = s_e[box][inside_own]
-        fin = np.isfinite(sv)
-        score_sum[k] = float(sv[fin].astype(np.float64).sum())
-        score_n[k] = int(fin.sum())
-        ring_n[k] = int(ring.sum())
-        for d, img in enumerate(dates):
-            x = img[(slice(None), *box)][:, inside_own].astype(np.float64)
-            inside[k, 0, d] = x.sum(axis=1)
-            inside[k, 1, d] = (x * x).sum(axis=1)
-            ring_sum[k, d] = img[(slice(None), *box)][:, ring].astype(np.float64).sum(axis=1)
-    return Fragments(anchors, count, score_sum, score_n, inside, ring_n, ring_sum)
+        ring = square_dilation(labels[box] == k + 1, RING_PX)
+        ring &= base[box]
+        rr, cc = np.nonzero(ring)
+        ring_at.append((rr + (box[0].start + er.start)) * outer_w + cc + (box[1].start + ec.start))
+        ring_region.append(np.full(rr.size, k, np.intp))
+    ring_idx = np.concatenate(ring_at) if ring_at else np.zeros(0, np.intp)
+    rk = np.concatenate(ring_region) if ring_region else np.zeros(0, np.intp)
+    ring_n = np.bincount(rk, minlength=n).astype(np.int64)
+    inside = np.zeros((n, 2, 2, nb), np.float64)
+    ring_sum = np.zeros((n, 2, nb), np.float64)
+    for d, img in enumerate((before, after)):
+        flat = img.reshape(nb, -1)  # a view for arrays of whole rows (a copy otherwise)
+        x = flat[:, inside_at].astype(np.float64)
+        y = flat[:, ring_idx].astype(np.float64)
+        for band in range(nb):
+            inside[:, 0, d, band] = np.bincount(region, weights=x[band], minlength=n)
+            inside[:, 1, d, band] = np.bincount(region, weights=x[band] * x[band], minlength=n)
+            ring_sum[:, d, band] = np.bincount(rk, weights=y[band], minlength=n)
+    return Fragments(anchors, named, count, score_sum, score_n, inside, ring_n, ring_sum)
 
 
 def _block_labels(pre_grown: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     """4-connected labels of the block's pixels on the mask dilated to bridge the gap."""
     half = -(-MERGE_GAP_PX // 2)
-    grown = ndimage.maximum_filter(pre_grown, size=2 * half + 1, mode="constant", cval=False)
-    lab, n = ndimage.label(grown[1:-1, 1:-1])
+    lab, n = ndimage.label(square_dilation(pre_grown, half)[1:-1, 1:-1])
     return lab.astype(np.int32, copy=False), int(n)
-
-
-class GroupIndex:
-    """Candidates over the whole grid from per-block labels joined across block edges.
-
-    Two changed pixels are one candidate when the mask dilated by the candidates' gap
-    (:func:`~satdelta.imagery.morphology.group_labels`) joins them; each block labels its
-    own pixels, and labels meeting across a block edge are joined (connected components of
-    a graph of a few thousand nodes). Built from the blocks' :class:`BlockLabels`.
-    """
-
-    def __init__(self, plan: Sequence[Sequence[Block]], labels: Callable[[int, int], BlockLabels]):
-        self.plan = plan
-        self.offsets: dict[tuple[int, int], int] = {}
-        total = 0
-        counts: list[NDArray] = []
-        edges: dict[tuple[int, int], tuple[NDArray, ...]] = {}
-        for i, line in enumerate(plan):
-            for j, _ in enumerate(line):
-                bl = labels(i, j)
-                self.offsets[i, j] = total
-                edges[i, j] = tuple(
-                    np.where(e > 0, e.astype(np.int64) + total, 0)
-                    for e in (bl.top, bl.bottom, bl.left, bl.right)
-                )
-                counts.append(bl.counts)
-                total += len(bl.counts)
-        self.total = total
-        a_parts, b_parts = [], []
-        for (i, j), (_, bottom, _, right) in edges.items():
-            if (i, j + 1) in edges:
-                a_parts.append(right)
-                b_parts.append(edges[i, j + 1][2])
-            if (i + 1, j) in edges:
-                a_parts.append(bottom)
-                b_parts.append(edges[i + 1, j][0])
-        a = np.concatenate(a_parts) if a_parts else np.zeros(0, np.int64)
-        b = np.concatenate(b_parts) if b_parts else np.zeros(0, np.int64)
-        both = (a > 0) & (b > 0)
-        graph = coo_matrix(
-            (np.ones(int(both.sum()), np.int8), (a[both], b[both])), shape=(total + 1, total + 1)
-        )
-        _, comp = connected_components(graph, directed=False)
-        self.component = comp.astype(np.int64)
-        per_label = np.concatenate([np.zeros(1, np.int64), *counts])
-        self.sizes = np.bincount(self.component, weights=per_label).astype(np.int64)
-
-    def kept(self, min_pixels: int) -> NDArray[np.bool_]:
-        """True for the components of at least ``min_pixels`` changed pixels (per component)."""
-        keep = self.sizes >= max(min_pixels, 1)
-        keep[self.component[0]] = False  # the background
-        return keep
-
-    def block_components(self, i: int, j: int, grown: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """Component of each of block (i, j)'s pixels (the background's where unchanged)."""
-        lab, _ = _block_labels(grown)
-        g = np.where(lab > 0, lab + self.offsets[i, j], 0)
-        return self.component[g]
-
-
-def block_outlines(
-    changed: NDArray[np.bool_], comp: NDArray[np.int64], transform: Affine
-) -> dict[int, list]:
-    """Pixel-edge outlines of each component's pixels in one block (``transform``: the block's)."""
-    pieces: dict[int, list] = {}
-    if not changed.any():
-        return pieces
-    for geom, value in shapes(
-        comp.astype(np.int32), mask=changed, connectivity=4, transform=transform
-    ):
-        pieces.setdefault(int(value), []).append(shape(geom))
-    return pieces
-
-
-def first_pixels(
-    changed: NDArray[np.bool_], comp: NDArray[np.int64], block: Block, width: int
-) -> dict[int, int]:
-    """Raster index (row * width + col) of each component's first changed pixel in the block."""
-    rows, cols = np.nonzero(changed)  # raster order within the block
-    if rows.size == 0:
-        return {}
-    c = comp[rows, cols]
-    idx = (rows + block.rows.start) * width + cols + block.cols.start
-    # raster order inside a block is not the grid's; take each component's minimum index
-    order = np.lexsort((idx, c))
-    c, idx = c[order], idx[order]
-    start = np.r_[True, c[1:] != c[:-1]]
-    return dict(zip(c[start].tolist(), idx[start].tolist(), strict=True))
-
-
-def finish_block(
-    index: GroupIndex,
-    keep: NDArray[np.bool_],
-    i: int,
-    j: int,
-    pre: NDArray[np.bool_],
-    ok: NDArray[np.bool_],
-    transform: Affine,
-    width: int,
-) -> tuple[NDArray[np.bool_], NDArray[np.int64], dict[int, list], dict[int, int]]:
-    """Block (i, j) after the size filter: its mask, components, outlines and first pixels.
-
-    ``transform`` is the grid's; ``width`` its number of columns.
-    """
-    b = index.plan[i][j]
-    comp = index.block_components(i, j, pre)
-    changed = pre[1:-1, 1:-1] & keep[comp] & ok
-    bt = transform @ Affine.translation(b.cols.start, b.rows.start)
-    return changed, comp, block_outlines(changed, comp, bt), first_pixels(changed, comp, b, width)
-
-
-class CandidateCollector:
-    """Gathers the blocks' outlines, first pixels and region sums into candidates.
-
-    Parameters
-    ----------
-    fragments : dict of (i, j) to Fragments
-        Every block's region sums (from :func:`apply_window`).
-    plan : list of list of Block
-        The blocks (to find the block holding a region's anchor).
-    """
-
-    def __init__(
-        self, fragments: dict[tuple[int, int], Fragments], plan: Sequence[Sequence[Block]]
-    ):
-        self.fragments = fragments
-        self.row_starts, self.col_starts = block_starts(plan)
-        self.anchors: dict[tuple[int, int], list[tuple[tuple[int, int], int, int, int]]] = {}
-        for key, f in fragments.items():
-            for n, (row, col) in enumerate(f.anchors.tolist()):
-                where = (
-                    bisect.bisect_right(self.row_starts, row) - 1,
-                    bisect.bisect_right(self.col_starts, col) - 1,
-                )
-                self.anchors.setdefault(where, []).append((key, n, row, col))
-        self.components = {key: np.zeros(len(f.count), np.int64) for key, f in fragments.items()}
-        self.pieces: dict[int, list] = {}
-        self.first: dict[int, int] = {}
-
-    def add(
-        self,
-        i: int,
-        j: int,
-        comp: NDArray[np.int64],
-        outlines: dict[int, list],
-        first: dict[int, int],
-    ) -> None:
-        """Take block (i, j)'s part (from :func:`finish_block`); blocks in any order."""
-        r0, c0 = self.row_starts[i], self.col_starts[j]
-        for c, parts in outlines.items():
-            self.pieces.setdefault(c, []).extend(parts)
-        for c, v in first.items():
-            self.first[c] = min(v, self.first.get(c, v))
-        for key, n, row, col in self.anchors.get((i, j), ()):
-            self.components[key][n] = comp[row - r0, col - c0]
-
-    def candidates(
-        self,
-        *,
-        crs: CRS | None,
-        pixel_size_m: float | None,
-        threshold: float,
-        band_scales: tuple[NDArray, NDArray],
-    ) -> list[ChangePolygon]:
-        """The ranked candidates (:func:`stitch_candidates`) once every block was added."""
-        return stitch_candidates(
-            self.pieces,
-            self.first,
-            ((f, self.components[key]) for key, f in self.fragments.items()),
-            crs=crs,
-            pixel_size_m=pixel_size_m,
-            threshold=threshold,
-            band_scales=band_scales,
-        )
-
-
-def _distinctness(inside: NDArray, n: int, ring_mean: NDArray, scales: NDArray) -> float:
-    """RMS over bands and pixels of (pixel - ring mean) / scale, from sums (see candidates)."""
-    s1, s2 = inside
-    ss = (s2 - 2 * ring_mean * s1 + n * ring_mean**2) / scales**2
-    return float(math.sqrt(max(ss.sum(), 0.0) / (n * len(scales))))
-
-
-def stitch_candidates(
-    pieces: dict[int, list],
-    first: dict[int, int],
-    fragments: Iterable[tuple[Fragments, NDArray[np.int64]]],
-    *,
-    crs: CRS | None,
-    pixel_size_m: float | None,
-    threshold: float,
-    band_scales: tuple[NDArray, NDArray],
-) -> list[ChangePolygon]:
-    """One :class:`ChangePolygon` per candidate from outlines and sums gathered per block.
-
-    Parameters
-    ----------
-    pieces : dict of int to list of Polygon
-        Outlines of each kept component's pixels, per block (:func:`block_outlines`).
-    first : dict of int to int
-        Each component's first pixel in raster order (the candidates' order before ranking).
-    fragments : iterable of (Fragments, (K,) int array)
-        Each block's region sums and the component of each region's anchor.
-    band_scales : ((B,), (B,)) arrays
-        Spread of each band of the before and after dates (the change kind's unit).
-    """
-    nb = len(band_scales[0])
-    sums: dict[int, list] = {
-        c: [0, 0.0, 0, np.zeros((2, 2, nb)), 0, np.zeros((2, nb))] for c in pieces
-    }
-    for frag, comps in fragments:
-        for k, c in enumerate(comps.tolist()):
-            acc = sums.get(c)
-            if acc is None:
-                continue
-            acc[0] += int(frag.count[k])
-            acc[1] += float(frag.score_sum[k])
-            acc[2] += int(frag.score_n[k])
-            acc[3] += frag.inside[k]
-            acc[4] += int(frag.ring_n[k])
-            acc[5] += frag.ring_sum[k]
-    order = sorted(pieces, key=lambda c: first[c])
-    geoms = []
-    for c in order:
-        parts = pieces[c]
-        g = parts[0] if len(parts) == 1 else shapely.union_all(parts)
-        # one canonical outline whatever the blocks: no vertex left on a block edge
-        # (collinear), rings starting at the same vertex
-        g = shapely.normalize(shapely.simplify(g, 0.0))
-        geoms.append(shapely.orient_polygons(g))
-    scores = [sums[c][1] / sums[c][2] if sums[c][2] else math.nan for c in order]
-    counts = [sums[c][0] for c in order]
-    polygons = change_polygons(geoms, scores, counts, crs, pixel_size_m)
-    described = []
-    for c, p in zip(order, polygons, strict=True):
-        n, inside, rn, rsum = sums[c][0], sums[c][3], sums[c][4], sums[c][5]
-        kind = "altered"
-        if rn > 0 and n > 0:
-            kind = change_kind(
-                _distinctness(inside[:, 0], n, rsum[0] / rn, band_scales[0]),
-                _distinctness(inside[:, 1], n, rsum[1] / rn, band_scales[1]),
-            )
-        described.append(dataclasses.replace(p, change=kind))
-    return rank_candidates(described, threshold=threshold)
-
-
-def detect_in_blocks(
-    det: ChangeDetector,
-    before: NDArray,
-    after: NDArray,
-    valid: NDArray[np.bool_],
-    *,
-    block_px: int,
-    first_px: tuple[int, int] | None = None,
-    transform: Affine = Affine.identity(),
-    crs: CRS | None = None,
-    band_scales: tuple[NDArray, NDArray] | None = None,
-) -> tuple[NDArray[np.float32], NDArray[np.bool_], list[ChangePolygon]]:
-    """Score, changed mask and candidates of in-memory arrays, computed block by block.
-
-    The per-block steps :mod:`satdelta.imagery.block_run` runs on files, on arrays already
-    aligned. The score and mask equal ``det.decide`` on the whole arrays, and the candidates
-    hold the same pixels as :func:`~satdelta.imagery.vectorize.vectorize` makes of that mask
-    (tests check both). ``block_px`` and ``first_px`` as for :func:`plan_blocks`.
-
-    Returns
-    -------
-    score : (M, N) float32 ndarray
-    changed : (M, N) bool ndarray
-    candidates : list of ChangePolygon
-        Ranked, one per candidate however many blocks it spans.
-    """
-    shape = valid.shape
-    plan = plan_blocks(shape, block_px, window_halo_px(det), first_px)
-    results = {
-        (i, j): apply_window(
-            det,
-            b,
-            before[:, b.outer_rows, b.outer_cols],
-            after[:, b.outer_rows, b.outer_cols],
-            valid[b.outer_rows, b.outer_cols],
-            shape,
-        )
-        for i, line in enumerate(plan)
-        for j, b in enumerate(line)
-    }
-    index = GroupIndex(plan, lambda i, j: results[i, j].labels)
-    keep = index.kept(det.min_pixels)
-    collector = CandidateCollector({k: r.fragments for k, r in results.items()}, plan)
-    score = np.empty(shape, np.float32)
-    changed = np.zeros(shape, bool)
-    for (i, j), r in results.items():
-        b = r.block
-        score[b.rows, b.cols] = r.score
-        mask, comp, outlines, first = finish_block(
-            index, keep, i, j, r.pre, r.ok, transform, shape[1]
-        )
-        changed[b.rows, b.cols] = mask
-        collector.add(i, j, comp, outlines, first)
-    if band_scales is None:
-        nb = before.shape[0]
-        band_scales = (np.ones(nb), np.ones(nb))
-    polygons = collector.candidates(
-        crs=crs,
-        pixel_size_m=det.parameters.get("pixel_size_m"),
-        threshold=det.threshold.threshold,
-        band_scales=band_scales,
-    )
-    return score, changed, polygons

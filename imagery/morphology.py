@@ -28,6 +28,7 @@ __all__ = [
     "majority3",
     "min_region_pixels",
     "remove_small",
+    "square_dilation",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,24 +97,35 @@ def group_labels(
     mask = np.asarray(mask, dtype=bool)
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     half = -(-int(gap_px) // 2)
-    grown = mask if half == 0 else _square_dilation(mask, half)
+    grown = mask if half == 0 else square_dilation(mask, half)
     lab, n = ndimage.label(grown, structure=structure)
     if half == 0:
         return lab.astype(np.int32, copy=False), int(n)
-    lab = np.where(mask, lab, 0)
-    # renumber the labels that kept a pixel, in raster order of their first pixel
-    used, first = np.unique(lab[mask], return_index=True)
+    # renumber the labels that kept a pixel, in raster order of their first pixel (found
+    # among the first pixels of each run of one label: far fewer to sort)
+    on_mask = lab[mask]
+    runs = np.flatnonzero(np.diff(on_mask, prepend=-1))
+    used, first = np.unique(on_mask[runs], return_index=True)
     order = used[np.argsort(first)]
     lut = np.zeros(n + 1, dtype=np.int32)
     lut[order] = np.arange(1, order.size + 1, dtype=np.int32)
-    return lut[lab], int(order.size)
+    out = np.zeros(mask.shape, np.int32)
+    out[mask] = lut[on_mask]
+    return out, int(order.size)
 
 
-def _square_dilation(mask: NDArray[np.bool_], half: int) -> NDArray[np.bool_]:
-    u = mask.view(np.uint8)
-    size = 2 * half + 1
-    rows = ndimage.maximum_filter1d(u, size, axis=0, mode="constant", cval=0)
-    return ndimage.maximum_filter1d(rows, size, axis=1, mode="constant", cval=0).view(bool)
+def square_dilation(mask: NDArray[np.bool_], half: int) -> NDArray[np.bool_]:
+    """``mask`` dilated by a (2 half + 1) square, False past the edges (shifted ORs: for the
+    small squares used here several times faster than ``ndimage.maximum_filter``)."""
+    rows = mask.copy()
+    for k in range(1, half + 1):
+        rows[k:] |= mask[:-k]
+        rows[:-k] |= mask[k:]
+    out = rows.copy()
+    for k in range(1, half + 1):
+        out[:, k:] |= rows[:, :-k]
+        out[:, :-k] |= rows[:, k:]
+    return out
 
 
 def min_region_pixels(

@@ -188,7 +188,9 @@ def _write_all(run: DetectionRun, tmp: Path) -> list[str]:
     written = ["mask.tif", "score.tif"]
     if run.georeferenced:
         with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
-            json.dump(run.feature_collection(), fh, allow_nan=False)
+            # dumps, not dump: json.dump streams through the pure-Python encoder (about 10x
+            # slower on thousands of polygons); dumps uses the C one, same text
+            fh.write(json.dumps(run.feature_collection(), allow_nan=False))
         written.append("changes.geojson")
     else:
         log.info("inputs are not georeferenced: changes.geojson skipped (RFC 7946 is lon/lat)")

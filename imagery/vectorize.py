@@ -11,11 +11,12 @@ area the annotation store measures; ``planar_area_m2`` is the map projection's.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TextIO, get_args
 
 import numpy as np
 import shapely
@@ -36,6 +37,7 @@ __all__ = [
     "vectorize",
     "geometry_area_m2",
     "to_feature_collection",
+    "write_feature_collection",
 ]
 
 #: What a candidate shows: something is there after that was not before (``appeared``),
@@ -342,8 +344,27 @@ def _planar_areas_m2(geoms: list[Any], crs: CRS | None, pixel_size_m: float | No
 
 def _ellipsoidal_area_m2(geom_wgs84: Any) -> float:
     """Area of a lon/lat geometry on the WGS84 ellipsoid (what the annotation store measures)."""
-    area, _ = _GEOD.geometry_area_perimeter(geom_wgs84)
-    return abs(float(area))
+    return abs(float(_geodesic_area(geom_wgs84)))
+
+
+def _geodesic_area(g: Any) -> float:
+    """``Geod.geometry_area_perimeter(g)[0]`` with the rings' coordinates as numpy arrays (the
+    same sums on the same numbers, without pyproj's Python loop over each coordinate)."""
+    if g.geom_type in ("LinearRing", "LineString"):
+        xy = shapely.get_coordinates(g)
+        area, _ = _GEOD.polygon_area_perimeter(
+            np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+        )
+        return float(area)
+    if g.geom_type == "Polygon":
+        total = _geodesic_area(g.exterior)
+        for hole in g.interiors:
+            total += _geodesic_area(hole)
+        return total
+    if hasattr(g, "geoms"):
+        return float(sum((_geodesic_area(part) for part in g.geoms), 0.0))
+    area, _ = _GEOD.geometry_area_perimeter(g)
+    return float(area)
 
 
 def _compactness(geoms: list[Any]) -> list[float]:
@@ -425,6 +446,71 @@ def _round_coords(geom: Any, ndigits: int) -> Any:
     return shapely.orient_polygons(shapely.transform(geom, lambda c: np.round(c, ndigits)))
 
 
+def _feature(i: int, p: ChangePolygon, ndigits: int) -> dict[str, Any]:
+    """Feature ``i`` (1-based) of :func:`to_feature_collection`."""
+    if p.geometry_wgs84 is None:
+        raise InvalidParameterError(
+            "GeoJSON needs georeferenced polygons (RFC 7946 is lon/lat); this polygon has "
+            "no WGS84 geometry. Skip the GeoJSON for images without a CRS."
+        )
+    g = _round_coords(p.geometry_wgs84, ndigits)
+    return {
+        "type": "Feature",
+        "id": i,
+        "geometry": _geojson_geometry(g),
+        "properties": {
+            "id": i,
+            "area_m2": _num(p.area_m2),
+            "planar_area_m2": _num(p.planar_area_m2),
+            "pixel_count": p.pixel_count,
+            "score": _num(p.score),
+            "compactness": _num(p.compactness),
+            "rank": p.rank,
+            "change": p.change,
+            "origin": "detected",
+        },
+    }
+
+
+def write_feature_collection(
+    fh: TextIO,
+    polygons: Iterable[ChangePolygon],
+    *,
+    run: Mapping[str, Any] | None = None,
+    ndigits: int = 7,
+) -> None:
+    """Write ``json.dumps(to_feature_collection(polygons, run=run))`` to ``fh`` feature by
+    feature (the same text, without the whole collection in memory at once).
+
+    Raises
+    ------
+    InvalidParameterError
+        As :func:`to_feature_collection`; ValueError for a value JSON cannot hold (NaN).
+    """
+    fh.write('{"type": "FeatureCollection", "features": [')
+    for i, p in enumerate(polygons, start=1):
+        fh.write((", " if i > 1 else "") + json.dumps(_feature(i, p, ndigits), allow_nan=False))
+    fh.write("]")
+    if run is not None:
+        member = {"kind": "change-candidates", "run": dict(run)}
+        fh.write(', "satdelta": ' + json.dumps(member, allow_nan=False))
+    fh.write("}")
+
+
+def _geojson_geometry(g: Any) -> dict[str, Any]:
+    """``shapely.geometry.mapping(g)`` of a polygon or multipolygon, coordinates read as numpy
+    arrays (lists instead of tuples: the same JSON, without a Python loop per coordinate)."""
+
+    def rings(p: Any) -> list[list[list[float]]]:
+        return [shapely.get_coordinates(r).tolist() for r in (p.exterior, *p.interiors)]
+
+    if g.geom_type == "Polygon" and not g.is_empty:
+        return {"type": "Polygon", "coordinates": rings(g)}
+    if g.geom_type == "MultiPolygon" and not g.is_empty:
+        return {"type": "MultiPolygon", "coordinates": [rings(p) for p in g.geoms]}
+    return dict(shapely.geometry.mapping(g))
+
+
 def _num(x: float) -> float | None:
     return None if not math.isfinite(x) else round(float(x), 6)
 
@@ -455,32 +541,7 @@ def to_feature_collection(
         ``planar_area_m2``, ``pixel_count``, ``score``, ``compactness``, ``rank``,
         ``change`` and ``origin="detected"``.  No ``crs``.
     """
-    features = []
-    for i, p in enumerate(polygons, start=1):
-        if p.geometry_wgs84 is None:
-            raise InvalidParameterError(
-                "GeoJSON needs georeferenced polygons (RFC 7946 is lon/lat); this polygon has "
-                "no WGS84 geometry. Skip the GeoJSON for images without a CRS."
-            )
-        g = _round_coords(p.geometry_wgs84, ndigits)
-        features.append(
-            {
-                "type": "Feature",
-                "id": i,
-                "geometry": shapely.geometry.mapping(g),
-                "properties": {
-                    "id": i,
-                    "area_m2": _num(p.area_m2),
-                    "planar_area_m2": _num(p.planar_area_m2),
-                    "pixel_count": p.pixel_count,
-                    "score": _num(p.score),
-                    "compactness": _num(p.compactness),
-                    "rank": p.rank,
-                    "change": p.change,
-                    "origin": "detected",
-                },
-            }
-        )
+    features = [_feature(i, p, ndigits) for i, p in enumerate(polygons, start=1)]
     fc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
     if run is not None:
         fc["satdelta"] = {"kind": "change-candidates", "run": dict(run)}

@@ -8,7 +8,8 @@ kernels are exact here: ``docs/design-alignment.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
@@ -253,28 +254,32 @@ def cubic_weights(t: float) -> np.ndarray:
     return np.asarray(w, dtype=np.float64).astype(np.float32)
 
 
-def translate_window(
-    scene: Scene,
-    *,
-    transform: Affine,
-    shape: tuple[int, int],
-    bands: Sequence[int],
-    shift_px: tuple[float, float],
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """``scene`` on a target window by cubic convolution, when that is a pure translation.
+@dataclass(frozen=True)
+class Translation:
+    """Where a pure translation onto a target window reads its source (see
+    :func:`translation`).
 
-    For an after scene on the before scene's pixel grid (same CRS and pixel size) removing a
-    sub-pixel shift moves every pixel by the same fraction, so the warp is two 1-D
-    convolutions with :func:`cubic_weights` (about 3x faster than GDAL's general warper on a
-    4-band window). A target pixel is valid when all 16 source pixels it uses have data.
-
-    Returns
-    -------
-    (data, valid) as :func:`resample_to_grid` returns them, or None when the scene is not
-    on the target's pixel grid (use :func:`resample_to_grid`).
+    Attributes
+    ----------
+    corner : (int, int)
+        Scene row and column of the source array's first pixel: one before the target's
+        first (the kernel's tap -1); the array has the target's shape plus 3 each way.
+    fraction : (float, float)
+        Sub-pixel fraction (rows, cols) in [0, 1) of the move.
+    window : Window or None
+        The part of that array inside the scene (None when none of it is).
     """
-    from scipy import ndimage
 
+    corner: tuple[int, int]
+    fraction: tuple[float, float]
+    window: Window | None
+
+
+def translation(
+    scene: Scene, *, transform: Affine, shape: tuple[int, int], shift_px: tuple[float, float]
+) -> Translation | None:
+    """The source of :func:`translate_window` for a target window (None when the scene is not
+    on the target's pixel grid, or not georeferenced)."""
     if not same_pixel_grid(scene, scene.crs, transform):
         to_src = ~scene.transform @ transform
         if not (
@@ -288,23 +293,89 @@ def translate_window(
     y0, x0 = to_src.f + dy, to_src.c + dx  # scene coordinate of the target's corner
     iy, ix = math.floor(y0 + 1e-9), math.floor(x0 + 1e-9)
     fy, fx = max(y0 - iy, 0.0), max(x0 - ix, 0.0)
-    rows, cols = shape
-    # source rows iy - 1 .. iy + rows + 1 (taps -1..2), clipped to the scene and padded
+    # source rows iy - 1 .. iy + rows + 1 (taps -1..2), clipped to the scene
     r0, c0 = iy - 1, ix - 1
-    h, w = rows + 3, cols + 3
+    h, w = shape[0] + 3, shape[1] + 3
     cr0, cc0 = max(r0, 0), max(c0, 0)
     cr1, cc1 = min(r0 + h, scene.height), min(c0 + w, scene.width)
+    window = Window(cc0, cr0, cc1 - cc0, cr1 - cr0) if cr1 > cr0 and cc1 > cc0 else None
+    return Translation((r0, c0), (fy, fx), window)
+
+
+#: Reads a window of the scene into (B, M, N) float32 and (M, N) bool views:
+#: ``read_into(window, data, valid)``.
+ReadInto = Callable[[Window, np.ndarray, np.ndarray], None]
+
+
+def translate_window(
+    scene: Scene,
+    *,
+    transform: Affine,
+    shape: tuple[int, int],
+    bands: Sequence[int],
+    shift_px: tuple[float, float],
+    read_into: ReadInto | None = None,
+    finite_source: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``scene`` on a target window by cubic convolution, when that is a pure translation.
+
+    For an after scene on the before scene's pixel grid (same CRS and pixel size) removing a
+    sub-pixel shift moves every pixel by the same fraction, so the warp is two 1-D
+    convolutions with :func:`cubic_weights`, in float32 (about 6x faster than GDAL's general
+    warper on a 4-band window; the values match it to float32 rounding). A target pixel is
+    valid when all 16 source pixels it uses have data.
+
+    ``read_into`` reads the source (default: :meth:`Scene.read` with ``bands``);
+    ``finite_source`` says its values are all finite (integers), so that the result need not
+    be checked for them.
+
+    Returns
+    -------
+    (data, valid) as :func:`resample_to_grid` returns them, or None when the scene is not
+    on the target's pixel grid (use :func:`resample_to_grid`).
+    """
+    where = translation(scene, transform=transform, shape=shape, shift_px=shift_px)
+    if where is None:
+        return None
+    rows, cols = shape
+    (r0, c0), (fy, fx) = where.corner, where.fraction
     nb = len(bands)
-    src = np.full((nb, h, w), np.nan, np.float32)
-    ok = np.zeros((h, w), bool)
-    if cr1 > cr0 and cc1 > cc0:
-        data, valid = scene.read(Window(cc0, cr0, cc1 - cc0, cr1 - cr0), bands=bands)
-        src[:, cr0 - r0 : cr1 - r0, cc0 - c0 : cc1 - c0] = data
-        ok[cr0 - r0 : cr1 - r0, cc0 - c0 : cc1 - c0] = valid
-    wy, wx = cubic_weights(fy), cubic_weights(fx)
-    out = ndimage.correlate1d(src, wx, axis=2, origin=-2, mode="nearest")[:, :, :cols]
-    out = ndimage.correlate1d(out, wy, axis=1, origin=-2, mode="nearest")[:, :rows]
-    # valid where the 4 x 4 taps (rows/cols -1..2 around the base) all have data
-    good = ndimage.minimum_filter(ok.view(np.uint8), size=4, origin=(-2, -2))[:rows, :cols] > 0
-    out[:, ~good] = np.nan
+    src = np.empty((nb, rows + 3, cols + 3), np.float32)
+    ok = np.zeros((rows + 3, cols + 3), bool)
+    win = where.window
+    if win is None or (win.height, win.width) != ok.shape:  # reaching past the scene
+        src.fill(np.nan)
+    if win is not None:
+        inside = (
+            slice(win.row_off - r0, win.row_off - r0 + win.height),
+            slice(win.col_off - c0, win.col_off - c0 + win.width),
+        )
+        if read_into is None:
+            data, valid = scene.read(win, bands=bands)
+            src[(slice(None), *inside)] = data
+            ok[inside] = valid
+        else:
+            read_into(win, src[(slice(None), *inside)], ok[inside])
+    out = _cubic_pass(_cubic_pass(src, cubic_weights(fx), axis=2), cubic_weights(fy), axis=1)
+    if ok.all():
+        good = np.ones(shape, bool)
+    else:  # valid where the 4 x 4 taps (rows/cols -1..2 around the base) all have data
+        across = ok[:, 0:cols] & ok[:, 1 : cols + 1] & ok[:, 2 : cols + 2] & ok[:, 3 : cols + 3]
+        good = across[0:rows] & across[1 : rows + 1] & across[2 : rows + 2] & across[3 : rows + 3]
+        out[:, ~good] = np.nan
+    if finite_source:
+        return out, good
     return out, good & np.isfinite(out).all(axis=0)
+
+
+def _cubic_pass(x: np.ndarray, w: np.ndarray, *, axis: int) -> np.ndarray:
+    """``out[i] = sum(w[k] * x[i + k] for k in 0..3)`` along ``axis`` (1 or 2), in float32."""
+    n = x.shape[axis] - 3
+
+    def tap(k: int) -> np.ndarray:
+        return x[:, k : k + n] if axis == 1 else x[:, :, k : k + n]
+
+    out = tap(0) * w[0]
+    for k in range(1, 4):
+        out += tap(k) * w[k]
+    return out

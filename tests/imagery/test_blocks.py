@@ -7,7 +7,8 @@ import pytest
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
-from satdelta.imagery.blocks import detect_in_blocks, plan_blocks
+from satdelta.imagery.block_join import detect_in_blocks
+from satdelta.imagery.blocks import plan_blocks
 from satdelta.imagery.candidates import band_scales, describe_candidates
 from satdelta.imagery.detect import fit_detector
 from satdelta.imagery.detector import ChangeDetector, score_both

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -12,7 +13,11 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from satdelta.imagery.errors import InvalidParameterError
-from satdelta.imagery.vectorize import to_feature_collection, vectorize
+from satdelta.imagery.vectorize import (
+    to_feature_collection,
+    vectorize,
+    write_feature_collection,
+)
 
 UTM = CRS.from_epsg(32651)
 T10 = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
@@ -176,3 +181,19 @@ def test_from_feature_collection_gives_the_polygons_back_in_the_scene_crs():
         assert q.score == pytest.approx(p.score)
     with pytest.raises(InvalidParameterError, match="changes.geojson"):
         from_feature_collection({"features": [{"geometry": None, "properties": {}}]}, UTM)
+
+
+def test_streamed_feature_collection_is_the_same_text():
+    # write_feature_collection (block runner, feature by feature) = json.dumps of the dict,
+    # for a ring with a hole, a speck and two fragments joined into a multipolygon
+    m = np.zeros((30, 30), bool)
+    m[:12, :12] = ring_mask()
+    m[0, 11] = True
+    m[20:24, 20:23] = m[20:24, 24:27] = True  # one column apart: one candidate, two parts
+    polys = vectorize(m, m.astype("float32"), T10, UTM, merge_gap_px=2)
+    assert len(polys) == 2 and {p.geometry_wgs84.geom_type for p in polys} == {"MultiPolygon"}
+    parts = [g for p in polys for g in p.geometry_wgs84.geoms]
+    assert any(len(g.interiors) for g in parts)  # the ring's hole
+    out = io.StringIO()
+    write_feature_collection(out, polys, run={"method": "cva"})
+    assert out.getvalue() == json.dumps(to_feature_collection(polys, run={"method": "cva"}))

@@ -1,0 +1,315 @@
+"""Change detection block by block: what is resolved across blocks.
+
+Pure: the records :func:`~satdelta.imagery.blocks.apply_window` keeps of each block in,
+the candidates out. The minimum-size filter is resolved from the blocks' region labels
+joined over block edges (:class:`GroupIndex`); :class:`CandidateCollector` keeps the
+outlines and sums of the kept candidates and says which pixels of each block's mask the
+filter clears; :func:`stitch_candidates` joins each candidate's outlines into one polygon.
+:func:`detect_in_blocks` runs it all on arrays in memory; the file runner is
+:mod:`satdelta.imagery.block_run`. What is exact and what is not: ``docs/design-blocks.md``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import shapely
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from satdelta.imagery.blocks import (
+    Block,
+    BlockLabels,
+    BlockPieces,
+    Fragments,
+    apply_window,
+    block_starts,
+    plan_blocks,
+    window_halo_px,
+)
+from satdelta.imagery.candidates import change_kind, rank_candidates
+from satdelta.imagery.detector import ChangeDetector
+from satdelta.imagery.vectorize import ChangePolygon, change_polygons
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+__all__ = [
+    "CandidateCollector",
+    "GroupIndex",
+    "detect_in_blocks",
+    "stitch_candidates",
+]
+
+
+class GroupIndex:
+    """Candidates over the whole grid from per-block labels joined across block edges.
+
+    Two changed pixels are one candidate when the mask dilated by the candidates' gap
+    (:func:`~satdelta.imagery.morphology.group_labels`) joins them; each block labels its
+    own pixels, and labels meeting across a block edge are joined (connected components of
+    a graph of a few thousand nodes). Built from the blocks' :class:`BlockLabels`.
+    """
+
+    def __init__(self, plan: Sequence[Sequence[Block]], labels: Callable[[int, int], BlockLabels]):
+        self.plan = plan
+        self.offsets: dict[tuple[int, int], int] = {}
+        total = 0
+        counts: list[NDArray] = []
+        edges: dict[tuple[int, int], tuple[NDArray, ...]] = {}
+        for i, line in enumerate(plan):
+            for j, _ in enumerate(line):
+                bl = labels(i, j)
+                self.offsets[i, j] = total
+                edges[i, j] = tuple(
+                    np.where(e > 0, e.astype(np.int64) + total, 0) for e in bl.edges
+                )
+                counts.append(bl.counts)
+                total += len(bl.counts)
+        self.total = total
+        a_parts, b_parts = [], []
+        for (i, j), (_, bottom, _, right) in edges.items():
+            if (i, j + 1) in edges:
+                a_parts.append(right)
+                b_parts.append(edges[i, j + 1][2])
+            if (i + 1, j) in edges:
+                a_parts.append(bottom)
+                b_parts.append(edges[i + 1, j][0])
+        a = np.concatenate(a_parts) if a_parts else np.zeros(0, np.int64)
+        b = np.concatenate(b_parts) if b_parts else np.zeros(0, np.int64)
+        both = (a > 0) & (b > 0)
+        graph = coo_matrix(
+            (np.ones(int(both.sum()), np.int8), (a[both], b[both])), shape=(total + 1, total + 1)
+        )
+        _, comp = connected_components(graph, directed=False)
+        self.component = comp.astype(np.int64)
+        per_label = np.concatenate([np.zeros(1, np.int64), *counts])
+        self.sizes = np.bincount(self.component, weights=per_label).astype(np.int64)
+
+    def kept(self, min_pixels: int) -> NDArray[np.bool_]:
+        """True for the components of at least ``min_pixels`` changed pixels (per component)."""
+        keep = self.sizes >= max(min_pixels, 1)
+        keep[self.component[0]] = False  # the background
+        return keep
+
+    def components(self, i: int, j: int, labels: NDArray | Sequence[int]) -> NDArray[np.int64]:
+        """Component of each of block (i, j)'s ``labels`` (1..n; 0 is the background)."""
+        lab = np.asarray(labels, np.int64)
+        return self.component[np.where(lab > 0, lab + self.offsets[i, j], 0)]
+
+
+class CandidateCollector:
+    """Gathers the blocks' outlines, first pixels and region sums of the kept candidates.
+
+    Parameters
+    ----------
+    plan : list of list of Block
+    index : GroupIndex
+        Built from every block's labels.
+    min_pixels : int
+        The minimum size of a candidate (pixels).
+    labels : callable
+        ``labels(i, j)``: block (i, j)'s :class:`BlockLabels` (for regions named by an anchor
+        in a neighbouring block).
+    """
+
+    def __init__(
+        self,
+        plan: Sequence[Sequence[Block]],
+        index: GroupIndex,
+        min_pixels: int,
+        labels: Callable[[int, int], BlockLabels],
+    ):
+        self.plan = plan
+        self.index = index
+        self.keep = index.kept(min_pixels)
+        self.labels = labels
+        self.row_starts, self.col_starts = block_starts(plan)
+        self.pieces: dict[int, list] = {}
+        self.first: dict[int, int] = {}
+        self.sums: list[tuple[Fragments, NDArray[np.int64]]] = []
+
+    def add(self, i: int, j: int, fragments: Fragments, pieces: BlockPieces) -> NDArray[np.int64]:
+        """Take block (i, j)'s part, blocks in any order; the indexes (row * w + col) of the
+        block's changed pixels the size filter drops (undecided labels of small candidates)."""
+        index, keep = self.index, self.keep
+        names = list(pieces.outlines)
+        for label, c in zip(names, index.components(i, j, names).tolist(), strict=True):
+            if keep[c]:
+                self.pieces.setdefault(c, []).extend(pieces.outlines[label])
+        names = list(pieces.first)
+        for label, c in zip(names, index.components(i, j, names).tolist(), strict=True):
+            if keep[c]:
+                v = pieces.first[label]
+                self.first[c] = min(v, self.first.get(c, v))
+        comps = index.components(i, j, fragments.labels)
+        for k in np.flatnonzero(fragments.labels == 0).tolist():  # named by an anchor
+            row, col = (int(v) for v in fragments.anchors[k])
+            bi = bisect.bisect_right(self.row_starts, row) - 1
+            bj = bisect.bisect_right(self.col_starts, col) - 1
+            label = self.labels(bi, bj).at(row - self.row_starts[bi], col - self.col_starts[bj])
+            comps[k] = index.components(bi, bj, [label])[0]
+        self.sums.append((fragments, comps))
+        names = list(pieces.undecided)
+        dropped = [
+            pieces.undecided[label]
+            for label, c in zip(names, index.components(i, j, names).tolist(), strict=True)
+            if not keep[c]
+        ]
+        return np.concatenate(dropped) if dropped else np.zeros(0, np.int64)
+
+    def candidates(
+        self,
+        *,
+        crs: CRS | None,
+        pixel_size_m: float | None,
+        threshold: float,
+        band_scales: tuple[NDArray, NDArray],
+    ) -> list[ChangePolygon]:
+        """The ranked candidates (:func:`stitch_candidates`) once every block was added."""
+        return stitch_candidates(
+            self.pieces,
+            self.first,
+            self.sums,
+            crs=crs,
+            pixel_size_m=pixel_size_m,
+            threshold=threshold,
+            band_scales=band_scales,
+        )
+
+
+def _distinctness(inside: NDArray, n: int, ring_mean: NDArray, scales: NDArray) -> float:
+    """RMS over bands and pixels of (pixel - ring mean) / scale, from sums (see candidates)."""
+    s1, s2 = inside
+    ss = (s2 - 2 * ring_mean * s1 + n * ring_mean**2) / scales**2
+    return float(math.sqrt(max(ss.sum(), 0.0) / (n * len(scales))))
+
+
+def stitch_candidates(
+    pieces: dict[int, list],
+    first: dict[int, int],
+    fragments: Iterable[tuple[Fragments, NDArray[np.int64]]],
+    *,
+    crs: CRS | None,
+    pixel_size_m: float | None,
+    threshold: float,
+    band_scales: tuple[NDArray, NDArray],
+) -> list[ChangePolygon]:
+    """One :class:`ChangePolygon` per candidate from outlines and sums gathered per block.
+
+    Parameters
+    ----------
+    pieces : dict of int to list of Polygon
+        Outlines of each kept component's pixels, per block (:func:`block_outlines`).
+    first : dict of int to int
+        Each component's first pixel in raster order (the candidates' order before ranking).
+    fragments : iterable of (Fragments, (K,) int array)
+        Each block's region sums and the component of each region's anchor.
+    band_scales : ((B,), (B,)) arrays
+        Spread of each band of the before and after dates (the change kind's unit).
+    """
+    nb = len(band_scales[0])
+    sums: dict[int, list] = {
+        c: [0, 0.0, 0, np.zeros((2, 2, nb)), 0, np.zeros((2, nb))] for c in pieces
+    }
+    for frag, comps in fragments:
+        for k, c in enumerate(comps.tolist()):
+            acc = sums.get(c)
+            if acc is None:
+                continue
+            acc[0] += int(frag.count[k])
+            acc[1] += float(frag.score_sum[k])
+            acc[2] += int(frag.score_n[k])
+            acc[3] += frag.inside[k]
+            acc[4] += int(frag.ring_n[k])
+            acc[5] += frag.ring_sum[k]
+    order = sorted(pieces, key=lambda c: first[c])
+    geoms = []
+    for c in order:
+        parts = pieces[c]
+        g = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+        # one canonical outline whatever the blocks: no vertex left on a block edge
+        # (collinear), rings starting at the same vertex
+        g = shapely.normalize(shapely.simplify(g, 0.0))
+        geoms.append(shapely.orient_polygons(g))
+    scores = [sums[c][1] / sums[c][2] if sums[c][2] else math.nan for c in order]
+    counts = [sums[c][0] for c in order]
+    polygons = change_polygons(geoms, scores, counts, crs, pixel_size_m)
+    described = []
+    for c, p in zip(order, polygons, strict=True):
+        n, inside, rn, rsum = sums[c][0], sums[c][3], sums[c][4], sums[c][5]
+        kind = "altered"
+        if rn > 0 and n > 0:
+            kind = change_kind(
+                _distinctness(inside[:, 0], n, rsum[0] / rn, band_scales[0]),
+                _distinctness(inside[:, 1], n, rsum[1] / rn, band_scales[1]),
+            )
+        described.append(dataclasses.replace(p, change=kind))
+    return rank_candidates(described, threshold=threshold)
+
+
+def detect_in_blocks(
+    det: ChangeDetector,
+    before: NDArray,
+    after: NDArray,
+    valid: NDArray[np.bool_],
+    *,
+    block_px: int,
+    first_px: tuple[int, int] | None = None,
+    transform: Affine = Affine.identity(),
+    crs: CRS | None = None,
+    band_scales: tuple[NDArray, NDArray] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_], list[ChangePolygon]]:
+    """Score, changed mask and candidates of in-memory arrays, computed block by block.
+
+    The per-block steps :mod:`satdelta.imagery.block_run` runs on files, on arrays already
+    aligned. The score and mask equal ``det.decide`` on the whole arrays, and the candidates
+    hold the same pixels as :func:`~satdelta.imagery.vectorize.vectorize` makes of that mask
+    (tests check both). ``block_px`` and ``first_px`` as for
+    :func:`~satdelta.imagery.blocks.plan_blocks`.
+
+    Returns
+    -------
+    score : (M, N) float32 ndarray
+    changed : (M, N) bool ndarray
+    candidates : list of ChangePolygon
+        Ranked, one per candidate however many blocks it spans.
+    """
+    shape = valid.shape
+    plan = plan_blocks(shape, block_px, window_halo_px(det), first_px)
+    results = {
+        (i, j): apply_window(
+            det,
+            b,
+            before[:, b.outer_rows, b.outer_cols],
+            after[:, b.outer_rows, b.outer_cols],
+            valid[b.outer_rows, b.outer_cols],
+            shape,
+            transform,
+        )
+        for i, line in enumerate(plan)
+        for j, b in enumerate(line)
+    }
+    index = GroupIndex(plan, lambda i, j: results[i, j].labels)
+    collector = CandidateCollector(plan, index, det.min_pixels, lambda i, j: results[i, j].labels)
+    score = np.empty(shape, np.float32)
+    changed = np.zeros(shape, bool)
+    for (i, j), r in results.items():
+        b = r.block
+        score[b.rows, b.cols] = r.score
+        mask = r.changed.copy()
+        mask.ravel()[collector.add(i, j, r.fragments, r.pieces)] = False
+        changed[b.rows, b.cols] = mask
+    if band_scales is None:
+        nb = before.shape[0]
+        band_scales = (np.ones(nb), np.ones(nb))
+    polygons = collector.candidates(
+        crs=crs,
+        pixel_size_m=det.parameters.get("pixel_size_m"),
+        threshold=det.threshold.threshold,
+        band_scales=band_scales,
+    )
+    return score, changed, polygons
