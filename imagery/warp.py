@@ -241,7 +241,7 @@ def cubic_weights(t: float) -> np.ndarray:
 
     Examples
     --------
-    >>> cubic_weights(0.0).tolist(), float(cubic_weights(0.3).sum())
+    >>> cubic_weights(0.0).tolist(), round(float(cubic_weights(0.3).sum()), 6)
     ([0.0, 1.0, 0.0, 0.0], 1.0)
     """
     t2, t3 = t * t, t * t * t
