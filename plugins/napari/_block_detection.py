@@ -42,13 +42,13 @@ __all__ = [
 #: The dock's progress bar runs to this many steps on the block path (per mille).
 BLOCK_STEPS = 1000
 #: Where each stage of the block runner starts and ends on the bar (per mille), from the
-#: stage timings of an 8192² pair on two cores (align 3 s, fit 2 s, blocks 19 s,
-#: candidates 3 s of 28 s; docs/design-desk-blocks.md).
+#: stage timings of an 8192² pair on two cores (align 1.1 s, fit 1.0 s, blocks 5.0 s,
+#: candidates and the COG copies 1.4 s of 8.8 s; docs/design-desk-blocks.md).
 STAGE_SPANS = {
     "open": (0, 10),
-    "align": (10, 120),
-    "fit": (120, 200),
-    "blocks": (200, 850),
+    "align": (10, 130),
+    "fit": (130, 240),
+    "blocks": (240, 850),
     "candidates": (850, 950),
     "write": (950, 960),
 }
@@ -124,22 +124,20 @@ def block_step(stage: str, done: int, total: int) -> tuple[int, int, str]:
     Examples
     --------
     >>> block_step("blocks", 0, 81)
-    (200, 1000, 'scoring block 0/81')
+    (240, 1000, 'scoring block 0/81')
     >>> block_step("candidates", 81, 81)
-    (950, 1000, 'outlining block 81/81, writing mask.tif and changes.geojson')
+    (950, 1000, 'joining candidates across block edges 81/81, writing the COGs and changes.geojson')
     >>> block_step("fit", 0, 0)[2]
     'fitting the detector on a sample'
     """
     start, end = STAGE_SPANS.get(stage, (0, 0))
     step = start + (end - start) * done // total if total else start
-    if stage == "blocks":
+    if stage == "blocks":  # each block scored, decided and outlined in one pass
         text = f"scoring block {done}/{total}"
-        if total and done == total:  # the runner then finishes score.tif's COG
-            text += ", writing score.tif"
     elif stage == "candidates":
-        text = f"outlining block {done}/{total}"
-        if total and done == total:  # then mask.tif's COG and changes.geojson
-            text += ", writing mask.tif and changes.geojson"
+        text = f"joining candidates across block edges {done}/{total}"
+        if total and done == total:  # then the COG copies and changes.geojson
+            text += ", writing the COGs and changes.geojson"
     else:
         text = STAGE_TEXT.get(stage, stage)
     return step, BLOCK_STEPS, text

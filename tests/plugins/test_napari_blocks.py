@@ -79,7 +79,10 @@ def test_large_pair_runs_in_blocks_with_progress_and_lazy_maps(
     ]
     assert scored[0] == 0 and scored[-1] == BLOCKS and scored == sorted(scored), seen
     assert len(set(scored)) >= 4, seen  # blocks reported as they finish, not only at the end
-    assert any(t.startswith(f"outlining block {BLOCKS}/{BLOCKS},") for _v, _m, t in seen), seen
+    assert any(
+        t.startswith(f"joining candidates across block edges {BLOCKS}/{BLOCKS},")
+        for _v, _m, t in seen
+    ), seen
     bar = [v for v, m, _t in seen if m == BLOCK_STEPS]
     assert bar == sorted(bar) and bar[0] < 200 and bar[-1] >= 950, seen
     assert any(t.startswith("saving") for _v, _m, t in seen), seen
