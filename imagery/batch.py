@@ -25,7 +25,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from satdelta.imagery.batch_progress import PairProgress, dask_progress, pool_progress
@@ -177,12 +176,12 @@ def run_batch(
         ``workers`` < 1, repeated pair names or a malformed ``SATDELTA_THREADS``; raised
         before OUTDIR is made or any pair starts.
     """
-    from satdelta.imagery.block_run import uses_blocks
+    from satdelta.imagery.block_run import check_runner
     from satdelta.imagery.outputs import check_outdir
 
     thread_count()  # a malformed SATDELTA_THREADS fails here, before any work
     # a bad runner, or "blocks" with an option it cannot honour, fails here (no pair opened)
-    uses_blocks(SimpleNamespace(width=0, height=0), options, runner)  # type: ignore[arg-type]
+    check_runner(options, runner)
     if workers is not None and workers < 1:
         raise InvalidParameterError(f"workers must be >= 1; got {workers}.")
     names = [p.name.lower() for p in pairs]

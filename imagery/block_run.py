@@ -56,6 +56,7 @@ from satdelta.imagery.warp import translate_window, translation
 __all__ = [
     "BLOCK_PX",
     "BLOCKS_FROM_PX",
+    "check_runner",
     "Progress",
     "detect_in_files",
     "tile_edge_first_blocks",
@@ -123,20 +124,9 @@ def _return_freed_memory() -> None:
         return
 
 
-def uses_blocks(before: Scene, options: DetectionOptions, runner: str = "auto") -> bool:
-    """Whether a pair runs block by block: ``runner`` "blocks", or "auto" and a large grid.
-
-    "auto" keeps the whole-array path for an area of interest, for local-gain normalisation
-    (fitted on the whole grid) and for grids under :data:`BLOCKS_FROM_PX`.
-
-    Raises
-    ------
-    InvalidParameterError
-        ``runner`` is not auto/whole/blocks, or "blocks" with an option it cannot honour.
-    """
-    if runner not in ("auto", "whole", "blocks"):
-        raise InvalidParameterError(f"runner must be auto, whole or blocks; got {runner!r}.")
-    unsupported = [
+def _unsupported(options: DetectionOptions) -> list[str]:
+    """The options of ``options`` the block runner cannot honour, named for a message."""
+    return [
         name
         for name, why in (
             ("an area of interest (--aoi/--claim)", options.aoi is not None),
@@ -145,13 +135,47 @@ def uses_blocks(before: Scene, options: DetectionOptions, runner: str = "auto") 
         )
         if why
     ]
+
+
+def check_runner(options: DetectionOptions, runner: str = "auto") -> None:
+    """Refuse a runner name that is not auto/whole/blocks, or "blocks" with an option it
+    cannot honour (before any scene is opened).
+
+    Raises
+    ------
+    InvalidParameterError
+    """
+    if runner not in ("auto", "whole", "blocks"):
+        raise InvalidParameterError(f"runner must be auto, whole or blocks; got {runner!r}.")
+    unsupported = _unsupported(options)
     if runner == "blocks" and unsupported:
         raise InvalidParameterError(
             f"the block runner does not support {', '.join(unsupported)}; run it with "
             "--runner whole (the whole grid in memory) or drop the option."
         )
+
+
+def uses_blocks(
+    before: Scene,
+    options: DetectionOptions,
+    runner: str = "auto",
+    *,
+    from_px: int = BLOCKS_FROM_PX,
+) -> bool:
+    """Whether a pair runs block by block: ``runner`` "blocks", or "auto" and a large grid.
+
+    "auto" keeps the whole-array path for an area of interest, for local-gain normalisation
+    (fitted on the whole grid) and for grids under ``from_px`` pixels
+    (:data:`BLOCKS_FROM_PX`).
+
+    Raises
+    ------
+    InvalidParameterError
+        As :func:`check_runner`.
+    """
+    check_runner(options, runner)
     if runner == "auto":
-        return not unsupported and before.width * before.height >= BLOCKS_FROM_PX
+        return not _unsupported(options) and before.width * before.height >= from_px
     return runner == "blocks"
 
 
@@ -380,9 +404,7 @@ def detect_in_files(
     from satdelta.imagery.outputs import MASK_NODATA, check_output_space, write_staged
     from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
 
-    uses_blocks(
-        before_source if isinstance(before_source, Scene) else _NoScene(), options, "blocks"
-    )
+    check_runner(options, "blocks")
     _return_freed_memory()
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -567,12 +589,6 @@ def _closed_timed(stack: contextlib.ExitStack, timings: dict[str, float], name: 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
         stack.close()
     timings[name] = round(time.perf_counter() - t, 4)
-
-
-class _NoScene:
-    """Stands in for a scene not yet opened when only the options are checked."""
-
-    width = height = 0
 
 
 def _summary(

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from satdelta.imagery.block_run import BLOCK_PX, BLOCKS_FROM_PX, uses_blocks
-from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.scene import Scene
 
@@ -110,12 +109,7 @@ def runs_in_blocks(
     the CLI's), and only for georeferenced scenes (the candidates come back through
     ``changes.geojson``, which needs lon/lat).
     """
-    if before.crs is None or before.width * before.height < blocks_from_px:
-        return False
-    try:
-        return uses_blocks(before, options, "blocks")
-    except InvalidParameterError:  # an option the block runner cannot honour: whole array
-        return False
+    return before.crs is not None and uses_blocks(before, options, from_px=blocks_from_px)
 
 
 def block_step(stage: str, done: int, total: int) -> tuple[int, int, str]:
