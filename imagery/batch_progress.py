@@ -20,9 +20,10 @@ import abc
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from satdelta.imagery.block_run import ProgressThrottle
 
 __all__ = ["MIN_INTERVAL_S", "PairProgress", "dask_progress", "pool_progress"]
 
@@ -39,14 +40,11 @@ class _Reporter(abc.ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._last: tuple[str, float] = ("", 0.0)
+        self._throttle = ProgressThrottle(MIN_INTERVAL_S)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        last_stage, last_t = self._last
-        if stage == last_stage and 0 < done < total and now - last_t < MIN_INTERVAL_S:
+        if not self._throttle.due(stage, done, total):
             return
-        self._last = (stage, now)
         try:
             self.send((self.name, stage, int(done), int(total)))
         except Exception as exc:  # noqa: BLE001 - progress must never fail the pair
@@ -58,7 +56,7 @@ class _Reporter(abc.ABC):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_last"] = ("", 0.0)
+        state["_throttle"] = ProgressThrottle(MIN_INTERVAL_S)  # a new process, a new clock
         return state
 
 

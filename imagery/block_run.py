@@ -58,6 +58,7 @@ __all__ = [
     "BLOCKS_FROM_PX",
     "check_runner",
     "Progress",
+    "ProgressThrottle",
     "detect_in_files",
     "tile_edge_first_blocks",
     "uses_blocks",
@@ -95,6 +96,32 @@ GUTTER_PX = 32
 #: ``progress(stage, done, total)``: called as blocks finish (``total`` 0 for a stage
 #: without steps); stages ``open``, ``align``, ``fit``, ``blocks``, ``candidates``, ``write``.
 Progress = Callable[[str, int, int], None]
+
+
+class ProgressThrottle:
+    """Which :data:`Progress` reports to pass on: the first and the last of each stage
+    always, the others at most one per ``min_interval_s`` (a run of thousands of blocks
+    then does not flood a queue, a scheduler or a window).
+
+    Examples
+    --------
+    >>> t = ProgressThrottle(60.0)
+    >>> [t.due("blocks", 0, 9), t.due("blocks", 1, 9), t.due("blocks", 9, 9), t.due("fit", 0, 0)]
+    [True, False, True, True]
+    """
+
+    def __init__(self, min_interval_s: float) -> None:
+        self.min_interval_s = min_interval_s
+        self._last: tuple[str, float] = ("", 0.0)
+
+    def due(self, stage: str, done: int, total: int) -> bool:
+        """Whether this report goes out (and, if so, it counts as the stage's latest)."""
+        now = time.monotonic()
+        last_stage, last_t = self._last
+        if stage == last_stage and 0 < done < total and now - last_t < self.min_interval_s:
+            return False
+        self._last = (stage, now)
+        return True
 
 
 def _quiet(stage: str, done: int, total: int) -> None:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from satdelta.imagery.block_run import BLOCK_PX, BLOCKS_FROM_PX, uses_blocks
+from satdelta.imagery.block_run import BLOCK_PX, BLOCKS_FROM_PX, ProgressThrottle, uses_blocks
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.scene import Scene
 
@@ -158,14 +157,11 @@ def run_in_blocks(
     from satdelta.imagery.vectorize import from_feature_collection
     from satdelta.plugins.napari._detection import ChangeLayers, DetectionResult
 
-    last = ["", 0.0]
+    throttle = ProgressThrottle(STEP_INTERVAL_S)
 
     def progress(stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if stage == last[0] and 0 < done < total and now - last[1] < STEP_INTERVAL_S:
-            return
-        last[0], last[1] = stage, now
-        send(block_step(stage, done, total))
+        if throttle.due(stage, done, total):
+            send(block_step(stage, done, total))
 
     summary = detect_in_files(before, after, folder, options, block_px=block_px, progress=progress)
     det = summary["detection"]
