@@ -356,7 +356,7 @@ def translate_window(
             ok[inside] = valid
         else:
             read_into(win, src[(slice(None), *inside)], ok[inside])
-    out = _cubic_pass(_cubic_pass(src, cubic_weights(fx), axis=2), cubic_weights(fy), axis=1)
+    out = _cubic_translate(src, cubic_weights(fx), cubic_weights(fy))
     if ok.all():
         good = np.ones(shape, bool)
     else:  # valid where the 4 x 4 taps (rows/cols -1..2 around the base) all have data
@@ -368,14 +368,30 @@ def translate_window(
     return out, good & np.isfinite(out).all(axis=0)
 
 
-def _cubic_pass(x: np.ndarray, w: np.ndarray, *, axis: int) -> np.ndarray:
-    """``out[i] = sum(w[k] * x[i + k] for k in 0..3)`` along ``axis`` (1 or 2), in float32."""
-    n = x.shape[axis] - 3
+#: Rows of one band convolved at a time: the strip, its first pass and the products stay in
+#: the CPU's cache (about 2x faster than whole-array passes, the same float32 operations in
+#: the same order, so the same values).
+STRIP_ROWS = 64
 
-    def tap(k: int) -> np.ndarray:
-        return x[:, k : k + n] if axis == 1 else x[:, :, k : k + n]
 
-    out = tap(0) * w[0]
-    for k in range(1, 4):
-        out += tap(k) * w[k]
+def _cubic_translate(x: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+    """``x`` (B, M + 3, N + 3) convolved with ``wx`` along columns, then ``wy`` along rows:
+    ``out[b, i, j] = sum(wy[k] * sum(wx[l] * x[b, i + k, j + l]))``, (B, M, N) float32, one
+    band and :data:`STRIP_ROWS` rows at a time."""
+    nb, m, n = x.shape[0], x.shape[1] - 3, x.shape[2] - 3
+    out = np.empty((nb, m, n), np.float32)
+    across = np.empty((STRIP_ROWS + 3, n), np.float32)  # the strip after the first pass
+    product = np.empty((STRIP_ROWS + 3, n), np.float32)
+    for band in range(nb):
+        for r0 in range(0, m, STRIP_ROWS):
+            h = min(STRIP_ROWS, m - r0)
+            src = x[band, r0 : r0 + h + 3]
+            row_pass, spare = across[: h + 3], product[: h + 3]
+            np.multiply(src[:, 0:n], wx[0], out=row_pass)
+            for k in range(1, 4):
+                row_pass += np.multiply(src[:, k : k + n], wx[k], out=spare)
+            dst, spare = out[band, r0 : r0 + h], product[:h]
+            np.multiply(row_pass[0:h], wy[0], out=dst)
+            for k in range(1, 4):
+                dst += np.multiply(row_pass[k : k + h], wy[k], out=spare)
     return out
