@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from affine import Affine
 from numpy.typing import NDArray
 from rasterio.features import shapes
@@ -363,9 +364,7 @@ def _pieces(
     index = (rows[first_at] + block.rows.start) * width + cols[first_at] + block.cols.start
     first = dict(zip(used.tolist(), index.tolist(), strict=True))
     bt = transform @ Affine.translation(block.cols.start, block.rows.start)
-    outlines: dict[int, list] = {}
-    for geom, value in shapes(lab, mask=changed, connectivity=4, transform=bt):
-        outlines.setdefault(int(value), []).append(shape(geom))
+    outlines = _outlines(lab, changed, bt)
     wait = undecided[at]
     flat = rows[wait].astype(np.int64) * changed.shape[1] + cols[wait]
     which = at[wait]
@@ -375,6 +374,45 @@ def _pieces(
     parts = np.split(flat, cuts) if which.size else []
     names = [int(part_label) for part_label in which[np.r_[0, cuts]]] if which.size else []
     return BlockPieces(outlines, first, dict(zip(names, parts, strict=True)))
+
+
+def _outlines(
+    lab: NDArray[np.int32], changed: NDArray[np.bool_], transform: Affine
+) -> dict[int, list]:
+    """Pixel-edge outlines (in ``transform``'s coordinates) of each label's changed pixels.
+
+    GDAL's polygonize costs about 12 ns for every pixel it scans, changed or not (12 ms a
+    1024² block). The labels' boxes, about a tenth of a block, are packed side by side into
+    one small raster (shelves, tallest box first), polygonised at once, and each outline is
+    moved back from its place in the pack: the same polygons, in a few milliseconds.
+    """
+    boxes = [(k + 1, sl) for k, sl in enumerate(ndimage.find_objects(lab)) if sl is not None]
+    boxes.sort(key=lambda item: item[1][0].start - item[1][0].stop)  # tallest first
+    width = lab.shape[1]
+    placed, x, y, shelf = [], 0, 0, 0
+    for value, (rows, cols) in boxes:
+        if x + cols.stop - cols.start > width:  # next shelf
+            x, y, shelf = 0, y + shelf, 0
+        placed.append((value, rows, cols, y, x))
+        x += cols.stop - cols.start
+        shelf = max(shelf, rows.stop - rows.start)
+    pack = np.zeros((y + shelf, width), np.int32)
+    moved: dict[int, tuple[int, int]] = {}
+    for value, rows, cols, py, px in placed:
+        own = (lab[rows, cols] == value) & changed[rows, cols]
+        pack[py : py + own.shape[0], px : px + own.shape[1]][own] = value
+        moved[value] = (cols.start - px, rows.start - py)
+    a, b, c, d, e, f = transform[:6]
+    outlines: dict[int, list] = {}
+    for geom, value in shapes(pack, mask=pack > 0, connectivity=4):
+        dx, dy = moved[int(value)]
+
+        def to_grid(xy: NDArray[np.float64], dx: int = dx, dy: int = dy) -> NDArray:
+            px, py = xy[:, 0] + dx, xy[:, 1] + dy  # the block's pixel corners
+            return np.stack([c + px * a + py * b, f + px * d + py * e], axis=1)
+
+        outlines.setdefault(int(value), []).append(shapely.transform(shape(geom), to_grid))
+    return outlines
 
 
 def _grown_by_one(pre: NDArray[np.bool_], block: Block, grid_shape: tuple[int, int]) -> NDArray:
