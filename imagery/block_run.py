@@ -30,6 +30,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 from satdelta.imagery.align import AlignedPair, coregister
+from satdelta.imagery.allocator import blocks_allocator
 from satdelta.imagery.block_join import CandidateCollector, GroupIndex
 from satdelta.imagery.blocks import (
     Block,
@@ -82,14 +83,6 @@ GDAL_CACHE_MB = 32
 #: :class:`~satdelta.imagery.tile_cache.TileCache`, GDAL's cache only passes them on (and
 #: holds score.tif's tiles until they are written).
 BLOCKS_GDAL_CACHE_MB = 32
-#: Allocations of this many bytes or more get their own memory map (glibc); smaller ones,
-#: every array of a block included, come from the heap and are reused from block to block.
-#: 32 MB is glibc's largest. At 256 KB (every block array mapped and page-faulted afresh)
-#: the kernel took 11-13 s of an 8192² run (``sys`` time), as long as the work itself.
-MMAP_THRESHOLD = 32 * 1024 * 1024
-#: malloc arenas (glibc): one, shared by every thread, so that the arrays one thread frees
-#: serve the next block of another instead of fragmenting one heap per thread.
-MALLOC_ARENAS = 1
 #: Invalid gutter between the sample's patches in the fitting mosaic.
 GUTTER_PX = 32
 
@@ -126,29 +119,6 @@ class ProgressThrottle:
 
 def _quiet(stage: str, done: int, total: int) -> None:
     return None
-
-
-def _return_freed_memory() -> None:
-    """Fix glibc's map threshold at :data:`MMAP_THRESHOLD` and its arenas at
-    :data:`MALLOC_ARENAS` (for the threads started afterwards).
-
-    glibc raises its map threshold as large blocks are freed, and gives each thread its own
-    arena; the blocks' many equal arrays, freed in one thread and allocated in another, then
-    fragment several heaps, which do not shrink: the resident memory crept up block after
-    block (760 MB at 8192² with 1 MB maps and an arena per thread). With one arena the
-    arrays freed by a block are reused by the next, in whichever thread: 520 MB at 8192²,
-    and no page faults for them. Other C libraries: nothing is done.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
-        libc.mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        return
 
 
 def _unsupported(options: DetectionOptions) -> list[str]:
@@ -427,12 +397,23 @@ def detect_in_files(
     dict
         The run.json content.
     """
+    check_runner(options, "blocks")
+    with blocks_allocator():
+        return _run_blocks(before_source, after_source, outdir, options, block_px, progress)
+
+
+def _run_blocks(
+    before_source: str | os.PathLike[str] | Scene,
+    after_source: str | os.PathLike[str] | Scene,
+    outdir: str | os.PathLike[str],
+    options: DetectionOptions,
+    block_px: int,
+    progress: Progress,
+) -> dict[str, Any]:
     from satdelta.imagery.cog import streamed_cog
     from satdelta.imagery.outputs import MASK_NODATA, check_output_space, write_staged
     from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
 
-    check_runner(options, "blocks")
-    _return_freed_memory()
     timings: dict[str, float] = {}
     t = time.perf_counter()
     progress("open", 0, 0)
