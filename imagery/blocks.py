@@ -448,7 +448,7 @@ def _fragments(
     # every region pixel (raster order) and its region; anchors: each region's first pixel
     # (labels are numbered in that order, so a pixel is its region's first when its label
     # is larger than every one before it)
-    at = np.flatnonzero(labels)
+    at = np.flatnonzero(pre_e)  # where labels > 0 (faster on the bool mask)
     seq = labels.ravel()[at]
     first = np.ones(seq.size, bool)
     first[1:] = seq[1:] > np.maximum.accumulate(seq)[:-1]
