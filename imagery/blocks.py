@@ -466,7 +466,7 @@ def _fragments(
     named[region] = lab[rows - ir.start, cols - ic.start]
     outer_w = s.shape[1]
     inside_at = rows * outer_w + cols
-    sv = s.ravel()[inside_at]
+    sv = np.take(s.ravel(), inside_at)
     fin = np.isfinite(sv)
     score_sum = np.bincount(region[fin], weights=sv[fin].astype(np.float64), minlength=n)
     score_n = np.bincount(region[fin], minlength=n).astype(np.int64)
@@ -497,8 +497,8 @@ def _fragments(
     ring_sum = np.zeros((n, 2, nb), np.float64)
     for d, img in enumerate((before, after)):
         flat = img.reshape(nb, -1)  # a view for arrays of whole rows (a copy otherwise)
-        x = flat[:, inside_at].astype(np.float64)
-        y = flat[:, ring_idx].astype(np.float64)
+        x = np.take(flat, inside_at, axis=1).astype(np.float64)  # take: 2x fancy indexing
+        y = np.take(flat, ring_idx, axis=1).astype(np.float64)
         for band in range(nb):
             inside[:, 0, d, band] = np.bincount(region, weights=x[band], minlength=n)
             inside[:, 1, d, band] = np.bincount(region, weights=x[band] * x[band], minlength=n)
