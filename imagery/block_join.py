@@ -12,7 +12,6 @@ filter clears; :func:`stitch_candidates` joins each candidate's outlines into on
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -181,11 +180,39 @@ class CandidateCollector:
         )
 
 
-def _distinctness(inside: NDArray, n: int, ring_mean: NDArray, scales: NDArray) -> float:
-    """RMS over bands and pixels of (pixel - ring mean) / scale, from sums (see candidates)."""
-    s1, s2 = inside
-    ss = (s2 - 2 * ring_mean * s1 + n * ring_mean**2) / scales**2
-    return float(math.sqrt(max(ss.sum(), 0.0) / (n * len(scales))))
+def _distinctness(inside: NDArray, n: NDArray, ring_mean: NDArray, scales: NDArray) -> NDArray:
+    """RMS over bands and pixels of (pixel - ring mean) / scale, from sums (see candidates).
+
+    Per candidate: ``inside`` (C, 2, B) sums and sums of squares, ``n`` (C,) pixels,
+    ``ring_mean`` (C, B); each candidate's bands summed in order, as one at a time.
+    """
+    s1, s2 = inside[:, 0], inside[:, 1]
+    ss = (s2 - 2 * ring_mean * s1 + n[:, None] * ring_mean**2) / scales**2
+    total = np.array([row.sum() for row in ss])
+    return np.sqrt(np.maximum(total, 0.0) / (n * len(scales)))
+
+
+_SUMMED = ("count", "score_sum", "score_n", "inside", "ring_n", "ring_sum")
+
+
+def _summed(
+    fragments: Iterable[tuple[Fragments, NDArray[np.int64]]], row_of: dict[int, int]
+) -> dict[str, NDArray]:
+    """Each candidate's region sums (:class:`Fragments` fields, row ``row_of[c]`` for component
+    c), added in the blocks' order: ``np.add.at`` adds in index order, so the float sums are
+    the same as adding one region at a time."""
+    frags, rows = [], []
+    for frag, comps in fragments:
+        frags.append(frag)
+        rows.extend(row_of.get(c, -1) for c in comps.tolist())
+    row = np.array(rows, np.int64)
+    kept = row >= 0
+    sums = {}
+    for field in _SUMMED:
+        values = np.concatenate([getattr(f, field) for f in frags])[kept]
+        sums[field] = np.zeros((len(row_of), *values.shape[1:]), values.dtype)
+        np.add.at(sums[field], row[kept], values)
+    return sums
 
 
 def stitch_candidates(
@@ -211,44 +238,37 @@ def stitch_candidates(
     band_scales : ((B,), (B,)) arrays
         Spread of each band of the before and after dates (the change kind's unit).
     """
-    nb = len(band_scales[0])
-    sums: dict[int, list] = {
-        c: [0, 0.0, 0, np.zeros((2, 2, nb)), 0, np.zeros((2, nb))] for c in pieces
-    }
-    for frag, comps in fragments:
-        for k, c in enumerate(comps.tolist()):
-            acc = sums.get(c)
-            if acc is None:
-                continue
-            acc[0] += int(frag.count[k])
-            acc[1] += float(frag.score_sum[k])
-            acc[2] += int(frag.score_n[k])
-            acc[3] += frag.inside[k]
-            acc[4] += int(frag.ring_n[k])
-            acc[5] += frag.ring_sum[k]
     order = sorted(pieces, key=lambda c: first[c])
-    geoms = []
+    if not order:
+        return []
+    sums = _summed(fragments, {c: row for row, c in enumerate(order)})
+    merged = []
     for c in order:
         parts = pieces[c]
-        g = parts[0] if len(parts) == 1 else shapely.union_all(parts)
-        # one canonical outline whatever the blocks: no vertex left on a block edge
-        # (collinear), rings starting at the same vertex
-        g = shapely.normalize(shapely.simplify(g, 0.0))
-        geoms.append(shapely.orient_polygons(g))
-    scores = [sums[c][1] / sums[c][2] if sums[c][2] else math.nan for c in order]
-    counts = [sums[c][0] for c in order]
-    polygons = change_polygons(geoms, scores, counts, crs, pixel_size_m)
-    described = []
-    for c, p in zip(order, polygons, strict=True):
-        n, inside, rn, rsum = sums[c][0], sums[c][3], sums[c][4], sums[c][5]
-        kind = "altered"
-        if rn > 0 and n > 0:
-            kind = change_kind(
-                _distinctness(inside[:, 0], n, rsum[0] / rn, band_scales[0]),
-                _distinctness(inside[:, 1], n, rsum[1] / rn, band_scales[1]),
-            )
-        described.append(dataclasses.replace(p, change=kind))
-    return rank_candidates(described, threshold=threshold)
+        merged.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
+    # one canonical outline whatever the blocks: no vertex left on a block edge
+    # (collinear), rings starting at the same vertex
+    geoms = shapely.orient_polygons(
+        shapely.normalize(shapely.simplify(np.asarray(merged, dtype=object), 0.0))
+    )
+    n, ring_n = sums["count"], sums["ring_n"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(sums["score_n"] > 0, sums["score_sum"] / sums["score_n"], math.nan)
+        ring_mean = sums["ring_sum"] / ring_n[:, None, None]
+        before, after = (
+            _distinctness(sums["inside"][:, :, date], n, ring_mean[:, date], band_scales[date])
+            for date in (0, 1)
+        )
+    kinds = [
+        change_kind(b, a) if described else "altered"
+        for described, b, a in zip(
+            ((ring_n > 0) & (n > 0)).tolist(), before.tolist(), after.tolist(), strict=True
+        )
+    ]
+    polygons = change_polygons(
+        list(geoms), scores.tolist(), n.tolist(), crs, pixel_size_m, changes=kinds
+    )
+    return rank_candidates(polygons, threshold=threshold)
 
 
 def detect_in_blocks(

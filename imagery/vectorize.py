@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO, get_args
 
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _WGS84 = CRS.from_epsg(4326)
 _GEOD = Geod(ellps="WGS84")
+_POLYGONAL_TYPE_IDS = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
 
 @dataclass(frozen=True)
@@ -238,30 +239,39 @@ def vectorize(
 
 
 def change_polygons(
-    geoms: list[Any],
-    scores: list[float],
-    pixel_counts: list[int],
+    geoms: Sequence[Any],
+    scores: Sequence[float],
+    pixel_counts: Sequence[int],
     crs: CRS | None,
     pixel_size_m: float | None,
+    *,
+    changes: Sequence[ChangeKind | None] | None = None,
 ) -> list[ChangePolygon]:
     """:class:`ChangePolygon` of each outline (scene CRS, CCW) with its mean score and pixels.
 
-    Adds the WGS84 outline, the areas and the compactness; used by :func:`vectorize` and by
-    the block runner's stitcher (:mod:`satdelta.imagery.blocks`).
+    Adds the WGS84 outline, the areas and the compactness (and ``change``, when given); used
+    by :func:`vectorize` and by the block runner's stitcher (:mod:`satdelta.imagery.blocks`).
     """
     planar = _planar_areas_m2(geoms, crs, pixel_size_m)
-    wgs = _to_wgs84(geoms, crs) if crs is not None else [None] * len(geoms)
-    areas = planar if crs is None else [_ellipsoidal_area_m2(g) for g in wgs]
+    if crs is None:
+        wgs: list[Any] = [None] * len(geoms)
+        areas = planar
+    else:
+        unoriented = _to_wgs84(list(geoms), crs)
+        areas = _ellipsoidal_areas_m2(unoriented)
+        wgs = list(shapely.orient_polygons(np.asarray(unoriented, dtype=object)))
     compact = _compactness(geoms)
+    kinds = [None] * len(geoms) if changes is None else changes
     return [
         ChangePolygon(
             geometry=geoms[i],
-            geometry_wgs84=None if wgs[i] is None else shapely.orient_polygons(wgs[i]),
+            geometry_wgs84=wgs[i],
             area_m2=areas[i],
             score=float(scores[i]),
             pixel_count=int(pixel_counts[i]),
             planar_area_m2=planar[i],
             compactness=compact[i],
+            change=kinds[i],
         )
         for i in range(len(geoms))
     ]
@@ -342,29 +352,29 @@ def _planar_areas_m2(geoms: list[Any], crs: CRS | None, pixel_size_m: float | No
     return [math.nan] * len(geoms)
 
 
-def _ellipsoidal_area_m2(geom_wgs84: Any) -> float:
-    """Area of a lon/lat geometry on the WGS84 ellipsoid (what the annotation store measures)."""
-    return abs(float(_geodesic_area(geom_wgs84)))
+def _ellipsoidal_areas_m2(geoms_wgs84: Sequence[Any]) -> list[float]:
+    """Area of each lon/lat geometry on the WGS84 ellipsoid (what the annotation store measures).
 
-
-def _geodesic_area(g: Any) -> float:
-    """``Geod.geometry_area_perimeter(g)[0]`` with the rings' coordinates as numpy arrays (the
-    same sums on the same numbers, without pyproj's Python loop over each coordinate)."""
-    if g.geom_type in ("LinearRing", "LineString"):
-        xy = shapely.get_coordinates(g)
-        area, _ = _GEOD.polygon_area_perimeter(
-            np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
-        )
-        return float(area)
-    if g.geom_type == "Polygon":
-        total = _geodesic_area(g.exterior)
-        for hole in g.interiors:
-            total += _geodesic_area(hole)
-        return total
-    if hasattr(g, "geoms"):
-        return float(sum((_geodesic_area(part) for part in g.geoms), 0.0))
-    area, _ = _GEOD.geometry_area_perimeter(g)
-    return float(area)
+    ``abs(Geod.geometry_area_perimeter(g)[0])`` of each: the geodesic area of every ring
+    (exterior and holes, each part of a MultiPolygon) summed in the same order, with the
+    coordinates of all rings read in one call rather than pyproj's Python loop over each.
+    """
+    geoms = np.asarray(geoms_wgs84, dtype=object)
+    polygonal = np.isin(shapely.get_type_id(geoms), _POLYGONAL_TYPE_IDS)
+    if not polygonal.all():  # not a change polygon: pyproj's own reading
+        return [abs(float(_GEOD.geometry_area_perimeter(g)[0])) for g in geoms]
+    parts, part_geom = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    xy = shapely.get_coordinates(rings)
+    lon, lat = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
+    part_area = [0.0] * len(parts)
+    for start, end, part in zip([0, *ends[:-1]], ends, ring_part.tolist(), strict=True):
+        part_area[part] += _GEOD.polygon_area_perimeter(lon[start:end], lat[start:end])[0]
+    area = [0.0] * len(geoms)
+    for part, g in enumerate(part_geom.tolist()):
+        area[g] += part_area[part]
+    return [abs(float(a)) for a in area]
 
 
 def _compactness(geoms: list[Any]) -> list[float]:
