@@ -11,6 +11,7 @@ area the annotation store measures; ``planar_area_m2`` is the map projection's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from pyproj import Geod
 from rasterio.crs import CRS
 from rasterio.features import shapes
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.geojson_text import polygon_texts
 from satdelta.imagery.morphology import group_labels
 from shapely.geometry import MultiPolygon, Polygon, shape
 
@@ -456,30 +458,42 @@ def _round_coords(geom: Any, ndigits: int) -> Any:
     return shapely.orient_polygons(shapely.transform(geom, lambda c: np.round(c, ndigits)))
 
 
-def _feature(i: int, p: ChangePolygon, ndigits: int) -> dict[str, Any]:
-    """Feature ``i`` (1-based) of :func:`to_feature_collection`."""
-    if p.geometry_wgs84 is None:
+def _wgs84_geometries(polygons: Sequence[ChangePolygon]) -> np.ndarray:
+    if any(p.geometry_wgs84 is None for p in polygons):
         raise InvalidParameterError(
             "GeoJSON needs georeferenced polygons (RFC 7946 is lon/lat); this polygon has "
             "no WGS84 geometry. Skip the GeoJSON for images without a CRS."
         )
-    g = _round_coords(p.geometry_wgs84, ndigits)
+    return np.asarray([p.geometry_wgs84 for p in polygons], dtype=object)
+
+
+def _properties(i: int, p: ChangePolygon) -> dict[str, Any]:
+    return {
+        "id": i,
+        "area_m2": _num(p.area_m2),
+        "planar_area_m2": _num(p.planar_area_m2),
+        "pixel_count": p.pixel_count,
+        "score": _num(p.score),
+        "compactness": _num(p.compactness),
+        "rank": p.rank,
+        "change": p.change,
+        "origin": "detected",
+    }
+
+
+def _feature(i: int, p: ChangePolygon, ndigits: int) -> dict[str, Any]:
+    """Feature ``i`` (1-based) of :func:`to_feature_collection`."""
+    (g,) = _wgs84_geometries([p])
     return {
         "type": "Feature",
         "id": i,
-        "geometry": _geojson_geometry(g),
-        "properties": {
-            "id": i,
-            "area_m2": _num(p.area_m2),
-            "planar_area_m2": _num(p.planar_area_m2),
-            "pixel_count": p.pixel_count,
-            "score": _num(p.score),
-            "compactness": _num(p.compactness),
-            "rank": p.rank,
-            "change": p.change,
-            "origin": "detected",
-        },
+        "geometry": _geojson_geometry(_round_coords(g, ndigits)),
+        "properties": _properties(i, p),
     }
+
+
+#: Features whose text :func:`write_feature_collection` builds at once.
+_FEATURES_AT_ONCE = 1000
 
 
 def write_feature_collection(
@@ -489,8 +503,8 @@ def write_feature_collection(
     run: Mapping[str, Any] | None = None,
     ndigits: int = 7,
 ) -> None:
-    """Write ``json.dumps(to_feature_collection(polygons, run=run))`` to ``fh`` feature by
-    feature (the same text, without the whole collection in memory at once).
+    """Write ``json.dumps(to_feature_collection(polygons, run=run))`` to ``fh``, a thousand
+    features at a time (the same text, without the whole collection in memory at once).
 
     Raises
     ------
@@ -498,8 +512,18 @@ def write_feature_collection(
         As :func:`to_feature_collection`; ValueError for a value JSON cannot hold (NaN).
     """
     fh.write('{"type": "FeatureCollection", "features": [')
-    for i, p in enumerate(polygons, start=1):
-        fh.write((", " if i > 1 else "") + json.dumps(_feature(i, p, ndigits), allow_nan=False))
+    polygons = iter(polygons)
+    i = 0
+    while chunk := list(itertools.islice(polygons, _FEATURES_AT_ONCE)):
+        rounded = _round_coords(_wgs84_geometries(chunk), ndigits)  # all coordinates at once
+        for p, geometry in zip(chunk, polygon_texts(rounded, ndigits), strict=True):
+            i += 1
+            properties = json.dumps(_properties(i, p), allow_nan=False)
+            fh.write(
+                (", " if i > 1 else "")
+                + f'{{"type": "Feature", "id": {i}, "geometry": {geometry}, '
+                + f'"properties": {properties}}}'
+            )
     fh.write("]")
     if run is not None:
         member = {"kind": "change-candidates", "run": dict(run)}
