@@ -197,3 +197,37 @@ def test_streamed_feature_collection_is_the_same_text():
     out = io.StringIO()
     write_feature_collection(out, polys, run={"method": "cva"})
     assert out.getvalue() == json.dumps(to_feature_collection(polys, run={"method": "cva"}))
+
+
+def test_streamed_feature_collection_is_the_same_text_over_many_features():
+    # more features than write_feature_collection spells at once, holes and multipolygons
+    rng = np.random.default_rng(5)
+    m = np.zeros((240, 240), bool)
+    m[::4, ::4] = True  # 3600 specks
+    m[100:110, 100:110] = True
+    m[103:106, 103:106] = False  # a hole
+    m[200:203, 20:23] = m[200:203, 24:27] = True  # two parts of one candidate
+    score = rng.random(m.shape).astype("float32")
+    polys = vectorize(m, score, T10, UTM, merge_gap_px=1)
+    assert len(polys) > 2500
+    assert any(p.geometry_wgs84.geom_type == "MultiPolygon" for p in polys)
+    out = io.StringIO()
+    write_feature_collection(out, polys, run={"method": "cva"})
+    assert out.getvalue() == json.dumps(to_feature_collection(polys, run={"method": "cva"}))
+    assert out.getvalue() == json.dumps(json.loads(out.getvalue()))  # one valid JSON text
+
+
+def test_ellipsoidal_areas_equal_pyproj_per_polygon_holes_and_parts():
+    from pyproj import Geod
+    from satdelta.imagery.vectorize import _ellipsoidal_areas_m2
+
+    square = shapely.box(121.0, 31.0, 121.01, 31.012)
+    holed = shapely.Polygon(
+        square.exterior, [shapely.box(121.002, 31.002, 121.004, 31.005).exterior]
+    )
+    multi = shapely.MultiPolygon([holed, shapely.box(121.02, 31.0, 121.03, 31.001)])
+    south = shapely.box(-70.5, -45.2, -70.49, -45.1)  # clockwise ring (negative signed area)
+    geoms = [shapely.orient_polygons(g) for g in (square, holed, multi)] + [south.reverse()]
+    expected = [abs(Geod(ellps="WGS84").geometry_area_perimeter(g)[0]) for g in geoms]
+    assert _ellipsoidal_areas_m2(geoms) == expected
+    assert expected[1] < expected[0] < expected[2]  # the hole is subtracted, the part added
