@@ -215,6 +215,31 @@ def _summed(
     return sums
 
 
+def _turning_everywhere(geoms: NDArray) -> NDArray[np.bool_]:
+    """True for each (Multi)Polygon whose every edge runs along x or y and that turns at
+    every vertex: ``shapely.simplify(g, 0)``, which only drops the vertices on a straight
+    line, leaves it as it is. Pixel outlines of a north-up grid traced in one block are."""
+    parts, part_geom = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    if not len(xy):
+        return np.ones(len(geoms), bool)
+    dx, dy = np.diff(xy[:, 0]), np.diff(xy[:, 1])
+    edge = ring[1:] == ring[:-1]  # consecutive vertices of one ring
+    ring, along_x, along_y = ring[1:][edge], (dy == 0)[edge], (dx == 0)[edge]
+    # a ring's edges alternate along x and y, its last edge (to the closing vertex) and its
+    # first too; a zero-length edge is along both, a slanted one along neither
+    same_ring = ring[1:] == ring[:-1]
+    straight = same_ring & (along_x[1:] == along_x[:-1])
+    first = np.flatnonzero(np.concatenate([[True], ~same_ring]))
+    last = np.concatenate([first[1:], [len(ring)]]) - 1
+    bad_edge = np.concatenate([straight, [False]]) | (along_x == along_y)
+    bad_ring = np.logical_or.reduceat(bad_edge, first) | (along_x[first] == along_x[last])
+    bad = np.zeros(len(geoms), bool)
+    bad[part_geom[ring_part[ring[first]]][bad_ring]] = True
+    return ~bad
+
+
 def stitch_candidates(
     pieces: dict[int, list],
     first: dict[int, int],
@@ -248,9 +273,10 @@ def stitch_candidates(
         merged.append(parts[0] if len(parts) == 1 else shapely.union_all(parts))
     # one canonical outline whatever the blocks: no vertex left on a block edge
     # (collinear), rings starting at the same vertex
-    geoms = shapely.orient_polygons(
-        shapely.normalize(shapely.simplify(np.asarray(merged, dtype=object), 0.0))
-    )
+    geoms = np.asarray(merged, dtype=object)
+    straight = ~_turning_everywhere(geoms)
+    geoms[straight] = shapely.simplify(geoms[straight], 0.0)
+    geoms = shapely.orient_polygons(shapely.normalize(geoms))
     n, ring_n = sums["count"], sums["ring_n"]
     with np.errstate(divide="ignore", invalid="ignore"):
         scores = np.where(sums["score_n"] > 0, sums["score_sum"] / sums["score_n"], math.nan)

@@ -7,7 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from satdelta.imagery.block_join import _distinctness, _summed
+import shapely
+from affine import Affine
+from rasterio.features import shapes
+from satdelta.imagery.block_join import _distinctness, _summed, _turning_everywhere
 from satdelta.imagery.blocks import Fragments
 
 
@@ -56,3 +59,35 @@ def test_distinctness_of_all_candidates_equals_one_at_a_time(bands):
         ss = (s2 - 2 * ring_mean[i] * s1 + int(n[i]) * ring_mean[i] ** 2) / scales**2
         expected = math.sqrt(max(ss.sum(), 0.0) / (int(n[i]) * bands))
         assert got[i] == expected
+
+
+def _traced(mask: np.ndarray, transform: Affine) -> list:
+    """Pixel outlines of the True regions (4-connected), as the blocks trace them."""
+    return [
+        shapely.geometry.shape(g)
+        for g, _ in shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=transform)
+    ]
+
+
+def test_outlines_turning_everywhere_are_the_ones_simplify_leaves_alone():
+    rng = np.random.default_rng(7)
+    mask = rng.random((60, 60)) < 0.45  # ragged regions, holes, corner touches
+    t = Affine(0.5, 0, 300000.5, 0, -0.5, 5000000.25)
+    traced = _traced(mask, t)
+    # the same regions traced in two blocks (columns 0-29, 30-59) and joined again: vertices
+    # left on the block edge, which simplify removes
+    cut = _traced(mask[:, :30], t) + _traced(mask[:, 30:], t * Affine.translation(30, 0))
+    joined = list(shapely.get_parts(shapely.union_all(cut)))
+    odd = [
+        shapely.Polygon([(0, 0), (2, 1), (1, 3)]),  # slanted edges
+        shapely.Polygon([(0, 0), (2, 0), (4, 0), (4, 2), (0, 2)]),  # a straight vertex
+        shapely.Polygon([(2, 2), (0, 2), (0, 0), (4, 0), (4, 2)]),  # ... at the ring start
+        shapely.Polygon([(0, 0), (2, 0), (2, 0), (2, 2), (0, 2)]),  # a repeated vertex
+    ]
+    geoms = np.asarray([*traced, shapely.MultiPolygon(traced[:3]), *joined, *odd], object)
+    turning = _turning_everywhere(geoms)
+    unchanged = shapely.equals_exact(shapely.simplify(geoms, 0.0), geoms, 0)
+    assert np.all(unchanged[turning])  # never skips a simplify that would change something
+    assert turning[: len(traced) + 1].all()  # traced in one block: nothing to simplify
+    assert not unchanged[len(traced) + 1 : -len(odd)].all()  # the block edges were left
+    assert not turning[-len(odd) :].any()
