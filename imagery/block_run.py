@@ -560,9 +560,11 @@ def _run_blocks(
         }
         written = ["mask.tif", "score.tif"]
         if crs is not None:
+            t2 = time.perf_counter()
             with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
                 write_feature_collection(fh, polygons, run=provenance)
             written.append("changes.geojson")
+            timings["geojson"] = round(time.perf_counter() - t2, 4)
         summary = _summary(
             before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
             {"block_px": block_px, "first_px": list(first_px), "halo_px": halo,
