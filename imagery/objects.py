@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import InvalidParameterError
 from scipy import ndimage as ndi
-from skimage import filters, measure, morphology, transform
+from skimage import filters
+
+# skimage's measure, morphology and transform (with scipy.spatial, about 0.15 s) are imported
+# where objects are looked for, not by every run that imports this module for its options
+if TYPE_CHECKING:
+    from skimage.measure._regionprops import RegionProperties
 
 __all__ = [
     "DateObjects",
@@ -335,6 +340,8 @@ def local_contrast(
     padded = np.pad(filled, ((0, hp - h), (0, wp - w)), mode="edge")
     cells = padded.reshape(hp // k, k, wp // k, k).mean(axis=(1, 3))
     size = max(3, round(options.background_m / options.background_cell_m) | 1)
+    from skimage import transform
+
     bg_cells = ndi.median_filter(cells, size=size, mode="reflect")
     bg = transform.resize(bg_cells, (hp, wp), order=1, preserve_range=True)[:h, :w]
     diff = gray - bg.astype(np.float32)
@@ -347,6 +354,8 @@ def local_contrast(
 
 
 def _close(mask: NDArray[np.bool_], px: float, options: ObjectOptions) -> NDArray[np.bool_]:
+    from skimage import morphology
+
     r = round(options.close_m / px)
     if r >= 1:  # padded so that the image edge does not erode what touches it
         padded = np.pad(mask, r)
@@ -355,7 +364,7 @@ def _close(mask: NDArray[np.bool_], px: float, options: ObjectOptions) -> NDArra
 
 
 def _describe(
-    region: measure._regionprops.RegionProperties,
+    region: RegionProperties,
     px: float,
     polarity: Polarity,
     options: ObjectOptions,
@@ -388,6 +397,8 @@ def describe_mask(
 ) -> FoundObject | None:
     """Shape record (id -1) of the pixels of ``mask`` (its largest component's shape measures,
     every pixel's box), ``mask`` lying at ``offset`` (row, col) on the grid; None when empty."""
+    from skimage import measure
+
     lab = measure.label(mask, connectivity=2)
     regions = measure.regionprops(lab)
     if not regions:
@@ -435,6 +446,8 @@ def _add_objects(
     found: list[FoundObject],
 ) -> None:
     """Label ``mask``, describe and filter its components, paint kept ones into ``labels``."""
+    from skimage import measure
+
     lab = measure.label(mask, connectivity=2)
     for region in measure.regionprops(lab):
         if region.area * px**2 < options.min_area_m2:
@@ -513,6 +526,8 @@ def _near_bright(
 
 def _blocks(mask: NDArray[np.bool_], min_m2: float, px: float, close_m: float) -> NDArray[np.bool_]:
     """Components of ``mask`` opened by ``close_m`` that are at least ``min_m2`` large."""
+    from skimage import morphology
+
     r = round(close_m / px)
     opened = ndi.binary_opening(mask, structure=morphology.disk(r)) if r >= 1 else mask
     lab, _ = ndi.label(opened)
