@@ -332,6 +332,8 @@ def local_contrast(
     gray: NDArray[np.float32], nodata: NDArray[np.bool_], px: float, options: ObjectOptions
 ) -> NDArray[np.float32]:
     """Robust z-score of ``gray`` minus its median background (0 on no-data)."""
+    from skimage import transform
+
     k = max(1, round(options.background_cell_m / px))
     h, w = gray.shape
     fill = float(np.median(gray[~nodata])) if (~nodata).any() else 0.0
@@ -340,8 +342,6 @@ def local_contrast(
     padded = np.pad(filled, ((0, hp - h), (0, wp - w)), mode="edge")
     cells = padded.reshape(hp // k, k, wp // k, k).mean(axis=(1, 3))
     size = max(3, round(options.background_m / options.background_cell_m) | 1)
-    from skimage import transform
-
     bg_cells = ndi.median_filter(cells, size=size, mode="reflect")
     bg = transform.resize(bg_cells, (hp, wp), order=1, preserve_range=True)[:h, :w]
     diff = gray - bg.astype(np.float32)
