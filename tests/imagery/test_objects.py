@@ -147,3 +147,25 @@ def test_counts_within_an_area_of_interest_in_lonlat():
     summary = found.summary(aoi)
     assert summary["counts"]["aoi"]["disappeared"]["total"] == 1
     assert summary["counts"]["scene"]["disappeared"]["aircraft-sized"] == 2
+
+
+def test_a_detect_run_without_objects_does_not_load_their_skimage_modules():
+    # skimage's measure, morphology and transform (and scipy.spatial) are imported where
+    # objects are looked for: the CLI and the detection modules load none of them
+    import subprocess
+    import sys
+
+    heavy = ("skimage.measure", "skimage.morphology", "scipy.spatial")
+    code = (
+        "import sys, satdelta.plugins.cli.detect, satdelta.imagery.block_run\n"
+        "import satdelta.imagery.pipeline, satdelta.imagery.objects\n"
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
+    # and looking for objects still finds them (the deferred imports run)
+    image = np.full((3, 80, 80), 60.0, np.float32)
+    image[:, 30:36, 30:40] = 220.0  # a bright 6 x 10 m vehicle-sized object at 1 m
+    found = find_objects(image, 1.0)
+    assert len(found.objects) >= 1
