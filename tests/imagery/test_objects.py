@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -152,9 +154,6 @@ def test_counts_within_an_area_of_interest_in_lonlat():
 def test_a_detect_run_without_objects_does_not_load_their_skimage_modules():
     # skimage's measure, morphology and transform (and scipy.spatial) are imported where
     # objects are looked for: the CLI and the detection modules load none of them
-    import subprocess
-    import sys
-
     heavy = ("skimage.measure", "skimage.morphology", "scipy.spatial")
     code = (
         "import sys, satdelta.plugins.cli.detect, satdelta.imagery.block_run\n"
