@@ -50,7 +50,9 @@ def _spelled(values: np.ndarray, ndigits: int) -> tuple[np.ndarray, np.ndarray] 
     chars[:, 0], keep[:, 0] = ord("-"), k < 0
     chars[:, n_int + 1], keep[:, n_int + 1] = ord("."), True
     digit_columns = [*range(1, n_int + 1), *range(n_int + 2, width)]
-    rest, nonzero_from_here = whole, np.zeros(len(values), bool)
+    # int32 digits are about twice as fast to divide out (lon/lat at 7 decimals fit)
+    rest = whole.astype(np.int32) if whole.max(initial=0) < 2**31 else whole
+    nonzero_from_here = np.zeros(len(values), bool)
     for place, column in enumerate(reversed(digit_columns)):  # last digit first
         rest, digit = np.divmod(rest, 10)
         chars[:, column] = digit + ord("0")
@@ -63,9 +65,9 @@ def _spelled(values: np.ndarray, ndigits: int) -> tuple[np.ndarray, np.ndarray] 
     return chars, keep
 
 
-def pair_texts(xy: np.ndarray, ndigits: int) -> tuple[str, list[int]] | None:
+def pair_texts(xy: np.ndarray, ndigits: int) -> tuple[str, np.ndarray] | None:
     """``"[x, y], "`` of each row of ``xy`` (coordinates rounded to ``ndigits`` decimals) as
-    one string, and where each row's text starts (one more entry: the end).
+    one string, and where each row's text starts ((N + 1,) array, the last entry: the end).
 
     The numbers are spelled as ``json.dumps`` spells them; None when a number is not of the
     form :func:`_spelled` handles (then use ``json.dumps``).
@@ -73,7 +75,7 @@ def pair_texts(xy: np.ndarray, ndigits: int) -> tuple[str, list[int]] | None:
     Examples
     --------
     >>> text, starts = pair_texts(np.array([[120.5, -12.25], [3.0, 0.1234567]]), 7)
-    >>> text, starts
+    >>> text, starts.tolist()
     ('[120.5, -12.25], [3.0, 0.1234567], ', [0, 17, 35])
     """
     if not 0 < ndigits <= 10 or xy.ndim != 2 or xy.shape[1] != 2:
@@ -91,7 +93,7 @@ def pair_texts(xy: np.ndarray, ndigits: int) -> tuple[str, list[int]] | None:
         pair_chars[:, column : column + width] = chars[:, half]
         pair_keep[:, column : column + width] = keep[:, half]
     chars, keep = pair_chars, pair_keep
-    starts = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
+    starts = np.concatenate([[0], np.cumsum(np.count_nonzero(keep, axis=1))])
     return chars[keep].tobytes().decode("ascii"), starts
 
 
@@ -115,10 +117,10 @@ def polygon_texts(geoms: Sequence[Any], ndigits: int) -> list[str]:
     if spelled is None:
         return [json.dumps(shapely.geometry.mapping(g), allow_nan=False) for g in arr]
     text, starts = spelled
-    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
+    ends = starts[np.cumsum(shapely.get_num_coordinates(rings))].tolist()  # in the text
     part_rings: list[list[str]] = [[] for _ in range(len(parts))]
     for start, end, part in zip([0, *ends[:-1]], ends, ring_part.tolist(), strict=True):
-        part_rings[part].append("[" + text[starts[start] : starts[end] - 2] + "]")
+        part_rings[part].append("[" + text[start : end - 2] + "]")
     geom_parts: list[list[str]] = [[] for _ in range(int(fast.sum()))]
     for part, g in enumerate(part_geom.tolist()):
         geom_parts[g].append("[" + ", ".join(part_rings[part]) + "]")

@@ -494,6 +494,8 @@ def _feature(i: int, p: ChangePolygon, ndigits: int) -> dict[str, Any]:
 
 #: Features whose text :func:`write_feature_collection` builds at once.
 _FEATURES_AT_ONCE = 1000
+#: ``json.dumps(..., allow_nan=False)`` without a new encoder for each feature.
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
 
 
 def write_feature_collection(
@@ -518,7 +520,7 @@ def write_feature_collection(
         rounded = _round_coords(_wgs84_geometries(chunk), ndigits)  # all coordinates at once
         for p, geometry in zip(chunk, polygon_texts(rounded, ndigits), strict=True):
             i += 1
-            properties = json.dumps(_properties(i, p), allow_nan=False)
+            properties = _STRICT_JSON.encode(_properties(i, p))
             fh.write(
                 (", " if i > 1 else "")
                 + f'{{"type": "Feature", "id": {i}, "geometry": {geometry}, '
