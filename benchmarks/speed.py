@@ -16,13 +16,17 @@ Each runs as a child process; wall time and peak RSS of the child come from GNU 
 (``/usr/bin/time``). Prints wall s, Mpix/s, peak RSS, F1 of mask.tif against the truth, the
 ratios, and satdelta's stage breakdown (run.json ``timings_s``). Run::
 
-    .venv/bin/python benchmarks/speed.py [--big] [--repeat 2] [--keep DIR]
+    .venv/bin/python benchmarks/speed.py [--big] [--repeat 2] [--real [SIZE]]
+
+``--real`` adds the NAIP North Dakota pair of ``../shared/data`` mirror-tiled to SIZE²
+(default 4096): real texture and change, where candidates number in the thousands.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -34,6 +38,9 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import NAIP, NAIP_AFTER, NAIP_BEFORE, SHARED_DATA  # noqa: E402
 
 OTB_MAD = "otbcli_MultivariateAlterationDetector"
 SATDELTA = Path(sys.executable).with_name("satdelta")
@@ -167,12 +174,36 @@ def f1_score(mask_path: Path, truth_path: Path) -> tuple[float, float, float]:
     return p, r, 2 * p * r / max(p + r, 1e-12)
 
 
-def bench(folder: Path, size: int, repeat: int, otb: str | None) -> dict[str, object]:
-    sub = folder / f"pair-{size}"
+def make_real_pair(folder: Path, size: int) -> tuple[Path, Path, None]:
+    """The NAIP North Dakota pair (``../shared/data/naip-nd``, 2009 and 2020, 4-band uint8)
+    mirror-tiled to ``size`` x ``size``: real texture and real change (thousands of small
+    candidates), on the synthetic pair's file layout. No truth (F1 not measured)."""
+    paths = [folder / "naip_2009-08-18.tif", folder / "naip_2020-08-31.tif"]
+    for name, out in zip((NAIP_BEFORE, NAIP_AFTER), paths, strict=True):
+        with rasterio.open(SHARED_DATA / NAIP / name) as src:
+            a = src.read()[:, :720, :930]  # both dates' common extent
+            tile = np.concatenate([a, a[:, ::-1]], axis=1)  # mirrored: no seams
+            tile = np.concatenate([tile, tile[:, :, ::-1]], axis=2)
+            reps = (1, -(-size // tile.shape[1]), -(-size // tile.shape[2]))
+            big = np.tile(tile, reps)[:, :size, :size]
+            profile = src.profile | {
+                "width": size, "height": size, "tiled": True, "blockxsize": 512,
+                "blockysize": 512, "compress": "deflate", "predictor": 2, "bigtiff": "IF_SAFER",
+            }  # fmt: skip
+            with rasterio.open(out, "w", **profile) as dst:
+                dst.write(big)
+                dst.descriptions = src.descriptions
+    return paths[0], paths[1], None
+
+
+def bench(
+    folder: Path, size: int, repeat: int, otb: str | None, *, real: bool = False
+) -> dict[str, object]:
+    sub = folder / f"pair-{size}{'-naip' if real else ''}"
     sub.mkdir()
-    before, after, truth = make_pair(sub, size)
+    before, after, truth = make_real_pair(sub, size) if real else make_pair(sub, size)
     mpix = size * size / 1e6
-    row: dict[str, object] = {"size": size, "mpix": mpix}
+    row: dict[str, object] = {"size": size, "mpix": mpix, "real": real}
     row["decode"] = best_of([sys.executable, "-c", DECODE, str(before), str(after)], repeat)
     out = sub / "out"
     row["satdelta"] = best_of(
@@ -181,7 +212,7 @@ def bench(folder: Path, size: int, repeat: int, otb: str | None) -> dict[str, ob
     summary = json.loads((out / "run.json").read_text())
     row["stages"] = summary["timings_s"]
     row["runner"] = summary.get("runner", {"kind": "whole"})
-    row["f1"] = f1_score(out / "mask.tif", truth)
+    row["f1"] = None if truth is None else f1_score(out / "mask.tif", truth)
     row["polygons"] = summary["polygons"]["count"]
     if otb:
         mad = sub / "mad.tif"
@@ -201,19 +232,17 @@ def print_table(rows: list[dict[str, object]], repeat: int) -> None:
     print("-" * len(head))
     for row in rows:
         size, mpix = row["size"], row["mpix"]
-        name = f"{size}² x4 u16"
+        name = f"{size}² NAIP u8" if row["real"] else f"{size}² x4 u16"
         sd_t, sd_m = row["satdelta"]  # type: ignore[misc]
-        p, r, f1 = row["f1"]  # type: ignore[misc]
-        tools = [("satdelta detect", row["satdelta"], f"{f1:.3f}"),
+        p, r, f1 = row["f1"] or (math.nan, math.nan, math.nan)  # type: ignore[misc]
+        tools = [("satdelta detect", row["satdelta"], "-" if row["real"] else f"{f1:.3f}"),
                  ("decode both inputs", row["decode"], "-")]  # fmt: skip
         if "otb" in row:
             tools.append(("OTB MAD", row["otb"], "-"))
         for tool, (t, m), f in tools:  # type: ignore[misc]
             print(f"{name:<16} {tool:<22} {t:7.2f} {mpix / t:7.2f} {m:8.0f} {f:>6} {t / sd_t:9.2f}")
-        print(
-            f"{'':<16} precision {p:.3f} recall {r:.3f}; {row['polygons']} polygons; "
-            f"runner {row['runner']}"
-        )
+        scored = "no truth" if row["real"] else f"precision {p:.3f} recall {r:.3f}"
+        print(f"{'':<16} {scored}; {row['polygons']} polygons; runner {row['runner']}")
         stages = row["stages"]
         print(f"{'':<16} stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))  # type: ignore[union-attr]
         if "otb" in row:
@@ -224,9 +253,10 @@ def print_table(rows: list[dict[str, object]], repeat: int) -> None:
                 f"memory {otb_m / sd_m:.2f}x; "
                 f"satdelta / decode time {sd_t / dec_t:.2f}x"
             )
-    if len(rows) > 1:
-        m0, m1 = rows[0]["satdelta"][1], rows[-1]["satdelta"][1]  # type: ignore[index]
-        print(f"peak RSS {rows[-1]['size']}² / {rows[0]['size']}²: {m1 / m0:.2f}x")
+    synthetic = [row for row in rows if not row["real"]]
+    if len(synthetic) > 1:
+        m0, m1 = synthetic[0]["satdelta"][1], synthetic[-1]["satdelta"][1]  # type: ignore[index]
+        print(f"peak RSS {synthetic[-1]['size']}² / {synthetic[0]['size']}²: {m1 / m0:.2f}x")
     print(
         f"\nbest wall time of {repeat} runs each; peak RSS is the largest of the runs (GNU time)."
     )
@@ -238,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=8192, help="side of the first pair")
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs each (default 2)")
     parser.add_argument("--no-otb", action="store_true", help="skip the OTB anchor")
+    parser.add_argument(
+        "--real", type=int, nargs="?", const=4096, default=None, metavar="SIZE",
+        help="also the NAIP pair of ../shared/data mirror-tiled to SIZE² (default 4096)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     otb = None if args.no_otb else shutil.which(OTB_MAD)
     if otb is None and not args.no_otb:
@@ -245,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [args.size] + ([16384] if args.big else [])
     with tempfile.TemporaryDirectory(prefix="satdelta-speed-", dir=Path.home()) as tmp:
         rows = [bench(Path(tmp), s, args.repeat, otb) for s in sizes]
+        if args.real:
+            rows.append(bench(Path(tmp), args.real, args.repeat, otb, real=True))
     print_table(rows, args.repeat)
     return 0
 

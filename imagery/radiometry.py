@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
+from satdelta.imagery.interpolation import interp_increasing
 from satdelta.imagery.local_gain import LocalGain, fit_local_gain
 from satdelta.imagery.parallel import map_row_blocks
 from scipy import linalg, special
@@ -604,7 +605,8 @@ class HistogramMatching:
             )
         out = np.empty(after.shape, dtype=np.float32)
         for i in range(nb):
-            out[i] = np.interp(after[i], self.source_quantiles[i], self.target_quantiles[i])
+            source, target = self.source_quantiles[i], self.target_quantiles[i]
+            out[i] = interp_increasing(after[i], source, target)  # np.interp's values
         return out
 
     def gains_offsets(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -326,7 +326,7 @@ def test_dask_client_is_closed_when_the_first_report_fails(tmp_path, dask_cluste
 def test_run_pair_reports_its_stages_and_blocks(tmp_path):
     folder = tmp_path / "p"
     folder.mkdir()
-    before, after, _ = make_pair(folder, shape=(300, 1100))  # 1 x 2 blocks of 1024
+    before, after, _ = make_pair(folder, shape=(300, 1400))  # 1 x 2 blocks (1024 + 376)
     pair = Pair("p", str(before), str(after))
     opts = DetectionOptions(min_area_m2=300.0)
     calls: dict[str, list[tuple[str, int, int]]] = {"whole": [], "blocks": []}

@@ -137,6 +137,13 @@ def test_plan_covers_the_grid_once(first_px):
     assert (hits == 1).all()
 
 
+def test_a_sliver_at_the_far_edge_joins_the_block_before_it():
+    plan = plan_blocks((67, 45), 16, 5)  # 67 = 4 x 16 + 3 (under 16 // 4): joined
+    assert [line[0].shape[0] for line in plan] == [16, 16, 16, 19]
+    assert [b.shape[1] for b in plan[0]] == [16, 16, 13]  # 13 is not a sliver
+    assert plan[-1][0].outer_rows == slice(43, 67)
+
+
 def test_plan_refuses_tiny_blocks():
     with pytest.raises(InvalidParameterError, match="block_px >= 16"):
         plan_blocks((10, 10), 8, 0)

@@ -23,8 +23,9 @@ from tests.conftest import make_pair
 from tests.plugins.test_cli_batch import rows
 from tests.plugins.test_cli_detect import satdelta
 
-#: 1100 x 2100 pixels: 2 x 3 blocks of the block runner's 1024 px.
-SHAPE = (1100, 2100)
+#: 1300 x 2400 pixels: 2 x 3 blocks of the block runner's 1024 px (the last row and column
+#: of blocks wide enough not to join the ones before them: `blocks.SLIVER_FRACTION`).
+SHAPE = (1300, 2400)
 BLOCKS = 6
 
 

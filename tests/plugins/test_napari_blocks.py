@@ -1,7 +1,7 @@
 """A large pair in the desk: the block runner, progress per block, maps shown from the COGs.
 
 The dock's ``blocks_from_px`` (documented on :class:`DetectPanel`) is lowered so that a
-1100 x 2100 pair takes the block path (the CLI's threshold is 4096²); its ``block_px`` of
+1200 x 2200 pair takes the block path (the CLI's threshold is 4096²); its ``block_px`` of
 512 makes 3 x 5 blocks. A real 8192² pair was run by hand (docs/design-desk-blocks.md).
 """
 
@@ -20,7 +20,7 @@ from tests.conftest import make_pair
 
 pytestmark = pytest.mark.gui
 
-SHAPE = (1100, 2100)
+SHAPE = (1200, 2200)
 BLOCK_PX = 512
 BLOCKS = 3 * 5
 
@@ -128,7 +128,7 @@ def test_large_pair_runs_in_blocks_with_progress_and_lazy_maps(
     h, w = differs.shape
     assert differs.any()
     rows, cols = np.nonzero(differs)
-    # the change lies in the grid's top-left corner (rows 30-70, cols 40-100 of 1100 x 2100)
+    # the change lies in the grid's top-left corner (rows 30-70, cols 40-100 of 1200 x 2200)
     assert rows.mean() < h / 2 and cols.mean() < w / 2
     mask.visible = True
 

@@ -1,0 +1,58 @@
+"""interp_increasing gives np.interp's values, bit for bit, on the cases that trip lookups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from satdelta.imagery.interpolation import interp_increasing
+
+KNOTS = {
+    "spread": lambda rng, k: np.sort(rng.random(k) * 255),
+    "ties": lambda rng, k: np.sort(rng.integers(0, 30, k)).astype(float),  # runs of equal knots
+    "heavy tail": lambda rng, k: np.sort(np.r_[rng.random(k - 1) * 10, 1e5]),  # many per bucket
+    "constant": lambda rng, k: np.full(k, 7.0),
+    "normal": lambda rng, k: np.sort(rng.normal(1000, 300, k)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KNOTS))
+@pytest.mark.parametrize("seed", range(6))
+def test_same_values_as_np_interp(kind, seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 1200))
+    xp = KNOTS[kind](rng, k)
+    fp = rng.random(k) * 300 if seed % 2 else np.sort(rng.random(k) * 300)
+    if seed == 3:
+        fp[:] = 5.0  # flat values: zero slopes
+    lo, hi = xp.min() - 1, xp.max() + 1
+    x = np.r_[
+        rng.random(200_000) * (hi - lo) + lo,  # inside, left and right of the knots
+        xp,  # on every knot, the last one included
+        rng.choice(xp, 50),
+        [np.nan, -np.inf, np.inf],
+    ]
+    if seed % 3 == 0:  # float32 data, as a block's after image
+        x = x.astype(np.float32)
+    got, want = interp_increasing(x, xp, fp), np.interp(x, xp, fp)
+    assert got.dtype == np.float64 and got.shape == x.shape
+    assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_the_table_is_used_and_most_values_are_found_in_it(monkeypatch):
+    # with few values np.interp alone does it; with many, it only sees the misses
+    rng = np.random.default_rng(1)
+    xp, fp = np.sort(rng.random(1001) * 255), np.sort(rng.random(1001) * 255)
+    x = (rng.random((512, 512)) * 255).astype(np.float32)
+    seen: list[int] = []
+    real = np.interp
+
+    def counting(values, *args):  # noqa: ANN001, ANN202
+        seen.append(np.size(values))
+        return real(values, *args)
+
+    monkeypatch.setattr(np, "interp", counting)
+    out = interp_increasing(x, xp, fp)
+    assert np.array_equal(out, real(x, xp, fp))
+    assert len(seen) == 1 and seen[0] < x.size // 10  # nine values in ten from the table
+    interp_increasing(x[:3, :3], xp, fp)
+    assert seen[-1] == 9  # too few values: np.interp itself
