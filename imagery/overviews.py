@@ -200,5 +200,5 @@ def overview_steps(
     >>> [s.dst_shape for s in overview_steps((1000, 600), 256, "nearest")]
     [(500, 300), (250, 150)]
     """
-    shapes = [tuple(shape), *cog_overview_shapes(shape, blocksize)]
-    return [OverviewStep(a, b, resampling) for a, b in zip(shapes, shapes[1:])]  # type: ignore[arg-type]
+    shapes = [(shape[0], shape[1]), *cog_overview_shapes(shape, blocksize)]
+    return [OverviewStep(shapes[k], shapes[k + 1], resampling) for k in range(len(shapes) - 1)]
