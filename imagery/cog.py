@@ -156,8 +156,8 @@ def streamed_cog(
     driver copies it to ``path`` with ``compress`` at ``level`` (GDAL's default when None),
     and the temporary files are removed. The overview levels are those the COG driver
     makes; with ``"nearest"``, or ``"average"`` on float data whose nodata is NaN, they are
-    computed here (:mod:`satdelta.imagery.overviews`, the same values as GDAL's, about 5x
-    faster), each level from the one above in strips over the threads, written to its own
+    computed here (:mod:`satdelta.imagery.overviews`: GDAL's values, in a fraction of its
+    time), each level from the one above in strips over the threads, written to its own
     temporary file and handed to the COG driver through a VRT's ``<Overview>`` elements;
     otherwise GDAL computes them as :func:`write_cog` does. ZSTD at level 1 copies a float
     score about 3x faster than DEFLATE; ``compress="none"`` (no predictor) about 2.5x
