@@ -36,8 +36,8 @@ __all__ = ["streamed_cog", "write_cog"]
 
 log = logging.getLogger(__name__)
 
-#: Source pixels one strip of the overview pass reads (32 MB of float32), at least 32 rows.
-OVERVIEW_STRIP_PX = 2**23
+#: Source pixels one strip of the overview pass reads (16 MB of float32), at least 32 rows.
+OVERVIEW_STRIP_PX = 2**22
 
 
 def write_cog(
