@@ -214,3 +214,24 @@ def test_an_error_in_the_block_leaves_no_file(tmp_path):
             write(scores((100, 100)), 0, 0)
             raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_odd_folder_names_and_no_georeferencing(tmp_path, monkeypatch):
+    folder = tmp_path / "a b & <é>"
+    folder.mkdir()
+    monkeypatch.chdir(folder)  # a relative path: the VRT must still find every level
+    data = scores((300, 260), seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with streamed_cog("score.tif", shape=data.shape, dtype="float32",
+                          transform=Affine.identity(), crs=None, nodata=float("nan"),
+                          overview_resampling="average",
+                          blocksize=64) as write:  # fmt: skip
+            write(data, 0, 0)
+    assert [p.name for p in folder.iterdir()] == ["score.tif"]
+    assert_valid_cog(folder / "score.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        ours = read_levels(folder / "score.tif")
+    for mine, theirs in zip(ours, gdal_levels(data, tmp_path, 64, "average"), strict=True):
+        assert_same_average(mine, theirs)
