@@ -264,9 +264,6 @@ def _write_level(
     (GDAL handles are not thread-safe) and writes under a lock.
     """
     rows, cols = step.dst_shape
-    per_strip = max(32, OVERVIEW_STRIP_PX // (2 * step.src_shape[1]))
-    if per_strip >= blocksize:  # whole tile rows: no tile written by two strips
-        per_strip -= per_strip % blocksize
     lock = threading.Lock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -288,9 +285,16 @@ def _write_level(
                     dst.write(pixels, 1, window=rasterio.windows.Window(
                         0, part.start, pixels.shape[1], pixels.shape[0]))  # fmt: skip
 
-            run_jobs(
-                one_strip, [slice(r, min(rows, r + per_strip)) for r in range(0, rows, per_strip)]
-            )
+            run_jobs(one_strip, _strips(step, blocksize))
+
+
+def _strips(step: OverviewStep, blocksize: int) -> list[slice]:
+    """Bands of destination rows that read about :data:`OVERVIEW_STRIP_PX` source pixels."""
+    rows = step.dst_shape[0]
+    per_strip = max(32, OVERVIEW_STRIP_PX // (2 * step.src_shape[1]))
+    if per_strip >= blocksize:  # whole tile rows: no tile written by two strips
+        per_strip -= per_strip % blocksize
+    return [slice(r, min(rows, r + per_strip)) for r in range(0, rows, per_strip)]
 
 
 def _vrt_with_overviews(tmp: Path, vrt: Path, levels: Sequence[Path]) -> None:

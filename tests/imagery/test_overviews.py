@@ -119,6 +119,20 @@ def test_a_strip_reads_only_the_rows_it_needs():
     )  # overlap <= 1
 
 
+@pytest.mark.parametrize("side", [8192, 16384, 40_001])
+def test_the_overview_pass_reads_bounded_strips(side):
+    # memory per strip does not grow with the rows of the grid, only with a row's length
+    for step in overview_steps((side, side), 512, "average"):
+        strips = cog._strips(step, 512)
+        assert strips[0].start == 0 and strips[-1].stop == step.dst_shape[0]
+        assert all(a.stop == b.start for a, b in zip(strips, strips[1:], strict=False))
+        for part in strips:
+            src = step.source_rows(part)
+            read_px = (src.stop - src.start) * step.src_shape[1]
+            cols = step.src_shape[1]  # at least 32 rows; odd sizes read 1 or 2 rows more
+            assert read_px <= max(cog.OVERVIEW_STRIP_PX, 64 * cols) + 2 * cols
+
+
 def test_bad_steps_are_refused():
     with pytest.raises(InvalidParameterError, match="'average' or 'nearest'"):
         OverviewStep((4, 4), (2, 2), "mode")  # type: ignore[arg-type]
