@@ -33,16 +33,10 @@ from satdelta.imagery.align import coregister
 from satdelta.imagery.allocator import blocks_allocator
 from satdelta.imagery.block_join import CandidateCollector, GroupIndex
 from satdelta.imagery.block_sample import (
-    FitSample,
-    ReadAhead,
     RegionShift,
-    fit_halo_px,
     fit_on_patches,
-    fit_patches,
-    fit_reach_px,
-    fit_read_windows,
     measure_region_shift,
-    on_one_grid,
+    tile_patch_windows,
 )
 from satdelta.imagery.blocks import (
     Block,
@@ -53,6 +47,7 @@ from satdelta.imagery.blocks import (
     plan_blocks,
     window_halo_px,
 )
+from satdelta.imagery.detect import resolve_auto
 from satdelta.imagery.detector import ChangeDetector
 from satdelta.imagery.errors import InvalidParameterError, NoOverlapError
 from satdelta.imagery.options import DetectionOptions
@@ -198,11 +193,8 @@ class _Pair:
     bands: tuple[int, ...]
     before_bands: tuple[int, ...]
     after_bands: tuple[int, ...]
-    # the blocks' tiles decoded once (before, after), for translated windows only (during
-    # the fit: the patches' pixels read ahead)
-    tiles: tuple[TileCache, TileCache] | tuple[ReadAhead, ReadAhead] | None = None
-    # the fitting patches and their pixels read ahead during the alignment
-    fit_sample: FitSample | None = None
+    # the blocks' tiles decoded once (before, after), for translated windows only
+    tiles: tuple[TileCache, TileCache] | None = None
 
     def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Aligned before, after (float32, NaN where no data) and joint validity of a window."""
@@ -284,63 +276,40 @@ def _window(rows: slice, cols: slice) -> Window:
 
 
 def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _Pair:
-    """The pair with the shift measured on the central square, the fitting patches' pixels
-    read ahead meanwhile (a thread of their own); the residual after correction is measured
-    in the background (beside the fit) on the square's sample."""
+    """The pair with the shift measured on the central square; the residual after correction
+    is measured in the background (beside the fit) on the square's sample."""
     bidx, aidx = match_bands(before, after, options.bands)
-    halo = fit_halo_px([before.band_names[i - 1] for i in bidx], options)
-    patches = fit_patches(before, halo, options, max_pixels=FIT_SAMPLE_PX, patch_px=FIT_PATCH_PX)
-    before_wins, after_wins = fit_read_windows(
-        patches, halo, fit_reach_px(halo, options), (before.height, before.width)
-    )
     # a handle per thread: the samples' overlapping reads decode each tile once per thread
     with handles_kept_open([before, after], cache_mb=SAMPLES_GDAL_CACHE_MB):
-        ahead = None
-        if options.resampling == "cubic" and on_one_grid(before, after):
-            reader = ThreadPoolExecutor(1)
-            ahead = (
-                ReadAhead(before, bidx, before_wins, reader),
-                ReadAhead(after, aidx, after_wins, reader),
-            )
-            reader.shutdown(wait=False)  # its thread ends after the last window
-        try:
-            shift = measure_region_shift(
-                before, after, options, region_px=SHIFT_REGION_PX, before_bands=bidx
-            )
-            pair = _Pair(before, after, options, shift, tuple(range(len(bidx))), bidx, aidx)
-            shift = shift.measure_residual(pair.read, options.max_shift_px)
-        finally:
-            for a in ahead or ():
-                a.wait()  # before the handles close
-    return dataclasses.replace(pair, shift=shift, fit_sample=FitSample(halo, patches, ahead))
+        shift = measure_region_shift(
+            before, after, options, region_px=SHIFT_REGION_PX, before_bands=bidx
+        )
+        pair = _Pair(before, after, options, shift, tuple(range(len(bidx))), bidx, aidx)
+        shift = shift.measure_residual(pair.read, options.max_shift_px)
+    return dataclasses.replace(pair, shift=shift)
 
 
 def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.ndarray], int]:
     """The detector fitted on a mosaic of patches inside the before scene's tiles (a patch
     and all its reads in one tile: :func:`tile_patch_windows`); band scales of it."""
-    sample = pair.fit_sample
-    if sample is None or sample.halo != halo:
-        wins = fit_patches(
-            pair.before, halo, pair.options, max_pixels=FIT_SAMPLE_PX, patch_px=FIT_PATCH_PX
+    shape = (pair.before.height, pair.before.width)
+    with pair.before.open() as src:
+        tile = src.block_shapes[0]
+    # a patch's reads reach its halo, the cubic taps and the largest shift past it
+    reach = halo + 3 + int(math.ceil(pair.options.max_shift_px))
+    wins = tile_patch_windows(shape, tile, reach, max_pixels=FIT_SAMPLE_PX, patch_px=FIT_PATCH_PX)
+    with handles_kept_open([pair.before, pair.after], cache_mb=SAMPLES_GDAL_CACHE_MB):
+        det, scales = fit_on_patches(
+            pair.read,
+            wins,
+            halo,
+            shape,
+            len(pair.bands),
+            pair.options,
+            pixel_size_m=pair.shift.pixel_size_m or pair.options.pixel_size_m,
+            band_names=pair.shift.band_names,
         )
-        sample = FitSample(halo, wins, None)
-    reader = dataclasses.replace(pair, tiles=sample.ahead, fit_sample=None)
-    try:
-        with handles_kept_open([pair.before, pair.after], cache_mb=SAMPLES_GDAL_CACHE_MB):
-            det, scales = fit_on_patches(
-                reader.read,
-                sample.patches,
-                halo,
-                (pair.before.height, pair.before.width),
-                len(pair.bands),
-                pair.options,
-                pixel_size_m=pair.shift.pixel_size_m or pair.options.pixel_size_m,
-                band_names=pair.shift.band_names,
-            )
-    finally:
-        for a in sample.ahead or ():
-            a.close()  # nothing kept past the fit
-    return det, scales, len(sample.patches)
+    return det, scales, len(wins)
 
 
 def tile_edge_first_blocks(scene: Scene, block_px: int, reach_px: int) -> tuple[int, int]:
@@ -462,7 +431,11 @@ def _run_blocks(
     timings["align"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
     progress("fit", 0, 0)
-    det, scales, n_patches = _fit(pair, fit_halo_px(pair.shift.band_names, options))
+    score_method, _ = resolve_auto(
+        len(pair.bands), pair.shift.band_names, options.method, options.normalise
+    )
+    probe_halo = 64 if score_method == "cues" else 16
+    det, scales, n_patches = _fit(pair, probe_halo)
     timings["fit"] = round(time.perf_counter() - t, 4)
     shape = (before.height, before.width)
     halo = window_halo_px(det)

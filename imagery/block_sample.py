@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 from rasterio.windows import Window as RasterWindow
 from satdelta.imagery.align import measure_window_shift
 from satdelta.imagery.candidates import band_scales
-from satdelta.imagery.detect import fit_detector, resolve_auto
+from satdelta.imagery.detect import fit_detector
 from satdelta.imagery.detector import ChangeDetector
 from satdelta.imagery.errors import AlignmentError
 from satdelta.imagery.options import DetectionOptions
@@ -31,21 +30,13 @@ from satdelta.imagery.parallel import run_jobs, threads
 from satdelta.imagery.radiometry import Window, fit_windows
 from satdelta.imagery.registration import estimate_shift
 from satdelta.imagery.scene import Scene
-from satdelta.imagery.warp import translation
 
 __all__ = [
     "GUTTER_PX",
-    "FitSample",
-    "ReadAhead",
     "ReadWindow",
     "RegionShift",
-    "fit_halo_px",
     "fit_on_patches",
-    "fit_patches",
-    "fit_reach_px",
-    "fit_read_windows",
     "measure_region_shift",
-    "on_one_grid",
     "tile_patch_windows",
 ]
 
@@ -177,135 +168,6 @@ def tile_patch_windows(
             if r.start < r2.stop and r2.start < r.stop and c.start < c2.stop and c2.start < c.stop:
                 return wins
     return moved
-
-
-def fit_halo_px(band_names: Sequence[str], options: DetectionOptions) -> int:
-    """Halo the fitting patches are read with: the widest the score may need."""
-    score_method, _ = resolve_auto(len(band_names), band_names, options.method, options.normalise)
-    return 64 if score_method == "cues" else 16
-
-
-def fit_reach_px(halo: int, options: DetectionOptions) -> int:
-    """How far a fitting patch's reads reach past it: its halo, the cubic taps and the
-    largest shift allowed."""
-    return halo + 3 + int(math.ceil(options.max_shift_px))
-
-
-def fit_patches(
-    before: Scene, halo: int, options: DetectionOptions, *, max_pixels: int, patch_px: int
-) -> list[Window]:
-    """The fitting patches (:func:`tile_patch_windows` on the before scene's tiles)."""
-    with before.open() as src:
-        tile = src.block_shapes[0]
-    return tile_patch_windows(
-        (before.height, before.width),
-        tile,
-        fit_reach_px(halo, options),
-        max_pixels=max_pixels,
-        patch_px=patch_px,
-    )
-
-
-def on_one_grid(before: Scene, after: Scene) -> bool:
-    """Whether the after scene comes onto the before grid by a pure translation."""
-    return translation(after, transform=before.transform, shape=(1, 1), shift_px=(0, 0)) is not None
-
-
-def fit_read_windows(
-    patches: Sequence[Window], halo: int, reach_px: int, shape: tuple[int, int]
-) -> tuple[list[Window], list[Window]]:
-    """What reading ``patches`` reads: each grown by ``halo`` (the before scene), and by
-    ``reach_px`` (the after scene, whatever the shift up to its limit), clipped to ``shape``."""
-
-    def grown(w: Window, by: int) -> Window:
-        r, c = w
-        return (
-            slice(max(r.start - by, 0), min(r.stop + by, shape[0])),
-            slice(max(c.start - by, 0), min(c.stop + by, shape[1])),
-        )
-
-    return [grown(w, halo) for w in patches], [grown(w, reach_px) for w in patches]
-
-
-class ReadAhead:
-    """Windows of a scene read in a background thread before they are needed.
-
-    :meth:`read` and :meth:`read_into` serve a window inside one of them from memory (each
-    read-ahead window once: it is dropped when served), any other window from the scene,
-    with :meth:`Scene.read`'s values. Its ``finite`` says every value is finite (integer
-    samples), as :class:`~satdelta.imagery.tile_cache.TileCache`'s.
-    """
-
-    def __init__(
-        self,
-        scene: Scene,
-        bands: Sequence[int],
-        windows: Sequence[Window],
-        pool: ThreadPoolExecutor,
-    ):
-        self.scene, self.bands = scene, list(bands)
-        with scene.open() as src:
-            self.finite = all(np.dtype(src.dtypes[i - 1]).kind in "iu" for i in self.bands)
-        self._lock = threading.Lock()
-        self._ahead: list[tuple[Window, Future[tuple[np.ndarray, np.ndarray]]]] = [
-            (w, pool.submit(self._read_scene, w)) for w in windows
-        ]
-
-    def _read_scene(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
-        r, c = w
-        win = RasterWindow(c.start, r.start, c.stop - c.start, r.stop - r.start)
-        return self.scene.read(win, bands=self.bands)
-
-    def wait(self) -> None:
-        """Wait for the reads started (the ones not started are dropped)."""
-        with self._lock:
-            for _, f in self._ahead:
-                f.cancel()
-            self._ahead = [(w, f) for w, f in self._ahead if not f.cancelled()]
-        for _, f in self._ahead:
-            f.exception()
-
-    def read(self, window: RasterWindow) -> tuple[np.ndarray, np.ndarray]:
-        """(B, M, N) float32 pixels and (M, N) validity of ``window``, as ``Scene.read``."""
-        r0, c0 = int(window.row_off), int(window.col_off)
-        r1, c1 = r0 + int(window.height), c0 + int(window.width)
-        with self._lock:
-            found = next(
-                (
-                    k
-                    for k, ((r, c), _) in enumerate(self._ahead)
-                    if r.start <= r0 and r1 <= r.stop and c.start <= c0 and c1 <= c.stop
-                ),
-                None,
-            )
-            ahead = None if found is None else self._ahead.pop(found)
-        if ahead is None:
-            return self._read_scene((slice(r0, r1), slice(c0, c1)))
-        (r, c), result = ahead
-        data, valid = result.result()
-        if (r0, r1, c0, c1) == (r.start, r.stop, c.start, c.stop):
-            return data, valid
-        inside = (slice(r0 - r.start, r1 - r.start), slice(c0 - c.start, c1 - c.start))
-        return data[(slice(None), *inside)].copy(), valid[inside].copy()
-
-    def read_into(self, window: RasterWindow, data: np.ndarray, valid: np.ndarray) -> None:
-        """:meth:`read` into ``data`` (B, M, N) and ``valid`` (M, N)."""
-        data[...], valid[...] = self.read(window)
-
-    def close(self) -> None:
-        """Drop what was read ahead and not served."""
-        self.wait()
-        with self._lock:
-            self._ahead = []
-
-
-@dataclass(frozen=True)
-class FitSample:
-    """The fitting patches for one halo, and their pixels read ahead (before, after) or None."""
-
-    halo: int
-    patches: list[Window]
-    ahead: tuple[ReadAhead, ReadAhead] | None
 
 
 def fit_on_patches(

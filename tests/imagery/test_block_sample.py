@@ -1,4 +1,4 @@
-"""The block runner's samples: patches inside tiles, reads ahead, the shift on a window."""
+"""The block runner's samples: patches inside tiles, the shift on a window, the residual."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import pytest
 from rasterio.windows import Window
 from satdelta.imagery import block_run
 from satdelta.imagery.align import coregister, measure_window_shift
-from satdelta.imagery.block_sample import (
-    ReadAhead,
-    fit_read_windows,
-    tile_patch_windows,
-)
+from satdelta.imagery.block_sample import tile_patch_windows
 from satdelta.imagery.options import DetectionOptions
+from satdelta.imagery.parallel import threads
 from satdelta.imagery.radiometry import fit_windows
 from satdelta.imagery.scene import open_scene
 
@@ -58,29 +55,6 @@ def test_patches_stay_where_tiles_cannot_hold_them():
     assert tile_patch_windows((300, 340), (128, 128), 24, **kw) == [(slice(0, 300), slice(0, 340))]
 
 
-def test_read_ahead_serves_what_the_scene_reads(pair):  # noqa: F811
-    from concurrent.futures import ThreadPoolExecutor
-
-    scene = open_scene(pair[1], checksum=False)
-    patches = [(slice(20, 84), slice(30, 94)), (slice(150, 214), slice(200, 264))]
-    _, grown = fit_read_windows(patches, 8, 12, (scene.height, scene.width))
-    assert grown[0] == (slice(8, 96), slice(18, 106))
-    pool = ThreadPoolExecutor(1)
-    ahead = ReadAhead(scene, (1, 2, 3, 4), grown, pool)
-    pool.shutdown(wait=True)
-    assert ahead.finite  # uint16
-    for win in (Window(19, 10, 80, 70), Window(18, 8, 88, 88), Window(300, 250, 40, 50)):
-        want, want_ok = scene.read(win, bands=(1, 2, 3, 4))
-        data = np.empty_like(want)
-        ok = np.zeros_like(want_ok)
-        ahead.read_into(win, data, ok)
-        assert np.array_equal(data, want) and np.array_equal(ok, want_ok)
-    # each window read ahead serves once; then the scene serves it
-    again, _ = ahead.read(Window(19, 10, 80, 70))
-    assert np.array_equal(again, scene.read(Window(19, 10, 80, 70), bands=(1, 2, 3, 4))[0])
-    ahead.close()
-
-
 def test_window_shift_is_the_one_coregister_removes(pair):  # noqa: F811
     before, after = (open_scene(p, checksum=False) for p in pair)
     win = Window(20, 10, 300, 280)
@@ -91,22 +65,21 @@ def test_window_shift_is_the_one_coregister_removes(pair):  # noqa: F811
     assert measured.shift_px == pytest.approx((0.4, -0.3), abs=0.05)
 
 
-def test_fit_on_patches_read_ahead_equals_reading_them(pair, monkeypatch):  # noqa: F811
-    """The detector fitted from the patches read ahead during the alignment is the one
-    fitted from reading them afterwards; the residual after correction is near zero."""
+def test_fit_on_patches_in_tiles(pair, monkeypatch):  # noqa: F811
+    """Patches of 64 px in the 128-pixel tiles: the fit runs on them, gives the same detector
+    with one thread or two, and the residual after correction is near zero."""
     monkeypatch.setattr(block_run, "FIT_SAMPLE_PX", 4 * 64**2)
     monkeypatch.setattr(block_run, "FIT_PATCH_PX", 64)
     before, after = (open_scene(p, checksum=False) for p in pair)
-    options = DetectionOptions()
-    pair_ = block_run._open_and_align(before, after, options)
-    assert pair_.fit_sample is not None and pair_.fit_sample.ahead is not None
-    assert len(pair_.fit_sample.patches) == 4
-    ahead = block_run._fit(pair_, pair_.fit_sample.halo)
-    direct = block_run._fit(
-        block_run.dataclasses.replace(pair_, fit_sample=None), pair_.fit_sample.halo
-    )
-    assert ahead[0].parameters == direct[0].parameters
-    for a, d in zip(ahead[1], direct[1], strict=True):
-        assert np.array_equal(a, d)
-    residual = pair_.shift.shift_after_px
-    assert not math.isnan(residual[0]) and max(map(abs, residual)) < 0.05
+    fits = []
+    for n in (1, 2):
+        with threads(n):
+            aligned = block_run._open_and_align(before, after, DetectionOptions())
+            fits.append(block_run._fit(aligned, 16))
+        residual = aligned.shift.shift_after_px
+        assert not math.isnan(residual[0]) and max(map(abs, residual)) < 0.05
+    (det1, scales1, n1), (det2, scales2, n2) = fits
+    assert n1 == n2 == 4
+    assert det1.parameters == det2.parameters
+    for a, b in zip(scales1, scales2, strict=True):
+        assert np.array_equal(a, b)
