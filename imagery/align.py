@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from satdelta.imagery.checks import positive_number
 from satdelta.imagery.errors import AlignmentError, NoOverlapError
 from satdelta.imagery.pair import AlignedPair, match_bands
-from satdelta.imagery.parallel import run_jobs
+from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.registration import MIN_SIDE, MIN_VALID, estimate_shift, measurable
 from satdelta.imagery.scene import Scene
 from satdelta.imagery.shift_sample import extent_box, footprint, ranked_windows, sample_window
@@ -376,9 +376,13 @@ def _measure(job: _Job, sample_size: int) -> _Shift:
     ranked = ranked_windows(
         job.data, job.valid & footprint(job.after, job.crs, job.transform, job.shape), sample_size
     )
-    # every sample at once in threads (each measurement as in one thread, results in sample
-    # order); the others only count when the first can be measured
-    found = run_jobs(partial(_measure_sample, job), ranked[:CONSENSUS_SAMPLES])
+    # the samples at once in threads (each measurement as in one thread, results in sample
+    # order), as many as fill every thread; any left over one by one, each spread over the
+    # threads itself. The others only count when the first can be measured.
+    samples = ranked[:CONSENSUS_SAMPLES]
+    together = max(len(samples) - len(samples) % thread_count(), 1)
+    found = run_jobs(partial(_measure_sample, job), samples[:together])
+    found += [_measure_sample(job, sl) for sl in samples[together:]]
     if found[0] is not None:
         measured = [(sl, f) for sl, f in zip(ranked, found, strict=False) if f is not None]
         shift = _consensus(measured)

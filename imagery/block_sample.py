@@ -190,19 +190,23 @@ def fit_on_patches(
     ma = mb.copy()
     mv = np.zeros(mb.shape[1:], bool)
 
-    def one(w: Window) -> tuple[np.ndarray, ...]:
-        r, c = w
+    def one(job: tuple[int, Window]) -> None:
+        k, (r, c) = job
         rows = slice(max(r.start - halo, 0), min(r.stop + halo, shape[0]))
         cols = slice(max(c.start - halo, 0), min(c.stop + halo, shape[1]))
-        return read(rows, cols)
-
-    for k, (b, a, v) in enumerate(run_jobs(one, windows)):
-        r0, c0 = (k // side) * cell, (k % side) * cell
+        b, a, v = read(rows, cols)
+        r0, c0 = (k // side) * cell, (k % side) * cell  # its own cell of the mosaic
         h, w = v.shape
         mb[:, r0 : r0 + h, c0 : c0 + w] = b
         ma[:, r0 : r0 + h, c0 : c0 + w] = a
         mv[r0 : r0 + h, c0 : c0 + w] = v
+
+    run_jobs(one, list(enumerate(windows)))
+    # the band scales (of the mosaic, which the fit does not change) beside the fit
+    pool = ThreadPoolExecutor(1)
+    scales = pool.submit(lambda: (band_scales(mb, mv), band_scales(ma, mv)))
+    pool.shutdown(wait=False)
     det = fit_detector(
         mb, ma, options, valid=mv, pixel_size_m=pixel_size_m, band_names=tuple(band_names)
     )
-    return det, (band_scales(mb, mv), band_scales(ma, mv))
+    return det, scales.result()
