@@ -277,7 +277,7 @@ def _window(rows: slice, cols: slice) -> Window:
 
 def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _Pair:
     """The pair with the shift measured on the central square; the residual after correction
-    is measured in the background (beside the fit) on the square's sample."""
+    on the square's sample is measured beside the fit (:func:`_fit` starts it)."""
     bidx, aidx = match_bands(before, after, options.bands)
     # a handle per thread: the samples' overlapping reads decode each tile once per thread
     with handles_kept_open([before, after], cache_mb=SAMPLES_GDAL_CACHE_MB):
@@ -308,6 +308,7 @@ def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.n
             pair.options,
             pixel_size_m=pair.shift.pixel_size_m or pair.options.pixel_size_m,
             band_names=pair.shift.band_names,
+            beside=pair.shift.start_residual,  # the fit runs mostly on one thread
         )
     return det, scales, len(wins)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from satdelta.imagery.scene import Scene
 
 __all__ = [
     "GUTTER_PX",
+    "Beside",
     "ReadWindow",
     "RegionShift",
     "fit_on_patches",
@@ -47,13 +49,36 @@ GUTTER_PX = 32
 ReadWindow = Callable[[slice, slice], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
+class Beside:
+    """A job run once in a thread of its own, from when :meth:`start` is called (or its
+    result first asked for)."""
+
+    def __init__(self, job: Callable[[], tuple[float, float]]):
+        self._job = job
+        self._lock = threading.Lock()
+        self._future: Future[tuple[float, float]] | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._future is None:
+                pool = ThreadPoolExecutor(1)
+                self._future = pool.submit(self._job)
+                pool.shutdown(wait=False)  # the thread ends with the job
+
+    def result(self) -> tuple[float, float]:
+        self.start()
+        assert self._future is not None
+        return self._future.result()
+
+
 @dataclass(frozen=True)
 class RegionShift:
     """The shift measured once for every window, as :class:`~satdelta.imagery.align.AlignedPair`
     reports it (without pixels).
 
     ``shift_after_px`` (the residual on the sample after correction, NaN when not measured)
-    waits for :meth:`measure_residual`'s background measurement.
+    waits for :meth:`measure_residual`'s measurement, which runs in a thread of its own from
+    :meth:`start_residual` on (the block runner starts it beside the fit).
     """
 
     shift_before_px: tuple[float, float]
@@ -62,22 +87,27 @@ class RegionShift:
     shift_measured: bool
     shift_sample: tuple[int, int, int, int] | None  # (row_off, col_off, height, width) in the grid
     shift_note: str
-    residual: Future[tuple[float, float]] | None = None
+    residual: Beside | None = None
 
     @property
     def shift_after_px(self) -> tuple[float, float]:
         return (math.nan, math.nan) if self.residual is None else self.residual.result()
 
+    def start_residual(self) -> None:
+        """Start measuring the residual in its own thread (if not started yet)."""
+        if self.residual is not None:
+            self.residual.start()
+
     def measure_residual(self, read: ReadWindow, max_shift_px: float) -> RegionShift:
         """This shift with the residual on its sample corrected by ``read`` (the windows'
-        own alignment): read here, measured in a background thread (in that thread alone)."""
+        own alignment): read here, measured from :meth:`start_residual` on."""
         if self.shift_sample is None:
             return self
         r0, c0, h, w = self.shift_sample
         b, a, valid = read(slice(r0, r0 + h), slice(c0, c0 + w))
 
         def residual() -> tuple[float, float]:
-            with threads(1):
+            with threads(1):  # in its own thread alone
                 try:
                     return estimate_shift(
                         b, a, valid=valid, sample_size=None, max_shift_px=max_shift_px
@@ -85,11 +115,7 @@ class RegionShift:
                 except AlignmentError:  # the correction moved data out of the sample
                     return (math.nan, math.nan)
 
-        pool = ThreadPoolExecutor(1)
-        try:
-            return dataclasses.replace(self, residual=pool.submit(residual))
-        finally:
-            pool.shutdown(wait=False)  # the thread ends with the measurement
+        return dataclasses.replace(self, residual=Beside(residual))
 
 
 def measure_region_shift(
@@ -180,9 +206,11 @@ def fit_on_patches(
     *,
     pixel_size_m: float | None,
     band_names: Sequence[str],
+    beside: Callable[[], None] = lambda: None,
 ) -> tuple[ChangeDetector, tuple[np.ndarray, np.ndarray]]:
     """The detector fitted on a mosaic of ``windows`` (each read with ``halo``, in threads)
-    with invalid gutters; the band scales (before, after) of that mosaic."""
+    with invalid gutters; the band scales (before, after) of that mosaic. ``beside`` is
+    called once the windows are read (to start work for the threads the fit leaves idle)."""
     side = int(math.ceil(math.sqrt(len(windows))))
     longest = max(max(r.stop - r.start, c.stop - c.start) for r, c in windows)
     cell = longest + 2 * halo + GUTTER_PX
@@ -202,6 +230,7 @@ def fit_on_patches(
         mv[r0 : r0 + h, c0 : c0 + w] = v
 
     run_jobs(one, list(enumerate(windows)))
+    beside()
     # the band scales (of the mosaic, which the fit does not change) beside the fit
     pool = ThreadPoolExecutor(1)
     scales = pool.submit(lambda: (band_scales(mb, mv), band_scales(ma, mv)))
