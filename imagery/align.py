@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from affine import Affine
@@ -21,7 +22,7 @@ from rasterio.windows import Window
 from satdelta.imagery.checks import positive_number
 from satdelta.imagery.errors import AlignmentError, NoOverlapError
 from satdelta.imagery.pair import AlignedPair, match_bands
-from satdelta.imagery.parallel import run_jobs
+from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.registration import MIN_SIDE, MIN_VALID, estimate_shift, measurable
 from satdelta.imagery.scene import Scene
 from satdelta.imagery.shift_sample import extent_box, footprint, ranked_windows, sample_window
@@ -40,9 +41,11 @@ __all__ = [
     "estimate_shift",
     "match_bands",
     "measure_shift",
+    "measure_window_shift",
     "resample_to_grid",
     "RESAMPLING_METHODS",
     "ResamplingName",
+    "WindowShift",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,20 +102,61 @@ def measure_shift(
         As :attr:`AlignedPair.shift_before_px` ((0, 0) when too small to measure on one
         pixel grid, see :func:`coregister`).
     """
-    check_max_shift(max_shift_px)
-    check_overlap(before, after)
     size = int(sample_size)
-    pair = coregister(
+    return measure_window_shift(
         before,
         after,
+        _centred_square(before, after, size),
         bands=bands,
         max_shift_px=max_shift_px,
-        correct=False,
-        window=_centred_square(before, after, size),
         resampling=resampling,
         sample_size=size,
-    )
-    return pair.shift_before_px
+    ).shift_px
+
+
+@dataclass(frozen=True)
+class WindowShift:
+    """The shift measured on a window of the before grid (:func:`measure_window_shift`).
+
+    Attributes
+    ----------
+    shift_px : (float, float)
+        (dy, dx) as :attr:`AlignedPair.shift_before_px`.
+    sample : (int, int, int, int) or None
+        (row_off, col_off, height, width) in the window of the sample it was measured on, as
+        :attr:`AlignedPair.shift_sample`; None when not measured.
+    note : str
+        Why it was not measured (empty when it was).
+    """
+
+    shift_px: tuple[float, float]
+    sample: tuple[int, int, int, int] | None
+    note: str = ""
+
+
+def measure_window_shift(
+    before: Scene,
+    after: Scene,
+    window: Window,
+    *,
+    bands: Sequence[int | str] | None = None,
+    max_shift_px: float = 5.0,
+    resampling: ResamplingName = "cubic",
+    sample_size: int = 512,
+) -> WindowShift:
+    """The shift :func:`coregister` (``window=window``) measures, without resampling the window.
+
+    Only ``window`` of the before scene and the samples of the after scene are read and
+    resampled; a block runner measures once this way and passes the shift to every window.
+    Parameters and errors as for :func:`coregister`.
+    """
+    check_max_shift(max_shift_px)
+    check_overlap(before, after)
+    bidx, aidx = match_bands(before, after, bands)
+    job = _Job.read(before, after, window, bidx, aidx, resampling, max_shift_px)
+    shift = _measure(job, sample_size)
+    _check_limit(job, shift.value)
+    return WindowShift(shift.value, shift.sample_box, shift.note)
 
 
 def _centred_square(before: Scene, after: Scene, size: int) -> Window:
@@ -325,24 +369,25 @@ class _Shift:
 def _measure(job: _Job, sample_size: int) -> _Shift:
     """Measure the shift on a sample where both scenes have data (:func:`sample_window`).
 
-    Only the sample of the after scene is resampled, unless it has too little data (nodata
-    inside the after scene's extent, or a small grid): then the after scene's real validity
-    on the whole grid decides where to measure, or explains why it cannot be.
+    Only the samples of the after scene are resampled, unless the first has too little data
+    (nodata inside the after scene's extent, or a small grid): then the after scene's real
+    validity on the whole grid decides where to measure, or explains why it cannot be.
     """
     ranked = ranked_windows(
         job.data, job.valid & footprint(job.after, job.crs, job.transform, job.shape), sample_size
     )
-    sl = ranked[0]
-    sample_after, sample_after_valid = job.resample(_NO_SHIFT, sl)
-    sample_valid = sample_after_valid & job.valid[sl]
-    if measurable(sample_valid):
-        shift = _consensus(job, [(sl, job.measure(sl, sample_after, sample_valid))], ranked[1:])
+    # the samples at once in threads (each measurement as in one thread, results in sample
+    # order), as many as fill every thread; any left over one by one, each spread over the
+    # threads itself. The others only count when the first can be measured.
+    samples = ranked[:CONSENSUS_SAMPLES]
+    together = max(len(samples) - len(samples) % thread_count(), 1)
+    found = run_jobs(partial(_measure_sample, job), samples[:together])
+    found += [_measure_sample(job, sl) for sl in samples[together:]]
+    if found[0] is not None:
+        measured = [(sl, f) for sl, f in zip(ranked, found, strict=False) if f is not None]
+        shift = _consensus(measured)
     else:
-        whole = (
-            (sample_after, sample_after_valid)
-            if sample_after_valid.shape == job.shape  # the sample was the whole grid
-            else job.resample(_NO_SHIFT)
-        )
+        whole = job.resample(_NO_SHIFT)
         joint = job.valid & whole[1]
         if not joint.any():
             raise job.no_overlap()
@@ -359,25 +404,18 @@ def _measure(job: _Job, sample_size: int) -> _Shift:
     return shift
 
 
-def _consensus(
-    job: _Job,
-    measured: list[tuple[tuple[slice, slice], tuple[float, float]]],
-    more: list[tuple[slice, slice]],
-) -> _Shift:
-    """The shift most samples agree on (within :data:`AGREE_PX`), measured on the first sample
-    and up to :data:`CONSENSUS_SAMPLES` in all; ties go to the better-ranked sample, and the
-    value is the median of the agreeing shifts (of all of them when no two agree)."""
+def _measure_sample(job: _Job, sl: tuple[slice, slice]) -> tuple[float, float] | None:
+    """The shift on one sample, None when too few pixels there have data in both scenes."""
+    sample_after, sample_after_valid = job.resample(_NO_SHIFT, sl)
+    ok = sample_after_valid & job.valid[sl]
+    return job.measure(sl, sample_after, ok) if measurable(ok) else None
 
-    def measure(sl: tuple[slice, slice]) -> tuple[float, float] | None:
-        sample_after, sample_after_valid = job.resample(_NO_SHIFT, sl)
-        ok = sample_after_valid & job.valid[sl]
-        return job.measure(sl, sample_after, ok) if measurable(ok) else None
 
-    # the samples in threads (each measurement as in one thread; results in sample order)
-    samples = more[: CONSENSUS_SAMPLES - len(measured)]
-    for sl, found in zip(samples, run_jobs(measure, samples), strict=True):
-        if found is not None:
-            measured.append((sl, found))
+def _consensus(measured: list[tuple[tuple[slice, slice], tuple[float, float]]]) -> _Shift:
+    """The shift most samples agree on (within :data:`AGREE_PX`), of up to
+    :data:`CONSENSUS_SAMPLES` measured, the first being the best-ranked; ties go to the
+    better-ranked sample, and the value is the median of the agreeing shifts (of all of them
+    when no two agree)."""
     shifts = np.array([s for _, s in measured], float)
     agree = (np.abs(shifts[:, None, :] - shifts[None, :, :]) <= AGREE_PX).all(axis=2)
     best = int(np.argmax(agree.sum(axis=1)))  # first of the largest groups

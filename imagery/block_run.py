@@ -29,9 +29,15 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.windows import Window
-from satdelta.imagery.align import AlignedPair, coregister
+from satdelta.imagery.align import coregister
 from satdelta.imagery.allocator import blocks_allocator
 from satdelta.imagery.block_join import CandidateCollector, GroupIndex
+from satdelta.imagery.block_sample import (
+    RegionShift,
+    fit_on_patches,
+    measure_region_shift,
+    tile_patch_windows,
+)
 from satdelta.imagery.blocks import (
     Block,
     BlockLabels,
@@ -41,14 +47,13 @@ from satdelta.imagery.blocks import (
     plan_blocks,
     window_halo_px,
 )
-from satdelta.imagery.candidates import band_scales
-from satdelta.imagery.detect import fit_detector, resolve_auto
+from satdelta.imagery.detect import resolve_auto
 from satdelta.imagery.detector import ChangeDetector
 from satdelta.imagery.errors import InvalidParameterError, NoOverlapError
 from satdelta.imagery.options import DetectionOptions
 from satdelta.imagery.pair import match_bands
 from satdelta.imagery.parallel import run_jobs, thread_count
-from satdelta.imagery.radiometry import finite_pixels, fit_windows
+from satdelta.imagery.radiometry import finite_pixels
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
 from satdelta.imagery.tile_cache import TileCache
 from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, write_feature_collection
@@ -74,6 +79,9 @@ BLOCK_PX = 1024
 BLOCKS_FROM_PX = 4096 * 4096
 #: Side of the square the residual shift is measured in (the centre of the grid).
 SHIFT_REGION_PX = 1024
+#: GDAL block cache (MB) while the shift's samples are read: the square's tiles, for both
+#: scenes and threads (16 tiles of 2 MB on the benchmark's after scene).
+SAMPLES_GDAL_CACHE_MB = 128
 #: Fitting sample: at most this many pixels in patches of FIT_PATCH_PX (plus halo).
 FIT_SAMPLE_PX = 16 * 384 * 384
 FIT_PATCH_PX = 384
@@ -83,8 +91,6 @@ GDAL_CACHE_MB = 32
 #: :class:`~satdelta.imagery.tile_cache.TileCache`, GDAL's cache only passes them on (and
 #: holds score.tif's tiles until they are written).
 BLOCKS_GDAL_CACHE_MB = 32
-#: Invalid gutter between the sample's patches in the fitting mosaic.
-GUTTER_PX = 32
 
 #: ``progress(stage, done, total)``: called as blocks finish (``total`` 0 for a stage
 #: without steps); stages ``open``, ``align``, ``fit``, ``blocks``, ``candidates``, ``write``.
@@ -183,7 +189,7 @@ class _Pair:
     before: Scene
     after: Scene
     options: DetectionOptions
-    shift: AlignedPair  # the alignment of the measuring region (shift, sample, note)
+    shift: RegionShift  # measured on the central square (shift, sample, residual, note)
     bands: tuple[int, ...]
     before_bands: tuple[int, ...]
     after_bands: tuple[int, ...]
@@ -270,53 +276,40 @@ def _window(rows: slice, cols: slice) -> Window:
 
 
 def _open_and_align(before: Scene, after: Scene, options: DetectionOptions) -> _Pair:
-    side = min(SHIFT_REGION_PX, before.height, before.width)
-    region = Window((before.width - side) // 2, (before.height - side) // 2, side, side)
-    shift = coregister(
-        before,
-        after,
-        bands=options.bands,
-        max_shift_px=options.max_shift_px,
-        resampling=options.resampling,
-        window=region,
-    )
+    """The pair with the shift measured on the central square; the residual after correction
+    on the square's sample is measured beside the fit (:func:`_fit` starts it)."""
     bidx, aidx = match_bands(before, after, options.bands)
-    return _Pair(before, after, options, shift, tuple(range(len(bidx))), bidx, aidx)
+    # a handle per thread: the samples' overlapping reads decode each tile once per thread
+    with handles_kept_open([before, after], cache_mb=SAMPLES_GDAL_CACHE_MB):
+        shift = measure_region_shift(
+            before, after, options, region_px=SHIFT_REGION_PX, before_bands=bidx
+        )
+        pair = _Pair(before, after, options, shift, tuple(range(len(bidx))), bidx, aidx)
+        shift = shift.measure_residual(pair.read, options.max_shift_px)
+    return dataclasses.replace(pair, shift=shift)
 
 
 def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.ndarray], int]:
-    """The detector fitted on a mosaic of patches with invalid gutters; band scales of it."""
+    """The detector fitted on a mosaic of patches inside the before scene's tiles (a patch
+    and all its reads in one tile: :func:`tile_patch_windows`); band scales of it."""
     shape = (pair.before.height, pair.before.width)
-    wins = fit_windows(shape, max_pixels=FIT_SAMPLE_PX, patch_px=FIT_PATCH_PX)
-    side = int(math.ceil(math.sqrt(len(wins))))
-    longest = max(max(r.stop - r.start, c.stop - c.start) for r, c in wins)
-    cell = longest + 2 * halo + GUTTER_PX
-    nb = len(pair.bands)
-    mb = np.full((nb, side * cell, side * cell), np.nan, np.float32)
-    ma = mb.copy()
-    mv = np.zeros(mb.shape[1:], bool)
-
-    def read(w: tuple[slice, slice]) -> tuple[np.ndarray, ...]:
-        r, c = w
-        rows = slice(max(r.start - halo, 0), min(r.stop + halo, shape[0]))
-        cols = slice(max(c.start - halo, 0), min(c.stop + halo, shape[1]))
-        return pair.read(rows, cols)
-
-    for k, (b, a, v) in enumerate(run_jobs(read, wins)):
-        r0, c0 = (k // side) * cell, (k % side) * cell
-        h, w = v.shape
-        mb[:, r0 : r0 + h, c0 : c0 + w] = b
-        ma[:, r0 : r0 + h, c0 : c0 + w] = a
-        mv[r0 : r0 + h, c0 : c0 + w] = v
-    det = fit_detector(
-        mb,
-        ma,
-        pair.options,
-        valid=mv,
-        pixel_size_m=pair.shift.pixel_size_m or pair.options.pixel_size_m,
-        band_names=pair.shift.band_names,
-    )
-    scales = (band_scales(mb, mv), band_scales(ma, mv))
+    with pair.before.open() as src:
+        tile = src.block_shapes[0]
+    # a patch's reads reach its halo, the cubic taps and the largest shift past it
+    reach = halo + 3 + int(math.ceil(pair.options.max_shift_px))
+    wins = tile_patch_windows(shape, tile, reach, max_pixels=FIT_SAMPLE_PX, patch_px=FIT_PATCH_PX)
+    with handles_kept_open([pair.before, pair.after], cache_mb=SAMPLES_GDAL_CACHE_MB):
+        det, scales = fit_on_patches(
+            pair.read,
+            wins,
+            halo,
+            shape,
+            len(pair.bands),
+            pair.options,
+            pixel_size_m=pair.shift.pixel_size_m or pair.options.pixel_size_m,
+            band_names=pair.shift.band_names,
+            beside=pair.shift.start_residual,  # the fit runs mostly on one thread
+        )
     return det, scales, len(wins)
 
 
