@@ -9,7 +9,8 @@ gain/offset step (x 1.08 + 150 DN) and sensor noise. Then, in one run and best o
 * ``satdelta detect`` (the full job: open, align, fit, blocks, candidates, COGs, GeoJSON);
 * ``otbcli_MultivariateAlterationDetector`` (Debian ``otb-bin``): the MAD transform only,
   one float image out - it does less than satdelta (no co-registration, normalisation,
-  threshold, clean-up, polygons);
+  threshold, clean-up, polygons); when the dates' grids differ (the NAIP pair) it is given
+  the after file with the before file's georeferencing (:func:`on_grid_of`);
 * decoding both inputs (every band, tile by tile) - the floor of any job on these files.
 
 Each runs as a child process; wall time and peak RSS of the child come from GNU time
@@ -143,12 +144,14 @@ def make_pair(folder: Path, size: int) -> tuple[Path, Path, Path]:
 def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``cmd``; (wall seconds, peak RSS in MB) of that child, from GNU time."""
     proc = subprocess.run(
-        [GNU_TIME, "-f", "%e %M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, check=False, env=env,
+        [GNU_TIME, "-f", "%e %M", *cmd], capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
     lines = proc.stderr.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.strip()[-600:]}")
+        said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        said = [ln for ln in said if not ln.startswith("Command exited")][:-1] or said
+        reason = " / ".join(said[-3:])[-600:]
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}): {reason}")
     wall, kib = lines[-1].split()
     return float(wall), float(kib) / 1024.0
 
@@ -216,11 +219,33 @@ def bench(
     row["polygons"] = summary["polygons"]["count"]
     if otb:
         mad = sub / "mad.tif"
-        row["otb"] = best_of(
-            [otb, "-in1", str(before), "-in2", str(after), "-out", str(mad)], repeat
-        )
+        try:
+            row["otb"] = best_of(
+                [otb, "-in1", str(before), "-in2", str(on_grid_of(before, after)), "-out",
+                 str(mad)], repeat,
+            )  # fmt: skip
+        except RuntimeError as exc:  # the table is still printed, with why OTB has no row
+            row["otb_error"] = str(exc)
     shutil.rmtree(sub, ignore_errors=True)
     return row
+
+
+def on_grid_of(before: Path, after: Path) -> Path:
+    """``after`` itself when both files have the same grid, else a VRT of it carrying the
+    before file's georeferencing (pixels untouched). OTB's MAD compares the two images pixel
+    by pixel and refuses inputs that "do not occupy the same physical space" (the NAIP dates
+    are 1 m apart); it does no co-registration, which satdelta does. Uses GDAL's
+    ``gdal_translate`` (Debian ``gdal-bin``, installed by ``scripts/setup.sh``)."""
+    with rasterio.open(before) as b, rasterio.open(after) as a:
+        if b.transform == a.transform and b.shape == a.shape:
+            return after
+        left, bottom, right, top = b.bounds
+    vrt = after.with_name(after.stem + ".on-before-grid.vrt")
+    subprocess.run(
+        ["gdal_translate", "-q", "-of", "VRT", "-a_ullr", repr(left), repr(top), repr(right),
+         repr(bottom), str(after), str(vrt)], check=True,
+    )  # fmt: skip
+    return vrt
 
 
 def print_table(rows: list[dict[str, object]], repeat: int) -> None:
@@ -241,6 +266,8 @@ def print_table(rows: list[dict[str, object]], repeat: int) -> None:
             tools.append(("OTB MAD", row["otb"], "-"))
         for tool, (t, m), f in tools:  # type: ignore[misc]
             print(f"{name:<16} {tool:<22} {t:7.2f} {mpix / t:7.2f} {m:8.0f} {f:>6} {t / sd_t:9.2f}")
+        if "otb_error" in row:
+            print(f"{name:<16} {'OTB MAD':<22} {row['otb_error']}")
         scored = "no truth" if row["real"] else f"precision {p:.3f} recall {r:.3f}"
         print(f"{'':<16} {scored}; {row['polygons']} polygons; runner {row['runner']}")
         stages = row["stages"]
