@@ -10,7 +10,12 @@ import pytest
 import shapely
 from affine import Affine
 from rasterio.features import shapes
-from satdelta.imagery.block_join import _distinctness, _summed, _turning_everywhere
+from satdelta.imagery.block_join import (
+    _distinctness,
+    _summed,
+    _turning_everywhere,
+    union_pieces,
+)
 from satdelta.imagery.blocks import Fragments
 
 
@@ -91,3 +96,43 @@ def test_outlines_turning_everywhere_are_the_ones_simplify_leaves_alone():
     assert turning[: len(traced) + 1].all()  # traced in one block: nothing to simplify
     assert not unchanged[len(traced) + 1 : -len(odd)].all()  # the block edges were left
     assert not turning[-len(odd) :].any()
+
+
+def _block_pieces(mask: np.ndarray, cut: int) -> list:
+    """The pixel outlines of ``mask`` left and right of column ``cut``, each side one
+    (Multi)Polygon of its 4-connected pieces, as a block's outlines are."""
+    pieces = []
+    for cols in (slice(0, cut), slice(cut, mask.shape[1])):
+        side = np.zeros(mask.shape, np.uint8)
+        side[:, cols] = mask[:, cols]
+        polys = [shapely.geometry.shape(g) for g, _ in shapes(side, mask=side > 0, connectivity=4)]
+        pieces.append(polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys))
+    return pieces
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_union_pieces_is_union_all_with_far_polygons_left_out_of_the_overlay(seed):
+    rng = np.random.default_rng(seed)
+    # speckle: many small 4-connected pieces, some touching only at corners, some with holes,
+    # a few crossing the cut
+    mask = (rng.random((60, 80)) < 0.45).astype(np.uint8)
+    mask[20:40, 30:50] = 1
+    mask[28:32, 38:42] = 0
+    pieces = _block_pieces(mask, 40)
+    want = shapely.union_all(pieces)
+    got = union_pieces(pieces)
+    assert got.is_valid and got.equals(want)
+
+    def canonical(g):
+        return shapely.to_wkb(shapely.normalize(shapely.simplify(g, 0.0)))
+
+    assert canonical(got) == canonical(want)
+
+
+def test_union_pieces_when_nothing_or_everything_meets():
+    a, b = shapely.box(0, 0, 2, 2), shapely.box(2, 0, 4, 2)  # share an edge: everything meets
+    assert union_pieces([a, b]).equals(shapely.box(0, 0, 4, 2))
+    far = shapely.MultiPolygon([shapely.box(10, 10, 11, 11), shapely.box(12, 10, 13, 11)])
+    got = union_pieces([far, shapely.box(20, 20, 21, 21)])  # nothing meets
+    assert got.geom_type == "MultiPolygon" and len(got.geoms) == 3
+    assert got.equals(shapely.union_all([far, shapely.box(20, 20, 21, 21)]))
