@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from satdelta.imagery.errors import BandMismatchError, InvalidParameterError
 from satdelta.imagery.interpolation import interp_increasing
 from satdelta.imagery.local_gain import LocalGain, fit_local_gain
-from satdelta.imagery.parallel import map_row_blocks
+from satdelta.imagery.parallel import map_row_blocks, run_jobs
 from scipy import linalg, special
 
 __all__ = [
@@ -604,9 +604,12 @@ class HistogramMatching:
                 f"histogram matching was fitted for {nb} bands, got {after.shape[0]}."
             )
         out = np.empty(after.shape, dtype=np.float32)
-        for i in range(nb):
+
+        def band(i: int) -> None:
             source, target = self.source_quantiles[i], self.target_quantiles[i]
             out[i] = interp_increasing(after[i], source, target)  # np.interp's values
+
+        run_jobs(band, range(nb))  # bands in threads (one after another inside a block's job)
         return out
 
     def gains_offsets(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
