@@ -165,9 +165,7 @@ def _spans(n: int, block_px: int, first_px: int) -> list[tuple[int, int]]:
     starts = [0, *range(first_px, n, block_px)] if first_px < n else [0]
     if len(starts) > 1 and n - starts[-1] < block_px // SLIVER_FRACTION:
         starts.pop()  # a sliver at the far edge joins the block before it
-    return [
-        (a, n if k == len(starts) - 1 else starts[k + 1]) for k, a in enumerate(starts)
-    ]
+    return [(a, n if k == len(starts) - 1 else starts[k + 1]) for k, a in enumerate(starts)]
 
 
 def block_starts(plan: Sequence[Sequence[Block]]) -> tuple[list[int], list[int]]:
@@ -416,31 +414,44 @@ def _outlines(
     # every ring's corners in one array, moved back and through ``transform`` at once, and
     # the polygons made in bulk (one shapely object per polygon made in Python cost 0.2 ms:
     # most of a block's time on real imagery, with thousands of small regions)
-    values, rings, ring_polygon = [], [], []
+    values, corner_list, lengths_list, ring_polygon = [], [], [], []
     for geom, value in shapes(pack, mask=pack > 0, connectivity=4):
         values.append(int(value))
         for ring in geom["coordinates"]:
-            rings.append(np.asarray(ring, np.float64))
+            corner_list.extend(ring)  # one conversion for all rings below
+            lengths_list.append(len(ring))
             ring_polygon.append(len(values) - 1)
     if not values:
         return {}
-    lengths = np.array([len(r) for r in rings])
-    corners = np.concatenate(rings)
+    lengths = np.array(lengths_list)
+    corners = np.array(corner_list, np.float64)
     offsets = np.array([moved[v] for v in values], np.float64)[np.repeat(ring_polygon, lengths)]
     px, py = corners[:, 0] + offsets[:, 0], corners[:, 1] + offsets[:, 1]  # block pixels
     a, b, c, d, e, f = transform[:6]
     xy = np.stack([c + px * a + py * b, f + px * d + py * e], axis=1)
-    ring_shapes = shapely.linearrings(xy, indices=np.repeat(np.arange(len(rings)), lengths))
+    ring_shapes = shapely.linearrings(xy, indices=np.repeat(np.arange(len(lengths)), lengths))
     polygons = shapely.polygons(ring_shapes, indices=ring_polygon)
     # a label's polygons (disjoint: 4-connected pieces of one region) as one MultiPolygon,
     # so that the join unions only what crosses block edges (a union of a region's pieces
-    # within a block gave the same outline, 30x slower)
-    by_label: dict[int, list] = {}
-    for value, polygon in zip(values, polygons.tolist(), strict=True):
-        by_label.setdefault(value, []).append(polygon)
+    # within a block gave the same outline, 30x slower); the MultiPolygons made in bulk,
+    # each label's polygons in the order traced, labels in the order first traced
+    label = np.array(values)
+    order = np.argsort(label, kind="stable")
+    starts = np.flatnonzero(np.r_[True, label[order][1:] != label[order][:-1]])
+    counts = np.diff(np.r_[starts, label.size])
+    multi = counts > 1
+    grouped = polygons[order]
+    outline = grouped[starts]  # one polygon: itself
+    in_multi = np.repeat(multi, counts)
+    outline[multi] = shapely.multipolygons(
+        grouped[in_multi], indices=np.repeat(np.arange(int(multi.sum())), counts[multi])
+    )
+    first_traced = np.argsort(order[starts], kind="stable")
     return {
-        v: [parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)]
-        for v, parts in by_label.items()
+        int(v): [g]
+        for v, g in zip(
+            label[order][starts][first_traced].tolist(), outline[first_traced], strict=True
+        )
     }
 
 
