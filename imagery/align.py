@@ -381,13 +381,20 @@ def _measure(job: _Job, sample_size: int) -> _Shift:
     # threads itself. The others only count when the first can be measured.
     samples = ranked[:CONSENSUS_SAMPLES]
     together = max(len(samples) - len(samples) % thread_count(), 1)
-    found = run_jobs(partial(_measure_sample, job), samples[:together])
-    found += [_measure_sample(job, sl) for sl in samples[together:]]
+    results = run_jobs(partial(_measure_sample, job), samples[:together])
+    results += [_measure_sample(job, sl) for sl in samples[together:]]
+    found = [f for f, _ in results]
+    first_after = results[0][1]
+    del results  # the other samples' pixels
     if found[0] is not None:
         measured = [(sl, f) for sl, f in zip(ranked, found, strict=False) if f is not None]
         shift = _consensus(measured)
     else:
-        whole = job.resample(_NO_SHIFT)
+        whole = (
+            first_after
+            if first_after[1].shape == job.shape  # the sample was the whole grid
+            else job.resample(_NO_SHIFT)
+        )
         joint = job.valid & whole[1]
         if not joint.any():
             raise job.no_overlap()
@@ -404,11 +411,14 @@ def _measure(job: _Job, sample_size: int) -> _Shift:
     return shift
 
 
-def _measure_sample(job: _Job, sl: tuple[slice, slice]) -> tuple[float, float] | None:
-    """The shift on one sample, None when too few pixels there have data in both scenes."""
-    sample_after, sample_after_valid = job.resample(_NO_SHIFT, sl)
-    ok = sample_after_valid & job.valid[sl]
-    return job.measure(sl, sample_after, ok) if measurable(ok) else None
+def _measure_sample(
+    job: _Job, sl: tuple[slice, slice]
+) -> tuple[tuple[float, float] | None, tuple[np.ndarray, np.ndarray]]:
+    """The shift on one sample (None when too few pixels there have data in both scenes),
+    and the after scene resampled on it (pixels, validity)."""
+    resampled = job.resample(_NO_SHIFT, sl)
+    ok = resampled[1] & job.valid[sl]
+    return (job.measure(sl, resampled[0], ok) if measurable(ok) else None), resampled
 
 
 def _consensus(measured: list[tuple[tuple[slice, slice], tuple[float, float]]]) -> _Shift:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from affine import Affine
 from rasterio.windows import Window
+from satdelta.imagery import align
 from satdelta.imagery.align import coregister, estimate_shift, match_bands, measure_shift
 from satdelta.imagery.errors import (
     AlignmentError,
@@ -354,13 +355,26 @@ def test_max_shift_must_be_finite_and_positive(write_raster, value):
 
 
 @pytest.mark.parametrize("shape", [(1, 200), (10, 10), (3, 3000), (40, 12)])
-def test_too_small_to_measure_on_one_grid_assumes_no_shift(write_raster, shape):
+def test_too_small_to_measure_on_one_grid_assumes_no_shift(write_raster, shape, monkeypatch):
     rng = np.random.default_rng(27)
     b = rng.random(shape).astype("float32")
     a = (b + rng.normal(0, 0.01, shape)).astype("float32")
     before = open_scene(write_raster("b.tif", b))
     after = open_scene(write_raster("a.tif", a))
+    resampled = []
+    resample = align._Job.resample
+
+    def counted(job, *args, **kwargs):
+        resampled.append(args)
+        return resample(job, *args, **kwargs)
+
+    monkeypatch.setattr(align._Job, "resample", counted)
     pair = coregister(before, after)
+    # the after scene is resampled on the whole grid once (when the sample was the whole
+    # grid, that resampling serves the rest of the run)
+    whole = (slice(0, shape[0]), slice(0, shape[1]))
+    assert sum(len(c) == 1 or c[1] == whole for c in resampled) == 1
+    monkeypatch.undo()
     assert pair.shift_before_px == (0.0, 0.0) and not pair.shift_measured
     assert all(math.isnan(v) for v in pair.shift_after_px) and pair.shift_sample is None
     assert "same pixel grid" in pair.shift_note and "not measured" in pair.shift_note
