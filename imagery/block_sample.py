@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 from rasterio.windows import Window as RasterWindow
@@ -42,6 +43,8 @@ __all__ = [
     "tile_patch_windows",
 ]
 
+T = TypeVar("T")
+
 #: Invalid gutter between the sample's patches in the fitting mosaic.
 GUTTER_PX = 32
 
@@ -49,14 +52,14 @@ GUTTER_PX = 32
 ReadWindow = Callable[[slice, slice], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-class Beside:
+class Beside(Generic[T]):
     """A job run once in a thread of its own, from when :meth:`start` is called (or its
     result first asked for)."""
 
-    def __init__(self, job: Callable[[], tuple[float, float]]):
+    def __init__(self, job: Callable[[], T]):
         self._job = job
         self._lock = threading.Lock()
-        self._future: Future[tuple[float, float]] | None = None
+        self._future: Future[T] | None = None
 
     def start(self) -> None:
         with self._lock:
@@ -65,7 +68,7 @@ class Beside:
                 self._future = pool.submit(self._job)
                 pool.shutdown(wait=False)  # the thread ends with the job
 
-    def result(self) -> tuple[float, float]:
+    def result(self) -> T:
         self.start()
         assert self._future is not None
         return self._future.result()
@@ -87,7 +90,7 @@ class RegionShift:
     shift_measured: bool
     shift_sample: tuple[int, int, int, int] | None  # (row_off, col_off, height, width) in the grid
     shift_note: str
-    residual: Beside | None = None
+    residual: Beside[tuple[float, float]] | None = None
 
     @property
     def shift_after_px(self) -> tuple[float, float]:
@@ -232,9 +235,8 @@ def fit_on_patches(
     run_jobs(one, list(enumerate(windows)))
     beside()
     # the band scales (of the mosaic, which the fit does not change) beside the fit
-    pool = ThreadPoolExecutor(1)
-    scales = pool.submit(lambda: (band_scales(mb, mv), band_scales(ma, mv)))
-    pool.shutdown(wait=False)
+    scales = Beside(lambda: (band_scales(mb, mv), band_scales(ma, mv)))
+    scales.start()
     det = fit_detector(
         mb, ma, options, valid=mv, pixel_size_m=pixel_size_m, band_names=tuple(band_names)
     )

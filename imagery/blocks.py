@@ -437,7 +437,8 @@ def _outlines(
     # each label's polygons in the order traced, labels in the order first traced
     label = np.array(values)
     order = np.argsort(label, kind="stable")
-    starts = np.flatnonzero(np.r_[True, label[order][1:] != label[order][:-1]])
+    by_label = label[order]
+    starts = np.flatnonzero(np.r_[True, by_label[1:] != by_label[:-1]])
     counts = np.diff(np.r_[starts, label.size])
     multi = counts > 1
     grouped = polygons[order]
@@ -449,9 +450,7 @@ def _outlines(
     first_traced = np.argsort(order[starts], kind="stable")
     return {
         int(v): [g]
-        for v, g in zip(
-            label[order][starts][first_traced].tolist(), outline[first_traced], strict=True
-        )
+        for v, g in zip(by_label[starts][first_traced].tolist(), outline[first_traced], strict=True)
     }
 
 
