@@ -89,6 +89,13 @@ class GroupIndex:
         self.component = comp.astype(np.int64)
         per_label = np.concatenate([np.zeros(1, np.int64), *counts])
         self.sizes = np.bincount(self.component, weights=per_label).astype(np.int64)
+        # the last row of blocks each component has a label in
+        row_of_label = np.concatenate(
+            [np.full(1, -1, np.int64)]
+            + [np.full(len(c), i, np.int64) for (i, _), c in zip(self.offsets, counts, strict=True)]
+        )
+        self.last_row = np.full(len(self.sizes), -1, np.int64)
+        np.maximum.at(self.last_row, self.component, row_of_label)
 
     def kept(self, min_pixels: int) -> NDArray[np.bool_]:
         """True for the components of at least ``min_pixels`` changed pixels (per component)."""
@@ -103,7 +110,13 @@ class GroupIndex:
 
 
 class CandidateCollector:
-    """Gathers the blocks' outlines, first pixels and region sums of the kept candidates.
+    """Gathers the blocks' outlines, first pixels and region sums of the kept candidates,
+    and hands out each candidate once the blocks that can add to it are in.
+
+    Blocks may be added in any order; :meth:`finished` after each row of blocks (blocks in
+    raster order) keeps what is held to the candidates still open, so that a scene with
+    hundreds of thousands of candidates is never held whole. The region sums are added as
+    the blocks come (in the order :func:`_summed` adds them, so the values are the same).
 
     Parameters
     ----------
@@ -115,6 +128,8 @@ class CandidateCollector:
     labels : callable
         ``labels(i, j)``: block (i, j)'s :class:`BlockLabels` (for regions named by an anchor
         in a neighbouring block).
+    crs, pixel_size_m, band_scales
+        As for :func:`stitch_candidates`.
     """
 
     def __init__(
@@ -123,19 +138,27 @@ class CandidateCollector:
         index: GroupIndex,
         min_pixels: int,
         labels: Callable[[int, int], BlockLabels],
+        *,
+        crs: CRS | None,
+        pixel_size_m: float | None,
+        band_scales: tuple[NDArray, NDArray],
     ):
         self.plan = plan
         self.index = index
         self.keep = index.kept(min_pixels)
         self.labels = labels
+        self.crs, self.pixel_size_m, self.band_scales = crs, pixel_size_m, band_scales
         self.row_starts, self.col_starts = block_starts(plan)
         self.pieces: dict[int, list] = {}
         self.first: dict[int, int] = {}
-        self.sums: list[tuple[Fragments, NDArray[np.int64]]] = []
+        # running region sums: one row (slot) of each array per open component
+        self.slot: dict[int, int] = {}
+        self.free: list[int] = []
+        self.sums: dict[str, NDArray] = {}
 
     def add(self, i: int, j: int, fragments: Fragments, pieces: BlockPieces) -> NDArray[np.int64]:
-        """Take block (i, j)'s part, blocks in any order; the indexes (row * w + col) of the
-        block's changed pixels the size filter drops (undecided labels of small candidates)."""
+        """Take block (i, j)'s part; the indexes (row * w + col) of the block's changed pixels
+        the size filter drops (undecided labels of small candidates)."""
         index, keep = self.index, self.keep
         names = list(pieces.outlines)
         for label, c in zip(names, index.components(i, j, names).tolist(), strict=True):
@@ -153,7 +176,7 @@ class CandidateCollector:
             bj = bisect.bisect_right(self.col_starts, col) - 1
             label = self.labels(bi, bj).at(row - self.row_starts[bi], col - self.col_starts[bj])
             comps[k] = index.components(bi, bj, [label])[0]
-        self.sums.append((fragments, comps))
+        self._add_sums(fragments, comps)
         names = list(pieces.undecided)
         dropped = [
             pieces.undecided[label]
@@ -162,24 +185,76 @@ class CandidateCollector:
         ]
         return np.concatenate(dropped) if dropped else np.zeros(0, np.int64)
 
-    def candidates(
-        self,
-        *,
-        crs: CRS | None,
-        pixel_size_m: float | None,
-        threshold: float,
-        band_scales: tuple[NDArray, NDArray],
-    ) -> list[ChangePolygon]:
-        """The ranked candidates (:func:`stitch_candidates`) once every block was added."""
-        return stitch_candidates(
-            self.pieces,
-            self.first,
-            self.sums,
-            crs=crs,
-            pixel_size_m=pixel_size_m,
-            threshold=threshold,
-            band_scales=band_scales,
-        )
+    def _add_sums(self, fragments: Fragments, comps: NDArray[np.int64]) -> None:
+        kept = self.keep[comps]
+        if not kept.any():
+            return
+        slots = np.array([self._slot_of(c) for c in comps[kept].tolist()], np.int64)
+        for field in _SUMMED:
+            np.add.at(self.sums[field], slots, getattr(fragments, field)[kept])
+
+    def _slot_of(self, c: int) -> int:
+        at = self.slot.get(c)
+        if at is not None:
+            return at
+        if not self.free:  # the arrays grow by half
+            n = len(next(iter(self.sums.values()))) if self.sums else 0
+            grown = max(64, n + n // 2)
+            for field, shape in zip(_SUMMED, self._shapes(), strict=True):
+                old = self.sums.get(field)
+                new = np.zeros((grown, *shape[0]), shape[1])
+                if old is not None:
+                    new[:n] = old
+                self.sums[field] = new
+            self.free = list(range(grown - 1, n - 1, -1))
+        at = self.slot[c] = self.free.pop()
+        return at
+
+    def _shapes(self) -> list[tuple[tuple[int, ...], type]]:
+        nb = len(self.band_scales[0])
+        return [
+            ((), np.int64), ((), np.float64), ((), np.int64), ((2, 2, nb), np.float64),
+            ((), np.int64), ((2, nb), np.float64),
+        ]  # fmt: skip
+
+    def finished(self, last_row: int | None = None) -> list[tuple[int, ChangePolygon]]:
+        """The candidates no block after row ``last_row`` can add to (all when None), as
+        (first pixel's raster index, unranked candidate) in raster order of the first
+        pixel; they are no longer held.
+
+        A row's blocks add ring sums to candidates whose labels end a row of blocks above
+        (regions in the block's margin are named by an anchor there): ``last_row`` is the
+        row before the last one added in full.
+        """
+        done_row = self.index.last_row
+        if last_row is None:
+            done = list(self.pieces)
+            ended = list(self.slot)
+        else:
+            done = [c for c in self.pieces if done_row[c] <= last_row]
+            ended = [c for c in self.slot if done_row[c] <= last_row]
+        order = sorted(done, key=lambda c: self.first[c])
+        slots = np.array([self._slot_of(c) for c in order], np.int64)  # zeros if none added
+        ended = list(dict.fromkeys([*ended, *order]))
+        sums = {f: self.sums[f][slots] for f in _SUMMED} if order else {}
+        polygons = _stitched(
+            [self.pieces[c] for c in order], sums, crs=self.crs,
+            pixel_size_m=self.pixel_size_m, band_scales=self.band_scales,
+        )  # fmt: skip
+        firsts = [self.first[c] for c in order]
+        for c in order:
+            del self.pieces[c], self.first[c]
+        for c in ended:  # kept by size, but none of its pixels had a finite score
+            at = self.slot.pop(c)
+            for field in _SUMMED:
+                self.sums[field][at] = 0
+            self.free.append(at)
+        return list(zip(firsts, polygons, strict=True))
+
+    def candidates(self, *, threshold: float) -> list[ChangePolygon]:
+        """The ranked candidates (:func:`rank_candidates`) of every component not yet handed
+        out, once every block was added."""
+        return rank_candidates([p for _, p in self.finished()], threshold=threshold)
 
 
 def _distinctness(inside: NDArray, n: NDArray, ring_mean: NDArray, scales: NDArray) -> NDArray:
@@ -280,7 +355,8 @@ def stitch_candidates(
     threshold: float,
     band_scales: tuple[NDArray, NDArray],
 ) -> list[ChangePolygon]:
-    """One :class:`ChangePolygon` per candidate from outlines and sums gathered per block.
+    """One :class:`ChangePolygon` per candidate from outlines and sums gathered per block,
+    all at once (what :class:`CandidateCollector` does a row of blocks at a time).
 
     Parameters
     ----------
@@ -297,10 +373,25 @@ def stitch_candidates(
     if not order:
         return []
     sums = _summed(fragments, {c: row for row, c in enumerate(order)})
-    merged = []
-    for c in order:
-        parts = pieces[c]
-        merged.append(parts[0] if len(parts) == 1 else union_pieces(parts))
+    polygons = _stitched(
+        [pieces[c] for c in order], sums, crs=crs, pixel_size_m=pixel_size_m,
+        band_scales=band_scales,
+    )  # fmt: skip
+    return rank_candidates(polygons, threshold=threshold)
+
+
+def _stitched(
+    pieces: Sequence[list],
+    sums: dict[str, NDArray],
+    *,
+    crs: CRS | None,
+    pixel_size_m: float | None,
+    band_scales: tuple[NDArray, NDArray],
+) -> list[ChangePolygon]:
+    """Unranked candidates of each list of ``pieces`` (in order) with their ``sums``."""
+    if not pieces:
+        return []
+    merged = [parts[0] if len(parts) == 1 else union_pieces(parts) for parts in pieces]
     # one canonical outline whatever the blocks: no vertex left on a block edge
     # (collinear), rings starting at the same vertex
     geoms = np.asarray(merged, dtype=object)
@@ -321,10 +412,9 @@ def stitch_candidates(
             ((ring_n > 0) & (n > 0)).tolist(), before.tolist(), after.tolist(), strict=True
         )
     ]
-    polygons = change_polygons(
+    return change_polygons(
         list(geoms), scores.tolist(), n.tolist(), crs, pixel_size_m, changes=kinds
     )
-    return rank_candidates(polygons, threshold=threshold)
 
 
 def detect_in_blocks(
@@ -369,8 +459,14 @@ def detect_in_blocks(
         for i, line in enumerate(plan)
         for j, b in enumerate(line)
     }
+    if band_scales is None:
+        nb = before.shape[0]
+        band_scales = (np.ones(nb), np.ones(nb))
     index = GroupIndex(plan, lambda i, j: results[i, j].labels)
-    collector = CandidateCollector(plan, index, det.min_pixels, lambda i, j: results[i, j].labels)
+    collector = CandidateCollector(
+        plan, index, det.min_pixels, lambda i, j: results[i, j].labels, crs=crs,
+        pixel_size_m=det.parameters.get("pixel_size_m"), band_scales=band_scales,
+    )  # fmt: skip
     score = np.empty(shape, np.float32)
     changed = np.zeros(shape, bool)
     for (i, j), r in results.items():
@@ -379,13 +475,5 @@ def detect_in_blocks(
         mask = r.changed.copy()
         mask.ravel()[collector.add(i, j, r.fragments, r.pieces)] = False
         changed[b.rows, b.cols] = mask
-    if band_scales is None:
-        nb = before.shape[0]
-        band_scales = (np.ones(nb), np.ones(nb))
-    polygons = collector.candidates(
-        crs=crs,
-        pixel_size_m=det.parameters.get("pixel_size_m"),
-        threshold=det.threshold.threshold,
-        band_scales=band_scales,
-    )
+    polygons = collector.candidates(threshold=det.threshold.threshold)
     return score, changed, polygons

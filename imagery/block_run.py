@@ -41,8 +41,6 @@ from satdelta.imagery.block_sample import (
 from satdelta.imagery.blocks import (
     Block,
     BlockLabels,
-    BlockPieces,
-    Fragments,
     apply_window,
     plan_blocks,
     window_halo_px,
@@ -55,8 +53,8 @@ from satdelta.imagery.pair import match_bands
 from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
+from satdelta.imagery.spill import RankedCandidates, RecordSpill, packed_pieces, unpacked_pieces
 from satdelta.imagery.tile_cache import TileCache
-from satdelta.imagery.vectorize import CHANGE_KINDS, ChangePolygon, write_feature_collection
 from satdelta.imagery.warp import translate_window, translation
 
 __all__ = [
@@ -340,12 +338,11 @@ def tile_edge_first_blocks(scene: Scene, block_px: int, reach_px: int) -> tuple[
 
 @dataclass
 class _Kept:
-    """What the blocks stage keeps of a block for the candidates."""
+    """What the blocks stage keeps in memory of a block for the candidates (its region sums
+    and outlines wait in a :class:`~satdelta.imagery.spill.RecordSpill`)."""
 
     block: Block
-    fragments: Fragments
     labels: BlockLabels
-    pieces: BlockPieces
 
 
 def _clear(
@@ -462,6 +459,10 @@ def _run_blocks(
             progress(stage, done[0], len(flat))
 
     def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
+        with RecordSpill(tmp / ".blocks.spill") as spill:
+            return write_through(tmp, spill)
+
+    def write_through(tmp: Path, spill: RecordSpill) -> tuple[list[str], dict[str, Any]]:
         t1 = time.perf_counter()
         files = {"score": contextlib.ExitStack(), "mask": contextlib.ExitStack()}
         write_score = files["score"].enter_context(streamed_cog(
@@ -490,7 +491,8 @@ def _run_blocks(
                     write_mask(mask, b.rows.start, b.cols.start)
                     counted[0] += int(r.changed.sum())
                     counted[1] += int(r.valid.sum())
-                kept[i, j] = _Kept(b, r.fragments, r.labels, r.pieces)
+                spill.put((i, j), (r.fragments, packed_pieces(r.pieces)))
+                kept[i, j] = _Kept(b, r.labels)
                 step("blocks")
 
             progress("blocks", 0, len(flat))
@@ -499,44 +501,61 @@ def _run_blocks(
             tiled = _with_tiles(pair, [b for _, _, b in flat])
             with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
                 run_jobs(one_block, flat)
-            timings["blocks"] = round(time.perf_counter() - t1, 4)
-            t1 = time.perf_counter()
-            progress("candidates", 0, len(flat))
-            # the size filter across blocks: pixels of small candidates cut by block edges
-            index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
-            collector = CandidateCollector(
-                plan, index, det.min_pixels, lambda i, j: kept[i, j].labels
-            )
-            for n, (i, j, b) in enumerate(flat, start=1):
-                k = kept[i, j]
-                dropped = collector.add(i, j, k.fragments, k.pieces)
-                _clear(write_mask, dropped, b)
-                counted[0] -= int(dropped.size)
-                progress("candidates", n, len(flat))
             on_error.pop_all()
-        # the COG copies (about 2 s at 8192²) in two threads, beside the polygons
+        timings["blocks"] = round(time.perf_counter() - t1, 4)
+        t1 = time.perf_counter()
+        # the COG copies (about 2 s at 8192²) in two threads beside the candidates: the
+        # score's now, the mask's once the size filter has cleared its pixels
         copier = ThreadPoolExecutor(2)
-        copied = [
-            copier.submit(_closed_timed, stack, timings, f"{name}_cog")
-            for name, stack in files.items()
-        ]
+        copied = [copier.submit(_closed_timed, files["score"], timings, "score_cog")]
         try:
-            return candidates(tmp, collector, t1)
+            with RankedCandidates(
+                tmp / ".candidates.spill", threshold=det.threshold.threshold,
+                georeferenced=crs is not None,
+            ) as ranked:  # fmt: skip
+                with contextlib.ExitStack() as on_error:
+                    on_error.push(files["mask"])  # failed: staging files removed, no copy
+                    joined(spill, write_mask, ranked)
+                    on_error.pop_all()
+                spill.close()
+                copied.append(copier.submit(_closed_timed, files["mask"], timings, "mask_cog"))
+                return candidates(tmp, ranked, t1)
         finally:
             for done_copy in copied:
                 done_copy.result()  # raises what the copy raised
             copier.shutdown()
 
+    def joined(
+        spill: RecordSpill,
+        write_mask: Callable[[np.ndarray, int, int], None],
+        ranked: RankedCandidates,
+    ) -> None:
+        """The candidates across blocks, handed to ``ranked`` a row of blocks at a time; the
+        pixels of small candidates cut by block edges cleared from the mask."""
+        progress("candidates", 0, len(flat))
+        index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
+        collector = CandidateCollector(
+            plan, index, det.min_pixels, lambda i, j: kept[i, j].labels, crs=crs,
+            pixel_size_m=before.pixel_size_m or options.pixel_size_m, band_scales=scales,
+        )  # fmt: skip
+        for n, (i, j, b) in enumerate(flat, start=1):
+            fragments, pieces = spill.take((i, j))
+            dropped = collector.add(i, j, fragments, unpacked_pieces(pieces))
+            _clear(write_mask, dropped, b)
+            counted[0] -= int(dropped.size)
+            if j == len(plan[i]) - 1:  # a row in: the candidates above it are whole
+                ranked.add(collector.finished(i - 1))
+            progress("candidates", n, len(flat))
+        ranked.add(collector.finished())
+
     def candidates(
-        tmp: Path, collector: CandidateCollector, t1: float
+        tmp: Path, ranked: RankedCandidates, t1: float
     ) -> tuple[list[str], dict[str, Any]]:
         n_changed, n_valid = counted
         px = before.pixel_size_m or options.pixel_size_m
         before_c, after_c = checksums  # the scenes with their sha256
         hasher.shutdown()
-        polygons = collector.candidates(
-            crs=crs, pixel_size_m=px, threshold=det.threshold.threshold, band_scales=scales
-        )
+        count, area, kinds = ranked.summary()
         timings["candidates"] = round(time.perf_counter() - t1, 4)
         created = (
             _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -555,11 +574,12 @@ def _run_blocks(
         if crs is not None:
             t2 = time.perf_counter()
             with open(tmp / "changes.geojson", "w", encoding="utf-8") as fh:
-                write_feature_collection(fh, polygons, run=provenance)
+                ranked.write_geojson(fh, run=provenance)
             written.append("changes.geojson")
             timings["geojson"] = round(time.perf_counter() - t2, 4)
         summary = _summary(
-            before_c, after_c, options, pair, det, polygons, n_changed, n_valid, px, created,
+            before_c, after_c, options, pair, det, (count, area, kinds), n_changed, n_valid, px,
+            created,
             {"block_px": block_px, "first_px": list(first_px), "halo_px": halo,
              "blocks": len(flat),
              "fit_patches": n_patches, "fit_patch_px": FIT_PATCH_PX, "threads": thread_count()},
@@ -600,7 +620,7 @@ def _summary(
     options: DetectionOptions,
     pair: _Pair,
     det: ChangeDetector,
-    polygons: Sequence[ChangePolygon],
+    polygons: tuple[int, float, dict[str, int]],
     n_changed: int,
     n_valid: int,
     px: float | None,
@@ -610,7 +630,8 @@ def _summary(
     software_versions: Callable[[], dict[str, str | None]],
 ) -> dict[str, Any]:
     s = pair.shift
-    area = sum(p.area_m2 for p in polygons) if px else None
+    count, area_sum, kinds = polygons  # RankedCandidates.summary
+    area = area_sum if px else None
     return {
         "satdelta": {"kind": "change-detection-run", "created": created},
         "inputs": {"before": scene_summary(before), "after": scene_summary(after)},
@@ -646,9 +667,9 @@ def _summary(
             "area_of_interest": None,
         },
         "polygons": {
-            "count": len(polygons),
+            "count": count,
             "area_m2": area,
-            "change": {k: sum(p.change == k for p in polygons) for k in CHANGE_KINDS},
+            "change": kinds,
         },
         "objects": None,
         "versions": software_versions(),

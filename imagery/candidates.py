@@ -26,6 +26,7 @@ __all__ = [
     "describe_candidates",
     "evidence",
     "rank_candidates",
+    "rank_key",
 ]
 
 #: Width (pixels) of the ring of surroundings a candidate is compared with on each date.
@@ -169,13 +170,13 @@ def rank_candidates(described: Sequence[ChangePolygon], *, threshold: float) -> 
 
     Ties are broken by size, then by the given order (raster order of the first pixel).
     """
-    strength = [evidence(p.score, threshold, p.pixel_count, p.compactness) for p in described]
-    order = sorted(
-        range(len(described)),
-        key=lambda i: (
-            -strength[i] if math.isfinite(strength[i]) else math.inf,
-            -described[i].pixel_count,
-            i,
-        ),
-    )
+    keys = [rank_key(p, threshold=threshold) for p in described]
+    order = sorted(range(len(described)), key=lambda i: (*keys[i], i))
     return [dataclasses.replace(described[i], rank=r) for r, i in enumerate(order, start=1)]
+
+
+def rank_key(p: ChangePolygon, *, threshold: float) -> tuple[float, int]:
+    """Where ``p`` goes in :func:`rank_candidates`' order, before the tie on given order:
+    stronger :func:`evidence` first (none last), then larger."""
+    strength = evidence(p.score, threshold, p.pixel_count, p.compactness)
+    return (-strength if math.isfinite(strength) else math.inf, -p.pixel_count)

@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO, get_args
+from typing import Any, Literal, NamedTuple, TextIO, get_args
 
 import numpy as np
 import shapely
@@ -34,12 +34,15 @@ __all__ = [
     "CHANGE_KINDS",
     "ChangeKind",
     "ChangePolygon",
+    "FeatureValues",
     "change_polygons",
     "from_feature_collection",
     "vectorize",
     "geometry_area_m2",
+    "spelled_features",
     "to_feature_collection",
     "write_feature_collection",
+    "write_spelled_collection",
 ]
 
 #: What a candidate shows: something is there after that was not before (``appeared``),
@@ -467,7 +470,25 @@ def _wgs84_geometries(polygons: Sequence[ChangePolygon]) -> np.ndarray:
     return np.asarray([p.geometry_wgs84 for p in polygons], dtype=object)
 
 
-def _properties(i: int, p: ChangePolygon) -> dict[str, Any]:
+class FeatureValues(NamedTuple):
+    """A candidate's properties in the GeoJSON, but its ``id`` (its place in the file)."""
+
+    area_m2: float
+    planar_area_m2: float
+    pixel_count: int
+    score: float
+    compactness: float
+    rank: int | None
+    change: str | None
+
+    @classmethod
+    def of(cls, p: ChangePolygon) -> FeatureValues:
+        return cls(
+            p.area_m2, p.planar_area_m2, p.pixel_count, p.score, p.compactness, p.rank, p.change
+        )
+
+
+def _properties(i: int, p: ChangePolygon | FeatureValues) -> dict[str, Any]:
     return {
         "id": i,
         "area_m2": _num(p.area_m2),
@@ -513,19 +534,50 @@ def write_feature_collection(
     InvalidParameterError
         As :func:`to_feature_collection`; ValueError for a value JSON cannot hold (NaN).
     """
-    fh.write('{"type": "FeatureCollection", "features": [')
     polygons = iter(polygons)
-    i = 0
-    while chunk := list(itertools.islice(polygons, _FEATURES_AT_ONCE)):
-        rounded = _round_coords(_wgs84_geometries(chunk), ndigits)  # all coordinates at once
-        for p, geometry in zip(chunk, polygon_texts(rounded, ndigits), strict=True):
-            i += 1
-            properties = _STRICT_JSON.encode(_properties(i, p))
-            fh.write(
-                (", " if i > 1 else "")
-                + f'{{"type": "Feature", "id": {i}, "geometry": {geometry}, '
-                + f'"properties": {properties}}}'
-            )
+    chunks = iter(lambda: list(itertools.islice(polygons, _FEATURES_AT_ONCE)), [])
+    spelled = (f for chunk in chunks for f in spelled_features(chunk, ndigits))
+    write_spelled_collection(fh, spelled, run=run)
+
+
+def spelled_features(
+    polygons: Sequence[ChangePolygon], ndigits: int = 7
+) -> list[tuple[str, FeatureValues]]:
+    """Each polygon's WGS84 geometry as GeoJSON text (coordinates rounded to ``ndigits``;
+    all at once) and its properties, for :func:`write_spelled_collection`.
+
+    Raises
+    ------
+    InvalidParameterError
+        A polygon has no WGS84 geometry.
+    """
+    rounded = _round_coords(_wgs84_geometries(polygons), ndigits)
+    texts = polygon_texts(rounded, ndigits)
+    return [(g, FeatureValues.of(p)) for g, p in zip(texts, polygons, strict=True)]
+
+
+def write_spelled_collection(
+    fh: TextIO,
+    features: Iterable[tuple[str, FeatureValues]],
+    *,
+    run: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the FeatureCollection of ``features`` (:func:`spelled_features`, in the file's
+    order: feature ``i`` gets ``id`` i, from 1) as :func:`write_feature_collection` does.
+
+    Raises
+    ------
+    ValueError
+        A value JSON cannot hold (NaN).
+    """
+    fh.write('{"type": "FeatureCollection", "features": [')
+    for i, (geometry, values) in enumerate(features, start=1):
+        properties = _STRICT_JSON.encode(_properties(i, values))
+        fh.write(
+            (", " if i > 1 else "")
+            + f'{{"type": "Feature", "id": {i}, "geometry": {geometry}, '
+            + f'"properties": {properties}}}'
+        )
     fh.write("]")
     if run is not None:
         member = {"kind": "change-candidates", "run": dict(run)}
