@@ -3,8 +3,9 @@
 Pure: the records :func:`~satdelta.imagery.blocks.apply_window` keeps of each block in,
 the candidates out. The minimum-size filter is resolved from the blocks' region labels
 joined over block edges (:class:`GroupIndex`); :class:`CandidateCollector` keeps the
-outlines and sums of the kept candidates and says which pixels of each block's mask the
-filter clears; :func:`stitch_candidates` joins each candidate's outlines into one polygon.
+outlines and sums (:class:`RunningSums`) of the kept candidates still open, says which
+pixels of each block's mask the filter clears, and joins each candidate's outlines into
+one polygon once no block to come can add to it (a row of blocks at a time).
 :func:`detect_in_blocks` runs it all on arrays in memory; the file runner is
 :mod:`satdelta.imagery.block_run`. What is exact and what is not: ``docs/design-blocks.md``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,8 @@ from scipy.sparse.csgraph import connected_components
 __all__ = [
     "CandidateCollector",
     "GroupIndex",
+    "RunningSums",
     "detect_in_blocks",
-    "stitch_candidates",
     "union_pieces",
 ]
 
@@ -116,7 +117,7 @@ class CandidateCollector:
     Blocks may be added in any order; :meth:`finished` after each row of blocks (blocks in
     raster order) keeps what is held to the candidates still open, so that a scene with
     hundreds of thousands of candidates is never held whole. The region sums are added as
-    the blocks come (in the order :func:`_summed` adds them, so the values are the same).
+    the blocks come (:class:`RunningSums`).
 
     Parameters
     ----------
@@ -128,8 +129,11 @@ class CandidateCollector:
     labels : callable
         ``labels(i, j)``: block (i, j)'s :class:`BlockLabels` (for regions named by an anchor
         in a neighbouring block).
-    crs, pixel_size_m, band_scales
-        As for :func:`stitch_candidates`.
+    crs : CRS or None
+        The grid's (the candidates' WGS84 outlines and ellipsoidal areas).
+    pixel_size_m : float or None
+    band_scales : ((B,), (B,)) arrays
+        Spread of each band of the before and after dates (the change kind's unit).
     """
 
     def __init__(
@@ -151,10 +155,7 @@ class CandidateCollector:
         self.row_starts, self.col_starts = block_starts(plan)
         self.pieces: dict[int, list] = {}
         self.first: dict[int, int] = {}
-        # running region sums: one row (slot) of each array per open component
-        self.slot: dict[int, int] = {}
-        self.free: list[int] = []
-        self.sums: dict[str, NDArray] = {}
+        self.sums = RunningSums(len(band_scales[0]))
 
     def add(self, i: int, j: int, fragments: Fragments, pieces: BlockPieces) -> NDArray[np.int64]:
         """Take block (i, j)'s part; the indexes (row * w + col) of the block's changed pixels
@@ -176,7 +177,7 @@ class CandidateCollector:
             bj = bisect.bisect_right(self.col_starts, col) - 1
             label = self.labels(bi, bj).at(row - self.row_starts[bi], col - self.col_starts[bj])
             comps[k] = index.components(bi, bj, [label])[0]
-        self._add_sums(fragments, comps)
+        self.sums.add(fragments, comps, self.keep[comps])
         names = list(pieces.undecided)
         dropped = [
             pieces.undecided[label]
@@ -184,38 +185,6 @@ class CandidateCollector:
             if not keep[c]
         ]
         return np.concatenate(dropped) if dropped else np.zeros(0, np.int64)
-
-    def _add_sums(self, fragments: Fragments, comps: NDArray[np.int64]) -> None:
-        kept = self.keep[comps]
-        if not kept.any():
-            return
-        slots = np.array([self._slot_of(c) for c in comps[kept].tolist()], np.int64)
-        for field in _SUMMED:
-            np.add.at(self.sums[field], slots, getattr(fragments, field)[kept])
-
-    def _slot_of(self, c: int) -> int:
-        at = self.slot.get(c)
-        if at is not None:
-            return at
-        if not self.free:  # the arrays grow by half
-            n = len(next(iter(self.sums.values()))) if self.sums else 0
-            grown = max(64, n + n // 2)
-            for field, shape in zip(_SUMMED, self._shapes(), strict=True):
-                old = self.sums.get(field)
-                new = np.zeros((grown, *shape[0]), shape[1])
-                if old is not None:
-                    new[:n] = old
-                self.sums[field] = new
-            self.free = list(range(grown - 1, n - 1, -1))
-        at = self.slot[c] = self.free.pop()
-        return at
-
-    def _shapes(self) -> list[tuple[tuple[int, ...], type]]:
-        nb = len(self.band_scales[0])
-        return [
-            ((), np.int64), ((), np.float64), ((), np.int64), ((2, 2, nb), np.float64),
-            ((), np.int64), ((2, nb), np.float64),
-        ]  # fmt: skip
 
     def finished(self, last_row: int | None = None) -> list[tuple[int, ChangePolygon]]:
         """The candidates no block after row ``last_row`` can add to (all when None), as
@@ -226,17 +195,12 @@ class CandidateCollector:
         (regions in the block's margin are named by an anchor there): ``last_row`` is the
         row before the last one added in full.
         """
-        done_row = self.index.last_row
-        if last_row is None:
-            done = list(self.pieces)
-            ended = list(self.slot)
-        else:
-            done = [c for c in self.pieces if done_row[c] <= last_row]
-            ended = [c for c in self.slot if done_row[c] <= last_row]
-        order = sorted(done, key=lambda c: self.first[c])
-        slots = np.array([self._slot_of(c) for c in order], np.int64)  # zeros if none added
-        ended = list(dict.fromkeys([*ended, *order]))
-        sums = {f: self.sums[f][slots] for f in _SUMMED} if order else {}
+        last = self.index.last_row
+        ended = [c for c in self.pieces if last_row is None or last[c] <= last_row]
+        order = sorted(ended, key=lambda c: self.first[c])
+        sums = self.sums.taken(order)
+        # kept by size, but none of its pixels had a finite score: no outline, sums dropped
+        self.sums.taken([c for c in self.sums.open() if last_row is None or last[c] <= last_row])
         polygons = _stitched(
             [self.pieces[c] for c in order], sums, crs=self.crs,
             pixel_size_m=self.pixel_size_m, band_scales=self.band_scales,
@@ -244,17 +208,71 @@ class CandidateCollector:
         firsts = [self.first[c] for c in order]
         for c in order:
             del self.pieces[c], self.first[c]
-        for c in ended:  # kept by size, but none of its pixels had a finite score
-            at = self.slot.pop(c)
-            for field in _SUMMED:
-                self.sums[field][at] = 0
-            self.free.append(at)
         return list(zip(firsts, polygons, strict=True))
 
-    def candidates(self, *, threshold: float) -> list[ChangePolygon]:
-        """The ranked candidates (:func:`rank_candidates`) of every component not yet handed
-        out, once every block was added."""
-        return rank_candidates([p for _, p in self.finished()], threshold=threshold)
+
+class RunningSums:
+    """Each open component's region sums (:class:`Fragments` fields), added block by block.
+
+    A component's sums are added in the order the blocks and their regions come, one
+    region at a time (``np.add.at`` adds in index order), so the float sums do not depend
+    on how the blocks are grouped; a component's sums are handed out once and its row of
+    the arrays reused.
+
+    Parameters
+    ----------
+    bands : int
+        Bands of the ``inside`` and ``ring_sum`` fields.
+    """
+
+    def __init__(self, bands: int):
+        self.shapes = {
+            "count": ((), np.int64), "score_sum": ((), np.float64), "score_n": ((), np.int64),
+            "inside": ((2, 2, bands), np.float64), "ring_n": ((), np.int64),
+            "ring_sum": ((2, bands), np.float64),
+        }  # fmt: skip
+        self.arrays = {f: np.zeros((0, *shape), dtype) for f, (shape, dtype) in self.shapes.items()}
+        self.row: dict[int, int] = {}
+        self.free: list[int] = []
+
+    def add(self, fragments: Fragments, comps: NDArray[np.int64], kept: NDArray[np.bool_]) -> None:
+        """Add region k of ``fragments`` to component ``comps[k]`` where ``kept[k]``."""
+        if not kept.any():
+            return
+        rows = np.array([self._row_of(c) for c in comps[kept].tolist()], np.int64)
+        for field, total in self.arrays.items():
+            np.add.at(total, rows, getattr(fragments, field)[kept])
+
+    def open(self) -> list[int]:
+        """Components with sums not yet taken."""
+        return list(self.row)
+
+    def taken(self, components: Sequence[int]) -> dict[str, NDArray]:
+        """The sums of ``components`` (zeros for one never added), row k for component k;
+        they are forgotten here."""
+        rows = np.array([self._row_of(c) for c in components], np.int64)
+        out = {f: total[rows] for f, total in self.arrays.items()}
+        for c in components:
+            at = self.row.pop(c)
+            for total in self.arrays.values():
+                total[at] = 0
+            self.free.append(at)
+        return out
+
+    def _row_of(self, c: int) -> int:
+        at = self.row.get(c)
+        if at is not None:
+            return at
+        if not self.free:  # the arrays grow by half
+            n = len(self.arrays["count"])
+            grown = max(64, n + n // 2)
+            for field, (shape, dtype) in self.shapes.items():
+                bigger = np.zeros((grown, *shape), dtype)
+                bigger[:n] = self.arrays[field]
+                self.arrays[field] = bigger
+            self.free = list(range(grown - 1, n - 1, -1))
+        at = self.row[c] = self.free.pop()
+        return at
 
 
 def _distinctness(inside: NDArray, n: NDArray, ring_mean: NDArray, scales: NDArray) -> NDArray:
@@ -267,29 +285,6 @@ def _distinctness(inside: NDArray, n: NDArray, ring_mean: NDArray, scales: NDArr
     ss = (s2 - 2 * ring_mean * s1 + n[:, None] * ring_mean**2) / scales**2
     total = np.array([row.sum() for row in ss])
     return np.sqrt(np.maximum(total, 0.0) / (n * len(scales)))
-
-
-_SUMMED = ("count", "score_sum", "score_n", "inside", "ring_n", "ring_sum")
-
-
-def _summed(
-    fragments: Iterable[tuple[Fragments, NDArray[np.int64]]], row_of: dict[int, int]
-) -> dict[str, NDArray]:
-    """Each candidate's region sums (:class:`Fragments` fields, row ``row_of[c]`` for component
-    c), added in the blocks' order: ``np.add.at`` adds in index order, so the float sums are
-    the same as adding one region at a time."""
-    frags, rows = [], []
-    for frag, comps in fragments:
-        frags.append(frag)
-        rows.extend(row_of.get(c, -1) for c in comps.tolist())
-    row = np.array(rows, np.int64)
-    kept = row >= 0
-    sums = {}
-    for field in _SUMMED:
-        values = np.concatenate([getattr(f, field) for f in frags])[kept]
-        sums[field] = np.zeros((len(row_of), *values.shape[1:]), values.dtype)
-        np.add.at(sums[field], row[kept], values)
-    return sums
 
 
 def _turning_everywhere(geoms: NDArray) -> NDArray[np.bool_]:
@@ -324,7 +319,7 @@ def union_pieces(pieces: Sequence[Any]) -> Any:
     Each piece (a block's Polygon or MultiPolygon of disjoint 4-connected outlines) can hold
     hundreds of polygons, most of them away from the block's edges (a field of fragments on
     real imagery); they are kept as they are, which is what the overlay would give them (the
-    same point set; :func:`stitch_candidates` then makes the outline canonical). GEOS's
+    same point set; :meth:`CandidateCollector.finished` then makes the outline canonical). GEOS's
     overlay cost grows with every vertex it is given, not only with those it joins.
 
     Examples
@@ -343,41 +338,6 @@ def union_pieces(pieces: Sequence[Any]) -> Any:
     joined = shapely.get_parts(shapely.union_all(parts[meets])) if meets.any() else []
     kept = [*joined, *parts[~meets]]
     return kept[0] if len(kept) == 1 else shapely.MultiPolygon(kept)
-
-
-def stitch_candidates(
-    pieces: dict[int, list],
-    first: dict[int, int],
-    fragments: Iterable[tuple[Fragments, NDArray[np.int64]]],
-    *,
-    crs: CRS | None,
-    pixel_size_m: float | None,
-    threshold: float,
-    band_scales: tuple[NDArray, NDArray],
-) -> list[ChangePolygon]:
-    """One :class:`ChangePolygon` per candidate from outlines and sums gathered per block,
-    all at once (what :class:`CandidateCollector` does a row of blocks at a time).
-
-    Parameters
-    ----------
-    pieces : dict of int to list of Polygon
-        Outlines of each kept component's pixels, per block (:func:`block_outlines`).
-    first : dict of int to int
-        Each component's first pixel in raster order (the candidates' order before ranking).
-    fragments : iterable of (Fragments, (K,) int array)
-        Each block's region sums and the component of each region's anchor.
-    band_scales : ((B,), (B,)) arrays
-        Spread of each band of the before and after dates (the change kind's unit).
-    """
-    order = sorted(pieces, key=lambda c: first[c])
-    if not order:
-        return []
-    sums = _summed(fragments, {c: row for row, c in enumerate(order)})
-    polygons = _stitched(
-        [pieces[c] for c in order], sums, crs=crs, pixel_size_m=pixel_size_m,
-        band_scales=band_scales,
-    )  # fmt: skip
-    return rank_candidates(polygons, threshold=threshold)
 
 
 def _stitched(
@@ -469,11 +429,16 @@ def detect_in_blocks(
     )  # fmt: skip
     score = np.empty(shape, np.float32)
     changed = np.zeros(shape, bool)
-    for (i, j), r in results.items():
+    finished = []
+    for (i, j), r in results.items():  # raster order, as the file runner adds them
         b = r.block
         score[b.rows, b.cols] = r.score
         mask = r.changed.copy()
         mask.ravel()[collector.add(i, j, r.fragments, r.pieces)] = False
         changed[b.rows, b.cols] = mask
-    polygons = collector.candidates(threshold=det.threshold.threshold)
+        if j == len(plan[i]) - 1:
+            finished += collector.finished(i - 1)
+    finished += collector.finished()
+    finished.sort(key=lambda item: item[0])  # raster order of the first pixel
+    polygons = rank_candidates([p for _, p in finished], threshold=det.threshold.threshold)
     return score, changed, polygons

@@ -11,12 +11,17 @@ import shapely
 from affine import Affine
 from rasterio.features import shapes
 from satdelta.imagery.block_join import (
+    CandidateCollector,
+    GroupIndex,
+    RunningSums,
     _distinctness,
-    _summed,
     _turning_everywhere,
     union_pieces,
 )
-from satdelta.imagery.blocks import Fragments
+from satdelta.imagery.blocks import Fragments, apply_window, plan_blocks, window_halo_px
+from satdelta.imagery.detector import ChangeDetector
+from satdelta.imagery.scores import ScoreModel
+from satdelta.imagery.threshold import ThresholdFit
 
 
 def _fragments(rng: np.random.Generator, k: int, bands: int) -> Fragments:
@@ -32,23 +37,83 @@ def _fragments(rng: np.random.Generator, k: int, bands: int) -> Fragments:
     )
 
 
-def test_candidate_sums_are_added_in_block_order_exactly():
+def test_running_sums_are_added_in_block_order_exactly():
     rng = np.random.default_rng(0)
     blocks = []
     for _ in range(30):
         frag = _fragments(rng, int(rng.integers(0, 12)), 4)
-        blocks.append((frag, rng.integers(0, 40, len(frag.count))))  # components, some dropped
-    row_of = {c: row for row, c in enumerate(rng.permutation(40)[:25].tolist())}
-    sums = _summed(blocks, row_of)
-    # one region at a time, as Python adds them
+        blocks.append((frag, rng.integers(0, 40, len(frag.count))))  # components
+    kept = set(rng.permutation(40)[:25].tolist())
+    sums = RunningSums(4)
+    taken = {}
+    for n, (frag, comps) in enumerate(blocks):
+        sums.add(frag, comps, np.isin(comps, list(kept - set(taken))))
+        if n in (9, 19):  # some components handed out part way (their rows then reused)
+            ended = sorted(c for c in kept if c % 3 == n % 3 and c not in taken)
+            got = sums.taken(ended)
+            taken.update({c: (n, {f: v[k] for f, v in got.items()}) for k, c in enumerate(ended)})
+    rest = sorted(kept - set(taken))
+    got = sums.taken(rest)
+    taken.update({c: (len(blocks), {f: v[k] for f, v in got.items()}) for k, c in enumerate(rest)})
+    assert sums.open() == []
+    # one region at a time, as Python adds them, up to the block each was handed out after
     for field in ("count", "score_sum", "score_n", "inside", "ring_n", "ring_sum"):
-        for c, row in row_of.items():
+        for c, (upto, values) in taken.items():
             total = 0
-            for frag, comps in blocks:
+            for frag, comps in blocks[: min(upto, len(blocks) - 1) + 1]:
                 for k in np.flatnonzero(comps == c):
                     total = total + getattr(frag, field)[k]
-            assert np.array_equal(sums[field][row], np.broadcast_to(total, sums[field][row].shape))
-    assert sums["inside"].shape == (25, 2, 2, 4)
+            assert np.array_equal(values[field], np.broadcast_to(total, values[field].shape))
+    assert got["inside"].shape == (len(rest), 2, 2, 4)
+
+
+def test_the_collector_holds_only_the_candidates_still_open():
+    # 30 rows of blocks, candidates a few pixels wide all over: after each row, only the
+    # candidates that reach the row just added are held
+    rng = np.random.default_rng(5)
+    n, block = 600, 20
+    before = np.full((1, n, n), 100, np.float32)
+    after = before.copy()
+    for r, c in rng.integers(0, n - 6, (400, 2)).tolist():
+        after[0, r : r + 5, c : c + 4] = 200
+    valid = np.ones((n, n), bool)
+    det = ChangeDetector(None, ScoreModel("absdiff"), ThresholdFit(50.0, "value", {}), 0, 4, {})
+    plan = plan_blocks((n, n), block, window_halo_px(det))
+    results = {
+        (i, j): apply_window(
+            det, b, before[:, b.outer_rows, b.outer_cols], after[:, b.outer_rows, b.outer_cols],
+            valid[b.outer_rows, b.outer_cols], (n, n),
+        )
+        for i, line in enumerate(plan)
+        for j, b in enumerate(line)
+    }  # fmt: skip
+    index = GroupIndex(plan, lambda i, j: results[i, j].labels)
+    collector = CandidateCollector(
+        plan, index, 4, lambda i, j: results[i, j].labels, crs=None, pixel_size_m=1.0,
+        band_scales=(np.ones(1), np.ones(1)),
+    )  # fmt: skip
+    finished, most_open = [], 0
+    for (i, j), r in results.items():
+        collector.add(i, j, r.fragments, r.pieces)
+        if j == len(plan[i]) - 1:
+            finished += collector.finished(i - 1)
+            assert all(index.last_row[c] >= i for c in collector.pieces)
+            most_open = max(most_open, len(collector.pieces), len(collector.sums.open()))
+    finished += collector.finished()
+    assert not collector.pieces and not collector.sums.open()
+    # every candidate once, and never more than a few rows' worth held at a time
+    _, whole = _whole_candidates(det, before, after, valid)
+    assert len(finished) == len(whole) > 200
+    assert most_open < len(whole) / 5
+    got = sorted((p.pixel_count, p.score, p.geometry.wkb) for _, p in finished)
+    assert got == sorted((p.pixel_count, p.score, p.geometry.wkb) for p in whole)
+
+
+def _whole_candidates(det, before, after, valid):  # noqa: ANN001, ANN202
+    from satdelta.imagery.block_join import detect_in_blocks
+
+    *_, polys = detect_in_blocks(det, before, after, valid, block_px=before.shape[1])
+    return None, polys
 
 
 @pytest.mark.parametrize("bands", [1, 4, 11])
