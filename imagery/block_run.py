@@ -30,7 +30,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 from satdelta.imagery.align import coregister
-from satdelta.imagery.allocator import blocks_allocator
+from satdelta.imagery.allocator import blocks_allocator, blocks_done
 from satdelta.imagery.block_join import CandidateCollector, GroupIndex
 from satdelta.imagery.block_sample import (
     RegionShift,
@@ -502,6 +502,7 @@ def _run_blocks(
             with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
                 run_jobs(one_block, flat)
             on_error.pop_all()
+        blocks_done()  # the heap trimmed again: the candidates' memory comes and goes
         timings["blocks"] = round(time.perf_counter() - t1, 4)
         t1 = time.perf_counter()
         # the COG copies (about 2 s at 8192²) in two threads beside the candidates: the
