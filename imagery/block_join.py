@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,12 @@ class GroupIndex:
         return self.component[np.where(lab > 0, lab + self.offsets[i, j], 0)]
 
 
+#: Candidates :meth:`CandidateCollector.finished` stitches at once: a row of blocks 16384
+#: pixels wide finishes about 14,000 on real imagery (1.2 million vertices), whose
+#: coordinates, WGS84 copies and GeoJSON text made at once took about 250 MB.
+FINISHED_AT_ONCE = 1000
+
+
 class CandidateCollector:
     """Gathers the blocks' outlines, first pixels and region sums of the kept candidates,
     and hands out each candidate once the blocks that can add to it are in.
@@ -186,10 +192,11 @@ class CandidateCollector:
         ]
         return np.concatenate(dropped) if dropped else np.zeros(0, np.int64)
 
-    def finished(self, last_row: int | None = None) -> list[tuple[int, ChangePolygon]]:
+    def finished(self, last_row: int | None = None) -> Iterator[list[tuple[int, ChangePolygon]]]:
         """The candidates no block after row ``last_row`` can add to (all when None), as
-        (first pixel's raster index, unranked candidate) in raster order of the first
-        pixel; they are no longer held.
+        (first pixel's raster index, unranked candidate) in raster order of the first pixel,
+        in lists of at most :data:`FINISHED_AT_ONCE`; they are no longer held here (even
+        before the lists are made).
 
         A row's blocks add ring sums to candidates whose labels end a row of blocks above
         (regions in the block's margin are named by an anchor there): ``last_row`` is the
@@ -201,14 +208,20 @@ class CandidateCollector:
         sums = self.sums.taken(order)
         # kept by size, but none of its pixels had a finite score: no outline, sums dropped
         self.sums.taken([c for c in self.sums.open() if last_row is None or last[c] <= last_row])
-        polygons = _stitched(
-            [self.pieces[c] for c in order], sums, crs=self.crs,
-            pixel_size_m=self.pixel_size_m, band_scales=self.band_scales,
-        )  # fmt: skip
-        firsts = [self.first[c] for c in order]
-        for c in order:
-            del self.pieces[c], self.first[c]
-        return list(zip(firsts, polygons, strict=True))
+        pieces = [self.pieces.pop(c) for c in order]
+        firsts = [self.first.pop(c) for c in order]
+        return self._stitched_parts(pieces, sums, firsts)
+
+    def _stitched_parts(
+        self, pieces: list[list], sums: dict[str, NDArray], firsts: list[int]
+    ) -> Iterator[list[tuple[int, ChangePolygon]]]:
+        for k in range(0, len(pieces), FINISHED_AT_ONCE):
+            part = slice(k, k + FINISHED_AT_ONCE)
+            polygons = _stitched(
+                pieces[part], {f: v[part] for f, v in sums.items()}, crs=self.crs,
+                pixel_size_m=self.pixel_size_m, band_scales=self.band_scales,
+            )  # fmt: skip
+            yield list(zip(firsts[part], polygons, strict=True))
 
 
 class RunningSums:
@@ -437,8 +450,8 @@ def detect_in_blocks(
         mask.ravel()[collector.add(i, j, r.fragments, r.pieces)] = False
         changed[b.rows, b.cols] = mask
         if j == len(plan[i]) - 1:
-            finished += collector.finished(i - 1)
-    finished += collector.finished()
+            finished += [c for part in collector.finished(i - 1) for c in part]
+    finished += [c for part in collector.finished() for c in part]
     finished.sort(key=lambda item: item[0])  # raster order of the first pixel
     polygons = rank_candidates([p for _, p in finished], threshold=det.threshold.threshold)
     return score, changed, polygons

@@ -545,9 +545,11 @@ def _run_blocks(
             _clear(write_mask, dropped, b)
             counted[0] -= int(dropped.size)
             if j == len(plan[i]) - 1:  # a row in: the candidates above it are whole
-                ranked.add(collector.finished(i - 1))
+                for part in collector.finished(i - 1):
+                    ranked.add(part)
             progress("candidates", n, len(flat))
-        ranked.add(collector.finished())
+        for part in collector.finished():
+            ranked.add(part)
 
     def candidates(
         tmp: Path, ranked: RankedCandidates, t1: float

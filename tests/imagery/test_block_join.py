@@ -11,6 +11,7 @@ import shapely
 from affine import Affine
 from rasterio.features import shapes
 from satdelta.imagery.block_join import (
+    FINISHED_AT_ONCE,
     CandidateCollector,
     GroupIndex,
     RunningSums,
@@ -96,10 +97,12 @@ def test_the_collector_holds_only_the_candidates_still_open():
     for (i, j), r in results.items():
         collector.add(i, j, r.fragments, r.pieces)
         if j == len(plan[i]) - 1:
-            finished += collector.finished(i - 1)
+            parts = list(collector.finished(i - 1))
+            assert all(len(part) <= FINISHED_AT_ONCE for part in parts)
+            finished += [c for part in parts for c in part]
             assert all(index.last_row[c] >= i for c in collector.pieces)
             most_open = max(most_open, len(collector.pieces), len(collector.sums.open()))
-    finished += collector.finished()
+    finished += [c for part in collector.finished() for c in part]
     assert not collector.pieces and not collector.sums.open()
     # every candidate once, and never more than a few rows' worth held at a time
     _, whole = _whole_candidates(det, before, after, valid)
