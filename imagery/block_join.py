@@ -120,9 +120,10 @@ class CandidateCollector:
     """Gathers the blocks' outlines, first pixels and region sums of the kept candidates,
     and hands out each candidate once the blocks that can add to it are in.
 
-    Blocks may be added in any order; :meth:`finished` after each row of blocks (blocks in
-    raster order) keeps what is held to the candidates still open, so that a scene with
-    hundreds of thousands of candidates is never held whole. The region sums are added as
+    Blocks come in raster order; :meth:`finished` after each row of blocks keeps what is
+    held to the candidates still open, so that a scene with hundreds of thousands of
+    candidates is never held whole (with :meth:`finished` called only once, at the end,
+    the blocks may come in any order). The region sums are added as
     the blocks come (:class:`RunningSums`).
 
     Parameters
@@ -161,6 +162,7 @@ class CandidateCollector:
         self.row_starts, self.col_starts = block_starts(plan)
         self.pieces: dict[int, list] = {}
         self.first: dict[int, int] = {}
+        self.handed_out = np.zeros(len(index.sizes), bool)  # finished: nothing may add to it
         self.sums = RunningSums(len(band_scales[0]))
 
     def add(self, i: int, j: int, fragments: Fragments, pieces: BlockPieces) -> NDArray[np.int64]:
@@ -184,6 +186,12 @@ class CandidateCollector:
             label = self.labels(bi, bj).at(row - self.row_starts[bi], col - self.col_starts[bj])
             comps[k] = index.components(bi, bj, [label])[0]
         self.sums.add(fragments, comps, self.keep[comps])
+        late = self.handed_out[comps].any() or self.handed_out[index.components(i, j, names)].any()
+        if late:  # finished(last_row) was told a row too early: values would be lost
+            raise RuntimeError(
+                f"block ({i}, {j}) adds to a candidate handed out before it; blocks must come "
+                "in raster order and finished(i - 1) only after row i is in"
+            )
         names = list(pieces.undecided)
         dropped = [
             pieces.undecided[label]
@@ -207,9 +215,12 @@ class CandidateCollector:
         order = sorted(ended, key=lambda c: self.first[c])
         sums = self.sums.taken(order)
         # kept by size, but none of its pixels had a finite score: no outline, sums dropped
-        self.sums.taken([c for c in self.sums.open() if last_row is None or last[c] <= last_row])
+        gone = [c for c in self.sums.open() if last_row is None or last[c] <= last_row]
+        self.sums.taken(gone)
+        self.handed_out[gone] = True
         pieces = [self.pieces.pop(c) for c in order]
         firsts = [self.first.pop(c) for c in order]
+        self.handed_out[ended] = True
         return self._stitched_parts(pieces, sums, firsts)
 
     def _stitched_parts(

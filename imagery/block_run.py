@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -400,7 +400,7 @@ def _run_blocks(
     block_px: int,
     progress: Progress,
 ) -> dict[str, Any]:
-    from satdelta.imagery.cog import streamed_cog
+    from satdelta.imagery.cog import libtiff_quiet, streamed_cog
     from satdelta.imagery.outputs import MASK_NODATA, check_output_space, write_staged
     from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
 
@@ -470,61 +470,75 @@ def _run_blocks(
             nodata=float("nan"), band_name="score", tags=tags, overview_resampling="average",
             compress="none",  # noisy float scores: ZSTD saved 20 % at 2.5x the copy time
         ))  # fmt: skip
-        with contextlib.ExitStack() as on_error:
-            for stack in files.values():  # a failed block: staging files removed, no copy
-                on_error.push(stack)
-            write_mask = files["mask"].enter_context(streamed_cog(
-                tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform, crs=crs,
-                nodata=MASK_NODATA, band_name="changed",
-                tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
-            ))  # fmt: skip
-
-            def one_block(item: tuple[int, int, Block]) -> None:
-                i, j, b = item
-                bb, aa, vv = tiled.read(b.outer_rows, b.outer_cols)
-                r = apply_window(det, b, bb, aa, vv, shape, transform)
-                del bb, aa, vv
-                score = np.where(r.valid, r.score, np.float32(np.nan))
-                mask = np.where(r.valid, r.changed.view(np.uint8), np.uint8(MASK_NODATA))
-                with lock:
-                    write_score(score, b.rows.start, b.cols.start)
-                    write_mask(mask, b.rows.start, b.cols.start)
-                    counted[0] += int(r.changed.sum())
-                    counted[1] += int(r.valid.sum())
-                spill.put((i, j), (r.fragments, packed_pieces(r.pieces)))
-                kept[i, j] = _Kept(b, r.labels)
-                step("blocks")
-
-            progress("blocks", 0, len(flat))
-            # blocks in raster order over the threads: neighbours read the tiles they share
-            # at about the same time, so few decoded tiles wait for their last reader
-            tiled = _with_tiles(pair, [b for _, _, b in flat])
-            with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
-                run_jobs(one_block, flat)
-            on_error.pop_all()
-        blocks_done()  # the heap trimmed again: the candidates' memory comes and goes
-        timings["blocks"] = round(time.perf_counter() - t1, 4)
-        t1 = time.perf_counter()
         # the COG copies (about 2 s at 8192²) in two threads beside the candidates: the
-        # score's now, the mask's once the size filter has cleared its pixels
+        # score's when the blocks end, the mask's once the size filter has cleared its
+        # pixels; until its copy starts, a failure closes a file without a copy
         copier = ThreadPoolExecutor(2)
-        copied = [copier.submit(_closed_timed, files["score"], timings, "score_cog")]
+        copied: list[Future[None]] = []
         try:
-            with RankedCandidates(
-                tmp / ".candidates.spill", threshold=det.threshold.threshold,
-                georeferenced=crs is not None,
-            ) as ranked:  # fmt: skip
-                with contextlib.ExitStack() as on_error:
-                    on_error.push(files["mask"])  # failed: staging files removed, no copy
+            with contextlib.ExitStack() as mask_on_error:
+                mask_on_error.push(files["mask"])
+                with contextlib.ExitStack() as score_on_error:
+                    score_on_error.push(files["score"])
+                    write_mask = files["mask"].enter_context(streamed_cog(
+                        tmp / "mask.tif", shape=shape, dtype="uint8", transform=transform,
+                        crs=crs, nodata=MASK_NODATA, band_name="changed",
+                        tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
+                    ))  # fmt: skip
+                    the_blocks(spill, write_score, write_mask)
+                    score_on_error.pop_all()
+                blocks_done()  # the heap trimmed again: the candidates' memory comes and goes
+                timings["blocks"] = round(time.perf_counter() - t1, 4)
+                t1 = time.perf_counter()
+                copied.append(copier.submit(_closed_timed, files["score"], timings, "score_cog"))
+                with RankedCandidates(
+                    tmp / ".candidates.spill", threshold=det.threshold.threshold,
+                    georeferenced=crs is not None,
+                ) as ranked:  # fmt: skip
                     joined(spill, write_mask, ranked)
-                    on_error.pop_all()
-                spill.close()
-                copied.append(copier.submit(_closed_timed, files["mask"], timings, "mask_cog"))
-                return candidates(tmp, ranked, t1)
+                    spill.close()
+                    mask_on_error.pop_all()
+                    copied.append(copier.submit(_closed_timed, files["mask"], timings, "mask_cog"))
+                    result = candidates(tmp, ranked, t1)
+        except BaseException:
+            _settled(copied)  # the copies' own errors, if any, come after this one
+            raise
         finally:
-            for done_copy in copied:
-                done_copy.result()  # raises what the copy raised
             copier.shutdown()
+        failed = _settled(copied)
+        if failed is not None:
+            raise failed
+        return result
+
+    def the_blocks(
+        spill: RecordSpill,
+        write_score: Callable[[np.ndarray, int, int], None],
+        write_mask: Callable[[np.ndarray, int, int], None],
+    ) -> None:
+        """Every block, in the threads: score and mask written, the rest kept or spilled."""
+
+        def one_block(item: tuple[int, int, Block]) -> None:
+            i, j, b = item
+            bb, aa, vv = tiled.read(b.outer_rows, b.outer_cols)
+            r = apply_window(det, b, bb, aa, vv, shape, transform)
+            del bb, aa, vv
+            score = np.where(r.valid, r.score, np.float32(np.nan))
+            mask = np.where(r.valid, r.changed.view(np.uint8), np.uint8(MASK_NODATA))
+            with lock:
+                write_score(score, b.rows.start, b.cols.start)
+                write_mask(mask, b.rows.start, b.cols.start)
+                counted[0] += int(r.changed.sum())
+                counted[1] += int(r.valid.sum())
+            spill.put((i, j), (r.fragments, packed_pieces(r.pieces)))
+            kept[i, j] = _Kept(b, r.labels)
+            step("blocks")
+
+        progress("blocks", 0, len(flat))
+        # blocks in raster order over the threads: neighbours read the tiles they share
+        # at about the same time, so few decoded tiles wait for their last reader
+        tiled = _with_tiles(pair, [b for _, _, b in flat])
+        with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
+            run_jobs(one_block, flat)
 
     def joined(
         spill: RecordSpill,
@@ -602,11 +616,24 @@ def _run_blocks(
 
     # GDAL's block cache bounded for the whole write, the COG copies included (by default it
     # may take 5 % of the RAM, and a COG copy reads the whole temporary raster through it)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
+    # libtiff's own printing of a failed write (from the worker threads) off: the failure
+    # is said in one line (cog.write_failure)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20), libtiff_quiet():
         write_staged(outdir, write_and_keep, timings)
     progress("write", 1, 1)
     result.setdefault("timings_s", {})["total_after_fit"] = round(time.perf_counter() - t, 4)
     return result
+
+
+def _settled(futures: Sequence[Future[None]]) -> BaseException | None:
+    """Wait for every one of ``futures``; the first one's exception (None when all ended)."""
+    failed = None
+    for future in futures:
+        try:
+            future.result()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            failed = failed or exc
+    return failed
 
 
 def _closed_timed(stack: contextlib.ExitStack, timings: dict[str, float], name: str) -> None:

@@ -7,9 +7,11 @@ tiles in overview-then-full-resolution order) is exactly what COG readers expect
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -32,7 +34,7 @@ from satdelta.imagery.errors import InvalidParameterError, OutputError
 from satdelta.imagery.overviews import OverviewResampling, OverviewStep, overview_steps
 from satdelta.imagery.parallel import run_jobs
 
-__all__ = ["streamed_cog", "write_cog"]
+__all__ = ["libtiff_quiet", "streamed_cog", "write_cog", "write_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -209,14 +211,83 @@ def streamed_cog(
                 overview_resampling=overview_resampling,
                 bigtiff="IF_SAFER", num_threads="ALL_CPUS", **extra,
             )  # fmt: skip
+    except OutputError:
+        raise  # said already (another output, or the run's temporary files)
     except (RasterioIOError, OSError, CPLE_BaseError) as exc:
-        raise OutputError(
-            f"cannot write {out}: {' '.join(str(exc).split())}. Check that the folder exists, "
-            "is writable and has free space."
-        ) from exc
+        raise write_failure(out, exc) from exc
     finally:
         for file in staged:
             file.unlink(missing_ok=True)
+
+
+#: Free bytes under which a failed write is put down to a full disk.
+FULL_DISK_BYTES = 1 << 20
+
+
+def write_failure(path: Path, exc: BaseException) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``path``: a full disk said so
+    (GDAL's own words, e.g. "Write failed. See previous exception", do not)."""
+    reason = " ".join(str(exc).split()).rstrip(".")
+    try:
+        full = shutil.disk_usage(_existing_parent(path)).free < FULL_DISK_BYTES
+    except OSError:
+        full = False
+    if full:
+        return OutputError(
+            f"cannot write {path}: the disk is full ({reason}). Free some space or pick "
+            "another output folder."
+        )
+    return OutputError(
+        f"cannot write {path}: {reason}. Check that the folder exists, is writable and has "
+        "free space."
+    )
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+@contextmanager
+def libtiff_quiet() -> Iterator[None]:
+    """libtiff's process-wide error printer off inside the block (put back after).
+
+    GDAL reports a failed write of a GeoTIFF in its own error (which :func:`write_failure`
+    turns into one line), but its file layer also calls libtiff's global error handler,
+    which prints ``_tiffWriteProc: No space left on device.`` straight to file descriptor 2
+    from whichever thread writes: lines above the one-line message. The block runner writes
+    from worker threads, where :func:`_stderr_of_c_code` cannot catch them. Where no libtiff
+    is found in the process (another GDAL build), nothing is done.
+    """
+    libs = _loaded_libtiffs()
+    previous = [(lib.TIFFSetErrorHandler(None), lib.TIFFSetErrorHandlerExt(None)) for lib in libs]
+    try:
+        yield
+    finally:
+        for lib, (plain, ext) in zip(libs, previous, strict=True):
+            lib.TIFFSetErrorHandler(plain)
+            lib.TIFFSetErrorHandlerExt(ext)
+
+
+def _loaded_libtiffs() -> list[ctypes.CDLL]:
+    """The libtiffs this process has loaded (GDAL's among them; Linux), else none."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = sorted({ln.split()[-1] for ln in fh if "libtiff" in ln and "/" in ln})
+    except OSError:
+        return []
+    libs = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            for name in ("TIFFSetErrorHandler", "TIFFSetErrorHandlerExt"):
+                fn = getattr(lib, name)
+                fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_void_p
+        except (OSError, AttributeError):  # not a libtiff after all
+            continue
+        libs.append(lib)
+    return libs
 
 
 def _overviews_made_here(

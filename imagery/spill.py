@@ -8,7 +8,8 @@ held in memory until the end they took 1.5 GB at 8192² and would take about 25 
 * :class:`RecordSpill`: each block's region sums and outlines, written by the block's thread
   and read back once when the candidates stage reaches the block;
 * :class:`RankedCandidates`: each finished candidate's GeoJSON text, written as rows of
-  blocks finish; only its rank key, area and change kind (about 40 bytes) stay in memory,
+  blocks finish; only its rank key, area, change kind and place in the file (49 bytes)
+  stay in memory,
   and the FeatureCollection is written in rank order at the end.
 
 The files live in the run's staging folder (removed with it, also after a failure).
@@ -27,6 +28,7 @@ import numpy as np
 import shapely
 from satdelta.imagery.blocks import BlockPieces
 from satdelta.imagery.candidates import rank_key
+from satdelta.imagery.cog import write_failure
 from satdelta.imagery.vectorize import (
     CHANGE_KINDS,
     ChangePolygon,
@@ -38,11 +40,14 @@ from satdelta.imagery.vectorize import (
 __all__ = ["RankedCandidates", "RecordSpill", "packed_pieces", "unpacked_pieces"]
 
 
-def _write_at(fd: int, data: bytes, offset: int) -> None:
+def _write_at(fd: int, data: bytes, offset: int, path: Path) -> None:
     view = memoryview(data)
     done = 0
-    while done < len(view):
-        done += os.pwrite(fd, view[done:], offset + done)
+    try:
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], offset + done)
+    except OSError as exc:  # a full disk, most likely: one line, the run's files removed
+        raise write_failure(path, exc) from exc
 
 
 def _read_at(fd: int, size: int, offset: int) -> bytes:
@@ -59,11 +64,19 @@ class RecordSpill:
     ----------
     path : Path
         The file (created or truncated; removed by :meth:`close`).
+
+    Raises
+    ------
+    OutputError
+        The file cannot be made or written (a full disk is said so).
     """
 
     def __init__(self, path: Path):
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise write_failure(path, exc) from exc
         self._end = 0
         self._at: dict[Hashable, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -84,9 +97,11 @@ class RecordSpill:
     def append(self, data: bytes) -> int:
         """Write ``data`` after everything written so far; its offset."""
         with self._lock:
+            if self._fd < 0:
+                raise ValueError(f"{self.path} is closed")
             offset = self._end
             self._end += len(data)
-        _write_at(self._fd, data, offset)
+        _write_at(self._fd, data, offset, self.path)
         return offset
 
     def read(self, offset: int, size: int) -> bytes:
@@ -95,9 +110,10 @@ class RecordSpill:
 
     def close(self) -> None:
         """Close and remove the file."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._lock:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
         self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> RecordSpill:

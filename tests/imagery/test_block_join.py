@@ -10,8 +10,8 @@ import pytest
 import shapely
 from affine import Affine
 from rasterio.features import shapes
+from satdelta.imagery import block_join
 from satdelta.imagery.block_join import (
-    FINISHED_AT_ONCE,
     CandidateCollector,
     GroupIndex,
     RunningSums,
@@ -68,9 +68,8 @@ def test_running_sums_are_added_in_block_order_exactly():
     assert got["inside"].shape == (len(rest), 2, 2, 4)
 
 
-def test_the_collector_holds_only_the_candidates_still_open():
-    # 30 rows of blocks, candidates a few pixels wide all over: after each row, only the
-    # candidates that reach the row just added are held
+def _collector_case():  # noqa: ANN202
+    """30 x 30 blocks of 20 pixels over 400 changed rectangles of 5 x 4 pixels."""
     rng = np.random.default_rng(5)
     n, block = 600, 20
     before = np.full((1, n, n), 100, np.float32)
@@ -93,13 +92,21 @@ def test_the_collector_holds_only_the_candidates_still_open():
         plan, index, 4, lambda i, j: results[i, j].labels, crs=None, pixel_size_m=1.0,
         band_scales=(np.ones(1), np.ones(1)),
     )  # fmt: skip
-    finished, most_open = [], 0
+    return det, (before, after, valid), plan, index, results, collector
+
+
+def test_the_collector_holds_only_the_candidates_still_open(monkeypatch):
+    # after each row of blocks, only the candidates that reach the row just added are held
+    monkeypatch.setattr(block_join, "FINISHED_AT_ONCE", 7)  # several parts a row
+    det, (before, after, valid), plan, index, results, collector = _collector_case()
+    finished, most_open, parts = [], 0, 0
     for (i, j), r in results.items():
         collector.add(i, j, r.fragments, r.pieces)
         if j == len(plan[i]) - 1:
-            parts = list(collector.finished(i - 1))
-            assert all(len(part) <= FINISHED_AT_ONCE for part in parts)
-            finished += [c for part in parts for c in part]
+            row = list(collector.finished(i - 1))
+            assert all(len(part) <= 7 for part in row)
+            parts += len(row)
+            finished += [c for part in row for c in part]
             assert all(index.last_row[c] >= i for c in collector.pieces)
             most_open = max(most_open, len(collector.pieces), len(collector.sums.open()))
     finished += [c for part in collector.finished() for c in part]
@@ -107,9 +114,22 @@ def test_the_collector_holds_only_the_candidates_still_open():
     # every candidate once, and never more than a few rows' worth held at a time
     _, whole = _whole_candidates(det, before, after, valid)
     assert len(finished) == len(whole) > 200
+    assert parts > 2 * len(plan)  # rows handed out in several parts
     assert most_open < len(whole) / 5
-    got = sorted((p.pixel_count, p.score, p.geometry.wkb) for _, p in finished)
-    assert got == sorted((p.pixel_count, p.score, p.geometry.wkb) for p in whole)
+    got = sorted((p.pixel_count, p.score, p.change, p.geometry.wkb) for _, p in finished)
+    assert got == sorted((p.pixel_count, p.score, p.change, p.geometry.wkb) for p in whole)
+
+
+def test_a_block_adding_to_a_candidate_handed_out_stops_the_run():
+    # handing out a row's candidates before the next row is in (no lag): a region in the
+    # next row's margin, named by an anchor above, would add its ring to a finished one
+    _, _, plan, _, results, collector = _collector_case()
+    with pytest.raises(RuntimeError, match="handed out before"):
+        for (i, j), r in results.items():
+            collector.add(i, j, r.fragments, r.pieces)
+            if j == len(plan[i]) - 1:
+                for _ in collector.finished(i):
+                    pass
 
 
 def _whole_candidates(det, before, after, valid):  # noqa: ANN001, ANN202

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from satdelta.imagery import block_join
 from satdelta.imagery.aoi import AreaOfInterest
 from satdelta.imagery.block_run import detect_in_files, uses_blocks
 from satdelta.imagery.errors import InvalidParameterError
@@ -90,6 +91,17 @@ def test_outputs_are_cogs_and_candidates_one_polygon_each(pair, tmp_path):
     assert run["inputs"]["before"]["sha256"] and run["alignment"]["shift_measured"]
     dy, dx = run["alignment"]["shift_before_px"]
     assert abs(dy - 0.4) < 0.05 and abs(dx + 0.3) < 0.05
+
+
+def test_a_failure_in_the_candidates_stage_leaves_nothing_behind(pair, tmp_path, monkeypatch):
+    # after the blocks: the score's COG copy is under way, the mask and the spills are open
+    def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("candidates failed")
+
+    monkeypatch.setattr(block_join.CandidateCollector, "add", fail)
+    with pytest.raises(RuntimeError, match="candidates failed"):
+        detect_in_files(*pair, tmp_path / "out", block_px=64)
+    assert list(tmp_path.iterdir()) == []  # no output folder, no staging folder, no spill
 
 
 def test_the_mask_does_not_depend_on_block_size_or_threads(pair, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
+from satdelta.imagery import block_join
 from satdelta.imagery.block_join import detect_in_blocks
 from satdelta.imagery.blocks import plan_blocks
 from satdelta.imagery.candidates import band_scales, describe_candidates
@@ -78,9 +79,14 @@ def test_small_regions_spanning_blocks_are_kept_or_dropped_as_a_whole():
 
 
 @pytest.mark.parametrize(
-    ("block_px", "first_px"), [(32, None), (64, None), (100, None), (64, (48, 16))]
+    ("block_px", "first_px", "at_once"),
+    [(32, None, 1000), (64, None, 1000), (100, None, 1000), (64, (48, 16), 1000), (64, None, 3)],
 )
-def test_candidates_are_one_polygon_each_across_block_edges(block_px, first_px):
+def test_candidates_are_one_polygon_each_across_block_edges(
+    block_px, first_px, at_once, monkeypatch
+):
+    # at_once: candidates stitched a few at a time (block_join.FINISHED_AT_ONCE)
+    monkeypatch.setattr(block_join, "FINISHED_AT_ONCE", at_once)
     before, after, valid = _pair(seed=3)
     t = Affine(10, 0, 500000, 0, -10, 4000000)
     det = fit_detector(before, after, valid=valid, pixel_size_m=10.0)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.probe.conftest import assert_one_line_error, fill, satdelta, write_tif
+from tests.probe.conftest import _mount, _umount, assert_one_line_error, fill, satdelta, write_tif
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,42 @@ def test_cog_running_out_of_space_mid_write_is_one_message(full_dir: Path) -> No
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stderr == "", res.stderr  # libtiff's lines are in the message, not above it
     assert "No space left on device" in res.stdout, res.stdout
+
+
+@pytest.fixture
+def tight_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a tmpfs just larger than what ``check_output_space`` asks of a 600 x 600
+    grid (so the run starts), smaller than what the block runner writes (needs root)."""
+    target = tmp_path / "tight"
+    target.mkdir()
+    need = int(600 * 600 * 5 * 4 / 3) + (1 << 16)  # outputs.check_output_space's bound
+    _mount(["-t", "tmpfs", "-o", f"size={need // 1024 + 64}k", "tmpfs"], target)
+    try:
+        yield target
+    finally:
+        _umount(target)
+
+
+def test_block_run_filling_the_disk_mid_run_is_one_message(tmp_path: Path, tight_dir: Path) -> None:
+    rng = np.random.default_rng(4)
+    before = (rng.random((3, 600, 600)) * 200).astype("uint8")
+    after = before.copy()
+    for r, c in rng.integers(0, 560, (60, 2)).tolist():  # candidates to spill and write
+        after[:, r : r + 30, c : c + 30] = 250
+    a = write_tif(tmp_path / "a.tif", before)
+    b = write_tif(tmp_path / "b.tif", after)
+    res = satdelta("detect", a, b, "-o", tight_dir / "out", "--runner", "blocks")
+    assert_one_line_error(res, "space")
+    assert list(tight_dir.iterdir()) == []  # staging folder, spills and COGs removed
+
+
+def test_a_block_runs_temporary_file_on_a_full_disk_is_one_error(full_dir: Path) -> None:
+    from satdelta.imagery.errors import OutputError
+    from satdelta.imagery.spill import RecordSpill
+
+    fill(full_dir)
+    with pytest.raises(OutputError, match="the disk is full") as caught:
+        with RecordSpill(full_dir / ".blocks.spill") as spill:
+            spill.put((0, 0), np.zeros(100_000))
+    assert len(str(caught.value).splitlines()) == 1
+    assert sorted(p.name for p in full_dir.iterdir()) == ["fill"]  # removed on the way out
