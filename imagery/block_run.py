@@ -38,6 +38,7 @@ from satdelta.imagery.block_sample import (
     measure_region_shift,
     tile_patch_windows,
 )
+from satdelta.imagery.block_summary import block_run_summary
 from satdelta.imagery.blocks import (
     Block,
     BlockLabels,
@@ -594,9 +595,9 @@ def _run_blocks(
                 ranked.write_geojson(fh, run=provenance)
             written.append("changes.geojson")
             timings["geojson"] = round(time.perf_counter() - t2, 4)
-        summary = _summary(
-            before_c, after_c, options, pair, det, (count, area, kinds), n_changed, n_valid, px,
-            created,
+        summary = block_run_summary(
+            before_c, after_c, options, pair.shift, det, (count, area, kinds), n_changed,
+            n_valid, px, created,
             {"block_px": block_px, "first_px": list(first_px), "halo_px": halo,
              "blocks": len(flat),
              "fit_patches": n_patches, "fit_patch_px": FIT_PATCH_PX, "threads": thread_count()},
@@ -642,65 +643,3 @@ def _closed_timed(stack: contextlib.ExitStack, timings: dict[str, float], name: 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20):
         stack.close()
     timings[name] = round(time.perf_counter() - t, 4)
-
-
-def _summary(
-    before: Scene,
-    after: Scene,
-    options: DetectionOptions,
-    pair: _Pair,
-    det: ChangeDetector,
-    polygons: tuple[int, float, dict[str, int]],
-    n_changed: int,
-    n_valid: int,
-    px: float | None,
-    created: str,
-    runner: dict[str, Any],
-    scene_summary: Callable[[Scene], dict[str, Any]],
-    software_versions: Callable[[], dict[str, str | None]],
-) -> dict[str, Any]:
-    s = pair.shift
-    count, area_sum, kinds = polygons  # RankedCandidates.summary
-    area = area_sum if px else None
-    return {
-        "satdelta": {"kind": "change-detection-run", "created": created},
-        "inputs": {"before": scene_summary(before), "after": scene_summary(after)},
-        "options": options.to_dict(),
-        "runner": {"kind": "blocks", **runner},
-        "grid": {
-            "crs": before.crs.to_string() if before.crs else None,
-            "transform": list(before.transform)[:6],
-            "width": before.width,
-            "height": before.height,
-            "pixel_size_m": px,
-            "band_names": list(s.band_names),
-        },
-        "alignment": {
-            "shift_before_px": [float(v) for v in s.shift_before_px],
-            "shift_after_px": [None if math.isnan(v) else float(v) for v in s.shift_after_px],
-            "shift_order": "dy, dx (after content relative to before, before-grid pixels)",
-            "shift_measured": s.shift_measured,
-            "shift_note": s.shift_note or None,
-            "measured_in": "the central square of the grid (block runner)",
-            "resampling": options.resampling,
-            "valid_fraction": round(n_valid / max(before.width * before.height, 1), 6),
-        },
-        "detection": {
-            "method": det.score.method,
-            "threshold_method": det.threshold.method,
-            "threshold": float(det.threshold.threshold),
-            "parameters": det.parameters,
-            "changed_pixels": n_changed,
-            "changed_fraction_of_valid": round(n_changed / max(n_valid, 1), 6),
-            "changed_area_m2": area,
-            "changed_planar_area_m2": n_changed * px * px if px else None,
-            "area_of_interest": None,
-        },
-        "polygons": {
-            "count": count,
-            "area_m2": area,
-            "change": kinds,
-        },
-        "objects": None,
-        "versions": software_versions(),
-    }
