@@ -148,8 +148,12 @@ def write_staged(
             json.dump(summary, fh, indent=2, allow_nan=False)
         written.append("run.json")
         final = _move_into_place(tmp, out, written)
-    except OutputError:
-        raise
+    except OutputError as exc:
+        said = str(exc)
+        if str(tmp) not in said:
+            raise
+        # the files are written in the staging folder; the user knows the output folder
+        raise OutputError(said.replace(str(tmp), str(out))) from exc
     except OSError as exc:
         raise OutputError(
             f"cannot write outputs to {out}: {exc}. Check free space and permissions."

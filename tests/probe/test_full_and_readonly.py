@@ -110,7 +110,8 @@ def test_block_run_filling_the_disk_mid_run_is_one_message(tmp_path: Path, tight
     a = write_tif(tmp_path / "a.tif", before)
     b = write_tif(tmp_path / "b.tif", after)
     res = satdelta("detect", a, b, "-o", tight_dir / "out", "--runner", "blocks")
-    assert_one_line_error(res, "space")
+    line = assert_one_line_error(res, "the disk is full")
+    assert f"{tight_dir / 'out'}/" in line and ".tmp-" not in line  # the folder asked for
     assert list(tight_dir.iterdir()) == []  # staging folder, spills and COGs removed
 
 
