@@ -437,6 +437,7 @@ def _run_blocks(
     det, scales, n_patches = _fit(pair, probe_halo)
     timings["fit"] = round(time.perf_counter() - t, 4)
     shape = (before.height, before.width)
+    px = before.pixel_size_m or options.pixel_size_m
     halo = window_halo_px(det)
     # a window reaches the halo, the cubic taps (1 before, 2 after) and the shift past its block
     reach = halo + 3 + int(math.ceil(max(abs(v) for v in pair.shift.shift_before_px)))
@@ -552,7 +553,7 @@ def _run_blocks(
         index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
         collector = CandidateCollector(
             plan, index, det.min_pixels, lambda i, j: kept[i, j].labels, crs=crs,
-            pixel_size_m=before.pixel_size_m or options.pixel_size_m, band_scales=scales,
+            pixel_size_m=px, band_scales=scales,
         )  # fmt: skip
         for n, (i, j, b) in enumerate(flat, start=1):
             fragments, pieces = spill.take((i, j))
@@ -570,7 +571,6 @@ def _run_blocks(
         tmp: Path, ranked: RankedCandidates, t1: float
     ) -> tuple[list[str], dict[str, Any]]:
         n_changed, n_valid = counted
-        px = before.pixel_size_m or options.pixel_size_m
         before_c, after_c = checksums  # the scenes with their sha256
         hasher.shutdown()
         count, area, kinds = ranked.summary()
@@ -618,7 +618,7 @@ def _run_blocks(
     # GDAL's block cache bounded for the whole write, the COG copies included (by default it
     # may take 5 % of the RAM, and a COG copy reads the whole temporary raster through it)
     # libtiff's own printing of a failed write (from the worker threads) off: the failure
-    # is said in one line (cog.write_failure)
+    # is said in one line (errors.write_failure)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20), libtiff_quiet():
         write_staged(outdir, write_and_keep, timings)
     progress("write", 1, 1)

@@ -11,7 +11,6 @@ import ctypes
 import logging
 import math
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -30,11 +29,11 @@ from affine import Affine
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from satdelta.imagery.errors import InvalidParameterError, OutputError
+from satdelta.imagery.errors import InvalidParameterError, OutputError, write_failure
 from satdelta.imagery.overviews import OverviewResampling, OverviewStep, overview_steps
 from satdelta.imagery.parallel import run_jobs
 
-__all__ = ["libtiff_quiet", "streamed_cog", "write_cog", "write_failure"]
+__all__ = ["libtiff_quiet", "streamed_cog", "write_cog"]
 
 log = logging.getLogger(__name__)
 
@@ -220,45 +219,17 @@ def streamed_cog(
             file.unlink(missing_ok=True)
 
 
-#: Free bytes under which a failed write is put down to a full disk.
-FULL_DISK_BYTES = 1 << 20
-
-
-def write_failure(path: Path, exc: BaseException) -> OutputError:
-    """The one-line :class:`OutputError` for a failed write of ``path``: a full disk said so
-    (GDAL's own words, e.g. "Write failed. See previous exception", do not)."""
-    reason = " ".join(str(exc).split()).rstrip(".")
-    try:
-        full = shutil.disk_usage(_existing_parent(path)).free < FULL_DISK_BYTES
-    except OSError:
-        full = False
-    if full:
-        return OutputError(
-            f"cannot write {path}: the disk is full ({reason}). Free some space or pick "
-            "another output folder."
-        )
-    return OutputError(
-        f"cannot write {path}: {reason}. Check that the folder exists, is writable and has "
-        "free space."
-    )
-
-
-def _existing_parent(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 @contextmanager
 def libtiff_quiet() -> Iterator[None]:
     """libtiff's process-wide error printer off inside the block (put back after).
 
-    GDAL reports a failed write of a GeoTIFF in its own error (which :func:`write_failure`
-    turns into one line), but its file layer also calls libtiff's global error handler,
-    which prints ``_tiffWriteProc: No space left on device.`` straight to file descriptor 2
-    from whichever thread writes: lines above the one-line message. The block runner writes
-    from worker threads, where :func:`_stderr_of_c_code` cannot catch them. Where no libtiff
-    is found in the process (another GDAL build), nothing is done.
+    GDAL reports a failed write of a GeoTIFF in its own error (which
+    :func:`~satdelta.imagery.errors.write_failure` turns into one line), but its file layer
+    also calls libtiff's global error handler, which prints ``_tiffWriteProc: No space left
+    on device.`` straight to file descriptor 2 from whichever thread writes: lines above the
+    one-line message. The block runner writes from worker threads, where
+    :func:`_stderr_of_c_code` cannot catch them. Where no libtiff is found in the process
+    (not Linux), nothing is done.
     """
     libs = _loaded_libtiffs()
     previous = [(lib.TIFFSetErrorHandler(None), lib.TIFFSetErrorHandlerExt(None)) for lib in libs]

@@ -8,6 +8,9 @@ front-ends print them as one line.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from satdelta.errors import SatdeltaError
 
 __all__ = [
@@ -23,7 +26,9 @@ __all__ = [
     "FetchError",
     "StacError",
     "TileError",
+    "nearest_existing",
     "one_line",
+    "write_failure",
 ]
 
 
@@ -83,3 +88,33 @@ def one_line(exc: BaseException | str) -> str:
     'no such file: a.tif. Check the path.'
     """
     return " ".join(str(exc).split())
+
+
+#: Free bytes under which a failed write is put down to a full disk.
+FULL_DISK_BYTES = 1 << 20
+
+
+def write_failure(path: Path, exc: BaseException) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``path``: a full disk said so
+    (GDAL's own words, e.g. "Write failed. See previous exception", do not)."""
+    reason = one_line(exc).rstrip(".")
+    try:
+        full = shutil.disk_usage(nearest_existing(path)).free < FULL_DISK_BYTES
+    except OSError:
+        full = False
+    if full:
+        return OutputError(
+            f"cannot write {path}: the disk is full ({reason}). Free some space or pick "
+            "another output folder."
+        )
+    return OutputError(
+        f"cannot write {path}: {reason}. Check that the folder exists, is writable and has "
+        "free space."
+    )
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest parent that exists (a folder not made yet is asked there)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from satdelta.imagery.cog import write_cog
-from satdelta.imagery.errors import OutputError
+from satdelta.imagery.errors import OutputError, nearest_existing
 
 if TYPE_CHECKING:
     from satdelta.imagery.pipeline import DetectionRun
@@ -65,7 +65,7 @@ def check_outdir(outdir: str | os.PathLike[str]) -> Path:
     out = Path(outdir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} is a file; expected a folder. Pick another -o/--outdir.")
-    probe = _nearest_existing(out.parent)
+    probe = nearest_existing(out.parent)
     if not probe.is_dir():
         raise OutputError(f"cannot create {out}: {probe} is a file. Pick another output folder.")
     # real probes (permissions, read-only or special filesystems, quotas): the temp folder is
@@ -215,7 +215,7 @@ def check_output_space(
     """
     rows, cols = shape
     need = int(rows * cols * (1 + 4) * 4 / 3) + 1024 * polygons + (1 << 16)
-    where = _nearest_existing(Path(folder).absolute())
+    where = nearest_existing(Path(folder).absolute())
     free = shutil.disk_usage(where).free
     if free < need:
         grid = f"{source} is {cols}x{rows} px: " if source else ""
@@ -225,13 +225,6 @@ def check_output_space(
             "Free some space, pick another -o/--outdir, or crop the inputs to the area of "
             "interest first (e.g. gdal_translate -projwin)."
         )
-
-
-def _nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest parent that exists (a folder not made yet is asked there)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def _write_objects(run: DetectionRun, tmp: Path) -> list[str]:

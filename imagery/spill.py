@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from satdelta.imagery.blocks import BlockPieces
 from satdelta.imagery.candidates import rank_key
-from satdelta.imagery.cog import write_failure
+from satdelta.imagery.errors import write_failure
 from satdelta.imagery.vectorize import (
     CHANGE_KINDS,
     ChangePolygon,
