@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import http.client
 import logging
 import math
@@ -35,6 +34,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
+from satdelta.imagery import file_digest
 from satdelta.imagery.errors import (
     FetchError,
     InvalidParameterError,
@@ -508,12 +508,9 @@ def with_checksum(scene: Scene) -> Scene:
     return dataclasses.replace(scene, sha256=_sha256(local))
 
 
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def _sha256(path: Path) -> str:
+    """The file's sha256 (the one the command line started early, if the file is unchanged)."""
+    return file_digest.sha256(path)
 
 
 def _band_names(src: DatasetReader) -> tuple[str, ...]:

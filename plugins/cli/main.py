@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import click
+from satdelta.imagery import file_digest
 from satdelta.imagery.errors import SatdeltaError, one_line
 
 # name -> "module:attribute"; each front-end module registers itself here.
@@ -34,12 +35,25 @@ COMMANDS: dict[str, str] = {
     "evidence": "satdelta.plugins.cli.evidence:evidence",
 }
 
+#: Commands whose file arguments are hashed while the command loads: their inputs' sha256
+#: goes into run.json (other files among the arguments cost a read, and are not used).
+HASH_EARLY = frozenset({"detect"})
+
 
 class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when it is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in HASH_EARLY:
+            # the inputs' sha256 on the idle core while the command's module (the engine:
+            # scipy, GDAL, scikit-image) is imported on the other (imagery/file_digest.py)
+            file_digest.start(a for a in args[1:] if not a.startswith("-"))
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
