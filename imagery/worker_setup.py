@@ -18,6 +18,7 @@ __all__ = [
     "THREAD_ENV",
     "WORKER_GDAL_CACHEMAX_MB",
     "init_worker",
+    "limit_library_threads",
     "limit_worker_resources",
     "operator_threads",
 ]
@@ -43,6 +44,20 @@ def operator_threads() -> bool:
     return bool(os.environ.get(SATDELTA_THREADS_ENV, "").strip())
 
 
+def limit_library_threads() -> None:
+    """One BLAS/OpenMP thread per satdelta thread: satdelta runs its own threads
+    (:mod:`satdelta.imagery.parallel`), and a BLAS pool under them only adds threads that
+    spin while waiting for work (OpenBLAS's took about 2 % of the CPU time of an 8192² block
+    run, during the alignment and the fit, where satdelta's threads are busy already).
+
+    Sets the :data:`THREAD_ENV` variables the operator has not set; like
+    :func:`limit_worker_resources` it must run before numpy loads (the command line calls it
+    first thing).
+    """
+    for var in THREAD_ENV:
+        os.environ.setdefault(var, "1")
+
+
 def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> None:
     """Keep one worker process to one BLAS/OpenMP thread and a modest GDAL cache.
 
@@ -51,8 +66,7 @@ def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> N
     Variables already set by the operator are kept. Dask workers get the BLAS limits from
     Dask's nanny (``distributed.nanny.pre-spawn-environ``).
     """
-    for var in THREAD_ENV:
-        os.environ.setdefault(var, "1")
+    limit_library_threads()
     os.environ.setdefault("GDAL_CACHEMAX", str(int(gdal_cachemax_mb)))
     os.environ.setdefault("GDAL_NUM_THREADS", "1")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 from satdelta.imagery import file_digest
 from satdelta.imagery.errors import SatdeltaError, one_line
+from satdelta.imagery.worker_setup import limit_library_threads
 
 # name -> "module:attribute"; each front-end module registers itself here.
 COMMANDS: dict[str, str] = {
@@ -98,6 +99,7 @@ def cli(ctx: click.Context, verbose: int, store: Path, analyst: str | None) -> N
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status instead of raising."""
     args = sys.argv[1:] if argv is None else argv
+    limit_library_threads()  # before numpy loads: satdelta's threads, not BLAS's, do the work
     verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
     try:
         cli.main(args=args, prog_name="satdelta", standalone_mode=False)

@@ -51,6 +51,33 @@ def test_cva_standardises_each_band_by_its_noise_and_removes_the_offset():
     assert s2[0, 0] > 6
 
 
+@pytest.mark.parametrize("rows", [1, 63, 64, 65, 150])
+def test_cva_magnitude_by_strips_equals_whole_array_passes_bit_for_bit(rows):
+    """The strip-by-strip change vector (CVA_STRIP_ROWS rows at a time) gives exactly the
+    float32 values of the same operations on whole bands, float32 and float64 inputs alike."""
+    from satdelta.imagery.scores import CVA_STRIP_ROWS, _cva_magnitude
+
+    assert CVA_STRIP_ROWS == 64  # the sizes above straddle it
+    rng = np.random.default_rng(rows)
+    b = rng.uniform(0, 5000, (4, rows, 77))
+    a = b + rng.normal(0, 30, b.shape)
+    median, scale = [0.5, -1.25, 3.0, 0.0], [20.5, 19.0, 33.3, 7.0]
+    for x, y in ((b.astype(np.float32), a.astype(np.float32)), (b, a)):
+        expected = np.zeros((rows, 77), np.float32)
+        for i in range(4):
+            d = np.subtract(y[i], x[i], dtype=np.float32)
+            d -= np.float32(median[i])
+            d *= np.float32(1) / np.float32(scale[i])
+            expected += d * d
+        got = _cva_magnitude(x, y, median, scale)
+        assert got.dtype == np.float32
+        assert np.array_equal(got, np.sqrt(expected))
+    # a (band, n) sample, as the fit passes it
+    flat = _cva_magnitude(b[:, :, 0].astype(np.float32), a[:, :, 0].astype(np.float32),
+                          median, scale)  # fmt: skip
+    assert np.array_equal(flat, _cva_magnitude(b[:, :, :1], a[:, :, :1], median, scale)[:, 0])
+
+
 def test_logratio_is_symmetric_in_time():
     before, after = noisy_pair(seed=1)
     s1 = change_score(before, after, method="logratio")

@@ -53,3 +53,26 @@ def test_operator_settings_are_kept(monkeypatch) -> None:
     assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
     assert os.environ["SATDELTA_THREADS"] == "5"
     assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["GDAL_NUM_THREADS"] == "1"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_the_command_line_loads_numpy_with_one_blas_thread_unless_the_operator_says(
+    monkeypatch,
+) -> None:
+    """`satdelta` sets the BLAS thread count before numpy loads (satdelta's own threads do
+    the work); a count the operator set is kept."""
+    code = (
+        "import os, sys\n"
+        "from satdelta.plugins.cli.main import main\n"
+        "assert 'numpy' not in sys.modules\n"
+        "main(['--version'])\n"
+        "import numpy, scipy.linalg\n"
+        "print(len(os.listdir('/proc/self/task')), os.environ['OPENBLAS_NUM_THREADS'])\n"
+    )
+    for var in THREAD_ENV:
+        monkeypatch.delenv(var, raising=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == ["1", "1"], out.stdout
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "2", out.stdout
