@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from satdelta.imagery.block_sample import (
     tile_patch_windows,
 )
 from satdelta.imagery.block_summary import block_run_summary
+from satdelta.imagery.block_tiles import start_prefetch, tile_caches, tile_edge_first_blocks
 from satdelta.imagery.blocks import (
     Block,
     BlockLabels,
@@ -55,8 +56,8 @@ from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
 from satdelta.imagery.spill import RankedCandidates, RecordSpill, packed_pieces, unpacked_pieces
-from satdelta.imagery.tile_cache import TileCache
-from satdelta.imagery.warp import translate_window, translation
+from satdelta.imagery.tile_cache import TileCache, TilePrefetch
+from satdelta.imagery.warp import translate_window
 
 __all__ = [
     "BLOCK_PX",
@@ -244,30 +245,18 @@ class _Pair:
         return b, af, a.valid & finite_pixels(b, af)
 
 
-def _with_tiles(pair: _Pair, blocks: Sequence[Block]) -> _Pair:
-    """``pair`` reading the blocks' windows from tiles decoded once (:class:`TileCache`), when
-    the after scene comes onto them by a pure translation (else ``pair`` itself)."""
+def _with_tiles(
+    pair: _Pair, blocks: Sequence[Block], prefetch: TilePrefetch | None = None
+) -> _Pair:
+    """``pair`` reading the blocks' windows from tiles decoded once (:func:`tile_caches`),
+    when the after scene comes onto them by a pure translation (else ``pair`` itself); with
+    the tiles ``prefetch`` decoded ahead."""
     if pair.options.resampling != "cubic":
         return pair
-    wins, moved = [], []
-    for b in blocks:
-        win = _window(b.outer_rows, b.outer_cols)
-        where = translation(
-            pair.after,
-            transform=pair.before.window_transform(win),
-            shape=(int(win.height), int(win.width)),
-            shift_px=pair.shift.shift_before_px,
-        )
-        if where is None:
-            return pair
-        wins.append(win)
-        if where.window is not None:
-            moved.append(where.window)
-    tiles = (
-        TileCache(pair.before, pair.before_bands, wins),
-        TileCache(pair.after, pair.after_bands, moved),
-    )
-    return dataclasses.replace(pair, tiles=tiles)
+    wins = [_window(b.outer_rows, b.outer_cols) for b in blocks]
+    bands = (pair.before_bands, pair.after_bands)
+    tiles = tile_caches(pair.before, pair.after, bands, pair.shift.shift_before_px, wins, prefetch)
+    return pair if tiles is None else dataclasses.replace(pair, tiles=tiles)
 
 
 def _window(rows: slice, cols: slice) -> Window:
@@ -310,31 +299,6 @@ def _fit(pair: _Pair, halo: int) -> tuple[ChangeDetector, tuple[np.ndarray, np.n
             beside=pair.shift.start_residual,  # the fit runs mostly on one thread
         )
     return det, scales, len(wins)
-
-
-def tile_edge_first_blocks(scene: Scene, block_px: int, reach_px: int) -> tuple[int, int]:
-    """First blocks' size (rows, cols) that ends every block ``reach_px`` before a tile
-    edge of the scene (``block_px`` where the tiles do not divide it, or are not longer
-    than ``reach_px``).
-
-    ``reach_px``: how far a window reaches past its block (halo, cubic taps and shift). A
-    block's window then ends at a tile edge, and the next row of blocks reads, of the tiles
-    the two rows share, only about 2 ``reach_px`` rows: all that the decoded-tile store
-    (:class:`~satdelta.imagery.tile_cache.TileCache`) keeps between two rows of blocks.
-
-    Examples
-    --------
-    With 512-pixel tiles, blocks of 1024 and a reach of 10 pixels the first blocks have 1014
-    rows and columns; their windows end at pixel 1024.
-    """
-    with scene.open() as src:
-        tile_h, tile_w = src.block_shapes[0]
-
-    def first(tile: int) -> int:
-        fits = tile > reach_px and block_px % tile == 0
-        return block_px - reach_px if fits else block_px
-
-    return first(tile_h), first(tile_w)
 
 
 @dataclass
@@ -401,9 +365,7 @@ def _run_blocks(
     block_px: int,
     progress: Progress,
 ) -> dict[str, Any]:
-    from satdelta.imagery.cog import libtiff_quiet, streamed_cog
-    from satdelta.imagery.outputs import MASK_NODATA, check_output_space, write_staged
-    from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
+    from satdelta.imagery.outputs import check_output_space
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -424,6 +386,33 @@ def _run_blocks(
     hasher = ThreadPoolExecutor(1)
     checksums = hasher.map(with_checksum, (before, after))
     timings["open"] = round(time.perf_counter() - t, 4)
+    prefetch = start_prefetch(before, after, options, block_px)
+    try:
+        return _aligned_and_fitted(
+            before, after, outdir, options, block_px, progress, timings, hasher, checksums,
+            prefetch,
+        )  # fmt: skip
+    finally:
+        if prefetch is not None:
+            prefetch.stop()
+
+
+def _aligned_and_fitted(
+    before: Scene,
+    after: Scene,
+    outdir: str | os.PathLike[str],
+    options: DetectionOptions,
+    block_px: int,
+    progress: Progress,
+    timings: dict[str, float],
+    hasher: ThreadPoolExecutor,
+    checksums: Iterator[Scene],
+    prefetch: TilePrefetch | None,
+) -> dict[str, Any]:
+    from satdelta.imagery.cog import libtiff_quiet, streamed_cog
+    from satdelta.imagery.outputs import MASK_NODATA, write_staged
+    from satdelta.imagery.pipeline import scene_ref, scene_summary, software_versions
+
     t = time.perf_counter()
     progress("align", 0, 0)
     pair = _open_and_align(before, after, options)
@@ -538,7 +527,7 @@ def _run_blocks(
         progress("blocks", 0, len(flat))
         # blocks in raster order over the threads: neighbours read the tiles they share
         # at about the same time, so few decoded tiles wait for their last reader
-        tiled = _with_tiles(pair, [b for _, _, b in flat])
+        tiled = _with_tiles(pair, [b for _, _, b in flat], prefetch)
         with handles_kept_open([before, after], cache_mb=BLOCKS_GDAL_CACHE_MB):
             run_jobs(one_block, flat)
 

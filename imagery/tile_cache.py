@@ -15,20 +15,24 @@ Why and what it saves: ``docs/design-blocks.md``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from rasterio.enums import MaskFlags
+import rasterio
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NodataShadowWarning, RasterioIOError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from satdelta.imagery.errors import SceneReadError
-from satdelta.imagery.scene import Scene, gdal_reason
+from satdelta.imagery.scene import Scene, gdal_env, gdal_reason
 
-__all__ = ["TileCache", "tile_grid"]
+__all__ = ["TileCache", "TilePrefetch", "TileStore", "tile_grid", "tile_keys"]
 
 #: Tiles of striped files (or files with very thin tiles) are grouped into chunks of about
 #: this many rows, so that a chunk is not a single row decoded through one call each.
@@ -51,6 +55,24 @@ def tile_grid(block_shape: tuple[int, int], width: int) -> tuple[int, int]:
 
 
 Box = tuple[int, int, int, int]  # rows r0..r1, cols c0..c1 of the scene
+
+
+def tile_keys(tile: tuple[int, int], w: Window) -> list[Key]:
+    """The (row, col) indexes of the ``tile``-sized chunks window ``w`` touches, row by row.
+
+    Examples
+    --------
+    >>> tile_keys((512, 512), Window(500, 0, 100, 600))
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
+    th, tw = tile
+    r0, c0 = int(w.row_off), int(w.col_off)
+    r1, c1 = r0 + int(w.height), c0 + int(w.width)
+    return [
+        (i, j)
+        for i in range(r0 // th, (r1 - 1) // th + 1)
+        for j in range(c0 // tw, (c1 - 1) // tw + 1)
+    ]
 
 
 @dataclass
@@ -79,38 +101,34 @@ class TileCache:
         next row keep only the rows the next one reads).
     """
 
-    def __init__(self, scene: Scene, bands: Sequence[int], windows: Iterable[Window]):
+    def __init__(
+        self,
+        scene: Scene,
+        bands: Sequence[int],
+        windows: Iterable[Window],
+        *,
+        prefetched: TileStore | None = None,
+    ):
         self.scene = scene
         self.bands = list(bands)
         with scene.open() as src:
-            self.tile = tile_grid(src.block_shapes[0], scene.width)
-            flags = [src.mask_flag_enums[i - 1] for i in self.bands]
-            dtypes = {np.dtype(src.dtypes[i - 1]) for i in self.bands}
-        # kept as stored where float32 holds every value exactly (8- and 16-bit integers,
-        # float32), else converted by GDAL on decoding, as Scene.read converts them
-        exact = len(dtypes) == 1 and all(d.itemsize <= 2 or d == np.float32 for d in dtypes)
-        self.read_dtype = dtypes.pop() if exact else np.dtype(np.float32)
+            self.tile, self.read_dtype, self.all_valid = _tile_format(src, scene, self.bands)
         #: every value read is finite (integer samples)
         self.finite = self.read_dtype.kind in "iu"
-        # every pixel has data: no mask to read (files without nodata, mask or alpha)
-        self.all_valid = all(f == [MaskFlags.all_valid] for f in flags)
         self.uses: dict[Key, list[Box]] = {}  # windows still to be read, per tile
         for w in windows:
             for key in self._keys(w):
                 self.uses.setdefault(key, []).append(_box(w))
+        # tiles decoded ahead (TilePrefetch), taken instead of decoded; the rest dropped
+        self.prefetched = prefetched
+        if prefetched is not None:
+            prefetched.keep_only(self.uses, self.tile, self.read_dtype, self.bands)
         self.tiles: dict[Key, _Tile] = {}
         self.lock = threading.Lock()
         self.decoded = 0  # tiles decoded (for tests and the design notes' figures)
 
     def _keys(self, w: Window) -> list[Key]:
-        th, tw = self.tile
-        r0, c0 = int(w.row_off), int(w.col_off)
-        r1, c1 = r0 + int(w.height), c0 + int(w.width)
-        return [
-            (i, j)
-            for i in range(r0 // th, (r1 - 1) // th + 1)
-            for j in range(c0 // tw, (c1 - 1) // tw + 1)
-        ]
+        return tile_keys(self.tile, w)
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """(B, M, N) float32 pixels and (M, N) validity of ``window``, as ``Scene.read``."""
@@ -147,7 +165,8 @@ class TileCache:
         assert tile is not None
         if mine:
             try:
-                tile.region = self._decode(key)
+                ahead = None if self.prefetched is None else self.prefetched.take(key)
+                tile.region = ahead if ahead is not None else self._decode(key)
             except BaseException as exc:
                 tile.error = exc
             finally:
@@ -187,26 +206,178 @@ class TileCache:
                     None if valid is None else valid[rows, cols].copy(),
                 )
 
-    def _decode(self, key: Key) -> tuple[tuple[int, int], np.ndarray, np.ndarray | None]:
-        th, tw = self.tile
-        r0, c0 = key[0] * th, key[1] * tw
-        win = Window(c0, r0, min(tw, self.scene.width - c0), min(th, self.scene.height - r0))
+    def _decode(self, key: Key) -> Region:
         with self.scene.open() as src:
-            try:
-                data = src.read(self.bands, window=win, out_dtype=self.read_dtype)
-                masks = None
-                if not self.all_valid:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", NodataShadowWarning)
-                        masks = src.read_masks(self.bands, window=win)
-            except RasterioIOError as exc:
-                raise SceneReadError(
-                    f"cannot read pixels of {self.scene.source} (window {win}): "
-                    f"{gdal_reason(exc)}. The file may be truncated or corrupt; re-download it."
-                ) from exc
+            region = _decoded(src, self.scene, key, self.tile, self.bands, self.read_dtype,
+                              self.all_valid)  # fmt: skip
         with self.lock:
             self.decoded += 1
-        return (r0, c0), data, None if masks is None else np.all(masks > 0, axis=0)
+        return region
+
+
+Region = tuple[tuple[int, int], np.ndarray, np.ndarray | None]
+
+
+def _decoded(
+    src: DatasetReader,
+    scene: Scene,
+    key: Key,
+    tile: tuple[int, int],
+    bands: Sequence[int],
+    read_dtype: np.dtype,
+    all_valid: bool,
+    *,
+    shadow_quiet: bool = True,
+) -> Region:
+    """Tile ``key`` of ``scene`` (open as ``src``): its corner, pixels and validity.
+
+    ``shadow_quiet``: silence rasterio's NodataShadowWarning (a nodata value beside an alpha
+    band) while the masks are read. ``warnings.catch_warnings`` swaps the process's filters,
+    and a thread's swap can undo another's filter meanwhile, so the prefetching thread,
+    which reads only scenes without an alpha band, reads them without it.
+    """
+    th, tw = tile
+    r0, c0 = key[0] * th, key[1] * tw
+    win = Window(c0, r0, min(tw, scene.width - c0), min(th, scene.height - r0))
+    try:
+        data = src.read(list(bands), window=win, out_dtype=read_dtype)
+        masks = None
+        if not all_valid:
+            with warnings.catch_warnings() if shadow_quiet else contextlib.nullcontext():
+                if shadow_quiet:
+                    warnings.simplefilter("ignore", NodataShadowWarning)
+                masks = src.read_masks(list(bands), window=win)
+    except RasterioIOError as exc:
+        raise SceneReadError(
+            f"cannot read pixels of {scene.source} (window {win}): "
+            f"{gdal_reason(exc)}. The file may be truncated or corrupt; re-download it."
+        ) from exc
+    return (r0, c0), data, None if masks is None else np.all(masks > 0, axis=0)
+
+
+class TileStore:
+    """One scene's tiles decoded ahead by a :class:`TilePrefetch`, for a :class:`TileCache`."""
+
+    def __init__(self, scene: Scene, bands: Sequence[int]):
+        self.scene = scene
+        self.bands = list(bands)
+        self.tiles: dict[Key, Region] = {}
+        self.lock = threading.Lock()
+        self.closed = False  # a TileCache took over: nothing more is added
+        self.taken = 0  # tiles a TileCache took (for tests and the design notes' figures)
+
+    def put(self, key: Key, region: Region) -> bool:
+        """Keep a decoded tile (False, and not kept, once a TileCache took over)."""
+        with self.lock:
+            if self.closed:
+                return False
+            self.tiles[key] = region
+            return True
+
+    def take(self, key: Key) -> Region | None:
+        """The tile decoded ahead, given once (None when it was not)."""
+        with self.lock:
+            region = self.tiles.pop(key, None)
+            self.taken += region is not None
+            return region
+
+    def keep_only(
+        self, keys: Iterable[Key], tile: tuple[int, int], dtype: np.dtype, bands: Sequence[int]
+    ) -> None:
+        """Stop adding; drop the tiles not among ``keys``, or decoded otherwise than the
+        cache would (other bands, chunking or data type)."""
+        with self.lock:
+            self.closed = True
+            wanted = set(keys) if list(bands) == self.bands else set()
+            for key in list(self.tiles):
+                (r0, c0), data, _ = self.tiles[key]
+                if (
+                    key not in wanted
+                    or data.dtype != dtype
+                    or (r0, c0) != (key[0] * tile[0], key[1] * tile[1])
+                ):
+                    del self.tiles[key]
+
+
+class TilePrefetch:
+    """The first tiles a block run needs, decoded while it measures the shift and fits.
+
+    One daemon thread at the lowest CPU priority (so it takes only the time of a core the
+    alignment and the fit leave idle: the last of the shift's samples and most of the fit
+    run on one thread) decodes ``order`` — (scene index, tile key) pairs — one tile after
+    another into the :class:`TileStore` of each scene (:attr:`stores`), until
+    ``budget_bytes`` of tiles are held or a store is closed. A :class:`TileCache` given a
+    store takes its tiles instead of decoding them. Any failure only ends the prefetching:
+    the cache decodes the tile again and reports it.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[tuple[Scene, Sequence[int]]],
+        order: Sequence[tuple[int, Key]],
+        *,
+        budget_bytes: int,
+    ):
+        self.stores = [TileStore(scene, bands) for scene, bands in scenes]
+        self.order = list(order)
+        self.budget_bytes = budget_bytes
+        self.held = 0  # bytes decoded so far (pixels and validity)
+        self.done = threading.Event()
+
+    def start(self) -> TilePrefetch:
+        threading.Thread(target=self._run, name="satdelta-prefetch", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """No more decoding; the tiles no cache took are dropped."""
+        for store in self.stores:
+            store.keep_only((), (0, 0), np.dtype(np.float32), ())
+
+    def _run(self) -> None:
+        try:
+            with contextlib.suppress(OSError, AttributeError):  # Linux: this thread only
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            formats: dict[int, tuple[tuple[int, int], np.dtype, bool]] = {}
+            for index, key in self.order:
+                store = self.stores[index]
+                if store.closed or self.held >= self.budget_bytes:
+                    return
+                # a handle of this thread's own (kept-open ones belong to a stage of the run
+                # that may end meanwhile), closed after each tile: GDAL's block cache then
+                # drops the tile's raw blocks instead of holding a copy of each
+                # (no warnings.catch_warnings here: see _decoded; a scene that would warn,
+                # without georeference or with an alpha band, is not prefetched)
+                with gdal_env(store.scene.gdal_path), rasterio.open(store.scene.gdal_path) as src:
+                    if index not in formats:
+                        if ColorInterp.alpha in src.colorinterp:
+                            return
+                        formats[index] = _tile_format(src, store.scene, store.bands)
+                    tile, dtype, all_valid = formats[index]
+                    region = _decoded(src, store.scene, key, tile, store.bands, dtype, all_valid,
+                                      shadow_quiet=False)  # fmt: skip
+                if not store.put(key, region):
+                    return
+                self.held += region[1].nbytes + (0 if region[2] is None else region[2].nbytes)
+        except Exception:  # noqa: BLE001 - the TileCache decodes the tile itself and says why
+            return
+        finally:
+            self.done.set()
+
+
+def _tile_format(
+    src: DatasetReader, scene: Scene, bands: Sequence[int]
+) -> tuple[tuple[int, int], np.dtype, bool]:
+    """The chunks a scene is decoded in, the data type they are kept in and whether every
+    pixel has data."""
+    flags = [src.mask_flag_enums[i - 1] for i in bands]
+    dtypes = {np.dtype(src.dtypes[i - 1]) for i in bands}
+    # kept as stored where float32 holds every value exactly (8- and 16-bit integers,
+    # float32), else converted by GDAL on decoding, as Scene.read converts them
+    exact = len(dtypes) == 1 and all(d.itemsize <= 2 or d == np.float32 for d in dtypes)
+    dtype = dtypes.pop() if exact else np.dtype(np.float32)
+    # every pixel has data: no mask to read (files without nodata, mask or alpha)
+    all_valid = all(f == [MaskFlags.all_valid] for f in flags)
+    return tile_grid(src.block_shapes[0], scene.width), dtype, all_valid
 
 
 def _box(w: Window) -> Box:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -100,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status instead of raising."""
     args = sys.argv[1:] if argv is None else argv
     limit_library_threads()  # before numpy loads: satdelta's threads, not BLAS's, do the work
+    # rasterio warns of "no geotransform" for the in-memory arrays it warps, and hides that
+    # with warnings.catch_warnings, which is not thread-safe: a worker thread's exit from one
+    # can undo another's filter, and the warning then reached stderr. A filter set first is
+    # in every thread's saved copy. (satdelta says itself when an input has no georeference.)
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
     verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
     try:
         cli.main(args=args, prog_name="satdelta", standalone_mode=False)

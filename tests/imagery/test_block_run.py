@@ -93,6 +93,33 @@ def test_outputs_are_cogs_and_candidates_one_polygon_each(pair, tmp_path):
     assert abs(dy - 0.4) < 0.05 and abs(dx + 0.3) < 0.05
 
 
+def test_tiles_decoded_ahead_change_no_output(pair, tmp_path, monkeypatch):
+    """The first row of blocks' tiles, decoded while the run aligns and fits, are the ones the
+    blocks take; the outputs are those of a run without them."""
+    from satdelta.imagery import block_tiles, tile_cache
+
+    started = []
+    start = tile_cache.TilePrefetch.start
+    monkeypatch.setattr(
+        tile_cache.TilePrefetch, "start", lambda self: started.append(self) or start(self)
+    )
+    detect_in_files(*pair, tmp_path / "ahead", block_px=64)
+    (prefetch,) = started
+    assert prefetch.done.wait(60)
+    # 64-pixel blocks of a 128-pixel tiled scene: the first row reads tile row 0 (3 tiles
+    # of each scene); each taken by the blocks, nothing decoded that was not needed
+    assert len(prefetch.order) == 6
+    assert [s.taken for s in prefetch.stores] == [3, 3]
+    assert all(not s.tiles and s.closed for s in prefetch.stores)
+    monkeypatch.setattr(block_tiles, "PREFETCH_MB", 0)
+    detect_in_files(*pair, tmp_path / "plain", block_px=64)
+    assert len(started) == 1  # no prefetch at 0 MB
+    ahead, plain = _read(tmp_path / "ahead"), _read(tmp_path / "plain")
+    assert np.array_equal(ahead[0], plain[0])
+    assert np.array_equal(ahead[1], plain[1], equal_nan=True)
+    assert ahead[2]["features"] == plain[2]["features"]
+
+
 def test_a_failure_in_the_candidates_stage_leaves_nothing_behind(pair, tmp_path, monkeypatch):
     # after the blocks: the score's COG copy is under way, the mask and the spills are open
     def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202

@@ -36,3 +36,25 @@ def test_help_and_version_exit_0(tmp_path):
         proc = subprocess.run(SATDELTA + args, cwd=tmp_path, capture_output=True, text=True)
         assert proc.returncode == 0, (args, proc.stderr)
         assert proc.stdout.strip()
+
+
+def test_rasterios_no_geotransform_warning_never_reaches_stderr_from_any_thread():
+    """rasterio's own "no geotransform" warning for the arrays it warps is hidden by a filter
+    the CLI sets first: a thread leaving warnings.catch_warnings (which restores the filters
+    it saved) cannot undo it. Other warnings still show."""
+    code = (
+        "import threading, warnings\n"
+        "from satdelta.plugins.cli.main import main\n"
+        "main(['--version'])\n"
+        "from rasterio.errors import NotGeoreferencedWarning\n"
+        "def other():\n"
+        "    with warnings.catch_warnings():\n"
+        "        warnings.simplefilter('ignore', UserWarning)\n"
+        "t = threading.Thread(target=other); t.start(); t.join()\n"
+        "warnings.warn(NotGeoreferencedWarning('Dataset has no geotransform, gcps, or rpcs. "
+        "The identity matrix will be returned.'))\n"
+        "warnings.warn(UserWarning('still shown'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "geotransform" not in out.stderr and "still shown" in out.stderr
