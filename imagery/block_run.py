@@ -515,9 +515,11 @@ def _aligned_and_fitted(
             del bb, aa, vv
             score = np.where(r.valid, r.score, np.float32(np.nan))
             mask = np.where(r.valid, r.changed.view(np.uint8), np.uint8(MASK_NODATA))
+            # each writer takes its own lock (streamed_cog), after making its file's first
+            # overview level of the block outside it
+            write_score(score, b.rows.start, b.cols.start)
+            write_mask(mask, b.rows.start, b.cols.start)
             with lock:
-                write_score(score, b.rows.start, b.cols.start)
-                write_mask(mask, b.rows.start, b.cols.start)
                 counted[0] += int(r.changed.sum())
                 counted[1] += int(r.valid.sum())
             spill.put((i, j), (r.fragments, packed_pieces(r.pieces)))

@@ -7,6 +7,7 @@ tiles in overview-then-full-resolution order) is exactly what COG readers expect
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
@@ -160,10 +161,15 @@ def streamed_cog(
     computed here (:mod:`satdelta.imagery.overviews`: GDAL's values, in a fraction of its
     time), each level from the one above in strips over the threads, written to its own
     temporary file and handed to the COG driver through a VRT's ``<Overview>`` elements;
-    otherwise GDAL computes them as :func:`write_cog` does. ZSTD at level 1 copies a float
-    score about 3x faster than DEFLATE; ``compress="none"`` (no predictor) about 2.5x
-    faster again, for data that hardly compresses (a float score of noisy imagery: ZSTD
-    saves about 20 %).
+    otherwise GDAL computes them as :func:`write_cog` does. When the first level halves both
+    sides, it is made from the windows as they are written (``"nearest"``: any window;
+    ``"average"``: windows on even rows and columns, else it is made from the file at the
+    end), so that the end of the block reads the full resolution once (for the COG copy)
+    instead of twice. ``write`` may be called from several threads (one writes at a time).
+
+    ZSTD at level 1 copies a float score about 3x faster than DEFLATE; ``compress="none"``
+    (no predictor) about 2.5x faster again, for data that hardly compresses (a float score
+    of noisy imagery: ZSTD saves about 20 %).
 
     Raises
     ------
@@ -180,14 +186,44 @@ def streamed_cog(
     }  # fmt: skip
     if crs is not None:
         profile.update(crs=crs, transform=transform)
+    ours = _overviews_made_here(dtype, nodata, overview_resampling)
+    steps = [] if ours is None else overview_steps(shape, blocksize, ours)
+    # the first level made from the windows as they come, when it halves both sides
+    first = steps[0] if steps and steps[0].rows.halving and steps[0].cols.halving else None
+    level1 = tmp.with_name(f"{tmp.stem}.level1.tif")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
+            with contextlib.ExitStack() as files:
+                dst = files.enter_context(rasterio.open(tmp, "w", **profile))
+                below = None
+                if first is not None:
+                    staged.append(level1)
+                    below = files.enter_context(rasterio.open(
+                        level1, "w", driver="GTiff", width=first.dst_shape[1],
+                        height=first.dst_shape[0], count=1, dtype=dtype, nodata=nodata,
+                        tiled=True, blockxsize=blocksize, blockysize=blocksize,
+                        bigtiff="IF_SAFER",
+                    ))  # fmt: skip
+                lock = threading.Lock()
+                exact = [below is not None]  # level 1 holds every window written so far
 
                 def write(data: np.ndarray, row_off: int, col_off: int) -> None:
                     win = rasterio.windows.Window(col_off, row_off, data.shape[1], data.shape[0])
-                    dst.write(data, 1, window=win)
+                    part = (
+                        _level_of_window(first, data, row_off, col_off)
+                        if first is not None and exact[0]
+                        else None
+                    )
+                    with lock:  # one writer at a time (GDAL datasets are not thread-safe)
+                        dst.write(data, 1, window=win)
+                        if part is None:
+                            exact[0] = False
+                        elif part[0].size:
+                            assert below is not None
+                            pixels, (r, c) = part
+                            below.write(pixels, 1, window=rasterio.windows.Window(
+                                c, r, pixels.shape[1], pixels.shape[0]))  # fmt: skip
 
                 yield write
                 if band_name is not None:
@@ -197,12 +233,18 @@ def streamed_cog(
             extra: dict[str, object] = {} if level is None else {"level": level}
             if compress != "none":
                 extra["predictor"] = "YES"
-            source, ours = tmp, _overviews_made_here(dtype, nodata, overview_resampling)
-            steps = [] if ours is None else overview_steps(shape, blocksize, ours)
+            source = tmp
             if steps:
                 source = tmp.with_name(f"{tmp.stem}.vrt")
                 staged.append(source)
-                levels = _write_levels(tmp, steps, dtype, nodata, blocksize, staged)
+                if exact[0]:  # level 1 made already: the others from it
+                    later = _write_levels(
+                        level1, steps[1:], dtype, nodata, blocksize, staged, first_number=2,
+                        named_after=tmp,
+                    )  # fmt: skip
+                    levels = [level1, *later]
+                else:
+                    levels = _write_levels(tmp, steps, dtype, nodata, blocksize, staged)
                 _vrt_with_overviews(tmp, source, levels)
                 extra["overviews"] = "FORCE_USE_EXISTING"
             rasterio.shutil.copy(
@@ -273,6 +315,28 @@ def _overviews_made_here(
     return None
 
 
+def _level_of_window(
+    step: OverviewStep, data: np.ndarray, row_off: int, col_off: int
+) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """The pixels of the level ``step`` makes (halving both sides) that a window written at
+    (``row_off``, ``col_off``) decides alone, and where they go; None when it decides none
+    whole (an ``"average"`` window off the 2 x 2 cells: the level is then made from the file).
+
+    ``"nearest"`` takes each cell's top-left pixel, so any window decides the level pixels
+    whose top-left pixel it holds (possibly none: an empty array). ``"average"`` needs the
+    window's edges on even rows and columns; its cells' means are then the same numbers
+    :meth:`OverviewStep.apply` gives on the whole raster.
+    """
+    h, w = data.shape
+    if step.resampling == "nearest":
+        r, c = -(-row_off // 2), -(-col_off // 2)
+        return np.ascontiguousarray(data[row_off % 2 :: 2, col_off % 2 :: 2]), (r, c)
+    if row_off % 2 or col_off % 2 or h % 2 or w % 2:
+        return None
+    cells = OverviewStep((h, w), (h // 2, w // 2), step.resampling)
+    return cells.apply(data.copy(), slice(0, h // 2)), (row_off // 2, col_off // 2)
+
+
 def _write_levels(
     tmp: Path,
     steps: Sequence[OverviewStep],
@@ -280,15 +344,21 @@ def _write_levels(
     nodata: float | None,
     blocksize: int,
     staged: list[Path],
+    *,
+    first_number: int = 1,
+    named_after: Path | None = None,
 ) -> list[Path]:
-    """Each overview level of ``tmp`` in a tiled GeoTIFF beside it, each from the one above.
+    """Each overview level of ``tmp`` in a tiled GeoTIFF beside it, each from the one above,
+    named after ``named_after`` (default ``tmp``): ``.level{first_number}.tif``,
+    ``.level{first_number + 1}.tif``...
 
     The files are added to ``staged`` before they are created.
     """
     levels: list[Path] = []
     source = tmp
-    for k, step in enumerate(steps, start=1):
-        level = tmp.with_name(f"{tmp.stem}.level{k}.tif")
+    base = tmp if named_after is None else named_after
+    for k, step in enumerate(steps, start=first_number):
+        level = base.with_name(f"{base.stem}.level{k}.tif")
         staged.append(level)
         _write_level(source, level, step, dtype, nodata, blocksize)
         levels.append(level)

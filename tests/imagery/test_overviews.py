@@ -249,3 +249,87 @@ def test_odd_folder_names_and_no_georeferencing(tmp_path, monkeypatch):
         ours = read_levels(folder / "score.tif")
     for mine, theirs in zip(ours, gdal_levels(data, tmp_path, 64, "average"), strict=True):
         assert_same_average(mine, theirs)
+
+
+def _first_level_sources(monkeypatch) -> list[str]:  # noqa: ANN001
+    """The file each level made at the end is read from (``_write_level`` calls)."""
+    sources: list[str] = []
+    made = cog._write_level
+
+    def spy(source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        sources.append(Path(source).name)
+        return made(source, *args, **kwargs)
+
+    monkeypatch.setattr(cog, "_write_level", spy)
+    return sources
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_an_even_first_level_is_made_from_the_windows_as_the_file_would_give_it(
+    n_threads, tmp_path, monkeypatch
+):
+    """Even sides, windows on even rows and columns (in threads, in any order): the first
+    level is made from the windows and the full resolution is not read again; the levels
+    are bit for bit those made from the file."""
+    from satdelta.imagery.parallel import run_jobs
+
+    shape = (1200, 1032)
+    data = scores(shape, seed=7)
+    sources = _first_level_sources(monkeypatch)
+    windows = [(r, c) for r in range(0, 1200, 100) for c in range(0, 1032, 172)][::-1]
+    with threads(n_threads):
+        with streamed_cog(tmp_path / "score.tif", shape=shape, dtype="float32",
+                          nodata=float("nan"), overview_resampling="average", compress="none",
+                          blocksize=128, **GRID) as write:  # fmt: skip
+            run_jobs(lambda rc: write(data[rc[0] : rc[0] + 100, rc[1] : rc[1] + 172], *rc),
+                     windows)  # fmt: skip
+    assert sources[0] == ".score.tif.tiles.level1.tif"  # level 2 from level 1: none from tmp
+    assert not any("level1.level" in name for name in sources)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["score.tif"]
+    assert_valid_cog(tmp_path / "score.tif")
+    made_here = levels_in_strips(data, overview_steps(shape, 128, "average"), 32)
+    ours = read_levels(tmp_path / "score.tif")
+    assert len(ours) == len(made_here) == 4
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(ours, made_here, strict=True))
+
+
+def test_an_average_window_off_the_cells_makes_the_first_level_from_the_file(tmp_path, monkeypatch):
+    shape = (600, 600)
+    data = scores(shape, seed=8)
+    sources = _first_level_sources(monkeypatch)
+    stream(tmp_path / "score.tif", data, block=75, blocksize=128,
+           overview_resampling="average")  # fmt: skip
+    assert sources[0] == ".score.tif.tiles.tif"  # odd offsets: from the full resolution
+    made_here = levels_in_strips(data, overview_steps(shape, 128, "average"), 32)
+    ours = read_levels(tmp_path / "score.tif")
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(ours, made_here, strict=True))
+
+
+def test_nearest_levels_follow_any_window_overwrites_and_unwritten_parts(tmp_path, monkeypatch):
+    """The mask's case: odd windows, single pixels written again afterwards (the block
+    runner's clears), a window never written (nodata): the levels are GDAL's of the final
+    raster."""
+    shape = (700, 900)
+    data = np.random.default_rng(5).integers(0, 2, shape).astype(np.uint8)
+    sources = _first_level_sources(monkeypatch)
+    final = data.copy()
+    final[128:256, 256:384] = 255  # never written: the file's nodata
+    with streamed_cog(tmp_path / "mask.tif", shape=shape, dtype="uint8", nodata=255,
+                      blocksize=128, **GRID) as write:  # fmt: skip
+        for r in range(0, 700, 75):
+            for c in range(0, 900, 75):
+                window = data[r : r + 75, c : c + 75].copy()
+                rows, cols = np.mgrid[r : r + window.shape[0], c : c + window.shape[1]]
+                untouched = (rows >= 128) & (rows < 256) & (cols >= 256) & (cols < 384)
+                window[untouched] = 255
+                if not untouched.all():
+                    write(window, r, c)
+        for r, c in ((10, 10), (11, 10), (10, 11), (400, 600), (699, 899), (0, 1)):
+            final[r, c] = 1 - final[r, c]
+            write(final[r : r + 1, c : c + 1], r, c)
+    assert sources[0] == ".mask.tif.tiles.level1.tif"
+    ours = read_levels(tmp_path / "mask.tif")
+    for mine, theirs in zip(ours, gdal_levels(final, tmp_path, 128, "nearest"), strict=True):
+        assert np.array_equal(mine, theirs)
+    with rasterio.open(tmp_path / "mask.tif") as ds:
+        assert np.array_equal(ds.read(1), final)
