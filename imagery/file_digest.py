@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future
@@ -39,7 +40,7 @@ def _identity(path: str) -> _Identity | None:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    if not os.path.isfile(path):
+    if not stat.S_ISREG(st.st_mode):
         return None
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
@@ -47,9 +48,10 @@ def _identity(path: str) -> _Identity | None:
 def _digest(path: str) -> str:
     global computed
     h = hashlib.sha256()
-    buf = bytearray(CHUNK_BYTES)
-    view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
+        # no larger than the file: a small input does not zero 32 MB for nothing
+        buf = bytearray(max(1, min(CHUNK_BYTES, os.fstat(fh.fileno()).st_size)))
+        view = memoryview(buf)
         while n := fh.readinto(buf):
             h.update(view[:n])
     with _lock:

@@ -281,6 +281,12 @@ class TileStore:
             self.taken += region is not None
             return region
 
+    def close(self) -> None:
+        """Stop adding; drop every tile held."""
+        with self.lock:
+            self.closed = True
+            self.tiles.clear()
+
     def keep_only(
         self, keys: Iterable[Key], tile: tuple[int, int], dtype: np.dtype, bands: Sequence[int]
     ) -> None:
@@ -331,7 +337,7 @@ class TilePrefetch:
     def stop(self) -> None:
         """No more decoding; the tiles no cache took are dropped."""
         for store in self.stores:
-            store.keep_only((), (0, 0), np.dtype(np.float32), ())
+            store.close()
 
     def _run(self) -> None:
         try:

@@ -29,6 +29,13 @@ def test_digest_of_a_file_spanning_several_chunks(data_file):
     assert file_digest.sha256(str(data_file)) == _expected(data_file)
 
 
+@pytest.mark.parametrize("size", [0, 1, 4097])
+def test_digest_of_files_smaller_than_a_chunk(tmp_path, size):
+    path = tmp_path / "small.tif"
+    path.write_bytes(os.urandom(size))
+    assert file_digest.sha256(path) == _expected(path)
+
+
 def test_an_early_digest_is_used_once_and_not_computed_again(data_file):
     file_digest.start([data_file, data_file])  # twice: one job
     before = file_digest.computed
