@@ -35,6 +35,24 @@ def test_geographic_bounds_keep_their_decimals(tmp_path: Path, texture: np.ndarr
     assert "(120.000000, 29.993600, 120.006400, 30.000000)" in line
 
 
+@pytest.mark.parametrize("shift_px", [5000, 30])
+def test_block_runner_on_scenes_apart_is_one_line(
+    tmp_path: Path, texture: np.ndarray, shift_px: int
+) -> None:
+    """The block runner (which starts decoding the first row of tiles before it aligns) on
+    scenes that share no pixel, or whose first row of blocks has no after pixel: one line
+    naming the overlap, or a run; never a traceback."""
+    before = write_tif(tmp_path / "a.tif", texture, transform=from_origin(5e5, 4e6, 10, 10))
+    after = write_tif(
+        tmp_path / "b.tif", texture, transform=from_origin(5e5, 4e6 - 10 * shift_px, 10, 10)
+    )
+    res = satdelta("detect", before, after, "-o", tmp_path / "o", "--runner", "blocks")
+    if shift_px > texture.shape[-2]:
+        assert_one_line_error(res, "overlap")
+    else:
+        assert_clean_outcome(res)
+
+
 def _gdal_create(path: Path, size: int) -> Path:
     res = subprocess.run(
         ["gdal_create", "-of", "GTiff", "-outsize", str(size), str(size), "-bands", "1",
