@@ -55,6 +55,12 @@ log = logging.getLogger(__name__)
 
 _WGS84 = CRS.from_epsg(4326)
 _GEOD = Geod(ellps="WGS84")
+#: One ring's geodesic area and perimeter: pyproj's compiled method behind
+#: ``Geod.polygon_area_perimeter``, which first copies its arguments into new buffers (a
+#: third of the time on real imagery's 131,508 rings at 4096²); it reads contiguous float64
+#: slices as they are and gives the same values (tests compare both). The public method
+#: where a pyproj lacks it.
+_RING_AREA_PERIMETER = getattr(_GEOD, "_polygon_area_perimeter", None)
 _POLYGONAL_TYPE_IDS = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
 
@@ -374,8 +380,13 @@ def _ellipsoidal_areas_m2(geoms_wgs84: Sequence[Any]) -> list[float]:
     lon, lat = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
     ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
     part_area = [0.0] * len(parts)
+    ring_area = _RING_AREA_PERIMETER
     for start, end, part in zip([0, *ends[:-1]], ends, ring_part.tolist(), strict=True):
-        part_area[part] += _GEOD.polygon_area_perimeter(lon[start:end], lat[start:end])[0]
+        part_area[part] += (
+            ring_area(lon[start:end], lat[start:end], radians=False)[0]
+            if ring_area is not None
+            else _GEOD.polygon_area_perimeter(lon[start:end], lat[start:end])[0]
+        )
     area = [0.0] * len(geoms)
     for part, g in enumerate(part_geom.tolist()):
         area[g] += part_area[part]

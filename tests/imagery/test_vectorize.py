@@ -217,9 +217,16 @@ def test_streamed_feature_collection_is_the_same_text_over_many_features():
     assert out.getvalue() == json.dumps(json.loads(out.getvalue()))  # one valid JSON text
 
 
-def test_ellipsoidal_areas_equal_pyproj_per_polygon_holes_and_parts():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-ring-area", "public-method"])
+def test_ellipsoidal_areas_equal_pyproj_per_polygon_holes_and_parts(compiled, monkeypatch):
     from pyproj import Geod
+    from satdelta.imagery import vectorize
     from satdelta.imagery.vectorize import _ellipsoidal_areas_m2
+
+    # pyproj's compiled ring method (read in place) and its public one give the same areas
+    assert vectorize._RING_AREA_PERIMETER is not None  # the pyproj installed has it
+    if not compiled:
+        monkeypatch.setattr(vectorize, "_RING_AREA_PERIMETER", None)
 
     square = shapely.box(121.0, 31.0, 121.01, 31.012)
     holed = shapely.Polygon(
