@@ -105,7 +105,9 @@ def _standardised(x: NDArray, median: list[float], scale: list[float]) -> _F32:
     """``(x - median_b) / scale_b`` per band; non-finite values set to 0 (the median)."""
     m = np.asarray(median, np.float32).reshape(-1, 1, 1)
     s = np.asarray(scale, np.float32).reshape(-1, 1, 1)
-    out = (x.astype(np.float32) - m) / s
+    out = x.astype(np.float32)  # a copy, changed in place (the same operations, no temporaries)
+    out -= m
+    out /= s
     out[~np.isfinite(out)] = 0
     return out
 
