@@ -56,3 +56,35 @@ def test_the_table_is_used_and_most_values_are_found_in_it(monkeypatch):
     assert len(seen) == 1 and seen[0] < x.size // 10  # nine values in ten from the table
     interp_increasing(x[:3, :3], xp, fp)
     assert seen[-1] == 9  # too few values: np.interp itself
+
+
+@pytest.mark.parametrize("strip", [1000, 4096])
+def test_same_values_across_strip_edges(strip, monkeypatch):
+    # values looked up a strip at a time: misses and edge values in every strip, the last
+    # strip partial
+    from satdelta.imagery import interpolation
+
+    monkeypatch.setattr(interpolation, "STRIP_VALUES", strip)
+    rng = np.random.default_rng(7)
+    xp, fp = np.sort(rng.random(300) * 255), rng.random(300) * 100
+    x = np.r_[rng.random(9 * strip + 17) * 270 - 7, xp, [np.nan, np.inf]]
+    rng.shuffle(x)
+    assert np.array_equal(interp_increasing(x, xp, fp), np.interp(x, xp, fp), equal_nan=True)
+
+
+def test_memory_stays_near_the_output():
+    # strips: no whole-array float64 temporaries (a 1024² band made eight of 8 MB), so the
+    # peak beside the input is the output and the missed values' indexes
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    xp, fp = np.sort(rng.random(257) * 255), np.sort(rng.random(257) * 255)
+    x = rng.random(2_000_000) * 255  # float64: no converted copy
+    tracemalloc.start()
+    try:
+        out = interp_increasing(x, xp, fp)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(out, np.interp(x, xp, fp))
+    assert peak < 2 * x.nbytes, f"peak {peak / 2**20:.0f} MB for a {x.nbytes / 2**20:.0f} MB input"
