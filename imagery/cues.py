@@ -102,10 +102,14 @@ def cue_halo_px(scales: dict[str, float]) -> int:
 
 
 def _standardised(x: NDArray, median: list[float], scale: list[float]) -> _F32:
-    """``(x - median_b) / scale_b`` per band; non-finite values set to 0 (the median)."""
+    """``(x - median_b) / scale_b`` per band of a ``(band, row, col)`` array, one median and
+    scale a band, as a new float32 array (``x`` is left as it is); non-finite values set to
+    0 (the median)."""
     m = np.asarray(median, np.float32).reshape(-1, 1, 1)
     s = np.asarray(scale, np.float32).reshape(-1, 1, 1)
-    out = x.astype(np.float32)  # a copy, changed in place (the same operations, no temporaries)
+    # a copy (astype copies), changed in place: the same operations without float32
+    # temporaries
+    out = x.astype(np.float32, copy=True)
     out -= m
     out /= s
     out[~np.isfinite(out)] = 0

@@ -57,9 +57,11 @@ _WGS84 = CRS.from_epsg(4326)
 _GEOD = Geod(ellps="WGS84")
 #: One ring's geodesic area and perimeter: pyproj's compiled method behind
 #: ``Geod.polygon_area_perimeter``, which first copies its arguments into new buffers (a
-#: third of the time on real imagery's 131,508 rings at 4096²); it reads contiguous float64
-#: slices as they are and gives the same values (tests compare both). The public method
-#: where a pyproj lacks it.
+#: third of the time on real imagery's 131,508 rings at 4096²); it reads writable,
+#: C-contiguous float64 slices as they are and gives the same values (tests compare both).
+#: It checks nothing: other arrays are misread (int64 gives 0) or raise, so only the
+#: arrays :func:`_ellipsoidal_areas_m2` makes are given to it. The public method where a
+#: pyproj lacks it.
 _RING_AREA_PERIMETER = getattr(_GEOD, "_polygon_area_perimeter", None)
 _POLYGONAL_TYPE_IDS = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
@@ -377,7 +379,9 @@ def _ellipsoidal_areas_m2(geoms_wgs84: Sequence[Any]) -> list[float]:
     parts, part_geom = shapely.get_parts(geoms, return_index=True)
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     xy = shapely.get_coordinates(rings)
-    lon, lat = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    # writable C-contiguous float64 copies: what the compiled ring method needs
+    lon = np.ascontiguousarray(xy[:, 0], dtype=np.float64)
+    lat = np.ascontiguousarray(xy[:, 1], dtype=np.float64)
     ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
     part_area = [0.0] * len(parts)
     ring_area = _RING_AREA_PERIMETER

@@ -80,3 +80,21 @@ def test_cues_score_per_window_matches_the_whole_array():
     cols = slice(100 - h, 140 + h)
     part = det.score_window(before[:, :, cols], after[:, :, cols], valid[:, cols])
     np.testing.assert_allclose(part[:, h:-h], whole[:, 100:140], rtol=1e-4, atol=1e-6)
+
+
+def test_standardised_bands_leave_the_input_as_it_was():
+    # made in place in a copy: the caller's float32 dates (reused by the segment vote) stay
+    from satdelta.imagery.cues import _standardised
+
+    rng = np.random.default_rng(5)
+    x = (rng.random((3, 40, 50)) * 200).astype(np.float32)
+    x[1, 3, 4] = np.nan
+    kept = x.copy()
+    median, scale = [10.0, 20.0, 30.0], [2.0, 4.0, 0.5]
+    out = _standardised(x, median, scale)
+    assert np.array_equal(x, kept, equal_nan=True) and out is not x
+    m = np.asarray(median, np.float32).reshape(-1, 1, 1)
+    s = np.asarray(scale, np.float32).reshape(-1, 1, 1)
+    want = (x - m) / s
+    want[~np.isfinite(want)] = 0
+    assert out.dtype == np.float32 and np.array_equal(out, want)
