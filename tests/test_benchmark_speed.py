@@ -45,5 +45,24 @@ def test_a_failing_child_is_reported_with_what_it_printed(tmp_path):
     tool.chmod(0o755)
     with pytest.raises(RuntimeError, match=r"fake_otb failed \(exit 3\): .*same space"):
         speed.run_child([str(tool)])
-    wall, mb = speed.run_child([sys.executable, "-c", "pass"])
-    assert wall >= 0 and mb > 0
+    wall, mb, cpu = speed.run_child([sys.executable, "-c", "pass"])
+    assert wall >= 0 and mb > 0 and cpu >= 0
+    # CPU time is the child's own: a child busy on one thread for about 0.3 s reports it
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    wall, _, cpu = speed.run_child([sys.executable, "-c", busy])
+    assert 0.25 <= cpu <= wall + 0.05
+
+
+def test_the_table_shows_cpu_time_beside_wall_time(capsys):
+    # wall time moves with a shared machine's load; the CPU column and ratio move far less
+    row = {
+        "size": 8192, "mpix": 8192**2 / 1e6, "real": False, "f1": (0.95, 1.0, 0.976),
+        "satdelta": (8.0, 560.0, 14.6), "decode": (2.3, 210.0, 4.5), "otb": (34.0, 1556.0, 60.0),
+        "polygons": 1851, "runner": {"kind": "blocks"}, "stages": {"align": 1.0},
+    }  # fmt: skip
+    speed.print_table([row], 2)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[3:5] == ["s", "CPU"]  # "wall s", "CPU s"
+    assert "OTB MAD / satdelta: time 4.25x, CPU 4.11x, memory 2.78x" in out
+    satdelta_line = next(ln for ln in out.splitlines() if "satdelta detect" in ln)
+    assert satdelta_line.split()[5:7] == ["8.00", "14.60"]
