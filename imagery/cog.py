@@ -190,7 +190,7 @@ def streamed_cog(
     steps = [] if ours is None else overview_steps(shape, blocksize, ours)
     # the first level made from the windows as they come, when it halves both sides
     first = steps[0] if steps and steps[0].rows.halving and steps[0].cols.halving else None
-    level1 = tmp.with_name(f"{tmp.stem}.level1.tif")
+    level1 = _level_path(tmp, 1)  # the same file _write_levels would make level 1 in
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -337,6 +337,11 @@ def _level_of_window(
     return cells.apply(data.copy(), slice(0, h // 2)), (row_off // 2, col_off // 2)
 
 
+def _level_path(tmp: Path, k: int) -> Path:
+    """The temporary file of overview level ``k`` of the staging file ``tmp``."""
+    return tmp.with_name(f"{tmp.stem}.level{k}.tif")
+
+
 def _write_levels(
     tmp: Path,
     steps: Sequence[OverviewStep],
@@ -358,7 +363,7 @@ def _write_levels(
     source = tmp
     base = tmp if named_after is None else named_after
     for k, step in enumerate(steps, start=first_number):
-        level = base.with_name(f"{base.stem}.level{k}.tif")
+        level = _level_path(base, k)
         staged.append(level)
         _write_level(source, level, step, dtype, nodata, blocksize)
         levels.append(level)
