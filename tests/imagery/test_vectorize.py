@@ -253,3 +253,38 @@ def test_ellipsoidal_areas_equal_pyproj_per_polygon_holes_and_parts(compiled, mo
     assert _ellipsoidal_areas_m2(geoms) == expected
     assert expected[1] < expected[0] < expected[2]  # the hole is subtracted, the part added
     assert len(calls) == (7 if compiled else 0)  # every ring (1 + 2 + 3 + 1) compiled
+
+
+def test_ellipsoidal_areas_the_same_in_chunks_over_threads_and_for_polygons_only(monkeypatch):
+    import importlib
+
+    from pyproj import Geod
+    from satdelta.imagery.parallel import threads
+
+    vectorize = importlib.import_module("satdelta.imagery.vectorize")
+    rng = np.random.default_rng(7)
+    # 60 small squares with holes in some, then the same with a MultiPolygon among them
+    boxes = []
+    for k in range(60):
+        x, y = 10.0 + rng.uniform(0, 1), 50.0 + rng.uniform(0, 1)
+        outer = shapely.box(x, y, x + 0.001 * (1 + k % 5), y + 0.0007)
+        hole = shapely.box(x + 0.0002, y + 0.0002, x + 0.0004, y + 0.0004)
+        boxes.append(shapely.Polygon(outer.exterior, [hole.exterior]) if k % 3 == 0 else outer)
+    mixed = [*boxes[:30], shapely.MultiPolygon(boxes[30:33]), *boxes[33:]]
+    geod = Geod(ellps="WGS84")
+    for geoms in (boxes, mixed):
+        geoms = [shapely.orient_polygons(g) for g in geoms]
+        expected = [abs(geod.geometry_area_perimeter(g)[0]) for g in geoms]
+        with threads(1):
+            one = vectorize._ellipsoidal_areas_m2(geoms)
+        monkeypatch.setattr(vectorize, "MIN_RINGS_PER_JOB", 7)  # a chunk for each thread
+        with threads(2):
+            two = vectorize._ellipsoidal_areas_m2(geoms)
+        monkeypatch.undo()
+        assert one == two == expected
+    assert vectorize._ellipsoidal_areas_m2([]) == []
+    # ring_areas: signed, counter-clockwise positive, one value a ring
+    ccw = shapely.get_coordinates(shapely.orient_polygons(boxes[1]).exterior)
+    lon, lat = np.r_[ccw[:, 0], ccw[::-1, 0]], np.r_[ccw[:, 1], ccw[::-1, 1]]
+    signed = vectorize.ring_areas(lon, lat, np.array([len(ccw), 2 * len(ccw)]))
+    assert signed[0] > 0 and signed[1] == -signed[0]
