@@ -19,18 +19,17 @@ import contextlib
 import math
 import os
 import threading
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import NodataShadowWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from satdelta.imagery.errors import SceneReadError
-from satdelta.imagery.scene import Scene, gdal_env, gdal_reason
+from satdelta.imagery.scene import Scene, gdal_env, gdal_reason, valid_pixels
 
 __all__ = ["TileCache", "TilePrefetch", "TileStore", "tile_grid", "tile_keys"]
 
@@ -226,33 +225,21 @@ def _decoded(
     bands: Sequence[int],
     read_dtype: np.dtype,
     all_valid: bool,
-    *,
-    shadow_quiet: bool = True,
 ) -> Region:
-    """Tile ``key`` of ``scene`` (open as ``src``): its corner, pixels and validity.
-
-    ``shadow_quiet``: silence rasterio's NodataShadowWarning (a nodata value beside an alpha
-    band) while the masks are read. ``warnings.catch_warnings`` swaps the process's filters,
-    and a thread's swap can undo another's filter meanwhile, so the prefetching thread,
-    which reads only scenes without an alpha band, reads them without it.
-    """
+    """Tile ``key`` of ``scene`` (open as ``src``): its corner, pixels and validity
+    (:func:`~satdelta.imagery.scene.valid_pixels`)."""
     th, tw = tile
     r0, c0 = key[0] * th, key[1] * tw
     win = Window(c0, r0, min(tw, scene.width - c0), min(th, scene.height - r0))
     try:
         data = src.read(list(bands), window=win, out_dtype=read_dtype)
-        masks = None
-        if not all_valid:
-            with warnings.catch_warnings() if shadow_quiet else contextlib.nullcontext():
-                if shadow_quiet:
-                    warnings.simplefilter("ignore", NodataShadowWarning)
-                masks = src.read_masks(list(bands), window=win)
+        valid = None if all_valid else valid_pixels(src, bands, win, data)
     except RasterioIOError as exc:
         raise SceneReadError(
             f"cannot read pixels of {scene.source} (window {win}): "
             f"{gdal_reason(exc)}. The file may be truncated or corrupt; re-download it."
         ) from exc
-    return (r0, c0), data, None if masks is None else np.all(masks > 0, axis=0)
+    return (r0, c0), data, valid
 
 
 class TileStore:
@@ -351,16 +338,16 @@ class TilePrefetch:
                 # a handle of this thread's own (kept-open ones belong to a stage of the run
                 # that may end meanwhile), closed after each tile: GDAL's block cache then
                 # drops the tile's raw blocks instead of holding a copy of each
-                # (no warnings.catch_warnings here: see _decoded; a scene that would warn,
-                # without georeference or with an alpha band, is not prefetched)
+                # (no warnings.catch_warnings here: it is not thread-safe; a scene whose
+                # opening would warn, without georeference or with an alpha band, is not
+                # prefetched)
                 with gdal_env(store.scene.gdal_path), rasterio.open(store.scene.gdal_path) as src:
                     if index not in formats:
                         if ColorInterp.alpha in src.colorinterp:
                             return
                         formats[index] = _tile_format(src, store.scene, store.bands)
                     tile, dtype, all_valid = formats[index]
-                    region = _decoded(src, store.scene, key, tile, store.bands, dtype, all_valid,
-                                      shadow_quiet=False)  # fmt: skip
+                    region = _decoded(src, store.scene, key, tile, store.bands, dtype, all_valid)
                 if not store.put(key, region):
                     return
                 self.held += region[1].nbytes + (0 if region[2] is None else region[2].nbytes)

@@ -152,3 +152,81 @@ def test_naip_real():
     assert data.shape == (4, 32, 64)
     with rasterio.open(path) as src:
         np.testing.assert_array_equal(valid, (src.read(window=Window(0, 0, 64, 32)) != 0).all(0))
+
+
+def test_alpha_shadowed_by_nodata_reads_quietly_in_threads(tmp_path):
+    """rasterio warns on each mask read of a 4-band file whose alpha band a nodata value
+    shadows; satdelta's reads keep it out, also when threads read at once while others enter
+    and leave ``warnings.catch_warnings`` (which restores the filters it found: filters set
+    around each read were undone under another thread's read)."""
+    import threading
+    import warnings
+
+    from rasterio.errors import NodataShadowWarning
+    from satdelta.imagery.block_tiles import tile_caches
+    from satdelta.imagery.scene import valid_pixels
+
+    rgba = np.random.default_rng(3).integers(1, 255, (4, 64, 64), dtype="uint8")
+    rgba[:, :4, :4] = 0
+    rgba[1, 40, 50] = 0  # one band without data: the pixel is invalid
+    path = tmp_path / "naip_2020-08-31.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8", nodata=0,
+        crs="EPSG:32614", transform=Affine(1.0, 0.0, 500000.0, 0.0, -1.0, 5000000.0),
+        tiled=True, blockxsize=16, blockysize=16,
+    ) as dst:  # fmt: skip
+        dst.write(rgba)
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    s = open_scene(path)
+    with rasterio.open(path) as src, pytest.warns(NodataShadowWarning):
+        masks = src.read_masks([1, 2, 3])  # the file does make rasterio warn
+    # the same validity as GDAL's masks, made from the pixels (0 in a band: no data)
+    for window in (None, Window(2, 1, 20, 30)):
+        with rasterio.open(path) as src:
+            data = src.read([1, 2, 3], window=window)
+            valid = valid_pixels(src, [1, 2, 3], window, data)
+        expected = np.all(masks > 0, axis=0)
+        if window is not None:
+            expected = expected[1:31, 2:22]
+        np.testing.assert_array_equal(valid, expected)
+    assert not expected.all() and expected.any()
+    expected_all = np.all(masks > 0, axis=0)
+    assert not expected_all[40, 50] and not expected_all[:4, :4].any()
+
+    stop = threading.Event()
+
+    def churn() -> None:  # another part of the process entering and leaving the context
+        while not stop.is_set():
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+
+    def reads(errors: list[BaseException]) -> None:
+        try:
+            for k in range(150):
+                c, r = k % 48, 30 * (k % 2)
+                _, valid = s.read(Window(c, r, 16, 16))
+                assert (valid == expected_all[r : r + 16, c : c + 16]).all()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.resetwarnings()  # no filter of satdelta's left: the reads add it again
+        warnings.simplefilter("always")
+        errors: list[BaseException] = []
+        workers = [threading.Thread(target=churn) for _ in range(2)]
+        workers += [threading.Thread(target=reads, args=(errors,)) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers[2:]:
+            w.join()
+        stop.set()
+        for w in workers[:2]:
+            w.join()
+        # the tile cache's reads too
+        caches = tile_caches(s, s, ((1, 2, 3), (1, 2, 3)), (0.0, 0.0), [Window(0, 0, 32, 32)])
+        assert caches is not None
+        _, valid = caches[0].read(Window(0, 0, 32, 32))
+        assert not valid[:4, :4].any() and valid[4:, 4:].all()
+    assert not errors, errors
+    assert not [w for w in caught if issubclass(w.category, NodataShadowWarning)]
