@@ -34,7 +34,7 @@ from satdelta.imagery.blocks import (
 )
 from satdelta.imagery.candidates import change_kind, rank_candidates
 from satdelta.imagery.detector import ChangeDetector
-from satdelta.imagery.vectorize import ChangePolygon, change_polygons
+from satdelta.imagery.vectorize import ChangePolygon, PolygonRings, change_polygons
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -315,9 +315,8 @@ def _turning_everywhere(geoms: NDArray) -> NDArray[np.bool_]:
     """True for each (Multi)Polygon whose every edge runs along x or y and that turns at
     every vertex: ``shapely.simplify(g, 0)``, which only drops the vertices on a straight
     line, leaves it as it is. Pixel outlines of a north-up grid traced in one block are."""
-    parts, part_geom = shapely.get_parts(geoms, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    r = PolygonRings.of(geoms)
+    xy, ring, ring_part, part_geom = r.xy, r.vertex_ring, r.ring_part, r.part_geom
     if not len(xy):
         return np.ones(len(geoms), bool)
     dx, dy = np.diff(xy[:, 0]), np.diff(xy[:, 1])

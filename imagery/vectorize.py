@@ -379,24 +379,48 @@ def _ellipsoidal_areas_m2(geoms_wgs84: Sequence[Any]) -> list[float]:
     polygonal = np.isin(shapely.get_type_id(geoms), _POLYGONAL_TYPE_IDS)
     if not polygonal.all():  # not a change polygon: pyproj's own reading
         return [abs(float(_GEOD.geometry_area_perimeter(g)[0])) for g in geoms]
-    if geoms.size == 0:
-        return []
-    # every ring's coordinates and the offsets of rings, parts and geometries, without a
-    # Python object for each part and ring (a MultiPolygon array when the types are mixed)
-    kind, xy, offsets = shapely.to_ragged_array(geoms)
-    if kind == shapely.GeometryType.POLYGON:
-        ring_ends, part_rings = offsets
-        geom_parts = np.arange(len(geoms) + 1)
-    else:
-        ring_ends, part_rings, geom_parts = offsets
-    ring_part = np.repeat(np.arange(len(part_rings) - 1), np.diff(part_rings))
-    part_geom = np.repeat(np.arange(len(geoms)), np.diff(geom_parts))
-    ring_area = ring_areas(xy[:, 0], xy[:, 1], ring_ends[1:])
+    r = PolygonRings.of(geoms)
+    ring_area = ring_areas(r.xy[:, 0], r.xy[:, 1], r.ring_ends)
     # np.bincount adds the weights in index order, from 0.0: the same float64 sums, in the
     # same order, as adding ring by ring
-    part_area = np.bincount(ring_part, weights=ring_area, minlength=len(part_rings) - 1)
-    area = np.bincount(part_geom, weights=part_area, minlength=len(geoms))
+    part_area = np.bincount(r.ring_part, weights=ring_area, minlength=len(r.part_geom))
+    area = np.bincount(r.part_geom, weights=part_area, minlength=len(geoms))
     return [abs(float(a)) for a in area.tolist()]
+
+
+@dataclass(frozen=True)
+class PolygonRings:
+    """The rings of an array of Polygons and MultiPolygons, as arrays (each geometry's
+    polygons, each polygon's exterior then holes, in order).
+
+    Attributes
+    ----------
+    xy : (V, 2) float64 ndarray
+        Every ring's vertices, the closing one included, ring after ring.
+    vertex_ring : (V,) int64 ndarray
+        The ring of each vertex.
+    ring_ends : (R,) int64 ndarray
+        Where each ring's vertices end in ``xy`` (from the previous ring's end, or 0).
+    ring_part : (R,) int64 ndarray
+        The polygon (part) of each ring, numbered over all geometries.
+    part_geom : (P,) int64 ndarray
+        The geometry of each part.
+    """
+
+    xy: np.ndarray
+    vertex_ring: np.ndarray
+    ring_ends: np.ndarray
+    ring_part: np.ndarray
+    part_geom: np.ndarray
+
+    @classmethod
+    def of(cls, geoms: np.ndarray) -> PolygonRings:
+        """``geoms``: an object array of Polygons and MultiPolygons."""
+        parts, part_geom = shapely.get_parts(geoms, return_index=True)
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        xy, vertex_ring = shapely.get_coordinates(rings, return_index=True)
+        ends = np.cumsum(shapely.get_num_coordinates(rings), dtype=np.int64)
+        return cls(xy, vertex_ring, ends, ring_part, part_geom)
 
 
 #: Fewest rings in one job of :func:`ring_areas`: fewer are measured in the calling thread
