@@ -352,10 +352,17 @@ def union_pieces(pieces: Sequence[Any]) -> Any:
     >>> union_pieces([a, b]).equals(shapely.union_all([a, b]))
     True
     """
-    parts, piece = shapely.get_parts(np.asarray(pieces, dtype=object), return_index=True)
-    left, right = shapely.STRtree(parts).query(parts, predicate="intersects")
+    whole = np.asarray(pieces, dtype=object)
+    parts, piece = shapely.get_parts(whole, return_index=True)
+    # pieces lie in their own blocks, which meet only along their edges: a polygon can meet
+    # another block's only where it reaches its own piece's box (a polygon on the block's
+    # edge reaches the block's side, and the piece, inside the block, reaches no further),
+    # so only those go through the tree
+    box, piece_box = shapely.bounds(parts), shapely.bounds(whole)[piece]
+    reach = np.flatnonzero((box == piece_box).any(axis=1))
+    left, right = shapely.STRtree(parts[reach]).query(parts[reach], predicate="intersects")
     meets = np.zeros(len(parts), bool)
-    meets[left[piece[left] != piece[right]]] = True
+    meets[reach[left[piece[reach[left]] != piece[reach[right]]]]] = True
     if meets.all():
         return shapely.union_all(parts)
     joined = shapely.get_parts(shapely.union_all(parts[meets])) if meets.any() else []

@@ -224,3 +224,26 @@ def test_union_pieces_when_nothing_or_everything_meets():
     got = union_pieces([far, shapely.box(20, 20, 21, 21)])  # nothing meets
     assert got.geom_type == "MultiPolygon" and len(got.geoms) == 3
     assert got.equals(shapely.union_all([far, shapely.box(20, 20, 21, 21)]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_union_pieces_of_four_blocks_meeting_at_a_corner(seed):
+    """Only polygons reaching their piece's box go through the overlay: pieces of four
+    blocks, touching along edges and at the corner where the four meet, still union as
+    union_all does."""
+    rng = np.random.default_rng(100 + seed)
+    mask = (rng.random((50, 50)) < 0.4).astype(np.uint8)
+    mask[24:26, 24:26] = [[1, 0], [0, 1]]  # two blocks touch only at the corner (25, 25)
+    pieces = []
+    for rows in (slice(0, 25), slice(25, 50)):
+        for cols in (slice(0, 25), slice(25, 50)):
+            side = np.zeros(mask.shape, np.uint8)
+            side[rows, cols] = mask[rows, cols]
+            polys = [
+                shapely.geometry.shape(g) for g, _ in shapes(side, mask=side > 0, connectivity=4)
+            ]
+            pieces.append(polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys))
+    want = shapely.union_all(pieces)
+    got = union_pieces(pieces)
+    assert got.is_valid and got.equals(want)
+    assert shapely.get_num_geometries(got) == shapely.get_num_geometries(want)
