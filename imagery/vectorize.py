@@ -11,6 +11,7 @@ area the annotation store measures; ``planar_area_m2`` is the map projection's.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any, Literal, NamedTuple, TextIO, get_args
 import numpy as np
 import shapely
 from affine import Affine
-from pyproj import Geod
+from pyproj import Geod, Transformer
 from rasterio.crs import CRS
 from rasterio.features import shapes
 from satdelta.imagery.errors import InvalidParameterError
@@ -153,12 +154,18 @@ def geometry_area_m2(
     return abs(float(area))
 
 
+@functools.lru_cache(maxsize=16)
+def _transformer(source: str, target: str) -> Transformer:
+    """pyproj's Transformer (x, y order) from ``source`` to ``target``, made once per pair:
+    making one takes about 10 ms, and the block runner converts each batch of finished
+    candidates (pyproj's Transformer is thread-safe from 3.1 on)."""
+    return Transformer.from_crs(source, target, always_xy=True)
+
+
 def _to_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
     if crs == _WGS84:
         return list(geoms)
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
+    tr = _transformer(crs.to_wkt(), "EPSG:4326")
 
     def fn(coords: np.ndarray) -> np.ndarray:
         x, y = tr.transform(coords[:, 0], coords[:, 1])
@@ -473,9 +480,7 @@ def _compactness(geoms: list[Any]) -> list[float]:
 def _from_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
     if crs == _WGS84:
         return list(geoms)
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs("EPSG:4326", crs.to_wkt(), always_xy=True)
+    tr = _transformer("EPSG:4326", crs.to_wkt())
 
     def fn(coords: np.ndarray) -> np.ndarray:
         x, y = tr.transform(coords[:, 0], coords[:, 1])

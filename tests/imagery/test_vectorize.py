@@ -288,3 +288,19 @@ def test_ellipsoidal_areas_the_same_in_chunks_over_threads_and_for_polygons_only
     lon, lat = np.r_[ccw[:, 0], ccw[::-1, 0]], np.r_[ccw[:, 1], ccw[::-1, 1]]
     signed = vectorize.ring_areas(lon, lat, np.array([len(ccw), 2 * len(ccw)]))
     assert signed[0] > 0 and signed[1] == -signed[0]
+
+
+def test_the_wgs84_transformer_is_made_once_per_crs():
+    import importlib
+
+    from pyproj import Transformer
+
+    vectorize_module = importlib.import_module("satdelta.imagery.vectorize")
+    vectorize_module._transformer.cache_clear()
+    polys = [vectorize(ring_mask(), np.ones((12, 12), np.float32), T10, UTM) for _ in range(3)]
+    info = vectorize_module._transformer.cache_info()
+    assert info.misses == 1 and info.hits == 2
+    fresh = Transformer.from_crs(UTM.to_wkt(), "EPSG:4326", always_xy=True)
+    x, y = fresh.transform(500020.0, 3999980.0)  # the mask's corner (col 2, row 2)
+    ring = np.asarray(polys[2][0].geometry_wgs84.exterior.coords)
+    assert np.isclose(ring, [x, y], atol=1e-12).all(axis=1).any()
