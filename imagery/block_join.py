@@ -34,7 +34,8 @@ from satdelta.imagery.blocks import (
 )
 from satdelta.imagery.candidates import change_kind, rank_candidates
 from satdelta.imagery.detector import ChangeDetector
-from satdelta.imagery.vectorize import ChangePolygon, PolygonRings, change_polygons
+from satdelta.imagery.geodesic_areas import PolygonRings
+from satdelta.imagery.vectorize import ChangePolygon, change_polygons
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 

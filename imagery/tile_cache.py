@@ -29,7 +29,8 @@ from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from satdelta.imagery.errors import SceneReadError
-from satdelta.imagery.scene import Scene, gdal_env, gdal_reason, valid_pixels
+from satdelta.imagery.pixel_masks import valid_pixels
+from satdelta.imagery.scene import Scene, gdal_env, gdal_reason
 
 __all__ = ["TileCache", "TilePrefetch", "TileStore", "tile_grid", "tile_keys"]
 
@@ -227,7 +228,7 @@ def _decoded(
     all_valid: bool,
 ) -> Region:
     """Tile ``key`` of ``scene`` (open as ``src``): its corner, pixels and validity
-    (:func:`~satdelta.imagery.scene.valid_pixels`)."""
+    (:func:`~satdelta.imagery.pixel_masks.valid_pixels`)."""
     th, tw = tile
     r0, c0 = key[0] * th, key[1] * tw
     win = Window(c0, r0, min(tw, scene.width - c0), min(th, scene.height - r0))

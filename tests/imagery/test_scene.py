@@ -164,7 +164,7 @@ def test_alpha_shadowed_by_nodata_reads_quietly_in_threads(tmp_path):
 
     from rasterio.errors import NodataShadowWarning
     from satdelta.imagery.block_tiles import tile_caches
-    from satdelta.imagery.scene import valid_pixels
+    from satdelta.imagery.pixel_masks import valid_pixels
 
     rgba = np.random.default_rng(3).integers(1, 255, (4, 64, 64), dtype="uint8")
     rgba[:, :4, :4] = 0

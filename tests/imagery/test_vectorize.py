@@ -223,12 +223,11 @@ def test_ellipsoidal_areas_equal_pyproj_per_polygon_holes_and_parts(compiled, mo
 
     from pyproj import Geod
 
-    # the module itself (the package's lazy name ``vectorize`` may be the function)
-    vectorize = importlib.import_module("satdelta.imagery.vectorize")
-    _ellipsoidal_areas_m2 = vectorize._ellipsoidal_areas_m2
+    areas = importlib.import_module("satdelta.imagery.geodesic_areas")
+    _ellipsoidal_areas_m2 = areas.ellipsoidal_areas_m2
 
     # pyproj's compiled ring method (read in place) and its public one give the same areas
-    ring_area = vectorize._RING_AREA_PERIMETER
+    ring_area = areas._RING_AREA_PERIMETER
     calls: list[int] = []
     if compiled:
         if ring_area is None:
@@ -238,9 +237,9 @@ def test_ellipsoidal_areas_equal_pyproj_per_polygon_holes_and_parts(compiled, mo
             calls.append(len(lons))
             return ring_area(lons, lats, radians=radians)
 
-        monkeypatch.setattr(vectorize, "_RING_AREA_PERIMETER", counted)
+        monkeypatch.setattr(areas, "_RING_AREA_PERIMETER", counted)
     else:
-        monkeypatch.setattr(vectorize, "_RING_AREA_PERIMETER", None)
+        monkeypatch.setattr(areas, "_RING_AREA_PERIMETER", None)
 
     square = shapely.box(121.0, 31.0, 121.01, 31.012)
     holed = shapely.Polygon(
@@ -261,7 +260,7 @@ def test_ellipsoidal_areas_the_same_in_chunks_over_threads_and_for_polygons_only
     from pyproj import Geod
     from satdelta.imagery.parallel import threads
 
-    vectorize = importlib.import_module("satdelta.imagery.vectorize")
+    areas = importlib.import_module("satdelta.imagery.geodesic_areas")
     rng = np.random.default_rng(7)
     # 60 small squares with holes in some, then the same with a MultiPolygon among them
     boxes = []
@@ -276,17 +275,17 @@ def test_ellipsoidal_areas_the_same_in_chunks_over_threads_and_for_polygons_only
         geoms = [shapely.orient_polygons(g) for g in geoms]
         expected = [abs(geod.geometry_area_perimeter(g)[0]) for g in geoms]
         with threads(1):
-            one = vectorize._ellipsoidal_areas_m2(geoms)
-        monkeypatch.setattr(vectorize, "MIN_RINGS_PER_JOB", 7)  # a chunk for each thread
+            one = areas.ellipsoidal_areas_m2(geoms)
+        monkeypatch.setattr(areas, "MIN_RINGS_PER_JOB", 7)  # a chunk for each thread
         with threads(2):
-            two = vectorize._ellipsoidal_areas_m2(geoms)
+            two = areas.ellipsoidal_areas_m2(geoms)
         monkeypatch.undo()
         assert one == two == expected
-    assert vectorize._ellipsoidal_areas_m2([]) == []
+    assert areas.ellipsoidal_areas_m2([]) == []
     # ring_areas: signed, counter-clockwise positive, one value a ring
     ccw = shapely.get_coordinates(shapely.orient_polygons(boxes[1]).exterior)
     lon, lat = np.r_[ccw[:, 0], ccw[::-1, 0]], np.r_[ccw[:, 1], ccw[::-1, 1]]
-    signed = vectorize.ring_areas(lon, lat, np.array([len(ccw), 2 * len(ccw)]))
+    signed = areas.ring_areas(lon, lat, np.array([len(ccw), 2 * len(ccw)]))
     assert signed[0] > 0 and signed[1] == -signed[0]
 
 
