@@ -21,7 +21,7 @@ __all__ = ["quiet_nodata_shadow", "valid_pixels"]
 
 #: The module whose mask reads :func:`quiet_nodata_shadow` silences (a regular expression):
 #: this one, where :func:`valid_pixels` calls ``read_masks``.
-_SHADOW_MODULES = re.escape(__name__) + r"\Z"
+_SHADOW_MODULE = re.escape(__name__) + r"\Z"
 
 
 def quiet_nodata_shadow() -> None:
@@ -44,12 +44,14 @@ def quiet_nodata_shadow() -> None:
             module is not None and not module.match(__name__)
         ):
             continue  # a filter that does not apply to these reads
-        if action == "ignore" and module is not None and module.pattern == _SHADOW_MODULES:
+        if action == "ignore" and module is not None and module.pattern == _SHADOW_MODULE:
             return  # ours, and the first that applies
         break  # another filter would decide first ("always", "error"...): ours goes before
-    warnings.filterwarnings("ignore", category=NodataShadowWarning, module=_SHADOW_MODULES)
+    warnings.filterwarnings("ignore", category=NodataShadowWarning, module=_SHADOW_MODULE)
 
 
+# at import, before any thread enters warnings.catch_warnings: every filter list such a
+# context saves and restores then holds the filter
 quiet_nodata_shadow()
 
 

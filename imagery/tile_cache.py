@@ -339,9 +339,9 @@ class TilePrefetch:
                 # a handle of this thread's own (kept-open ones belong to a stage of the run
                 # that may end meanwhile), closed after each tile: GDAL's block cache then
                 # drops the tile's raw blocks instead of holding a copy of each
-                # (no warnings.catch_warnings here: it is not thread-safe; a scene whose
-                # opening would warn, without georeference or with an alpha band, is not
-                # prefetched)
+                # (no warnings.catch_warnings here: it is not thread-safe; a scene without
+                # georeference, whose opening warns, is not prefetched, nor one with an
+                # alpha band, whose mask reads warned before pixel_masks.valid_pixels)
                 with gdal_env(store.scene.gdal_path), rasterio.open(store.scene.gdal_path) as src:
                     if index not in formats:
                         if ColorInterp.alpha in src.colorinterp:

@@ -152,17 +152,22 @@ def _transformer(source: str, target: str) -> Transformer:
     return Transformer.from_crs(source, target, always_xy=True)
 
 
-def _to_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
-    if crs == _WGS84:
-        return list(geoms)
-    tr = _transformer(crs.to_wkt(), "EPSG:4326")
+def _reprojected(geoms: list[Any], source: str, target: str) -> np.ndarray:
+    """``geoms`` moved from CRS ``source`` to ``target``: one pyproj call for the vertices
+    of all geometries."""
+    tr = _transformer(source, target)
 
     def fn(coords: np.ndarray) -> np.ndarray:
         x, y = tr.transform(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y])
 
-    # one pyproj call for the vertices of all geometries
-    return list(shapely.transform(np.asarray(geoms, dtype=object), fn))
+    return shapely.transform(np.asarray(geoms, dtype=object), fn)
+
+
+def _to_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
+    if crs == _WGS84:
+        return list(geoms)
+    return list(_reprojected(geoms, crs.to_wkt(), "EPSG:4326"))
 
 
 def vectorize(
@@ -374,14 +379,7 @@ def _compactness(geoms: list[Any]) -> list[float]:
 def _from_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
     if crs == _WGS84:
         return list(geoms)
-    tr = _transformer("EPSG:4326", crs.to_wkt())
-
-    def fn(coords: np.ndarray) -> np.ndarray:
-        x, y = tr.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    moved = shapely.transform(np.asarray(geoms, dtype=object), fn)
-    return list(shapely.orient_polygons(moved))
+    return list(shapely.orient_polygons(_reprojected(geoms, "EPSG:4326", crs.to_wkt())))
 
 
 def from_feature_collection(fc: Mapping[str, Any], crs: CRS) -> list[ChangePolygon]:
