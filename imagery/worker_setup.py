@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 __all__ = [
     "SATDELTA_THREADS_ENV",
@@ -71,14 +72,29 @@ def limit_worker_resources(gdal_cachemax_mb: int = WORKER_GDAL_CACHEMAX_MB) -> N
     os.environ.setdefault("GDAL_NUM_THREADS", "1")
 
 
+def quiet_no_geotransform() -> None:
+    """Keep rasterio's "no geotransform" warning off stderr, for the whole process.
+
+    rasterio warns of it for the in-memory arrays it warps and the non-georeferenced files
+    satdelta opens and writes, which satdelta hides with ``warnings.catch_warnings``; that
+    is not thread-safe: a worker thread's exit from one can undo another's filter, and the
+    warning then reached stderr (in the command line, and in a batch worker process running
+    the block runner's threads). A filter set first, before any thread starts, is in every
+    thread's saved copy. (satdelta says itself when an input has no georeference.)
+    """
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
+
+
 def init_worker(log_level: int | None, threads: int = 1) -> None:
-    """Process-pool initializer: resource limits, the worker's thread count, logging.
+    """Process-pool initializer: resource limits, the warning filter of the command line
+    (:func:`quiet_no_geotransform`), the worker's thread count, logging.
 
     The thread count goes to ``SATDELTA_THREADS`` unless the operator set it (then the
     operator's value is kept); the parent's logging level is applied if the worker has no
     handlers yet.
     """
     limit_worker_resources()
+    quiet_no_geotransform()
     if not operator_threads():
         os.environ[SATDELTA_THREADS_ENV] = str(max(1, int(threads)))
     if log_level is not None and not logging.getLogger().handlers:

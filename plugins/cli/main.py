@@ -12,13 +12,12 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import click
 from satdelta.imagery import file_digest
 from satdelta.imagery.errors import SatdeltaError, one_line
-from satdelta.imagery.worker_setup import limit_library_threads
+from satdelta.imagery.worker_setup import limit_library_threads, quiet_no_geotransform
 
 # name -> "module:attribute"; each front-end module registers itself here.
 COMMANDS: dict[str, str] = {
@@ -101,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status instead of raising."""
     args = sys.argv[1:] if argv is None else argv
     limit_library_threads()  # before numpy loads: satdelta's threads, not BLAS's, do the work
-    # rasterio warns of "no geotransform" for the in-memory arrays it warps, and hides that
-    # with warnings.catch_warnings, which is not thread-safe: a worker thread's exit from one
-    # can undo another's filter, and the warning then reached stderr. A filter set first is
-    # in every thread's saved copy. (satdelta says itself when an input has no georeference.)
-    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
+    quiet_no_geotransform()  # before any thread starts (batch workers set it too)
     verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
     try:
         cli.main(args=args, prog_name="satdelta", standalone_mode=False)

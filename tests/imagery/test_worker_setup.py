@@ -76,3 +76,21 @@ def test_the_command_line_loads_numpy_with_one_blas_thread_unless_the_operator_s
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == "2", out.stdout
+
+
+@pytest.mark.parametrize("setup", ["init_worker(None)", "pass"])
+def test_a_pool_worker_keeps_rasterio_no_geotransform_off_stderr(setup) -> None:
+    """A batch worker gets the command line's filter: rasterio's "no geotransform" warning,
+    hidden around each read with warnings.catch_warnings (not thread-safe), reached a
+    worker's stderr; without the initializer it is shown (the control)."""
+    code = (
+        "import warnings; from satdelta.imagery.worker_setup import init_worker; "
+        f"{setup}; "
+        "warnings.warn('Dataset has no geotransform, gcps, or rpcs. The identity matrix will "
+        "be returned.', UserWarning)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    if setup == "pass":
+        assert "no geotransform" in res.stderr
+    else:
+        assert res.stderr == ""
