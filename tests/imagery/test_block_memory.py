@@ -106,7 +106,7 @@ def test_memory_does_not_grow_with_the_grid(pairs, tmp_path):
     mb = {side: _memory_mb(*pairs[side], tmp_path / str(side)) for side in (4096, 8192)}
     for side in mb:  # the runs did their work: one candidate per changed tile
         run = json.loads((tmp_path / str(side) / "run.json").read_text())
-        assert run["runner"]["kind"] == "blocks"
+        assert run["runner"]["kind"] == "blocks" and run["runner"]["threads"] == 1
         assert run["polygons"]["count"] == (side // TILE) ** 2
     small, large = mb[4096], mb[8192]
     assert large["traced_after_blocks"] - small["traced_after_blocks"] < TRACED_GROWTH_MB, mb
