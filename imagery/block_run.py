@@ -204,6 +204,7 @@ class _Pair:
             tiles = self.tiles
             moved = translate_window(
                 self.after,
+                crs=self.before.crs,
                 transform=self.before.window_transform(win),
                 shape=shape,
                 bands=self.after_bands,

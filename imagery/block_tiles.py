@@ -50,8 +50,8 @@ def start_prefetch(
         rows = min(block_px, before.height)
         region = Window(0, 0, before.width, rows)
         where = translation(
-            after, transform=before.window_transform(region), shape=(rows, before.width),
-            shift_px=(0.0, 0.0),
+            after, crs=before.crs, transform=before.window_transform(region),
+            shape=(rows, before.width), shift_px=(0.0, 0.0),
         )  # fmt: skip
         if where is None or where.window is None:
             return None
@@ -82,6 +82,7 @@ def tile_caches(
     for win in windows:
         where = translation(
             after,
+            crs=before.crs,
             transform=before.window_transform(win),
             shape=(int(win.height), int(win.width)),
             shift_px=shift_px,

@@ -276,18 +276,29 @@ class Translation:
 
 
 def translation(
-    scene: Scene, *, transform: Affine, shape: tuple[int, int], shift_px: tuple[float, float]
+    scene: Scene,
+    *,
+    crs: CRS | None,
+    transform: Affine,
+    shape: tuple[int, int],
+    shift_px: tuple[float, float],
 ) -> Translation | None:
-    """The source of :func:`translate_window` for a target window (None when the scene is not
-    on the target's pixel grid, or not georeferenced)."""
-    if not same_pixel_grid(scene, scene.crs, transform):
+    """The source of :func:`translate_window` for a target window on the grid ``crs`` and
+    ``transform`` (None when the scene is not on that pixel grid: another CRS, another
+    pixel size or orientation; or either is not georeferenced).
+
+    A scene in another CRS is never a translation, even with the same pixel size: its
+    coordinates are not the target's (in the neighbouring UTM zone they are hundreds of
+    kilometres off), so only GDAL's warper puts it on the grid.
+    """
+    if scene.crs is None or crs is None or scene.crs != crs:
+        return None
+    if not same_pixel_grid(scene, crs, transform):
         to_src = ~scene.transform @ transform
         if not (
             abs(to_src.a - 1) < 1e-9 and abs(to_src.e - 1) < 1e-9 and to_src.b == to_src.d == 0
         ):
             return None
-    elif scene.crs is None:
-        return None
     to_src = ~scene.transform @ transform  # target pixel -> scene pixel
     dy, dx = shift_px
     y0, x0 = to_src.f + dy, to_src.c + dx  # scene coordinate of the target's corner
@@ -310,6 +321,7 @@ ReadInto = Callable[[Window, np.ndarray, np.ndarray], None]
 def translate_window(
     scene: Scene,
     *,
+    crs: CRS | None,
     transform: Affine,
     shape: tuple[int, int],
     bands: Sequence[int],
@@ -325,16 +337,18 @@ def translate_window(
     warper on a 4-band window; the values match it to float32 rounding). A target pixel is
     valid when all 16 source pixels it uses have data.
 
-    ``read_into`` reads the source (default: :meth:`Scene.read` with ``bands``);
+    ``crs`` and ``transform`` are the target window's grid (the before scene's CRS and the
+    window's transform). ``read_into`` reads the source (default: :meth:`Scene.read` with
+    ``bands``);
     ``finite_source`` says its values are all finite (integers), so that the result need not
     be checked for them.
 
     Returns
     -------
     (data, valid) as :func:`resample_to_grid` returns them, or None when the scene is not
-    on the target's pixel grid (use :func:`resample_to_grid`).
+    on the target's pixel grid, in its CRS (use :func:`resample_to_grid`).
     """
-    where = translation(scene, transform=transform, shape=shape, shift_px=shift_px)
+    where = translation(scene, crs=crs, transform=transform, shape=shape, shift_px=shift_px)
     if where is None:
         return None
     rows, cols = shape

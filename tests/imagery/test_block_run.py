@@ -199,7 +199,7 @@ def test_translation_matches_gdal_cubic_warp(pair, shift):
             after, transform=t, crs=before.crs, shape=shape, bands=(1, 2, 3, 4), shift_px=shift
         )
         moved = translate_window(
-            after, transform=t, shape=shape, bands=(1, 2, 3, 4), shift_px=shift
+            after, crs=before.crs, transform=t, shape=shape, bands=(1, 2, 3, 4), shift_px=shift
         )
         assert moved is not None
         f, f_ok = moved
@@ -208,10 +208,14 @@ def test_translation_matches_gdal_cubic_warp(pair, shift):
         assert np.abs(f[:, f_ok] - g[:, f_ok]).max() < 2e-3
 
 
-@pytest.fixture(scope="module")
-def regridded_pair(pair, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The pair with its after date warped to another grid: 12 m pixels in UTM zone 34
-    (the neighbouring zone), as a second sensor's scene comes."""
+@pytest.fixture(scope="module", params=[12.0, 10.0], ids=["12m", "10m"])
+def regridded_pair(
+    pair, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path, Path]:
+    """The pair with its after date warped to another grid in UTM zone 34 (the neighbouring
+    zone), as a second sensor's scene comes: 12 m pixels, or 10 m like the before date's
+    (the same pixel size in another CRS is no translation: its coordinates are the other
+    zone's)."""
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
     folder = tmp_path_factory.mktemp("regridded")
@@ -219,7 +223,7 @@ def regridded_pair(pair, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     with rasterio.open(pair[1]) as src:
         dst_crs = "EPSG:32634"
         transform, width, height = calculate_default_transform(
-            src.crs, dst_crs, src.width, src.height, *src.bounds, resolution=12.0
+            src.crs, dst_crs, src.width, src.height, *src.bounds, resolution=request.param
         )
         profile = src.profile | {
             "crs": dst_crs, "transform": transform, "width": width, "height": height,
@@ -236,9 +240,16 @@ def regridded_pair(pair, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 
 
 def test_a_pair_on_different_grids_is_warped_per_window(regridded_pair, tmp_path):
-    """The after date in another CRS and pixel size: each window is warped through GDAL
-    onto the before grid; the result does not depend on the block size and agrees with
-    the whole-grid runner."""
+    """The after date in another CRS (and pixel size, or the same one): each window is
+    warped through GDAL onto the before grid; the result hardly depends on the block size
+    and agrees with the whole-grid runner.
+
+    GDAL's warp of a window is not exactly the same pixels' warp in a larger one (its
+    approximate transformer and its per-chunk resampling scale): on this pair 24 of the
+    102,000 mask pixels differ between 64- and 128-pixel blocks at 10 m, none at 12 m
+    (docs/design-blocks.md, "What is exact"). Before the translation shortcut checked the
+    CRS, the 10 m pair (the before date's pixel size) was taken for a translation of the
+    other zone's coordinates and no window had data."""
     masks = []
     for block_px in (64, 128):
         out = tmp_path / f"b{block_px}"
@@ -246,7 +257,7 @@ def test_a_pair_on_different_grids_is_warped_per_window(regridded_pair, tmp_path
         mask, _, fc, run = _read(out)
         assert mask.shape == SIZE and run["grid"]["crs"] == "EPSG:32633"
         masks.append(mask)
-    assert np.array_equal(masks[0], masks[1])
+    assert (masks[0] == masks[1]).mean() > 0.999
     assert 0.03 < (masks[0] == 1).mean() < 0.3
     whole_run = run_detection(*regridded_pair)
     whole = np.where(whole_run.maps.valid, whole_run.maps.changed, 255)
