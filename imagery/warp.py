@@ -293,13 +293,11 @@ def translation(
     """
     if scene.crs is None or crs is None or scene.crs != crs:
         return None
-    if not same_pixel_grid(scene, crs, transform):
-        to_src = ~scene.transform @ transform
-        if not (
-            abs(to_src.a - 1) < 1e-9 and abs(to_src.e - 1) < 1e-9 and to_src.b == to_src.d == 0
-        ):
-            return None
     to_src = ~scene.transform @ transform  # target pixel -> scene pixel
+    if not same_pixel_grid(scene, crs, transform) and not (
+        abs(to_src.a - 1) < 1e-9 and abs(to_src.e - 1) < 1e-9 and to_src.b == to_src.d == 0
+    ):
+        return None
     dy, dx = shift_px
     y0, x0 = to_src.f + dy, to_src.c + dx  # scene coordinate of the target's corner
     iy, ix = math.floor(y0 + 1e-9), math.floor(x0 + 1e-9)
