@@ -20,12 +20,12 @@ import numpy as np
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
-from rasterio.features import shapes
 from satdelta.imagery.candidates import RING_PX
 from satdelta.imagery.cues import SEGMENT_M
 from satdelta.imagery.detector import ChangeDetector, score_both
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.morphology import MERGE_GAP_PX, group_labels, square_dilation
+from satdelta.imagery.polygonize import polygonize
 from scipy import ndimage
 
 __all__ = [
@@ -392,50 +392,47 @@ def _outlines(
 
     GDAL's polygonize costs about 12 ns for every pixel it scans, changed or not (12 ms a
     1024² block). The labels' boxes, about a tenth of a block, are packed side by side into
-    one small raster (shelves, tallest box first), polygonised at once, and each outline is
-    moved back from its place in the pack: the same polygons, in a few milliseconds.
+    one small raster (shelves, tallest box first), polygonised at once
+    (:func:`~satdelta.imagery.polygonize.polygonize`: GDAL's, the GIL released), and each
+    outline is moved back from its place in the pack: the same polygons, in a few
+    milliseconds.
     """
-    boxes = [(k + 1, sl) for k, sl in enumerate(ndimage.find_objects(lab)) if sl is not None]
+    found = ndimage.find_objects(lab)
+    boxes = [(k + 1, sl) for k, sl in enumerate(found) if sl is not None]
     boxes.sort(key=lambda item: item[1][0].start - item[1][0].stop)  # tallest first
     width = lab.shape[1]
-    placed, x, y, shelf = [], 0, 0, 0
+    # each label's move from the block to its place in the pack (rows, cols), by label
+    moved = np.zeros((len(found) + 1, 2), np.int64)
+    x, y, shelf = 0, 0, 0
     for value, (rows, cols) in boxes:
         if x + cols.stop - cols.start > width:  # next shelf
             x, y, shelf = 0, y + shelf, 0
-        placed.append((value, rows, cols, y, x))
+        moved[value] = y - rows.start, x - cols.start
         x += cols.stop - cols.start
         shelf = max(shelf, rows.stop - rows.start)
     pack = np.zeros((y + shelf, width), np.int32)
-    moved: dict[int, tuple[int, int]] = {}
-    for value, rows, cols, py, px in placed:
-        own = (lab[rows, cols] == value) & changed[rows, cols]
-        pack[py : py + own.shape[0], px : px + own.shape[1]][own] = value
-        moved[value] = (cols.start - px, rows.start - py)
-    # every ring's corners in one array, moved back and through ``transform`` at once, and
-    # the polygons made in bulk (one shapely object per polygon made in Python cost 0.2 ms:
-    # most of a block's time on real imagery, with thousands of small regions)
-    values, corner_list, lengths_list, ring_polygon = [], [], [], []
-    for geom, value in shapes(pack, mask=pack > 0, connectivity=4):
-        values.append(int(value))
-        for ring in geom["coordinates"]:
-            corner_list.extend(ring)  # one conversion for all rings below
-            lengths_list.append(len(ring))
-            ring_polygon.append(len(values) - 1)
-    if not values:
+    at = np.flatnonzero(changed)  # every label's changed pixels moved at once
+    at_label = np.take(lab, at)
+    at, at_label = at[at_label > 0], at_label[at_label > 0]
+    r, c = np.divmod(at, width)
+    pack[r + moved[at_label, 0], c + moved[at_label, 1]] = at_label
+    label, polygons = polygonize(pack, pack > 0, connectivity=4)
+    if not label.size:
         return {}
-    lengths = np.array(lengths_list)
-    corners = np.array(corner_list, np.float64)
-    offsets = np.array([moved[v] for v in values], np.float64)[np.repeat(ring_polygon, lengths)]
-    px, py = corners[:, 0] + offsets[:, 0], corners[:, 1] + offsets[:, 1]  # block pixels
-    a, b, c, d, e, f = transform[:6]
-    xy = np.stack([c + px * a + py * b, f + px * d + py * e], axis=1)
-    ring_shapes = shapely.linearrings(xy, indices=np.repeat(np.arange(len(lengths)), lengths))
-    polygons = shapely.polygons(ring_shapes, indices=ring_polygon)
+    # every vertex moved back and through ``transform`` at once (one shapely object per
+    # polygon made in Python cost 0.2 ms: most of a block's time on real imagery, with
+    # thousands of small regions)
+    corners = shapely.get_coordinates(polygons)
+    back = np.repeat(moved[label], shapely.get_num_coordinates(polygons), axis=0)
+    px, py = corners[:, 0] - back[:, 1], corners[:, 1] - back[:, 0]  # block pixels
+    a, b, c0, d, e, f = transform[:6]
+    polygons = shapely.set_coordinates(
+        polygons, np.stack([c0 + px * a + py * b, f + px * d + py * e], axis=1)
+    )
     # a label's polygons (disjoint: 4-connected pieces of one region) as one MultiPolygon,
     # so that the join unions only what crosses block edges (a union of a region's pieces
     # within a block gave the same outline, 30x slower); the MultiPolygons made in bulk,
     # each label's polygons in the order traced, labels in the order first traced
-    label = np.array(values)
     order = np.argsort(label, kind="stable")
     by_label = label[order]
     starts = np.flatnonzero(np.r_[True, by_label[1:] != by_label[:-1]])

@@ -17,7 +17,6 @@ import shapely
 from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
-from rasterio.features import shapes
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.object_growth import grow_changed, ncc
 from satdelta.imagery.objects import (
@@ -28,9 +27,10 @@ from satdelta.imagery.objects import (
     bbox_slices,
     find_objects,
 )
+from satdelta.imagery.polygonize import polygonize
 from satdelta.imagery.vectorize import _to_wgs84
 from scipy import ndimage as ndi
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import MultiPolygon, Polygon
 
 __all__ = [
     "CHANGE_KINDS",
@@ -356,8 +356,9 @@ def object_changes(
 def _footprints(labels: NDArray[np.int32], transform: Affine) -> dict[int, Polygon | MultiPolygon]:
     """Footprint polygon of every label value > 0, in the grid's coordinates."""
     parts: dict[int, list[Any]] = {}
-    for geom, value in shapes(labels, mask=labels > 0, connectivity=8, transform=transform):
-        parts.setdefault(int(value), []).append(shape(geom))
+    values, polygons = polygonize(labels, labels > 0, connectivity=8, transform=transform)
+    for value, polygon in zip(values.tolist(), polygons, strict=True):
+        parts.setdefault(value, []).append(polygon)
     return {v: shapely.union_all(p) for v, p in parts.items()}
 
 

@@ -25,11 +25,11 @@ import shapely
 from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
-from rasterio.features import shapes
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.geodesic_areas import ellipsoidal_areas_m2
 from satdelta.imagery.geojson_text import polygon_texts
 from satdelta.imagery.morphology import group_labels
+from satdelta.imagery.polygonize import polygonize
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 __all__ = [
@@ -334,13 +334,11 @@ def _outlines(
 ) -> tuple[list[int], list[Any]]:
     """(label ids, valid CCW (Multi)Polygons) of the labelled regions, traced on pixel edges."""
     parts: dict[int, list[Polygon]] = {}
-    for geom, value in shapes(
-        labels.astype("int32", copy=False),
-        mask=changed,
-        connectivity=connectivity,
-        transform=transform,
-    ):
-        parts.setdefault(int(value), []).append(shape(geom))
+    values, polygons = polygonize(
+        labels, changed, connectivity=4 if connectivity == 4 else 8, transform=transform
+    )
+    for value, polygon in zip(values.tolist(), polygons, strict=True):
+        parts.setdefault(value, []).append(polygon)
     label_ids = sorted(parts)
     geoms: list[Any] = []
     for lab in label_ids:
