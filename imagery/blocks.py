@@ -87,6 +87,11 @@ class Block:
         )
 
 
+#: Up to this many labels a block's outlines fill their pack label by label, beyond it in
+#: one scatter of all changed pixels (a scan of the whole block: 1-2 ms more on the 8192²
+#: pair's blocks of about 30 labels; 45 ms less on NAIP blocks of about 1,500).
+FEW_LABELS = 64
+
 #: Segments of overlap a window gets around its block for the ``"cues"`` segment vote.
 SEGMENT_OVERLAP = 4
 
@@ -411,11 +416,19 @@ def _outlines(
         x += cols.stop - cols.start
         shelf = max(shelf, rows.stop - rows.start)
     pack = np.zeros((y + shelf, width), np.int32)
-    at = np.flatnonzero(changed)  # every label's changed pixels moved at once
-    at_label = np.take(lab, at)
-    at, at_label = at[at_label > 0], at_label[at_label > 0]
-    r, c = np.divmod(at, width)
-    pack[r + moved[at_label, 0], c + moved[at_label, 1]] = at_label
+    if len(boxes) <= FEW_LABELS:  # box by box: the boxes are a small part of the block
+        for value, (rows, cols) in boxes:
+            own = (lab[rows, cols] == value) & changed[rows, cols]
+            r0, c0 = rows.start + moved[value, 0], cols.start + moved[value, 1]
+            pack[r0 : r0 + own.shape[0], c0 : c0 + own.shape[1]][own] = value
+    else:  # every label's changed pixels moved at once (the pack is as wide as the block:
+        # a move is one offset in raster order)
+        at = np.flatnonzero(changed)
+        at_label = np.take(lab, at)
+        if not at_label.all():  # changed pixels of no label (none in apply_window's blocks)
+            at, at_label = at[at_label > 0], at_label[at_label > 0]
+        offset = moved[:, 0] * width + moved[:, 1]
+        pack.ravel()[at + np.take(offset, at_label)] = at_label
     label, polygons = polygonize(pack, pack > 0, connectivity=4)
     if not label.size:
         return {}

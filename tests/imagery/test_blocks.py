@@ -8,6 +8,7 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from satdelta.imagery import block_join
+from satdelta.imagery import blocks as blocks_mod
 from satdelta.imagery.block_join import detect_in_blocks
 from satdelta.imagery.blocks import plan_blocks
 from satdelta.imagery.candidates import band_scales, describe_candidates
@@ -176,3 +177,41 @@ def test_cues_blocks_are_close_to_the_whole_array():
     _, b_changed, _ = detect_in_blocks(det, before, after, valid, block_px=120)
     assert changed.sum() > 2000
     assert (b_changed == changed).mean() > 0.97
+
+
+@pytest.mark.parametrize("n_regions", [20, 400])
+def test_outlines_are_each_labels_changed_pixels_whichever_way_the_pack_is_filled(
+    n_regions, monkeypatch
+):
+    # labels of scattered squares (some with holes, some cut in two pieces by unchanged
+    # pixels); every label's outline must be exactly its changed pixels' cells, in map
+    # coordinates, whether the pack is filled label by label or in one scatter
+    rng = np.random.default_rng(n_regions)
+    lab = np.zeros((300, 320), np.int32)
+    for k in range(1, n_regions + 1):
+        r, c = rng.integers(0, 290), rng.integers(0, 310)
+        h, w = rng.integers(2, 9, size=2)
+        lab[r : r + h, c : c + w] = k
+    changed = (lab > 0) & (rng.random(lab.shape) < 0.85)
+    transform = Affine(0.5, 0.0, 1000.0, 0.0, -0.5, 2000.0)
+    outlines = blocks_mod._outlines(lab, changed, transform)
+    assert (len(outlines) > blocks_mod.FEW_LABELS) == (n_regions > blocks_mod.FEW_LABELS)
+    for value, (geom,) in outlines.items():
+        rows, cols = np.nonzero((lab == value) & changed)
+        cells = shapely.union_all(
+            [
+                shapely.box(*(transform @ (c, r + 1)), *(transform @ (c + 1, r)))
+                for r, c in zip(rows, cols, strict=True)
+            ]
+        )
+        assert shapely.equals(geom, cells), value
+        assert geom.is_valid
+    assert set(outlines) == set(np.unique(lab[changed]).tolist())
+    # the other way of filling the pack: the same geometries, vertex for vertex
+    monkeypatch.setattr(blocks_mod, "FEW_LABELS", 0 if n_regions <= 64 else 10**6)
+    other = blocks_mod._outlines(lab, changed, transform)
+    assert list(other) == list(outlines)
+    for value, (geom,) in outlines.items():
+        assert np.array_equal(
+            shapely.get_coordinates(other[value][0]), shapely.get_coordinates(geom)
+        )
