@@ -526,21 +526,9 @@ def _fragments(
     )
     base = np.zeros(pre_e.shape, bool)
     base[own_e] = ~pre_e[own_e] & valid[ir, ic]
-    ring_at, ring_region = [], []
-    for k, sl in enumerate(ndimage.find_objects(labels)):
-        if sl is None:
-            continue
-        box = tuple(
-            slice(max(x.start - RING_PX, 0), min(x.stop + RING_PX, dim))
-            for x, dim in zip(sl, pre_e.shape, strict=True)
-        )
-        ring = square_dilation(labels[box] == k + 1, RING_PX)
-        ring &= base[box]
-        rr, cc = np.nonzero(ring)
-        ring_at.append((rr + (box[0].start + er.start)) * outer_w + cc + (box[1].start + ec.start))
-        ring_region.append(np.full(rr.size, k, np.intp))
-    ring_idx = np.concatenate(ring_at) if ring_at else np.zeros(0, np.intp)
-    rk = np.concatenate(ring_region) if ring_region else np.zeros(0, np.intp)
+    ring_e, rk = (_rings_by_region if n <= FEW_LABELS else _rings_at_once)(labels, base)
+    ring_r, ring_c = np.divmod(ring_e, width)
+    ring_idx = (ring_r + er.start) * outer_w + ring_c + ec.start
     ring_n = np.bincount(rk, minlength=n).astype(np.int64)
     inside = np.zeros((n, 2, 2, nb), np.float64)
     ring_sum = np.zeros((n, 2, nb), np.float64)
@@ -553,6 +541,69 @@ def _fragments(
             inside[:, 1, d, band] = np.bincount(region, weights=x[band] * x[band], minlength=n)
             ring_sum[:, d, band] = np.bincount(rk, weights=y[band], minlength=n)
     return Fragments(anchors, named, count, score_sum, score_n, inside, ring_n, ring_sum)
+
+
+def _rings_by_region(
+    labels: NDArray[np.int32], base: NDArray[np.bool_]
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Every (pixel, region) of the regions' rings: pixels of ``base`` within RING_PX (a
+    square) of a pixel of region ``k + 1`` of ``labels``, as flat indices into ``labels`` and
+    region indices ``k``; by region, each region's pixels in raster order. Region by region,
+    in each one's box."""
+    ring_at, ring_region = [], []
+    width = labels.shape[1]
+    for k, sl in enumerate(ndimage.find_objects(labels)):
+        if sl is None:
+            continue
+        box = tuple(
+            slice(max(x.start - RING_PX, 0), min(x.stop + RING_PX, dim))
+            for x, dim in zip(sl, labels.shape, strict=True)
+        )
+        ring = square_dilation(labels[box] == k + 1, RING_PX)
+        ring &= base[box]
+        rr, cc = np.nonzero(ring)
+        ring_at.append((rr + box[0].start) * width + cc + box[1].start)
+        ring_region.append(np.full(rr.size, k, np.intp))
+    if not ring_at:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return np.concatenate(ring_at).astype(np.intp), np.concatenate(ring_region)
+
+
+def _rings_at_once(
+    labels: NDArray[np.int32], base: NDArray[np.bool_]
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """What :func:`_rings_by_region` gives, for blocks of many regions: the largest and the
+    smallest label within reach of every pixel (square filters); where they agree the pixel
+    is in that one region's ring, elsewhere the labels around it are read offset by offset;
+    the pairs sorted by region, then pixel. No Python loop over regions (on NAIP blocks of
+    about 1,500 regions the loop held the GIL for 60-80 ms)."""
+    size = 2 * RING_PX + 1
+    big = np.iinfo(np.int32).max
+    top = ndimage.maximum_filter(labels, size=size, mode="constant", cval=0)
+    low = ndimage.minimum_filter(
+        np.where(labels > 0, labels, big), size=size, mode="constant", cval=big
+    )
+    near = base & (top > 0)
+    one = np.flatnonzero(near & (top == low))
+    pixels, regions = [one], [np.take(top, one)]
+    several = np.flatnonzero(near & (top != low))
+    if several.size:
+        # the labels around each such pixel (0 past the edges), each label once a pixel
+        padded = np.pad(labels, RING_PX)
+        h, w = padded.shape
+        rows, cols = np.divmod(several, labels.shape[1])
+        at = rows * w + cols  # the window's first pixel in ``padded``
+        offsets = (np.arange(size)[:, None] * w + np.arange(size)).ravel()
+        around = np.sort(np.take(padded, at[:, None] + offsets), axis=1)
+        new = np.ones(around.shape, bool)
+        new[:, 1:] = around[:, 1:] != around[:, :-1]
+        new &= around > 0
+        pixels.append(np.broadcast_to(several[:, None], around.shape)[new])
+        regions.append(around[new])
+    pixel = np.concatenate(pixels).astype(np.int64)
+    region = np.concatenate(regions).astype(np.int64) - 1
+    order = np.argsort(region * labels.size + pixel)  # by region, then pixel
+    return pixel[order].astype(np.intp), region[order].astype(np.intp)
 
 
 def _block_labels(pre_grown: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:

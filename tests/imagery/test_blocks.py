@@ -11,7 +11,7 @@ from satdelta.imagery import block_join
 from satdelta.imagery import blocks as blocks_mod
 from satdelta.imagery.block_join import detect_in_blocks
 from satdelta.imagery.blocks import plan_blocks
-from satdelta.imagery.candidates import band_scales, describe_candidates
+from satdelta.imagery.candidates import RING_PX, band_scales, describe_candidates
 from satdelta.imagery.detect import fit_detector
 from satdelta.imagery.detector import ChangeDetector, score_both
 from satdelta.imagery.errors import InvalidParameterError
@@ -215,3 +215,35 @@ def test_outlines_are_each_labels_changed_pixels_whichever_way_the_pack_is_fille
         assert np.array_equal(
             shapely.get_coordinates(other[value][0]), shapely.get_coordinates(geom)
         )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rings_at_once_are_the_rings_region_by_region(seed):
+    # dense regions whose rings overlap (pixels near two or more regions), regions at the
+    # array's edges, and a base mask with holes: the same (pixel, region) pairs, in the
+    # same order (the ring sums add them in that order)
+    rng = np.random.default_rng(seed)
+    shape_rc = (int(rng.integers(20, 90)), int(rng.integers(20, 90)))
+    mask = rng.random(shape_rc) < 0.08
+    mask[0, :3] = mask[-1, -2:] = True
+    labels, n = ndimage.label(mask)
+    labels = labels.astype(np.int32)
+    base = ~mask & (rng.random(shape_rc) < 0.9)
+    loop = blocks_mod._rings_by_region(labels, base)
+    once = blocks_mod._rings_at_once(labels, base)
+    assert n > 10 and loop[0].size > 100
+    for a, b in zip(loop, once, strict=True):
+        assert a.dtype == b.dtype == np.intp
+        assert np.array_equal(a, b)
+    # and what a ring is: base pixels within RING_PX (a square) of the region
+    k = int(rng.integers(0, n))
+    near = ndimage.binary_dilation(labels == k + 1, np.ones((2 * RING_PX + 1,) * 2, bool))
+    assert np.array_equal(np.sort(once[0][once[1] == k]), np.flatnonzero(near & base))
+
+
+def test_rings_of_no_region():
+    labels = np.zeros((6, 7), np.int32)
+    base = np.ones((6, 7), bool)
+    for fn in (blocks_mod._rings_by_region, blocks_mod._rings_at_once):
+        pixels, regions = fn(labels, base)
+        assert pixels.size == regions.size == 0
