@@ -82,7 +82,10 @@ def polygonize(
         return np.zeros(0, np.int64), np.empty(0, object)
     gdal = _gdal()
     if gdal is not None:
-        return gdal.polygonize(v, m, connectivity, transform)
+        try:
+            return gdal.polygonize(v, m, connectivity, transform)
+        except _Unusable as exc:  # this GDAL will not make the in-memory datasets
+            _give_up(gdal, exc)
     return _with_rasterio(v, m, connectivity, transform)
 
 
@@ -103,6 +106,10 @@ def _with_rasterio(
     rings = shapely.linearrings(xy, indices=np.repeat(np.arange(len(lengths)), lengths))
     polygons = shapely.polygons(rings, indices=ring_polygon)
     return np.array(values, np.int64), np.asarray(polygons, dtype=object)
+
+
+class _Unusable(Exception):
+    """The loaded GDAL does not make the in-memory datasets :class:`_Gdal` needs."""
 
 
 class _Gdal:
@@ -156,7 +163,7 @@ class _Gdal:
         f = self._fn
         ds = f["GDALCreate"](self.raster, b"", arr.shape[1], arr.shape[0], 0, kind, None)
         if not ds:
-            raise MemoryError(f"GDAL could not make a {arr.shape} in-memory raster")
+            raise _Unusable(f"GDAL made no {arr.shape} in-memory raster")
         options = (ctypes.c_char_p * 4)(
             f"DATAPOINTER={arr.ctypes.data}".encode(),
             f"PIXELOFFSET={arr.strides[1]}".encode(),
@@ -165,7 +172,7 @@ class _Gdal:
         )
         if f["GDALAddBand"](ds, kind, options) != 0:
             f["GDALClose"](ds)
-            raise MemoryError(f"GDAL could not add a band over a {arr.shape} array")
+            raise _Unusable(f"GDAL added no band over a {arr.shape} array")
         return ds, f["GDALGetRasterBand"](ds, 1)
 
     def polygonize(
@@ -188,9 +195,11 @@ class _Gdal:
             opened.append(mds)
             vds = f["GDALCreate"](self.vector, b"", 0, 0, 0, 0, None)
             if not vds:
-                raise MemoryError("GDAL could not make an in-memory vector dataset")
+                raise _Unusable("GDAL made no in-memory vector dataset")
             opened.append(vds)
             layer = f["GDALDatasetCreateLayer"](vds, b"polygons", None, _WKB_POLYGON, None)
+            if not layer:
+                raise _Unusable("GDAL made no in-memory layer")
             field = f["OGR_Fld_Create"](b"value", _OFT_INTEGER)
             f["OGR_L_CreateField"](layer, field, 1)
             f["OGR_Fld_Destroy"](field)
@@ -240,6 +249,14 @@ def _gdal() -> _Gdal | None:
         if not _loaded:
             _loaded.append(_find(_loaded_libgdals()))
         return _loaded[0]
+
+
+def _give_up(gdal: _Gdal, exc: Exception) -> None:
+    """rasterio's shapes from now on in this process."""
+    with _lock:
+        if _loaded and _loaded[0] is gdal:
+            log.debug("polygonize: %s unusable (%s), rasterio's shapes used", gdal.path, exc)
+            _loaded[0] = None
 
 
 def _loaded_libgdals() -> list[str]:

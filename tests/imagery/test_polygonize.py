@@ -149,3 +149,17 @@ def test_threads_give_the_serial_result():
         t.join()
     for got, ref in zip(results, serial, strict=True):
         _assert_same(got, (ref[0].tolist(), list(ref[1])))
+
+
+def test_a_gdal_that_makes_no_in_memory_raster_falls_back_to_rasterio(monkeypatch):
+    gdal = poly_mod._gdal()
+    monkeypatch.setattr(poly_mod, "_loaded", [gdal])  # restored after the test
+
+    def refuse(arr, kind):
+        raise poly_mod._Unusable("no MEM band here")
+
+    monkeypatch.setattr(gdal, "_band_over", refuse)
+    rng = np.random.default_rng(5)
+    values, mask = _labels(rng, (30, 40), 3, 0.7)
+    _assert_same(polygonize(values, mask), _reference(values, mask, 4, None))
+    assert poly_mod._loaded == [None]  # rasterio's from now on
