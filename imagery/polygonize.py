@@ -8,9 +8,10 @@ longer than one doing both). :func:`polygonize` calls the same GDAL function of 
 this process has loaded (rasterio's) through ``ctypes``, which releases the GIL for the
 call, and takes each polygon back as WKB, made into shapely geometries in one call: the same
 polygons with the same vertices in the same order (``tests/imagery/test_polygonize.py``),
-and about a third of the time holding the GIL. Where that libgdal cannot be found (its path
-is read from ``/proc/self/maps``: Linux), or lacks a function, :func:`polygonize` uses
-``rasterio.features.shapes``.
+and about a third of the time holding the GIL. :func:`polygonize` uses
+``rasterio.features.shapes`` instead where that libgdal cannot be found (its path is read
+from ``/proc/self/maps``: Linux), where two are loaded (which one is rasterio's is not
+known), where it lacks a function, or where it will not make the in-memory datasets.
 """
 
 from __future__ import annotations
@@ -71,13 +72,23 @@ def polygonize(
     >>> vals.tolist(), [p.area for p in polys]
     ([1, 2], [2.0, 2.0])
     """
-    v = np.ascontiguousarray(values, np.int32)
+    raw = np.asarray(values)
     m = np.ascontiguousarray(mask, bool)
-    if v.ndim != 2 or m.shape != v.shape or connectivity not in (4, 8):
+    if raw.ndim != 2 or m.shape != raw.shape or connectivity not in (4, 8):
         raise ValueError(
             f"polygonize needs (M, N) values and a mask of the same shape, connectivity 4 or "
-            f"8; got {v.shape}, {m.shape}, {connectivity!r}."
+            f"8; got {raw.shape}, {m.shape}, {connectivity!r}."
         )
+    if not np.issubdtype(raw.dtype, np.integer) and raw.dtype != bool:
+        raise ValueError(f"polygonize needs integer values; got {raw.dtype}.")
+    if raw.size and not np.can_cast(raw.dtype, np.int32):  # int64 labels and the like
+        low, high = int(raw.min()), int(raw.max())
+        if low < -(2**31) or high >= 2**31:
+            raise ValueError(
+                f"polygonize needs values that fit in int32; got {low}..{high}. Renumber the "
+                "regions (e.g. skimage.segmentation.relabel_sequential)."
+            )
+    v = np.ascontiguousarray(raw, np.int32)
     if not v.size or not m.any():
         return np.zeros(0, np.int64), np.empty(0, object)
     gdal = _gdal()
@@ -190,7 +201,8 @@ class _Gdal:
             opened.append(ds)
             if transform is not None:
                 gt = (ctypes.c_double * 6)(*transform.to_gdal())
-                f["GDALSetGeoTransform"](ds, gt)
+                if f["GDALSetGeoTransform"](ds, gt) != 0:
+                    raise _Unusable("GDAL set no geotransform on an in-memory raster")
             mds, mask_band = self._band_over(mask8, _GDT_BYTE)
             opened.append(mds)
             vds = f["GDALCreate"](self.vector, b"", 0, 0, 0, 0, None)
@@ -201,8 +213,12 @@ class _Gdal:
             if not layer:
                 raise _Unusable("GDAL made no in-memory layer")
             field = f["OGR_Fld_Create"](b"value", _OFT_INTEGER)
-            f["OGR_L_CreateField"](layer, field, 1)
+            if not field:
+                raise _Unusable("GDAL made no field definition")
+            made = f["OGR_L_CreateField"](layer, field, 1)
             f["OGR_Fld_Destroy"](field)
+            if made != 0:
+                raise _Unusable("GDAL made no field in an in-memory layer")
             options = (ctypes.c_char_p * 2)(b"8CONNECTED=8" if connectivity == 8 else None, None)
             err = f["GDALPolygonize"](band, mask_band, layer, 0, options, None, None)
             if err != 0:
@@ -228,14 +244,19 @@ class _Gdal:
         buf = ctypes.create_string_buffer(1 << 16)
         f["OGR_L_ResetReading"](layer)
         while feature := next_feature(layer):
-            values.append(value_of(feature, 0))
-            geom = geometry_of(feature)
-            n = size_of(geom)
-            if n > len(buf):
-                buf = ctypes.create_string_buffer(2 * n)
-            export(geom, _WKB_NDR, buf)
-            wkbs.append(ctypes.string_at(buf, n))
-            destroy(feature)
+            try:
+                geom = geometry_of(feature)
+                if not geom:
+                    raise RuntimeError("GDAL's polygonize made a feature without a geometry")
+                n = size_of(geom)
+                if n > len(buf):
+                    buf = ctypes.create_string_buffer(2 * n)
+                if export(geom, _WKB_NDR, buf) != 0:
+                    raise RuntimeError("GDAL could not write a polygon as WKB")
+                values.append(value_of(feature, 0))
+                wkbs.append(ctypes.string_at(buf, n))
+            finally:
+                destroy(feature)
         return values, wkbs
 
 

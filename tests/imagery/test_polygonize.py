@@ -130,6 +130,13 @@ def test_empty_and_bad_input():
         polygonize(v, v > 0, connectivity=6)
     with pytest.raises(ValueError, match=r"\(M, N\)"):
         polygonize(np.ones((2, 3, 4), np.int32), np.ones((2, 3, 4), bool))
+    with pytest.raises(ValueError, match="integer values; got float32"):
+        polygonize(v.astype(np.float32), v > 0)
+    wide = np.array([[1, 2**31 + 5]], np.int64)
+    with pytest.raises(ValueError, match=r"fit in int32; got 1\.\.2147483653"):
+        polygonize(wide, wide > 0)
+    small = np.array([[3, 0], [2**31 - 1, 3]], np.uint32)  # wider type, values that fit
+    assert sorted(polygonize(small, small > 0)[0].tolist()) == [3, 3, 2**31 - 1]
 
 
 def test_threads_give_the_serial_result():
