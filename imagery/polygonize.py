@@ -28,6 +28,7 @@ import shapely
 from affine import Affine
 from numpy.typing import NDArray
 from rasterio.features import shapes
+from satdelta.imagery.errors import InvalidParameterError
 
 __all__ = ["polygonize"]
 
@@ -75,16 +76,16 @@ def polygonize(
     raw = np.asarray(values)
     m = np.ascontiguousarray(mask, bool)
     if raw.ndim != 2 or m.shape != raw.shape or connectivity not in (4, 8):
-        raise ValueError(
+        raise InvalidParameterError(
             f"polygonize needs (M, N) values and a mask of the same shape, connectivity 4 or "
             f"8; got {raw.shape}, {m.shape}, {connectivity!r}."
         )
     if not np.issubdtype(raw.dtype, np.integer) and raw.dtype != bool:
-        raise ValueError(f"polygonize needs integer values; got {raw.dtype}.")
+        raise InvalidParameterError(f"polygonize needs integer values; got {raw.dtype}.")
     if raw.size and not np.can_cast(raw.dtype, np.int32):  # int64 labels and the like
         low, high = int(raw.min()), int(raw.max())
         if low < -(2**31) or high >= 2**31:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"polygonize needs values that fit in int32; got {low}..{high}. Renumber the "
                 "regions (e.g. skimage.segmentation.relabel_sequential)."
             )

@@ -12,6 +12,7 @@ import shapely
 from affine import Affine
 from rasterio.features import shapes
 from satdelta.imagery import polygonize as poly_mod
+from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.polygonize import polygonize
 from shapely.geometry import shape
 
@@ -135,6 +136,8 @@ def test_empty_and_bad_input():
     wide = np.array([[1, 2**31 + 5]], np.int64)
     with pytest.raises(ValueError, match=r"fit in int32; got 1\.\.2147483653"):
         polygonize(wide, wide > 0)
+    with pytest.raises(InvalidParameterError):  # a SatdeltaError: one line in the CLI
+        polygonize(v, v > 0, connectivity=6)
     small = np.array([[3, 0], [2**31 - 1, 3]], np.uint32)  # wider type, values that fit
     assert sorted(polygonize(small, small > 0)[0].tolist()) == [3, 3, 2**31 - 1]
 
