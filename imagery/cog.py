@@ -31,6 +31,7 @@ from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from satdelta.imagery.errors import InvalidParameterError, OutputError, write_failure
+from satdelta.imagery.loaded_libraries import loaded_library_paths
 from satdelta.imagery.overviews import OverviewResampling, OverviewStep, overview_steps
 from satdelta.imagery.parallel import run_jobs
 
@@ -285,13 +286,8 @@ def libtiff_quiet() -> Iterator[None]:
 
 def _loaded_libtiffs() -> list[ctypes.CDLL]:
     """The libtiffs this process has loaded (GDAL's among them; Linux), else none."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-            paths = sorted({ln.split()[-1] for ln in fh if "libtiff" in ln and "/" in ln})
-    except OSError:
-        return []
     libs = []
-    for path in paths:
+    for path in loaded_library_paths("libtiff"):
         try:
             lib = ctypes.CDLL(path)
             for name in ("TIFFSetErrorHandler", "TIFFSetErrorHandlerExt"):

@@ -29,6 +29,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.features import shapes
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.loaded_libraries import loaded_library_paths
 
 __all__ = ["polygonize"]
 
@@ -269,7 +270,7 @@ def _gdal() -> _Gdal | None:
     """The loaded libgdal's functions, or None (then :func:`polygonize` uses rasterio)."""
     with _lock:
         if not _loaded:
-            _loaded.append(_find(_loaded_libgdals()))
+            _loaded.append(_find(loaded_library_paths("libgdal")))
         return _loaded[0]
 
 
@@ -279,15 +280,6 @@ def _give_up(gdal: _Gdal, exc: Exception) -> None:
         if _loaded and _loaded[0] is gdal:
             log.debug("polygonize: %s unusable (%s), rasterio's shapes used", gdal.path, exc)
             _loaded[0] = None
-
-
-def _loaded_libgdals() -> list[str]:
-    """Paths of the libgdals this process has loaded (Linux); none elsewhere."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-            return sorted({ln.split()[-1] for ln in fh if "libgdal" in ln and "/" in ln})
-    except OSError:
-        return []
 
 
 def _find(paths: Sequence[str]) -> _Gdal | None:

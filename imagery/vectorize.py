@@ -330,13 +330,11 @@ def _region_stats(
 
 
 def _outlines(
-    labels: np.ndarray, changed: np.ndarray, transform: Affine, connectivity: int
+    labels: np.ndarray, changed: np.ndarray, transform: Affine, connectivity: Literal[4, 8]
 ) -> tuple[list[int], list[Any]]:
     """(label ids, valid CCW (Multi)Polygons) of the labelled regions, traced on pixel edges."""
     parts: dict[int, list[Polygon]] = {}
-    values, polygons = polygonize(
-        labels, changed, connectivity=4 if connectivity == 4 else 8, transform=transform
-    )
+    values, polygons = polygonize(labels, changed, connectivity=connectivity, transform=transform)
     for value, polygon in zip(values.tolist(), polygons, strict=True):
         parts.setdefault(value, []).append(polygon)
     label_ids = sorted(parts)
