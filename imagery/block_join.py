@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,13 @@ from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "CandidateCollector",
+    "FinishedPart",
+    "StitchSettings",
     "GroupIndex",
     "RunningSums",
     "detect_in_blocks",
     "union_pieces",
+    "whole_in_block",
 ]
 
 
@@ -159,7 +163,7 @@ class CandidateCollector:
         self.index = index
         self.keep = index.kept(min_pixels)
         self.labels = labels
-        self.crs, self.pixel_size_m, self.band_scales = crs, pixel_size_m, band_scales
+        self.settings = StitchSettings.of(crs, pixel_size_m, band_scales)
         self.row_starts, self.col_starts = block_starts(plan)
         self.pieces: dict[int, list] = {}
         self.first: dict[int, int] = {}
@@ -211,6 +215,11 @@ class CandidateCollector:
         (regions in the block's margin are named by an anchor there): ``last_row`` is the
         row before the last one added in full.
         """
+        return (part.stitched() for part in self.finished_parts(last_row))
+
+    def finished_parts(self, last_row: int | None = None) -> list[FinishedPart]:
+        """What :meth:`finished` stitches, not stitched yet: parts that can be stitched in
+        any order, in any thread."""
         last = self.index.last_row
         ended = [c for c in self.pieces if last_row is None or last[c] <= last_row]
         order = sorted(ended, key=lambda c: self.first[c])
@@ -222,18 +231,120 @@ class CandidateCollector:
         pieces = [self.pieces.pop(c) for c in order]
         firsts = [self.first.pop(c) for c in order]
         self.handed_out[ended] = True
-        return self._stitched_parts(pieces, sums, firsts)
+        return _in_parts(pieces, sums, firsts, self.settings)
 
-    def _stitched_parts(
-        self, pieces: list[list], sums: dict[str, NDArray], firsts: list[int]
-    ) -> Iterator[list[tuple[int, ChangePolygon]]]:
-        for k in range(0, len(pieces), FINISHED_AT_ONCE):
-            part = slice(k, k + FINISHED_AT_ONCE)
-            polygons = _stitched(
-                pieces[part], {f: v[part] for f, v in sums.items()}, crs=self.crs,
-                pixel_size_m=self.pixel_size_m, band_scales=self.band_scales,
-            )  # fmt: skip
-            yield list(zip(firsts[part], polygons, strict=True))
+
+def _in_parts(
+    pieces: list[list], sums: dict[str, NDArray], firsts: list[int], settings: StitchSettings
+) -> list[FinishedPart]:
+    return [
+        FinishedPart(
+            pieces[k : k + FINISHED_AT_ONCE],
+            {f: v[k : k + FINISHED_AT_ONCE] for f, v in sums.items()},
+            firsts[k : k + FINISHED_AT_ONCE],
+            settings,
+        )
+        for k in range(0, len(pieces), FINISHED_AT_ONCE)
+    ]
+
+
+@dataclass(frozen=True)
+class StitchSettings:
+    """What stitching needs besides the candidates: the grid's CRS (as WKT, each stitch
+    makes its own: GDAL's spatial references are not to be used by two threads at once),
+    its pixel size, and the spread of each band on each date (:class:`CandidateCollector`)."""
+
+    crs_wkt: str | None
+    pixel_size_m: float | None
+    band_scales: tuple[NDArray, NDArray]
+
+    @classmethod
+    def of(
+        cls, crs: CRS | None, pixel_size_m: float | None, band_scales: tuple[NDArray, NDArray]
+    ) -> StitchSettings:
+        return cls(None if crs is None else crs.to_wkt(), pixel_size_m, band_scales)
+
+
+@dataclass(frozen=True)
+class FinishedPart:
+    """Finished candidates (at most :data:`FINISHED_AT_ONCE`) before they are stitched.
+
+    Attributes
+    ----------
+    pieces : list of list
+        Each candidate's outlines from the blocks it spans.
+    sums : dict of str to ndarray
+        Its region sums (:class:`RunningSums` fields), row k for candidate k.
+    firsts : list of int
+        Its first pixel's raster index.
+    settings : StitchSettings
+    """
+
+    pieces: list[list]
+    sums: dict[str, NDArray]
+    firsts: list[int]
+    settings: StitchSettings
+
+    def stitched(self) -> list[tuple[int, ChangePolygon]]:
+        """(first pixel's raster index, unranked candidate) of each candidate, in order (in
+        any thread)."""
+        st = self.settings
+        polygons = _stitched(
+            self.pieces, self.sums, crs=None if st.crs_wkt is None else CRS.from_wkt(st.crs_wkt),
+            pixel_size_m=st.pixel_size_m, band_scales=st.band_scales,
+        )  # fmt: skip
+        return list(zip(self.firsts, polygons, strict=True))
+
+
+def whole_in_block(
+    fragments: Fragments, pieces: BlockPieces, labels: BlockLabels, settings: StitchSettings
+) -> tuple[list[FinishedPart], Fragments, BlockPieces]:
+    """Split off a block's candidates that no other block can add to, finished.
+
+    They are the block's labels with an outline and no pixel within MARGIN_PX of the block's
+    edges (none in ``labels``' strips): no neighbour's label meets them, and no
+    neighbour's regions (in its margin, named by an anchor found in those strips) reach
+    them, so their outline, size and sums are the block's alone (the size filter has
+    already dropped the small ones: :func:`~satdelta.imagery.blocks.apply_window`). Their
+    sums are added as :class:`CandidateCollector` adds them, region by region, so they are
+    the same floats.
+
+    Returns
+    -------
+    parts : list of FinishedPart
+        Those candidates, in raster order of their first pixel.
+    fragments, pieces
+        What is left for the collector: the rest of the block's regions and labels.
+    """
+    names = np.fromiter(pieces.outlines, np.int64, len(pieces.outlines))
+    strips = (labels.top, labels.bottom, labels.left, labels.right)
+    near = np.zeros(len(labels.counts) + 1, bool)
+    for strip in strips:
+        near[strip.ravel()] = True
+    whole = names[~near[names]]
+    if not whole.size:
+        return [], fragments, pieces
+    firsts = [pieces.first[k] for k in whole.tolist()]
+    order = np.argsort(firsts, kind="stable")
+    whole = whole[order]
+    is_whole = np.zeros(len(near), bool)
+    is_whole[whole] = True
+    theirs = is_whole[fragments.labels]
+    sums = RunningSums(fragments.inside.shape[-1])
+    sums.add(fragments, fragments.labels, theirs)
+    taken = sums.taken(whole.tolist())
+    parts = _in_parts(
+        [pieces.outlines[k] for k in whole.tolist()], taken, [firsts[k] for k in order.tolist()],
+        settings,
+    )  # fmt: skip
+    rest = Fragments(*(getattr(fragments, f.name)[~theirs] for f in fields(Fragments)))
+    left = [k for k in pieces.outlines if not is_whole[k]]
+    kept_pieces = BlockPieces(
+        {k: pieces.outlines[k] for k in left},
+        {k: v for k, v in pieces.first.items() if not is_whole[k]},
+        pieces.undecided,
+    )
+    return parts, rest, kept_pieces
 
 
 class RunningSums:
@@ -465,7 +576,11 @@ def detect_in_blocks(
         b = r.block
         score[b.rows, b.cols] = r.score
         mask = r.changed.copy()
-        mask.ravel()[collector.add(i, j, r.fragments, r.pieces)] = False
+        whole, fragments, pieces = whole_in_block(
+            r.fragments, r.pieces, r.labels, collector.settings
+        )
+        finished += [c for part in whole for c in part.stitched()]
+        mask.ravel()[collector.add(i, j, fragments, pieces)] = False
         changed[b.rows, b.cols] = mask
         if j == len(plan[i]) - 1:
             finished += [c for part in collector.finished(i - 1) for c in part]

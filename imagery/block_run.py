@@ -31,7 +31,12 @@ import rasterio
 from rasterio.windows import Window
 from satdelta.imagery.align import coregister
 from satdelta.imagery.allocator import blocks_allocator, blocks_done
-from satdelta.imagery.block_join import CandidateCollector, GroupIndex
+from satdelta.imagery.block_join import (
+    CandidateCollector,
+    GroupIndex,
+    StitchSettings,
+    whole_in_block,
+)
 from satdelta.imagery.block_sample import (
     RegionShift,
     fit_on_patches,
@@ -55,7 +60,13 @@ from satdelta.imagery.pair import match_bands
 from satdelta.imagery.parallel import run_jobs, thread_count
 from satdelta.imagery.radiometry import finite_pixels
 from satdelta.imagery.scene import Scene, handles_kept_open, open_scene, with_checksum
-from satdelta.imagery.spill import RankedCandidates, RecordSpill, packed_pieces, unpacked_pieces
+from satdelta.imagery.spill import (
+    RankedCandidates,
+    RecordSpill,
+    packed_pieces,
+    prepared_candidates,
+    unpacked_pieces,
+)
 from satdelta.imagery.tile_cache import TileCache, TilePrefetch
 from satdelta.imagery.warp import translate_window
 
@@ -441,6 +452,8 @@ def _aligned_and_fitted(
     }
     kept: dict[tuple[int, int], _Kept] = {}
     counted = [0, 0]  # changed and valid pixels
+    stitch = StitchSettings.of(crs, px, scales)
+    threshold, geo = det.threshold.threshold, crs is not None
 
     lock = threading.Lock()
     done = [0]
@@ -523,7 +536,13 @@ def _aligned_and_fitted(
             with lock:
                 counted[0] += int(r.changed.sum())
                 counted[1] += int(r.valid.sum())
-            spill.put((i, j), (r.fragments, packed_pieces(r.pieces)))
+            # the candidates within this block finished here, in the block's thread
+            whole, fragments, pieces = whole_in_block(r.fragments, r.pieces, r.labels, stitch)
+            finished_here = [
+                prepared_candidates(part.stitched(), threshold=threshold, georeferenced=geo)
+                for part in whole
+            ]
+            spill.put((i, j), (fragments, packed_pieces(pieces), finished_here))
             kept[i, j] = _Kept(b, r.labels)
             step("blocks")
 
@@ -540,7 +559,8 @@ def _aligned_and_fitted(
         ranked: RankedCandidates,
     ) -> None:
         """The candidates across blocks, handed to ``ranked`` a row of blocks at a time; the
-        pixels of small candidates cut by block edges cleared from the mask."""
+        pixels of small candidates cut by block edges cleared from the mask (those within one
+        block were finished in its thread)."""
         progress("candidates", 0, len(flat))
         index = GroupIndex(plan, lambda i, j: kept[i, j].labels)
         collector = CandidateCollector(
@@ -548,7 +568,9 @@ def _aligned_and_fitted(
             pixel_size_m=px, band_scales=scales,
         )  # fmt: skip
         for n, (i, j, b) in enumerate(flat, start=1):
-            fragments, pieces = spill.take((i, j))
+            fragments, pieces, finished_here = spill.take((i, j))
+            for part in finished_here:
+                ranked.add_prepared(part)
             dropped = collector.add(i, j, fragments, unpacked_pieces(pieces))
             _clear(write_mask, dropped, b)
             counted[0] -= int(dropped.size)

@@ -22,7 +22,7 @@ import pickle
 import threading
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 import shapely
@@ -37,7 +37,23 @@ from satdelta.imagery.vectorize import (
     write_spelled_collection,
 )
 
-__all__ = ["RankedCandidates", "RecordSpill", "packed_pieces", "unpacked_pieces"]
+__all__ = [
+    "PreparedCandidates",
+    "RankedCandidates",
+    "RecordSpill",
+    "packed_pieces",
+    "prepared_candidates",
+    "unpacked_pieces",
+]
+
+
+class PreparedCandidates(NamedTuple):
+    """A part of the candidates as :class:`RankedCandidates` keeps them: the columns (rank
+    strength, larger, first pixel, area, change kind) and each one's pickled GeoJSON text
+    (none when the grid is not georeferenced)."""
+
+    columns: tuple[np.ndarray, ...]
+    texts: list[bytes]
 
 
 def _write_at(fd: int, data: bytes, offset: int, path: Path) -> None:
@@ -145,6 +161,27 @@ def unpacked_pieces(packed: tuple[Any, ...]) -> BlockPieces:
     return BlockPieces(outlines, starts, undecided)
 
 
+def prepared_candidates(
+    finished: Sequence[tuple[int, ChangePolygon]], *, threshold: float, georeferenced: bool
+) -> PreparedCandidates:
+    """What :meth:`RankedCandidates.add` keeps of (first pixel's raster index, candidate)
+    pairs, made apart from it (in any thread, e.g. the block's own for the candidates that
+    lie within one block) and taken by :meth:`RankedCandidates.add_prepared`."""
+    polygons = [p for _, p in finished]
+    keys = [rank_key(p, threshold=threshold) for p in polygons]
+    texts = []
+    if georeferenced and polygons:  # (spelled_features wants at least one)
+        texts = [pickle.dumps(t) for t in spelled_features(polygons)]
+    columns = (
+        np.array([k[0] for k in keys], np.float64),
+        np.array([k[1] for k in keys], np.int64),
+        np.array([f for f, _ in finished], np.int64),
+        np.array([p.area_m2 for p in polygons], np.float64),
+        np.array([CHANGE_KINDS.index(p.change) if p.change else -1 for p in polygons], np.int8),
+    )  # fmt: skip
+    return PreparedCandidates(columns, texts)
+
+
 class RankedCandidates:
     """Candidates handed over in parts, ranked and written as GeoJSON once all are in.
 
@@ -170,27 +207,23 @@ class RankedCandidates:
 
     def add(self, finished: Sequence[tuple[int, ChangePolygon]]) -> None:
         """Take (first pixel's raster index, candidate) pairs (any order)."""
-        if not finished:
+        self.add_prepared(
+            prepared_candidates(
+                finished, threshold=self.threshold, georeferenced=self.spill is not None
+            )
+        )
+
+    def add_prepared(self, prepared: PreparedCandidates) -> None:
+        """Take what :func:`prepared_candidates` made with this object's threshold."""
+        columns, texts = prepared
+        if not len(columns[0]):
             return
-        firsts = np.array([f for f, _ in finished], np.int64)
-        polygons = [p for _, p in finished]
-        keys = [rank_key(p, threshold=self.threshold) for p in polygons]
-        kinds = [CHANGE_KINDS.index(p.change) if p.change else -1 for p in polygons]
-        offsets = sizes = np.zeros(len(polygons), np.int64)
+        offsets = sizes = np.zeros(len(columns[0]), np.int64)
         if self.spill is not None:
-            texts = [pickle.dumps(t) for t in spelled_features(polygons)]
             sizes = np.array([len(t) for t in texts], np.int64)
             start = self.spill.append(b"".join(texts))
             offsets = start + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self._parts.append((
-            np.array([k[0] for k in keys], np.float64),
-            np.array([k[1] for k in keys], np.int64),
-            firsts,
-            np.array([p.area_m2 for p in polygons], np.float64),
-            np.array(kinds, np.int8),
-            offsets,
-            sizes,
-        ))  # fmt: skip
+        self._parts.append((*columns, offsets, sizes))
 
     def _columns(self) -> tuple[np.ndarray, ...]:
         if not self._parts:

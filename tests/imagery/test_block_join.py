@@ -247,3 +247,76 @@ def test_union_pieces_of_four_blocks_meeting_at_a_corner(seed):
     got = union_pieces(pieces)
     assert got.is_valid and got.equals(want)
     assert shapely.get_num_geometries(got) == shapely.get_num_geometries(want)
+
+
+def test_candidates_within_one_block_are_finished_there_as_the_collector_would():
+    # noisy two-band rectangles on a UTM grid: the sums are floats whose value depends on
+    # the order they are added in; a block's candidates split off by whole_in_block have
+    # the sums, and stitch to the candidates, the collector makes of the unsplit blocks
+    from rasterio.crs import CRS
+    from satdelta.imagery.block_join import StitchSettings, whole_in_block
+
+    rng = np.random.default_rng(11)
+    n, block = 600, 40
+    before = (100 + rng.normal(0, 3, (2, n, n))).astype(np.float32)
+    after = before + rng.normal(0, 3, (2, n, n)).astype(np.float32)
+    for r, c in rng.integers(0, n - 9, (500, 2)).tolist():
+        h, w = (int(v) for v in rng.integers(2, 9, 2))
+        after[:, r : r + h, c : c + w] += rng.normal(120, 20, (2, h, w)).astype(np.float32)
+    valid = np.ones((n, n), bool)
+    det = ChangeDetector(None, ScoreModel("absdiff"), ThresholdFit(50.0, "value", {}), 0, 6, {})
+    crs, transform = CRS.from_epsg(32633), Affine(10, 0, 500000, 0, -10, 4000000)
+    plan = plan_blocks((n, n), block, window_halo_px(det))
+    results = {
+        (i, j): apply_window(
+            det, b, before[:, b.outer_rows, b.outer_cols], after[:, b.outer_rows, b.outer_cols],
+            valid[b.outer_rows, b.outer_cols], (n, n), transform,
+        )
+        for i, line in enumerate(plan)
+        for j, b in enumerate(line)
+    }  # fmt: skip
+    scales = (np.array([3.0, 4.0]), np.array([5.0, 6.0]))
+    settings = StitchSettings.of(crs, 10.0, scales)
+
+    def collected(split: bool) -> tuple[dict, int]:
+        """first pixel -> (its sums, its candidate) over all blocks; how many split off."""
+        labels = lambda i, j: results[i, j].labels  # noqa: E731
+        index = GroupIndex(plan, labels)
+        collector = CandidateCollector(
+            plan, index, 6, labels, crs=crs, pixel_size_m=10.0, band_scales=scales
+        )
+        parts, alone = [], 0
+        for (i, j), r in results.items():
+            fragments, pieces = r.fragments, r.pieces
+            if split:
+                whole, fragments, pieces = whole_in_block(r.fragments, r.pieces, r.labels, settings)
+                gone = sorted(set(r.pieces.outlines) - set(pieces.outlines))
+                assert not np.isin(fragments.labels, gone).any()  # their regions taken
+                assert set(pieces.first) == set(pieces.outlines)
+                firsts = [f for part in whole for f in part.firsts]
+                assert firsts == sorted(r.pieces.first[k] for k in gone)
+                parts += whole
+                alone += len(firsts)
+            collector.add(i, j, fragments, pieces)
+            if j == len(plan[i]) - 1:
+                parts += collector.finished_parts(i - 1)
+        parts += collector.finished_parts()
+        out = {}
+        for part in parts:
+            for k, (first, polygon) in enumerate(part.stitched()):
+                assert first not in out
+                out[first] = ({f: v[k] for f, v in part.sums.items()}, polygon)
+        return out, alone
+
+    split, alone = collected(True)
+    unsplit, _ = collected(False)
+    assert split.keys() == unsplit.keys()
+    for first, (sums, p) in unsplit.items():
+        sums_q, q = split[first]
+        for field, value in sums.items():
+            assert np.array_equal(sums_q[field], value), field
+        assert q.geometry.wkb == p.geometry.wkb and q.geometry_wgs84.wkb == p.geometry_wgs84.wkb
+        assert (q.score, q.pixel_count, q.area_m2, q.planar_area_m2, q.change) == (
+            p.score, p.pixel_count, p.area_m2, p.planar_area_m2, p.change)  # fmt: skip
+        assert np.array_equal(q.compactness, p.compactness, equal_nan=True)
+    assert 100 < alone < len(unsplit) - 50  # many split off, many left to the collector
