@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TextIO, get_args
@@ -55,7 +56,16 @@ CHANGE_KINDS: tuple[str, ...] = get_args(ChangeKind)
 
 log = logging.getLogger(__name__)
 
-_WGS84 = CRS.from_epsg(4326)
+_per_thread = threading.local()
+
+
+def _wgs84() -> CRS:
+    """EPSG:4326, made once in each thread: candidates are stitched in the block runner's
+    threads, and GDAL's spatial references are not to be used by two threads at once."""
+    crs = getattr(_per_thread, "wgs84", None)
+    if crs is None:
+        crs = _per_thread.wgs84 = CRS.from_epsg(4326)
+    return crs
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,7 @@ def _reprojected(geoms: list[Any], source: str, target: str) -> np.ndarray:
 
 
 def _to_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
-    if crs == _WGS84:
+    if crs == _wgs84():
         return list(geoms)
     return list(_reprojected(geoms, crs.to_wkt(), "EPSG:4326"))
 
@@ -373,7 +383,7 @@ def _compactness(geoms: list[Any]) -> list[float]:
 
 
 def _from_wgs84(geoms: list[Any], crs: CRS) -> list[Any]:
-    if crs == _WGS84:
+    if crs == _wgs84():
         return list(geoms)
     return list(shapely.orient_polygons(_reprojected(geoms, "EPSG:4326", crs.to_wkt())))
 
