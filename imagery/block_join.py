@@ -43,9 +43,9 @@ from scipy.sparse.csgraph import connected_components
 __all__ = [
     "CandidateCollector",
     "FinishedPart",
-    "StitchSettings",
     "GroupIndex",
     "RunningSums",
+    "StitchSettings",
     "detect_in_blocks",
     "union_pieces",
     "whole_in_block",

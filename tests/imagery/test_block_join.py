@@ -249,15 +249,22 @@ def test_union_pieces_of_four_blocks_meeting_at_a_corner(seed):
     assert shapely.get_num_geometries(got) == shapely.get_num_geometries(want)
 
 
-def test_candidates_within_one_block_are_finished_there_as_the_collector_would():
-    # noisy two-band rectangles on a UTM grid: the sums are floats whose value depends on
-    # the order they are added in; a block's candidates split off by whole_in_block have
-    # the sums, and stitch to the candidates, the collector makes of the unsplit blocks
+@pytest.mark.parametrize(
+    ("block", "first_px", "georeferenced", "least_alone"),
+    [(40, None, True, 100), (24, (3, 5), False, 10)],  # the second: first blocks narrower
+)  # than twice the margin (nothing split off there) and no CRS (no WGS84, no text)
+def test_candidates_within_one_block_are_finished_there_as_the_collector_would(
+    block, first_px, georeferenced, least_alone
+):
+    # noisy two-band rectangles: the sums are floats whose value depends on the order they
+    # are added in; a block's candidates split off by whole_in_block have the sums, and
+    # stitch to the candidates (and GeoJSON text), the collector makes of the unsplit blocks
     from rasterio.crs import CRS
     from satdelta.imagery.block_join import StitchSettings, whole_in_block
+    from satdelta.imagery.spill import prepared_candidates
 
     rng = np.random.default_rng(11)
-    n, block = 600, 40
+    n = 600
     before = (100 + rng.normal(0, 3, (2, n, n))).astype(np.float32)
     after = before + rng.normal(0, 3, (2, n, n)).astype(np.float32)
     for r, c in rng.integers(0, n - 9, (500, 2)).tolist():
@@ -265,8 +272,9 @@ def test_candidates_within_one_block_are_finished_there_as_the_collector_would()
         after[:, r : r + h, c : c + w] += rng.normal(120, 20, (2, h, w)).astype(np.float32)
     valid = np.ones((n, n), bool)
     det = ChangeDetector(None, ScoreModel("absdiff"), ThresholdFit(50.0, "value", {}), 0, 6, {})
-    crs, transform = CRS.from_epsg(32633), Affine(10, 0, 500000, 0, -10, 4000000)
-    plan = plan_blocks((n, n), block, window_halo_px(det))
+    crs = CRS.from_epsg(32633) if georeferenced else None
+    transform = Affine(10, 0, 500000, 0, -10, 4000000)
+    plan = plan_blocks((n, n), block, window_halo_px(det), first_px)
     results = {
         (i, j): apply_window(
             det, b, before[:, b.outer_rows, b.outer_cols], after[:, b.outer_rows, b.outer_cols],
@@ -303,20 +311,28 @@ def test_candidates_within_one_block_are_finished_there_as_the_collector_would()
         parts += collector.finished_parts()
         out = {}
         for part in parts:
-            for k, (first, polygon) in enumerate(part.stitched()):
+            stitched = part.stitched()
+            columns, texts = prepared_candidates(
+                stitched, threshold=50.0, georeferenced=georeferenced
+            )
+            texts = texts or [None] * len(stitched)
+            for k, (first, polygon) in enumerate(stitched):
                 assert first not in out
-                out[first] = ({f: v[k] for f, v in part.sums.items()}, polygon)
+                sums = {f: v[k] for f, v in part.sums.items()}
+                out[first] = (sums, polygon, [c[k] for c in columns], texts[k])
         return out, alone
 
     split, alone = collected(True)
     unsplit, _ = collected(False)
     assert split.keys() == unsplit.keys()
-    for first, (sums, p) in unsplit.items():
-        sums_q, q = split[first]
+    for first, (sums, p, columns, text) in unsplit.items():
+        sums_q, q, columns_q, text_q = split[first]
         for field, value in sums.items():
             assert np.array_equal(sums_q[field], value), field
-        assert q.geometry.wkb == p.geometry.wkb and q.geometry_wgs84.wkb == p.geometry_wgs84.wkb
+        assert columns_q == columns and text_q == text
+        assert q.geometry.wkb == p.geometry.wkb
+        assert shapely.to_wkb(q.geometry_wgs84) == shapely.to_wkb(p.geometry_wgs84)
         assert (q.score, q.pixel_count, q.area_m2, q.planar_area_m2, q.change) == (
             p.score, p.pixel_count, p.area_m2, p.planar_area_m2, p.change)  # fmt: skip
         assert np.array_equal(q.compactness, p.compactness, equal_nan=True)
-    assert 100 < alone < len(unsplit) - 50  # many split off, many left to the collector
+    assert least_alone < alone < len(unsplit) - 50  # many split off, many left to the collector
