@@ -5,7 +5,9 @@ the candidates out. The minimum-size filter is resolved from the blocks' region 
 joined over block edges (:class:`GroupIndex`); :class:`CandidateCollector` keeps the
 outlines and sums (:class:`RunningSums`) of the kept candidates still open, says which
 pixels of each block's mask the filter clears, and joins each candidate's outlines into
-one polygon once no block to come can add to it (a row of blocks at a time).
+one polygon once no block to come can add to it (a row of blocks at a time). The
+candidates that lie within one block never reach it: :func:`whole_in_block` finishes them
+with the block (most of them on real imagery, in the block runner's threads).
 :func:`detect_in_blocks` runs it all on arrays in memory; the file runner is
 :mod:`satdelta.imagery.block_run`. What is exact and what is not: ``docs/design-blocks.md``.
 """
