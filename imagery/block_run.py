@@ -64,7 +64,6 @@ from satdelta.imagery.spill import (
     RankedCandidates,
     RecordSpill,
     packed_pieces,
-    prepared_candidates,
     unpacked_pieces,
 )
 from satdelta.imagery.tile_cache import TileCache, TilePrefetch
@@ -453,7 +452,6 @@ def _aligned_and_fitted(
     kept: dict[tuple[int, int], _Kept] = {}
     counted = [0, 0]  # changed and valid pixels
     stitch = StitchSettings.of(crs, px, scales)
-    threshold, geo = det.threshold.threshold, crs is not None
 
     lock = threading.Lock()
     done = [0]
@@ -464,10 +462,19 @@ def _aligned_and_fitted(
             progress(stage, done[0], len(flat))
 
     def write_files(tmp: Path) -> tuple[list[str], dict[str, Any]]:
-        with RecordSpill(tmp / ".blocks.spill") as spill:
-            return write_through(tmp, spill)
+        # the candidates' spill from the start: the blocks hand it those within one block
+        with (
+            RecordSpill(tmp / ".blocks.spill") as spill,
+            RankedCandidates(
+                tmp / ".candidates.spill", threshold=det.threshold.threshold,
+                georeferenced=crs is not None,
+            ) as ranked,
+        ):  # fmt: skip
+            return write_through(tmp, spill, ranked)
 
-    def write_through(tmp: Path, spill: RecordSpill) -> tuple[list[str], dict[str, Any]]:
+    def write_through(
+        tmp: Path, spill: RecordSpill, ranked: RankedCandidates
+    ) -> tuple[list[str], dict[str, Any]]:
         t1 = time.perf_counter()
         files = {"score": contextlib.ExitStack(), "mask": contextlib.ExitStack()}
         write_score = files["score"].enter_context(streamed_cog(
@@ -490,21 +497,17 @@ def _aligned_and_fitted(
                         crs=crs, nodata=MASK_NODATA, band_name="changed",
                         tags={**tags, "values": "1=changed 0=unchanged 255=nodata"},
                     ))  # fmt: skip
-                    the_blocks(spill, write_score, write_mask)
+                    the_blocks(spill, ranked, write_score, write_mask)
                     score_on_error.pop_all()
                 blocks_done()  # the heap trimmed again: the candidates' memory comes and goes
                 timings["blocks"] = round(time.perf_counter() - t1, 4)
                 t1 = time.perf_counter()
                 copied.append(copier.submit(_closed_timed, files["score"], timings, "score_cog"))
-                with RankedCandidates(
-                    tmp / ".candidates.spill", threshold=det.threshold.threshold,
-                    georeferenced=crs is not None,
-                ) as ranked:  # fmt: skip
-                    joined(spill, write_mask, ranked)
-                    spill.close()
-                    mask_on_error.pop_all()
-                    copied.append(copier.submit(_closed_timed, files["mask"], timings, "mask_cog"))
-                    result = candidates(tmp, ranked, t1)
+                joined(spill, write_mask, ranked)
+                spill.close()
+                mask_on_error.pop_all()
+                copied.append(copier.submit(_closed_timed, files["mask"], timings, "mask_cog"))
+                result = candidates(tmp, ranked, t1)
         except BaseException:
             _settled(copied)  # the copies' own errors, if any, come after this one
             raise
@@ -517,6 +520,7 @@ def _aligned_and_fitted(
 
     def the_blocks(
         spill: RecordSpill,
+        ranked: RankedCandidates,
         write_score: Callable[[np.ndarray, int, int], None],
         write_mask: Callable[[np.ndarray, int, int], None],
     ) -> None:
@@ -538,10 +542,7 @@ def _aligned_and_fitted(
                 counted[1] += int(r.valid.sum())
             # the candidates within this block finished here, in the block's thread
             whole, fragments, pieces = whole_in_block(r.fragments, r.pieces, r.labels, stitch)
-            finished_here = [
-                prepared_candidates(part.stitched(), threshold=threshold, georeferenced=geo)
-                for part in whole
-            ]
+            finished_here = [ranked.prepared(part.stitched()) for part in whole]
             spill.put((i, j), (fragments, packed_pieces(pieces), finished_here))
             kept[i, j] = _Kept(b, r.labels)
             step("blocks")

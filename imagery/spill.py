@@ -207,14 +207,17 @@ class RankedCandidates:
 
     def add(self, finished: Sequence[tuple[int, ChangePolygon]]) -> None:
         """Take (first pixel's raster index, candidate) pairs (any order)."""
-        self.add_prepared(
-            prepared_candidates(
-                finished, threshold=self.threshold, georeferenced=self.spill is not None
-            )
+        self.add_prepared(self.prepared(finished))
+
+    def prepared(self, finished: Sequence[tuple[int, ChangePolygon]]) -> PreparedCandidates:
+        """What :meth:`add` keeps of ``finished``, made without touching this object (in any
+        thread: the block runner's make those of the candidates within one block)."""
+        return prepared_candidates(
+            finished, threshold=self.threshold, georeferenced=self.spill is not None
         )
 
     def add_prepared(self, prepared: PreparedCandidates) -> None:
-        """Take what :func:`prepared_candidates` made with this object's threshold."""
+        """Take what :meth:`prepared` made."""
         columns, texts = prepared
         if not len(columns[0]):
             return
