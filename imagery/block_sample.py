@@ -217,22 +217,28 @@ def fit_on_patches(
     side = int(math.ceil(math.sqrt(len(windows))))
     longest = max(max(r.stop - r.start, c.stop - c.start) for r, c in windows)
     cell = longest + 2 * halo + GUTTER_PX
-    mb = np.full((n_bands, side * cell, side * cell), np.nan, np.float32)
-    ma = mb.copy()
-    mv = np.zeros(mb.shape[1:], bool)
+    # each cell is filled (invalid, then its patch) by the thread that reads its patch: the
+    # first touch of a fresh page is costly, and is shared by the threads this way
+    mb = np.empty((n_bands, side * cell, side * cell), np.float32)
+    ma = np.empty_like(mb)
+    mv = np.empty(mb.shape[1:], bool)
 
-    def one(job: tuple[int, Window]) -> None:
-        k, (r, c) = job
+    def one(k: int) -> None:
+        r0, c0 = (k // side) * cell, (k % side) * cell  # its own cell of the mosaic
+        for m, gutter in ((mb, np.nan), (ma, np.nan), (mv, False)):
+            m[..., r0 : r0 + cell, c0 : c0 + cell] = gutter
+        if k >= len(windows):
+            return
+        r, c = windows[k]
         rows = slice(max(r.start - halo, 0), min(r.stop + halo, shape[0]))
         cols = slice(max(c.start - halo, 0), min(c.stop + halo, shape[1]))
         b, a, v = read(rows, cols)
-        r0, c0 = (k // side) * cell, (k % side) * cell  # its own cell of the mosaic
         h, w = v.shape
         mb[:, r0 : r0 + h, c0 : c0 + w] = b
         ma[:, r0 : r0 + h, c0 : c0 + w] = a
         mv[r0 : r0 + h, c0 : c0 + w] = v
 
-    run_jobs(one, list(enumerate(windows)))
+    run_jobs(one, range(side * side))
     beside()
     # the band scales (of the mosaic, which the fit does not change) beside the fit
     scales = Beside(lambda: (band_scales(mb, mv), band_scales(ma, mv)))

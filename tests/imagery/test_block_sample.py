@@ -83,3 +83,51 @@ def test_fit_on_patches_in_tiles(pair, monkeypatch):  # noqa: F811
     assert det1.parameters == det2.parameters
     for a, b in zip(scales1, scales2, strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_fit_mosaic_cells_and_gutters(monkeypatch, n_threads):
+    """Five patches on a 3 x 3 mosaic: each cell holds its patch read with the halo, every
+    other pixel (the gutters, the four cells without a patch) is NaN and invalid, whatever
+    the memory held before."""
+    from satdelta.imagery import block_sample
+
+    halo, shape = 2, (100, 100)
+    rng = np.random.default_rng(5)
+    scene = rng.random((3, *shape)).astype(np.float32)
+    seen = {}
+
+    def read(rows, cols):
+        b = scene[:, rows, cols]
+        return b, b + 1, np.ones(b.shape[1:], bool)
+
+    def fake_fit(mb, ma, options, *, valid, **kw):
+        seen.update(mb=mb.copy(), ma=ma.copy(), mv=valid.copy())
+        return "det"
+
+    # memory that held other values: the fresh mosaic must not show them
+    junk = [np.full((3, 3 * 64, 3 * 64), 7.0, np.float32) for _ in range(4)]
+    del junk
+    monkeypatch.setattr(block_sample, "fit_detector", fake_fit)
+    wins = [(slice(r, r + 20), slice(c, c + 20)) for r, c in
+            [(5, 5), (5, 60), (40, 30), (70, 5), (70, 70)]]  # fmt: skip
+    with threads(n_threads):
+        det, _ = block_sample.fit_on_patches(
+            read, wins, halo, shape, 3, DetectionOptions(), pixel_size_m=1.0,
+            band_names=("a", "b", "c"),
+        )  # fmt: skip
+    assert det == "det"
+    cell = 20 + 2 * halo + block_sample.GUTTER_PX
+    mb, ma, mv = seen["mb"], seen["ma"], seen["mv"]
+    assert mb.shape == ma.shape == (3, 3 * cell, 3 * cell) and mv.shape == mb.shape[1:]
+    filled = np.zeros(mv.shape, bool)
+    for k, (r, c) in enumerate(wins):
+        r0, c0 = (k // 3) * cell, (k % 3) * cell
+        rows, cols = slice(r.start - halo, r.stop + halo), slice(c.start - halo, c.stop + halo)
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        assert np.array_equal(mb[:, r0 : r0 + h, c0 : c0 + w], scene[:, rows, cols])
+        assert np.array_equal(ma[:, r0 : r0 + h, c0 : c0 + w], scene[:, rows, cols] + 1)
+        assert mv[r0 : r0 + h, c0 : c0 + w].all()
+        filled[r0 : r0 + h, c0 : c0 + w] = True
+    assert np.isnan(mb[:, ~filled]).all() and np.isnan(ma[:, ~filled]).all()
+    assert not mv[~filled].any()
