@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from satdelta.imagery.gaussian import gaussian
 from satdelta.imagery.parallel import run_jobs
 from satdelta.imagery.radiometry import Window, fit_windows, with_halo
 from scipy import ndimage
@@ -68,7 +69,7 @@ _F32 = NDArray[np.float32]
 
 
 def _gauss(x: NDArray, sigma_px: float) -> NDArray:
-    return ndimage.gaussian_filter(x, sigma_px) if sigma_px > 0 else x
+    return gaussian(x, sigma_px)  # scipy's gaussian_filter; wide kernels through the FFT
 
 
 def cue_scales(pixel_size_m: float | None) -> dict[str, float]:
