@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
+from satdelta.imagery.morphology import cross_dilation, fill_holes
 from satdelta.imagery.objects import (
     DateObjects,
     FoundObject,
@@ -66,7 +67,7 @@ def _grown(
     lab, _ = ndi.label(allowed, structure=np.ones((3, 3), bool))
     touched = np.unique(lab[seed])
     grown = np.isin(lab, touched[touched > 0])
-    return win, ndi.binary_fill_holes(grown)
+    return win, fill_holes(grown)
 
 
 def grow_changed(
@@ -86,7 +87,7 @@ def grow_changed(
     )
     covered = np.zeros(mine.labels.shape, bool)
     tol = max(1, round(options.presence_tol_m / px))
-    present = ndi.binary_dilation(other.foreground, iterations=tol) if changed else covered
+    present = cross_dilation(other.foreground, tol) if changed else covered
     out = list(rows)
     dropped: set[int] = set()
     for i in changed:

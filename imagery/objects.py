@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import InvalidParameterError
+from satdelta.imagery.median import median_filter
+from satdelta.imagery.morphology import cross_dilation, fill_holes
 from scipy import ndimage as ndi
 from skimage import filters
 
@@ -324,7 +326,7 @@ def nodata_mask(
         sizes[0] = 0
         black = sizes[lab] >= options.nodata_min_m2 / px**2
         if black.any():
-            out |= ndi.binary_dilation(black, iterations=_px(options.nodata_margin_m, px))
+            out |= cross_dilation(black, _px(options.nodata_margin_m, px))
     return out
 
 
@@ -342,7 +344,7 @@ def local_contrast(
     padded = np.pad(filled, ((0, hp - h), (0, wp - w)), mode="edge")
     cells = padded.reshape(hp // k, k, wp // k, k).mean(axis=(1, 3))
     size = max(3, round(options.background_m / options.background_cell_m) | 1)
-    bg_cells = ndi.median_filter(cells, size=size, mode="reflect")
+    bg_cells = median_filter(cells, size)  # scipy's median_filter (mode reflect)
     bg = transform.resize(bg_cells, (hp, wp), order=1, preserve_range=True)[:h, :w]
     diff = gray - bg.astype(np.float32)
     valid = diff[~nodata] if (~nodata).any() else diff.ravel()
@@ -360,7 +362,7 @@ def _close(mask: NDArray[np.bool_], px: float, options: ObjectOptions) -> NDArra
     if r >= 1:  # padded so that the image edge does not erode what touches it
         padded = np.pad(mask, r)
         mask = ndi.binary_closing(padded, structure=morphology.disk(r))[r:-r, r:-r]
-    return ndi.binary_fill_holes(mask)
+    return fill_holes(mask)
 
 
 def _describe(
@@ -616,7 +618,7 @@ def find_objects(
     _add_objects(bright & ~nodata, "bright", z, px, options, labels, found)
     # dark components touching a kept bright object are its shadow: context, not objects
     gap = _px(options.shadow_gap_m, px)
-    near_bright = ndi.binary_dilation(labels > 0, iterations=gap)
+    near_bright = cross_dilation(labels > 0, gap)
     dark_lab, _ = ndi.label(dark)
     attached = np.unique(dark_lab[near_bright & dark])
     alone = dark & ~np.isin(dark_lab, attached[attached > 0])

@@ -1,0 +1,70 @@
+"""The object detector's filters: scipy's results, computed faster (median, holes, dilation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from satdelta.imagery import median as median_module
+from satdelta.imagery.median import median_filter
+from satdelta.imagery.morphology import cross_dilation, fill_holes
+from scipy import ndimage
+
+
+def _blobs(shape: tuple[int, int], frac: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.random(shape), 2)
+    return field > np.quantile(field, 1 - frac)
+
+
+@pytest.mark.parametrize("shape", [(320, 320), (37, 250), (16, 16), (9, 40)])
+@pytest.mark.parametrize("size", [3, 15, 31])
+def test_median_is_scipys(monkeypatch, shape, size):
+    rng = np.random.default_rng(3)
+    x = ndimage.gaussian_filter(rng.random(shape) * 200, 2).astype(np.float32)
+    x[0, :3] = 500.0  # outliers at an edge: the reflected border shows
+    want = ndimage.median_filter(x, size=size, mode="reflect")
+    monkeypatch.setattr(median_module, "STRIP_VALUES", 5000)  # several strips
+    assert np.array_equal(median_filter(x, size), want)
+    ints = (x * 10).astype(np.int32)
+    assert np.array_equal(median_filter(ints, size), ndimage.median_filter(ints, size=size))
+
+
+def test_median_leaves_what_it_cannot_do_to_scipy():
+    x = np.arange(64, dtype=np.float64).reshape(8, 8)
+    x[3, 3] = np.nan
+    assert np.array_equal(
+        median_filter(x, 3), ndimage.median_filter(x, size=3, mode="reflect"), equal_nan=True
+    )
+    y = np.arange(64, dtype=np.float32).reshape(8, 8)
+    for size in (4, 21):  # even; wider than the array
+        assert np.array_equal(median_filter(y, size), ndimage.median_filter(y, size=size))
+
+
+@pytest.mark.parametrize("shape", [(400, 517), (7, 9), (1, 20)])
+@pytest.mark.parametrize("frac", [0.3, 0.5, 0.7])
+def test_fill_holes_is_scipys(shape, frac):
+    m = (
+        _blobs(shape, frac, seed=1)
+        if min(shape) > 3
+        else np.random.default_rng(1).random(shape) < frac
+    )
+    assert np.array_equal(fill_holes(m), ndimage.binary_fill_holes(m))
+    ring = np.zeros((9, 9), bool)  # a hole touching no edge, a bay touching one
+    ring[1:8, 1:8] = True
+    ring[3:6, 3:6] = False
+    ring[4, 7:] = False
+    assert np.array_equal(fill_holes(ring), ndimage.binary_fill_holes(ring))
+    assert fill_holes(np.zeros((4, 4), bool)).sum() == 0 and fill_holes(np.ones((3, 3), bool)).all()
+
+
+@pytest.mark.parametrize("iterations", [1, 3, 4, 10])
+def test_cross_dilation_is_scipys(iterations):
+    for frac in (0.001, 0.2, 0.6):
+        m = _blobs((300, 420), frac, seed=2)
+        want = ndimage.binary_dilation(m, iterations=iterations)
+        assert np.array_equal(cross_dilation(m, iterations), want)
+    none = np.zeros((20, 30), bool)
+    assert not cross_dilation(none, 5).any()
+    corner = none.copy()
+    corner[0, 0] = True
+    assert np.array_equal(cross_dilation(corner, 5), ndimage.binary_dilation(corner, iterations=5))
