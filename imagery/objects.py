@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.median import median_filter
-from satdelta.imagery.morphology import cross_dilation, fill_holes
+from satdelta.imagery.morphology import cross_dilation, fill_holes, rows_pass, within_distance
 from scipy import ndimage as ndi
 from skimage import filters
 
@@ -361,7 +361,8 @@ def _close(mask: NDArray[np.bool_], px: float, options: ObjectOptions) -> NDArra
     r = round(options.close_m / px)
     if r >= 1:  # padded so that the image edge does not erode what touches it
         padded = np.pad(mask, r)
-        mask = ndi.binary_closing(padded, structure=morphology.disk(r))[r:-r, r:-r]
+        se = morphology.disk(r)  # a closing: scipy's binary_closing, by rows
+        mask = rows_pass(rows_pass(padded, se, erode=False), se, erode=True)[r:-r, r:-r]
     return fill_holes(mask)
 
 
@@ -523,7 +524,7 @@ def _near_bright(
     big = sizes[lab] >= options.min_area_m2 / px**2
     if not big.any():
         return big
-    return ndi.distance_transform_edt(~big) <= options.shadow_reach_m / px
+    return within_distance(big, options.shadow_reach_m / px)
 
 
 def _blocks(mask: NDArray[np.bool_], min_m2: float, px: float, close_m: float) -> NDArray[np.bool_]:
@@ -531,7 +532,8 @@ def _blocks(mask: NDArray[np.bool_], min_m2: float, px: float, close_m: float) -
     from skimage import morphology
 
     r = round(close_m / px)
-    opened = ndi.binary_opening(mask, structure=morphology.disk(r)) if r >= 1 else mask
+    se = morphology.disk(r)  # an opening: scipy's binary_opening, by rows
+    opened = rows_pass(rows_pass(mask, se, erode=True), se, erode=False) if r >= 1 else mask
     lab, _ = ndi.label(opened)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from satdelta.imagery import median as median_module
 from satdelta.imagery.median import median_filter
-from satdelta.imagery.morphology import cross_dilation, fill_holes
+from satdelta.imagery.morphology import cross_dilation, fill_holes, rows_pass, within_distance
 from scipy import ndimage
 
 
@@ -68,3 +68,35 @@ def test_cross_dilation_is_scipys(iterations):
     corner = none.copy()
     corner[0, 0] = True
     assert np.array_equal(cross_dilation(corner, 5), ndimage.binary_dilation(corner, iterations=5))
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])
+def test_rows_pass_is_scipys_erosion_dilation_opening_closing(radius):
+    from skimage import morphology
+
+    se = morphology.disk(radius)  # the object detector's element (not clean_mask's disk)
+    for shape in ((260, 333), (12, 9)):
+        m = _blobs(shape, 0.4, seed=radius)
+        m[0, :] = True  # the border: pixels past it are False for both
+        ero, dil = rows_pass(m, se, erode=True), rows_pass(m, se, erode=False)
+        assert np.array_equal(ero, ndimage.binary_erosion(m, structure=se))
+        assert np.array_equal(dil, ndimage.binary_dilation(m, structure=se))
+        opened = rows_pass(ero, se, erode=False)
+        closed = rows_pass(dil, se, erode=True)
+        assert np.array_equal(opened, ndimage.binary_opening(m, structure=se))
+        assert np.array_equal(closed, ndimage.binary_closing(m, structure=se))
+    diamond = ndimage.generate_binary_structure(2, 1)  # rows 1, 3, 1 wide
+    m = _blobs((80, 90), 0.3, seed=9)
+    assert np.array_equal(rows_pass(m, diamond, erode=False), ndimage.binary_dilation(m))
+
+
+@pytest.mark.parametrize("radius", [0.0, 1.0, 2.5, 6.0, 16.666666666666668, 20.0])
+def test_within_distance_is_scipys_distance_transform(radius):
+    for frac in (0.0005, 0.05, 0.3):
+        m = _blobs((300, 280), frac, seed=4)
+        want = ndimage.distance_transform_edt(~m) <= radius
+        assert np.array_equal(within_distance(m, radius), want)
+    none = np.zeros((30, 40), bool)
+    assert np.array_equal(
+        within_distance(none, radius), ndimage.distance_transform_edt(~none) <= radius
+    )
