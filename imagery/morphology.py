@@ -21,7 +21,6 @@ __all__ = [
     "area_to_pixels",
     "clean_mask",
     "cleanup_halo_px",
-    "cross_dilation",
     "MERGE_GAP_PX",
     "MIN_REGION_PX",
     "disk",
@@ -157,27 +156,6 @@ def fill_holes(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
         outside[edge] = True
     outside[0] = True  # label 0: the mask itself
     return m | ~outside[lab]
-
-
-def cross_dilation(mask: NDArray[np.bool_], iterations: int) -> NDArray[np.bool_]:
-    """``scipy.ndimage.binary_dilation(mask, iterations=iterations)`` (the 3 x 3 cross,
-    ``iterations`` times, nothing past the edges): the pixels within ``iterations`` steps
-    (city-block distance) of a True pixel, from one distance transform instead of a
-    whole-image pass per step.
-
-    Examples
-    --------
-    >>> m = np.zeros((5, 7), bool); m[2, 3] = True
-    >>> cross_dilation(m, 2).astype(int).tolist()[2]
-    [0, 1, 1, 1, 1, 1, 0]
-    """
-    m = np.asarray(mask, dtype=bool)
-    k = int(iterations)
-    if m.ndim != 2 or k < 3:  # one or two passes: scipy's are as fast
-        return ndimage.binary_dilation(m, iterations=k)
-    if not m.any():
-        return np.zeros(m.shape, bool)
-    return ndimage.distance_transform_cdt(~m, metric="taxicab") <= k
 
 
 def within_distance(mask: NDArray[np.bool_], radius_px: float) -> NDArray[np.bool_]:
@@ -318,29 +296,31 @@ def rows_pass(
     (np.int64(9), np.int64(0))
     """
     se = np.asarray(structure, bool)
-    r = se.shape[0] // 2
     if se.ndim != 2 or se.shape[0] % 2 == 0 or se.shape[1] % 2 == 0:
         raise InvalidParameterError(f"rows_pass needs an odd 2-D element; got {se.shape}.")
+    r = se.shape[0] // 2
     u = np.asarray(m, bool).view(np.uint8)
-    runs: dict[int, NDArray[np.bool_]] = {}
     out = np.full(u.shape, erode, dtype=bool)
     rows = u.shape[0]
     filt = ndimage.minimum_filter1d if erode else ndimage.maximum_filter1d
-    for dy in range(-r, r + 1):
-        width = int(se[dy + r].sum())
-        if width == 0:
-            continue  # an empty row: no condition (erosion), nothing added (dilation)
-        if width not in runs:
-            runs[width] = filt(u, width, axis=1, mode="constant", cval=0).view(bool)
-        run = runs[width]
-        # out[y] (&= or |=) run[y + dy], rows past the border being False
-        lo, hi = max(0, -dy), min(rows, rows - dy)
-        if erode:
-            out[lo:hi] &= run[lo + dy : hi + dy]
-            out[:lo] = False
-            out[hi:] = False
-        else:
-            out[lo:hi] |= run[lo + dy : hi + dy]
+    widths = se.sum(axis=1)
+    # one running filter per distinct width, used by every row of the element of that
+    # width and dropped (one array of the mask's size at a time, whatever the element)
+    for width in sorted({int(w) for w in widths if w > 0}):
+        run = filt(u, width, axis=1, mode="constant", cval=0).view(bool)
+        for dy in np.flatnonzero(widths == width).tolist():
+            dy -= r
+            # out[y] (&= or |=) run[y + dy], rows past the border being False
+            lo, hi = max(0, -dy), min(rows, rows - dy)
+            if erode:
+                if lo >= hi:  # every row's neighbour at dy lies past the border
+                    out[:] = False
+                    continue
+                out[lo:hi] &= run[lo + dy : hi + dy]
+                out[:lo] = False
+                out[hi:] = False
+            elif lo < hi:
+                out[lo:hi] |= run[lo + dy : hi + dy]
     return out
 
 

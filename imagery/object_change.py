@@ -18,7 +18,6 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 from satdelta.imagery.errors import InvalidParameterError
-from satdelta.imagery.morphology import cross_dilation
 from satdelta.imagery.object_growth import grow_changed, ncc
 from satdelta.imagery.objects import (
     DateObjects,
@@ -282,7 +281,7 @@ def _classify(
 ) -> list[tuple[FoundObject, ChangeKind, float, float, float, float]]:
     """(object, change, confidence, presence, structure, iou) for each object of ``mine``."""
     tol = max(1, round(options.presence_tol_m / px))
-    present = cross_dilation(other.foreground, tol)
+    present = ndi.binary_dilation(other.foreground, iterations=tol)
     out = []
     for obj in mine.objects:
         sl, fp = mine.footprint(obj)

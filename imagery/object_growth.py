@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
-from satdelta.imagery.morphology import cross_dilation, fill_holes
+from satdelta.imagery.morphology import fill_holes
 from satdelta.imagery.objects import (
     DateObjects,
     FoundObject,
@@ -87,7 +87,7 @@ def grow_changed(
     )
     covered = np.zeros(mine.labels.shape, bool)
     tol = max(1, round(options.presence_tol_m / px))
-    present = cross_dilation(other.foreground, tol) if changed else covered
+    present = ndi.binary_dilation(other.foreground, iterations=tol) if changed else covered
     out = list(rows)
     dropped: set[int] = set()
     for i in changed:

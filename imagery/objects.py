@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.median import median_filter
-from satdelta.imagery.morphology import cross_dilation, fill_holes, rows_pass, within_distance
+from satdelta.imagery.morphology import fill_holes, rows_pass, within_distance
 from scipy import ndimage as ndi
 from skimage import filters
 
@@ -326,7 +326,7 @@ def nodata_mask(
         sizes[0] = 0
         black = sizes[lab] >= options.nodata_min_m2 / px**2
         if black.any():
-            out |= cross_dilation(black, _px(options.nodata_margin_m, px))
+            out |= ndi.binary_dilation(black, iterations=_px(options.nodata_margin_m, px))
     return out
 
 
@@ -620,7 +620,7 @@ def find_objects(
     _add_objects(bright & ~nodata, "bright", z, px, options, labels, found)
     # dark components touching a kept bright object are its shadow: context, not objects
     gap = _px(options.shadow_gap_m, px)
-    near_bright = cross_dilation(labels > 0, gap)
+    near_bright = ndi.binary_dilation(labels > 0, iterations=gap)
     dark_lab, _ = ndi.label(dark)
     attached = np.unique(dark_lab[near_bright & dark])
     alone = dark & ~np.isin(dark_lab, attached[attached > 0])

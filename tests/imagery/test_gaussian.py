@@ -43,6 +43,25 @@ def test_wide_kernels_through_the_fft_give_scipys_values(monkeypatch, shape, sig
     _same_as_scipy(got, want)
 
 
+def test_lines_of_very_different_scales_within_the_fft_rounding():
+    """Zeros beside data and a faint background beside a bright block: the FFT's error is
+    about 1e-16 of a line's largest values (the module's note), so small values may be
+    several units in the last place from scipy's, never more than that bound."""
+    zeros = np.zeros((100, 200), np.float32)
+    zeros[:, :40] = 1000.0
+    faint = np.full((120, 160), 1e-4, np.float32)
+    faint[:, :40] += 1e6
+    for x in (zeros, faint, zeros.T.copy()):
+        for sigma in (6.0, 12.5):
+            want = ndimage.gaussian_filter(x, sigma)
+            got = gaussian(x, sigma)
+            assert got.dtype == np.float32 and got.shape == x.shape
+            bound = 1e-12 * float(np.abs(x).max())
+            assert float(np.abs(got.astype(np.float64) - want).max()) <= bound
+            far = want == 0  # scipy's exact zeros: tiny numbers here, of either sign
+            assert float(np.abs(got[far]).max(initial=0.0)) <= bound
+
+
 def test_reflection_at_both_ends_of_both_axes():
     """A ramp and a step at the edges: what the border rule gives shows there."""
     x = np.zeros((120, 150), np.float32)
@@ -66,7 +85,7 @@ def test_narrow_kernels_and_other_inputs_go_to_scipy_as_they_are():
     assert gaussian(wide, 10.0).dtype == np.float64
     small = _image((30, 30))  # sides under the radius (80): scipy's repeated reflection
     assert np.array_equal(gaussian(small, 20.0), ndimage.gaussian_filter(small, 20.0))
-    assert gaussian(x, 0) is x
+    assert gaussian(x, 0) is x and gaussian(x, float("nan")) is x
 
 
 def test_kernel_is_scipys():
