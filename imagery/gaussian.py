@@ -46,6 +46,11 @@ STRIP_LINES = 128
 _TRUNCATE = 4.0  # scipy's default
 
 
+def _radius(sigma_px: float) -> int:
+    """scipy's kernel radius for ``sigma_px``: ``int(truncate * sigma + 0.5)``."""
+    return int(_TRUNCATE * float(sigma_px) + 0.5)
+
+
 def gaussian_kernel(sigma_px: float) -> NDArray[np.float64]:
     """The weights ``scipy.ndimage.gaussian_filter`` uses for ``sigma_px`` (truncated at 4
     sigma), centre in the middle.
@@ -57,7 +62,7 @@ def gaussian_kernel(sigma_px: float) -> NDArray[np.float64]:
     (9, 1.0, True)
     """
     sigma = float(sigma_px)
-    radius = int(_TRUNCATE * sigma + 0.5)
+    radius = _radius(sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-0.5 / (sigma * sigma) * x * x)
     return w / w.sum()
@@ -80,7 +85,7 @@ def gaussian(x: NDArray, sigma_px: float) -> NDArray:
     """
     if not sigma_px > 0:  # 0, negative or NaN: nothing to smooth (as cues._gauss did)
         return x
-    radius = int(_TRUNCATE * float(sigma_px) + 0.5)
+    radius = _radius(sigma_px)
     if (
         sigma_px < FFT_FROM_SIGMA_PX
         or x.ndim != 2

@@ -23,11 +23,13 @@ __all__ = [
     "cleanup_halo_px",
     "MERGE_GAP_PX",
     "MIN_REGION_PX",
+    "closing",
     "disk",
     "fill_holes",
     "group_labels",
     "majority3",
     "min_region_pixels",
+    "opening",
     "remove_small",
     "rows_pass",
     "square_dilation",
@@ -174,9 +176,8 @@ def within_distance(mask: NDArray[np.bool_], radius_px: float) -> NDArray[np.boo
     [0, 0, 1, 1, 1, 1, 1, 0, 0]
     """
     m = np.asarray(mask, dtype=bool)
-    if m.ndim != 2 or not np.isfinite(radius_px) or radius_px < 0:
-        return ndimage.distance_transform_edt(~m) <= radius_px
-    if not m.any():  # scipy: every pixel's distance is infinite... or none to measure
+    # other shapes, odd radii and a mask with no True pixel (no distance to measure): scipy's
+    if m.ndim != 2 or not np.isfinite(radius_px) or radius_px < 0 or not m.any():
         return ndimage.distance_transform_edt(~m) <= radius_px
     r = min(int(math.floor(radius_px)), max(m.shape))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
@@ -270,9 +271,16 @@ def majority3(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return counts >= 5
 
 
-def _disk_pass(m: NDArray[np.bool_], radius_px: int, *, erode: bool) -> NDArray[np.bool_]:
-    """Erosion or dilation by :func:`disk` (:func:`rows_pass`)."""
-    return rows_pass(m, disk(radius_px), erode=erode)
+def opening(m: NDArray[np.bool_], structure: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``scipy.ndimage.binary_opening(m, structure=structure)`` by :func:`rows_pass` (the
+    erosion, then the dilation)."""
+    return rows_pass(rows_pass(m, structure, erode=True), structure, erode=False)
+
+
+def closing(m: NDArray[np.bool_], structure: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``scipy.ndimage.binary_closing(m, structure=structure)`` by :func:`rows_pass` (the
+    dilation, then the erosion)."""
+    return rows_pass(rows_pass(m, structure, erode=False), structure, erode=True)
 
 
 def rows_pass(
@@ -380,10 +388,10 @@ def clean_mask(
         r = int(radius_px)  # structuring element: disk(r), slightly rounder than the exact disk
         pad = 2 * r
         padded = np.pad(out, pad, mode="symmetric" if min(out.shape) < 2 else "reflect")
-        # opening = dilation of the erosion; the padding keeps the border out of the result
-        padded = _disk_pass(_disk_pass(padded, r, erode=True), r, erode=False)
+        # the padding keeps the border out of the result
+        padded = opening(padded, disk(r))
         if mode == "open-close":
-            padded = _disk_pass(_disk_pass(padded, r, erode=False), r, erode=True)
+            padded = closing(padded, disk(r))
         out = padded[pad:-pad, pad:-pad]
     if min_pixels > 1:
         out = remove_small(out, min_pixels)

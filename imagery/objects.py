@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from satdelta.imagery.errors import InvalidParameterError
 from satdelta.imagery.median import median_filter
-from satdelta.imagery.morphology import fill_holes, rows_pass, within_distance
+from satdelta.imagery.morphology import closing, fill_holes, opening, within_distance
 from scipy import ndimage as ndi
 from skimage import filters
 
@@ -361,8 +361,7 @@ def _close(mask: NDArray[np.bool_], px: float, options: ObjectOptions) -> NDArra
     r = round(options.close_m / px)
     if r >= 1:  # padded so that the image edge does not erode what touches it
         padded = np.pad(mask, r)
-        se = morphology.disk(r)  # a closing: scipy's binary_closing, by rows
-        mask = rows_pass(rows_pass(padded, se, erode=False), se, erode=True)[r:-r, r:-r]
+        mask = closing(padded, morphology.disk(r))[r:-r, r:-r]  # scipy's binary_closing
     return fill_holes(mask)
 
 
@@ -532,8 +531,7 @@ def _blocks(mask: NDArray[np.bool_], min_m2: float, px: float, close_m: float) -
     from skimage import morphology
 
     r = round(close_m / px)
-    se = morphology.disk(r)  # an opening: scipy's binary_opening, by rows
-    opened = rows_pass(rows_pass(mask, se, erode=True), se, erode=False) if r >= 1 else mask
+    opened = opening(mask, morphology.disk(r)) if r >= 1 else mask  # scipy's binary_opening
     lab, _ = ndi.label(opened)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0

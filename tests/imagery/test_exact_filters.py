@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from satdelta.imagery import median as median_module
 from satdelta.imagery.median import median_filter
-from satdelta.imagery.morphology import fill_holes, rows_pass, within_distance
+from satdelta.imagery.morphology import closing, fill_holes, opening, rows_pass, within_distance
 from scipy import ndimage
 
 
@@ -72,6 +72,7 @@ def test_rows_pass_is_scipys_erosion_dilation_opening_closing(radius):
         closed = rows_pass(dil, se, erode=True)
         assert np.array_equal(opened, ndimage.binary_opening(m, structure=se))
         assert np.array_equal(closed, ndimage.binary_closing(m, structure=se))
+        assert np.array_equal(opening(m, se), opened) and np.array_equal(closing(m, se), closed)
     diamond = ndimage.generate_binary_structure(2, 1)  # rows 1, 3, 1 wide
     m = _blobs((80, 90), 0.3, seed=9)
     assert np.array_equal(rows_pass(m, diamond, erode=False), ndimage.binary_dilation(m))
